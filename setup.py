@@ -1,0 +1,43 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="hf_xclip",
+    version="0.1.0",
+    description="X-CLIP video-text models for the Hugging Face ecosystem: faithful port, pipeline, conversion, PEFT.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hf_xclip", "hf_xclip.*"]),
+    include_package_data=True,
+    package_data={"hf_xclip": ["default_model/*", "default_model/**/*"]},
+    install_requires=[
+        # torch is pinned by the install command in the README (CPU build); any recent torch works.
+        "torch>=2.4",
+        "transformers>=5.0,<6",
+        "safetensors>=0.4",
+        "huggingface_hub>=1.0",
+        "accelerate>=1.0",
+        "decord>=0.6; platform_machine == 'x86_64'",
+        "av>=12",
+        "peft>=0.17",
+        "sentencepiece>=0.2",
+        "numpy",
+        "tqdm",
+        "ftfy>=6",
+    ],
+    extras_require={
+        "plot": ["matplotlib>=3.7"],
+        "test": ["pytest>=8", "matplotlib>=3.7"],
+    },
+    entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
