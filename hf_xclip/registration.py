@@ -1,0 +1,26 @@
+"""The one place that registers hf_xclip with transformers' Auto classes (and, once available, the pipeline)."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
+from .modeling_xclip import XClipModel, XClipTextModel, XClipVisionModel
+
+_REGISTERED = False
+
+
+def register() -> None:
+    """Register configs, models, processors and the zero-shot video pipeline. Idempotent."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    for config_class in (XClipConfig, XClipTextConfig, XClipVisionConfig):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    for config_class, model_class in (
+        (XClipConfig, XClipModel),
+        (XClipTextConfig, XClipTextModel),
+        (XClipVisionConfig, XClipVisionModel),
+    ):
+        AutoModel.register(config_class, model_class, exist_ok=True)
+    _REGISTERED = True

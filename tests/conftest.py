@@ -1,0 +1,23 @@
+"""Shared pytest fixtures: the reference directory (skipped cleanly when absent) and small helpers."""
+
+from pathlib import Path
+
+import pytest
+
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """`../shared/reference` next to the repository; tests that need it skip when it is absent."""
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"reference fixtures not found at {REFERENCE_DIR}")
+    return REFERENCE_DIR
+
+
+def reference_file(*parts: str) -> Path:
+    """Path of a reference file, skipping the calling test when it is missing."""
+    path = REFERENCE_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference file {path} not found")
+    return path
