@@ -1,0 +1,593 @@
+"""Procedurally generated video-text data: coloured shapes moving on noisy backgrounds.
+
+This is the data the embedded default model is trained on, so that ``hf-xclip demo`` works on a machine with no
+Hub access. Every clip shows one shape of one colour doing one motion, and its caption says exactly that, e.g.
+``"a red circle moving left"``.
+
+* :class:`SyntheticVideoSpec` names a combination (shape, colour, motion); :func:`all_specs`,
+  :func:`train_specs` and :func:`heldout_specs` list them (see :data:`HELDOUT_COLOUR_MOTIONS` and
+  :data:`HELDOUT_COLOUR_SHAPES` for the zero-shot split).
+* :func:`render_video` draws one clip, ``uint8`` of shape ``(T, H, W, 3)``; the same seed gives bit-identical
+  frames. Everything random about a clip (background texture, noise, start position, size, orientation, speed,
+  jitter, exact colour) is drawn from that seed.
+* :class:`SyntheticVideoDataset` is a torch ``Dataset`` of such clips; :func:`write_video_folder` writes clips as
+  mp4 files in a folder-per-class layout (``root/<caption>/<index>.mp4``).
+* :func:`build_synthetic_tokenizer` makes a small word-level tokenizer covering the captions and prompt templates.
+
+Motions are made to read unambiguously from any handful of frames sampled across the clip (TSN sampling takes
+the middle frame of T equal segments): a linear motion crosses 40-60 % of the frame, growing goes from small to
+large (about 4x in radius), rotation turns a shape without rotational symmetry under the step between frames
+(rotating circles are not a combination, a turning circle looks static).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
+# sRGB values far apart from each other and from the (dark, desaturated) backgrounds.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (225, 35, 35),
+    "green": (40, 200, 60),
+    "blue": (45, 85, 240),
+    "yellow": (240, 220, 40),
+    "white": (245, 245, 245),
+    "purple": (180, 60, 230),
+}
+MOTIONS: tuple[str, ...] = (
+    "moving left",
+    "moving right",
+    "moving up",
+    "moving down",
+    "growing",
+    "shrinking",
+    "rotating",
+)
+# A rotating circle is invisible, so that combination does not exist.
+_INVALID_SHAPE_MOTIONS: frozenset[tuple[str, str]] = frozenset({("circle", "rotating")})
+
+# Zero-shot split: a combination is held out when its (colour, motion) or its (colour, shape) pair is listed here.
+# One pair of each kind per colour, each motion and each shape used at most once, so every colour, shape and motion
+# (and every shape-motion pair) still appears in training, but these colour-motion / colour-shape pairings do not.
+HELDOUT_COLOUR_MOTIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("red", "moving up"),
+        ("green", "growing"),
+        ("blue", "moving left"),
+        ("yellow", "shrinking"),
+        ("white", "rotating"),
+        ("purple", "moving right"),
+    }
+)
+HELDOUT_COLOUR_SHAPES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("red", "triangle"),
+        ("green", "star"),
+        ("blue", "circle"),
+        ("yellow", "cross"),
+        ("white", "square"),
+        ("purple", "star"),
+    }
+)
+
+# Templates used when classifying: the tokenizer's vocabulary covers all of them.
+PROMPT_TEMPLATES: tuple[str, ...] = (
+    "{}",
+    "a video of {}",
+    "a video showing {}",
+    "a clip of {}",
+    "a photo of {}",
+    "this is {}",
+)
+
+Split = Literal["train", "heldout", "all"]
+Background = Literal["noise", "plain"]
+
+SOT_TOKEN = "<|startoftext|>"
+EOT_TOKEN = "<|endoftext|>"
+UNK_TOKEN = "<|unk|>"
+
+
+@dataclass(frozen=True, order=True)
+class SyntheticVideoSpec:
+    """One class of synthetic clip: a ``shape`` of a ``colour`` doing a ``motion``.
+
+    Args:
+        shape: one of :data:`SHAPES`.
+        colour: one of the keys of :data:`COLOURS`.
+        motion: one of :data:`MOTIONS`.
+    """
+
+    shape: str
+    colour: str
+    motion: str
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"unknown shape {self.shape!r}; expected one of {SHAPES}")
+        if self.colour not in COLOURS:
+            raise ValueError(f"unknown colour {self.colour!r}; expected one of {tuple(COLOURS)}")
+        if self.motion not in MOTIONS:
+            raise ValueError(f"unknown motion {self.motion!r}; expected one of {MOTIONS}")
+        if (self.shape, self.motion) in _INVALID_SHAPE_MOTIONS:
+            raise ValueError(f"a {self.shape} {self.motion} is not a valid combination (it would look static)")
+
+    @property
+    def caption(self) -> str:
+        """The class text, e.g. ``"a red circle moving left"``."""
+        return f"a {self.colour} {self.shape} {self.motion}"
+
+    @property
+    def is_heldout(self) -> bool:
+        """Whether this combination belongs to the zero-shot (held-out) split."""
+        return (self.colour, self.motion) in HELDOUT_COLOUR_MOTIONS or (
+            self.colour,
+            self.shape,
+        ) in HELDOUT_COLOUR_SHAPES
+
+    @classmethod
+    def from_caption(cls, caption: str) -> "SyntheticVideoSpec":
+        """Parse a caption written by :attr:`caption` (case and surrounding spaces are ignored)."""
+        words = caption.strip().lower().split()
+        if len(words) < 4 or words[0] != "a":
+            raise ValueError(f"not a synthetic caption: {caption!r} (expected 'a <colour> <shape> <motion>')")
+        return cls(shape=words[2], colour=words[1], motion=" ".join(words[3:]))
+
+
+def all_specs() -> list[SyntheticVideoSpec]:
+    """Every valid combination, in a fixed order (shape, then colour, then motion, as listed in the constants)."""
+    return [
+        SyntheticVideoSpec(shape, colour, motion)
+        for shape in SHAPES
+        for colour in COLOURS
+        for motion in MOTIONS
+        if (shape, motion) not in _INVALID_SHAPE_MOTIONS
+    ]
+
+
+def train_specs() -> list[SyntheticVideoSpec]:
+    """Combinations seen in training (the complement of :func:`heldout_specs`)."""
+    return [spec for spec in all_specs() if not spec.is_heldout]
+
+
+def heldout_specs() -> list[SyntheticVideoSpec]:
+    """Zero-shot combinations never seen in training: see :data:`HELDOUT_COLOUR_MOTIONS` / ``_SHAPES``."""
+    return [spec for spec in all_specs() if spec.is_heldout]
+
+
+def specs_for_split(split: Split) -> list[SyntheticVideoSpec]:
+    """The combinations of ``"train"``, ``"heldout"`` or ``"all"``."""
+    if split == "train":
+        return train_specs()
+    if split == "heldout":
+        return heldout_specs()
+    if split == "all":
+        return all_specs()
+    raise ValueError(f"unknown split {split!r}; expected 'train', 'heldout' or 'all'")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Geometry. Shapes live in a unit frame (circumradius about 1, centred at the origin); a convex polygon's signed
+# distance is approximated by the largest signed distance to its edge lines (exact inside, good enough near the
+# boundary for anti-aliasing); unions take the minimum.
+
+
+def _regular_polygon(num_vertices: int, radius: float, phase: float) -> np.ndarray:
+    angles = phase + 2 * math.pi * np.arange(num_vertices) / num_vertices
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+def _edge_lines(vertices: np.ndarray) -> np.ndarray:
+    """(K, 3) rows ``(nx, ny, offset)`` of the outward edge lines of a counter-clockwise convex polygon."""
+    edges = np.roll(vertices, -1, axis=0) - vertices
+    normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    offsets = (normals * vertices).sum(axis=1)
+    return np.concatenate([normals, offsets[:, None]], axis=1).astype(np.float32)
+
+
+def _star_pieces() -> list[np.ndarray]:
+    outer = _regular_polygon(5, 1.0, math.pi / 2)
+    inner = _regular_polygon(5, 0.42, math.pi / 2 + math.pi / 5)
+    pieces = [_edge_lines(inner)]
+    for k in range(5):
+        pieces.append(_edge_lines(np.stack([inner[k - 1], outer[k], inner[k]])))
+    return pieces
+
+
+def _box(half_w: float, half_h: float) -> np.ndarray:
+    return _edge_lines(np.array([[half_w, -half_h], [half_w, half_h], [-half_w, half_h], [-half_w, -half_h]]))
+
+
+# Each polygonal shape is a union of convex pieces; the circle is handled analytically.
+_SHAPE_PIECES: dict[str, list[np.ndarray]] = {
+    "square": [_box(0.75, 0.75)],
+    "triangle": [_edge_lines(_regular_polygon(3, 1.05, math.pi / 2))],
+    "star": _star_pieces(),
+    "cross": [_box(0.95, 0.3), _box(0.3, 0.95)],
+}
+_CIRCLE_RADIUS = 0.8
+
+
+def _signed_distance(shape: str, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Approximate signed distance (unit-frame units, negative inside) of points ``(px, py)`` to ``shape``."""
+    if shape == "circle":
+        return np.sqrt(px * px + py * py) - np.float32(_CIRCLE_RADIUS)
+    union = None
+    for lines in _SHAPE_PIECES[shape]:
+        piece = None
+        for nx, ny, offset in lines:
+            dist = nx * px + ny * py - offset
+            piece = dist if piece is None else np.maximum(piece, dist, out=piece)
+        union = piece if union is None else np.minimum(union, piece, out=union)
+    return union
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rendering.
+
+
+def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix of bilinear upsampling weights (align_corners=False)."""
+    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    low = np.floor(pos).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = pos - low
+    matrix = np.zeros((n_out, n_in), dtype=np.float32)
+    matrix[np.arange(n_out), low] += 1 - frac
+    matrix[np.arange(n_out), high] += frac
+    return matrix
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
+    """Zero-mean uniform noise with standard deviation ``std`` (uniform draws are ~4x faster than normal ones)."""
+    noise = rng.random(shape, dtype=np.float32) - np.float32(0.5)
+    noise *= np.float32(std * math.sqrt(12))
+    return noise
+
+
+def _background(rng: np.random.Generator, height: int, width: int, plain: bool) -> np.ndarray:
+    """(H, W, 3) float32 background: dark, desaturated, with a smooth random texture and grain."""
+    if plain:
+        return np.zeros((height, width, 3), dtype=np.float32)
+    base = rng.uniform(15, 80) + rng.uniform(-12, 12, size=3)
+    grid = int(rng.integers(3, 9))
+    coarse = rng.standard_normal((grid, grid, 3), dtype=np.float32) * np.float32(rng.uniform(8, 30))
+    smooth = (_interp_matrix(height, grid) @ coarse.transpose(2, 0, 1) @ _interp_matrix(width, grid).T).transpose(1, 2, 0)
+    grain = _noise(rng, (height, width, 3), rng.uniform(2, 10))
+    return (base.astype(np.float32) + smooth + grain).astype(np.float32)
+
+
+def _trajectory(
+    spec: SyntheticVideoSpec, rng: np.random.Generator, times: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame centre x, centre y, radius (pixels) and angle (radians) of the shape."""
+    scale = min(height, width)
+    num = len(times)
+    angle0 = rng.uniform(0, 2 * math.pi)
+    angle = np.full(num, angle0)
+    if spec.motion.startswith("moving"):
+        radius = np.full(num, rng.uniform(0.1, 0.17) * scale)
+        horizontal = spec.motion in ("moving left", "moving right")
+        along_len, across_len = (width, height) if horizontal else (height, width)
+        r = radius[0]
+        travel = rng.uniform(0.4, 0.6) * along_len
+        start = rng.uniform(r, max(r, along_len - r - travel))
+        along = start + travel * times
+        if spec.motion in ("moving left", "moving up"):
+            along = along_len - along
+        across = np.full(num, rng.uniform(r, across_len - r))
+        cx, cy = (along, across) if horizontal else (across, along)
+    else:
+        if spec.motion == "rotating":
+            radius = np.full(num, rng.uniform(0.18, 0.28) * scale)
+            turn = rng.uniform(math.radians(60), math.radians(100)) * rng.choice([-1.0, 1.0])
+            angle = angle0 + turn * times
+            margin = radius[0] / scale
+        else:
+            small, large = rng.uniform(0.06, 0.09) * scale, rng.uniform(0.28, 0.36) * scale
+            if spec.motion == "shrinking":
+                small, large = large, small
+            radius = small + (large - small) * times
+            margin = 0.3
+        cx = np.full(num, rng.uniform(margin, 1 - margin) * width)
+        cy = np.full(num, rng.uniform(margin, 1 - margin) * height)
+    jitter = rng.standard_normal((3, num)) * np.array([[0.01 * scale], [0.01 * scale], [0.02]])
+    return cx + jitter[0], cy + jitter[1], radius * (1 + jitter[2]), angle
+
+
+def render_video(
+    spec: SyntheticVideoSpec,
+    *,
+    num_frames: int = 8,
+    size: int | tuple[int, int] = 64,
+    seed: int | np.random.SeedSequence = 0,
+    background: Background = "noise",
+) -> np.ndarray:
+    """Draw one clip of ``spec``.
+
+    Args:
+        spec: what the clip shows.
+        num_frames: number of frames T; the motion spans the whole clip (frame 0 at its start, frame T-1 at its end).
+        size: frame size, ``S`` for S x S frames or ``(H, W)``.
+        seed: seeds everything random about the clip; the same seed (and arguments) gives bit-identical frames.
+        background: ``"noise"`` (random texture and per-frame grain) or ``"plain"`` (black, no noise; for tests and
+            figures).
+
+    Returns:
+        ``uint8`` array of shape ``(T, H, W, 3)`` (RGB).
+    """
+    if not isinstance(spec, SyntheticVideoSpec):
+        raise TypeError(f"spec must be a SyntheticVideoSpec, got {type(spec).__name__}")
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    if height < 8 or width < 8:
+        raise ValueError(f"frames must be at least 8x8 pixels, got {height}x{width}")
+    if background not in ("noise", "plain"):
+        raise ValueError(f"unknown background {background!r}; expected 'noise' or 'plain'")
+    plain = background == "plain"
+    rng = np.random.default_rng(seed)
+    times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.array([0.5])
+
+    # Geometry is drawn first, so a "plain" clip shows exactly where the shape of the same seed's "noise" clip is.
+    trajectory = _trajectory(spec, rng, times, height, width)
+    cx, cy, radius, angle = (a.astype(np.float32).reshape(-1, 1, 1) for a in trajectory)
+    colour_jitter = rng.uniform(-20, 20, size=3).astype(np.float32)
+    colour = np.asarray(COLOURS[spec.colour], dtype=np.float32)
+    if not plain:
+        colour = np.clip(colour + colour_jitter, 0, 255)
+    canvas = _background(rng, height, width, plain)
+
+    ys = np.arange(height, dtype=np.float32).reshape(1, -1, 1) + np.float32(0.5)
+    xs = np.arange(width, dtype=np.float32).reshape(1, 1, -1) + np.float32(0.5)
+    dx, dy = (xs - cx) / radius, (cy - ys) / radius  # y axis pointing up in the unit frame
+    cos, sin = np.cos(angle), np.sin(angle)
+    px, py = cos * dx + sin * dy, cos * dy - sin * dx  # rotate points by -angle = rotate shape by +angle
+    coverage = np.clip(np.float32(0.5) - _signed_distance(spec.shape, px, py) * radius, 0, 1)[..., None]
+
+    frames = (colour - canvas)[None] * coverage
+    frames += canvas
+    if not plain:
+        frames += _noise(rng, frames.shape, rng.uniform(1, 5))
+    np.clip(frames, 0, 255, out=frames)
+    frames += np.float32(0.5)  # round to nearest when truncating
+    return frames.astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Datasets and files.
+
+
+def _video_seed(seed: int, index: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence(seed, spawn_key=(1, index))
+
+
+def _balanced_labels(num_videos: int, num_classes: int, seed: int) -> np.ndarray:
+    """Labels with every class appearing ``num_videos // num_classes`` or one more times, in a seeded order."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    rounds = -(-num_videos // num_classes)
+    return np.concatenate([rng.permutation(num_classes) for _ in range(rounds)])[:num_videos]
+
+
+class SyntheticVideoDataset(torch.utils.data.Dataset):
+    """Synthetic clips of a split, generated on the fly (deterministic by ``seed`` and index).
+
+    Each item is a dict ``{"frames": uint8 (T, H, W, 3) numpy array (or whatever ``transform`` returns),
+    "caption": str, "label": int}`` where ``label`` indexes :attr:`specs` / :attr:`captions`. Classes are
+    balanced (each appears ``num_videos // num_classes`` or one more times) in a seeded order.
+
+    Args:
+        split: ``"train"``, ``"heldout"`` (zero-shot combinations) or ``"all"``; ignored when ``specs`` is given.
+        num_videos: number of clips; defaults to one per class.
+        seed: seeds the class order and every clip.
+        num_frames: frames per clip.
+        size: frame size (``S`` or ``(H, W)``).
+        specs: explicit list of classes instead of a split.
+        background: ``"noise"`` or ``"plain"``.
+        transform: optional callable applied to the ``(T, H, W, 3)`` uint8 frames.
+    """
+
+    def __init__(
+        self,
+        split: Split = "train",
+        num_videos: int | None = None,
+        seed: int = 0,
+        *,
+        num_frames: int = 8,
+        size: int | tuple[int, int] = 64,
+        specs: Sequence[SyntheticVideoSpec] | None = None,
+        background: Background = "noise",
+        transform: Callable[[np.ndarray], object] | None = None,
+    ) -> None:
+        self.specs = list(specs) if specs is not None else specs_for_split(split)
+        if not self.specs:
+            raise ValueError("SyntheticVideoDataset needs at least one class")
+        num_videos = len(self.specs) if num_videos is None else num_videos
+        if num_videos < 0:
+            raise ValueError(f"num_videos must be non-negative, got {num_videos}")
+        self.seed = seed
+        self.num_frames = num_frames
+        self.size = size
+        self.background = background
+        self.transform = transform
+        self.labels = _balanced_labels(num_videos, len(self.specs), seed)
+
+    @property
+    def captions(self) -> list[str]:
+        """Class texts, indexed by label."""
+        return [spec.caption for spec in self.specs]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def frames(self, index: int) -> np.ndarray:
+        """The raw ``(T, H, W, 3)`` uint8 clip of item ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} clips")
+        spec = self.specs[int(self.labels[index])]
+        return render_video(
+            spec,
+            num_frames=self.num_frames,
+            size=self.size,
+            seed=_video_seed(self.seed, index),
+            background=self.background,
+        )
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        frames = self.frames(index)
+        label = int(self.labels[index])
+        return {
+            "frames": self.transform(frames) if self.transform is not None else frames,
+            "caption": self.specs[label].caption,
+            "label": label,
+        }
+
+    def render_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """All clips at once: ``(N, T, H, W, 3)`` uint8 frames and ``(N,)`` int64 labels."""
+        if len(self) == 0:
+            height, width = (self.size, self.size) if isinstance(self.size, int) else self.size
+            return np.zeros((0, self.num_frames, height, width, 3), np.uint8), self.labels.astype(np.int64)
+        return np.stack([self.frames(i) for i in range(len(self))]), self.labels.astype(np.int64)
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
+    """Encode RGB uint8 frames as H.264 mp4 (near-lossless). Temporary until ``hf_xclip.video_io`` lands."""
+    import av
+
+    height, width = frames.shape[1:3]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_video_folder(
+    root: str | Path,
+    videos_per_class: int,
+    *,
+    split: Split = "train",
+    specs: Iterable[SyntheticVideoSpec] | None = None,
+    seed: int = 0,
+    num_frames: int = 16,
+    size: int | tuple[int, int] = 64,
+    fps: int = 8,
+    background: Background = "noise",
+) -> dict[str, list[Path]]:
+    """Write synthetic clips as mp4 files in a folder-per-class layout: ``root/<caption>/<index>.mp4``.
+
+    Args:
+        root: output folder (created; existing files with the same names are overwritten).
+        videos_per_class: clips per class.
+        split: which combinations (ignored when ``specs`` is given).
+        specs: explicit classes.
+        seed: seeds every clip (clip ``i`` of class ``c`` gets its own seed derived from ``seed``, ``c`` and ``i``).
+        num_frames: frames per clip.
+        size: frame size ``S`` or ``(H, W)``; both must be even (H.264 with 4:2:0 chroma).
+        fps: frame rate written into the file.
+        background: ``"noise"`` or ``"plain"``.
+
+    Returns:
+        ``{caption: [paths]}``.
+    """
+    specs = list(specs) if specs is not None else specs_for_split(split)
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if height % 2 or width % 2:
+        raise ValueError(f"frame size must be even to encode mp4 (yuv420p), got {height}x{width}")
+    if videos_per_class < 1:
+        raise ValueError(f"videos_per_class must be at least 1, got {videos_per_class}")
+    root = Path(root)
+    written: dict[str, list[Path]] = {}
+    for class_index, spec in enumerate(specs):
+        class_dir = root / spec.caption
+        class_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i in range(videos_per_class):
+            frames = render_video(
+                spec,
+                num_frames=num_frames,
+                size=(height, width),
+                seed=np.random.SeedSequence(seed, spawn_key=(2, class_index, i)),
+                background=background,
+            )
+            path = class_dir / f"{i:04d}.mp4"
+            _write_mp4(path, frames, fps)
+            paths.append(path)
+        written[spec.caption] = paths
+    return written
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tokenizer.
+
+
+def tokenizer_corpus(extra_texts: Iterable[str] = ()) -> list[str]:
+    """Every caption in every prompt template, plus ``extra_texts``: the texts the tokenizer is trained on."""
+    captions = [spec.caption for spec in all_specs()]
+    return [template.format(caption) for template in PROMPT_TEMPLATES for caption in captions] + list(extra_texts)
+
+
+def build_synthetic_tokenizer(
+    out_dir: str | Path | None = None, *, max_length: int = 16, extra_texts: Iterable[str] = ()
+):
+    """A word-level tokenizer for the synthetic captions, CLIP-style special tokens, loadable by ``AutoTokenizer``.
+
+    Text is NFKC-normalised, lower-cased, stripped of punctuation, split on whitespace and wrapped as
+    ``<|startoftext|> words <|endoftext|>``. Ids: ``<|unk|>`` = 0, the words in sorted order, then
+    ``<|startoftext|>`` and ``<|endoftext|>`` = the largest id, so X-CLIP's EOS pooling at ``argmax(input_ids)``
+    (or at the first ``eos_token_id``) finds the end of the text. Padding uses ``<|endoftext|>`` as transformers'
+    CLIP tokenizer does (the attention mask tells padding apart).
+
+    Args:
+        out_dir: if given, ``save_pretrained`` there.
+        max_length: ``model_max_length`` (the text model needs at least this many positions).
+        extra_texts: more texts whose words join the vocabulary.
+
+    Returns:
+        a transformers fast tokenizer.
+    """
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    # Punctuation is dropped, so "A red circle, moving left!" reads like the caption.
+    normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Lowercase(), normalizers.Replace(Regex(r"[^\w\s]"), " "), normalizers.Strip()]
+    )
+    pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # Let the tokenizers trainer collect the words, then fix the id order (sorted words, EOT last).
+    collector = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
+    collector.normalizer, collector.pre_tokenizer = normalizer, pre_tokenizer
+    collector.train_from_iterator(tokenizer_corpus(extra_texts), trainers.WordLevelTrainer(special_tokens=[UNK_TOKEN]))
+    words = sorted(set(collector.get_vocab()) - {UNK_TOKEN})
+    vocab = {UNK_TOKEN: 0, **{word: i + 1 for i, word in enumerate(words)}}
+    vocab[SOT_TOKEN], vocab[EOT_TOKEN] = len(vocab), len(vocab) + 1
+
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=UNK_TOKEN))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{SOT_TOKEN} $A {EOT_TOKEN}",
+        pair=f"{SOT_TOKEN} $A {EOT_TOKEN} $B {EOT_TOKEN}",
+        special_tokens=[(SOT_TOKEN, vocab[SOT_TOKEN]), (EOT_TOKEN, vocab[EOT_TOKEN])],
+    )
+    tokenizer.add_special_tokens([UNK_TOKEN, SOT_TOKEN, EOT_TOKEN])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=SOT_TOKEN,
+        eos_token=EOT_TOKEN,
+        pad_token=EOT_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=max_length,
+    )
+    if out_dir is not None:
+        fast.save_pretrained(str(out_dir))
+    return fast
