@@ -1,0 +1,38 @@
+"""Conversion of original X-CLIP, ViFi-CLIP and CLIP checkpoints into hf_xclip models (``hf-xclip convert``).
+
+* :func:`convert_xclip_checkpoint`: a checkpoint of the original X-CLIP training code (microsoft/VideoX);
+* :func:`convert_vificlip_checkpoint`: a ViFi-CLIP checkpoint (CLIP per frame, mean over frames);
+* :func:`convert_clip_to_xclip`: a new X-CLIP initialised from CLIP as the paper starts training;
+* :func:`build_clip_tokenizer`, :func:`clean_text`: the original tokenizer and text cleaning;
+* :func:`read_original_checkpoint`: safe reading of the original files (no yacs, no arbitrary unpickling).
+
+Every hyperparameter is read from the weights, the output is checked against an independent forward pass of the
+original weights, and nothing is written unless everything succeeded.
+"""
+
+from .checkpoint import ConversionError, UnsafeCheckpointError, read_original_checkpoint
+from .export import ConversionResult
+from .hyperparameters import build_config, infer_sizes
+from .key_mapping import ORIGINAL_TO_HF, hf_to_original, original_to_hf
+from .model_card import RELEASED_CHECKPOINTS, build_model_card
+from .reference import original_forward
+from .tokenizer import build_clip_tokenizer, clean_text
+from .xclip import convert_xclip_checkpoint
+
+__all__ = [
+    "ORIGINAL_TO_HF",
+    "RELEASED_CHECKPOINTS",
+    "ConversionError",
+    "ConversionResult",
+    "UnsafeCheckpointError",
+    "build_clip_tokenizer",
+    "build_config",
+    "build_model_card",
+    "clean_text",
+    "convert_xclip_checkpoint",
+    "hf_to_original",
+    "infer_sizes",
+    "original_forward",
+    "original_to_hf",
+    "read_original_checkpoint",
+]
