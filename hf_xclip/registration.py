@@ -23,4 +23,7 @@ def register() -> None:
         (XClipVisionConfig, XClipVisionModel),
     ):
         AutoModel.register(config_class, model_class, exist_ok=True)
+    from .pipeline_zero_shot_video_classification import register_pipeline
+
+    register_pipeline()  # pipeline("zero-shot-video-classification")
     _REGISTERED = True
