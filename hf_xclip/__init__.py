@@ -9,7 +9,10 @@ from .modeling_xclip import (
     XClipVideoOutput,
     XClipVisionModel,
 )
+from .processing_xclip import XClipProcessor
 from .registration import register
+from .video_io import VideoDecodeError
+from .video_processing_xclip import XClipVideoProcessor
 
 register()
 
@@ -25,5 +28,8 @@ __all__ = [
     "XClipVideoOutput",
     "XClipVisionConfig",
     "XClipVisionModel",
+    "XClipProcessor",
+    "XClipVideoProcessor",
+    "VideoDecodeError",
     "register",
 ]

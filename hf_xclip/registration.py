@@ -10,6 +10,20 @@ from .modeling_xclip import XClipModel, XClipTextModel, XClipVisionModel
 _REGISTERED = False
 
 
+def _register_processors() -> None:
+    from transformers import AutoProcessor
+    from transformers.utils import is_torchvision_available
+
+    from .processing_xclip import XClipProcessor
+    from .video_processing_xclip import XClipVideoProcessor
+
+    AutoProcessor.register(XClipConfig, XClipProcessor, exist_ok=True)
+    if is_torchvision_available():  # transformers' AutoVideoProcessor is a placeholder without torchvision
+        from transformers import AutoVideoProcessor
+
+        AutoVideoProcessor.register(XClipConfig, XClipVideoProcessor, exist_ok=True)
+
+
 def register() -> None:
     """Register configs, models, processors and the zero-shot video pipeline. Idempotent."""
     global _REGISTERED
@@ -23,6 +37,7 @@ def register() -> None:
         (XClipVisionConfig, XClipVisionModel),
     ):
         AutoModel.register(config_class, model_class, exist_ok=True)
+    _register_processors()
     from .pipeline_zero_shot_video_classification import register_pipeline
 
     register_pipeline()  # pipeline("zero-shot-video-classification")

@@ -475,7 +475,8 @@ def read_video(
     info = _probe(src)
     indices = sample_frame_indices(info.num_frames, num_frames, sampling, num_clips, rng)
     frames, used = _read_frames(src, info, indices.reshape(-1), backend, short_side, num_threads)
-    return DecodedVideo(frames=frames.reshape(*indices.shape, *frames.shape[1:]), indices=indices, info=info, backend=used)
+    frames = frames.reshape(*indices.shape, *frames.shape[1:])
+    return DecodedVideo(frames=frames, indices=indices, info=info, backend=used)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Processor of X-CLIP: `XClipVideoProcessor` for videos plus a CLIP tokenizer for texts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import logging
+from transformers.video_processing_utils import VideoProcessorMixin
+
+from .video_processing_xclip import XClipVideoProcessor
+
+logger = logging.get_logger(__name__)
+
+# CLIP's context length: `clip.tokenize` in the original pads / refuses beyond 77 tokens.
+CLIP_CONTEXT_LENGTH = 77
+
+
+class XClipProcessor(ProcessorMixin):
+    r"""Wraps an [`XClipVideoProcessor`] and a CLIP tokenizer into one processor.
+
+    ``processor(text=..., videos=...)`` returns ``input_ids`` / ``attention_mask`` (texts padded to the longest,
+    truncated to 77 tokens) and ``pixel_values`` (B, T, 3, S, S), or (B * V, T, 3, S, S) plus ``num_views`` = V
+    with several clips / crops per video (see [`XClipVideoProcessor`]). Tensors are PyTorch unless
+    ``return_tensors`` says otherwise.
+
+    `from_pretrained` reads this package's layout (``processor_config.json``), transformers' X-CLIP layout
+    (``processor_config.json`` nesting an ``image_processor``) and the Hub's 2022 layout
+    (``preprocessor_config.json`` of a ``VideoMAEFeatureExtractor``), with the CLIP tokenizer files next to them;
+    ``num_frames`` comes from the model's ``config.json`` when the processor files do not say.
+
+    Args:
+        video_processor: an [`XClipVideoProcessor`]; another image / video processor is converted (its crop
+            size and statistics are kept) so that ``pixel_values`` always have X-CLIP's layout.
+        tokenizer: a CLIP tokenizer.
+
+    Example:
+
+    ```python
+    >>> from hf_xclip import XClipProcessor
+    >>> processor = XClipProcessor.from_pretrained("microsoft/xclip-base-patch32")  # doctest: +SKIP
+    >>> inputs = processor(text=["playing sports", "eating spaghetti"], videos="video.mp4")  # doctest: +SKIP
+    >>> inputs["pixel_values"].shape  # doctest: +SKIP
+    torch.Size([1, 8, 3, 224, 224])
+    ```
+    """
+
+    skip_tensor_conversion = [*ProcessorMixin.skip_tensor_conversion, "num_views"]
+    text_kwargs = {"padding": True, "truncation": True, "max_length": CLIP_CONTEXT_LENGTH, "return_tensors": "pt"}
+    videos_kwargs = {"return_tensors": "pt"}
+
+    def __init__(self, video_processor: Any = None, tokenizer: Any = None, **kwargs):
+        super().__init__(_as_xclip_video_processor(video_processor), tokenizer, **kwargs)
+
+    def __call__(self, text: Any = None, videos: Any = None, images: Any = None, **kwargs) -> BatchFeature:
+        """Tokenize ``text`` and preprocess ``videos`` (``images`` is accepted as an alias of ``videos``, as in
+        transformers' X-CLIP processor). Options of the video processor (``num_frames``, ``num_clips``, ...) and of
+        the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``."""
+        if images is not None:
+            if videos is not None:
+                raise ValueError("Pass the videos as `videos` (`images` is only an alias of it), not both.")
+            videos = images
+        if text is None and videos is None:
+            raise ValueError("XClipProcessor needs `text`, `videos` or both.")
+        return super().__call__(text=text, videos=videos, **kwargs)
+
+    def check_argument_for_proper_class(self, argument_name: str, argument: Any):
+        # transformers resolves "VideoProcessorMixin" through VIDEO_PROCESSOR_MAPPING, a placeholder that raises
+        # when torchvision is missing; X-CLIP's video processor does not need torchvision.
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(f"`video_processor` must be a video processor, got {type(argument).__name__}.")
+            return VideoProcessorMixin
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    @classmethod
+    def get_processor_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        processor_dict, kwargs = super().get_processor_dict(pretrained_model_name_or_path, **kwargs)
+        for key in ("image_processor", "feature_extractor"):  # transformers' X-CLIP layout nests its own processor
+            processor_dict.pop(key, None)
+        return processor_dict, kwargs
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        subfolder = kwargs.pop("subfolder", "")
+        path = pretrained_model_name_or_path
+        video_processor = XClipVideoProcessor.from_pretrained(path, subfolder=subfolder, **kwargs)
+        tokenizer = _load_clip_tokenizer(path, subfolder, **kwargs)
+        return [video_processor, tokenizer]
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return list(dict.fromkeys([*self.tokenizer.model_input_names, *self.video_processor.model_input_names]))
+
+
+def _as_xclip_video_processor(processor: Any) -> XClipVideoProcessor:
+    if processor is None:
+        return XClipVideoProcessor()
+    if isinstance(processor, XClipVideoProcessor):
+        return processor
+    if hasattr(processor, "to_dict"):
+        config = processor.to_dict()
+        config.setdefault("image_processor_type", type(processor).__name__)
+        logger.warning(
+            f"XClipProcessor converts the given {type(processor).__name__} into an XClipVideoProcessor (X-CLIP's "
+            "test protocol at the same crop size and statistics) so that pixel_values keep the (B, T, 3, S, S) layout."
+        )
+        return XClipVideoProcessor(**config)
+    raise TypeError(f"`video_processor` must be an XClipVideoProcessor, got {type(processor).__name__}.")
+
+
+def _load_clip_tokenizer(path: str | os.PathLike, subfolder: str, **kwargs):
+    """AutoTokenizer, or CLIPTokenizer for folders holding only ``vocab.json`` + ``merges.txt``."""
+    from transformers import AutoTokenizer, CLIPTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, subfolder=subfolder, **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        logger.info(f"AutoTokenizer could not load {path} ({err}); loading it as a CLIPTokenizer.")
+        return CLIPTokenizer.from_pretrained(path, subfolder=subfolder, **kwargs)
+
+
+__all__ = ["XClipProcessor"]

@@ -1,0 +1,621 @@
+"""Video processor of X-CLIP: video in (file, bytes, array, frames), ``pixel_values`` (B, T, 3, S, S) out.
+
+Defaults reproduce the original X-CLIP test-time protocol (microsoft/VideoX ``datasets/build.py``):
+
+1. TSN sampling: T segments, the middle frame of each (``index_k = int((k + 0.5) * N / T)``); decoding reads only
+   those frames (see `hf_xclip.video_io`).
+2. Resize the short side to ``int(256 / 224 * S)`` (256 for S = 224), bilinear without antialiasing, sizes rounded
+   as mmcv does, result rounded to uint8 (the original resizes uint8 frames with OpenCV).
+3. Centre crop S x S (offsets ``(H - S) // 2``, ``(W - S) // 2``).
+4. ``(x / 255 - mean) / std`` with ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
+
+Multi-view testing: ``num_clips`` temporal clips x ``num_crops`` (1 or 3) spatial crops per video. The output is then
+``pixel_values`` of shape (B * V, T, 3, S, S) with V = num_crops * num_clips, the V views of a video adjacent
+(video-major; inside a video crop-major, clip-minor, the original's order), plus ``num_views`` = V. Average the
+per-view softmax over groups of V consecutive rows, e.g. ``probs.view(B, V, -1).mean(1)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.utils import PROCESSOR_NAME, cached_file, logging
+from transformers.video_processing_utils import VideoProcessorMixin
+
+from .video_io import (
+    BACKENDS,
+    SAMPLING_MODES,
+    VideoInfo,
+    is_video_source,
+    probe_video,
+    read_frames,
+    read_video,
+    sample_frame_indices,
+)
+
+logger = logging.get_logger(__name__)
+
+# The original resizes the short side to 256 before a 224 crop and keeps that ratio for other input sizes.
+RESIZE_RATIO = 256 / 224
+_RESAMPLE_MODES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+# Keys under which transformers' processors nest a sub-processor config in processor_config.json.
+_NESTED_KEYS = ("video_processor", "image_processor", "feature_extractor")
+_FOREIGN_TYPE_KEYS = ("feature_extractor_type", "image_processor_type")
+_HUB_KWARGS = ("cache_dir", "force_download", "token", "local_files_only", "revision")
+
+
+class XClipVideoProcessorKwargs(VideosKwargs, total=False):
+    """Call-time options of `XClipVideoProcessor` beyond transformers' `VideosKwargs`.
+
+    Attributes:
+        frame_sampling: ``"middle"`` (test-time TSN, default), ``"random"`` (training TSN) or ``"uniform"``.
+        num_clips: temporal clips (views) per video.
+        num_crops: 1 (centre crop) or 3 (three crops along the long side after resizing the short side to S).
+        antialias: antialias when downscaling (the original does not).
+        decode_backend: ``"auto"`` (decord, PyAV if decord fails), ``"decord"`` or ``"pyav"``.
+        decode_short_side: downscale while decoding so the short side has this many pixels (faster; frames then
+            differ slightly from the original's resize).
+        decode_threads: decoder threads (0 = automatic).
+        seed: seed of ``"random"`` sampling (otherwise drawn from torch's generator).
+    """
+
+    frame_sampling: str | None
+    num_clips: int | None
+    num_crops: int | None
+    antialias: bool | None
+    decode_backend: str | None
+    decode_short_side: int | None
+    decode_threads: int | None
+    seed: int | None
+
+
+class XClipVideoProcessor(VideoProcessorMixin):
+    r"""Turns videos into X-CLIP's ``pixel_values`` with the original's test-time protocol.
+
+    Args:
+        num_frames: frames per clip (T).
+        frame_sampling: ``"middle"`` (TSN test, the original's), ``"random"`` (TSN training) or ``"uniform"``.
+        num_clips: temporal clips per video (views).
+        num_crops: spatial crops per clip: 1 (centre) or 3 (left, right, middle along the long side).
+        do_resize: resize before cropping.
+        size: resize target; ``{"shortest_edge": R}`` keeps the aspect ratio, ``{"height", "width"}`` does not.
+            ``None`` (default) follows the original: short side ``int(256 / 224 * S)`` with one crop, ``S`` with
+            three crops.
+        resample: 2 (bilinear, the original's), 3 (bicubic) or 0 (nearest).
+        antialias: antialias when downscaling (off, like OpenCV in the original).
+        do_center_crop: crop S x S (``crop_size``).
+        crop_size: model input size S (int or ``{"height": S, "width": S}``).
+        do_rescale / rescale_factor: multiply pixel values by ``rescale_factor`` (1/255).
+        do_normalize / image_mean / image_std: ImageNet normalisation.
+        do_convert_rgb: convert grayscale / RGBA inputs to RGB.
+        do_sample_frames: sample T frames per clip; ``False`` keeps every frame of array inputs (and decodes every
+            frame of files).
+        decode_backend / decode_short_side / decode_threads: see `hf_xclip.video_io.read_video`.
+
+    Foreign configs (a 2022 ``VideoMAEFeatureExtractor`` ``preprocessor_config.json`` of the Hub's X-CLIP repos, or
+    a ``VideoMAEImageProcessor`` / ``CLIPImageProcessor`` dict) are read as the original protocol at their crop
+    size: their ``size`` is the model input size S (``crop_size`` when present), their mean / std / resample are
+    kept, and the resize follows the 256/224 rule above (transformers' port resized to S instead).
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from hf_xclip import XClipVideoProcessor
+    >>> processor = XClipVideoProcessor(crop_size=32)
+    >>> video = np.zeros((20, 48, 64, 3), dtype=np.uint8)  # (frames, height, width, RGB)
+    >>> processor(video)["pixel_values"].shape
+    torch.Size([1, 8, 3, 32, 32])
+    ```
+    """
+
+    valid_kwargs = XClipVideoProcessorKwargs
+    model_input_names = ["pixel_values"]
+
+    num_frames = 8
+    frame_sampling = "middle"
+    num_clips = 1
+    num_crops = 1
+    do_resize = True
+    size = None
+    resample = 2
+    antialias = False
+    do_center_crop = True
+    crop_size = {"height": 224, "width": 224}
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = IMAGENET_DEFAULT_MEAN
+    image_std = IMAGENET_DEFAULT_STD
+    do_convert_rgb = True
+    do_sample_frames = True
+    default_to_square = False
+    decode_backend = "auto"
+    decode_short_side = None
+    decode_threads = 0
+
+    def __init__(self, **kwargs: Unpack[XClipVideoProcessorKwargs]) -> None:
+        if _is_foreign_config(kwargs):
+            kwargs = _translate_foreign_config(kwargs)
+        for key in ("video_processor_type", "processor_class", "auto_map", "_processor_class"):
+            kwargs.pop(key, None)
+        unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__))
+        if unknown:
+            logger.warning(f"XClipVideoProcessor ignores unknown options {unknown}.")
+        super().__init__()
+        for name in self.valid_kwargs.__annotations__:
+            value = kwargs.get(name)
+            if value is None:
+                value = getattr(type(self), name, None)
+            if name in ("size", "crop_size", "image_mean", "image_std"):
+                value = _normalise_option(name, value)
+            if value is not None or hasattr(type(self), name):
+                setattr(self, name, value)
+        _check_options(self._options({}))
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Loading foreign layouts
+    # ----------------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def get_video_processor_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Like transformers', plus a ``processor_config.json`` that nests an ``image_processor`` (transformers'
+        X-CLIP layout) and ``num_frames`` from the model's ``config.json`` when the processor file has none."""
+        lookup = {key: kwargs.get(key) for key in _HUB_KWARGS}
+        lookup["subfolder"] = kwargs.get("subfolder", "")
+        nested = _nested_processor_dict(pretrained_model_name_or_path, lookup)
+        if nested is not None:
+            for key in (*_HUB_KWARGS, "proxies", "subfolder", "_from_pipeline", "_from_auto"):
+                kwargs.pop(key, None)
+            processor_dict = nested
+        else:
+            processor_dict, kwargs = super().get_video_processor_dict(pretrained_model_name_or_path, **kwargs)
+        if "num_frames" not in processor_dict:
+            num_frames = _num_frames_from_model_config(pretrained_model_name_or_path, lookup)
+            if num_frames is not None:
+                processor_dict = {**processor_dict, "num_frames": num_frames}
+        return processor_dict, kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        for key in ("_processor_class", "processor_class", "image_processor_type"):
+            output.pop(key, None)
+        output["resample"] = int(output.get("resample", 2))
+        return output
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Processing
+    # ----------------------------------------------------------------------------------------------------------
+
+    def sample_frames(self, total_frames: int, num_frames: int | None = None, **kwargs) -> np.ndarray:
+        """Indices ``(num_clips, num_frames)`` this processor samples from a video of ``total_frames`` frames."""
+        options = self._options({"num_frames": num_frames, **kwargs})
+        return sample_frame_indices(
+            total_frames, options["num_frames"], options["frame_sampling"], options["num_clips"], _rng(options)
+        )
+
+    def resize_short_side(self, num_crops: int | None = None) -> int | None:
+        """Short side after resizing (``None`` when ``size`` gives an exact height and width)."""
+        return _resize_short_side(self._options({"num_crops": num_crops}))
+
+    def preprocess(self, videos: Any, **kwargs: Unpack[XClipVideoProcessorKwargs]) -> BatchFeature:
+        """Decode, sample, resize, crop and normalise a video or a batch of videos.
+
+        Args:
+            videos: one video or a list of videos. A video is a path (str / Path), bytes, a binary file object, an
+                array / tensor (T, H, W, 3), (T, H, W, 1), (T, 3, H, W) or grayscale (T, H, W), or a list of frames
+                (PIL images or (H, W, 3) / (H, W) arrays). A 5-D array is a batch.
+            kwargs: any option of the constructor for this call only, ``seed`` for random sampling,
+                ``return_tensors`` (``"pt"`` default or ``"np"``), ``return_metadata``, ``device``.
+
+        Returns:
+            `BatchFeature` with ``pixel_values`` (B * V, T, 3, S, S) float32; ``num_views`` (= V) when V > 1;
+            ``video_metadata`` (one dict per video) with ``return_metadata=True``.
+        """
+        unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__))
+        if unknown:
+            raise TypeError(f"XClipVideoProcessor got unexpected options {unknown}.")
+        return_tensors = kwargs.pop("return_tensors", None) or "pt"
+        return_metadata = kwargs.pop("return_metadata", False)
+        options = self._options(kwargs)
+        _check_options(options)
+        rng = _rng(options)
+        items = _split_batch(videos)
+        views, metadata = [], []
+        for position, item in enumerate(items):
+            frames, meta = self._load(item, position, options, rng)
+            views.append(self._transform(frames, options))
+            metadata.append(meta)
+        shapes = {tuple(v.shape[1:]) for v in views}
+        if len(shapes) > 1:
+            raise ValueError(f"Videos of a batch must give the same shape, got {sorted(shapes)} (set num_frames).")
+        pixel_values = torch.cat(views)
+        data: dict[str, Any] = {"pixel_values": pixel_values}
+        num_views = views[0].shape[0]
+        if num_views > 1:
+            data["num_views"] = num_views
+        if return_metadata:
+            data["video_metadata"] = metadata
+        if return_tensors == "np":
+            data["pixel_values"] = pixel_values.cpu().numpy()
+        elif return_tensors != "pt":
+            raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
+        return BatchFeature(data=data, skip_tensor_conversion=["num_views", "video_metadata"])
+
+    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        options = {name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
+        for name, value in overrides.items():
+            if value is not None:
+                options[name] = _normalise_option(name, value) if name in ("size", "crop_size") else value
+        return options
+
+    def _load(self, item: Any, position: int, options: dict[str, Any], rng) -> tuple[torch.Tensor, dict]:
+        """Frames (V_clips * T, H, W, C) of one video, and its metadata."""
+        num_frames, sampling, clips = options["num_frames"], options["frame_sampling"], options["num_clips"]
+        backend, short, threads = options["decode_backend"], options["decode_short_side"], options["decode_threads"]
+        if is_video_source(item):
+            if options["do_sample_frames"]:
+                video = read_video(
+                    item, num_frames, sampling=sampling, num_clips=clips, backend=backend, short_side=short,
+                    num_threads=threads, rng=rng,
+                )
+                frames, indices, info, used = video.frames, video.indices, video.info, video.backend
+                frames = frames.reshape(-1, *frames.shape[2:])
+            else:
+                info = probe_video(item)
+                indices = np.arange(info.num_frames)[None]
+                frames, used = read_frames(
+                    item, indices[0], backend=backend, short_side=short, num_threads=threads, info=info
+                )
+            return torch.from_numpy(frames), _metadata(info, indices, used)
+        frames = _frames_tensor(item, position, options["do_convert_rgb"])
+        total = frames.shape[0]
+        if options["do_sample_frames"]:
+            indices = sample_frame_indices(total, num_frames, sampling, clips, rng)
+            frames = frames[torch.from_numpy(indices.reshape(-1))]
+        else:
+            indices = np.arange(total)[None]
+        height, width = frames.shape[1:3]
+        meta = {
+            "source": f"<array {position}>",
+            "total_num_frames": total,
+            "fps": None,
+            "height": height,
+            "width": width,
+            "frame_indices": indices.tolist(),
+            "backend": None,
+        }
+        return frames, meta
+
+    def _transform(self, frames: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+        """(V_clips * T, H, W, 3) frames -> (num_crops * V_clips, T, 3, S, S) normalised pixel values."""
+        clips = options["num_clips"] if options["do_sample_frames"] else 1
+        if options["device"] is not None:
+            frames = frames.to(options["device"])
+        images = frames.permute(0, 3, 1, 2)  # a channels-last view: no copy
+        if options["do_resize"]:
+            images = _resize(images, options)
+        if options["num_crops"] == 3:
+            crops = _three_crops(images, options["crop_size"])
+        elif options["do_center_crop"]:
+            crops = [_center_crop(images, options["crop_size"])]
+        else:
+            crops = [images]
+        pixels = torch.stack(crops)  # (crops, V_clips * T, 3, S, S)
+        pixels = _rescale_and_normalize(pixels, options)
+        num_crops = pixels.shape[0]
+        return pixels.reshape(num_crops * clips, -1, *pixels.shape[2:]).contiguous()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _normalise_option(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "crop_size":
+        if isinstance(value, int):
+            return {"height": value, "width": value}
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return {"height": int(value[0]), "width": int(value[1])}
+        value = dict(value)
+        if "height" in value and "width" in value:
+            return {"height": int(value["height"]), "width": int(value["width"])}
+        if "shortest_edge" in value:
+            return {"height": int(value["shortest_edge"]), "width": int(value["shortest_edge"])}
+        raise ValueError(f"`crop_size` must be an int or {{'height', 'width'}}, got {value!r}.")
+    if name == "size":
+        if isinstance(value, int):
+            return {"shortest_edge": value}
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return {"height": int(value[0]), "width": int(value[1])}
+        value = dict(value)
+        if "shortest_edge" in value:
+            return {"shortest_edge": int(value["shortest_edge"])}
+        if "height" in value and "width" in value:
+            return {"height": int(value["height"]), "width": int(value["width"])}
+        raise ValueError(f"`size` must be an int, {{'shortest_edge'}} or {{'height', 'width'}}, got {value!r}.")
+    if name in ("image_mean", "image_std"):
+        return [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+    return value
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    def positive(name: str) -> None:
+        value = options[name]
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+    positive("num_frames")
+    positive("num_clips")
+    if options["frame_sampling"] not in SAMPLING_MODES:
+        raise ValueError(f"`frame_sampling` must be one of {SAMPLING_MODES}, got {options['frame_sampling']!r}.")
+    if options["frame_sampling"] == "uniform" and options["num_clips"] != 1:
+        raise ValueError("`frame_sampling='uniform'` gives one clip per video; set `num_clips=1`.")
+    if options["num_crops"] not in (1, 3):
+        raise ValueError(f"`num_crops` must be 1 or 3, got {options['num_crops']!r}.")
+    crop = options["crop_size"]
+    if crop is None or min(crop.values()) < 1:
+        raise ValueError(f"`crop_size` must be positive, got {crop!r}.")
+    if options["num_crops"] == 3 and crop["height"] != crop["width"]:
+        raise ValueError(f"Three crops need a square `crop_size`, got {crop}.")
+    if options["decode_backend"] not in BACKENDS:
+        raise ValueError(f"`decode_backend` must be one of {BACKENDS}, got {options['decode_backend']!r}.")
+    if int(options["resample"]) not in _RESAMPLE_MODES:
+        raise ValueError(f"`resample` must be 0 (nearest), 2 (bilinear) or 3 (bicubic), got {options['resample']!r}.")
+    short = options["decode_short_side"]
+    if short is not None and (not isinstance(short, int) or short < 1):
+        raise ValueError(f"`decode_short_side` must be a positive integer or None, got {short!r}.")
+
+
+def _rng(options: dict[str, Any]) -> np.random.Generator | None:
+    if options["frame_sampling"] != "random":
+        return None
+    seed = options.get("seed")
+    if seed is None:  # follow torch's generator, so torch.manual_seed and DataLoader worker seeding apply
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return np.random.default_rng(seed)
+
+
+def _is_foreign_config(config: dict[str, Any]) -> bool:
+    if any(key in config for key in _FOREIGN_TYPE_KEYS):
+        return True
+    kind = config.get("video_processor_type")
+    return kind is not None and kind != "XClipVideoProcessor"
+
+
+def _translate_foreign_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Read a VideoMAE / CLIP image-processor dict as X-CLIP's protocol at that config's input size."""
+    crop = config.get("crop_size") if config.get("crop_size") is not None else config.get("size")
+    crop = _normalise_option("crop_size", crop) if crop is not None else None
+    kept = ("do_resize", "do_center_crop", "do_rescale", "rescale_factor", "do_normalize", "image_mean",
+            "image_std", "resample", "do_convert_rgb", "num_frames")
+    translated = {key: config[key] for key in kept if config.get(key) is not None}
+    if crop is not None:
+        translated["crop_size"] = crop
+    kind = next((config[k] for k in (*_FOREIGN_TYPE_KEYS, "video_processor_type") if config.get(k)), "unknown")
+    logger.info(
+        f"Read a {kind} config as X-CLIP's test protocol: crop {crop}, short side resized by 256/224 "
+        "(the original X-CLIP evaluation), ImageNet statistics from the file."
+    )
+    return translated
+
+
+def _nested_processor_dict(path: str | os.PathLike, lookup: dict[str, Any]) -> dict[str, Any] | None:
+    """The sub-processor dict of a ``processor_config.json`` (our layout or transformers' X-CLIP layout)."""
+    if os.path.isfile(path):
+        return None
+    resolved = cached_file(path, PROCESSOR_NAME, _raise_exceptions_for_missing_entries=False, **lookup)
+    if resolved is None:
+        return None
+    with open(resolved, encoding="utf-8") as handle:
+        try:
+            config = json.load(handle)
+        except json.JSONDecodeError as err:
+            raise OSError(f"{resolved} is not valid JSON: {err}") from None
+    for key in _NESTED_KEYS:
+        if isinstance(config.get(key), dict):
+            return dict(config[key])
+    return None
+
+
+def _num_frames_from_model_config(path: str | os.PathLike, lookup: dict[str, Any]) -> int | None:
+    if os.path.isfile(path):
+        return None
+    try:
+        resolved = cached_file(path, "config.json", _raise_exceptions_for_missing_entries=False, **lookup)
+    except OSError:
+        return None
+    if resolved is None:
+        return None
+    try:
+        with open(resolved, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return None
+    vision = config.get("vision_config") or {}
+    num_frames = vision.get("num_frames", config.get("num_frames"))
+    return int(num_frames) if isinstance(num_frames, int) and num_frames > 0 else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _is_frame(obj: Any) -> bool:
+    if _is_pil(obj):
+        return True
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return obj.ndim == 2 or (obj.ndim == 3 and obj.shape[-1] in (1, 3, 4))
+    return False
+
+
+def _is_pil(obj: Any) -> bool:
+    return type(obj).__module__.startswith("PIL.") and hasattr(obj, "convert")
+
+
+def _split_batch(videos: Any) -> list[Any]:
+    """One list entry per video."""
+    if is_video_source(videos):
+        return [videos]
+    if isinstance(videos, (np.ndarray, torch.Tensor)):
+        if videos.ndim == 5:
+            return list(videos)
+        if videos.ndim in (3, 4):
+            return [videos]
+        raise ValueError(f"A video array must have 3 to 5 dimensions, got shape {tuple(videos.shape)}.")
+    if isinstance(videos, Sequence) and not isinstance(videos, (str, bytes)):
+        if len(videos) == 0:
+            raise ValueError("No video given (empty list).")
+        if all(_is_frame(frame) for frame in videos):
+            return [list(videos)]
+        return list(videos)
+    raise TypeError(f"Unsupported video input of type {type(videos).__name__}.")
+
+
+def _frames_tensor(video: Any, position: int, convert_rgb: bool) -> torch.Tensor:
+    """(N, H, W, C) tensor (uint8 or float) from an array / tensor video or a list of frames."""
+    if isinstance(video, Sequence) and not isinstance(video, (str, bytes)):
+        if len(video) == 0:
+            raise ValueError(f"Video {position} has no frames.")
+        frames = [_frame_array(frame, position) for frame in video]
+        if len({f.shape for f in frames}) > 1:
+            raise ValueError(f"Frames of video {position} differ in shape: {sorted({f.shape for f in frames})}.")
+        array = torch.stack([torch.as_tensor(f) for f in frames])
+    elif isinstance(video, (np.ndarray, torch.Tensor)):
+        array = torch.as_tensor(video)
+    else:
+        raise TypeError(f"Video {position}: unsupported input of type {type(video).__name__}.")
+    if array.ndim == 3:
+        array = array[..., None]
+    elif array.ndim == 4 and array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3, 4):
+        array = array.permute(0, 2, 3, 1)  # (T, C, H, W)
+    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"Video {position}: expected (T, H, W, 3), (T, H, W, 1), (T, 3, H, W) or (T, H, W) frames, "
+            f"got shape {tuple(array.shape)}."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"Video {position} is empty (shape {tuple(array.shape)}).")
+    if array.dtype == torch.bool or array.is_complex():
+        raise ValueError(f"Video {position}: unsupported dtype {array.dtype}.")
+    if array.dtype != torch.uint8 and not array.is_floating_point():
+        array = array.float()
+    if array.shape[-1] == 1:
+        array = array.expand(-1, -1, -1, 3) if convert_rgb else array
+    elif array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.shape[-1] != 3:
+        raise ValueError(f"Video {position}: grayscale input needs `do_convert_rgb=True`.")
+    return array
+
+
+def _frame_array(frame: Any, position: int) -> np.ndarray:
+    if _is_pil(frame):
+        return np.asarray(frame.convert("RGB"))
+    array = frame.numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise ValueError(f"Video {position}: a frame must be (H, W, 3) or (H, W), got shape {array.shape}.")
+    return array
+
+
+def _metadata(info: VideoInfo, indices: np.ndarray, backend: str) -> dict[str, Any]:
+    return {
+        "source": info.name,
+        "total_num_frames": info.num_frames,
+        "fps": info.fps,
+        "height": info.height,
+        "width": info.width,
+        "frame_indices": indices.tolist(),
+        "backend": backend,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Geometry and normalisation
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _resize_short_side(options: dict[str, Any]) -> int | None:
+    size = options["size"]
+    if size is not None:
+        return size.get("shortest_edge")
+    crop = min(options["crop_size"].values())
+    return crop if options["num_crops"] == 3 else int(RESIZE_RATIO * crop)
+
+
+def _resize(images: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+    """Resize (N, 3, H, W); uint8 stays uint8 (rounded), as OpenCV does on the original's uint8 frames."""
+    height, width = images.shape[-2:]
+    short = _resize_short_side(options)
+    if short is not None:
+        scale = short / min(height, width)
+        target = (int(height * scale + 0.5), int(width * scale + 0.5))
+    else:
+        target = (options["size"]["height"], options["size"]["width"])
+    if target == (height, width):
+        return images
+    mode = _RESAMPLE_MODES[int(options["resample"])]
+    antialias = bool(options["antialias"]) and mode != "nearest"
+    kwargs = {} if mode == "nearest" else {"align_corners": False, "antialias": antialias}
+    if images.dtype == torch.uint8 and mode == "bilinear" and images.device.type == "cpu":
+        return F.interpolate(images, size=target, mode=mode, **kwargs)
+    resized = F.interpolate(images.float(), size=target, mode=mode, **kwargs)
+    if images.dtype == torch.uint8:
+        return resized.round_().clamp_(0, 255).to(torch.uint8)
+    return resized
+
+
+def _center_crop(images: torch.Tensor, crop_size: dict[str, int]) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    crop_h, crop_w = crop_size["height"], crop_size["width"]
+    if crop_h > height or crop_w > width:
+        raise ValueError(f"Cannot crop {crop_h}x{crop_w} from frames of {height}x{width}; resize first.")
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return images[..., top : top + crop_h, left : left + crop_w]
+
+
+def _three_crops(images: torch.Tensor, crop_size: dict[str, int]) -> list[torch.Tensor]:
+    """Left / right / middle (or top / bottom / middle) crops along the long side, the original's order."""
+    height, width = images.shape[-2:]
+    side = crop_size["height"]
+    if min(height, width) != side:
+        raise ValueError(f"Three crops need the short side ({min(height, width)}) equal to the crop size ({side}).")
+    if width >= height:
+        step = (width - side) // 2
+        return [images[..., :, x : x + side] for x in (0, 2 * step, step)]
+    step = (height - side) // 2
+    return [images[..., y : y + side, :] for y in (0, 2 * step, step)]
+
+
+def _rescale_and_normalize(pixels: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+    pixels = pixels.float()
+    channels = pixels.shape[-3]
+    scale = torch.ones(channels, device=pixels.device)
+    shift = torch.zeros(channels, device=pixels.device)
+    if options["do_rescale"]:
+        scale = scale * options["rescale_factor"]
+    if options["do_normalize"]:
+        mean = torch.as_tensor(options["image_mean"], dtype=torch.float64).expand(channels)
+        std = torch.as_tensor(options["image_std"], dtype=torch.float64).expand(channels)
+        scale = (scale.double() / std).float()
+        shift = (-mean / std).float()
+    return pixels * scale.view(-1, 1, 1) + shift.view(-1, 1, 1)
+
+
+__all__ = ["XClipVideoProcessor", "XClipVideoProcessorKwargs", "RESIZE_RATIO"]
