@@ -30,6 +30,8 @@ from typing import Callable, Iterable, Literal, Sequence
 import numpy as np
 import torch
 
+from .video_io import write_video
+
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 # sRGB values far apart from each other and from the (dark, desaturated) backgrounds.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -457,21 +459,6 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         return np.stack([self.frames(i) for i in range(len(self))]), self.labels.astype(np.int64)
 
 
-def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
-    """Encode RGB uint8 frames as H.264 mp4 (near-lossless). Temporary until ``hf_xclip.video_io`` lands."""
-    import av
-
-    height, width = frames.shape[1:3]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def write_video_folder(
     root: str | Path,
     videos_per_class: int,
@@ -493,7 +480,7 @@ def write_video_folder(
         specs: explicit classes.
         seed: seeds every clip (clip ``i`` of class ``c`` gets its own seed derived from ``seed``, ``c`` and ``i``).
         num_frames: frames per clip.
-        size: frame size ``S`` or ``(H, W)``; both must be even (H.264 with 4:2:0 chroma).
+        size: frame size ``S`` or ``(H, W)`` (odd sizes are written with 4:4:4 chroma).
         fps: frame rate written into the file.
         background: ``"noise"`` or ``"plain"``.
 
@@ -501,9 +488,6 @@ def write_video_folder(
         ``{caption: [paths]}``.
     """
     specs = list(specs) if specs is not None else specs_for_split(split)
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if height % 2 or width % 2:
-        raise ValueError(f"frame size must be even to encode mp4 (yuv420p), got {height}x{width}")
     if videos_per_class < 1:
         raise ValueError(f"videos_per_class must be at least 1, got {videos_per_class}")
     root = Path(root)
@@ -516,13 +500,11 @@ def write_video_folder(
             frames = render_video(
                 spec,
                 num_frames=num_frames,
-                size=(height, width),
+                size=size,
                 seed=np.random.SeedSequence(seed, spawn_key=(2, class_index, i)),
                 background=background,
             )
-            path = class_dir / f"{i:04d}.mp4"
-            _write_mp4(path, frames, fps)
-            paths.append(path)
+            paths.append(write_video(class_dir / f"{i:04d}.mp4", frames, fps, crf=10))
         written[spec.caption] = paths
     return written
 

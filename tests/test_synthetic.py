@@ -239,8 +239,8 @@ def test_write_video_folder_round_trip(tmp_path):
     # Lossy but close to what was rendered: colours and positions survive the encoding.
     red = (decoded[..., 0].astype(int) - decoded[..., 1:].max(axis=-1)) > 100
     assert centroids(red)[-1, 0] - centroids(red)[0, 0] > 0.3 * 48
-    with pytest.raises(ValueError, match="even"):
-        write_video_folder(tmp_path, 1, specs=specs, size=33)
+    with pytest.raises(ValueError, match="videos_per_class"):
+        write_video_folder(tmp_path, 0, specs=specs)
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
