@@ -56,6 +56,23 @@ DEFAULT_NEGATIVE_TEMPLATE = "not {}"
 _URL_PREFIXES = ("http://", "https://")
 
 
+_CALL_PARAMETERS = frozenset(
+    {
+        "hypothesis_template",
+        "top_k",
+        "multi_label",
+        "negative_template",
+        "num_frames",
+        "num_clips",
+        "num_crops",
+        "return_exceptions",
+        "timeout",
+        "batch_size",
+        "num_workers",
+    }
+)
+
+
 class VideoClassificationError(ValueError):
     """One video of a batch could not be classified (returned in its place with ``return_exceptions=True``)."""
 
@@ -287,10 +304,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         Returns:
             `[{"score": float, "label": str}, ...]` sorted by descending score, or a list of those.
         """
-        if "images" in kwargs or "video" in kwargs:
-            videos = kwargs.pop("video", None) or kwargs.pop("images")
         if videos is None:
             raise ValueError("zero-shot-video-classification needs videos (a path, URL, bytes, frames or a list).")
+        unknown = set(kwargs) - _CALL_PARAMETERS
+        if unknown:
+            raise TypeError(f"zero-shot-video-classification got unexpected arguments: {sorted(unknown)}")
+        if candidate_labels is None and "candidate_labels" not in self._forward_params:
+            normalize_labels(None)  # raises the "needs candidate_labels" error before any decoding
         if isinstance(videos, tuple):
             videos = list(videos)
         if isinstance(videos, list) and not videos:
@@ -551,6 +571,10 @@ def _fetch_video(video: Any, timeout: float | None) -> Any:
     """Download URLs (the video processor reads paths, bytes, file objects and frames itself)."""
     if isinstance(video, str) and video.startswith(_URL_PREFIXES):
         return _download(video, timeout)
+    if isinstance(video, (np.ndarray, torch.Tensor)) and video.ndim == 5:
+        raise ValueError(
+            f"video frames {_video_name(video)} look like a batch of videos; pass a list of (T, H, W, 3) arrays."
+        )
     if isinstance(video, (list, dict, set)) or video is None:
         raise ValueError(
             f"Cannot read a video from {_video_name(video)}: pass a path, URL, bytes, a binary file object or frames "
