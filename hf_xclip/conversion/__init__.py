@@ -10,6 +10,7 @@ Every hyperparameter is read from the weights, the output is checked against an 
 original weights, and nothing is written unless everything succeeded.
 """
 
+from .clip_init import convert_clip_to_xclip, init_xclip_modules
 from .checkpoint import ConversionError, UnsafeCheckpointError, read_original_checkpoint
 from .export import ConversionResult
 from .hyperparameters import build_config, infer_sizes
@@ -17,6 +18,7 @@ from .key_mapping import ORIGINAL_TO_HF, hf_to_original, original_to_hf
 from .model_card import RELEASED_CHECKPOINTS, build_model_card
 from .reference import original_forward
 from .tokenizer import build_clip_tokenizer, clean_text
+from .vificlip import convert_vificlip_checkpoint
 from .xclip import convert_xclip_checkpoint
 
 __all__ = [
@@ -29,7 +31,10 @@ __all__ = [
     "build_config",
     "build_model_card",
     "clean_text",
+    "convert_clip_to_xclip",
+    "convert_vificlip_checkpoint",
     "convert_xclip_checkpoint",
+    "init_xclip_modules",
     "hf_to_original",
     "infer_sizes",
     "original_forward",
