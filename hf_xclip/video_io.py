@@ -493,6 +493,7 @@ def write_video(
     pix_fmt: str | None = None,
     gop_size: int | None = None,
     crf: int | None = None,
+    bit_rate: int | None = None,
     faststart: bool = False,
 ) -> Path:
     """Write frames to a video file with PyAV (for tests and benchmarks).
@@ -505,6 +506,7 @@ def write_video(
         pix_fmt: pixel format; default ``yuv420p``, or ``yuv444p`` for H.264 with odd sizes.
         gop_size: keyframe interval (frames).
         crf: H.264 constant rate factor (quality; lower is better, 0 is lossless).
+        bit_rate: target bit rate in bit/s (for codecs without ``crf`` such as ``mpeg4``).
         faststart: put the mp4 index at the front of the file.
 
     Returns:
@@ -526,6 +528,8 @@ def write_video(
             stream.codec_context.gop_size = gop_size
         if crf is not None:
             stream.options = {**stream.options, "crf": str(crf)}
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
         for image in array:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
