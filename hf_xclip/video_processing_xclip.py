@@ -494,7 +494,7 @@ def _frames_tensor(video: Any, position: int, convert_rgb: bool) -> torch.Tensor
         frames = [_frame_array(frame, position) for frame in video]
         if len({f.shape for f in frames}) > 1:
             raise ValueError(f"Frames of video {position} differ in shape: {sorted({f.shape for f in frames})}.")
-        array = torch.stack([torch.as_tensor(f) for f in frames])
+        array = torch.from_numpy(np.stack(frames))
     elif isinstance(video, (np.ndarray, torch.Tensor)):
         array = torch.as_tensor(video)
     else:
@@ -526,7 +526,7 @@ def _frames_tensor(video: Any, position: int, convert_rgb: bool) -> torch.Tensor
 def _frame_array(frame: Any, position: int) -> np.ndarray:
     if _is_pil(frame):
         return np.asarray(frame.convert("RGB"))
-    array = frame.numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    array = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:

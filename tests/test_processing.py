@@ -1,0 +1,187 @@
+"""`XClipProcessor`: tokenizer + video processor, save / load, the Hub's processor layouts, AutoProcessor."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoProcessor, CLIPTokenizer
+
+from hf_xclip import XClipProcessor, XClipVideoProcessor
+
+REFERENCE_TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "clip-tokenizer"
+VIDEO = np.random.default_rng(0).integers(0, 256, (12, 40, 50, 3), dtype=np.uint8)
+SPECIAL_TOKENS = {
+    "bos_token": "<|startoftext|>",
+    "eos_token": "<|endoftext|>",
+    "unk_token": "<|endoftext|>",
+    "pad_token": "<|endoftext|>",
+}
+
+
+def _write_tiny_bpe(folder: Path) -> Path:
+    """A CLIP-style BPE vocabulary of letters plus two merged words ("cat", "dog")."""
+    letters = list(string.ascii_lowercase)
+    tokens = letters + [c + "</w>" for c in letters] + ["ca", "cat</w>", "do", "dog</w>"]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\nc a\nca t</w>\nd o\ndo g</w>\n")
+    return folder
+
+
+def _write_hub_tokenizer_files(folder: Path) -> None:
+    """The tokenizer files the Hub's X-CLIP repos carry next to vocab.json / merges.txt."""
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, **SPECIAL_TOKENS}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS))
+
+
+@pytest.fixture()
+def tokenizer_dir(tmp_path) -> Path:
+    return _write_tiny_bpe(tmp_path / "tokenizer")
+
+
+@pytest.fixture()
+def processor(tokenizer_dir) -> XClipProcessor:
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    return XClipProcessor(video_processor=XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer=tokenizer)
+
+
+def test_text_and_videos(processor):
+    out = processor(text=["a cat", "dog cat", "a"], videos=[VIDEO, VIDEO[::-1].copy()])
+    assert set(out) == {"input_ids", "attention_mask", "pixel_values"}
+    assert out["pixel_values"].shape == (2, 4, 3, 32, 32)
+    assert isinstance(out["input_ids"], torch.Tensor) and out["input_ids"].shape == (3, 4)
+    vocab = processor.tokenizer.get_vocab()
+    sot, eot = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
+    assert out["input_ids"][1].tolist() == [sot, vocab["dog</w>"], vocab["cat</w>"], eot]
+    assert out["attention_mask"][2].tolist() == [1, 1, 1, 0]
+    expected = processor.video_processor([VIDEO, VIDEO[::-1].copy()])["pixel_values"]
+    assert torch.equal(out["pixel_values"], expected)
+
+
+def test_text_is_truncated_to_clip_context(processor):
+    out = processor(text="a " * 200)
+    assert out["input_ids"].shape == (1, 77)
+    assert out["input_ids"][0, -1] == processor.tokenizer.get_vocab()["<|endoftext|>"]
+
+
+def test_video_options_pass_through(processor):
+    out = processor(text="a cat", videos=VIDEO, num_frames=2, num_clips=2, num_crops=3)
+    assert out["pixel_values"].shape == (6, 2, 3, 32, 32) and out["num_views"] == 6
+    out = processor(videos=VIDEO, videos_kwargs={"num_frames": 3})
+    assert set(out) == {"pixel_values"} and out["pixel_values"].shape == (1, 3, 3, 32, 32)
+
+
+def test_images_is_an_alias_of_videos(processor):
+    assert torch.equal(processor(images=list(VIDEO))["pixel_values"], processor(videos=VIDEO)["pixel_values"])
+    with pytest.raises(ValueError, match="not both"):
+        processor(images=VIDEO, videos=VIDEO)
+    with pytest.raises(ValueError, match="needs"):
+        processor()
+
+
+def test_return_numpy(processor):
+    out = processor(text="a cat", videos=VIDEO, return_tensors="np")
+    assert isinstance(out["pixel_values"], np.ndarray) and isinstance(out["input_ids"], np.ndarray)
+
+
+def test_save_and_load_round_trip(processor, tmp_path):
+    processor.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "processor_config.json").read_text())
+    assert saved["processor_class"] == "XClipProcessor"
+    assert saved["video_processor"]["video_processor_type"] == "XClipVideoProcessor"
+    for loaded in (XClipProcessor.from_pretrained(tmp_path / "saved"), AutoProcessor.from_pretrained(tmp_path / "saved")):
+        assert isinstance(loaded, XClipProcessor)
+        settings = {k: v for k, v in loaded.video_processor.to_dict().items() if k != "auto_map"}
+        assert settings == {k: v for k, v in processor.video_processor.to_dict().items() if k != "auto_map"}
+        a, b = loaded(text=["a cat"], videos=VIDEO), processor(text=["a cat"], videos=VIDEO)
+        assert all(torch.equal(a[key], b[key]) for key in b)
+
+
+def test_hub_2022_layout(tokenizer_dir):
+    """preprocessor_config.json of a VideoMAEFeatureExtractor + CLIP tokenizer files + config.json (xclip)."""
+    folder = tokenizer_dir
+    _write_hub_tokenizer_files(folder)
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "do_center_crop": True,
+                "do_normalize": True,
+                "do_resize": True,
+                "feature_extractor_type": "VideoMAEFeatureExtractor",
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+                "processor_class": "XCLIPProcessor",
+                "resample": 2,
+                "size": 224,
+            }
+        )
+    )
+    (folder / "config.json").write_text(json.dumps({"model_type": "xclip", "vision_config": {"num_frames": 16}}))
+    processor = XClipProcessor.from_pretrained(folder)
+    assert processor.video_processor.num_frames == 16
+    assert processor.video_processor.crop_size == {"height": 224, "width": 224}
+    assert processor.video_processor.resize_short_side() == 256
+    out = processor(text=["a cat"], videos=VIDEO)
+    assert out["pixel_values"].shape == (1, 16, 3, 224, 224)
+    assert out["input_ids"][0, 2] == processor.tokenizer.get_vocab()["cat</w>"]
+
+
+def test_transformers_v5_layout(tokenizer_dir):
+    """processor_config.json nesting transformers' image processor (XCLIPProcessor in transformers 5)."""
+    folder = tokenizer_dir
+    _write_hub_tokenizer_files(folder)
+    image_processor = {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "size": {"shortest_edge": 32},
+        "crop_size": {"height": 32, "width": 32},
+        "do_center_crop": True,
+        "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.229, 0.224, 0.225],
+        "resample": 2,
+    }
+    (folder / "processor_config.json").write_text(
+        json.dumps({"image_processor": image_processor, "processor_class": "XCLIPProcessor"})
+    )
+    processor = XClipProcessor.from_pretrained(folder)
+    assert processor.video_processor.crop_size == {"height": 32, "width": 32}
+    assert processor.video_processor.resize_short_side() == int(256 / 224 * 32)
+    assert processor(videos=VIDEO)["pixel_values"].shape == (1, 8, 3, 32, 32)
+
+
+def test_tokenizer_folder_with_only_vocab_and_merges(tokenizer_dir):
+    XClipVideoProcessor(crop_size=32).save_pretrained(tokenizer_dir)
+    processor = XClipProcessor.from_pretrained(tokenizer_dir)
+    assert isinstance(processor.tokenizer, CLIPTokenizer)
+    assert processor(text="dog")["input_ids"].shape == (1, 3)
+
+
+def test_foreign_video_processor_object_is_converted(tokenizer_dir):
+    class VideoMAELike:
+        def to_dict(self):
+            return {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 64}, "crop_size": 64}
+
+    processor = XClipProcessor(VideoMAELike(), CLIPTokenizer.from_pretrained(tokenizer_dir))
+    assert isinstance(processor.video_processor, XClipVideoProcessor)
+    assert processor(videos=VIDEO)["pixel_values"].shape == (1, 8, 3, 64, 64)
+    with pytest.raises(TypeError, match="video_processor"):
+        XClipProcessor(object(), CLIPTokenizer.from_pretrained(tokenizer_dir))
+
+
+def test_reference_clip_tokenizer():
+    if not (REFERENCE_TOKENIZER / "vocab.json").exists():
+        pytest.skip(f"CLIP tokenizer files not found in {REFERENCE_TOKENIZER}")
+    tokenizer = CLIPTokenizer.from_pretrained(REFERENCE_TOKENIZER)
+    processor = XClipProcessor(XClipVideoProcessor(crop_size=32), tokenizer)
+    out = processor(text=["playing sports", "eating spaghetti", "go shopping"])
+    vocab = json.loads((REFERENCE_TOKENIZER / "vocab.json").read_text())
+    assert out["input_ids"][0, 0] == 49406 == vocab["<|startoftext|>"]
+    assert out["input_ids"][1].tolist()[:3] == [49406, vocab["eating</w>"], vocab["spaghetti</w>"]]
+    assert (out["input_ids"] == 49407).any(dim=1).all()  # every text ends with EOT (= the largest id)

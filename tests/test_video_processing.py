@@ -1,0 +1,327 @@
+"""`XClipVideoProcessor`: the original's test protocol, views / crops layout, inputs, save / load, foreign configs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_xclip import VideoDecodeError, XClipVideoProcessor
+from hf_xclip.video_io import decord_available, sample_frame_indices, write_video
+
+MEAN = torch.tensor([0.485, 0.456, 0.406])
+STD = torch.tensor([0.229, 0.224, 0.225])
+
+
+def _normalised(rgb) -> torch.Tensor:
+    return (torch.tensor(rgb, dtype=torch.float32) / 255 - MEAN) / STD
+
+
+def _ramp_video(num: int = 10, height: int = 240, width: int = 320) -> np.ndarray:
+    """Float frames whose red channel is 0.5 * x, green 0.5 * y, blue the frame index: geometry is readable."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = np.zeros((num, height, width, 3), np.float32)
+    frames[..., 0], frames[..., 1] = 0.5 * xs, 0.5 * ys
+    frames[..., 2] = np.arange(num, dtype=np.float32)[:, None, None]
+    return frames
+
+
+RAW = dict(do_rescale=False, do_normalize=False)  # pixel values in input units, to read geometry back
+
+
+@pytest.fixture(scope="module")
+def color_video(tmp_path_factory):
+    frames = np.full((12, 96, 128, 3), (200, 60, 120), np.uint8)
+    return write_video(tmp_path_factory.mktemp("processor") / "color.mp4", frames, crf=0, pix_fmt="yuv444p")
+
+
+def test_defaults_are_the_original_protocol():
+    processor = XClipVideoProcessor()
+    assert processor.num_frames == 8 and processor.frame_sampling == "middle"
+    assert processor.crop_size == {"height": 224, "width": 224}
+    assert processor.resize_short_side() == 256 and processor.resize_short_side(num_crops=3) == 224
+    assert XClipVideoProcessor(crop_size=336).resize_short_side() == 384  # int(256 / 224 * 336)
+    assert processor.image_mean == [0.485, 0.456, 0.406] and processor.image_std == [0.229, 0.224, 0.225]
+    assert processor.resample == 2 and processor.antialias is False
+
+
+def test_constant_colour_video_normalises_exactly():
+    video = np.full((20, 120, 160, 3), (255, 128, 0), np.uint8)
+    pixel_values = XClipVideoProcessor(crop_size=64)(video)["pixel_values"]
+    assert pixel_values.shape == (1, 8, 3, 64, 64) and pixel_values.dtype == torch.float32
+    expected = _normalised([255, 128, 0]).view(1, 1, 3, 1, 1).expand_as(pixel_values)
+    torch.testing.assert_close(pixel_values, expected, atol=1e-5, rtol=0)
+
+
+def test_constant_colour_file_normalises_within_codec_error(color_video):
+    pixel_values = XClipVideoProcessor(crop_size=64)(color_video)["pixel_values"]
+    expected = _normalised([200, 60, 120]).view(1, 1, 3, 1, 1).expand_as(pixel_values)
+    torch.testing.assert_close(pixel_values, expected, atol=2.5 / 255 / 0.224, rtol=0)
+
+
+def test_resize_and_centre_crop_geometry():
+    # 240x320 -> short side 256 -> 256x341 (mmcv rounding) -> crop 224 at top 16, left 58
+    processor = XClipVideoProcessor(num_frames=2, **RAW)
+    pixels = processor(_ramp_video())["pixel_values"][0, 0]
+    scale = 320 / 341
+    columns = 0.5 * ((np.arange(58, 58 + 224) + 0.5) * scale - 0.5)
+    rows = 0.5 * ((np.arange(16, 16 + 224) + 0.5) * (240 / 256) - 0.5)
+    torch.testing.assert_close(pixels[0, 100], torch.tensor(columns, dtype=torch.float32), atol=1e-3, rtol=0)
+    torch.testing.assert_close(pixels[1, :, 100], torch.tensor(rows, dtype=torch.float32), atol=1e-3, rtol=0)
+
+
+def test_centre_crop_offsets_without_resize():
+    pixels = XClipVideoProcessor(num_frames=1, do_resize=False, crop_size=(100, 120), **RAW)(_ramp_video())
+    pixels = pixels["pixel_values"][0, 0]
+    assert pixels.shape == (3, 100, 120)
+    assert pixels[0, 0, 0] == 0.5 * ((320 - 120) // 2) and pixels[1, 0, 0] == 0.5 * ((240 - 100) // 2)
+
+
+def test_odd_crop_offsets_round_down():
+    # (341 - 224) / 2 = 58.5: the original (mmaction) floors, torchvision would round to 59
+    video = _ramp_video(2, height=10, width=341)
+    pixels = XClipVideoProcessor(num_frames=1, do_resize=False, crop_size=(10, 224), **RAW)(video)["pixel_values"]
+    assert pixels[0, 0, 0, 0, 0] == 0.5 * 58
+
+
+def test_three_crops_along_the_long_side():
+    processor = XClipVideoProcessor(num_frames=2, num_crops=3, crop_size=224, **RAW)
+    out = processor(_ramp_video())
+    pixels = out["pixel_values"]
+    assert pixels.shape == (3, 2, 3, 224, 224) and out["num_views"] == 3
+    # short side to 224: 240x320 -> 224x299, crops at x = 0 (left), 74 (right), 37 (middle): the original's order
+    scale = 320 / 299
+    for view, left in enumerate((0, 74, 37)):
+        expected = 0.5 * ((left + 10 + 0.5) * scale - 0.5)
+        assert abs(float(pixels[view, 0, 0, 50, 10]) - expected) < 1e-3
+    portrait = processor(_ramp_video(height=320, width=240).transpose(0, 2, 1, 3).copy())["pixel_values"]
+    assert portrait.shape == (3, 2, 3, 224, 224)
+
+
+def test_views_layout_video_major_crop_major_clip_minor():
+    video = _ramp_video(40)
+    processor = XClipVideoProcessor(num_frames=4, num_clips=2, num_crops=3, crop_size=224, **RAW)
+    out = processor([video, video[::-1].copy()])
+    pixels = out["pixel_values"]
+    assert pixels.shape == (2 * 6, 4, 3, 224, 224) and out["num_views"] == 6
+    clips = sample_frame_indices(40, 4, num_clips=2)
+    for video_index in range(2):
+        for crop in range(3):
+            for clip in range(2):
+                row = pixels[video_index * 6 + crop * 2 + clip]
+                frame_ids = row[:, 2, 0, 0].round().long().tolist()  # blue channel = frame index
+                expected = clips[clip] if video_index == 0 else 39 - clips[clip]
+                assert frame_ids == expected.tolist()
+    per_view = pixels.view(2, 6, -1).mean(-1)
+    assert per_view.shape == (2, 6)  # how a pipeline averages: groups of num_views consecutive rows
+
+
+@pytest.mark.parametrize("num_frames", [1, 4, 8, 16, 32])
+def test_any_number_of_frames(num_frames):
+    video = np.zeros((5, 40, 40, 3), np.uint8)
+    assert XClipVideoProcessor(crop_size=32)(video, num_frames=num_frames)["pixel_values"].shape == (
+        1, num_frames, 3, 32, 32,
+    )
+
+
+def test_input_kinds_give_the_same_pixels(color_video):
+    frames = np.random.default_rng(0).integers(0, 256, (9, 50, 70, 3), dtype=np.uint8)
+    processor = XClipVideoProcessor(crop_size=32, num_frames=4)
+    reference = processor(frames)["pixel_values"]
+    variants = [
+        torch.from_numpy(frames),
+        torch.from_numpy(frames).permute(0, 3, 1, 2),  # (T, 3, H, W)
+        list(frames),
+        [Image.fromarray(frame) for frame in frames],
+        frames.astype(np.float32),
+        frames[None],  # 5-D batch of one
+    ]
+    for variant in variants:
+        torch.testing.assert_close(processor(variant)["pixel_values"], reference, atol=1 / 255 / 0.2, rtol=0)
+
+
+def test_grayscale_and_rgba_inputs():
+    gray = np.random.default_rng(0).integers(0, 256, (6, 40, 40), dtype=np.uint8)
+    processor = XClipVideoProcessor(crop_size=32, num_frames=3, **RAW)
+    pixels = processor(gray)["pixel_values"]
+    assert pixels.shape == (1, 3, 3, 32, 32)
+    assert torch.equal(pixels[:, :, 0], pixels[:, :, 1]) and torch.equal(pixels[:, :, 1], pixels[:, :, 2])
+    assert torch.equal(processor(gray[..., None])["pixel_values"], pixels)
+    rgba = np.concatenate([np.repeat(gray[..., None], 3, -1), np.zeros_like(gray)[..., None]], -1)
+    assert torch.equal(processor(rgba)["pixel_values"], pixels)
+
+
+def test_mixed_batch_of_files_bytes_arrays_and_frames(color_video):
+    frames = np.full((5, 96, 128, 3), (200, 60, 120), np.uint8)
+    batch = [color_video, str(color_video), color_video.read_bytes(), frames, [Image.fromarray(f) for f in frames]]
+    out = XClipVideoProcessor(crop_size=48, num_frames=4)(batch, return_metadata=True)
+    pixels = out["pixel_values"]
+    assert pixels.shape == (5, 4, 3, 48, 48) and "num_views" not in out
+    torch.testing.assert_close(pixels, pixels[3:4].expand_as(pixels), atol=2.5 / 255 / 0.224, rtol=0)
+    meta = out["video_metadata"]
+    assert meta[0]["source"] == str(color_video) and meta[0]["total_num_frames"] == 12
+    assert meta[0]["frame_indices"] == sample_frame_indices(12, 4).tolist()
+    assert meta[3]["source"] == "<array 3>"
+
+
+def test_decord_and_pyav_give_the_same_pixel_values(tmp_path):
+    if not decord_available():
+        pytest.skip("decord is not installed")
+    frames = np.random.default_rng(0).integers(0, 256, (30, 72, 96, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "noise.mp4", frames, gop_size=6)
+    processor = XClipVideoProcessor(crop_size=64)
+    a = processor(path, decode_backend="decord")["pixel_values"]
+    b = processor(path, decode_backend="pyav")["pixel_values"]
+    torch.testing.assert_close(a, b, atol=2 / 255 / 0.224, rtol=0)
+
+
+def test_decode_time_downscaling_close_to_full_decode(tmp_path):
+    ys, xs = np.mgrid[0:180, 0:320]
+    frame = np.stack([xs * 255 // 320, ys * 255 // 180, np.full_like(xs, 90)], -1).astype(np.uint8)
+    path = write_video(tmp_path / "ramp.mp4", np.repeat(frame[None], 10, 0), crf=0, pix_fmt="yuv444p")
+    processor = XClipVideoProcessor(crop_size=64, num_frames=2)
+    full = processor(path)["pixel_values"]
+    fast = processor(path, decode_short_side=processor.resize_short_side())["pixel_values"]
+    assert fast.shape == full.shape
+    assert (fast - full).abs().mean() < 0.05
+
+
+def test_sampling_modes_and_seeds():
+    video = _ramp_video(50, 40, 40)
+    processor = XClipVideoProcessor(crop_size=32, num_frames=4, frame_sampling="random", **RAW)
+
+    def frame_ids(out):
+        return out["pixel_values"][0, :, 2, 0, 0].round().long().tolist()
+
+    assert frame_ids(processor(video, seed=3)) == frame_ids(processor(video, seed=3))
+    torch.manual_seed(0)
+    first = frame_ids(processor(video))
+    torch.manual_seed(0)
+    assert frame_ids(processor(video)) == first
+    draws = {tuple(frame_ids(processor(video, seed=s))) for s in range(10)}
+    assert len(draws) > 1 and all(ids[k] // 12 == k for ids in draws for k in range(4))
+    uniform = frame_ids(processor(video, frame_sampling="uniform"))
+    assert uniform == [0, 16, 33, 49]
+
+
+def test_do_sample_frames_false_keeps_every_frame():
+    video = _ramp_video(7, 40, 40)
+    out = XClipVideoProcessor(crop_size=32, do_sample_frames=False, **RAW)(video)
+    assert out["pixel_values"][0, :, 2, 0, 0].round().long().tolist() == list(range(7))
+
+
+def test_return_numpy():
+    out = XClipVideoProcessor(crop_size=32)(np.zeros((4, 40, 40, 3), np.uint8), return_tensors="np")
+    assert isinstance(out["pixel_values"], np.ndarray) and out["pixel_values"].shape == (1, 8, 3, 32, 32)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    processor = XClipVideoProcessor(num_frames=16, crop_size=32, num_clips=2, frame_sampling="random", antialias=True)
+    processor.save_pretrained(tmp_path)
+    loaded = XClipVideoProcessor.from_pretrained(tmp_path)
+    settings = {k: v for k, v in loaded.to_dict().items() if k != "auto_map"}  # auto_map: code shipped on save
+    assert settings == {k: v for k, v in processor.to_dict().items() if k != "auto_map"}
+    json.loads(loaded.to_json_string())
+    video = _ramp_video(40, 50, 60)
+    torch.testing.assert_close(loaded(video, seed=0)["pixel_values"], processor(video, seed=0)["pixel_values"])
+    assert XClipVideoProcessor.from_pretrained(tmp_path, num_frames=4).num_frames == 4
+
+
+LEGACY_2022 = {
+    "do_center_crop": True,
+    "do_normalize": True,
+    "do_resize": True,
+    "feature_extractor_type": "VideoMAEFeatureExtractor",
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_std": [0.229, 0.224, 0.225],
+    "processor_class": "XCLIPProcessor",
+    "resample": 2,
+    "size": 224,
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "crop"),
+    [
+        (LEGACY_2022, 224),
+        ({**LEGACY_2022, "size": 336}, 336),
+        ({**LEGACY_2022, "crop_size": 224, "size": 256}, 224),
+        (
+            {
+                "image_processor_type": "VideoMAEImageProcessor",
+                "size": {"shortest_edge": 224},
+                "crop_size": {"height": 224, "width": 224},
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+                "resample": 2,
+                "rescale_factor": 1 / 255,
+            },
+            224,
+        ),
+    ],
+)
+def test_foreign_preprocessor_configs_read_as_the_original_protocol(tmp_path, config, crop):
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(config))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "xclip", "vision_config": {"num_frames": 16}}))
+    processor = XClipVideoProcessor.from_pretrained(tmp_path)
+    assert processor.crop_size == {"height": crop, "width": crop}
+    assert processor.resize_short_side() == int(256 / 224 * crop)
+    assert processor.num_frames == 16  # from config.json
+    assert processor(np.zeros((3, 40, 50, 3), np.uint8))["pixel_values"].shape == (1, 16, 3, crop, crop)
+
+
+def test_nested_image_processor_in_processor_config(tmp_path):
+    nested = {"image_processor": {**LEGACY_2022, "size": 32}, "processor_class": "XCLIPProcessor"}
+    (tmp_path / "processor_config.json").write_text(json.dumps(nested))
+    processor = XClipVideoProcessor.from_pretrained(tmp_path)
+    assert processor.crop_size == {"height": 32, "width": 32} and processor.num_frames == 8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(num_crops=2), "num_crops"),
+        (dict(num_frames=0), "num_frames"),
+        (dict(num_clips=-1), "num_clips"),
+        (dict(frame_sampling="dense"), "frame_sampling"),
+        (dict(frame_sampling="uniform", num_clips=2), "uniform"),
+        (dict(decode_backend="opencv"), "decode_backend"),
+        (dict(num_crops=3, crop_size=(32, 48)), "square"),
+        (dict(resample=1), "resample"),
+    ],
+)
+def test_bad_options_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        XClipVideoProcessor(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        XClipVideoProcessor()(np.zeros((4, 40, 40, 3), np.uint8), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("video", "error", "message"),
+    [
+        (np.zeros((4, 40, 40, 5), np.uint8), ValueError, "expected"),
+        (np.zeros((0, 40, 40, 3), np.uint8), ValueError, "empty"),
+        (np.zeros((40, 40), np.uint8), ValueError, "3 to 5 dimensions"),
+        ([], ValueError, "No video"),
+        ([np.zeros((40, 40, 3), np.uint8), np.zeros((30, 40, 3), np.uint8)], ValueError, "differ in shape"),
+        (42, TypeError, "int"),
+        ("/does/not/exist.mp4", VideoDecodeError, "file not found"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(video, error, message):
+    with pytest.raises(error, match=message):
+        XClipVideoProcessor(crop_size=32)(video)
+
+
+def test_crop_larger_than_frames_without_resize():
+    with pytest.raises(ValueError, match="Cannot crop"):
+        XClipVideoProcessor(do_resize=False)(np.zeros((2, 40, 40, 3), np.uint8))
+
+
+def test_unknown_call_option():
+    with pytest.raises(TypeError, match="colour"):
+        XClipVideoProcessor()(np.zeros((2, 40, 40, 3), np.uint8), colour=True)
