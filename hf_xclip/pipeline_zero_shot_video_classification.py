@@ -36,7 +36,8 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from collections.abc import Iterable, Sequence
+import types
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -268,7 +269,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         model = as_xclip_model(model)
         source = model.name_or_path or None
         processor, video_processor, tokenizer = _resolve_components(
-            source, processor, video_processor or image_processor or feature_extractor, tokenizer
+            source, processor, video_processor or image_processor or feature_extractor, tokenizer,
+            config=None if isinstance(model, XClipModel) else model.config,
         )
         super().__init__(model=model, tokenizer=tokenizer, video_processor=video_processor, processor=processor, **kwargs)
         self.model.eval()
@@ -276,6 +278,28 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         self.text_batch_size = _positive_int(text_batch_size, "text_batch_size")
         self._last_label_set: tuple[Any, _LabelSet, torch.Tensor, torch.Tensor | None] | None = None
         self._lock = threading.Lock()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Save model, processor (or video processor and tokenizer) and the code of this pipeline.
+
+        The directory then loads with ``pipeline("zero-shot-video-classification", model=directory,
+        trust_remote_code=True)`` where hf_xclip is not installed (also after ``push_to_hub``). Since
+        ``config.custom_pipelines`` then names the task, transformers asks for ``trust_remote_code=True`` with such a
+        directory even where hf_xclip is installed.
+        """
+        from transformers.dynamic_module_utils import custom_object_save
+
+        if os.path.isfile(save_directory):
+            raise ValueError(f"Cannot save the pipeline to {os.fspath(save_directory)!r}: it is a file.")
+        os.makedirs(save_directory, exist_ok=True)
+        self.model.config.custom_pipelines = custom_pipelines_config()
+        custom_object_save(self, save_directory)  # this file and every file it imports relatively
+        self.model.save_pretrained(save_directory, **kwargs)
+        if self.processor is not None:
+            self.processor.save_pretrained(save_directory)
+        else:
+            self.video_processor.save_pretrained(save_directory)
+            self.tokenizer.save_pretrained(save_directory)
 
     # -- parameters -------------------------------------------------------------------------------------------
 
@@ -313,6 +337,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             normalize_labels(None)  # raises the "needs candidate_labels" error before any decoding
         if isinstance(videos, tuple):
             videos = list(videos)
+        elif isinstance(videos, Iterator) and not isinstance(videos, types.GeneratorType):
+            videos = (video for video in videos)  # the base class streams generators only
         if isinstance(videos, list) and not videos:
             return []
         return super().__call__(videos, candidate_labels=candidate_labels, **kwargs)
@@ -628,7 +654,7 @@ def load_video_processor(path: str) -> Any:
 
 def as_xclip_model(model: Any) -> XClipModel:
     """Return an [`XClipModel`]; a transformers `XCLIPModel` object is converted (same weights, our classes)."""
-    if isinstance(model, XClipModel):
+    if isinstance(model, XClipModel) or _is_xclip_model_copy(model):
         return model
     if type(model).__name__ == "XCLIPModel" and type(model).__module__.startswith("transformers."):
         from .configuration_xclip import XClipConfig
@@ -646,7 +672,13 @@ def as_xclip_model(model: Any) -> XClipModel:
     )
 
 
-def _resolve_components(source: str | None, processor: Any, video_processor: Any, tokenizer: Any):
+def _is_xclip_model_copy(model: Any) -> bool:
+    # trust_remote_code imports this file and modeling_xclip.py from a saved directory as separate module copies
+    # (one per entry point), so the model can be an XClipModel of another module than the one imported here.
+    return type(model).__name__ == XClipModel.__name__ and getattr(model.config, "model_type", None) == "hf_xclip"
+
+
+def _resolve_components(source: str | None, processor: Any, video_processor: Any, tokenizer: Any, config: Any = None):
     """(processor, video_processor, tokenizer): loads what is missing from `source` (the model's directory / id)."""
     if isinstance(processor, (str, os.PathLike)):
         processor = _load_processor(os.fspath(processor))
@@ -667,7 +699,10 @@ def _resolve_components(source: str | None, processor: Any, video_processor: Any
         where = os.fspath(tokenizer) if tokenizer is not None else source
         if where is None:
             raise ValueError("Cannot find a tokenizer: the model has no `name_or_path`; pass `tokenizer=`.")
-        tokenizer = AutoTokenizer.from_pretrained(where)
+        # A model loaded with trust_remote_code passes its config: AutoTokenizer would load it again and ask for
+        # trust_remote_code a second time.
+        known_config = {"config": config} if config is not None and where == source else {}
+        tokenizer = AutoTokenizer.from_pretrained(where, **known_config)
     return processor, video_processor, tokenizer
 
 
@@ -677,6 +712,14 @@ def _load_processor(path: str):
     except ImportError:  # pragma: no cover - until the processor module exists
         return None
     return XClipProcessor.from_pretrained(path)
+
+
+def custom_pipelines_config() -> dict[str, dict[str, Any]]:
+    """`config.custom_pipelines` for a saved model: the task, this file's pipeline class and ``AutoModel`` (which
+    resolves to the model through the directory's ``auto_map``; transformers looks the name up in its own namespace)."""
+    module = ZeroShotVideoClassificationPipeline.__module__.rsplit(".", 1)[-1]
+    impl = f"{module}.{ZeroShotVideoClassificationPipeline.__name__}"
+    return {TASK: {"impl": impl, "pt": ["AutoModel"], "type": "multimodal"}}
 
 
 def register_pipeline() -> None:

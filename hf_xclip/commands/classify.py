@@ -1,0 +1,353 @@
+"""`hf-xclip classify`: zero-shot classification of video files and folders from the command line.
+
+```
+hf-xclip classify videos/ clip.mp4 --model microsoft/xclip-base-patch32 --labels "surfing,juggling,cooking"
+hf-xclip classify videos/ --model ./my-model --labels-file kinetics_400_labels.csv --top-k 5 --csv out.csv
+```
+
+Folders are walked recursively for video files (see `VIDEO_EXTENSIONS`); files named explicitly are always read.
+A video that cannot be read is reported on stderr and skipped; the others are still classified and written, and the
+exit status is 1 when any video failed (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts", ".gif"}
+)
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
+
+Results go to stdout as a table, or to --json / --csv files ("-" for stdout). Unreadable videos are reported on
+stderr and skipped; the exit status is 1 when some failed."""
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit status 2)."""
+
+
+def default_model_path() -> str | None:
+    """Model used when `--model` is not given: the embedded default model shipped in the package, if any.
+
+    Returns ``None`` while hf_xclip ships no default model.
+    """
+    embedded = Path(__file__).resolve().parents[1] / "default_model"
+    return str(embedded) if (embedded / "config.json").is_file() else None
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "classify",
+        help="zero-shot classification of videos against free-text labels",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
+    parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help="comma-separated labels, e.g. 'surfing,juggling,cooking'")
+    labels.add_argument(
+        "--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column (id,name files)"
+    )
+    parser.add_argument("--top-k", type=int, default=5, help="labels to report per video (default 5; 0 = all)")
+    parser.add_argument(
+        "--template",
+        action="append",
+        dest="templates",
+        metavar="TEMPLATE",
+        help="hypothesis template with '{}' for the label (repeat to ensemble; default '{}': the bare label)",
+    )
+    parser.add_argument("--multi-label", action="store_true", help="independent per-label scores (label vs 'not label')")
+    parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
+    parser.add_argument("--num-clips", type=int, default=1, help="temporal clips averaged per video (default 1)")
+    parser.add_argument("--num-crops", type=int, default=1, choices=(1, 3), help="spatial crops per clip (1 or 3)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", metavar="OUT", help="write results as JSON ('-' for stdout)")
+    output.add_argument("--csv", metavar="OUT", help="write results as CSV: video,rank,label,score ('-' for stdout)")
+    parser.add_argument("--plot", metavar="OUT.png", help="draw sampled frames and top-k scores (needs matplotlib)")
+    parser.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default 1)")
+    parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
+    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        labels = read_labels(args.labels, args.labels_file)
+        _check_numbers(args)
+        if args.plot:
+            _require_matplotlib()
+        model = args.model or default_model_path()
+        if model is None:
+            raise UsageError("no default model yet: pass --model (an hf_xclip or X-CLIP directory, or a Hub id).")
+        videos, missing = collect_videos(args.paths)
+        if not videos and not missing:
+            raise UsageError(f"no video files found in {', '.join(args.paths)}")
+        classifier = _load_pipeline(model, args)
+    except UsageError as err:
+        print(f"hf-xclip classify: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    for path, reason in missing:
+        print(f"hf-xclip classify: skipping {path}: {reason}", file=sys.stderr)
+
+    call = dict(
+        candidate_labels=labels,
+        hypothesis_template=args.templates or "{}",
+        multi_label=args.multi_label,
+        num_frames=args.num_frames,
+        num_clips=args.num_clips,
+        num_crops=args.num_crops,
+        top_k=args.top_k or None,
+    )
+    try:
+        results, failures = classify_videos(classifier, videos, call, args)
+    except ValueError as err:  # labels or templates rejected by the pipeline
+        print(f"hf-xclip classify: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    failures = [*((str(p), reason) for p, reason in missing), *failures]
+    write_results(results, args)
+    if args.plot and results:
+        for (video, predictions), out in zip(results, plot_paths(args.plot, [video for video, _ in results])):
+            plot_predictions(classifier, video, predictions, out, num_frames=args.num_frames)
+    if failures:
+        print(f"hf-xclip classify: {len(failures)} of {len(failures) + len(results)} video(s) failed.", file=sys.stderr)
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
+    """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (lines, or a CSV with a ``name`` column)."""
+    if labels is not None:
+        items = [label.strip() for label in labels.split(",")]
+        source = "--labels"
+    else:
+        if not labels_file.is_file():
+            raise UsageError(f"labels file {labels_file} not found")
+        text = labels_file.read_text(encoding="utf-8-sig")
+        items = _labels_from_csv(text) if labels_file.suffix.lower() == ".csv" else text.splitlines()
+        items = [label.strip() for label in items]
+        items = [label for label in items if label and not label.startswith("#")]
+        source = str(labels_file)
+    if not items or any(not label for label in items):
+        raise UsageError(f"{source}: empty label (got {items!r})")
+    duplicates = sorted({label for label in items if items.count(label) > 1})
+    if duplicates:
+        raise UsageError(f"{source}: duplicate label(s) {', '.join(map(repr, duplicates))}")
+    return items
+
+
+def _labels_from_csv(text: str) -> list[str]:
+    rows = [row for row in csv.reader(text.splitlines()) if row]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "name" in header:
+        column = header.index("name")
+        return [row[column] for row in rows[1:] if len(row) > column]
+    return [row[-1] for row in rows]
+
+
+def collect_videos(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(videos to classify, [(path, reason)] for paths that do not exist); folders are walked, sorted."""
+    videos: list[str] = []
+    missing: list[tuple[str, str]] = []
+    for raw in paths:
+        if raw.startswith(("http://", "https://")):
+            videos.append(raw)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            videos.extend(str(p) for p in _walk(path))
+        elif path.exists():
+            videos.append(str(path))
+        else:
+            missing.append((raw, "no such file or folder"))
+    return list(dict.fromkeys(videos)), missing
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS:
+                yield Path(root) / name
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for name in ("top_k", "num_frames", "num_clips", "batch_size", "workers"):
+        value = getattr(args, name)
+        minimum = 0 if name in ("top_k", "workers") else 1
+        if value is not None and value < minimum:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
+def _load_pipeline(model: str, args: argparse.Namespace):
+    import torch
+    from transformers import pipeline
+
+    from ..pipeline_zero_shot_video_classification import TASK
+
+    dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
+    try:
+        return pipeline(TASK, model=model, device=args.device, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot load model {model!r}: {err}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def classify_videos(classifier, videos: list[str], call: dict[str, Any], args: argparse.Namespace):
+    """Returns ([(video, predictions)], [(video, reason)]); failures are reported on stderr as they happen."""
+    from tqdm.auto import tqdm
+
+    results: list[tuple[str, list[dict]]] = []
+    failures: list[tuple[str, str]] = []
+    if not videos:
+        return results, failures
+    outputs = classifier(
+        iter(videos),
+        **call,
+        return_exceptions=True,
+        batch_size=args.batch_size,
+        num_workers=max(1, args.workers),
+    )
+    progress = tqdm(total=len(videos), unit="video", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
+    with progress:
+        for video, output in zip(videos, outputs):
+            if isinstance(output, Exception):
+                reason = str(output)
+                failures.append((video, reason))
+                progress.write(f"hf-xclip classify: skipping {video}: {reason}", file=sys.stderr)
+            else:
+                results.append((video, output))
+            progress.update()
+    return results, failures
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def write_results(results: list[tuple[str, list[dict]]], args: argparse.Namespace) -> None:
+    if args.json:
+        payload = [{"video": video, "predictions": predictions} for video, predictions in results]
+        _write(args.json, json.dumps(payload, indent=2) + "\n")
+    elif args.csv:
+        rows = [
+            (video, rank, item["label"], f"{item['score']:.6f}")
+            for video, predictions in results
+            for rank, item in enumerate(predictions, start=1)
+        ]
+        _write_csv(args.csv, [("video", "rank", "label", "score"), *rows])
+    else:
+        print(format_table(results))
+
+
+def format_table(results: list[tuple[str, list[dict]]]) -> str:
+    lines = []
+    for video, predictions in results:
+        lines.append(video)
+        width = max((len(item["label"]) for item in predictions), default=0)
+        lines.extend(f"  {item['score']:7.2%}  {item['label']:<{width}}" for item in predictions)
+    return "\n".join(lines)
+
+
+def _write(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text, encoding="utf-8")
+
+
+def _write_csv(target: str, rows: Iterable[Sequence[Any]]) -> None:
+    if target == "-":
+        csv.writer(sys.stdout).writerows(rows)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'hf_xclip[plot]' (or pip install matplotlib)") from None
+
+
+def plot_paths(target: str, videos: Sequence[str]) -> list[Path]:
+    """One PNG per video: ``target`` itself for one video, ``<stem>-<n>-<video name>.png`` for several."""
+    target = Path(target)
+    if len(videos) == 1:
+        return [target]
+    stem, suffix = target.stem, target.suffix or ".png"
+    return [
+        target.with_name(f"{stem}-{index:03d}-{Path(video.split('?')[0]).stem or 'video'}{suffix}")
+        for index, video in enumerate(videos)
+    ]
+
+
+def plot_predictions(classifier, video: str, predictions: list[dict], out: Path, num_frames: int | None = None):
+    """Save a figure: the frames the model saw (first clip, centre crop) above a bar chart of the scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    processor = classifier.video_processor
+    frames_per_clip = num_frames or classifier.model.config.vision_config.num_frames
+    from ..pipeline_zero_shot_video_classification import _fetch_video
+
+    try:
+        source = _fetch_video(video, None)
+    except ValueError:
+        source = None
+    fig_frames = None
+    if source is not None:
+        pixels = processor(source, num_frames=frames_per_clip, num_clips=1, num_crops=1)["pixel_values"][0]
+        mean = np.asarray(processor.image_mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(processor.image_std, dtype=np.float32).reshape(1, 3, 1, 1)
+        images = pixels.float().numpy() * std + mean
+        fig_frames = np.clip(images.transpose(0, 2, 3, 1), 0, 1)
+    count = len(fig_frames) if fig_frames is not None else 1
+    fig = plt.figure(figsize=(max(6, 1.5 * count), 2.2 + 0.35 * len(predictions)))
+    grid = fig.add_gridspec(2, count, height_ratios=[1.4, max(1, 0.35 * len(predictions))])
+    for i in range(count):
+        ax = fig.add_subplot(grid[0, i])
+        if fig_frames is not None:
+            ax.imshow(fig_frames[i])
+        ax.set_axis_off()
+    bars = fig.add_subplot(grid[1, :])
+    labels = [item["label"] for item in predictions][::-1]
+    scores = [item["score"] for item in predictions][::-1]
+    bars.barh(labels, scores, color="tab:blue")
+    bars.set_xlim(0, 1)
+    bars.set_xlabel("score")
+    for y, score in enumerate(scores):
+        bars.text(min(score + 0.01, 0.9), y, f"{score:.1%}", va="center", fontsize=8)
+    fig.suptitle(Path(video).name, fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
