@@ -309,7 +309,10 @@ def decord_available() -> bool:
 
 
 def _read_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size: tuple[int, int] | None, threads: int):
-    import decord
+    try:  # inside `try` so that trust_remote_code's import check does not require decord (optional on some platforms)
+        import decord
+    except ImportError as err:
+        raise ImportError("The decord backend needs decord (`pip install decord`); use backend='pyav'.") from err
 
     height, width = size if size is not None else (-1, -1)
     reader = decord.VideoReader(src.open_buffer(), ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
