@@ -159,14 +159,26 @@ def test_tiny_output_directory_is_complete(tiny_converted):
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     ids = tokenizer("playing guitar", padding="max_length", max_length=77)["input_ids"]
     assert ids[0] == 998 and 999 in ids and ids[-1] == 0 and len(ids) == 77
-    from hf_xclip.video_processing_xclip import XClipVideoProcessor
+    from hf_xclip import XClipProcessor
 
-    processor = XClipVideoProcessor.from_pretrained(output_dir)
+    processor = XClipProcessor.from_pretrained(output_dir).video_processor
     assert processor.num_frames == 4
     assert list(processor.image_mean) == pytest.approx([0.485, 0.456, 0.406])
     assert list(processor.image_std) == pytest.approx([0.229, 0.224, 0.225])
     assert processor.crop_size in (32, {"height": 32, "width": 32})
     assert_no_leftovers(output_dir.parent)
+
+
+def test_usage_snippet_of_the_card_runs(tiny_converted):
+    import numpy as np
+    from transformers import pipeline
+
+    output_dir, _ = tiny_converted
+    classifier = pipeline("zero-shot-video-classification", model=str(output_dir))
+    video = np.random.default_rng(0).integers(0, 255, (12, 40, 48, 3), dtype=np.uint8)
+    result = classifier(video, candidate_labels=["playing guitar", "cooking"])
+    assert sorted(item["label"] for item in result) == ["cooking", "playing guitar"]
+    assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_model_card(tiny_converted):

@@ -4,6 +4,7 @@ reference forward of the original weights, add processor, tokenizer and model ca
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,12 +136,18 @@ def export_model(
     config.architectures = ["XClipModel"]
     result = ConversionResult(output_dir=Path(output_dir), config=config, source_sha256=source_sha256)
     with staged_output_dir(output_dir, overwrite) as staging:
-        config.save_pretrained(staging)
-        save_file(converted, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
-        model = load_strict(staging)
+        # The converted tensors are written as they are, loaded back strictly and checked; the model then saves
+        # itself, so the directory has the same layout (auto_map, code for trust_remote_code) as any hf_xclip save.
+        unverified = staging / ".unverified"
+        config.save_pretrained(unverified)
+        save_file(converted, str(unverified / WEIGHTS_NAME), metadata={"format": "pt"})
+        model = load_strict(unverified)
         if verify:
             result.max_abs_errors = verify_against_reference(model, original_state_dict, config)
             logger.info("converted model matches the original forward: %s", result.max_abs_errors)
+        model.save_pretrained(staging)
+        del model
+        shutil.rmtree(unverified)
         save_processor(staging, config, tokenizer)
         make_card(config).save(staging / "README.md")
     if push_to_hub:
