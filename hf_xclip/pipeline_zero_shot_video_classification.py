@@ -295,11 +295,12 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         self.model.config.custom_pipelines = custom_pipelines_config()
         custom_object_save(self, save_directory)  # this file and every file it imports relatively
         self.model.save_pretrained(save_directory, **kwargs)
-        if self.processor is not None:
-            self.processor.save_pretrained(save_directory)
-        else:
-            self.video_processor.save_pretrained(save_directory)
-            self.tokenizer.save_pretrained(save_directory)
+        processor = self.processor
+        if processor is None:  # one processor_config.json, so that AutoProcessor loads the directory too
+            from .processing_xclip import XClipProcessor
+
+            processor = XClipProcessor(video_processor=self.video_processor, tokenizer=self.tokenizer)
+        processor.save_pretrained(save_directory)
 
     # -- parameters -------------------------------------------------------------------------------------------
 
