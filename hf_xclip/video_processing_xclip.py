@@ -62,7 +62,8 @@ class XClipVideoProcessorKwargs(VideosKwargs, total=False):
         num_clips: temporal clips (views) per video.
         num_crops: 1 (centre crop) or 3 (three crops along the long side after resizing the short side to S).
         antialias: antialias when downscaling (the original does not).
-        decode_backend: ``"auto"`` (decord, PyAV if decord fails), ``"decord"`` or ``"pyav"``.
+        decode_backend: ``"auto"`` (PyAV seeks; decord if PyAV lacks the codec), ``"pyav"`` or ``"decord"``; both
+            give the same pixels.
         decode_short_side: downscale while decoding so the short side has this many pixels (faster; frames then
             differ slightly from the original's resize).
         decode_threads: decoder threads (0 = automatic).

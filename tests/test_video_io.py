@@ -322,3 +322,17 @@ def test_write_video_rejects_bad_frames(tmp_path, frames):
 
 def test_module_has_no_heavy_imports():
     assert "decord" not in video_io.__dict__ and "av" not in video_io.__dict__
+
+
+def test_auto_falls_back_to_decord_when_pyav_lacks_the_codec(videos, monkeypatch):
+    if not decord_available():
+        pytest.skip("decord is not installed")
+
+    def no_decoder(src, *args, **kwargs):
+        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
+
+    monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
+    frames, used = read_frames(videos["gop"], [7, 3], backend="auto")
+    assert used == "decord" and [_decoded_index(f) for f in frames] == [7, 3]
+    with pytest.raises(VideoDecodeError, match="no decoder"):
+        read_frames(videos["gop"], [7], backend="pyav")
