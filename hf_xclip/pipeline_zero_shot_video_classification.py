@@ -404,21 +404,20 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         if self.tokenizer is None:
             raise ValueError("This pipeline has no tokenizer: pass `tokenizer=` or a processor with one.")
         max_length = self.model.config.text_config.max_position_embeddings
-        tokenized = self.tokenizer(list(texts), truncation=True, max_length=max_length)
-        lengths = [len(ids) for ids in tokenized["input_ids"]]
-        # Sorting by length keeps padding (wasted compute) small; the causal text tower makes padding exact anyway.
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
-        out = [None] * len(texts)
-        for start in range(0, len(order), self.text_batch_size):
-            chunk = order[start : start + self.text_batch_size]
-            batch = self.tokenizer.pad(
-                {"input_ids": [tokenized["input_ids"][i] for i in chunk]}, padding=True, return_tensors="pt"
-            )
-            embeds = self.model.get_text_features(
-                input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
-            ).pooler_output
-            for i, embedding in zip(chunk, embeds):
-                out[i] = embedding
+        tokenized = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        # Texts of equal token length are encoded together without padding: labels are short and of varied
+        # length, so padding to the longest would multiply the work (the causal text tower makes either exact).
+        by_length: dict[int, list[int]] = collections.defaultdict(list)
+        for index, ids in enumerate(tokenized):
+            by_length[len(ids)].append(index)
+        out: list[torch.Tensor | None] = [None] * len(texts)
+        for indices in by_length.values():
+            for start in range(0, len(indices), self.text_batch_size):
+                chunk = indices[start : start + self.text_batch_size]
+                input_ids = torch.tensor([tokenized[i] for i in chunk], dtype=torch.long, device=self.device)
+                embeds = self.model.get_text_features(input_ids=input_ids).pooler_output
+                for i, embedding in zip(chunk, embeds):
+                    out[i] = embedding
         return torch.stack(out)
 
     def label_embeddings(
