@@ -657,6 +657,42 @@ def test_clip_to_xclip_from_openai_state_dict_is_the_same(tmp_path, transformers
     assert set(a) == set(b) and all(torch.equal(a[key], b[key]) for key in a)
 
 
+class _TorchScriptHolder(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def write_torchscript_clip(weights: dict[str, torch.Tensor], path: Path) -> Path:
+    """A TorchScript archive holding `weights` under their names, like OpenAI's released `ViT-*.pt` files."""
+    root = _TorchScriptHolder()
+    for key, value in {**weights, "input_resolution": torch.tensor(32), "vocab_size": torch.tensor(1000)}.items():
+        *path_parts, name = key.split(".")
+        module = root
+        for part in path_parts:
+            if not hasattr(module, part):
+                module.add_module(part, torch.nn.Module())
+            module = getattr(module, part)
+        if value.is_floating_point():
+            module.register_parameter(name, torch.nn.Parameter(value.clone()))
+        else:
+            module.register_buffer(name, value)
+    torch.jit.script(root).save(str(path))
+    return path
+
+
+def test_clip_to_xclip_from_openai_torchscript_release(tmp_path, transformers_clip_dir):
+    from hf_xclip.conversion.clip_weights import load_clip_state_dict
+
+    archive = write_torchscript_clip(load_clip_state_dict(transformers_clip_dir), tmp_path / "ViT-tiny.pt")
+    convert_clip_to_xclip(transformers_clip_dir, tmp_path / "a", seed=2, verify=False)
+    convert_clip_to_xclip(archive, tmp_path / "b", seed=2, verify=False)
+    a, b = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("a", "b"))
+    assert set(a) == set(b) and all(torch.equal(a[key], b[key]) for key in a)
+    # the X-CLIP converter does not take TorchScript archives and says where they go
+    with pytest.raises(ConversionError, match="TorchScript archive"):
+        convert_xclip_checkpoint(archive, tmp_path / "c")
+
+
 def test_clip_to_xclip_refuses_an_xclip_checkpoint(tmp_path):
     with pytest.raises(ConversionError, match="not a plain CLIP checkpoint"):
         convert_clip_to_xclip(reference_file(*TINY), tmp_path / "out")
