@@ -97,7 +97,8 @@ def test_save_and_load_round_trip(processor, tmp_path):
     saved = json.loads((tmp_path / "saved" / "processor_config.json").read_text())
     assert saved["processor_class"] == "XClipProcessor"
     assert saved["video_processor"]["video_processor_type"] == "XClipVideoProcessor"
-    for loaded in (XClipProcessor.from_pretrained(tmp_path / "saved"), AutoProcessor.from_pretrained(tmp_path / "saved")):
+    saved_dir = tmp_path / "saved"
+    for loaded in (XClipProcessor.from_pretrained(saved_dir), AutoProcessor.from_pretrained(saved_dir)):
         assert isinstance(loaded, XClipProcessor)
         settings = {k: v for k, v in loaded.video_processor.to_dict().items() if k != "auto_map"}
         assert settings == {k: v for k, v in processor.video_processor.to_dict().items() if k != "auto_map"}

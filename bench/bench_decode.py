@@ -1,0 +1,225 @@
+"""Decode + preprocess one 8-frame X-CLIP clip from a 720p H.264 file: hf_xclip against full decoding.
+
+Methods (each ends with ``pixel_values`` of shape (1, T, 3, 224, 224)):
+
+* ``hf_xclip decord`` / ``hf_xclip pyav``: `XClipVideoProcessor` (probe, seek to the sampled frames, X-CLIP protocol).
+* ``... + decode downscale``: the same, frames scaled to a 256 short side by the decoder.
+* ``pyav full decode``: decode every frame with PyAV, take the sampled ones, same preprocessing (the baseline).
+* ``transformers recipe``: transformers' X-CLIP documentation recipe: PyAV decodes from the start up to the last
+  sampled frame, then ``VideoMAEImageProcessor`` (what the Hub's X-CLIP processors load) preprocesses. Note that
+  transformers' port resizes the short side to 224 (the original: 256), so its pixel values differ by design.
+
+Wall time is reported, but CPU time (all threads of the process) is the robust number on a shared machine. Full
+decoding also holds every frame in memory (300 frames of 720p RGB = 830 MB) where the seek paths hold T frames.
+``max|diff|`` / ``mean|diff|`` compare ``pixel_values`` with the first row (0 = identical frames).
+
+Run: ``python bench/bench_decode.py`` (``--help`` for sizes); prints a table per video and writes
+``bench/results/bench_decode.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hf_xclip.video_io import decord_available, probe_video, sample_frame_indices, write_video  # noqa: E402
+from hf_xclip.video_processing_xclip import XClipVideoProcessor  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BASELINE = "pyav full decode + same preprocessing"
+
+
+def make_video(path: Path, seconds: float, fps: int, height: int, width: int, gop: int) -> Path:
+    """Smooth moving gradients and boxes (compresses like camera footage, unlike noise)."""
+    if path.exists():
+        return path
+    num = int(seconds * fps)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = np.empty((num, height, width, 3), np.uint8)
+    for k in range(num):
+        phase = 2 * np.pi * k / fps
+        frames[k, ..., 0] = 127 + 120 * np.sin(xs / 90 + phase)
+        frames[k, ..., 1] = 127 + 120 * np.sin(ys / 70 - phase / 2)
+        frames[k, ..., 2] = (xs + ys + 4 * k) % 256
+        x0, y0 = (37 * k) % (width - 200), (23 * k) % (height - 150)
+        frames[k, y0 : y0 + 150, x0 : x0 + 200] = (255 - 3 * k % 256, 40, 200)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, frames, fps=fps, gop_size=gop, encoder_options={"preset": "veryfast"})
+
+
+def pyav_full_decode(path: Path, indices: np.ndarray) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    return np.stack([frames[i] for i in indices])
+
+
+def transformers_recipe(path: Path, indices: np.ndarray, image_processor) -> torch.Tensor:
+    """transformers' X-CLIP docs: decode from the start up to the last wanted frame, then the image processor."""
+    import av
+
+    wanted, frames = set(int(i) for i in indices), {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for position, frame in enumerate(container.decode(stream)):
+            if position > max(wanted):
+                break
+            if position in wanted:
+                frames[position] = frame.to_ndarray(format="rgb24")
+    video = [frames[int(i)] for i in indices]
+    return image_processor(video, return_tensors="pt")["pixel_values"]
+
+
+def timed(fn, repeats: int) -> tuple[list[float], list[float], object]:
+    """Wall times, CPU times (all threads of the process: robust on a busy machine) and the result."""
+    result = fn()  # warm-up (page cache, lazy imports)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return walls, cpus, result
+
+
+def bench_one(path: Path, gop: int, args) -> dict:
+    info = probe_video(path)
+    indices = sample_frame_indices(info.num_frames, args.num_frames)[0]
+    processor = XClipVideoProcessor(num_frames=args.num_frames)
+    short = processor.resize_short_side()
+
+    methods = {}
+    methods["hf_xclip (auto = pyav seeks)"] = lambda: processor(path)["pixel_values"]
+    methods["hf_xclip pyav + decode downscale"] = lambda: processor(
+        path, decode_backend="pyav", decode_short_side=short
+    )["pixel_values"]
+    if decord_available():
+        methods["hf_xclip decord (get_batch)"] = lambda: processor(path, decode_backend="decord")["pixel_values"]
+        methods["hf_xclip decord + decode downscale"] = lambda: processor(
+            path, decode_backend="decord", decode_short_side=short
+        )["pixel_values"]
+    methods[BASELINE] = lambda: processor(pyav_full_decode(path, indices), do_sample_frames=False)["pixel_values"]
+    try:
+        from transformers import VideoMAEImageProcessor
+
+        image_processor = VideoMAEImageProcessor(
+            image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
+        )  # the Hub's X-CLIP preprocessor_config.json
+        methods["transformers recipe (PyAV + VideoMAE processor)"] = lambda: transformers_recipe(
+            path, indices, image_processor
+        )
+    except Exception as err:  # pragma: no cover - depends on the installed transformers
+        print(f"transformers recipe skipped: {err}")
+
+    rows, reference = [], None
+    for label, fn in methods.items():
+        walls, cpus, pixels = timed(fn, args.repeats)
+        if reference is None:
+            reference = pixels
+        same_shape = tuple(pixels.shape) == tuple(reference.shape)
+        diff = (pixels - reference).abs() if same_shape else None
+        rows.append(
+            {
+                "method": label,
+                "wall_median_ms": 1000 * statistics.median(walls),
+                "wall_min_ms": 1000 * min(walls),
+                "cpu_median_ms": 1000 * statistics.median(cpus),
+                "max_abs_diff_vs_first": float(diff.max()) if diff is not None else None,
+                "mean_abs_diff_vs_first": float(diff.mean()) if diff is not None else None,
+            }
+        )
+    base = next(r for r in rows if r["method"] == BASELINE)
+    for row in rows:
+        row["wall_speedup_vs_full_decode"] = base["wall_median_ms"] / row["wall_median_ms"]
+        row["cpu_speedup_vs_full_decode"] = base["cpu_median_ms"] / row["cpu_median_ms"]
+
+    print(
+        f"\nvideo: {path.name} ({info.num_frames} frames, {info.width}x{info.height}, {info.codec}, keyframe every "
+        f"{gop}), T={args.num_frames}, indices {indices.tolist()}, load average {os.getloadavg()[0]:.1f}"
+    )
+    header = (
+        f"{'method':50s} {'wall ms':>8s} {'min ms':>8s} {'CPU ms':>8s} {'x wall':>7s} {'x CPU':>6s} "
+        f"{'max|diff|':>9s} {'mean|diff|':>10s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        top, mean = row["max_abs_diff_vs_first"], row["mean_abs_diff_vs_first"]
+        diffs = "        -          -" if top is None else f"{top:9.4f} {mean:10.4f}"
+        print(
+            f"{row['method']:50s} {row['wall_median_ms']:8.1f} {row['wall_min_ms']:8.1f} "
+            f"{row['cpu_median_ms']:8.1f} {row['wall_speedup_vs_full_decode']:6.2f}x "
+            f"{row['cpu_speedup_vs_full_decode']:5.2f}x {diffs}"
+        )
+    return {
+        "file": path.name,
+        "frames": info.num_frames,
+        "height": info.height,
+        "width": info.width,
+        "fps": info.fps,
+        "codec": info.codec,
+        "gop": gop,
+        "indices": indices.tolist(),
+        "results": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="video length")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--gop", type=int, nargs="+", default=[60, 250], help="keyframe intervals (one video each)")
+    parser.add_argument("--num-frames", type=int, default=8, help="frames per clip (T)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--video", type=Path, default=None, help="benchmark this file instead of a generated one")
+    parser.add_argument("--output", type=Path, default=RESULTS / "bench_decode.json")
+    args = parser.parse_args(argv)
+
+    reports = []
+    for gop in args.gop:
+        name = f"h264_{args.height}p_{args.seconds:g}s_{args.fps}fps_gop{gop}.mp4"
+        size = (args.seconds, args.fps, args.height, args.width, gop)
+        path = args.video or make_video(RESULTS / "videos" / name, *size)
+        reports.append(bench_one(path, gop, args))
+        if args.video:
+            break
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": " ".join(sys.argv),
+        "num_frames": args.num_frames,
+        "repeats": args.repeats,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "videos": reports,
+    }
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
