@@ -92,7 +92,8 @@ def init_xclip_modules(
             prefix = f"visual.transformer.resblocks.{index}."
             weights.update(_prefixed(nn.Linear(vision_width, vision_width), prefix + "message_fc."))
             weights.update(_prefixed(nn.LayerNorm(vision_width), prefix + "message_ln."))
-            weights.update(_prefixed(nn.MultiheadAttention(vision_width, heads_for_width(vision_width)), prefix + "message_attn."))
+            attention = nn.MultiheadAttention(vision_width, heads_for_width(vision_width))
+            weights.update(_prefixed(attention, prefix + "message_attn."))
 
         position = torch.empty(1, num_frames, projection_dim)
         nn.init.trunc_normal_(position, std=0.02)
@@ -184,7 +185,8 @@ def convert_clip_to_xclip(
             repo_id=push_to_hub,
             license="mit",
             family="x-clip",
-            notes=[f"new modules: {mit_layers} MIT layer(s), {prompt_layers} prompt layer(s), alpha {prompt_alpha}, seed {seed}"],
+            notes=[f"new modules: {mit_layers} MIT layer(s), {prompt_layers} prompt layer(s), alpha {prompt_alpha}, "
+                   f"seed {seed}"],
         )
 
     return export_model(weights, config, output_dir, source_sha256=sha256, make_card=make_card,

@@ -56,7 +56,11 @@ def _check_transformers_heads(directory: Path, weights: dict[str, torch.Tensor])
 
 def from_transformers_clip(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """transformers `CLIPModel` keys -> original CLIP keys (buffers such as ``position_ids`` dropped)."""
-    kept = {key: value for key, value in weights.items() if key.startswith(_HF_PREFIXES) and not key.endswith("position_ids")}
+    kept = {
+        key: value
+        for key, value in weights.items()
+        if key.startswith(_HF_PREFIXES) and not key.endswith("position_ids")
+    }
     return hf_to_original(kept)
 
 

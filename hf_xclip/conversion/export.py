@@ -55,8 +55,11 @@ def resolve_tokenizer(
     source = bpe_vocab if bpe_vocab is not None else tokenizer
     if source is None:
         return None
-    loaded = source if isinstance(source, PreTrainedTokenizerBase) else load_tokenizer(source)
-    check_tokenizer_matches(loaded, vocab_size, source=f"tokenizer from {source}" if not isinstance(source, PreTrainedTokenizerBase) else "tokenizer")
+    if isinstance(source, PreTrainedTokenizerBase):
+        loaded, name = source, "tokenizer"
+    else:
+        loaded, name = load_tokenizer(source), f"tokenizer from {source}"
+    check_tokenizer_matches(loaded, vocab_size, source=name)
     return loaded
 
 
@@ -86,12 +89,15 @@ def verification_inputs(config: XClipConfig, num_videos: int = 2, seed: int = 0)
     input_ids = torch.zeros(3, length, dtype=torch.long)
     for row, count in enumerate((1, 4, min(9, length - 2))):
         tokens = torch.randint(1, text.vocab_size - 2, (count,), generator=generator)
-        input_ids[row, : count + 2] = torch.cat([torch.tensor([text.vocab_size - 2]), tokens, torch.tensor([text.vocab_size - 1])])
+        sot, eot = torch.tensor([text.vocab_size - 2]), torch.tensor([text.vocab_size - 1])
+        input_ids[row, : count + 2] = torch.cat([sot, tokens, eot])
     return pixel_values, input_ids
 
 
 @torch.no_grad()
-def verify_against_reference(model, original_state_dict: dict[str, torch.Tensor], config: XClipConfig) -> dict[str, float]:
+def verify_against_reference(
+    model, original_state_dict: dict[str, torch.Tensor], config: XClipConfig
+) -> dict[str, float]:
     """`torch.testing.assert_close` of the converted model against the functional original forward on random input.
     Returns the largest absolute error per output."""
     pixel_values, input_ids = verification_inputs(config)
@@ -131,7 +137,9 @@ def export_model(
     """Write a complete model directory for `original_state_dict` (original naming) or change nothing."""
     from .processor import save_processor
 
-    original_state_dict = {key: value.float() if value.is_floating_point() else value for key, value in original_state_dict.items()}
+    original_state_dict = {
+        key: value.float() if value.is_floating_point() else value for key, value in original_state_dict.items()
+    }
     converted = original_to_hf(original_state_dict)
     config.architectures = ["XClipModel"]
     result = ConversionResult(output_dir=Path(output_dir), config=config, source_sha256=source_sha256)

@@ -111,7 +111,8 @@ def _prompts(weights: Weights, text: torch.Tensor, patches: torch.Tensor, batch:
         v = split(F.linear(visual, weights[prefix + "cross_attn.v_proj.weight"]))
         attended = ((q @ k.transpose(-2, -1)) * (width // heads) ** -0.5).softmax(dim=-1) @ v
         attended = attended.transpose(1, 2).reshape(text.shape)
-        text = text + F.linear(attended, weights[prefix + "cross_attn.proj.weight"], weights[prefix + "cross_attn.proj.bias"])
+        projection = prefix + "cross_attn.proj."
+        text = text + F.linear(attended, weights[projection + "weight"], weights[projection + "bias"])
         text = text + _mlp(_layer_norm(text, weights, prefix + "norm3."), weights, prefix + "mlp.0.", prefix + "mlp.3.")
     return weights["prompts_generator.alpha"] * text
 

@@ -25,7 +25,9 @@ VIFICLIP_TEMPLATE = "a photo of a {}."
 _VIFICLIP_PREFIXES = (("image_encoder.", "visual."), ("text_encoder.", ""))
 
 
-def vificlip_to_clip_naming(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def vificlip_to_clip_naming(
+    state_dict: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Split a ViFi-CLIP state dict (``module.`` already removed) into CLIP-named weights and the prompt learner's
     buffers. Raises for the prompting variants (learned context vectors or visual prompts), which hf_xclip's
     configuration cannot represent."""
@@ -53,7 +55,9 @@ def vificlip_to_clip_naming(state_dict: dict[str, torch.Tensor]) -> tuple[dict[s
     return weights, prompt_learner
 
 
-def _check_token_embedding(token_embedding: torch.Tensor, prompt_learner: dict[str, torch.Tensor], clip_source: str) -> None:
+def _check_token_embedding(
+    token_embedding: torch.Tensor, prompt_learner: dict[str, torch.Tensor], clip_source: str
+) -> None:
     """The prompt learner stored token embeddings of its prompts (row 0 = <|startoftext|>); they must come from the
     same CLIP token embedding we take."""
     stored = prompt_learner.get("complete_text_embeddings", prompt_learner.get("token_prefix"))
@@ -118,7 +122,9 @@ def convert_vificlip_checkpoint(
     config_frames = checkpoint.config_value("DATA", "NUM_FRAMES")
     frames = num_frames or (int(config_frames) if config_frames else None)
     if frames is None:
-        raise ConversionError(f"{checkpoint_path} has no DATA.NUM_FRAMES in its config: pass num_frames (--num-frames).")
+        raise ConversionError(
+            f"{checkpoint_path} has no DATA.NUM_FRAMES in its config: pass num_frames (--num-frames)."
+        )
     if num_frames and config_frames and int(config_frames) != num_frames:
         logger.warning("using %s frames; the checkpoint was trained with %s.", num_frames, config_frames)
     config = build_config(sizes, num_frames=frames, logit_scale_init_value=float(weights["logit_scale"]))
@@ -130,7 +136,8 @@ def convert_vificlip_checkpoint(
             title=f"ViFi-CLIP, {frames} frames, {sizes.image_size} px (converted from `{checkpoint_path.name}`)",
             summary="ViFi-CLIP (Rasheed et al., CVPR 2023): CLIP fine-tuned on video; every frame goes through the "
             "CLIP image encoder and the video embedding is the mean of the projected frame embeddings. Converted "
-            f"with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes from `{Path(clip).name}`.",
+            f"with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes from "
+            f"`{Path(clip).name}`.",
             source_file=checkpoint_path.name,
             source_sha256=sha256,
             config=config,

@@ -51,7 +51,8 @@ def check_xclip_state_dict(state_dict: dict[str, torch.Tensor], source: str) -> 
         sample = ", ".join(sorted(state_dict)[:6])
         raise ConversionError(
             f"{source} is not an X-CLIP checkpoint: expected keys such as `visual.transformer.resblocks.0.message_fc."
-            f"weight`, `mit.positional_embedding` and `prompts_generator.*`, found {len(state_dict)} keys like {sample}."
+            f"weight`, `mit.positional_embedding` and `prompts_generator.*`, found {len(state_dict)} keys like "
+            f"{sample}."
         )
     missing = [marker for marker in XCLIP_MARKERS if marker not in state_dict]
     if missing:
@@ -72,8 +73,8 @@ def _check_training_config(checkpoint: OriginalCheckpoint, config: XClipConfig) 
                        "weights.", size, vision.image_size)
     dataset = checkpoint.config_value("DATA", "DATASET")
     if dataset:
-        notes.append(f"training config: dataset `{dataset}`, {frames} frames, {size} px, "
-                     f"{checkpoint.config_value('TEST', 'NUM_CLIP')} clips x {checkpoint.config_value('TEST', 'NUM_CROP')} "
+        clips, crops = checkpoint.config_value("TEST", "NUM_CLIP"), checkpoint.config_value("TEST", "NUM_CROP")
+        notes.append(f"training config: dataset `{dataset}`, {frames} frames, {size} px, {clips} clips x {crops} "
                      "crops at test time")
     return notes
 
@@ -138,7 +139,8 @@ def convert_xclip_checkpoint(
     def make_card(config: XClipConfig):
         arch = release.arch if release else f"{sizes.vision_width}w/{sizes.patch_size}"
         return build_model_card(
-            title=f"X-CLIP {arch}, {sizes.num_frames} frames, {sizes.image_size} px (converted from `{checkpoint_path.name}`)",
+            title=f"X-CLIP {arch}, {sizes.num_frames} frames, {sizes.image_size} px "
+            f"(converted from `{checkpoint_path.name}`)",
             summary="X-CLIP (Ni et al., ECCV 2022): CLIP extended to video with cross-frame communication "
             "(message tokens), a multi-frame integration transformer and video-specific prompts. Converted from "
             "the original microsoft/VideoX checkpoint with hf_xclip; outputs match the original implementation.",
