@@ -1,6 +1,7 @@
 """hf_xclip: X-CLIP (video-text CLIP with cross-frame attention) for the Hugging Face ecosystem."""
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
+from .defaults import default_model_path
 from .modeling_xclip import (
     XClipModel,
     XClipOutput,
@@ -32,4 +33,5 @@ __all__ = [
     "XClipVideoProcessor",
     "VideoDecodeError",
     "register",
+    "default_model_path",
 ]

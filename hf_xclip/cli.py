@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS: list[str] = ["convert", "classify", "finetune", "evaluate"]
+COMMANDS: list[str] = ["convert", "classify", "demo", "finetune", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,113 @@
+"""`hf-xclip demo`: classify a few freshly generated clips with the embedded default model, offline.
+
+Clips of seen and of held-out (zero-shot) shape-colour-motion combinations are rendered with
+`hf_xclip.synthetic`, written as mp4 files (so the real decoding path runs) and classified with
+`pipeline("zero-shot-video-classification")`. Each clip is classified among every caption with the clip's shape
+(6 colours x 7 motions = 42 captions, 36 for a circle, which has no "rotating"), seen and held-out combinations
+alike: the shape is given, colour and motion must be read from the video. Chance is 1/42 (1/36).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DESCRIPTION = """Generate a few synthetic clips (seen and held-out combinations), write them as mp4, classify each with
+the embedded default model (or --model) among all captions of its shape, and print the results."""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "demo", help="classify generated clips with the embedded default model (offline)", description=DESCRIPTION
+    )
+    parser.add_argument("--num-clips", type=int, default=8, help="clips to generate, half of them held-out (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the clip choice and rendering (default 0)")
+    parser.add_argument("--model", help="model directory or Hub id (default: the embedded default model)")
+    parser.add_argument("--keep-videos", type=Path, metavar="DIR", help="write the mp4 files here and keep them")
+    return parser
+
+
+def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bool]]:
+    """``num_clips`` distinct combinations, alternating seen / held-out, chosen with ``seed``."""
+    from hf_xclip.synthetic import heldout_specs, train_specs
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(101,)))
+    seen, held = train_specs(), heldout_specs()
+    num_held = min(num_clips // 2, len(held))
+    chosen_held = [held[i] for i in rng.choice(len(held), num_held, replace=False)]
+    chosen_seen = [seen[i] for i in rng.choice(len(seen), num_clips - num_held, replace=False)]
+    clips = []
+    for i in range(num_clips):
+        source = chosen_seen if (i % 2 == 0 or not chosen_held) and chosen_seen else chosen_held
+        clips.append((source.pop(0), source is chosen_held))
+    return clips
+
+
+def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
+    """Render each clip (16 frames; the processor samples ``num_frames``) and write ``out_dir/NN_<caption>.mp4``."""
+    from hf_xclip.synthetic import render_video
+    from hf_xclip.video_io import write_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (spec, _) in enumerate(clips):
+        frames = render_video(
+            spec, num_frames=2 * num_frames, size=size, seed=np.random.SeedSequence(seed, spawn_key=(102, i))
+        )
+        name = f"{i:02d}_{spec.caption.replace(' ', '_')}.mp4"
+        paths.append(write_video(out_dir / name, frames, fps=8, crf=12))
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.num_clips < 1:
+        print(f"hf-xclip demo: error: --num-clips must be at least 1, got {args.num_clips}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    from transformers import pipeline
+
+    import hf_xclip
+    from hf_xclip.default_model_training import candidate_specs
+
+    model = args.model or hf_xclip.default_model_path()
+    classifier = pipeline("zero-shot-video-classification", model=model)
+    video_processor = classifier.video_processor
+    size = video_processor.crop_size["height"]
+    clips = pick_clips(args.num_clips, args.seed)
+    with tempfile.TemporaryDirectory(prefix="hf-xclip-demo-") as tmp:
+        out_dir = args.keep_videos or Path(tmp)
+        # Written at twice the model's input size, so the processor's resize runs as it does on real videos.
+        paths = write_clips(clips, out_dir, 2 * size, video_processor.num_frames, args.seed)
+        rows = []
+        for (spec, held), path in zip(clips, paths):
+            labels = [other.caption for other in candidate_specs(spec)]
+            best = classifier(str(path), candidate_labels=labels, top_k=1)[0]
+            rows.append((path.name, spec.caption, held, best["label"], best["score"], len(labels)))
+    print_table(rows)
+    for name, held in (("seen", False), ("held-out", True)):
+        part = [row for row in rows if row[2] == held]
+        if part:
+            right = sum(row[1] == row[3] for row in part)
+            print(f"{name}: {right}/{len(part)} right", end="   ")
+    chance = np.mean([1 / row[5] for row in rows])
+    print(f"(chance {chance:.1%}: each clip is scored against every caption of its shape, 42 or 36 for circles)")
+    print(f"model: {model}   {len(rows)} clips in {time.perf_counter() - start:.1f} s")
+    if args.keep_videos:
+        print(f"videos kept in {args.keep_videos}")
+    return 0
+
+
+def print_table(rows) -> None:
+    header = ("#", "true caption", "split", "prediction", "score", "")
+    lines = [
+        (str(i), caption, "held-out" if held else "seen", predicted, f"{score:.2f}", "right" if predicted == caption else "WRONG")
+        for i, (_, caption, held, predicted, score, _) in enumerate(rows)
+    ]
+    widths = [max(len(row[k]) for row in [header, *lines]) for k in range(len(header))]
+    for row in [header, *lines]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
