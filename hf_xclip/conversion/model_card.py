@@ -132,6 +132,7 @@ def build_model_card(
     release: ReleasedCheckpoint | None = None,
     template: str = "{}",
     notes: list[str] | None = None,
+    license_link: str | None = None,
 ) -> ModelCard:
     """A model card for a converted checkpoint.
 
@@ -144,11 +145,13 @@ def build_model_card(
         release: the released checkpoint this file is, for its reported accuracy.
         template: text template the model was trained with.
         notes: extra bullet points.
+        license_link: where the terms are, for ``license="other"``.
     """
     vision = config.vision_config
     tags = ["hf_xclip", family, "video", "zero-shot", PIPELINE_TASK, "clip"]
     data = ModelCardData(
         license=license,
+        license_link=license_link,
         library_name="transformers",
         pipeline_tag=PIPELINE_TAG,
         tags=tags,

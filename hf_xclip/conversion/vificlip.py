@@ -143,6 +143,7 @@ def convert_vificlip_checkpoint(
             config=config,
             repo_id=push_to_hub,
             license="other",
+            license_link=VIFICLIP_URL,
             family="vifi-clip",
             template=VIFICLIP_TEMPLATE,
         )
