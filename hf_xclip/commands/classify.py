@@ -39,10 +39,14 @@ class UsageError(Exception):
 def default_model_path() -> str | None:
     """Model used when `--model` is not given: the embedded default model shipped in the package, if any.
 
-    Returns ``None`` while hf_xclip ships no default model.
+    Returns ``None`` when the package was installed without it.
     """
-    embedded = Path(__file__).resolve().parents[1] / "default_model"
-    return str(embedded) if (embedded / "config.json").is_file() else None
+    from hf_xclip.defaults import default_model_path as embedded_model_path
+
+    try:
+        return embedded_model_path()
+    except FileNotFoundError:
+        return None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
