@@ -253,11 +253,13 @@ class XClipVisionEncoderLayer(GradientCheckpointingLayer):
         return torch.cat([hidden_states, messages.reshape(batch_time, 1, width)], dim=1)
 
     def forward(self, hidden_states: torch.Tensor, num_frames: int, **kwargs) -> torch.Tensor:
-        seq_length = hidden_states.shape[1]
+        residual = hidden_states
         if self.use_cross_frame_attention:
             hidden_states = self._add_message_tokens(hidden_states, num_frames)
         attn_output, _ = self.self_attn(self.layer_norm1(hidden_states), **kwargs)
-        hidden_states = (hidden_states + self.drop_path(attn_output))[:, :seq_length, :]
+        # The message token is dropped after the attention: add the residual to the frame's own tokens only, which
+        # also keeps the result contiguous (no copy inside the next LayerNorm).
+        hidden_states = residual + self.drop_path(attn_output[:, : residual.shape[1]])
         return hidden_states + self.drop_path(self.mlp(self.layer_norm2(hidden_states)))
 
 
@@ -1107,12 +1109,17 @@ class XClipModel(XClipPreTrainedModel):
             prompted text embeddings (batch_size, num_texts, projection_dim).
         """
         batch_size = video_embeds.shape[0]
-        text = text_embeds.unsqueeze(0).expand(batch_size, -1, -1)
-        if self.config.use_prompt_generator:
-            if prompt_features is None:
-                raise ValueError("This model has a prompt generator: pass `prompt_features` to get_logits.")
-            text = text + self.prompts_generator(text, prompt_features)
         video = video_embeds / video_embeds.norm(p=2, dim=-1, keepdim=True)
+        if not self.config.use_prompt_generator:
+            # Every video sees the same texts: normalise them once and score with one matmul instead of
+            # materialising batch_size copies of them.
+            text = text_embeds / text_embeds.norm(p=2, dim=-1, keepdim=True)
+            logits_per_video = video @ (self.logit_scale_module() * text).T
+            return logits_per_video, text.unsqueeze(0).expand(batch_size, -1, -1)
+        if prompt_features is None:
+            raise ValueError("This model has a prompt generator: pass `prompt_features` to get_logits.")
+        text = text_embeds.unsqueeze(0).expand(batch_size, -1, -1)
+        text = text + self.prompts_generator(text, prompt_features)
         text = text / text.norm(p=2, dim=-1, keepdim=True)
         logits_per_video = torch.einsum("bd,bkd->bk", video, self.logit_scale_module() * text)
         return logits_per_video, text
