@@ -59,11 +59,11 @@ class DefaultModelTrainingConfig:
     """Every setting of a default-model training run (recorded in ``training_log.json``)."""
 
     seed: int = field(default=0, metadata={"help": "seeds the initialisation, the clips and the template draws"})
-    steps: int = field(default=300, metadata={"help": "optimiser steps"})
-    batch_size: int = field(default=32, metadata={"help": "clips per step"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "peak AdamW learning rate"})
+    steps: int = field(default=600, metadata={"help": "optimiser steps"})
+    batch_size: int = field(default=16, metadata={"help": "clips per step"})
+    learning_rate: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (not on norms, biases, embeddings)"})
-    warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps before the cosine decay"})
+    warmup_steps: int = field(default=30, metadata={"help": "linear warm-up steps before the cosine decay"})
     num_frames: int = field(default=8, metadata={"help": "frames per clip"})
     image_size: int = field(default=32, metadata={"help": "model input size (clips are rendered at this size)"})
     patch_size: int = field(default=8, metadata={"help": "ViT patch size"})
@@ -74,7 +74,7 @@ class DefaultModelTrainingConfig:
     prompt_layers: int = field(default=1, metadata={"help": "layers of the video-specific prompt generator"})
     template_augmentation: bool = field(default=True, metadata={"help": "draw a prompt template per step"})
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads (part of what makes runs bit-exact)"})
-    log_every: int = field(default=10, metadata={"help": "print the loss every this many steps"})
+    log_every: int = field(default=50, metadata={"help": "print the loss every this many steps"})
     eval_clips_per_class: int = field(default=4, metadata={"help": "fresh clips per combination in the final eval"})
     eval_seed: int = field(default=12345, metadata={"help": "seed of the evaluation clips (never used in training)"})
 

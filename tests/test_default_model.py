@@ -1,0 +1,149 @@
+"""The embedded default model: loads like any model folder, classifies fresh synthetic clips well above chance
+(seen and held-out combinations, reported separately), is reproduced by its training script, and `hf-xclip demo`
+runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+import hf_xclip
+from hf_xclip import XClipModel, XClipProcessor
+from hf_xclip.cli import main as cli_main
+from hf_xclip.default_model_training import (
+    LOG_FILE,
+    DefaultModelTrainingConfig,
+    candidate_specs,
+    evaluate_zero_shot,
+    train,
+)
+from hf_xclip.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
+
+# Fresh clips: a seed used neither in training (0) nor in the model card's evaluation (12345).
+TEST_SEED = 2024
+# Candidates = the 42 captions with the clip's shape (36 for circles): chance is about 2.5 %. Floors are 4x chance;
+# the shipped model measures about 20 % (seen) and 25 % (held-out) on the card's 4 clips per combination.
+SEEN_FLOOR = 0.10
+HELDOUT_FLOOR = 0.10
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    return Path(hf_xclip.default_model_path())
+
+
+@pytest.fixture(scope="module")
+def classifier(model_dir):
+    return pipeline("zero-shot-video-classification", model=str(model_dir))
+
+
+def test_files_are_small_and_complete(model_dir):
+    names = {path.name for path in model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "README.md", LOG_FILE} <= names
+    assert not any(name.endswith(".py") for name in names)
+    total = sum(path.stat().st_size for path in model_dir.iterdir() if path.is_file())
+    assert total < 10 * 2**20, f"default model files take {total / 2**20:.1f} MiB"
+
+
+def test_loads_with_from_pretrained(model_dir):
+    model = XClipModel.from_pretrained(model_dir)
+    processor = XClipProcessor.from_pretrained(model_dir)
+    frames = np.zeros((8, 32, 32, 3), dtype=np.uint8)
+    inputs = processor(text=["a red circle moving left", "a blue star growing"], videos=frames)
+    with torch.no_grad():
+        logits = model(**inputs).logits_per_video
+    assert logits.shape == (1, 2) and torch.isfinite(logits).all()
+    assert processor.tokenizer.convert_ids_to_tokens(processor.tokenizer("a red circle")["input_ids"]) == [
+        "<|startoftext|>", "a", "red", "circle", "<|endoftext|>"
+    ]
+
+
+CLIPS_PER_CLASS = 2
+
+
+def _pipeline_accuracy(classifier, specs, seed: int) -> float:
+    """Accuracy of the pipeline on fresh clips of every combination, among the captions of the clip's shape."""
+    processor = classifier.video_processor
+    data = SyntheticVideoDataset(
+        specs=specs, num_videos=CLIPS_PER_CLASS * len(specs), seed=seed,
+        num_frames=processor.num_frames, size=processor.crop_size["height"],
+    )
+    right = 0
+    for shape in sorted({spec.shape for spec in specs}):
+        indices = [i for i in range(len(data)) if specs[int(data.labels[i])].shape == shape]
+        labels = [spec.caption for spec in candidate_specs(specs[int(data.labels[indices[0]])])]
+        results = classifier([data.frames(i) for i in indices], candidate_labels=labels, top_k=1, batch_size=16)
+        right += sum(r[0]["label"] == specs[int(data.labels[i])].caption for r, i in zip(results, indices))
+    return right / len(data)
+
+
+@pytest.fixture(scope="module")
+def accuracies(classifier) -> dict[str, float]:
+    return {
+        "seen": _pipeline_accuracy(classifier, train_specs(), TEST_SEED),
+        "heldout": _pipeline_accuracy(classifier, heldout_specs(), TEST_SEED),
+    }
+
+
+def test_accuracy_on_fresh_clips_seen_and_heldout(accuracies):
+    chance = np.mean([1 / len(candidate_specs(spec)) for spec in all_specs()])
+    print(f"seen {accuracies['seen']:.3f}  held-out {accuracies['heldout']:.3f}  chance {chance:.3f}")
+    assert accuracies["seen"] >= SEEN_FLOOR, f"seen-combination accuracy {accuracies['seen']:.3f} (chance {chance:.3f})"
+    assert accuracies["heldout"] >= HELDOUT_FLOOR, f"held-out accuracy {accuracies['heldout']:.3f} (chance {chance:.3f})"
+
+
+def test_pipeline_agrees_with_training_evaluation(classifier, accuracies, model_dir):
+    """The card's numbers come from `evaluate_zero_shot` (no file decoding, no pipeline); on the same clips it must
+    give the pipeline's accuracies."""
+    metrics = evaluate_zero_shot(
+        classifier.model, classifier.tokenizer, classifier.video_processor, seed=TEST_SEED,
+        clips_per_class=CLIPS_PER_CLASS,
+    )
+    assert metrics["seen"]["accuracy_same_shape"] == pytest.approx(accuracies["seen"])
+    assert metrics["heldout"]["accuracy_same_shape"] == pytest.approx(accuracies["heldout"])
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    recorded = json.loads((model_dir / LOG_FILE).read_text(encoding="utf-8"))["metrics"]
+    assert f"{recorded['heldout']['accuracy_same_shape']:.1%}" in card
+
+
+def test_training_log_matches_the_recipe(model_dir):
+    record = json.loads((model_dir / LOG_FILE).read_text(encoding="utf-8"))
+    config = DefaultModelTrainingConfig(**record["settings"])
+    assert record["settings"] == DefaultModelTrainingConfig().__dict__, "shipped model was not trained with the defaults"
+    assert len(record["losses"]) == config.steps
+    assert np.mean(record["losses"][-20:]) < np.mean(record["losses"][:20])
+
+
+def test_retraining_reproduces_recorded_losses(model_dir):
+    record = json.loads((model_dir / LOG_FILE).read_text(encoding="utf-8"))
+    threads = torch.get_num_threads()
+    _, _, _, log = train(DefaultModelTrainingConfig(**record["settings"]), max_steps=3, verbose=False)
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    if record["environment"]["torch"] == torch.__version__:
+        assert log["losses"] == pytest.approx(record["losses"][:3], abs=1e-5)
+    else:
+        assert log["losses"] == pytest.approx(record["losses"][:3], abs=1e-3)
+
+
+def test_demo_runs_and_prints_a_table(tmp_path, capsys):
+    assert cli_main(["demo", "--num-clips", "4", "--seed", "3", "--keep-videos", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "true caption" in out and "held-out" in out and "seen:" in out
+    assert len(list(tmp_path.glob("*.mp4"))) == 4
+
+
+def test_demo_rejects_bad_clip_count(capsys):
+    assert cli_main(["demo", "--num-clips", "0"]) == 2
+    assert "--num-clips" in capsys.readouterr().err
+
+
+def test_default_model_training_config_checks():
+    with pytest.raises(ValueError, match="patch_size"):
+        DefaultModelTrainingConfig(image_size=30, patch_size=8)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        DefaultModelTrainingConfig(steps=10, warmup_steps=10)
