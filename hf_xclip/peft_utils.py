@@ -257,6 +257,21 @@ class XClipAdapterConfig:
             mlp=self.lora_mlp,
         )
 
+    def lora_parts(self) -> str:
+        """Human-readable list of where the low-rank layers go."""
+        if self.target_modules is not None:
+            return f"target_modules={self.target_modules!r}"
+        switches = [
+            ("text", self.lora_text),
+            ("vision", self.lora_vision),
+            ("cross-frame", self.lora_cross_frame),
+            ("mit", self.lora_mit),
+            ("prompt-generator", self.lora_prompt_generator),
+            ("projections", self.lora_projections),
+        ]
+        layers = [name for name, on in (("attention", self.lora_attention), ("mlp", self.lora_mlp)) if on]
+        return f"{', '.join(n for n, on in switches if on)} ({' + '.join(layers)} layers)"
+
     def modules_to_save(self) -> list[str]:
         """Module names peft trains in full and saves with the adapter."""
         names = []
@@ -390,8 +405,12 @@ def enable_gradient_checkpointing(model: nn.Module, use_reentrant: bool = False)
     require grad (peft does it only when checkpointing was on before wrapping).
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
-    if use_reentrant:
+    kwargs = {"use_reentrant": use_reentrant}
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if use_reentrant and not getattr(base, "_require_grads_hooks", None):  # transformers may have done it already
         base.enable_input_require_grads()
 
 
@@ -432,7 +451,15 @@ def get_xclip_peft_model(
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         num_classes = len(class_names) if class_names is not None else None
         init_prompt_context(model, config.coop, tokenizer=tokenizer, num_classes=num_classes, generator=generator)
-    return get_peft_model(model, peft_config, adapter_name=adapter_name)
+    peft_model = get_peft_model(model, peft_config, adapter_name=adapter_name)
+    if config.coop is not None:
+        # peft copied the context into the adapter; the base module goes back to empty so that the base model
+        # (`disable_adapter()`, other adapters) has no context.
+        for module in peft_model.modules():
+            original = getattr(module, "original_module", None)
+            if isinstance(original, XClipPromptContext):
+                original.context = None
+    return peft_model
 
 
 def adapter_parameter_count(peft_model: nn.Module) -> tuple[int, int]:

@@ -558,6 +558,7 @@ class FewShotResult:
     seconds: float = 0.0
     trainable_parameters: int = 0
     mixed_precision: str = "no"
+    learning_rates: dict[str, float] = field(default_factory=dict)
 
 
 def _with_context_sizes(config: XClipAdapterConfig, peft_model: nn.Module) -> XClipAdapterConfig:
@@ -660,6 +661,7 @@ def train_few_shot(
     adapter_config = _with_context_sizes(adapter_config, peft_model)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     groups = parameter_groups(peft_model, args.learning_rates(), args.weight_decay)
+    learning_rates = {group["name"]: group["lr"] for group in groups}
     optimizer = torch.optim.AdamW(groups, betas=args.adam_betas)
 
     train_dataset = VideoClassificationDataset(
@@ -750,6 +752,7 @@ def train_few_shot(
         seconds=time.perf_counter() - start,
         trainable_parameters=trainable,
         mixed_precision=accelerator.mixed_precision,
+        learning_rates=learning_rates,
     )
 
 
@@ -791,6 +794,7 @@ def save_adapter(
         "skipped_videos": result.skipped_videos,
         "num_train_videos": result.num_train_videos,
         "trainable_parameters": result.trainable_parameters,
+        "learning_rates": result.learning_rates,
     }
     (output_dir / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     model_card(result, base_model=base_model, data=data).save(str(output_dir / "README.md"))
@@ -866,7 +870,7 @@ def model_card(result: FewShotResult, *, base_model: str | None = None, data: di
         "## Training",
         "",
         f"- epochs {args.epochs}, batch size {args.batch_size} x {args.gradient_accumulation_steps} accumulation, "
-        f"learning rates {args.learning_rates()}, AdamW betas {args.adam_betas}, weight decay {args.weight_decay}, "
+        f"learning rates {result.learning_rates}, AdamW betas {args.adam_betas}, weight decay {args.weight_decay}, "
         f"cosine schedule with {args.warmup_ratio:.0%} warm-up, label smoothing {args.label_smoothing}",
         f"- frames per clip: {args.num_frames or 'processor default'}, TSN random sampling, "
         f"{'random resized crop ' + str(args.crop_scale) + f' + flip p={args.hflip_prob}' if args.augment else 'centre crop'}",
@@ -899,7 +903,7 @@ def _class_specific(config: XClipAdapterConfig) -> bool:
 def _method_text(config: XClipAdapterConfig) -> str:
     parts = []
     if config.lora_type is not None:
-        parts.append(f"- {config.lora_type} (r={config.r}, alpha={config.lora_alpha}) on `{config.lora_targets()}`")
+        parts.append(f"- {config.lora_type} (r={config.r}, alpha={config.lora_alpha}) on {config.lora_parts()}")
     if config.coop is not None:
         coop = config.coop
         kind = "class-specific" if coop.class_specific else "unified"
