@@ -10,6 +10,7 @@ from .modeling_xclip import (
     XClipVideoOutput,
     XClipVisionModel,
 )
+from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline
 from .processing_xclip import XClipProcessor
 from .registration import register
 from .video_io import VideoDecodeError
@@ -32,6 +33,7 @@ __all__ = [
     "XClipProcessor",
     "XClipVideoProcessor",
     "VideoDecodeError",
+    "ZeroShotVideoClassificationPipeline",
     "register",
     "default_model_path",
 ]

@@ -211,6 +211,25 @@ class TextEmbeddingCache:
         return torch.stack([self._store[text] for text in texts])
 
 
+def _length_chunks(lengths: Sequence[int], max_size: int, min_size: int = 32) -> list[list[int]]:
+    """Indices grouped for encoding: sorted by token length, a new group when the length grows and the current
+    group has ``min_size`` texts (or ``max_size``). Labels are short and of varied length: padding all of them to
+    the longest would double the text work, one group per length would make many tiny forward passes."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks: list[list[int]] = []
+    for index in order:
+        current = chunks[-1] if chunks else None
+        if (
+            current is None
+            or len(current) >= max_size
+            or (len(current) >= min_size and lengths[index] > lengths[current[-1]])
+        ):
+            chunks.append([index])
+        else:
+            current.append(index)
+    return chunks
+
+
 def ensemble_text_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
     """(K, M, D) embeddings of K labels in M templates -> (K, D).
 
@@ -390,6 +409,12 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
     def _cache_owner(self) -> tuple:
         return (id(self.model), id(self.tokenizer), str(self.device), str(self.model.dtype))
 
+    def clear_text_cache(self) -> None:
+        """Forget every encoded label (needed after changing the text tower's weights in place)."""
+        with self._lock:
+            self.text_cache.clear()
+            self._last_label_set = None
+
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Projected text embeddings (N, D) before the video-specific prompts, through the cache."""
@@ -405,19 +430,17 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             raise ValueError("This pipeline has no tokenizer: pass `tokenizer=` or a processor with one.")
         max_length = self.model.config.text_config.max_position_embeddings
         tokenized = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        # Texts of equal token length are encoded together without padding: labels are short and of varied
-        # length, so padding to the longest would multiply the work (the causal text tower makes either exact).
-        by_length: dict[int, list[int]] = collections.defaultdict(list)
-        for index, ids in enumerate(tokenized):
-            by_length[len(ids)].append(index)
         out: list[torch.Tensor | None] = [None] * len(texts)
-        for indices in by_length.values():
-            for start in range(0, len(indices), self.text_batch_size):
-                chunk = indices[start : start + self.text_batch_size]
-                input_ids = torch.tensor([tokenized[i] for i in chunk], dtype=torch.long, device=self.device)
-                embeds = self.model.get_text_features(input_ids=input_ids).pooler_output
-                for i, embedding in zip(chunk, embeds):
-                    out[i] = embedding
+        for chunk in _length_chunks([len(ids) for ids in tokenized], self.text_batch_size):
+            width = max(len(tokenized[i]) for i in chunk)
+            batch = self.tokenizer.pad({"input_ids": [tokenized[i] for i in chunk]}, padding="max_length",
+                                       max_length=width, return_tensors="pt")
+            # The text tower is causal and pools at the EOT token, so padding after it changes nothing.
+            embeds = self.model.get_text_features(
+                input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
+            ).pooler_output
+            for i, embedding in zip(chunk, embeds):
+                out[i] = embedding
         return torch.stack(out)
 
     def label_embeddings(
