@@ -10,9 +10,11 @@ from .modeling_xclip import (
     XClipVideoOutput,
     XClipVisionModel,
 )
+from .peft_utils import CoOpConfig, XClipAdapterConfig, get_xclip_peft_model, lora_target_modules
 from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline
 from .processing_xclip import XClipProcessor
 from .registration import register
+from .training import FewShotTrainingArguments, evaluate_videos, scan_video_folder, train_few_shot
 from .video_io import VideoDecodeError
 from .video_processing_xclip import XClipVideoProcessor
 
@@ -36,4 +38,12 @@ __all__ = [
     "ZeroShotVideoClassificationPipeline",
     "register",
     "default_model_path",
+    "CoOpConfig",
+    "XClipAdapterConfig",
+    "get_xclip_peft_model",
+    "lora_target_modules",
+    "FewShotTrainingArguments",
+    "evaluate_videos",
+    "scan_video_folder",
+    "train_few_shot",
 ]
