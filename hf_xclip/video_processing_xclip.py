@@ -5,7 +5,8 @@ Defaults reproduce the original X-CLIP test-time protocol (microsoft/VideoX ``da
 1. TSN sampling: T segments, the middle frame of each (``index_k = int((k + 0.5) * N / T)``); decoding reads only
    those frames (see `hf_xclip.video_io`).
 2. Resize the short side to ``int(256 / 224 * S)`` (256 for S = 224), bilinear without antialiasing, sizes rounded
-   as mmcv does, result rounded to uint8 (the original resizes uint8 frames with OpenCV).
+   as mmcv does; uint8 frames are resized bit for bit as OpenCV's ``cv2.resize(INTER_LINEAR)`` (the original's
+   ``mmcv.imresize``), computing only the pixels the crop keeps.
 3. Centre crop S x S (offsets ``(H - S) // 2``, ``(W - S) // 2``).
 4. ``(x / 255 - mean) / std`` with ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
 
@@ -283,7 +284,9 @@ class XClipVideoProcessor(VideoProcessorMixin):
         total = frames.shape[0]
         if options["do_sample_frames"]:
             indices = sample_frame_indices(total, num_frames, sampling, clips, rng)
-            frames = frames[torch.from_numpy(indices.reshape(-1))]
+            flat = indices.reshape(-1)
+            if not np.array_equal(flat, np.arange(total)):  # an array of exactly T frames needs no copy
+                frames = frames.index_select(0, torch.from_numpy(flat))
         else:
             indices = np.arange(total)[None]
         height, width = frames.shape[1:3]
@@ -304,18 +307,17 @@ class XClipVideoProcessor(VideoProcessorMixin):
         if options["device"] is not None:
             frames = frames.to(options["device"])
         images = frames.permute(0, 3, 1, 2)  # a channels-last view: no copy
-        if options["do_resize"]:
-            images = _resize(images, options)
-        if options["num_crops"] == 3:
-            crops = _three_crops(images, options["crop_size"])
-        elif options["do_center_crop"]:
-            crops = [_center_crop(images, options["crop_size"])]
-        else:
-            crops = [images]
-        pixels = torch.stack(crops)  # (crops, V_clips * T, 3, S, S)
+        size = tuple(images.shape[-2:])
+        target = _resize_target(*size, options) if options["do_resize"] else size
+        boxes = _crop_boxes(target, options)
+        if target != size:  # resize only the part of the frame that the crops keep
+            top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            bottom, right = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+            images = _resize(images, target, (top, bottom), (left, right), options)
+            boxes = [(y - top, x - left, h, w) for y, x, h, w in boxes]
+        pixels = torch.stack([images[..., y : y + h, x : x + w] for y, x, h, w in boxes])  # (crops, V*T, 3, S, S)
         pixels = _rescale_and_normalize(pixels, options)
-        num_crops = pixels.shape[0]
-        return pixels.reshape(num_crops * clips, -1, *pixels.shape[2:]).contiguous()
+        return pixels.reshape(len(boxes) * clips, -1, *pixels.shape[2:]).contiguous()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -560,48 +562,108 @@ def _resize_short_side(options: dict[str, Any]) -> int | None:
     return crop if options["num_crops"] == 3 else int(RESIZE_RATIO * crop)
 
 
-def _resize(images: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
-    """Resize (N, 3, H, W); uint8 stays uint8 (rounded), as OpenCV does on the original's uint8 frames."""
-    height, width = images.shape[-2:]
+def _resize_target(height: int, width: int, options: dict[str, Any]) -> tuple[int, int]:
+    """Size after resizing, rounded as mmcv's ``rescale_size`` (``int(x * scale + 0.5)``)."""
     short = _resize_short_side(options)
-    if short is not None:
-        scale = short / min(height, width)
-        target = (int(height * scale + 0.5), int(width * scale + 0.5))
-    else:
-        target = (options["size"]["height"], options["size"]["width"])
-    if target == (height, width):
-        return images
+    if short is None:
+        return options["size"]["height"], options["size"]["width"]
+    scale = short / min(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def _crop_boxes(size: tuple[int, int], options: dict[str, Any]) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of each crop: three along the long side (left / right / middle, the original's
+    order), or the centre crop with offsets rounded down (mmaction's ``CenterCrop``), or the whole frame."""
+    height, width = size
+    if options["num_crops"] == 3:
+        side = options["crop_size"]["height"]
+        if min(height, width) != side:
+            raise ValueError(
+                f"Three crops need the short side ({min(height, width)}) equal to the crop size ({side})."
+            )
+        step = (max(height, width) - side) // 2
+        if width >= height:
+            return [(0, x, side, side) for x in (0, 2 * step, step)]
+        return [(y, 0, side, side) for y in (0, 2 * step, step)]
+    if not options["do_center_crop"]:
+        return [(0, 0, height, width)]
+    crop_h, crop_w = options["crop_size"]["height"], options["crop_size"]["width"]
+    if crop_h > height or crop_w > width:
+        raise ValueError(f"Cannot crop {crop_h}x{crop_w} from frames of {height}x{width}; resize first.")
+    return [((height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w)]
+
+
+def _resize(
+    images: torch.Tensor,
+    target: tuple[int, int],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    options: dict[str, Any],
+) -> torch.Tensor:
+    """Rows ``rows[0]:rows[1]`` and columns ``cols[0]:cols[1]`` of (N, 3, H, W) images resized to ``target``.
+
+    uint8 bilinear without antialiasing (the default) reproduces OpenCV's ``cv2.resize(INTER_LINEAR)`` bit for bit,
+    which is what the original's ``mmcv.imresize`` runs; other settings use ``torch.nn.functional.interpolate``.
+    """
     mode = _RESAMPLE_MODES[int(options["resample"])]
     antialias = bool(options["antialias"]) and mode != "nearest"
+    if images.dtype == torch.uint8 and mode == "bilinear" and not antialias:
+        return _resize_like_opencv(images, target, rows, cols)
     kwargs = {} if mode == "nearest" else {"align_corners": False, "antialias": antialias}
-    if images.dtype == torch.uint8 and mode == "bilinear" and images.device.type == "cpu":
-        return F.interpolate(images, size=target, mode=mode, **kwargs)
     resized = F.interpolate(images.float(), size=target, mode=mode, **kwargs)
+    resized = resized[..., rows[0] : rows[1], cols[0] : cols[1]]
     if images.dtype == torch.uint8:
         return resized.round_().clamp_(0, 255).to(torch.uint8)
     return resized
 
 
-def _center_crop(images: torch.Tensor, crop_size: dict[str, int]) -> torch.Tensor:
-    height, width = images.shape[-2:]
-    crop_h, crop_w = crop_size["height"], crop_size["width"]
-    if crop_h > height or crop_w > width:
-        raise ValueError(f"Cannot crop {crop_h}x{crop_w} from frames of {height}x{width}; resize first.")
-    top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    return images[..., top : top + crop_h, left : left + crop_w]
+_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
 
-def _three_crops(images: torch.Tensor, crop_size: dict[str, int]) -> list[torch.Tensor]:
-    """Left / right / middle (or top / bottom / middle) crops along the long side, the original's order."""
-    height, width = images.shape[-2:]
-    side = crop_size["height"]
-    if min(height, width) != side:
-        raise ValueError(f"Three crops need the short side ({min(height, width)}) equal to the crop size ({side}).")
-    if width >= height:
-        step = (width - side) // 2
-        return [images[..., :, x : x + side] for x in (0, 2 * step, step)]
-    step = (height - side) // 2
-    return [images[..., y : y + side, :] for y in (0, 2 * step, step)]
+def _linear_taps(source: int, target: int, clamp_edges: bool, device) -> tuple[torch.Tensor, ...]:
+    """OpenCV's bilinear taps: first / second source index and their 11-bit fixed-point weights.
+
+    Positions are computed in float32 as OpenCV does. Horizontally OpenCV clamps the position at the borders,
+    vertically it clamps only the row indices (``clamp_edges`` False).
+    """
+    scale = 1.0 / (target / source)
+    position = ((torch.arange(target, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)
+    first = torch.floor(position)
+    fraction = position - first
+    first = first.long()
+    if clamp_edges:
+        low, high = first < 0, first >= source - 1
+        fraction[low | high] = 0
+        first = torch.where(low, 0, torch.where(high, source - 1, first))
+    one = float(1 << _COEF_BITS)
+    w0 = torch.round((1 - fraction) * one).to(torch.int32)
+    w1 = torch.round(fraction * one).to(torch.int32)
+    i0, i1 = first.clamp(0, source - 1), (first + 1).clamp(0, source - 1)
+    return tuple(t.to(device) for t in (i0, i1, w0, w1))
+
+
+def _resize_like_opencv(
+    images: torch.Tensor, target: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]
+) -> torch.Tensor:
+    """Bit-exact ``cv2.resize(..., interpolation=INTER_LINEAR)`` of uint8 (N, C, H, W) images, for a window of
+    the output: horizontal pass in 32-bit integers, then OpenCV's vectorised vertical pass
+    ``(((a >> 4) * b0 >> 16) + ((c >> 4) * b1 >> 16) + 2) >> 2``. Only the source rows and columns that the window
+    reads are touched."""
+    frames = images.permute(0, 2, 3, 1)  # (N, H, W, C): the decoded frames' own memory layout
+    num, height, width, channels = frames.shape
+    x0, x1, a0, a1 = (t[cols[0] : cols[1]] for t in _linear_taps(width, target[1], True, images.device))
+    y0, y1, b0, b1 = (t[rows[0] : rows[1]] for t in _linear_taps(height, target[0], False, images.device))
+    source_rows, row_of = torch.unique(torch.cat([y0, y1]), return_inverse=True)
+    source = frames.index_select(1, source_rows).reshape(num * len(source_rows), width * channels)
+    channel = torch.arange(channels, device=images.device)
+    left, right = (x0[:, None] * channels + channel).reshape(-1), (x1[:, None] * channels + channel).reshape(-1)
+    horizontal = source.index_select(1, left).to(torch.int32) * a0.repeat_interleave(channels)
+    horizontal += source.index_select(1, right).to(torch.int32) * a1.repeat_interleave(channels)
+    horizontal = (horizontal >> 4).view(num, len(source_rows), -1)
+    out = (horizontal.index_select(1, row_of[: len(y0)]) * b0[:, None]) >> 16
+    out += (horizontal.index_select(1, row_of[len(y0) :]) * b1[:, None]) >> 16
+    out = ((out + 2) >> 2).clamp_(0, 255).to(torch.uint8)
+    return out.view(num, len(y0), len(x0), channels).permute(0, 3, 1, 2)
 
 
 def _rescale_and_normalize(pixels: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:

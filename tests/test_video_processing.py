@@ -73,6 +73,40 @@ def test_resize_and_centre_crop_geometry():
     torch.testing.assert_close(pixels[1, :, 100], torch.tensor(rows, dtype=torch.float32), atol=1e-3, rtol=0)
 
 
+def test_resize_rounds_like_opencv_fixed_point():
+    # 4x4 -> 2x2 averages 2x2 blocks; OpenCV's 11-bit fixed point rounds a mean of .5 up ((sum + 2) >> 2),
+    # where float bilinear with round-half-to-even would give 0
+    blocks = np.array([[1, 1, 1, 1], [0, 0, 1, 0], [3, 2, 0, 0], [2, 2, 0, 0]], np.uint8)
+    video = np.repeat(np.repeat(blocks[None, :, :, None], 3, -1), 2, 0)
+    processor = XClipVideoProcessor(num_frames=1, size=(2, 2), do_center_crop=False, **RAW)
+    pixels = processor(video)["pixel_values"][0, 0, 0]
+    assert pixels.tolist() == [[1.0, 1.0], [2.0, 0.0]]  # means 0.5, 0.75, 2.25, 0
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (1080, 1920), (240, 320), (1280, 720), (100, 130), (257, 301)])
+@pytest.mark.parametrize("num_crops", [1, 3])
+def test_resize_and_crops_are_bit_exact_with_opencv(shape, num_crops):
+    cv2 = pytest.importorskip("cv2")  # what the original's mmcv.imresize runs
+    frames = np.random.default_rng(0).integers(0, 256, (2, *shape, 3), dtype=np.uint8)
+    short, side = (224 if num_crops == 3 else 256), 224
+    scale = short / min(shape)
+    height, width = int(shape[0] * scale + 0.5), int(shape[1] * scale + 0.5)
+    expected = []
+    for frame in frames:
+        resized = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+        if num_crops == 3:
+            step = (max(height, width) - side) // 2
+            offsets = (0, 2 * step, step)
+            crops = [resized[:, x : x + side] if width >= height else resized[x : x + side] for x in offsets]
+        else:
+            top, left = (height - side) // 2, (width - side) // 2
+            crops = [resized[top : top + side, left : left + side]]
+        expected.append(crops)
+    expected = torch.from_numpy(np.array(expected)).permute(1, 0, 4, 2, 3).float()  # (crops, T, 3, S, S)
+    processor = XClipVideoProcessor(num_frames=2, num_crops=num_crops, **RAW)
+    assert torch.equal(processor(frames)["pixel_values"], expected)
+
+
 def test_centre_crop_offsets_without_resize():
     pixels = XClipVideoProcessor(num_frames=1, do_resize=False, crop_size=(100, 120), **RAW)(_ramp_video())
     pixels = pixels["pixel_values"][0, 0]
