@@ -115,7 +115,12 @@ def bench_one(path: Path, gop: int, args) -> dict:
         )["pixel_values"]
     methods[BASELINE] = lambda: processor(pyav_full_decode(path, indices), do_sample_frames=False)["pixel_values"]
     try:
-        from transformers import VideoMAEImageProcessor
+        from transformers.utils import is_torchvision_available
+
+        if is_torchvision_available():
+            from transformers import VideoMAEImageProcessor
+        else:  # the same processor on PIL, what transformers falls back to without torchvision
+            from transformers import VideoMAEImageProcessorPil as VideoMAEImageProcessor
 
         image_processor = VideoMAEImageProcessor(
             image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]

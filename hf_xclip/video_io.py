@@ -5,7 +5,8 @@ decord's ``len(VideoReader)`` reports), frames are addressed in presentation ord
 read. Two backends give the same pixels:
 
 * PyAV (``"auto"``, the default): seek to the keyframe before each wanted frame and decode forward, skipping the
-  unwanted non-reference frames (``skip_frame = NONREF``); about half of decord's CPU time on H.264.
+  unwanted non-reference frames (``skip_frame = NONREF``); about 40 % less CPU than decord on H.264
+  (``bench/bench_decode.py``).
 * decord (``"decord"``, the original's decoder): ``VideoReader.get_batch``. ``"auto"`` also falls back to it when
   PyAV's FFmpeg has no decoder for the codec.
 
