@@ -507,6 +507,12 @@ class XClipPreTrainedModel(PreTrainedModel):
             for module in empty:
                 module.context = None
 
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
+        # transformers skips modules without parameters of their own when the model is custom code (to protect
+        # loaded weights from in-place init); `_init_weights` below only uses `transformers.initialization`,
+        # which already skips loaded parameters, and needs those parent modules (attention, MLP, layers).
+        super()._initialize_weights(module, is_custom_code=False)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -534,7 +540,7 @@ class XClipPreTrainedModel(PreTrainedModel):
             init.normal_(module.text_projection.weight, std=module.text_embed_dim**-0.5 * factor)
             init.normal_(module.visual_projection.weight, std=module.vision_embed_dim**-0.5 * factor)
         elif isinstance(module, XClipPromptsVisualProjection):
-            init.normal_(module.weight, std=module.weight.shape[0] ** -0.5 * factor)
+            init.normal_(module.weight, std=factor)  # the original's torch.randn
         elif isinstance(module, XClipLogitScale):
             init.constant_(module.logit_scale, module.init_value)
         elif isinstance(module, XClipPromptGenerator):
@@ -542,6 +548,8 @@ class XClipPreTrainedModel(PreTrainedModel):
         # The original initialises the MIT and the prompt generator with its own `_init_weights`
         # (truncated normal 0.02 for Linear weights and position embeddings, zero biases). Parents are
         # initialised after their children, so this overrides the CLIP scheme above for their layers.
+        if isinstance(module, XClipVisionEncoderLayer) and module.use_cross_frame_attention:
+            _init_like_torch_defaults(module.message_fc, module.message_attn)
         if isinstance(module, (XClipMultiframeIntegrationTransformer, XClipPromptGenerator)):
             for submodule in module.modules():
                 if isinstance(submodule, nn.Linear):
@@ -578,6 +586,20 @@ def _saved_prompt_context_shape(adapter: str | None, state_dict: dict | None) ->
             if key.endswith("prompt_context.context"):
                 return tuple(weights.get_slice(key).get_shape())
     return None
+
+
+def _init_like_torch_defaults(message_fc: nn.Linear, message_attn: XClipAttention) -> None:
+    """The original creates the message modules as `nn.Linear` and `nn.MultiheadAttention` and keeps torch's
+    initialisation: Kaiming-uniform Linear, Xavier-uniform over the fused (3D, D) `in_proj` with zero biases."""
+    fan_in = message_fc.in_features
+    init.kaiming_uniform_(message_fc.weight, a=math.sqrt(5))
+    init.uniform_(message_fc.bias, -(fan_in**-0.5), fan_in**-0.5)
+    bound = math.sqrt(6.0 / (fan_in + 3 * fan_in))
+    for proj in (message_attn.q_proj, message_attn.k_proj, message_attn.v_proj):
+        init.uniform_(proj.weight, -bound, bound)
+        init.zeros_(proj.bias)
+    init.kaiming_uniform_(message_attn.out_proj.weight, a=math.sqrt(5))
+    init.zeros_(message_attn.out_proj.bias)
 
 
 def _pool_eos(last_hidden_state: torch.Tensor, input_ids: torch.Tensor, eos_token_id: int | None) -> torch.Tensor:

@@ -489,3 +489,23 @@ def test_bad_text_inputs_raise(tester):
         model(text_embeds=torch.zeros(3, 7), pixel_values=tester.pixel_values())
     with pytest.raises(ValueError, match="at most"):
         model(input_ids=torch.zeros(2, tester.seq_length + 1, dtype=torch.long), pixel_values=tester.pixel_values())
+
+
+def test_initialisation_follows_the_original(tester):
+    """Message modules keep torch's defaults (the original builds nn.Linear / nn.MultiheadAttention), the patch
+    projection is torch.randn, the MIT and the prompt generator use truncated normal 0.02, CLIP's scheme elsewhere."""
+    torch.manual_seed(0)
+    config = tester.config(projection_dim=64)
+    model = XClipModel(config)
+    width = config.vision_config.hidden_size
+    layer = model.vision_model.encoder.layers[0]
+    bound = (6.0 / (4 * width)) ** 0.5
+    q = layer.message_attn.q_proj.weight
+    assert q.abs().max() <= bound and q.abs().max() > 0.8 * bound
+    assert torch.count_nonzero(layer.message_attn.q_proj.bias) == 0
+    assert 0.8 < model.prompts_visual_proj.weight.std() < 1.2
+    mit_q = model.mit.encoder.layers[0].self_attn.q_proj.weight
+    assert mit_q.abs().max() <= 0.04 + 1e-6 and 0.015 < mit_q.std() < 0.025
+    expected_std = width**-0.5
+    assert 0.7 * expected_std < model.visual_projection.weight.std() < 1.3 * expected_std
+    assert torch.equal(model.prompts_generator.alpha, torch.full_like(model.prompts_generator.alpha, config.prompt_alpha))
