@@ -258,8 +258,8 @@ def _summary(result, output_dir: Path) -> dict:
         "train_videos": result.num_train_videos,
         "skipped_videos": len(result.skipped_videos),
         "epochs": result.args.epochs,
-        "first_loss": result.step_losses[0] if result.step_losses else None,
-        "final_loss": result.step_losses[-1] if result.step_losses else None,
+        "first_loss": result.epoch_losses[0] if result.epoch_losses else None,  # epoch means
+        "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
         "top1_before": before.top1 if before else None,
         "top1": after.top1 if after else None,
         "top5": after.top5 if after else None,
@@ -273,7 +273,7 @@ def _print_summary(summary: dict) -> None:
     print(f"adapter written to {summary['output_dir']} ({'+'.join(summary['methods'])})")
     print(f"trained on {summary['train_videos']} videos, {summary['skipped_videos']} unreadable skipped")
     if summary["final_loss"] is not None:
-        print(f"loss: {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}")
+        print(f"mean training loss, first -> last epoch: {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}")
     if summary["top1"] is not None:
         before = "-" if summary["top1_before"] is None else f"{summary['top1_before']:.4f}"
         print(f"held-out top-1: {before} -> {summary['top1']:.4f} on {summary['eval_videos']} videos")
