@@ -144,11 +144,16 @@ def time_interleaved(
 
 
 def time_once(fn: Callable[[], Any], device: str) -> float:
+    return time_once_cpu(fn, device)[0]
+
+
+def time_once_cpu(fn: Callable[[], Any], device: str) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
     synchronize(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
     synchronize(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def median(values: list[float]) -> float:
@@ -272,17 +277,49 @@ def format_value(value: float, unit: str) -> str:
     return f"{value:.0f} {unit}"
 
 
+def paired_ratio(times: dict[str, list[float]], ours: str = "ours", theirs: str = "transformers") -> float:
+    """Median over rounds of theirs / ours, each pair run back to back (robust to slow drifts in machine load)."""
+    pairs = [t / o for o, t in zip(times.get(ours, []), times.get(theirs, [])) if o > 0]
+    return median(pairs) if pairs else float("nan")
+
+
+def _notes(row: Row) -> str:
+    skip = {"CPU-time ratio", "paired ratio"}
+    return ", ".join(
+        f"{k}={v}" for k, v in row.extra.items() if k not in skip and not isinstance(v, (list, dict))
+    )
+
+
 def markdown_table(rows: list[Row]) -> str:
-    lines = [
-        "| section | case | hf_xclip | transformers | ratio (transformers / ours) | runs | notes |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for row in rows:
-        notes = ", ".join(f"{k}={v}" for k, v in row.extra.items() if not isinstance(v, (list, dict)))
-        lines.append(
-            f"| {row.section} | {row.case} | {format_value(row.ours, row.unit)} | "
-            f"{format_value(row.transformers, row.unit)} | {row.ratio:.2f}x | {row.runs} | {notes} |"
-        )
+    """Two markdown tables: times (speed-up = transformers / ours) and peak memory (ratio = transformers / ours)."""
+    timed = [row for row in rows if row.unit == "s"]
+    memory = [row for row in rows if row.unit != "s"]
+    lines = []
+    if timed:
+        lines += [
+            "| section | case | hf_xclip | transformers | speed-up (wall, medians) | speed-up (paired) "
+            "| speed-up (CPU time) | runs | notes |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for row in timed:
+            paired = row.extra.get("paired ratio")
+            cpu = row.extra.get("CPU-time ratio")
+            lines.append(
+                f"| {row.section} | {row.case} | {format_value(row.ours, row.unit)} | "
+                f"{format_value(row.transformers, row.unit)} | **{row.ratio:.2f}x** | "
+                f"{f'{paired:.2f}x' if paired else '-'} | {cpu or '-'} | {row.runs} | {_notes(row)} |"
+            )
+    if memory:
+        lines += [
+            "",
+            "| section | case | hf_xclip | transformers | transformers / ours | notes |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for row in memory:
+            lines.append(
+                f"| {row.section} | {row.case} | {format_value(row.ours, row.unit)} | "
+                f"{format_value(row.transformers, row.unit)} | {row.ratio:.2f}x | {_notes(row)} |"
+            )
     return "\n".join(lines)
 
 
