@@ -227,7 +227,7 @@ def finetuned_model_card(
     )
     summary = summary or (
         f"An X-CLIP video-text model ({vision.num_frames} frames of {vision.image_size} px, patch "
-        f"{vision.patch_size}) trained with [hf_xclip]({CODE_URL})"
+        f"{vision.patch_size}) trained with hf_xclip"
         + (f", starting from [{base_model}](https://huggingface.co/{base_model})." if base_model else ".")
     )
     lines = [
@@ -265,7 +265,7 @@ def finetuned_model_card(
         "## Citation",
         "",
         "Ni et al., *Expanding Language-Image Pretrained Models for General Video Recognition*, ECCV 2022 "
-        f"([paper]({PAPER_URL})).",
+        f"([paper]({PAPER_URL}), [code]({CODE_URL})).",
         "",
     ]
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
