@@ -1,9 +1,9 @@
 """Few-shot training on folder-per-class videos: `train_few_shot`, `hf-xclip finetune` and `hf-xclip evaluate`.
 
-The data are procedural videos (`hf_xclip.synthetic`) of three easy classes at 32 px; the model is a tiny random
-X-CLIP. A random ViT with CLIP's patch-embedding init (std 0.02) maps every such video to nearly the same
-embedding (class-mean cosine > 0.99), so no adapter could separate held-out videos; the fixture uses std 0.2, which
-keeps the colours visible as a trained patch embedding would. Everything else is random.
+The data are procedural videos (`hf_xclip.synthetic`) of three easy classes (a shape of one colour doing one motion,
+on a plain black background) at 32 px; the model is a tiny X-CLIP with random weights. On noisy backgrounds a random
+tower's video embeddings are dominated by the background (class-mean cosine > 0.99, nearest-class-mean accuracy on
+held-out clips ~0.75), so the plain background keeps the task easy as intended.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ def model_dir(tmp_path_factory, tokenizer):
             "intermediate_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
-            "initializer_range": 0.2,
             "image_size": 32,
             "patch_size": 8,
             "num_frames": 4,
@@ -92,8 +91,8 @@ def model_dir(tmp_path_factory, tokenizer):
 def data_dir(tmp_path_factory):
     """`train/` (6 videos per class) and `eval/` (6 other videos per class)."""
     root = tmp_path_factory.mktemp("videos")
-    write_video_folder(root / "train", 6, specs=SPECS, seed=1, num_frames=8, size=32)
-    write_video_folder(root / "eval", 6, specs=SPECS, seed=2, num_frames=8, size=32)
+    write_video_folder(root / "train", 6, specs=SPECS, seed=1, num_frames=8, size=32, background="plain")
+    write_video_folder(root / "eval", 6, specs=SPECS, seed=2, num_frames=8, size=32, background="plain")
     return root
 
 
@@ -120,8 +119,8 @@ def test_cli_lora_four_shots_reaches_high_heldout_accuracy(model_dir, data_dir, 
     out_dir = tmp_path / "adapter"
     argv = [
         "finetune", "--model", str(model_dir), "--train-dir", str(data_dir / "train"), "--eval-dir",
-        str(data_dir / "eval"), "--method", "lora", "--lora-targets", "text,vision,cross-frame", "--shots", "4",
-        "--epochs", "30", "--lr", "5e-3", "--batch-size", "4", "--num-workers", "0", "--output-dir", str(out_dir),
+        str(data_dir / "eval"), "--method", "lora", "--shots", "4", "--epochs", "30",
+        "--lr", "1e-2", "--batch-size", "4", "--num-workers", "0", "--output-dir", str(out_dir),
         "--no-progress", "--json",
     ]
     code, out, err = _run_cli(argv, capsys)
