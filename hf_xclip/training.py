@@ -822,7 +822,8 @@ def _jsonable(value: Any) -> Any:
 def _accuracy_row(name: str, result: EvaluationResult | None) -> str:
     if result is None:
         return f"| {name} | - | - | - |"
-    return f"| {name} | {result.top1:.4f} | {result.top5:.4f} (top-{result.top_k}) | {result.num_videos} |"
+    skipped = f" ({len(result.failed)} unreadable skipped)" if result.failed else ""
+    return f"| {name} | {result.top1:.4f} | {result.top5:.4f} (top-{result.top_k}) | {result.num_videos}{skipped} |"
 
 
 def model_card(result: FewShotResult, *, base_model: str | None = None, data: dict[str, Any] | None = None):

@@ -218,7 +218,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     for message in result.skipped_videos:
-        print(f"hf-xclip finetune: skipped unreadable video {message}", file=sys.stderr)
+        print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
+    for message in result.eval_after.failed if result.eval_after else []:
+        print(f"hf-xclip finetune: skipped unreadable evaluation video {message}", file=sys.stderr)
     summary = _summary(result, args.output_dir)
     if accelerator.is_main_process:
         data = {
@@ -264,6 +266,7 @@ def _summary(result, output_dir: Path) -> dict:
         "top1": after.top1 if after else None,
         "top5": after.top5 if after else None,
         "eval_videos": after.num_videos if after else 0,
+        "eval_skipped_videos": len(after.failed) if after else 0,
         "trainable_parameters": result.trainable_parameters,
         "seconds": round(result.seconds, 2),
     }
@@ -276,4 +279,5 @@ def _print_summary(summary: dict) -> None:
         print(f"mean training loss, first -> last epoch: {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}")
     if summary["top1"] is not None:
         before = "-" if summary["top1_before"] is None else f"{summary['top1_before']:.4f}"
-        print(f"held-out top-1: {before} -> {summary['top1']:.4f} on {summary['eval_videos']} videos")
+        skipped = f" ({summary['eval_skipped_videos']} unreadable skipped)" if summary["eval_skipped_videos"] else ""
+        print(f"held-out top-1: {before} -> {summary['top1']:.4f} on {summary['eval_videos']} videos{skipped}")
