@@ -86,14 +86,16 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for (spec, held), path in zip(clips, paths):
             labels = [other.caption for other in candidate_specs(spec)]
-            best = classifier(str(path), candidate_labels=labels, top_k=1)[0]
-            rows.append((path.name, spec.caption, held, best["label"], best["score"], len(labels)))
+            top = classifier(str(path), candidate_labels=labels, top_k=3)
+            rank = next((k + 1 for k, r in enumerate(top) if r["label"] == spec.caption), None)
+            rows.append((path.name, spec.caption, held, top[0]["label"], top[0]["score"], len(labels), rank))
     print_table(rows)
     for name, held in (("seen", False), ("held-out", True)):
         part = [row for row in rows if row[2] == held]
         if part:
             right = sum(row[1] == row[3] for row in part)
-            print(f"{name}: {right}/{len(part)} right", end="   ")
+            top3 = sum(row[6] is not None for row in part)
+            print(f"{name}: {right}/{len(part)} right (top-3: {top3}/{len(part)})", end="   ")
     chance = np.mean([1 / row[5] for row in rows])
     print(f"(chance {chance:.1%}: each clip is scored against every caption of its shape, 42 or 36 for circles)")
     print(f"model: {model}   {len(rows)} clips in {time.perf_counter() - start:.1f} s")
@@ -103,10 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(rows) -> None:
-    header = ("#", "true caption", "split", "prediction", "score", "")
+    header = ("#", "true caption", "split", "prediction", "score", "", "rank of truth")
     lines = [
-        (str(i), caption, "held-out" if held else "seen", predicted, f"{score:.2f}", "right" if predicted == caption else "WRONG")
-        for i, (_, caption, held, predicted, score, _) in enumerate(rows)
+        (str(i), caption, "held-out" if held else "seen", predicted, f"{score:.2f}",
+         "right" if predicted == caption else "WRONG", str(rank) if rank else "> 3")
+        for i, (_, caption, held, predicted, score, _, rank) in enumerate(rows)
     ]
     widths = [max(len(row[k]) for row in [header, *lines]) for k in range(len(header))]
     for row in [header, *lines]:
