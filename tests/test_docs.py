@@ -70,13 +70,12 @@ def test_the_convention_is_parsed(tmp_path):
 
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
+def offline(monkeypatch):
     """No Hub: huggingface_hub reads HF_HUB_OFFLINE at import, so set its constant (a Hub id fails at once)."""
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / ".hf_modules"))
 
 
 @pytest.mark.parametrize("page", GUIDES, ids=[p.name for p in GUIDES])
