@@ -76,13 +76,19 @@ def add_remote_code(directory: str | os.PathLike, *, pipeline: bool = False) -> 
     """
     directory = Path(directory)
     model_class, config_class = _saved_architecture(directory)
-    written = [Path(p) for p in custom_object_save(model_class, directory)]  # modeling_xclip.py + relative imports
+    if pipeline and model_class is not XClipModel:
+        raise ValueError(
+            f"the zero-shot pipeline needs an XClipModel directory, {directory} holds {model_class.__name__}."
+        )
     config = config_class.from_pretrained(directory)
-    config.auto_map = {**(getattr(config, "auto_map", None) or {}), "AutoModel": f"modeling_xclip.{model_class.__name__}"}
+    written = [Path(p) for p in custom_object_save(model_class, directory)]  # modeling_xclip.py + relative imports
+    auto_map = dict(getattr(config, "auto_map", None) or {})
+    config.auto_map = {**auto_map, "AutoModel": f"modeling_xclip.{model_class.__name__}"}
     if pipeline:
-        if model_class is not XClipModel:
-            raise ValueError(f"the zero-shot pipeline needs an XClipModel directory, {directory} holds {model_class.__name__}.")
-        from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline, custom_pipelines_config
+        from .pipeline_zero_shot_video_classification import (
+            ZeroShotVideoClassificationPipeline,
+            custom_pipelines_config,
+        )
 
         written += [Path(p) for p in custom_object_save(ZeroShotVideoClassificationPipeline, directory)]
         config.custom_pipelines = custom_pipelines_config()
@@ -105,10 +111,14 @@ def _saved_architecture(directory: Path) -> tuple[type, type]:
             "(`XClipModel.from_pretrained(d).save_pretrained(out)`) before sharing it with hf_xclip's code."
         )
     if architectures[0] not in _ARCHITECTURES:
-        raise ValueError(f"{config_file} names architecture {architectures[0]!r}; hf_xclip has {sorted(_ARCHITECTURES)}.")
+        raise ValueError(
+            f"{config_file} names architecture {architectures[0]!r}; hf_xclip has {sorted(_ARCHITECTURES)}."
+        )
     model_class, config_class = _ARCHITECTURES[architectures[0]]
     if model_type != config_class.model_type:
-        raise ValueError(f"{config_file} has model_type {model_type!r}; {model_class.__name__} needs {config_class.model_type!r}.")
+        raise ValueError(
+            f"{config_file} has model_type {model_type!r}; {model_class.__name__} needs {config_class.model_type!r}."
+        )
     return model_class, config_class
 
 

@@ -16,9 +16,16 @@ from hf_xclip import XClipModel, XClipProcessor, XClipTextModel
 from hf_xclip.conversion import build_model_card
 from hf_xclip.hub import add_remote_code, check_model_card, finetuned_model_card, push_model
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from test_remote_code import SHIPPED_MODEL_FILES, SHIPPED_PROCESSOR_FILES, run_without_hf_xclip, save_tiny_model, write_expectations
+from test_remote_code import (
+    SHIPPED_MODEL_FILES,
+    SHIPPED_PROCESSOR_FILES,
+    run_without_hf_xclip,
+    save_tiny_model,
+    write_expectations,
+)
 
 PIPELINE_FILE = "pipeline_zero_shot_video_classification.py"
+AUTO_MAP = {"AutoConfig": "configuration_xclip.XClipConfig", "AutoModel": "modeling_xclip.XClipModel"}
 
 
 class FakeHub:
@@ -109,7 +116,7 @@ def test_add_remote_code_completes_a_directory_without_code(model_dir, tmp_path)
     written = {p.name for p in add_remote_code(directory)}
     assert SHIPPED_MODEL_FILES | SHIPPED_PROCESSOR_FILES | {"config.json", "processor_config.json"} <= written
     config = json.loads((directory / "config.json").read_text())
-    assert config["auto_map"] == {"AutoConfig": "configuration_xclip.XClipConfig", "AutoModel": "modeling_xclip.XClipModel"}
+    assert config["auto_map"] == AUTO_MAP
     assert "custom_pipelines" not in config and not (directory / PIPELINE_FILE).exists()
     assert json.loads((directory / "processor_config.json").read_text())["auto_map"] == {
         "AutoProcessor": "processing_xclip.XClipProcessor"

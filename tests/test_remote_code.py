@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from transformers import pipeline
@@ -183,7 +182,8 @@ def write_expectations(model_dir: Path, out_file: Path, pipeline_dir: Path | Non
     inputs = processor(text=TEXTS, videos=frames.numpy())
     expected = {"frames": frames, **{f"processed_{k}": inputs[k] for k in ("input_ids", "attention_mask", "pixel_values")}}
     generator = torch.Generator().manual_seed(1)
-    expected["pixel_values"] = torch.randn(2, vision.num_frames, 3, vision.image_size, vision.image_size, generator=generator)
+    size = vision.image_size
+    expected["pixel_values"] = torch.randn(2, vision.num_frames, 3, size, size, generator=generator)
     expected["input_ids"], expected["attention_mask"] = inputs["input_ids"], inputs["attention_mask"]
     with torch.no_grad():
         out = model(input_ids=expected["input_ids"], attention_mask=expected["attention_mask"],
@@ -256,11 +256,15 @@ def test_save_pretrained_ships_model_and_processor_code(saved):
     files = {p.name for p in saved["model_dir"].iterdir()}
     assert SHIPPED_MODEL_FILES | SHIPPED_PROCESSOR_FILES <= files
     config = json.loads((saved["model_dir"] / "config.json").read_text())
-    assert config["auto_map"] == {"AutoConfig": "configuration_xclip.XClipConfig", "AutoModel": "modeling_xclip.XClipModel"}
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_xclip.XClipConfig",
+        "AutoModel": "modeling_xclip.XClipModel",
+    }
     assert "custom_pipelines" not in config  # a plain save keeps `pipeline(task, model=d)` free of trust_remote_code
     processor_config = json.loads((saved["model_dir"] / "processor_config.json").read_text())
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_xclip.XClipProcessor"
-    assert processor_config["video_processor"]["auto_map"]["AutoVideoProcessor"] == "video_processing_xclip.XClipVideoProcessor"
+    video_auto_map = processor_config["video_processor"]["auto_map"]
+    assert video_auto_map["AutoVideoProcessor"] == "video_processing_xclip.XClipVideoProcessor"
     text_config = json.loads((saved["text_dir"] / "config.json").read_text())
     assert text_config["auto_map"]["AutoModel"] == "modeling_xclip.XClipTextModel"
 

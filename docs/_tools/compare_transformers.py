@@ -4,7 +4,8 @@
     python docs/_tools/compare_transformers.py --json out.json
 
 Random weights throughout (the differences are structural, not about trained values). Parity and the label-reuse
-timing use B/32's sizes, the structural checks a small model (widths 128, 64 px). Speed is measured properly by bench/bench_model.py (see docs/benchmarks.md); the one timing here
+timing use B/32's sizes, the structural checks a small model (widths 128, 64 px). Speed is measured properly by
+bench/bench_model.py (see docs/benchmarks.md); the one timing here
 is the label-reuse case the comparison page explains.
 """
 
@@ -318,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     report: dict = {
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "transformers": transformers.__version__,
-                    "threads": torch.get_num_threads(), "hf_xclip": hf_xclip.__version__},
+        "machine": {"platform": platform.platform(), "torch": torch.__version__,
+                    "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+                    "hf_xclip": hf_xclip.__version__},
     }
     with tempfile.TemporaryDirectory() as tmp:
         b32 = pair(B32_TEXT, B32_VISION, 512, Path(tmp) / "b32")
