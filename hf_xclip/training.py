@@ -673,6 +673,7 @@ def train_few_shot(
         crop_scale=args.crop_scale,
         hflip_prob=args.hflip_prob,
     )
+    args = replace(args, num_frames=train_dataset.num_frames)  # record the frame count actually used
     loader = torch.utils.data.DataLoader(
         train_dataset,
         batch_size=args.batch_size,
@@ -873,7 +874,7 @@ def model_card(result: FewShotResult, *, base_model: str | None = None, data: di
         f"- epochs {args.epochs}, batch size {args.batch_size} x {args.gradient_accumulation_steps} accumulation, "
         f"learning rates {result.learning_rates}, AdamW betas {args.adam_betas}, weight decay {args.weight_decay}, "
         f"cosine schedule with {args.warmup_ratio:.0%} warm-up, label smoothing {args.label_smoothing}",
-        f"- frames per clip: {args.num_frames or 'processor default'}, TSN random sampling, "
+        f"- frames per clip: {args.num_frames}, TSN random sampling, "
         f"{'random resized crop ' + str(args.crop_scale) + f' + flip p={args.hflip_prob}' if args.augment else 'centre crop'}",
         f"- mixed precision: {result.mixed_precision}, prompt template: `{args.template}`, seed {args.seed}",
         f"- trainable parameters: {result.trainable_parameters:,}; training took {result.seconds:.0f} s",
