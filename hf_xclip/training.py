@@ -574,6 +574,68 @@ def _with_context_sizes(config: XClipAdapterConfig, peft_model: nn.Module) -> XC
     return replace(config, coop=coop)
 
 
+def _training_loader(folder: VideoFolder, processor: Any, args: FewShotTrainingArguments):
+    dataset = VideoClassificationDataset(
+        folder,
+        processor,
+        num_frames=args.num_frames,
+        training=True,
+        augment=args.augment,
+        crop_scale=args.crop_scale,
+        hflip_prob=args.hflip_prob,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.num_workers,
+        collate_fn=collate_videos,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    return dataset, loader
+
+
+def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps):
+    """The optimisation loop; returns (loss per optimiser step, mean loss per epoch, failed videos)."""
+    from tqdm.auto import tqdm
+
+    trained_params = [p for p in peft_model.parameters() if p.requires_grad]
+    step_losses: list[float] = []
+    epoch_losses: list[float] = []
+    failed: list[str] = []
+    progress = tqdm(
+        total=total_steps, desc="finetuning", disable=not (args.show_progress and accelerator.is_local_main_process)
+    )
+    peft_model.train()
+    for epoch in range(args.epochs):
+        running, batches, window = 0.0, 0, []
+        for batch in loader:
+            failed.extend(batch["failed"])
+            if batch["pixel_values"] is None:
+                continue
+            with accelerator.accumulate(peft_model):
+                logits = peft_model(pixel_values=batch["pixel_values"], **text_kwargs).logits_per_video
+                loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=args.label_smoothing)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(trained_params, args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            value = accelerator.gather(loss.detach()[None]).mean().item()
+            running, batches = running + value, batches + 1
+            window.append(value)
+            if accelerator.sync_gradients:
+                scheduler.step()
+                step_losses.append(sum(window) / len(window))
+                window = []
+                progress.update(1)
+                progress.set_postfix(epoch=epoch + 1, loss=f"{step_losses[-1]:.4f}")
+        epoch_losses.append(running / max(batches, 1))
+    progress.close()
+    peft_model.eval()
+    return step_losses, epoch_losses, failed
+
+
 def resolve_mixed_precision(mixed_precision: str) -> str:
     """`"auto"` -> bf16 on a GPU that supports it, fp16 on other GPUs, `"no"` without a GPU."""
     if mixed_precision != "auto":
@@ -623,7 +685,6 @@ def train_few_shot(
         [`FewShotResult`] with the trained `peft.PeftModel` (unwrapped), losses and accuracies.
     """
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     start = time.perf_counter()
@@ -664,74 +725,22 @@ def train_few_shot(
     learning_rates = {group["name"]: group["lr"] for group in groups}
     optimizer = torch.optim.AdamW(groups, betas=args.adam_betas)
 
-    train_dataset = VideoClassificationDataset(
-        train_folder,
-        processor,
-        num_frames=args.num_frames,
-        training=True,
-        augment=args.augment,
-        crop_scale=args.crop_scale,
-        hflip_prob=args.hflip_prob,
-    )
+    train_dataset, loader = _training_loader(train_folder, processor, args)
     args = replace(args, num_frames=train_dataset.num_frames)  # record the frame count actually used
-    loader = torch.utils.data.DataLoader(
-        train_dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        num_workers=args.num_workers,
-        collate_fn=collate_videos,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
     peft_model, optimizer, loader = accelerator.prepare(peft_model, optimizer, loader)
-    steps_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * args.epochs
+    total_steps = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.epochs
     # Stepped by hand once per optimiser update (not through accelerate, which would step it once per process).
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
 
     unwrapped = accelerator.unwrap_model(peft_model)
-    tune_text = text_is_trainable(unwrapped)
-    text_inputs_device = {k: v.to(accelerator.device) for k, v in text_inputs.items()}
-    fixed_text_embeds = None
-    if not tune_text:
-        fixed_text_embeds = class_text_embeds(unwrapped, text_inputs, accelerator.device).detach()
-    trained_params = [p for p in peft_model.parameters() if p.requires_grad]
-
-    step_losses: list[float] = []
-    epoch_losses: list[float] = []
-    progress = tqdm(
-        total=total_steps, desc="finetuning", disable=not (args.show_progress and accelerator.is_local_main_process)
+    if text_is_trainable(unwrapped):
+        text_kwargs = {k: v.to(accelerator.device) for k, v in text_inputs.items()}
+    else:  # frozen text side: encode the class prompts once
+        text_kwargs = {"text_embeds": class_text_embeds(unwrapped, text_inputs, accelerator.device).detach()}
+    step_losses, epoch_losses, failed = _run_epochs(
+        peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps
     )
-    peft_model.train()
-    for epoch in range(args.epochs):
-        running, batches, window = 0.0, 0, []
-        for batch in loader:
-            skipped.extend(batch["failed"])
-            if batch["pixel_values"] is None:
-                continue
-            with accelerator.accumulate(peft_model):
-                if fixed_text_embeds is not None:
-                    text_kwargs = {"text_embeds": fixed_text_embeds}
-                else:
-                    text_kwargs = text_inputs_device
-                logits = peft_model(pixel_values=batch["pixel_values"], **text_kwargs).logits_per_video
-                loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=args.label_smoothing)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(trained_params, args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            value = accelerator.gather(loss.detach()[None]).mean().item()
-            running, batches = running + value, batches + 1
-            window.append(value)
-            if accelerator.sync_gradients:
-                scheduler.step()
-                step_losses.append(sum(window) / len(window))
-                window = []
-                progress.update(1)
-                progress.set_postfix(epoch=epoch + 1, loss=f"{step_losses[-1]:.4f}")
-        epoch_losses.append(running / max(batches, 1))
-    progress.close()
-    peft_model.eval()
+    skipped.extend(failed)
 
     skipped = sorted(set(skipped))
     if accelerator.num_processes > 1:
