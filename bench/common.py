@@ -160,19 +160,25 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 3.0) -> float:
-    """Best-of-rounds GFLOP/s of a square matmul loop: the machine's practical matmul peak for this dtype."""
+def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 3.0) -> dict[str, float]:
+    """Practical matmul peak of this machine for `dtype`: best-of-rounds GFLOP/s of a square matmul loop
+    (`wall`) and, on CPU, GFLOP per second of process CPU time (`per_cpu_second`, one busy core's worth: steady
+    when other jobs share the machine)."""
     size = 2048 if device == "cpu" else 8192
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     flops = 2 * size**3
     a @ b
-    rates = []
+    rates, cpu_rates = [], []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rates) < 3:
-        elapsed = time_once(lambda: a @ b, device)
+        elapsed, cpu = time_once_cpu(lambda: a @ b, device)
         rates.append(flops / elapsed / 1e9)
-    return max(rates)
+        cpu_rates.append(flops / cpu / 1e9 if cpu > 0 else float("nan"))
+    peak = {"wall": max(rates)}
+    if device == "cpu":
+        peak["per_cpu_second"] = max(cpu_rates)
+    return peak
 
 
 def count_flops(fn: Callable[[], Any]) -> tuple[int, Any]:
@@ -243,7 +249,10 @@ def rss_mib() -> tuple[float, float]:
 def run_child(script: Path, payload: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     """Run `script --child JSON` in a fresh interpreter and return the JSON it prints on its last line."""
     cmd = [sys.executable, str(script), "--child", json.dumps(payload)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    # glibc: serve every block above 64 KiB with its own mmap and give it back on free, so that the process RSS
+    # follows the memory actually in use (otherwise freed activations stay resident and hide the next peak).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"child {payload} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -274,7 +283,7 @@ class Row:
 def format_value(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1e3:.0f} ms" if value < 1 else f"{value:.2f} s"
-    return f"{value:.0f} {unit}"
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
 
 
 def paired_ratio(times: dict[str, list[float]], ours: str = "ours", theirs: str = "transformers") -> float:
