@@ -1,22 +1,26 @@
 """Speed and memory of hf_xclip's XClipModel against transformers' XCLIPModel on the same weights, in the same run.
 
-Sections (all by default; pick with --sections):
+Sections (the first six by default; pick with --sections, `all` adds compile):
   peak      fp32 (or --dtype) matmul peak of the machine, the yardstick for achieved FLOP/s
-  video     video forward (`get_video_features`) for B/32 and B/16 at 8 and 16 frames (+ 4 frames for B/32)
+  video     video forward (`get_video_features`) for B/32 (4, 8, 16 frames) and B/16 (8, 16 frames)
   text      text encoding of N class names (Kinetics-400 names when ../shared/reference is present)
   zeroshot  model-level zero-shot classification, K labels x V videos: ours encodes the labels once and scores
             each video with `text_embeds`; transformers runs `forward(input_ids, pixel_values)` per video
             (and, at the largest K, both batched: one forward on all V videos)
-  memory    peak memory of one inference forward / one training step, each in a fresh child process
-            (peak RSS above the loaded model on CPU, `torch.cuda.max_memory_allocated` on GPU)
+  memory    peak memory of a video forward, a zero-shot forward and a training forward+backward, each in a fresh
+            child process (peak RSS above the warmed-up model on CPU, `torch.cuda.max_memory_allocated` on GPU)
   train     training step (forward, loss, backward, AdamW) with and without gradient checkpointing
-  compile   `torch.compile` of our video forward: compile time and steady-state speed
+  compile   `torch.compile` of our video forward, plain and with inductor freezing: cold compile time and
+            steady-state speed against our eager model and transformers'
 
-Every time is the median of several runs after a warm-up, ours and transformers' interleaved round by round.
-Prints a markdown table and writes JSON to bench/results/ (and the plots with --plot DIR).
+Every time is the median of several runs after a warm-up, ours and transformers' interleaved round by round;
+the table adds the median of back-to-back ratios and, on CPU, the ratio of process CPU times.
+Prints markdown tables and writes JSON to bench/results/ (and the plots with --plot DIR).
 
-    python bench/bench_model.py            # full run (about 10-15 minutes on an idle 2-core CPU)
-    python bench/bench_model.py --quick    # B/32 only, fewer labels and runs (a few minutes)
+    python bench/bench_model.py                    # full run (about 12 minutes on a 2-core CPU)
+    python bench/bench_model.py --quick            # B/32 only, fewer labels and runs (about 4 minutes)
+    python bench/bench_model.py --sections compile # torch.compile (two cold compiles: about 4 minutes)
+    python bench/bench_model.py --smoke            # tiny models: checks the script
     python bench/bench_model.py --device cuda --dtype bf16
 """
 
@@ -66,6 +70,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 SECTIONS = ("peak", "video", "text", "zeroshot", "memory", "train", "compile")
+DEFAULT_SECTIONS = ("peak", "video", "text", "zeroshot", "memory", "train")
 
 
 # ---------------------------------------------------------------------------------------------------------- inputs
@@ -159,7 +164,7 @@ def section_video(bench: Bench) -> None:
             models = bench.models(spec, frames)
             ours, theirs = models["ours"], models["transformers"]
             pixels = video_inputs(spec, args.video_batch, frames, bench.device, bench.dtype)
-            repeats = args.repeats if spec.patch_size >= 32 or args.quick else max(3, args.repeats - 2)
+            repeats = args.repeats
             with torch.inference_mode():
                 # The first call of each model is its warm-up: ours counts FLOPs, then the outputs are compared.
                 flops, ours_out = count_flops(lambda: ours.get_video_features(pixels))
@@ -260,9 +265,6 @@ def section_zeroshot(bench: Bench) -> None:
     vocab = ours.config.text_config.vocab_size
     points = []
     with torch.inference_mode():
-        warm = tokenize(label_names(4), vocab)
-        ours(**warm, pixel_values=videos[0])
-        theirs(**warm, pixel_values=videos[0])
         for num_labels in args.labels:
             inputs = {k: v.to(bench.device) for k, v in tokenize(label_names(num_labels), vocab).items()}
             state: dict[str, Any] = {}
@@ -270,6 +272,10 @@ def section_zeroshot(bench: Bench) -> None:
             def encode_labels() -> None:
                 state["text_embeds"] = ours.get_text_features(**inputs).pooler_output
 
+            # Untimed round at this label count (first calls at a new text shape pay one-off costs).
+            encode_labels()
+            ours(text_embeds=state["text_embeds"], pixel_values=videos[0])
+            theirs(**inputs, pixel_values=videos[0])
             text_s, text_cpu = time_once_cpu(encode_labels, bench.device)
             per_video: dict[str, list[float]] = {"ours": [], "transformers": []}
             cpu: dict[str, list[float]] = {"ours": [], "transformers": []}
@@ -425,6 +431,14 @@ def section_train(bench: Bench) -> None:
         gc.collect()
 
 
+COMPILE_VARIANTS = {
+    "torch.compile": None,
+    # Weights become constants of the graph (inductor prepacks them for the CPU GEMM kernels); inference only, and
+    # the compiled function keeps the weights it saw (recompile after changing them).
+    "torch.compile, freezing": {"freezing": True},
+}
+
+
 def section_compile(bench: Bench) -> None:
     args = bench.args
     spec = SPECS[args.specs[0]]
@@ -432,34 +446,43 @@ def section_compile(bench: Bench) -> None:
     models = bench.models(spec, frames)
     ours, theirs = models["ours"], models["transformers"]
     pixels = video_inputs(spec, args.video_batch, frames, bench.device, bench.dtype)
-    # A cold compile: no FX-graph cache from earlier runs (a warm cache brings the first call down to seconds).
+    # Cold compiles: no FX-graph cache from earlier runs (a warm cache brings the first call down to seconds).
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="xclip-inductor-")
+    import torch._dynamo
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = False
-    compiled = torch.compile(ours.get_video_features)
-    with torch.inference_mode():
-        compile_s = time_once(lambda: compiled(pixels), bench.device)
-        check_close(compiled(pixels).pooler_output, ours.get_video_features(pixels).pooler_output, bench.dtype)
-        cpu: dict[str, list[float]] = {}
-        times = time_interleaved(
-            {
-                "ours": lambda: compiled(pixels),
-                "eager": lambda: ours.get_video_features(pixels),
-                "transformers": lambda: theirs.get_video_features(pixel_values=pixels),
-            },
-            repeats=args.repeats,
-            warmup=args.warmup,
-            device=bench.device,
-            cpu_times=cpu,
-        )
-    case = f"{spec.name} {frames}f, torch.compile(get_video_features) vs transformers eager"
-    extra = {"compile time s": round(compile_s, 1), "ours eager s": round(median(times["eager"]), 3)}
-    if cpu:
-        extra["compiled / eager CPU time"] = round(median(cpu["ours"]) / median(cpu["eager"]), 3)
-    extra.update(timing_notes(times, cpu, bench.device))
-    extra["times"], extra["cpu_times"] = times, cpu
-    bench.add(Row("compile", case, median(times["ours"]), median(times["transformers"]), runs=args.repeats, extra=extra))
+    for name, options in COMPILE_VARIANTS.items():
+        torch._dynamo.reset()
+        compiled = torch.compile(ours.get_video_features, options=options)
+        with torch.no_grad():
+            compile_s = time_once(lambda: compiled(pixels), bench.device)
+            check_close(compiled(pixels).pooler_output, ours.get_video_features(pixels).pooler_output, bench.dtype)
+            cpu: dict[str, list[float]] = {}
+            times = time_interleaved(
+                {
+                    "ours": lambda: compiled(pixels),
+                    "eager": lambda: ours.get_video_features(pixels),
+                    "transformers": lambda: theirs.get_video_features(pixel_values=pixels),
+                },
+                repeats=args.repeats,
+                warmup=args.warmup,
+                device=bench.device,
+                cpu_times=cpu,
+            )
+        case = f"{spec.name} {frames}f, {name} (ours) vs transformers eager"
+        extra = {
+            "compile time s": round(compile_s, 1),
+            "ours eager s": round(median(times["eager"]), 3),
+            "compiled vs our eager (wall)": f"{median(times['eager']) / median(times['ours']):.2f}x",
+        }
+        if cpu:
+            extra["compiled vs our eager (CPU time)"] = f"{median(cpu['eager']) / median(cpu['ours']):.2f}x"
+        extra.update(timing_notes(times, cpu, bench.device))
+        extra["cpu_times"] = cpu
+        bench.add(Row("compile", case, median(times["ours"]), median(times["transformers"]), runs=args.repeats,
+                      extra=extra))
+    torch._dynamo.reset()
 
 
 # ---------------------------------------------------------------------------------------------------------- child
@@ -574,7 +597,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="B/32 only, fewer labels, frames and runs.")
     parser.add_argument("--smoke", action="store_true", help="Tiny random models: checks the script in seconds.")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"Comma-separated subset of {SECTIONS}.")
+    parser.add_argument(
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"Comma-separated subset of {SECTIONS} ('all' for every one; compile is not in the default).",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="fp32 on CPU, bf16 on CUDA by default.")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
@@ -591,6 +618,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return args
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    if args.sections == ["all"]:
+        args.sections = list(SECTIONS)
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
@@ -604,8 +633,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         train_repeats=2, video_batch=1, zeroshot_batched=False, batched_repeats=2)
     else:
         args.specs, args.frames = ["B/32", "B/16"], {"B/32": [8, 4, 16], "B/16": [8, 16]}
-        defaults = dict(repeats=5, videos=3, labels="16,100,400", text_labels=100, train_batch=2, train_labels=8,
-                        train_repeats=3, video_batch=1, zeroshot_batched=True, batched_repeats=3)
+        defaults = dict(repeats=3, videos=3, labels="16,100,400", text_labels=100, train_batch=2, train_labels=8,
+                        train_repeats=2, video_batch=1, zeroshot_batched=True, batched_repeats=2)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
