@@ -545,24 +545,34 @@ def child_memory(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------- plots
-def write_plots(bench: Bench, folder: Path) -> list[Path]:
+def write_plots(series: dict[str, Any], folder: Path, device: str, dtype: str) -> list[Path]:
+    """benchmarks_labels.png (zero-shot videos/s against label count) and benchmarks_frames.png (video forward
+    videos/s against frame count) from the `series` of a run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    def log_axis(ax, ticks: list[int], base: int = 10) -> None:
+        ax.set_xscale("log", base=base)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(ScalarFormatter())
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    labels = bench.series.get("zeroshot_throughput_vs_labels")
+    labels = sorted(series.get("zeroshot_throughput_vs_labels") or [], key=lambda p: p["labels"])
     if labels:
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = [p["labels"] for p in labels]
         ax.plot(xs, [p["ours_videos_per_s"] for p in labels], "o-", label="hf_xclip (labels encoded once)")
         ax.plot(xs, [p["transformers_videos_per_s"] for p in labels], "s--", label="transformers (forward per video)")
-        ax.set_xscale("log")
+        log_axis(ax, xs)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("number of labels")
         ax.set_ylabel("videos / s")
-        ax.set_title(f"Zero-shot throughput, {labels[0]['videos']} videos ({bench.args.device}, {bench.args.dtype})")
+        ax.set_title(f"Zero-shot throughput, {labels[0]['videos']} videos ({device}, {dtype})")
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -570,18 +580,19 @@ def write_plots(bench: Bench, folder: Path) -> list[Path]:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
-    frames = bench.series.get("video_throughput_vs_frames")
+    frames = series.get("video_throughput_vs_frames")
     if frames:
         fig, ax = plt.subplots(figsize=(6, 4))
         for spec_name in dict.fromkeys(p["spec"] for p in frames):
-            pts = [p for p in frames if p["spec"] == spec_name]
+            pts = sorted((p for p in frames if p["spec"] == spec_name), key=lambda p: p["frames"])
             xs = [p["frames"] for p in pts]
             ax.plot(xs, [p["ours_videos_per_s"] for p in pts], "o-", label=f"hf_xclip {spec_name}")
             ax.plot(xs, [p["transformers_videos_per_s"] for p in pts], "s--", label=f"transformers {spec_name}")
-        ax.set_xscale("log", base=2)
+        log_axis(ax, sorted({p["frames"] for p in frames}), base=2)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("frames per video")
         ax.set_ylabel("videos / s (video forward)")
-        ax.set_title(f"Video forward throughput ({bench.args.device}, {bench.args.dtype})")
+        ax.set_title(f"Video forward throughput, 1 video per call ({device}, {dtype})")
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -612,9 +623,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=None, help="Folder for the random checkpoints (kept; temp by default).")
     parser.add_argument("--json", default=None, help="Output JSON (default bench/results/bench_model[_quick].json).")
     parser.add_argument("--plot", default=None, help="Folder to write benchmarks_labels.png / benchmarks_frames.png.")
+    parser.add_argument("--replot", default=None, help="Only redraw the plots (into --plot, default docs/) from a JSON.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
+    if args.child or args.replot:
         return args
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -648,6 +660,13 @@ def main(argv: list[str] | None = None) -> int:
         payload = json.loads(args.child)
         print(json.dumps(child_memory(payload)))
         return 0
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text())
+        device = saved["machine"].get("device", "cpu")
+        dtype = saved.get("dtype") or ("bf16" if device.startswith("cuda") else "fp32")
+        for plot in write_plots(saved["series"], Path(args.plot or "docs"), device, dtype):
+            print(f"wrote {plot}")
+        return 0
     quiet_transformers()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -673,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.json) if args.json else RESULTS_DIR / f"{name}.json"
     payload = {
         "command": command.strip(),
+        "dtype": args.dtype,
         "machine": info,
         "matmul_peak_gflops": bench.peak_gflops,
         "rows": [row.to_dict() for row in bench.rows],
@@ -682,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(path, payload)
     print(f"\nwrote {path} ({info['total_s']} s)")
     if args.plot:
-        for plot in write_plots(bench, Path(args.plot)):
+        for plot in write_plots(bench.series, Path(args.plot), args.device, args.dtype):
             print(f"wrote {plot}")
     slow = [row for row in bench.rows if row.unit == "s" and row.ratio < 0.95]
     if slow:
