@@ -645,7 +645,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         train_repeats=2, video_batch=1, zeroshot_batched=False, batched_repeats=2)
     else:
         args.specs, args.frames = ["B/32", "B/16"], {"B/32": [8, 4, 16], "B/16": [8, 16]}
-        defaults = dict(repeats=3, videos=3, labels="16,100,400", text_labels=100, train_batch=2, train_labels=8,
+        defaults = dict(repeats=3, videos=3, labels="8,32,100,400", text_labels=100, train_batch=2, train_labels=8,
                         train_repeats=2, video_batch=1, zeroshot_batched=True, batched_repeats=2)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
