@@ -423,6 +423,14 @@ def _stage_file(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
+def has_pipeline_files(directory: str | os.PathLike) -> bool:
+    """Whether a saved model directory has what the zero-shot pipeline needs: a tokenizer and a video processor."""
+    directory = Path(directory)
+    return all(
+        any((directory / name).is_file() for name in names) for names in (_TOKENIZER_FILES, _VIDEO_PROCESSOR_FILES)
+    )
+
+
 def _check_staged(staging: Path, pipeline: bool) -> None:
     if not any(staging.glob("*.safetensors")):
         found = sorted(p.name for p in staging.iterdir())
@@ -458,6 +466,7 @@ def _resolve_card(model_card, staging: Path, config, repo_id: str, pipeline: boo
 
 __all__ = [
     "add_remote_code",
+    "has_pipeline_files",
     "check_model_card",
     "finetuned_model_card",
     "push_model",

@@ -31,8 +31,8 @@ from hf_xclip.conversion import (
     original_to_hf,
     read_original_checkpoint,
 )
+from hf_xclip import hub as hf_hub_module
 from hf_xclip.conversion import export as export_module
-from hf_xclip.conversion import hub as hub_module
 
 TINY = ("xclip-original-tiny", "checkpoint.pth")
 EXPECTED = ("xclip-original-tiny", "expected.pt")
@@ -428,21 +428,26 @@ def test_non_empty_output_needs_overwrite(tmp_path):
 class FakeHfApi:
     calls: list[tuple[str, dict]] = []
 
-    def __init__(self, token=None):
-        FakeHfApi.calls.append(("init", {"token": token}))
+    def __init__(self, token=None, **kwargs):
+        FakeHfApi.calls.append(("init", {"token": token, **kwargs}))
 
-    def create_repo(self, **kwargs):
-        FakeHfApi.calls.append(("create_repo", kwargs))
+    def create_repo(self, repo_id, **kwargs):
+        FakeHfApi.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+        return type("RepoUrl", (), {"repo_id": repo_id})()
 
     def upload_folder(self, **kwargs):
-        FakeHfApi.calls.append(("upload_folder", {**kwargs, "files": sorted(os.listdir(kwargs["folder_path"]))}))
+        folder = Path(kwargs["folder_path"])
+        files = sorted(os.listdir(folder))
+        readme = (folder / "README.md").read_text() if "README.md" in files else ""
+        FakeHfApi.calls.append(("upload_folder", {**kwargs, "files": files, "readme": readme}))
         return type("CommitInfo", (), {"commit_url": "https://hub.example/commit/1"})()
 
 
-def test_push_to_hub_uses_create_repo_and_upload_folder(tmp_path, monkeypatch):
+def test_push_to_hub_uploads_one_commit_with_code_and_card(tmp_path, monkeypatch):
     FakeHfApi.calls = []
-    monkeypatch.setattr(hub_module, "HfApi", FakeHfApi)
+    monkeypatch.setattr(hf_hub_module, "HfApi", FakeHfApi)
     result = convert_xclip_checkpoint(reference_file(*TINY), tmp_path / "out", verify=False,
+                                      bpe_vocab=tiny_bpe(tmp_path, 1000),
                                       push_to_hub="someone/xclip-tiny", token="hf_x", private=True)
     assert result.hub_url == "https://hub.example/commit/1"
     kinds = [kind for kind, _ in FakeHfApi.calls]
@@ -452,14 +457,27 @@ def test_push_to_hub_uses_create_repo_and_upload_folder(tmp_path, monkeypatch):
     assert (create["repo_id"], create["exist_ok"], create["private"]) == ("someone/xclip-tiny", True, True)
     upload = FakeHfApi.calls[2][1]
     assert upload["repo_id"] == "someone/xclip-tiny"
-    assert Path(upload["folder_path"]).resolve() == (tmp_path / "out").resolve()
-    assert {"README.md", "config.json", "model.safetensors"} <= set(upload["files"])
+    assert {"README.md", "config.json", "model.safetensors", "modeling_xclip.py",
+            "pipeline_zero_shot_video_classification.py"} <= set(upload["files"])
+    assert "someone/xclip-tiny" in upload["readme"] and "trust_remote_code=True" in upload["readme"]
+    # The converted directory itself is left as written.
     assert "someone/xclip-tiny" in (tmp_path / "out" / "README.md").read_text()
+    assert not (tmp_path / "out" / "pipeline_zero_shot_video_classification.py").exists()
+
+
+def test_push_without_tokenizer_ships_the_model_code_only(tmp_path, monkeypatch):
+    FakeHfApi.calls = []
+    monkeypatch.setattr(hf_hub_module, "HfApi", FakeHfApi)
+    convert_xclip_checkpoint(reference_file(*TINY), tmp_path / "out", verify=False, push_to_hub="someone/x")
+    upload = FakeHfApi.calls[-1][1]
+    assert "modeling_xclip.py" in upload["files"]
+    assert "pipeline_zero_shot_video_classification.py" not in upload["files"]
+    assert "trust_remote_code=True" in upload["readme"]
 
 
 def test_failed_conversion_pushes_nothing(tmp_path, monkeypatch):
     FakeHfApi.calls = []
-    monkeypatch.setattr(hub_module, "HfApi", FakeHfApi)
+    monkeypatch.setattr(hf_hub_module, "HfApi", FakeHfApi)
     path = tmp_path / "random.pth"
     path.write_bytes(os.urandom(512))
     with pytest.raises(ConversionError):
