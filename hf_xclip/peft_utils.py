@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from .modeling_xclip import XClipModel, XClipPromptContext
+from .processing_xclip import clean_text
 
 METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator")
 LORA_TYPES: tuple[str, ...] = ("lora", "dora", "rslora", "loha", "lokr")
@@ -379,7 +380,7 @@ def init_prompt_context(
     if coop.init_text is not None:
         if tokenizer is None:
             raise ValueError(f"Initialising the context from {coop.init_text!r} needs the tokenizer.")
-        token_ids = tokenizer(coop.init_text, add_special_tokens=False)["input_ids"]
+        token_ids = tokenizer(clean_text(coop.init_text), add_special_tokens=False)["input_ids"]
         unknown = getattr(tokenizer, "unk_token_id", None)
         if not token_ids or (unknown is not None and unknown in token_ids):
             raise ValueError(f"The tokenizer cannot spell the CoOp init text {coop.init_text!r} (unknown tokens).")

@@ -48,6 +48,7 @@ from transformers import AutoTokenizer, Pipeline
 from transformers.utils import logging
 
 from .modeling_xclip import XClipModel
+from .processing_xclip import clean_text
 
 logger = logging.get_logger(__name__)
 
@@ -429,7 +430,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         if self.tokenizer is None:
             raise ValueError("This pipeline has no tokenizer: pass `tokenizer=` or a processor with one.")
         max_length = self.model.config.text_config.max_position_embeddings
-        tokenized = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        cleaned = [clean_text(text) for text in texts]
+        tokenized = self.tokenizer(cleaned, truncation=True, max_length=max_length)["input_ids"]
         out: list[torch.Tensor | None] = [None] * len(texts)
         for chunk in _length_chunks([len(ids) for ids in tokenized], self.text_batch_size):
             width = max(len(tokenized[i]) for i in chunk)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from typing import Any
 
 from transformers.feature_extraction_utils import BatchFeature
@@ -12,10 +14,45 @@ from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_processing_xclip import XClipVideoProcessor
 
+try:  # a dependency of hf_xclip; optional for code loaded with trust_remote_code
+    import ftfy
+except ImportError:
+    ftfy = None
+
 logger = logging.get_logger(__name__)
 
 # CLIP's context length: `clip.tokenize` in the original pads / refuses beyond 77 tokens.
 CLIP_CONTEXT_LENGTH = 77
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """The original CLIP / X-CLIP text cleaning applied before BPE (``SimpleTokenizer.encode``): ``ftfy.fix_text``,
+    HTML entities unescaped twice, whitespace runs folded to one space, stripped, lower-cased.
+
+    transformers' CLIP tokenizer only folds whitespace and lower-cases, so without this step text with HTML
+    entities, curly quotes, ligatures or full-width characters gets other ids than the original gave it.
+    `XClipProcessor`, the zero-shot pipeline and the fine-tuning tools apply it to every text. Without ftfy
+    installed (remote code) the ftfy step is skipped.
+
+    >>> clean_text("  Rock &amp;amp; Roll\u2019s  ")
+    "rock & roll's"
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    if ftfy is not None:
+        text = ftfy.fix_text(text)
+    text = html.unescape(html.unescape(text)).strip()
+    return _WHITESPACE.sub(" ", text).strip().lower()
+
+
+def clean_texts(text: Any) -> Any:
+    """`clean_text` on a string or on every string of a (nested) list or tuple; other values unchanged."""
+    if isinstance(text, str):
+        return clean_text(text)
+    if isinstance(text, (list, tuple)):
+        return type(text)(clean_texts(item) for item in text)
+    return text
 
 
 class XClipProcessor(ProcessorMixin):
@@ -30,6 +67,9 @@ class XClipProcessor(ProcessorMixin):
     (``processor_config.json`` nesting an ``image_processor``) and the Hub's 2022 layout
     (``preprocessor_config.json`` of a ``VideoMAEFeatureExtractor``), with the CLIP tokenizer files next to them;
     ``num_frames`` comes from the model's ``config.json`` when the processor files do not say.
+
+    Texts go through the original's cleaning first ([`clean_text`]: ftfy, HTML entities, whitespace, lower case),
+    so ids match the original tokenizer's for any text; ``clean_text=False`` in the call tokenizes them as given.
 
     Args:
         video_processor: an [`XClipVideoProcessor`]; another image / video processor is converted (its crop
@@ -54,10 +94,15 @@ class XClipProcessor(ProcessorMixin):
     def __init__(self, video_processor: Any = None, tokenizer: Any = None, **kwargs):
         super().__init__(_as_xclip_video_processor(video_processor), tokenizer, **kwargs)
 
-    def __call__(self, text: Any = None, videos: Any = None, images: Any = None, **kwargs) -> BatchFeature:
+    def __call__(
+        self, text: Any = None, videos: Any = None, images: Any = None, clean_text: bool = True, **kwargs
+    ) -> BatchFeature:
         """Tokenize ``text`` and preprocess ``videos`` (``images`` is accepted as an alias of ``videos``, as in
         transformers' X-CLIP processor). Options of the video processor (``num_frames``, ``num_clips``, ...) and of
-        the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``."""
+        the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``. ``clean_text=False`` skips
+        the original's text cleaning."""
+        if clean_text and text is not None:
+            text = clean_texts(text)
         if images is not None:
             if videos is not None:
                 raise ValueError("Pass the videos as `videos` (`images` is only an alias of it), not both.")
@@ -122,4 +167,4 @@ def _load_clip_tokenizer(path: str | os.PathLike, subfolder: str, **kwargs):
         return CLIPTokenizer.from_pretrained(path, subfolder=subfolder, **kwargs)
 
 
-__all__ = ["XClipProcessor"]
+__all__ = ["XClipProcessor", "clean_text"]

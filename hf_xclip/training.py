@@ -37,6 +37,7 @@ from .peft_utils import (
     parameter_groups,
     text_is_trainable,
 )
+from .processing_xclip import clean_text
 from .video_io import VideoDecodeError, probe_video
 
 logger = logging.get_logger(__name__)
@@ -390,10 +391,11 @@ class EvaluationResult:
 
 
 def tokenize_classes(tokenizer: Any, class_names: Sequence[str], template: str = "{}", max_length: int = 77):
-    """Tokenise `template.format(name)` for every class (padded to the longest, truncated to `max_length`)."""
+    """Tokenise `template.format(name)` for every class, cleaned as the original does (`clean_text`), padded to the
+    longest and truncated to `max_length`."""
     if "{}" not in template:
         raise ValueError(f"The prompt template must contain '{{}}' for the class name, got {template!r}.")
-    texts = [template.format(name) for name in class_names]
+    texts = [clean_text(template.format(name)) for name in class_names]
     max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
     return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 

@@ -90,6 +90,15 @@ def test_scores_match_the_model_forward(clf, videos):
     assert torch.allclose(torch.tensor([result[label] for label in LABELS]), expected, atol=1e-5)
 
 
+def test_labels_are_cleaned_before_tokenizing(clf, videos):
+    """Labels are tokenized after the original's cleaning (ftfy, HTML entities, case), and reported as given."""
+    messy = ["ＰＬＡＹＩＮＧ", "a &amp;amp; b"]
+    result = scores_of(clf(str(videos[0]), candidate_labels=messy))
+    clean = scores_of(clf(str(videos[0]), candidate_labels=["playing", "a & b"]))
+    assert set(result) == set(messy)
+    assert result["ＰＬＡＹＩＮＧ"] == pytest.approx(clean["playing"], abs=1e-6)
+
+
 def test_top_k(clf, videos):
     full = clf(str(videos[0]), candidate_labels=LABELS)
     assert clf(str(videos[0]), candidate_labels=LABELS, top_k=2) == full[:2]

@@ -186,3 +186,19 @@ def test_reference_clip_tokenizer():
     assert out["input_ids"][0, 0] == 49406 == vocab["<|startoftext|>"]
     assert out["input_ids"][1].tolist()[:3] == [49406, vocab["eating</w>"], vocab["spaghetti</w>"]]
     assert (out["input_ids"] == 49407).any(dim=1).all()  # every text ends with EOT (= the largest id)
+
+
+def test_texts_are_cleaned_like_the_original(processor):
+    """Full-width letters, HTML entities, case and whitespace runs: the original's ftfy + html cleaning."""
+    plain = processor(text=["a cat", "dog & cat"])["input_ids"]
+    messy = processor(text=["  Ａ  ＣＡＴ ", "Dog &amp;amp; Cat"])["input_ids"]
+    assert torch.equal(messy, plain)
+    raw = processor(text=["  Ａ  ＣＡＴ ", "Dog &amp;amp; Cat"], clean_text=False)["input_ids"]
+    assert raw.shape != plain.shape or not torch.equal(raw, plain)
+
+
+def test_clean_text_names_non_string_labels():
+    from hf_xclip.processing_xclip import clean_text
+
+    with pytest.raises(TypeError, match="strings.*3"):
+        clean_text(3)

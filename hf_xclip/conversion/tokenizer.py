@@ -14,13 +14,12 @@ padding exactly; the model pools at the first EOT, so the pad id never changes a
 from __future__ import annotations
 
 import gzip
-import html
-import re
 from functools import lru_cache
 from pathlib import Path
 
 from transformers import AutoTokenizer, CLIPTokenizer, PreTrainedTokenizerBase
 
+from ..processing_xclip import clean_text
 from .checkpoint import ConversionError
 
 SOT_TOKEN = "<|startoftext|>"
@@ -132,18 +131,3 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, vocab_size: int,
                 f"the {source}'s {name} is {getattr(tokenizer, name, None)}, expected {value} (CLIP puts "
                 "<|startoftext|> and <|endoftext|> at the last two ids, and the model pools at <|endoftext|>)."
             )
-
-
-_WHITESPACE = re.compile(r"\s+")
-
-
-def clean_text(text: str) -> str:
-    """The original CLIP / X-CLIP text cleaning applied before BPE: ``ftfy.fix_text``, HTML entities unescaped
-    twice, whitespace runs folded to one space, stripped, lower-cased. transformers' CLIP tokenizer only folds
-    whitespace and lower-cases, so apply this first to get the original ids for text with mojibake, HTML entities
-    or full-width characters."""
-    import ftfy
-
-    text = ftfy.fix_text(text)
-    text = html.unescape(html.unescape(text)).strip()
-    return _WHITESPACE.sub(" ", text).strip().lower()
