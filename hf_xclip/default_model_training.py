@@ -61,7 +61,7 @@ class DefaultModelTrainingConfig:
     """Every setting of a default-model training run (recorded in ``training_log.json``)."""
 
     seed: int = field(default=0, metadata={"help": "seeds the initialisation, the clips and the template draws"})
-    steps: int = field(default=1200, metadata={"help": "optimiser steps"})
+    steps: int = field(default=3000, metadata={"help": "optimiser steps"})
     batch_size: int = field(default=32, metadata={"help": "clips per step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "peak AdamW learning rate"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (not on norms, biases, embeddings)"})
