@@ -637,6 +637,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default=None, help="Output JSON (default bench/results/bench_model[_quick].json).")
     parser.add_argument("--plot", default=None, help="Folder to write benchmarks_labels.png / benchmarks_frames.png.")
     parser.add_argument("--replot", default=None, help="Only redraw the plots (into --plot, default docs/) from a JSON.")
+    parser.add_argument("--train-repeats", type=int, default=None,
+                        help="Timed runs per training case (default 3; 2 with --quick / --smoke).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child or args.replot:
@@ -659,7 +661,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     else:
         args.specs, args.frames = ["B/32", "B/16"], {"B/32": [8, 4, 16], "B/16": [8, 16]}
         defaults = dict(repeats=3, videos=3, labels="8,32,100,400", text_labels=100, train_batch=2, train_labels=8,
-                        train_repeats=2, video_batch=1, zeroshot_batched=True, batched_repeats=2)
+                        train_repeats=3, video_batch=1, zeroshot_batched=True, batched_repeats=3)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
