@@ -371,9 +371,10 @@ class XClipTextEmbeddings(nn.Module):
         seq_length = input_ids.shape[-1] if input_ids is not None else inputs_embeds.shape[-2]
         max_positions = self.position_embedding.weight.shape[0]
         if seq_length > max_positions:
+            what = "input_ids have" if input_ids is not None else "inputs_embeds have"
             raise ValueError(
-                f"input_ids have {seq_length} tokens but the text model takes at most {max_positions}; "
-                "tokenize with truncation=True."
+                f"{what} {seq_length} tokens but the text model takes at most {max_positions}; tokenize with "
+                "truncation=True (and a max_length that leaves room for prompt-context or virtual tokens)."
             )
         if position_ids is None:
             position_ids = self.position_ids[:, :seq_length]

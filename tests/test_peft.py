@@ -354,6 +354,48 @@ def test_task_type(tokenizer, inputs):
         torch.testing.assert_close(other(**inputs).logits_per_video, expected)
 
 
+def test_attention_mask_pooling_finds_the_eot(tokenizer, inputs):
+    """With `inputs_embeds` (no ids), the text tower pools at the last attended token: the EOT, as with ids."""
+    model = tiny_model(tokenizer)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    with torch.no_grad():
+        from_ids = model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output
+        embeds = model.get_input_embeddings()(ids)
+        from_embeds = model.get_text_features(inputs_embeds=embeds, attention_mask=mask).pooler_output
+    torch.testing.assert_close(from_embeds, from_ids)
+    with pytest.raises(ValueError, match="attention_mask"):
+        model.get_text_features(inputs_embeds=embeds)
+
+
+def test_peft_prompt_tuning_trains_and_reloads(tokenizer, inputs, tmp_path):
+    """peft's own PromptTuning (virtual tokens before the SOT) with task_type FEATURE_EXTRACTION: only the virtual
+    tokens train, a step changes the logits, and the saved adapter reloads to identical logits."""
+    from peft import PromptTuningConfig
+
+    base_dir = tmp_path / "base"
+    tiny_model(tokenizer).save_pretrained(base_dir)
+    config = PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=3)
+    peft_model = get_peft_model(XClipModel.from_pretrained(base_dir), config)
+    trainable = [name for name, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable == ["prompt_encoder.default.embedding.weight"]
+
+    batch = {**inputs, "labels": torch.tensor([0, 2])}
+    optimizer = torch.optim.SGD([p for p in peft_model.parameters() if p.requires_grad], lr=1.0)
+    with torch.no_grad():
+        before = peft_model(**inputs).logits_per_video
+    peft_model(**batch).loss.backward()
+    optimizer.step()
+    peft_model.eval()
+    with torch.no_grad():
+        after = peft_model(**inputs).logits_per_video
+    assert (after - before).abs().max() > 1e-4
+
+    peft_model.save_pretrained(tmp_path / "adapter")
+    restored = PeftModel.from_pretrained(XClipModel.from_pretrained(base_dir), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert (restored(**inputs).logits_per_video - after).abs().max() == 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Training mechanics
 # ---------------------------------------------------------------------------------------------------------------
