@@ -425,10 +425,16 @@ def _stage_file(source: Path, target: Path) -> None:
 
 def has_pipeline_files(directory: str | os.PathLike) -> bool:
     """Whether a saved model directory has what the zero-shot pipeline needs: a tokenizer and a video processor."""
-    directory = Path(directory)
-    return all(
-        any((directory / name).is_file() for name in names) for names in (_TOKENIZER_FILES, _VIDEO_PROCESSOR_FILES)
-    )
+    return not _missing_pipeline_files(Path(directory))
+
+
+def _missing_pipeline_files(directory: Path) -> list[str]:
+    """What of a tokenizer and a video processor the directory lacks (named for error messages)."""
+    return [
+        what
+        for what, names in (("a tokenizer", _TOKENIZER_FILES), ("a video processor", _VIDEO_PROCESSOR_FILES))
+        if not any((directory / name).is_file() for name in names)
+    ]
 
 
 def _check_staged(staging: Path, pipeline: bool) -> None:
@@ -437,17 +443,12 @@ def _check_staged(staging: Path, pipeline: bool) -> None:
         raise ValueError(
             f"no safetensors weights to push (found {found}); save the model with `save_pretrained` (safetensors)."
         )
-    if pipeline:
-        missing = [
-            what
-            for what, names in (("a tokenizer", _TOKENIZER_FILES), ("a video processor", _VIDEO_PROCESSOR_FILES))
-            if not any((staging / name).is_file() for name in names)
-        ]
-        if missing:
-            raise ValueError(
-                f"the zero-shot pipeline needs {' and '.join(missing)} next to the model: pass `processor=` "
-                "(an XClipProcessor), or `pipeline=False` to push the model alone."
-            )
+    missing = _missing_pipeline_files(staging) if pipeline else []
+    if missing:
+        raise ValueError(
+            f"the zero-shot pipeline needs {' and '.join(missing)} next to the model: pass `processor=` "
+            "(an XClipProcessor), or `pipeline=False` to push the model alone."
+        )
 
 
 def _resolve_card(model_card, staging: Path, config, repo_id: str, pipeline: bool, card_kwargs) -> ModelCard:
