@@ -7,6 +7,18 @@ import pytest
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
+@pytest.fixture()
+def one_thread():
+    """One torch thread for the test: tiny models gain nothing from intra-op threads, and on a shared 2-core runner
+    the threads only contend. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """`../shared/reference` next to the repository; tests that need it skip when it is absent."""

@@ -27,13 +27,7 @@ MAX_POSITIONS = 16
 CLASSES = ["a red circle growing", "a green square moving left", "a blue triangle moving up"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads; on a shared 2-core runner they only contend.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
