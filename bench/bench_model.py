@@ -582,17 +582,9 @@ def write_plots(series: dict[str, Any], folder: Path, device: str, dtype: str) -
         ax.plot(xs, [p["ours_videos_per_s"] for p in labels], "o-", label="hf_xclip (labels encoded once)")
         ax.plot(xs, [p["transformers_videos_per_s"] for p in labels], "s--", label="transformers (forward per video)")
         log_axis(ax, xs)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("number of labels")
-        ax.set_ylabel("videos / s")
-        ax.set_title(f"Zero-shot throughput, {labels[0]['videos']} videos ({device}, {dtype})")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = folder / "benchmarks_labels.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_finish_plot(plt, fig, ax, "number of labels", "videos / s",
+                                    f"Zero-shot throughput, {labels[0]['videos']} videos ({device}, {dtype})",
+                                    folder / "benchmarks_labels.png"))
     frames = series.get("video_throughput_vs_frames")
     if frames:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -602,18 +594,24 @@ def write_plots(series: dict[str, Any], folder: Path, device: str, dtype: str) -
             ax.plot(xs, [p["ours_videos_per_s"] for p in pts], "o-", label=f"hf_xclip {spec_name}")
             ax.plot(xs, [p["transformers_videos_per_s"] for p in pts], "s--", label=f"transformers {spec_name}")
         log_axis(ax, sorted({p["frames"] for p in frames}), base=2)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("frames per video")
-        ax.set_ylabel("videos / s (video forward)")
-        ax.set_title(f"Video forward throughput, 1 video per call ({device}, {dtype})")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = folder / "benchmarks_frames.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_finish_plot(plt, fig, ax, "frames per video", "videos / s (video forward)",
+                                    f"Video forward throughput, 1 video per call ({device}, {dtype})",
+                                    folder / "benchmarks_frames.png"))
     return written
+
+
+def _finish_plot(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    """Axis labels, title, grid and legend of a throughput plot; saves it to `path` and closes the figure."""
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------- main
