@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from functools import lru_cache
 from typing import Any
 
 from transformers.feature_extraction_utils import BatchFeature
@@ -14,16 +15,21 @@ from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_processing_xclip import XClipVideoProcessor
 
-try:  # a dependency of hf_xclip; optional for code loaded with trust_remote_code
-    import ftfy
-except ImportError:
-    ftfy = None
-
 logger = logging.get_logger(__name__)
 
 # CLIP's context length: `clip.tokenize` in the original pads / refuses beyond 77 tokens.
 CLIP_CONTEXT_LENGTH = 77
 _WHITESPACE = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=1)
+def _ftfy_fix_text():
+    # Imported on first use: ftfy takes ~0.1 s to import and most callers of hf_xclip never tokenize.
+    try:  # a dependency of hf_xclip; optional for code loaded with trust_remote_code
+        import ftfy
+    except ImportError:
+        return None
+    return ftfy.fix_text
 
 
 def clean_text(text: str) -> str:
@@ -40,8 +46,9 @@ def clean_text(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r}")
-    if ftfy is not None:
-        text = ftfy.fix_text(text)
+    fix_text = _ftfy_fix_text()
+    if fix_text is not None:
+        text = fix_text(text)
     text = html.unescape(html.unescape(text)).strip()
     return _WHITESPACE.sub(" ", text).strip().lower()
 
