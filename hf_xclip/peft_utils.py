@@ -45,7 +45,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .modeling_xclip import XClipModel, XClipPromptContext
+from .modeling_prompts import XClipPromptContext
+from .modeling_xclip import XClipModel
 from .processing_xclip import clean_text
 
 METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator")
