@@ -2,6 +2,8 @@
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
 from .defaults import default_model_path
+from .evaluation import EvaluationResult, evaluate_videos
+from .labels import LabelBank, LabelEncoder
 from .modeling_xclip import (
     XClipModel,
     XClipOutput,
@@ -14,7 +16,8 @@ from .peft_utils import CoOpConfig, XClipAdapterConfig, get_xclip_peft_model, lo
 from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline
 from .processing_xclip import XClipProcessor
 from .registration import register
-from .training import FewShotTrainingArguments, evaluate_videos, scan_video_folder, train_few_shot
+from .training import FewShotTrainingArguments, train_few_shot
+from .video_data import find_videos, scan_video_folder
 from .video_io import VideoDecodeError
 from .video_processing_xclip import XClipVideoProcessor
 
@@ -42,8 +45,12 @@ __all__ = [
     "XClipAdapterConfig",
     "get_xclip_peft_model",
     "lora_target_modules",
+    "EvaluationResult",
     "FewShotTrainingArguments",
+    "LabelBank",
+    "LabelEncoder",
     "evaluate_videos",
+    "find_videos",
     "scan_video_folder",
     "train_few_shot",
 ]

@@ -1,4 +1,5 @@
-"""`hf-xclip` command line: one sub-command per module in `hf_xclip.commands`."""
+"""`hf-xclip` command line: one sub-command per module in `hf_xclip.commands`, and what they share (exit codes,
+the usage error, the model argument). Commands import the library and this module, never each other."""
 
 from __future__ import annotations
 
@@ -8,6 +9,29 @@ import sys
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS: list[str] = ["convert", "classify", "demo", "finetune", "evaluate"]
+
+# Exit status of every command: success, some items failed (the others were still done), bad input.
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit status `EXIT_USAGE`)."""
+
+
+def model_or_default(model: str | None) -> str:
+    """`--model`, or the embedded default model when it is not given.
+
+    Raises:
+        UsageError: no `--model` and the package was installed without its default model.
+    """
+    if model:
+        return model
+    from .defaults import default_model_path
+
+    try:
+        return default_model_path()
+    except FileNotFoundError as err:
+        raise UsageError(f"no --model given and {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .configuration_xclip import XClipConfig
+from .model_cards import default_model_card
 from .modeling_xclip import XClipModel
 from .processing_xclip import XClipProcessor
 from .synthetic import (
@@ -348,7 +349,7 @@ def save_default_model(
         "command": "python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model",
     }
     (output_dir / LOG_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    model_card(record).save(output_dir / "README.md")
+    default_model_card(record).save(output_dir / "README.md")
     _drop_shipped_code(output_dir)
     return output_dir
 
@@ -371,69 +372,6 @@ def _pop_key(data: Any, key: str) -> None:
         data.pop(key, None)
         for value in data.values():
             _pop_key(value, key)
-
-
-def model_card(record: dict[str, Any]):
-    """huggingface_hub ModelCard of the default model, with its measured accuracies."""
-    from huggingface_hub import ModelCard
-
-    s, m = record["settings"], record["metrics"]
-    seen, held = m["seen"], m["heldout"]
-    text = f"""---
-license: apache-2.0
-library_name: hf_xclip
-pipeline_tag: zero-shot-video-classification
-tags:
-- x-clip
-- video
-- synthetic
----
-
-# hf_xclip embedded default model
-
-A tiny X-CLIP (cross-frame ViT, multi-frame integration transformer, video-specific prompt generator) trained from
-scratch on a CPU on the procedural clips of `hf_xclip.synthetic`: one coloured shape (circle, square, triangle,
-star, cross; red, green, blue, yellow, white, purple) doing one motion (moving left/right/up/down, growing,
-shrinking, rotating) on a noisy background, captioned e.g. "a red circle moving left". It ships inside the
-`hf_xclip` package so that `hf-xclip demo` and `hf-xclip classify` work offline. It knows nothing about real videos.
-
-```python
-import hf_xclip
-from transformers import pipeline
-
-clf = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())
-clf("clip.mp4", candidate_labels=["a red circle moving left", "a blue star growing"])
-```
-
-## Evaluation
-
-Fresh clips (seed {m['seed']}, never seen in training), {m['clips_per_class']} per combination, classified among
-all combinations with the clip's shape (42 captions, 36 for circles; chance {m['chance_same_shape']:.1%}) and among
-all {round(1 / m['chance_all'])} captions (chance {m['chance_all']:.2%}). *Held-out* combinations (zero-shot) pair a
-colour with a motion or a shape never seen together in training (`hf_xclip.synthetic.heldout_specs`).
-
-| combinations | clips | accuracy, same-shape candidates | accuracy, all captions | colour | shape | motion |
-|---|---|---|---|---|---|---|
-| seen ({seen['combinations']}) | {seen['clips']} | {seen['accuracy_same_shape']:.1%} | {seen['accuracy_all']:.1%} | {seen['colour_accuracy']:.1%} | {seen['shape_accuracy']:.1%} | {seen['motion_accuracy']:.1%} |
-| held-out ({held['combinations']}) | {held['clips']} | {held['accuracy_same_shape']:.1%} | {held['accuracy_all']:.1%} | {held['colour_accuracy']:.1%} | {held['shape_accuracy']:.1%} | {held['motion_accuracy']:.1%} |
-
-(colour / shape / motion: how often that attribute of the best caption among all captions is right.)
-
-## Training
-
-`python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model` (settings below are its defaults).
-{s['steps']} AdamW steps of {s['batch_size']} fresh clips of the seen combinations ({s['num_frames']} frames,
-{s['image_size']} px), cross-entropy of each clip against all seen captions (one random prompt template per step)
-plus {s['motion_loss_weight']} x the cross-entropy among the seen captions with the clip's shape and colour (negatives
-that differ in motion only),
-learning rate {s['learning_rate']} with {s['warmup_steps']} warm-up steps and cosine decay, seed {s['seed']}, 
-{s['num_threads']} CPU thread(s), deterministic algorithms: {record['train_seconds']:.0f} s on the training machine
-(torch {record['environment']['torch']}). Architecture: widths {s['width']} (text and vision),
-{s['num_layers']} layers each, patch {s['patch_size']}, projection / MIT width {s['projection_dim']}, 1 MIT layer,
-{s['prompt_layers']} prompt generator layer(s), {s['num_heads']} heads. `training_log.json` holds every setting, the
-loss of every step and these metrics; `bench/check_default_model.py` retrains the first steps and compares.
-"""
-    return ModelCard(text)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, DefaultModelTrainingConfig]:

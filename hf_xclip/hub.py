@@ -28,15 +28,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import CommitInfo, HfApi, ModelCard
 from transformers.dynamic_module_utils import custom_object_save
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
-from .conversion.model_card import CODE_URL, PAPER_URL, PIPELINE_TAG, PIPELINE_TASK
+from .model_cards import check_model_card, finetuned_model_card, remote_code_usage
 from .modeling_xclip import XClipModel, XClipTextModel, XClipVisionModel
 
 # architecture in config.json -> (model class, config class)
@@ -137,189 +137,6 @@ def _resave_processor(directory: Path) -> list[Path]:
     else:
         XClipVideoProcessor.from_pretrained(directory).save_pretrained(directory)
     return [path for path in directory.iterdir() if path.is_file() and before.get(path) != path.stat().st_mtime_ns]
-
-
-# ------------------------------------------------------------------------------------------------- model cards
-
-
-def remote_code_usage(repo_id: str, pipeline: bool = True) -> str:
-    """The model card section on loading the repo with transformers alone (``trust_remote_code=True``)."""
-    lines = [
-        "## Use with transformers only",
-        "",
-        "The repository ships hf_xclip's model and processor code, so it loads without installing hf_xclip "
-        "(`trust_remote_code=True` runs that code: read it first):",
-        "",
-        "```python",
-    ]
-    if pipeline:
-        lines += [
-            "from transformers import pipeline",
-            "",
-            f'classifier = pipeline("{PIPELINE_TASK}", model="{repo_id}", trust_remote_code=True)',
-            'classifier("video.mp4", candidate_labels=["playing guitar", "riding a bike", "cooking"])',
-            "",
-        ]
-    lines += [
-        "from transformers import AutoModel, AutoProcessor",
-        "",
-        f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)',
-        f'processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
-        'inputs = processor(text=["playing guitar", "cooking"], videos="video.mp4")',
-        "probs = model(**inputs).logits_per_video.softmax(dim=-1)",
-        "```",
-    ]
-    if pipeline:
-        lines += [
-            "",
-            "The repository records its pipeline (`custom_pipelines` in `config.json`), so transformers asks for "
-            "`trust_remote_code=True` for it even where hf_xclip is installed.",
-        ]
-    return "\n".join(lines)
-
-
-def finetuned_model_card(
-    config: XClipConfig,
-    *,
-    repo_id: str,
-    base_model: str | None = None,
-    datasets: str | Sequence[str] | None = None,
-    summary: str | None = None,
-    results: Mapping[str, float] | None = None,
-    dataset_name: str | None = None,
-    license: str = "mit",
-    template: str = "{}",
-    pipeline: bool = True,
-) -> ModelCard:
-    """A model card for a fine-tuned (or otherwise trained) hf_xclip model.
-
-    Converted checkpoints get their card from `hf_xclip.conversion.build_model_card` (source file, reported
-    accuracy); this one is for models trained with hf_xclip.
-
-    Args:
-        config: the model's configuration (frames, image size, widths).
-        repo_id: the Hub name used in the usage snippets.
-        base_model: the Hub name of the model it was fine-tuned from (``base_model`` metadata).
-        datasets: training data names (``datasets`` metadata).
-        summary: one paragraph on what the model is.
-        results: metric name -> value (e.g. ``{"accuracy": 0.91}``) measured on `dataset_name`; written as
-            ``model-index`` evaluation results.
-        dataset_name: the evaluation data of `results` (required with `results`).
-        license: licence identifier (X-CLIP's weights are MIT).
-        template: the text template the model was trained with.
-        pipeline: the repository ships the zero-shot pipeline (see `add_remote_code`).
-
-    Raises:
-        ValueError: `results` without `dataset_name`, or a non-numeric result.
-    """
-    vision = config.vision_config
-    eval_results = None
-    if results:
-        if not dataset_name:
-            raise ValueError("`results` need `dataset_name`: the data the metrics were measured on.")
-        eval_results = []
-        for metric, value in results.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"result {metric!r} must be a number, got {value!r}.")
-            eval_results.append(
-                EvalResult(task_type=PIPELINE_TAG, dataset_type=dataset_name, dataset_name=dataset_name,
-                           metric_type=metric, metric_value=float(value))
-            )
-    data = ModelCardData(
-        license=license,
-        library_name="transformers",
-        pipeline_tag=PIPELINE_TAG,
-        tags=["hf_xclip", "x-clip", "video", "zero-shot", PIPELINE_TASK, "clip"],
-        base_model=base_model,
-        datasets=[datasets] if isinstance(datasets, str) else (list(datasets) if datasets else None),
-        model_name=repo_id,
-        eval_results=eval_results,
-    )
-    summary = summary or (
-        f"An X-CLIP video-text model ({vision.num_frames} frames of {vision.image_size} px, patch "
-        f"{vision.patch_size}) trained with hf_xclip"
-        + (f", starting from [{base_model}](https://huggingface.co/{base_model})." if base_model else ".")
-    )
-    lines = [
-        f"# {repo_id.split('/')[-1]}",
-        "",
-        summary,
-        "",
-        "## Model",
-        "",
-        f"- frames per video: {vision.num_frames}; image size {vision.image_size} px, patch {vision.patch_size}",
-        f"- widths: vision {vision.hidden_size} x {vision.num_hidden_layers} layers, text "
-        f"{config.text_config.hidden_size} x {config.text_config.num_hidden_layers} layers, joint space "
-        f"{config.projection_dim}",
-        f"- video pooling: {config.video_pooling}; prompt generator: {config.use_prompt_generator}",
-        f"- text template: `{template}`",
-        "",
-    ]
-    if results:
-        lines += ["## Results", "", f"Measured on {dataset_name}:", "", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {metric} | {value:.4g} |" for metric, value in results.items()]
-        lines.append("")
-    lines += [
-        "## Usage",
-        "",
-        "```python",
-        "import hf_xclip  # registers the model, processor and pipeline with transformers",
-        "from transformers import pipeline",
-        "",
-        f'classifier = pipeline("{PIPELINE_TASK}", model="{repo_id}"{", trust_remote_code=True" if pipeline else ""})',
-        'classifier("video.mp4", candidate_labels=["playing guitar", "riding a bike", "cooking"])',
-        "```",
-        "",
-        remote_code_usage(repo_id, pipeline=pipeline),
-        "",
-        "## Citation",
-        "",
-        "Ni et al., *Expanding Language-Image Pretrained Models for General Video Recognition*, ECCV 2022 "
-        f"([paper]({PAPER_URL}), [code]({CODE_URL})).",
-        "",
-    ]
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
-    check_model_card(card)
-    return card
-
-
-def check_model_card(card: ModelCard | str | os.PathLike) -> ModelCardData:
-    """Check a model card offline the way the Hub reads it; returns its metadata.
-
-    The card is parsed by huggingface_hub (YAML header into `ModelCardData`, ``model-index`` into evaluation
-    results). `ModelCard.validate` would ask the Hub; this checks what a push needs without network: a licence, a
-    ``library_name`` and a ``pipeline_tag``, string tags, and a body after the header.
-
-    Raises:
-        ValueError: naming the missing or malformed field.
-    """
-    if isinstance(card, ModelCard):
-        text = card.content
-    elif isinstance(card, os.PathLike) or (isinstance(card, str) and "\n" not in card and Path(card).is_file()):
-        text = Path(card).read_text(encoding="utf-8")
-    else:
-        text = str(card)
-    if not text.lstrip().startswith("---"):
-        raise ValueError("the model card has no YAML metadata header (--- ... ---).")
-    try:
-        parsed = ModelCard(text)
-    except Exception as err:  # yaml errors, malformed model-index (ValueError)
-        raise ValueError(f"the model card's metadata cannot be parsed: {err}") from err
-    data = parsed.data
-    for field in ("license", "library_name", "pipeline_tag"):
-        if not getattr(data, field, None):
-            raise ValueError(f"the model card metadata has no `{field}`.")
-    tags = data.tags or []
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise ValueError(f"the model card `tags` must be a list of strings, got {tags!r}.")
-    base_model = data.base_model
-    if base_model is not None and not (
-        isinstance(base_model, str) or (isinstance(base_model, list) and all(isinstance(b, str) for b in base_model))
-    ):
-        raise ValueError(f"the model card `base_model` must be a repo id or a list of them, got {base_model!r}.")
-    if not parsed.text.strip():
-        raise ValueError("the model card has metadata but no text.")
-    return data
 
 
 # ------------------------------------------------------------------------------------------------------ pushing
@@ -465,11 +282,4 @@ def _resolve_card(model_card, staging: Path, config, repo_id: str, pipeline: boo
     return card
 
 
-__all__ = [
-    "add_remote_code",
-    "has_pipeline_files",
-    "check_model_card",
-    "finetuned_model_card",
-    "push_model",
-    "remote_code_usage",
-]
+__all__ = ["add_remote_code", "has_pipeline_files", "push_model"]

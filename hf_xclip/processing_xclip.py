@@ -13,7 +13,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .video_processing_xclip import XClipVideoProcessor
+from .video_processing_xclip import XClipVideoProcessor, as_xclip_video_processor
 
 logger = logging.get_logger(__name__)
 
@@ -99,7 +99,7 @@ class XClipProcessor(ProcessorMixin):
     videos_kwargs = {"return_tensors": "pt"}
 
     def __init__(self, video_processor: Any = None, tokenizer: Any = None, **kwargs):
-        super().__init__(_as_xclip_video_processor(video_processor), tokenizer, **kwargs)
+        super().__init__(as_xclip_video_processor(video_processor), tokenizer, **kwargs)
 
     def __call__(
         self, text: Any = None, videos: Any = None, images: Any = None, clean_text: bool = True, **kwargs
@@ -145,22 +145,6 @@ class XClipProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return list(dict.fromkeys([*self.tokenizer.model_input_names, *self.video_processor.model_input_names]))
-
-
-def _as_xclip_video_processor(processor: Any) -> XClipVideoProcessor:
-    if processor is None:
-        return XClipVideoProcessor()
-    if isinstance(processor, XClipVideoProcessor):
-        return processor
-    if hasattr(processor, "to_dict"):
-        config = processor.to_dict()
-        config.setdefault("image_processor_type", type(processor).__name__)
-        logger.warning(
-            f"XClipProcessor converts the given {type(processor).__name__} into an XClipVideoProcessor (X-CLIP's "
-            "test protocol at the same crop size and statistics) so that pixel_values keep the (B, T, 3, S, S) layout."
-        )
-        return XClipVideoProcessor(**config)
-    raise TypeError(f"`video_processor` must be an XClipVideoProcessor, got {type(processor).__name__}.")
 
 
 def _load_clip_tokenizer(path: str | os.PathLike, subfolder: str, **kwargs):

@@ -515,6 +515,57 @@ def read_video(
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Inputs: names for messages, URLs
+# --------------------------------------------------------------------------------------------------------------
+
+URL_PREFIXES = ("http://", "https://")
+
+
+def video_name(video: Any) -> str:
+    """A short name of a video input for messages: its path, or a description of bytes / frames / objects."""
+    if isinstance(video, (str, os.PathLike)):
+        return os.fspath(video)
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        return f"<{len(video)} bytes>"
+    if hasattr(video, "shape") and hasattr(video, "ndim"):
+        return f"<{type(video).__name__} of shape {tuple(video.shape)}>"
+    return f"<{type(video).__name__}>"
+
+
+def fetch_video(video: Any, timeout: float | None = None) -> Any:
+    """Download URLs (http/https) to bytes; return other inputs as they are, after rejecting what is not one video
+    (a 5-D array is a batch, a list means several videos).
+
+    Raises:
+        ValueError: naming the input, for a failed download or something that is not one video.
+    """
+    if isinstance(video, str) and video.startswith(URL_PREFIXES):
+        return _download(video, timeout)
+    if getattr(video, "ndim", None) == 5:
+        raise ValueError(f"video frames {video_name(video)} look like a batch of videos; pass a list of (T, H, W, 3) arrays.")
+    if isinstance(video, (list, dict, set)) or video is None:
+        raise ValueError(
+            f"Cannot read a video from {video_name(video)}: pass a path, URL, bytes, a binary file object or frames "
+            "as an array of shape (T, H, W, 3) (a list means several videos)."
+        )
+    return video
+
+
+def _download(url: str, timeout: float | None) -> bytes:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout if timeout is not None else 60) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise ValueError(f"Cannot download video {url!r}: {err}") from None
+    if not data:
+        raise ValueError(f"Cannot download video {url!r}: empty response.")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Writing synthetic videos
 # --------------------------------------------------------------------------------------------------------------
 

@@ -681,4 +681,27 @@ def _rescale_and_normalize(pixels: torch.Tensor, options: dict[str, Any]) -> tor
     return pixels * scale.view(-1, 1, 1) + shift.view(-1, 1, 1)
 
 
-__all__ = ["XClipVideoProcessor", "XClipVideoProcessorKwargs", "RESIZE_RATIO"]
+def as_xclip_video_processor(processor: Any) -> XClipVideoProcessor:
+    """An `XClipVideoProcessor`: ``None`` gives the default one, an `XClipVideoProcessor` is returned as it is, and
+    transformers' image processors (VideoMAE, CLIP) are read as X-CLIP's test protocol at the same crop size and
+    statistics (with a warning), so that pixel_values keep the (B, T, 3, S, S) layout.
+
+    Raises:
+        TypeError: `processor` is not a processor.
+    """
+    if processor is None:
+        return XClipVideoProcessor()
+    if isinstance(processor, XClipVideoProcessor):
+        return processor
+    if hasattr(processor, "to_dict"):
+        config = processor.to_dict()
+        config.setdefault("image_processor_type", type(processor).__name__)
+        logger.warning(
+            f"Converting the given {type(processor).__name__} into an XClipVideoProcessor (X-CLIP's test protocol at "
+            "the same crop size and statistics) so that pixel_values keep the (B, T, 3, S, S) layout."
+        )
+        return XClipVideoProcessor(**config)
+    raise TypeError(f"`video_processor` must be a video processor (XClipVideoProcessor), got {type(processor).__name__}.")
+
+
+__all__ = ["RESIZE_RATIO", "XClipVideoProcessor", "XClipVideoProcessorKwargs", "as_xclip_video_processor"]

@@ -14,7 +14,7 @@ from pipeline_fixtures import save_tiny_transformers_xclip, save_tiny_xclip, wri
 from transformers import pipeline
 
 from hf_xclip.cli import COMMANDS, main
-from hf_xclip.commands import classify as classify_command
+import hf_xclip.defaults
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,10 +133,13 @@ def test_usage_errors(model_dir, video_tree, capsys, extra, message):
 
 
 def test_model_defaults_to_default_model_path(model_dir, video_tree, monkeypatch, capsys):
-    monkeypatch.setattr(classify_command, "default_model_path", lambda: None)
+    def missing():
+        raise FileNotFoundError("the embedded default model is missing")
+
+    monkeypatch.setattr(hf_xclip.defaults, "default_model_path", missing)
     assert main(["classify", str(video_tree / "a"), "--labels", "a,b"]) == 2
-    assert "no default model yet" in capsys.readouterr().err
-    monkeypatch.setattr(classify_command, "default_model_path", lambda: str(model_dir))
+    assert "no --model given and the embedded default model is missing" in capsys.readouterr().err
+    monkeypatch.setattr(hf_xclip.defaults, "default_model_path", lambda: str(model_dir))
     assert main(["classify", str(video_tree / "a"), "--labels", "a,b", "--json", "-", "--no-progress"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
 

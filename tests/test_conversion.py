@@ -17,11 +17,11 @@ from conftest import reference_file
 from hf_xclip import XClipConfig, XClipModel
 from hf_xclip.cli import main as cli_main
 from hf_xclip.configuration_xclip import heads_for_width
+from hf_xclip.model_cards import converted_model_card
 from hf_xclip.conversion import (
     RELEASED_CHECKPOINTS,
     ConversionError,
     UnsafeCheckpointError,
-    build_model_card,
     convert_clip_to_xclip,
     convert_vificlip_checkpoint,
     convert_xclip_checkpoint,
@@ -201,7 +201,7 @@ def test_model_card_reports_paper_accuracy_for_released_files(file):
     release = RELEASED_CHECKPOINTS[file]
     config = XClipConfig(vision_config={"num_frames": release.num_frames, "image_size": release.image_size,
                                         "patch_size": release.patch_size})
-    card = build_model_card(title="t", summary="s", source_file=file, source_sha256="0" * 64, config=config,
+    card = converted_model_card(title="t", summary="s", source_file=file, source_sha256="0" * 64, config=config,
                             release=release)
     assert "Reported accuracy" in card.text
     for top1 in release.top1.values():

@@ -19,16 +19,9 @@ from hf_xclip import XClipConfig, XClipModel, XClipProcessor, XClipVideoProcesso
 from hf_xclip.cli import main as cli_main
 from hf_xclip.peft_utils import XClipAdapterConfig
 from hf_xclip.synthetic import SyntheticVideoSpec, build_synthetic_tokenizer, write_video_folder
-from hf_xclip.training import (
-    FewShotTrainingArguments,
-    VideoClassificationDataset,
-    collate_videos,
-    random_resized_crop,
-    scan_video_folder,
-    select_shots,
-    split_heldout,
-    train_few_shot,
-)
+from hf_xclip.training import FewShotTrainingArguments, train_few_shot
+from hf_xclip.video_data import scan_video_folder, select_shots, split_heldout
+from hf_xclip.video_dataset import VideoClassificationDataset, collate_videos, random_resized_crop
 
 SPECS = [
     SyntheticVideoSpec("circle", "red", "growing"),

@@ -13,8 +13,8 @@ import transformers
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
 
 from hf_xclip import XClipModel, XClipProcessor, XClipTextModel
-from hf_xclip.conversion import build_model_card
-from hf_xclip.hub import add_remote_code, check_model_card, finetuned_model_card, push_model
+from hf_xclip.hub import add_remote_code, push_model
+from hf_xclip.model_cards import check_model_card, converted_model_card, finetuned_model_card
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from test_remote_code import (
     SHIPPED_MODEL_FILES,
@@ -205,7 +205,7 @@ def test_push_model_keeps_a_conversion_card_and_adds_remote_code_usage(model_dir
     source = tmp_path / "converted"
     shutil.copytree(model_dir, source)
     config = XClipModel.config_class.from_pretrained(source)
-    build_model_card(title="Tiny X-CLIP", summary="A test.", source_file="tiny.pth", source_sha256="ab" * 32,
+    converted_model_card(title="Tiny X-CLIP", summary="A test.", source_file="tiny.pth", source_sha256="ab" * 32,
                      config=config, repo_id="me/converted").save(source / "README.md")
     push_model(source, "me/converted", pipeline=False)
     text = (fake_hub.repo("me/converted") / "README.md").read_text()
@@ -274,7 +274,7 @@ def test_finetuned_card_metadata(model_dir):
 
 def test_conversion_cards_pass_the_check(model_dir):
     config = XClipModel.config_class.from_pretrained(model_dir)
-    card = build_model_card(title="T", summary="S", source_file="k400_32_8.pth", source_sha256="0" * 64, config=config)
+    card = converted_model_card(title="T", summary="S", source_file="k400_32_8.pth", source_sha256="0" * 64, config=config)
     assert check_model_card(card).pipeline_tag == "video-classification"
 
 

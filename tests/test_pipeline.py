@@ -17,11 +17,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 import hf_xclip
 from hf_xclip import XClipModel
-from hf_xclip.pipeline_zero_shot_video_classification import (
-    TASK,
-    ZeroShotVideoClassificationPipeline,
-    ensemble_text_embeddings,
-)
+from hf_xclip.labels import ensemble_text_embeddings
+from hf_xclip.pipeline_zero_shot_video_classification import TASK, ZeroShotVideoClassificationPipeline
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]
 

@@ -5,7 +5,8 @@ hf-xclip classify videos/ clip.mp4 --model microsoft/xclip-base-patch32 --labels
 hf-xclip classify videos/ --model ./my-model --labels-file kinetics_400_labels.csv --top-k 5 --csv out.csv
 ```
 
-Folders are walked recursively for video files (see `VIDEO_EXTENSIONS`); files named explicitly are always read.
+Folders are walked recursively for video files (`hf_xclip.video_data.VIDEO_EXTENSIONS`); files named explicitly are
+always read.
 A video that cannot be read is reported on stderr and skipped; the others are still classified and written, and the
 exit status is 1 when any video failed (2 for usage errors).
 """
@@ -15,38 +16,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts", ".gif"}
-)
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
 
 Results go to stdout as a table, or to --json / --csv files ("-" for stdout). Unreadable videos are reported on
 stderr and skipped; the exit status is 1 when some failed."""
-
-
-class UsageError(Exception):
-    """Bad command-line input (exit status 2)."""
-
-
-def default_model_path() -> str | None:
-    """Model used when `--model` is not given: the embedded default model shipped in the package, if any.
-
-    Returns ``None`` when the package was installed without it.
-    """
-    from hf_xclip.defaults import default_model_path as embedded_model_path
-
-    try:
-        return embedded_model_path()
-    except FileNotFoundError:
-        return None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -88,15 +68,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..video_data import find_videos
+
     try:
         labels = read_labels(args.labels, args.labels_file)
         _check_numbers(args)
         if args.plot:
             _require_matplotlib()
-        model = args.model or default_model_path()
-        if model is None:
-            raise UsageError("no default model yet: pass --model (an hf_xclip or X-CLIP directory, or a Hub id).")
-        videos, missing = collect_videos(args.paths)
+        model = model_or_default(args.model)
+        videos, missing = find_videos(args.paths)
         if not videos and not missing:
             raise UsageError(f"no video files found in {', '.join(args.paths)}")
         classifier = _load_pipeline(model, args)
@@ -136,61 +116,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
-    """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (lines, or a CSV with a ``name`` column)."""
-    if labels is not None:
-        items = [label.strip() for label in labels.split(",")]
-        source = "--labels"
-    else:
-        if not labels_file.is_file():
-            raise UsageError(f"labels file {labels_file} not found")
-        text = labels_file.read_text(encoding="utf-8-sig")
-        items = _labels_from_csv(text) if labels_file.suffix.lower() == ".csv" else text.splitlines()
-        items = [label.strip() for label in items]
-        items = [label for label in items if label and not label.startswith("#")]
-        source = str(labels_file)
-    if not items or any(not label for label in items):
-        raise UsageError(f"{source}: empty label (got {items!r})")
-    duplicates = sorted({label for label in items if items.count(label) > 1})
-    if duplicates:
-        raise UsageError(f"{source}: duplicate label(s) {', '.join(map(repr, duplicates))}")
-    return items
+    """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (see `hf_xclip.labels.read_label_file`)."""
+    from ..labels import normalize_labels, read_label_file
 
-
-def _labels_from_csv(text: str) -> list[str]:
-    rows = [row for row in csv.reader(text.splitlines()) if row]
-    if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "name" in header:
-        column = header.index("name")
-        return [row[column] for row in rows[1:] if len(row) > column]
-    return [row[-1] for row in rows]
-
-
-def collect_videos(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """(videos to classify, [(path, reason)] for paths that do not exist); folders are walked, sorted."""
-    videos: list[str] = []
-    missing: list[tuple[str, str]] = []
-    for raw in paths:
-        if raw.startswith(("http://", "https://")):
-            videos.append(raw)
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            videos.extend(str(p) for p in _walk(path))
-        elif path.exists():
-            videos.append(str(path))
-        else:
-            missing.append((raw, "no such file or folder"))
-    return list(dict.fromkeys(videos)), missing
-
-
-def _walk(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS:
-                yield Path(root) / name
+    try:
+        if labels is not None:
+            return normalize_labels(labels, "--labels")
+        return read_label_file(labels_file)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -320,10 +254,10 @@ def plot_predictions(classifier, video: str, predictions: list[dict], out: Path,
 
     processor = classifier.video_processor
     frames_per_clip = num_frames or classifier.model.config.vision_config.num_frames
-    from ..pipeline_zero_shot_video_classification import _fetch_video
+    from ..video_io import fetch_video
 
     try:
-        source = _fetch_video(video, None)
+        source = fetch_video(video, None)
     except ValueError:
         source = None
     fig_frames = None

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..cli import EXIT_FAILURES, EXIT_OK
+
 FAMILIES = ("xclip", "vificlip", "clip")
 
 DESCRIPTION = """Convert a checkpoint into an hf_xclip model directory (config, safetensors, processor, tokenizer,
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         result = _convert(args)
     except (ConversionError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURES
     config = result.config
     vision = config.vision_config
     print(f"wrote {result.output_dir}")
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  max |converted - original forward|: {errors}")
     if result.hub_url:
         print(f"  pushed: {result.hub_url}")
-    return 0
+    return EXIT_OK
 
 
 def script_main(family: str, argv: list[str] | None = None) -> int:

@@ -14,8 +14,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..cli import EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+
+if TYPE_CHECKING:
+    from ..synthetic import SyntheticVideoSpec
 
 DESCRIPTION = """Generate a few synthetic clips (seen and held-out combinations), write them as mp4, classify each with
 the embedded default model (or --model) among all captions of its shape, and print the results."""
@@ -34,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bool]]:
     """``num_clips`` distinct combinations, alternating seen / held-out, chosen with ``seed``."""
-    from hf_xclip.synthetic import heldout_specs, train_specs
+    from ..synthetic import heldout_specs, train_specs
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(101,)))
     seen, held = train_specs(), heldout_specs()
@@ -50,8 +56,8 @@ def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bo
 
 def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
     """Render each clip (16 frames; the processor samples ``num_frames``) and write ``out_dir/NN_<caption>.mp4``."""
-    from hf_xclip.synthetic import render_video
-    from hf_xclip.video_io import write_video
+    from ..synthetic import render_video
+    from ..video_io import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -65,16 +71,18 @@ def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.num_clips < 1:
-        print(f"hf-xclip demo: error: --num-clips must be at least 1, got {args.num_clips}", file=sys.stderr)
-        return 2
+    try:
+        if args.num_clips < 1:
+            raise UsageError(f"--num-clips must be at least 1, got {args.num_clips}")
+        model = model_or_default(args.model)
+    except UsageError as err:
+        print(f"hf-xclip demo: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     start = time.perf_counter()
     from transformers import pipeline
 
-    import hf_xclip
-    from hf_xclip.default_model_training import candidate_specs
+    from ..default_model_training import candidate_specs
 
-    model = args.model or hf_xclip.default_model_path()
     classifier = pipeline("zero-shot-video-classification", model=model)
     video_processor = classifier.video_processor
     size = video_processor.crop_size["height"]
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {model}   {len(rows)} clips in {time.perf_counter() - start:.1f} s")
     if args.keep_videos:
         print(f"videos kept in {args.keep_videos}")
-    return 0
+    return EXIT_OK
 
 
 def print_table(rows) -> None:

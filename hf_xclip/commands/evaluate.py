@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
 
 DESCRIPTION = """Measure top-1 / top-5 and per-class accuracy of an X-CLIP model, optionally with a PEFT adapter
 (from `hf-xclip finetune`), on DATA_DIR: one folder of videos per class, the folder name being the class text."""
@@ -45,47 +45,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def load_for_evaluation(model_name: str, adapter: str | None):
-    """(model, processor, adapter metadata or None): the base model, with `adapter` loaded through peft."""
-    from hf_xclip.commands.finetune import load_model_and_processor
-    from hf_xclip.training import load_adapter_metadata
-
-    model, processor = load_model_and_processor(model_name)
-    metadata = None
-    if adapter is not None:
-        from peft import PeftModel
-
-        if Path(adapter).exists() and not (Path(adapter) / "adapter_config.json").is_file():
-            raise ValueError(f"{adapter!r} is not a PEFT adapter folder (no adapter_config.json).")
-        model = PeftModel.from_pretrained(model, adapter)
-        metadata = load_adapter_metadata(adapter) if Path(adapter).is_dir() else None
-    return model.eval(), processor, metadata
-
-
 def run(args: argparse.Namespace) -> int:
-    from hf_xclip.training import (
-        VideoClassificationDataset,
-        evaluate_videos,
-        make_accelerator,
-        scan_video_folder,
-        tokenize_classes,
-    )
+    from ..accelerator import make_accelerator
+    from ..adapters import load_model_with_adapter
+    from ..evaluation import evaluate_videos
+    from ..labels import validate_template
+    from ..video_data import scan_video_folder
+    from ..video_dataset import VideoClassificationDataset
 
     try:
         if args.batch_size < 1:
             raise ValueError("--batch-size must be at least 1.")
         if args.num_frames is not None and args.num_frames < 1:
             raise ValueError("--num-frames must be at least 1.")
-        model_name = args.model or _default_model()
-        model, processor, metadata = load_for_evaluation(model_name, args.adapter)
+        model_name = model_or_default(args.model)
+        model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
         metadata = metadata or {}
         class_names = metadata.get("class_names")
         folder = scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True)
-        template = args.template or metadata.get("template") or "{}"
+        template = validate_template(args.template or metadata.get("template") or "{}", "--template")
         num_frames = args.num_frames or metadata.get("num_frames")
-        max_positions = model.config.text_config.max_position_embeddings
-        text_inputs = tokenize_classes(processor.tokenizer, folder.class_names, template, max_positions)
-    except (ValueError, OSError) as err:
+    except (UsageError, ValueError, OSError) as err:
         print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -95,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_videos(
         model,
         dataset,
-        text_inputs,
+        processor.tokenizer,
+        templates=template,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         accelerator=accelerator,
@@ -109,9 +90,3 @@ def run(args: argparse.Namespace) -> int:
             payload = {"model": model_name, "adapter": args.adapter, "data_dir": str(args.data_dir), **result.to_dict()}
             print(json.dumps(payload))
     return EXIT_FAILURES if result.failed else EXIT_OK
-
-
-def _default_model() -> str:
-    from hf_xclip.defaults import default_model_path
-
-    return default_model_path()

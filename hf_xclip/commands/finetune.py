@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
 LORA_PARTS = ("text", "vision", "cross-frame", "mit", "prompt-generator", "projections", "mlp")
 
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator).
@@ -31,7 +31,7 @@ tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate launch -m hf_xc
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from hf_xclip.peft_utils import LORA_TYPES, METHODS
+    from ..peft_utils import LORA_TYPES, METHODS
 
     parser = subparsers.add_parser(
         "finetune",
@@ -98,7 +98,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
-    from hf_xclip.peft_utils import CoOpConfig, XClipAdapterConfig
+    from ..peft_utils import CoOpConfig, XClipAdapterConfig
 
     overrides = {}
     if "lora" in args.method:
@@ -129,7 +129,7 @@ def adapter_config_from_args(args: argparse.Namespace):
 
 
 def training_arguments_from_args(args: argparse.Namespace):
-    from hf_xclip.training import FewShotTrainingArguments
+    from ..training import FewShotTrainingArguments
 
     return FewShotTrainingArguments(
         epochs=args.epochs,
@@ -154,7 +154,7 @@ def training_arguments_from_args(args: argparse.Namespace):
 
 def _split_data(args: argparse.Namespace):
     """(train folder, held-out folder or None, description of the held-out set)."""
-    from hf_xclip.training import scan_video_folder, select_shots, split_heldout
+    from ..video_data import scan_video_folder, select_shots, split_heldout
 
     folder = scan_video_folder(args.train_dir)
     if args.shots is not None:
@@ -190,16 +190,21 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hf_xclip.training import make_accelerator, save_adapter, train_few_shot
+    from ..accelerator import make_accelerator
+    from ..adapters import save_adapter
+    from ..modeling_xclip import XClipModel
+    from ..processing_xclip import XClipProcessor
+    from ..training import train_few_shot
 
     try:
         _check(args)
         adapter_config = adapter_config_from_args(args)
         training_args = training_arguments_from_args(args)
         train, heldout, eval_source = _split_data(args)
-        model_name = args.model or _default_model()
-        model, processor = load_model_and_processor(model_name)
-    except (ValueError, OSError) as err:
+        model_name = model_or_default(args.model)
+        model = XClipModel.from_pretrained(model_name)
+        processor = XClipProcessor.from_pretrained(model_name)
+    except (UsageError, ValueError, OSError) as err:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -216,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_FAILURES
     for message in result.skipped_videos:
         print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
     for message in result.eval_after.failed if result.eval_after else []:
@@ -235,21 +240,6 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(summary))
     accelerator.wait_for_everyone()
     return EXIT_OK
-
-
-def _default_model() -> str:
-    from hf_xclip.defaults import default_model_path
-
-    return default_model_path()
-
-
-def load_model_and_processor(model_name: str):
-    """`XClipModel` and `XClipProcessor` from a folder or Hub id."""
-    from hf_xclip import XClipModel, XClipProcessor
-
-    model = XClipModel.from_pretrained(model_name)
-    processor = XClipProcessor.from_pretrained(model_name)
-    return model, processor
 
 
 def _summary(result, output_dir: Path) -> dict:

@@ -15,7 +15,7 @@ from .checkpoint import ConversionError, UnsafeCheckpointError, read_original_ch
 from .export import ConversionResult
 from .hyperparameters import build_config, infer_sizes
 from .key_mapping import ORIGINAL_TO_HF, hf_to_original, original_to_hf
-from .model_card import RELEASED_CHECKPOINTS, build_model_card
+from .releases import RELEASED_CHECKPOINTS
 from .reference import original_forward
 from .tokenizer import build_clip_tokenizer, clean_text
 from .vificlip import convert_vificlip_checkpoint
@@ -29,7 +29,6 @@ __all__ = [
     "UnsafeCheckpointError",
     "build_clip_tokenizer",
     "build_config",
-    "build_model_card",
     "clean_text",
     "convert_clip_to_xclip",
     "convert_vificlip_checkpoint",

@@ -15,7 +15,7 @@ from .checkpoint import ConversionError, sha256_of
 from .clip_weights import load_clip_state_dict
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
-from .model_card import build_model_card
+from ..model_cards import converted_model_card
 from .output import check_output_dir
 from .xclip import detect_family
 
@@ -174,7 +174,7 @@ def convert_clip_to_xclip(
     source_name = clip_path.name if clip_path.is_file() else f"{clip_path.name}/{weights_file.name}"
 
     def make_card(config: XClipConfig):
-        return build_model_card(
+        return converted_model_card(
             title=f"X-CLIP initialised from CLIP `{source_name}` ({num_frames} frames, {sizes.image_size} px)",
             summary="An untrained X-CLIP: CLIP's image and text encoders with X-CLIP's new modules (message tokens, "
             "multi-frame integration transformer, video-specific prompt generator) initialised as the original "

@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
+from ..hub import has_pipeline_files, push_model
 from .checkpoint import ConversionError
-from .hub import push_folder_to_hub
 from .key_mapping import original_to_hf
 from .output import check_output_dir, staged_output_dir
 from .reference import original_forward
@@ -159,9 +159,27 @@ def export_model(
         save_processor(staging, config, tokenizer)
         make_card(config).save(staging / "README.md")
     if push_to_hub:
-        result.hub_url = push_folder_to_hub(result.output_dir, push_to_hub, token=token, private=private)
+        result.hub_url = push_converted(result.output_dir, push_to_hub, token=token, private=private)
     return result
 
 
-__all__ = ["ConversionResult", "check_output_dir", "export_model", "load_strict", "resolve_tokenizer",
-           "verify_against_reference"]
+def push_converted(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool | None = None) -> str:
+    """Upload a converted directory with `hf_xclip.hub.push_model` and return the commit URL.
+
+    The upload is the one every hf_xclip push makes: the model code is shipped for ``trust_remote_code=True`` (and
+    the zero-shot pipeline too when the directory has a tokenizer), the card gains a section on loading without
+    hf_xclip, and the card is checked before anything is sent. `folder` itself is not modified.
+    """
+    info = push_model(
+        folder,
+        repo_id,
+        token=token,
+        private=private,
+        commit_message="Upload X-CLIP converted with hf_xclip",
+        pipeline=has_pipeline_files(folder),
+    )
+    return str(getattr(info, "commit_url", info))
+
+
+__all__ = ["ConversionResult", "check_output_dir", "export_model", "load_strict", "push_converted",
+           "resolve_tokenizer", "verify_against_reference"]

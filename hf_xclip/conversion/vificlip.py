@@ -14,7 +14,7 @@ from .checkpoint import ConversionError, read_original_checkpoint, sha256_of
 from .clip_weights import load_clip_state_dict
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
-from .model_card import VIFICLIP_URL, build_model_card
+from ..model_cards import VIFICLIP_URL, converted_model_card
 from .output import check_output_dir
 from .xclip import detect_family
 
@@ -132,7 +132,7 @@ def convert_vificlip_checkpoint(
     sha256 = sha256_of(checkpoint_path)
 
     def make_card(config: XClipConfig):
-        return build_model_card(
+        return converted_model_card(
             title=f"ViFi-CLIP, {frames} frames, {sizes.image_size} px (converted from `{checkpoint_path.name}`)",
             summary="ViFi-CLIP (Rasheed et al., CVPR 2023): CLIP fine-tuned on video; every frame goes through the "
             "CLIP image encoder and the video embedding is the mean of the projected frame embeddings. Converted "

@@ -12,7 +12,8 @@ from ..configuration_xclip import XClipConfig
 from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import CLIP_REQUIRED, XCLIP_MARKERS, build_config, infer_sizes
-from .model_card import RELEASED_CHECKPOINTS, build_model_card
+from ..model_cards import converted_model_card
+from .releases import RELEASED_CHECKPOINTS
 from .output import check_output_dir
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def convert_xclip_checkpoint(
 
     def make_card(config: XClipConfig):
         arch = release.arch if release else f"{sizes.vision_width}w/{sizes.patch_size}"
-        return build_model_card(
+        return converted_model_card(
             title=f"X-CLIP {arch}, {sizes.num_frames} frames, {sizes.image_size} px "
             f"(converted from `{checkpoint_path.name}`)",
             summary="X-CLIP (Ni et al., ECCV 2022): CLIP extended to video with cross-frame communication "

@@ -1,19 +1,10 @@
-"""Model cards (README.md with Hub metadata) for converted checkpoints, and the table of released originals."""
+"""The checkpoints released with the X-CLIP paper: file names, sizes, reported accuracy (for model cards)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from huggingface_hub import ModelCard, ModelCardData
-
-PAPER_URL = "https://arxiv.org/abs/2208.02816"
-CODE_URL = "https://github.com/microsoft/VideoX/tree/master/X-CLIP"
 RELEASE_URL = "https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/"
-VIFICLIP_URL = "https://github.com/muzairkhattak/ViFi-CLIP"
-# The Hub has no zero-shot video task; video-classification is the closest tag it knows. The pipeline name goes
-# into `tags` so the card can still be found by it.
-PIPELINE_TAG = "video-classification"
-PIPELINE_TASK = "zero-shot-video-classification"
 
 
 @dataclass(frozen=True)
@@ -99,105 +90,4 @@ RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = {
 }
 
 
-def _usage(repo_id: str, template: str) -> str:
-    labels = '["playing guitar", "riding a bike", "cooking"]'
-    template_arg = "" if template == "{}" else f', hypothesis_template="{template}"'
-    return f"""```python
-import hf_xclip  # registers the model and the pipeline with transformers
-from transformers import pipeline
-
-classifier = pipeline("{PIPELINE_TASK}", model="{repo_id}")
-classifier("video.mp4", candidate_labels={labels}{template_arg})
-```"""
-
-
-def _accuracy_lines(release: ReleasedCheckpoint) -> list[str]:
-    lines = ["| evaluated on | top-1 (%) | top-5 (%) | views |", "| --- | --- | --- | --- |"]
-    for dataset, top1 in release.top1.items():
-        top5 = release.top5.get(dataset)
-        lines.append(f"| {dataset} | {top1} | {top5 if top5 is not None else '-'} | {release.views} |")
-    return lines
-
-
-def build_model_card(
-    *,
-    title: str,
-    summary: str,
-    source_file: str,
-    source_sha256: str,
-    config,
-    repo_id: str | None = None,
-    license: str = "mit",
-    family: str = "x-clip",
-    release: ReleasedCheckpoint | None = None,
-    template: str = "{}",
-    notes: list[str] | None = None,
-    license_link: str | None = None,
-) -> ModelCard:
-    """A model card for a converted checkpoint.
-
-    Args:
-        title: first heading.
-        summary: one paragraph on what the model is.
-        source_file / source_sha256: the converted file, so anyone can check which release it came from.
-        config: the `XClipConfig` written next to the card (frames, image size, patch).
-        repo_id: name used in the usage snippet (defaults to a placeholder).
-        release: the released checkpoint this file is, for its reported accuracy.
-        template: text template the model was trained with.
-        notes: extra bullet points.
-        license_link: where the terms are, for ``license="other"``.
-    """
-    vision = config.vision_config
-    tags = ["hf_xclip", family, "video", "zero-shot", PIPELINE_TASK, "clip"]
-    data = ModelCardData(
-        license=license,
-        license_link=license_link,
-        library_name="transformers",
-        pipeline_tag=PIPELINE_TAG,
-        tags=tags,
-    )
-    repo_id = repo_id or "path/to/this/model"
-    lines = [
-        f"# {title}",
-        "",
-        summary,
-        "",
-        "## Conversion",
-        "",
-        f"- source file: `{source_file}`",
-        f"- sha256: `{source_sha256}`",
-        f"- frames per video: {vision.num_frames}",
-        f"- image size: {vision.image_size} px, patch {vision.patch_size}",
-        f"- widths: vision {vision.hidden_size} x {vision.num_hidden_layers} layers, text "
-        f"{config.text_config.hidden_size} x {config.text_config.num_hidden_layers} layers, joint space "
-        f"{config.projection_dim}",
-        f"- video pooling: {config.video_pooling}; cross-frame attention: {vision.use_cross_frame_attention}; "
-        f"prompt generator: {config.use_prompt_generator}",
-        f"- text template: `{template}`",
-        "- preprocessing: short side resized to int(256 / 224 * size), centre crop, ImageNet mean/std; "
-        f"{vision.num_frames} frames sampled TSN-style (middle frame of equal segments)",
-        *[f"- {note}" for note in notes or []],
-        "",
-        "## Usage",
-        "",
-        _usage(repo_id, template),
-        "",
-    ]
-    if release is not None:
-        lines += [
-            "## Reported accuracy",
-            "",
-            f"The paper reports for `{release.file}` (X-CLIP-{release.arch}, {release.num_frames} x "
-            f"{release.image_size}, {release.setting}, trained on {release.trained_on}):",
-            "",
-            *_accuracy_lines(release),
-            "",
-        ]
-    lines += [
-        "## Citation",
-        "",
-        "Ni et al., *Expanding Language-Image Pretrained Models for General Video Recognition*, ECCV 2022 "
-        f"([paper]({PAPER_URL}), [code]({CODE_URL})).",
-        "",
-    ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+__all__ = ["RELEASED_CHECKPOINTS", "RELEASE_URL", "ReleasedCheckpoint"]

@@ -1,0 +1,100 @@
+"""PEFT adapters written by `hf-xclip finetune`: saving (adapter, `xclip_adapter.json`, card) and loading them onto a
+base model for `evaluate`, `classify` and the other commands."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .model_cards import adapter_model_card
+
+ADAPTER_METADATA_FILE = "xclip_adapter.json"
+
+
+def save_adapter(
+    result: Any,
+    output_dir: str | Path,
+    *,
+    base_model: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Path:
+    """Write the peft adapter, `xclip_adapter.json` and a model card (README.md) to `output_dir`.
+
+    Args:
+        result: a `hf_xclip.training.FewShotResult` (from `train_few_shot`).
+        output_dir: created if needed.
+        base_model: name or path of the base model (for the card and peft's config).
+        data: description of the data for the card (`train_dir`, `eval_dir`, `shots`, `seed`, ...).
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result.model.save_pretrained(str(output_dir))
+    metadata = {
+        "format": "hf_xclip-adapter",
+        "class_names": result.class_names,
+        "methods": result.adapter_config.methods,
+        "adapter_config": result.adapter_config.to_dict(),
+        "template": result.args.template,
+        "num_frames": result.args.num_frames,
+        "base_model": base_model,
+        "data": data or {},
+        "training": _jsonable(asdict(result.args)),
+        "eval_before": result.eval_before.to_dict() if result.eval_before else None,
+        "eval_after": result.eval_after.to_dict() if result.eval_after else None,
+        "skipped_videos": result.skipped_videos,
+        "num_train_videos": result.num_train_videos,
+        "trainable_parameters": result.trainable_parameters,
+        "learning_rates": result.learning_rates,
+    }
+    (output_dir / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    adapter_model_card(result, base_model=base_model, data=data).save(str(output_dir / "README.md"))
+    return output_dir
+
+
+def load_adapter_metadata(adapter_dir: str | Path) -> dict[str, Any] | None:
+    """The `xclip_adapter.json` of an adapter folder written by [`save_adapter`], or None."""
+    path = Path(adapter_dir) / ADAPTER_METADATA_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def load_model_with_adapter(model_name: str | os.PathLike, adapter: str | os.PathLike | None = None):
+    """`(model, processor, adapter metadata or None)`: the base `XClipModel` in eval mode, with `adapter` (a PEFT
+    adapter folder or Hub id, e.g. from `hf-xclip finetune`) loaded through peft.
+
+    Raises:
+        ValueError: `adapter` is a folder without `adapter_config.json`.
+        OSError: the model or adapter cannot be found.
+    """
+    from .modeling_xclip import XClipModel
+    from .processing_xclip import XClipProcessor
+
+    model = XClipModel.from_pretrained(model_name)
+    processor = XClipProcessor.from_pretrained(model_name)
+    metadata = None
+    if adapter is not None:
+        from peft import PeftModel
+
+        adapter = os.fspath(adapter)
+        if Path(adapter).exists() and not (Path(adapter) / "adapter_config.json").is_file():
+            raise ValueError(f"{adapter!r} is not a PEFT adapter folder (no adapter_config.json).")
+        model = PeftModel.from_pretrained(model, adapter)
+        metadata = load_adapter_metadata(adapter) if Path(adapter).is_dir() else None
+    return model.eval(), processor, metadata
+
+
+__all__ = ["ADAPTER_METADATA_FILE", "load_adapter_metadata", "load_model_with_adapter", "save_adapter"]

@@ -1,0 +1,570 @@
+"""The label side of X-CLIP, in one place: label texts -> label embeddings.
+
+Everything that scores videos against labels (the zero-shot pipeline, `evaluate`, `finetune`, and the timeline and
+search built on them) turns labels into embeddings here, the way open_clip keeps its zero-shot classifier apart from
+the model:
+
+* [`normalize_labels`] / [`normalize_templates`]: the one validation of labels and templates (a template holds the
+  label placeholder ``{}`` exactly once); [`read_label_file`] reads label lists (lines, or a CSV ``name`` column).
+* [`tokenize_texts`]: texts cleaned as the original tokenizer does ([`clean_text`]), tokenized, truncated to the
+  model's context length.
+* [`LabelEncoder`]: one model + tokenizer -> projected text embeddings (the original's ``encode_text``, before the
+  video-specific prompts), encoded once per distinct text (an LRU [`TextEmbeddingCache`]) in groups of similar
+  length; prompt ensembling over several templates ([`ensemble_text_embeddings`]); class-specific learned contexts
+  (CoOp) encoded in class order.
+* [`LabelBank`]: label embeddings saved to one safetensors file with their label texts, templates and the text-side
+  fingerprint of the model that made them ([`model_fingerprint`]), so a set of labels is encoded once and reused
+  across processes; a bank refuses to score with another model or adapter.
+
+Prompt ensembling (several templates): per label, the templates' text embeddings are L2-normalised and averaged
+(CLIP's ensembling); the mean direction is rescaled to the templates' mean norm before the video-specific prompts
+are added, because X-CLIP adds them to the unnormalised text embedding. With one template this is exactly the plain
+text embedding.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .fingerprint import model_fingerprint
+from .modeling_prompts import XClipPromptContext
+from .processing_xclip import clean_text
+
+DEFAULT_HYPOTHESIS_TEMPLATE = "{}"
+DEFAULT_NEGATIVE_TEMPLATE = "not {}"
+LABEL_BANK_FORMAT = "hf_xclip-label-bank"
+LABEL_BANK_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Validation and label files
+
+
+def normalize_labels(candidate_labels: Any, name: str = "candidate_labels") -> list[str]:
+    """Validate labels: a non-empty list of distinct, non-empty strings (or one comma-separated string).
+
+    Raises:
+        ValueError: naming the offending label (empty, not a string, duplicated) or saying the list is empty.
+    """
+    if candidate_labels is None:
+        raise ValueError(f"zero-shot video classification needs `{name}` (a list of label strings).")
+    if isinstance(candidate_labels, str):
+        candidate_labels = [label.strip() for label in candidate_labels.split(",")]
+    elif isinstance(candidate_labels, (bytes, dict)) or not isinstance(candidate_labels, Iterable):
+        raise ValueError(f"`{name}` must be a list of strings, got {type(candidate_labels).__name__}: {candidate_labels!r}")
+    labels = list(candidate_labels)
+    if not labels:
+        raise ValueError(f"`{name}` is empty: give at least one label.")
+    seen: dict[str, int] = {}
+    for index, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise ValueError(f"candidate label {index} is not a string: {label!r} ({type(label).__name__}).")
+        if not label.strip():
+            raise ValueError(f"empty label: candidate label {index} is empty ({label!r}) in `{name}`.")
+        if label in seen:
+            raise ValueError(
+                f"duplicate candidate label {label!r} in `{name}` (positions {seen[label]} and {index}): remove the "
+                "duplicate label."
+            )
+        seen[label] = index
+    return labels
+
+
+def validate_template(template: Any, name: str = "hypothesis_template") -> str:
+    """The one template rule: a string with the label placeholder ``{}`` exactly once (a valid format string).
+
+    Raises:
+        ValueError: naming the template and what is wrong with it.
+    """
+    if not isinstance(template, str):
+        raise ValueError(f"`{name}` entries must be strings, got {template!r}.")
+    try:
+        filled = template.format("\0")
+    except (IndexError, KeyError, ValueError) as err:
+        raise ValueError(f"`{name}` {template!r} is not a valid format string with one '{{}}': {err}") from None
+    if filled.count("\0") != 1:
+        raise ValueError(f"`{name}` {template!r} must contain the label placeholder '{{}}' exactly once.")
+    return template
+
+
+def normalize_templates(templates: Any, name: str = "hypothesis_template") -> tuple[str, ...]:
+    """Validate one template or a list of templates (each by [`validate_template`]; no duplicates)."""
+    if isinstance(templates, str):
+        templates = [templates]
+    elif not isinstance(templates, Sequence) or not templates:
+        raise ValueError(f"`{name}` must be a string with '{{}}' or a non-empty list of such strings, got {templates!r}.")
+    checked = tuple(validate_template(template, name) for template in templates)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"`{name}` has duplicate templates: {list(checked)!r}.")
+    return checked
+
+
+def fill_templates(labels: Sequence[str], templates: Sequence[str]) -> list[str]:
+    """Texts label-major: ``[t.format(label) for label in labels for t in templates]``."""
+    return [template.format(label) for label in labels for template in templates]
+
+
+def read_label_file(path: str | os.PathLike) -> list[str]:
+    """Labels from a file: one per line (``#`` comments and blank lines skipped), or a CSV with a ``name`` column
+    (``id,name`` files such as the Kinetics / UCF / HMDB lists; without a ``name`` header, the last column).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: naming the file (and line) for an empty label, a duplicate, or a file without labels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file {path} not found")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".csv":
+        numbered = _labels_from_csv(text)
+    else:
+        numbered = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1)]
+        numbered = [(number, label) for number, label in numbered if label and not label.startswith("#")]
+    if not numbered:
+        raise ValueError(f"{path}: no labels found")
+    seen: dict[str, int] = {}
+    for number, label in numbered:
+        if not label:
+            raise ValueError(f"{path}, line {number}: empty label")
+        if label in seen:
+            raise ValueError(f"{path}, line {number}: duplicate label {label!r} (first on line {seen[label]})")
+        seen[label] = number
+    return [label for _, label in numbered]
+
+
+def _labels_from_csv(text: str) -> list[tuple[int, str]]:
+    rows = [(number, row) for number, row in enumerate(csv.reader(text.splitlines()), start=1) if row]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0][1]]
+    if "name" in header:
+        column = header.index("name")
+        return [(number, row[column].strip() if len(row) > column else "") for number, row in rows[1:]]
+    return [(number, row[-1].strip()) for number, row in rows]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tokenizing and ensembling
+
+
+def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int = 77, **kwargs: Any):
+    """Tokenize texts as the original does: cleaned ([`clean_text`]), truncated to `max_length`; extra keyword
+    arguments go to the tokenizer (e.g. ``padding=True, return_tensors="pt"``)."""
+    max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
+    return tokenizer([clean_text(text) for text in texts], truncation=True, max_length=max_length, **kwargs)
+
+
+def tokenize_labels(tokenizer: Any, labels: Sequence[str], template: str = "{}", max_length: int = 77):
+    """`template.format(label)` of every label, tokenized by [`tokenize_texts`], padded to the longest, as tensors
+    (what a trainable text side is fed at every step)."""
+    texts = fill_templates(labels, [validate_template(template, "template")])
+    return tokenize_texts(tokenizer, texts, max_length, padding=True, return_tensors="pt")
+
+
+def ensemble_text_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
+    """(K, M, D) embeddings of K labels in M templates -> (K, D).
+
+    The direction is the normalised mean of the normalised template embeddings (CLIP's prompt ensembling); the
+    norm is the templates' mean norm, so the result has the scale of a plain text embedding, which X-CLIP's prompt
+    generator adds to. With M = 1 the input is returned unchanged.
+    """
+    if embeddings.shape[1] == 1:
+        return embeddings[:, 0]
+    norms = embeddings.norm(dim=-1, keepdim=True)
+    direction = (embeddings / norms).mean(dim=1)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    return direction * norms.mean(dim=1)
+
+
+def length_chunks(lengths: Sequence[int], max_size: int, min_size: int = 32) -> list[list[int]]:
+    """Indices grouped for encoding: sorted by token length, a new group when the length grows and the current
+    group has ``min_size`` texts (or ``max_size``). Labels are short and of varied length: padding all of them to
+    the longest would double the text work, one group per length would make many tiny forward passes."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks: list[list[int]] = []
+    for index in order:
+        current = chunks[-1] if chunks else None
+        if (
+            current is None
+            or len(current) >= max_size
+            or (len(current) >= min_size and lengths[index] > lengths[current[-1]])
+        ):
+            chunks.append([index])
+        else:
+            current.append(index)
+    return chunks
+
+
+class TextEmbeddingCache:
+    """Projected text embeddings (before the video-specific prompts), keyed by text, for one model and tokenizer.
+
+    Least recently used texts are dropped beyond ``max_texts``. The cache is emptied when the model, tokenizer,
+    device or dtype it was filled with changes (weights changed in place, e.g. by training, are not detected: call
+    `clear()`).
+    """
+
+    def __init__(self, max_texts: int = 50_000) -> None:
+        self.max_texts = max_texts
+        self._store: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
+        self._owner: tuple | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        self._store.clear()
+        self._owner = None
+
+    def bind(self, owner: tuple) -> None:
+        if owner != self._owner:
+            self._store.clear()
+            self._owner = owner
+
+    def lookup(self, texts: Sequence[str]) -> list[str]:
+        """Texts not cached yet (in order, without repeats); marks the cached ones as recently used."""
+        missing = []
+        for text in dict.fromkeys(texts):
+            if text in self._store:
+                self._store.move_to_end(text)
+                self.hits += 1
+            else:
+                missing.append(text)
+                self.misses += 1
+        return missing
+
+    def add(self, texts: Sequence[str], embeddings: torch.Tensor) -> None:
+        for text, embedding in zip(texts, embeddings):
+            self._store[text] = embedding
+            self._store.move_to_end(text)
+        while len(self._store) > self.max_texts:
+            self._store.popitem(last=False)
+
+    def stack(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.stack([self._store[text] for text in texts])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Encoding
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """What a set of label embeddings was made from."""
+
+    labels: tuple[str, ...]
+    templates: tuple[str, ...] = (DEFAULT_HYPOTHESIS_TEMPLATE,)
+    negative_template: str | None = None
+
+
+def class_specific_rows(model: nn.Module) -> int | None:
+    """Rows of an active class-specific CoOp context (one learned context per class, used in class order), if any.
+
+    Texts of such a model depend on their position, not only on their text: they are encoded in one batch, in
+    class order, and never cached.
+    """
+    rows = [
+        module.context.shape[0]
+        for module in model.modules()
+        if isinstance(module, XClipPromptContext) and module.context is not None and module.context.shape[0] > 1
+    ]
+    return rows[0] if rows else None
+
+
+class LabelEncoder:
+    """Turns labels into X-CLIP label embeddings for one model and tokenizer.
+
+    The embeddings are the projected text embeddings before the video-specific prompts (`get_text_features(...)
+    .pooler_output`, the original's ``encode_text``); pass them as ``text_embeds`` to `XClipModel.forward` or to
+    `get_logits`. Each distinct text is encoded once (LRU cache of `cache_size` texts, emptied when the model,
+    tokenizer, device or dtype changes), in groups of similar token length, without gradients.
+
+    Args:
+        model: an `XClipModel` (or a peft model around one; its adapters and learned prompts are applied).
+        tokenizer: the model's CLIP tokenizer.
+        batch_size: texts per forward pass.
+        cache_size: texts kept in the cache.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, *, batch_size: int = 256, cache_size: int = 50_000) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.cache = TextEmbeddingCache(cache_size)
+        self._last: tuple[tuple, LabelSet, torch.Tensor, torch.Tensor | None] | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def max_length(self) -> int:
+        return self._config().text_config.max_position_embeddings
+
+    def _config(self):
+        return self.model.config
+
+    def _owner(self) -> tuple:
+        model = self.model
+        return (id(model), id(self.tokenizer), str(model.device), str(model.dtype))
+
+    def clear(self) -> None:
+        """Forget every encoded text (needed after changing the text tower's weights in place)."""
+        with self._lock:
+            self.cache.clear()
+            self._last = None
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Projected text embeddings (N, D) of `texts` before the video-specific prompts, through the cache."""
+        if self.tokenizer is None:
+            raise ValueError("No tokenizer to encode labels with: pass `tokenizer=` or a processor with one.")
+        texts = list(texts)
+        if class_specific_rows(self.model) is not None:
+            return self._encode(texts, chunked=False)
+        with self._lock:
+            self.cache.bind(self._owner())
+            missing = self.cache.lookup(texts)
+            if missing:
+                self.cache.add(missing, self._encode(missing, chunked=True))
+            return self.cache.stack(texts)
+
+    def _encode(self, texts: list[str], chunked: bool) -> torch.Tensor:
+        tokenized = tokenize_texts(self.tokenizer, texts, self.max_length)["input_ids"]
+        lengths = [len(ids) for ids in tokenized]
+        chunks = length_chunks(lengths, self.batch_size) if chunked else [list(range(len(texts)))]
+        out: list[torch.Tensor | None] = [None] * len(texts)
+        device = self.model.device
+        for chunk in chunks:
+            width = max(lengths[i] for i in chunk)
+            batch = self.tokenizer.pad(
+                {"input_ids": [tokenized[i] for i in chunk]}, padding="max_length", max_length=width, return_tensors="pt"
+            )
+            # The text tower is causal and pools at the EOT token, so padding after it changes nothing.
+            embeds = self.model.get_text_features(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            ).pooler_output
+            for i, embedding in zip(chunk, embeds):
+                out[i] = embedding
+        return torch.stack(out)
+
+    def encode_labels(self, labels: Sequence[str], templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE) -> torch.Tensor:
+        """Label embeddings (K, D): each label in every template, ensembled over the templates."""
+        labels = normalize_labels(labels)
+        templates = normalize_templates(templates)
+        if class_specific_rows(self.model) is not None:
+            # One batch per template, labels in class order (a class-specific context is picked by position).
+            columns = [self.encode_texts(fill_templates(labels, [template])) for template in templates]
+            embeds = torch.stack(columns, dim=1)
+        else:
+            embeds = self.encode_texts(fill_templates(labels, templates)).view(len(labels), len(templates), -1)
+        return ensemble_text_embeddings(embeds.float()).to(embeds.dtype)
+
+    def label_embeddings(
+        self,
+        labels: Sequence[str],
+        templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+        negative_template: str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Ensembled label embeddings (K, D) and, with a `negative_template` (e.g. ``"not {}"``), those of the negated
+        labels (K, D); the last result is kept, so asking again for the same label set costs nothing."""
+        label_set = LabelSet(tuple(normalize_labels(labels)), normalize_templates(templates), negative_template)
+        if negative_template is not None:
+            validate_template(negative_template, "negative_template")
+        with self._lock:
+            owner = self._owner()
+            last = self._last
+            if last is not None and last[0] == owner and last[1] == label_set:
+                return last[2], last[3]
+            positives = self.encode_labels(label_set.labels, label_set.templates)
+            negatives = None
+            if negative_template is not None:
+                negated = [negative_template.format(label) for label in label_set.labels]
+                negatives = self.encode_labels(negated, label_set.templates)
+            self._last = (owner, label_set, positives, negatives)
+            return positives, negatives
+
+    def fingerprint(self) -> str:
+        """Text-side fingerprint of the model (see [`model_fingerprint`])."""
+        return model_fingerprint(self.model, "text")
+
+    def bank(self, labels: Sequence[str], templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE, **metadata: Any):
+        """A [`LabelBank`] of `labels` encoded by this model."""
+        templates = normalize_templates(templates)
+        embeddings = self.encode_labels(labels, templates)
+        return LabelBank(
+            labels=list(labels),
+            embeddings=embeddings.detach().float().cpu(),
+            templates=templates,
+            fingerprint=self.fingerprint(),
+            metadata=dict(metadata),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Label banks
+
+
+class LabelBankMismatchError(ValueError):
+    """A label bank was made by another model or adapter than the one it is used with."""
+
+
+@dataclass
+class LabelBank:
+    """Label embeddings encoded once, saved, and reused: one safetensors file holding the (K, D) embeddings, with the
+    label texts, templates and the text-side fingerprint of the model that made them in its metadata.
+
+    Rows are never re-encoded: [`append`] encodes only new labels and leaves existing rows bit-identical.
+
+    Attributes:
+        labels: label texts, row order.
+        embeddings: (K, D) float32 projected label embeddings (before the video-specific prompts).
+        templates: the templates each label was ensembled over.
+        fingerprint: `model_fingerprint(model, "text")` of the model (with its adapter) that encoded them.
+        metadata: free-form JSON-able information (model name, adapter, ...).
+    """
+
+    labels: list[str]
+    embeddings: torch.Tensor
+    templates: tuple[str, ...] = (DEFAULT_HYPOTHESIS_TEMPLATE,)
+    fingerprint: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = normalize_labels(self.labels, "labels")
+        self.templates = normalize_templates(self.templates)
+        if self.embeddings.ndim != 2 or self.embeddings.shape[0] != len(self.labels):
+            raise ValueError(
+                f"a label bank needs (num_labels, dim) embeddings: {len(self.labels)} labels, embeddings of shape "
+                f"{tuple(self.embeddings.shape)}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def check_model(self, model_or_fingerprint: nn.Module | str) -> None:
+        """Raise [`LabelBankMismatchError`] unless the bank was made by this model (and adapter)."""
+        fingerprint = (
+            model_or_fingerprint
+            if isinstance(model_or_fingerprint, str)
+            else model_fingerprint(model_or_fingerprint, "text")
+        )
+        if fingerprint != self.fingerprint:
+            made_by = self.metadata.get("model") or "another model"
+            adapter = self.metadata.get("adapter")
+            raise LabelBankMismatchError(
+                f"this label bank was encoded by {made_by}{f' + adapter {adapter}' if adapter else ''} "
+                f"(text fingerprint {self.fingerprint[:12]}), not by the model it is used with (fingerprint "
+                f"{fingerprint[:12]}): re-encode the labels with `hf-xclip labels encode` for this model."
+            )
+
+    def embeddings_for(self, labels: Sequence[str]) -> torch.Tensor:
+        """(K, D) rows of `labels` (any subset, any order).
+
+        Raises:
+            KeyError: naming the labels the bank does not hold.
+        """
+        index = {label: row for row, label in enumerate(self.labels)}
+        missing = [label for label in labels if label not in index]
+        if missing:
+            raise KeyError(f"labels not in the label bank: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+        return self.embeddings[[index[label] for label in labels]]
+
+    def append(self, encoder: LabelEncoder, labels: Sequence[str]) -> list[str]:
+        """Encode the labels the bank does not hold yet with `encoder` and add them as new rows; existing rows are
+        unchanged. Returns the labels added.
+
+        Raises:
+            LabelBankMismatchError: `encoder`'s model is not the one that made the bank.
+        """
+        self.check_model(encoder.fingerprint())
+        new = [label for label in dict.fromkeys(normalize_labels(labels, "labels")) if label not in set(self.labels)]
+        if new:
+            rows = encoder.encode_labels(new, self.templates).detach().float().cpu()
+            self.embeddings = torch.cat([self.embeddings, rows])
+            self.labels = [*self.labels, *new]
+        return new
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the bank to `path` (one ``.safetensors`` file), atomically: a reader never sees half a file."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format": LABEL_BANK_FORMAT,
+            "version": str(LABEL_BANK_VERSION),
+            "labels": json.dumps(self.labels, ensure_ascii=False),
+            "templates": json.dumps(list(self.templates), ensure_ascii=False),
+            "fingerprint": self.fingerprint,
+            "metadata": json.dumps(self.metadata, ensure_ascii=False, default=str),
+        }
+        partial = path.with_name(f".{path.name}.partial")
+        save_file({"embeddings": self.embeddings.detach().float().contiguous().cpu()}, str(partial), metadata=header)
+        os.replace(partial, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LabelBank:
+        """Read a bank written by [`save`].
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a label bank (naming the file and what is missing).
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"label bank {path} not found")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                header = handle.metadata() or {}
+                if header.get("format") != LABEL_BANK_FORMAT:
+                    raise ValueError(f"{path} is not an hf_xclip label bank (no '{LABEL_BANK_FORMAT}' header).")
+                embeddings = handle.get_tensor("embeddings")
+        except SafetensorError as err:
+            raise ValueError(f"{path} is not a readable safetensors label bank: {err}") from None
+        try:
+            return cls(
+                labels=json.loads(header["labels"]),
+                embeddings=embeddings,
+                templates=tuple(json.loads(header["templates"])),
+                fingerprint=header["fingerprint"],
+                metadata=json.loads(header.get("metadata") or "{}"),
+            )
+        except (KeyError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: malformed label bank header ({err}).") from None
+
+
+__all__ = [
+    "DEFAULT_HYPOTHESIS_TEMPLATE",
+    "DEFAULT_NEGATIVE_TEMPLATE",
+    "LabelBank",
+    "LabelBankMismatchError",
+    "LabelEncoder",
+    "LabelSet",
+    "TextEmbeddingCache",
+    "class_specific_rows",
+    "ensemble_text_embeddings",
+    "fill_templates",
+    "length_chunks",
+    "normalize_labels",
+    "normalize_templates",
+    "read_label_file",
+    "tokenize_labels",
+    "tokenize_texts",
+    "validate_template",
+]

@@ -1,0 +1,155 @@
+"""Decoded, augmented training / evaluation clips of labelled videos (a torch `Dataset` and its collate).
+
+[`VideoClassificationDataset`] decodes with [`XClipVideoProcessor`] (TSN `"random"` sampling and random resized
+crop / horizontal flip when training, the original's test protocol otherwise); a video that cannot be read is
+replaced by another video of its class and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from .video_data import DECODE_ERRORS, VideoFolder
+
+
+def random_resized_crop(
+    clip: torch.Tensor,
+    size: int,
+    *,
+    scale: tuple[float, float] = (0.4, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    hflip_prob: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The same random resized crop (area `scale`, aspect `ratio`) and horizontal flip for every frame.
+
+    Args:
+        clip: `(T, C, H, W)` frames.
+        size: output side S.
+
+    Returns:
+        `(T, C, S, S)`.
+    """
+    height, width = clip.shape[-2:]
+    area = height * width
+    crop_h, crop_w, top, left = height, width, 0, 0
+    for _ in range(10):
+        target = area * _uniform(*scale, generator)
+        aspect = math.exp(_uniform(math.log(ratio[0]), math.log(ratio[1]), generator))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            crop_h, crop_w = h, w
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+            break
+    else:  # fall back to the largest centred crop of a valid aspect ratio
+        side = min(height, width)
+        crop_h = crop_w = side
+        top, left = (height - side) // 2, (width - side) // 2
+    crop = clip[..., top : top + crop_h, left : left + crop_w]
+    crop = F.interpolate(crop.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if hflip_prob > 0 and _uniform(0.0, 1.0, generator) < hflip_prob:
+        crop = crop.flip(-1)
+    return crop
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+class VideoClassificationDataset(torch.utils.data.Dataset):
+    """Decoded, preprocessed videos of a [`VideoFolder`].
+
+    Items are `{"pixel_values": (T, 3, S, S), "label": int, "failed": [str]}`. `failed` lists videos that could not
+    be decoded: with `substitute_failed` (training) another readable video of the same class takes their place;
+    otherwise the item has `pixel_values=None` and [`collate_videos`] drops it.
+
+    Args:
+        folder: the videos.
+        video_processor: an `XClipVideoProcessor` (or an `XClipProcessor`).
+        num_frames: frames per clip (default: the processor's).
+        training: TSN random frame sampling plus random resized crop and flip; otherwise the test protocol
+            (middle frames, resize, centre crop).
+        augment: with `training`, random resized crop / flip (off: centre crop).
+        crop_scale: area range of the random resized crop.
+        hflip_prob: probability of a horizontal flip (0 for classes that depend on left / right).
+        substitute_failed: replace an unreadable video by another of its class.
+    """
+
+    def __init__(
+        self,
+        folder: VideoFolder,
+        video_processor: Any,
+        *,
+        num_frames: int | None = None,
+        training: bool = False,
+        augment: bool = True,
+        crop_scale: tuple[float, float] = (0.4, 1.0),
+        hflip_prob: float = 0.5,
+        substitute_failed: bool | None = None,
+    ) -> None:
+        self.folder = folder
+        self.video_processor = getattr(video_processor, "video_processor", video_processor)
+        self.num_frames = num_frames or self.video_processor.num_frames
+        self.training = training
+        self.augment = augment and training
+        self.crop_scale = crop_scale
+        self.hflip_prob = hflip_prob
+        self.substitute_failed = training if substitute_failed is None else substitute_failed
+        self.crop_size = int(self.video_processor.crop_size["height"])
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def load(self, index: int) -> torch.Tensor:
+        """`(T, 3, S, S)` pixel values of video `index` (raises on unreadable videos)."""
+        path = str(self.folder.items[index].path)
+        if not self.training:
+            return self.video_processor(path, num_frames=self.num_frames)["pixel_values"][0]
+        pixels = self.video_processor(
+            path, num_frames=self.num_frames, frame_sampling="random", do_center_crop=not self.augment
+        )["pixel_values"][0]
+        if not self.augment:
+            return pixels
+        return random_resized_crop(pixels, self.crop_size, scale=self.crop_scale, hflip_prob=self.hflip_prob)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.folder.items[index]
+        failed = []
+        candidates = [index]
+        if self.substitute_failed:
+            same_class = [i for i, other in enumerate(self.folder.items) if other.label == item.label and i != index]
+            candidates += [i for i in same_class if i not in self._bad]
+        for candidate in candidates:
+            if candidate in self._bad and candidate != index:
+                continue
+            try:
+                return {"pixel_values": self.load(candidate), "label": item.label, "failed": failed}
+            except DECODE_ERRORS as err:
+                self._bad.add(candidate)
+                failed.append(f"{self.folder.items[candidate].path}: {err}")
+            if not self.substitute_failed:
+                break
+        return {"pixel_values": None, "label": item.label, "failed": failed}
+
+
+def collate_videos(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack readable items: `pixel_values` (B, T, 3, S, S) or None, `labels` (B,), `failed` (all failures)."""
+    good = [item for item in items if item["pixel_values"] is not None]
+    failed = [message for item in items for message in item["failed"]]
+    if not good:
+        return {"pixel_values": None, "labels": torch.zeros(0, dtype=torch.long), "failed": failed}
+    return {
+        "pixel_values": torch.stack([item["pixel_values"] for item in good]),
+        "labels": torch.tensor([item["label"] for item in good], dtype=torch.long),
+        "failed": failed,
+    }
+
+
+__all__ = ["VideoClassificationDataset", "collate_videos", "random_resized_crop"]
