@@ -92,7 +92,7 @@ def save_processor_files(model_dir: Path, image_size: int) -> str:
         source = "CLIP BPE (reference)"
     else:  # character-level CLIP vocabulary: same tokenizer class, more tokens per label
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from pipeline_fixtures import save_tokenizer
+        from testing_utils import save_tokenizer
 
         save_tokenizer(model_dir)
         source = "character-level CLIP vocabulary (reference tokenizer absent)"

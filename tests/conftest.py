@@ -7,6 +7,14 @@ import pytest
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: a heavy test (torch.compile, subprocesses without hf_xclip, retraining); CI runs them, "
+        "`pytest -m 'not slow'` skips them while iterating",
+    )
+
+
 @pytest.fixture()
 def one_thread():
     """One torch thread for the test: tiny models gain nothing from intra-op threads, and on a shared 2-core runner

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_fixtures import save_tiny_transformers_xclip, save_tiny_xclip, write_synthetic_videos
+from testing_utils import save_tiny_transformers_xclip, save_tiny_xclip, write_synthetic_videos
 from transformers import pipeline
 
 from hf_xclip.cli import COMMANDS, main
@@ -47,8 +47,18 @@ def expected_videos(root: Path) -> list[str]:
     return [str(root / "a" / "video_0.mp4"), str(root / "a" / "video_1.mp4"), str(root / "b" / "nested" / "video_0.MP4")]
 
 
-def test_registered_in_cli():
-    assert "classify" in COMMANDS
+def test_every_command_is_registered_with_help():
+    """Every module of `hf_xclip.commands` is a sub-command of `hf-xclip` and answers `--help`."""
+    import pkgutil
+
+    import hf_xclip.commands
+
+    modules = sorted(m.name for m in pkgutil.iter_modules(hf_xclip.commands.__path__) if not m.name.startswith("_"))
+    assert sorted(COMMANDS) == modules
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
 
 
 def test_table_output_walks_folders(model_dir, video_tree, capsys):

@@ -122,6 +122,7 @@ def test_training_log_matches_the_recipe(model_dir):
     assert np.mean(record["losses"][-20:]) < np.mean(record["losses"][:20])
 
 
+@pytest.mark.slow
 def test_retraining_reproduces_recorded_losses(model_dir):
     record = json.loads((model_dir / LOG_FILE).read_text(encoding="utf-8"))
     threads = torch.get_num_threads()

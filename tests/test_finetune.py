@@ -17,6 +17,7 @@ import torch
 
 from hf_xclip import XClipConfig, XClipModel, XClipProcessor, XClipVideoProcessor
 from hf_xclip.cli import main as cli_main
+from testing_utils import XClipModelTester
 from hf_xclip.peft_utils import XClipAdapterConfig
 from hf_xclip.synthetic import SyntheticVideoSpec, build_synthetic_tokenizer, write_video_folder
 from hf_xclip.training import FewShotTrainingArguments, train_few_shot
@@ -43,31 +44,7 @@ def tokenizer():
 def model_dir(tmp_path_factory, tokenizer):
     path = tmp_path_factory.mktemp("tiny-xclip")
     torch.manual_seed(0)
-    config = XClipConfig(
-        projection_dim=64,
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 16,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-            "num_frames": 4,
-            "mit_hidden_size": 64,
-            "mit_intermediate_size": 128,
-        },
-    )
+    config = XClipModelTester.synthetic(tokenizer, patch_size=8, seq_length=16).config()
     XClipModel(config).save_pretrained(path)
     XClipProcessor(video_processor=XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer=tokenizer).save_pretrained(
         path

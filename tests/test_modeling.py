@@ -9,95 +9,7 @@ import transformers
 from safetensors.torch import load_file
 
 from hf_xclip import XClipConfig, XClipModel, XClipTextConfig, XClipTextModel, XClipVisionConfig, XClipVisionModel
-
-
-class XClipModelTester:
-    """Builds tiny configs (as transformers' XCLIPConfig and as ours) and inputs."""
-
-    def __init__(
-        self,
-        *,
-        text_width: int = 32,
-        text_heads: int = 4,
-        vision_width: int = 32,
-        vision_heads: int = 4,
-        projection_dim: int = 64,
-        mit_heads: int = 1,
-        prompt_heads: int = 1,
-        num_layers: int = 2,
-        mit_layers: int = 1,
-        prompt_layers: int = 2,
-        image_size: int = 30,
-        patch_size: int = 6,
-        num_frames: int = 4,
-        vocab_size: int = 99,
-        seq_length: int = 12,
-    ) -> None:
-        self.num_frames = num_frames
-        self.image_size = image_size
-        self.vocab_size = vocab_size
-        self.seq_length = seq_length
-        self.text = dict(
-            vocab_size=vocab_size,
-            hidden_size=text_width,
-            intermediate_size=37,
-            num_hidden_layers=num_layers,
-            num_attention_heads=text_heads,
-            max_position_embeddings=seq_length,
-            bos_token_id=vocab_size - 2,
-            eos_token_id=vocab_size - 1,
-            pad_token_id=0,
-        )
-        self.vision = dict(
-            hidden_size=vision_width,
-            intermediate_size=37,
-            num_hidden_layers=num_layers,
-            num_attention_heads=vision_heads,
-            image_size=image_size,
-            patch_size=patch_size,
-            num_frames=num_frames,
-            mit_hidden_size=projection_dim,
-            mit_intermediate_size=40,
-            mit_num_hidden_layers=mit_layers,
-            mit_num_attention_heads=mit_heads,
-        )
-        self.top = dict(projection_dim=projection_dim, prompt_layers=prompt_layers, prompt_num_attention_heads=prompt_heads)
-
-    def config(self, **overrides) -> XClipConfig:
-        return XClipConfig(text_config=dict(self.text), vision_config=dict(self.vision), **{**self.top, **overrides})
-
-    def transformers_config(self) -> transformers.XCLIPConfig:
-        return transformers.XCLIPConfig(text_config=dict(self.text), vision_config=dict(self.vision), **self.top)
-
-    def input_ids(self, num_texts: int = 3, seed: int = 0) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
-        ids = torch.randint(1, self.vocab_size - 2, (num_texts, self.seq_length), generator=generator)
-        ids[:, 0] = self.vocab_size - 2
-        for row in range(num_texts):  # EOT at varying positions, zero padding after it, like clip.tokenize
-            eot = 3 + row % (self.seq_length - 3)
-            ids[row, eot] = self.vocab_size - 1
-            ids[row, eot + 1 :] = 0
-        return ids
-
-    def pixel_values(self, batch_size: int = 2, num_frames: int | None = None, seed: int = 1) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
-        frames = num_frames or self.num_frames
-        return torch.randn(batch_size, frames, 3, self.image_size, self.image_size, generator=generator)
-
-
-def randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every parameter (LayerNorms, biases, alpha, logit scale too) random values so parity tests see them."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if "norm" in name and name.endswith("weight"):
-                param.copy_(1 + 0.2 * noise)
-            elif name.endswith("logit_scale"):
-                param.fill_(2.0)
-            else:
-                param.copy_(0.1 * noise)
-    return model
+from testing_utils import XClipModelTester, randomise_
 
 
 @pytest.fixture(scope="module")
@@ -407,6 +319,7 @@ def test_output_hidden_states_and_attentions(tester):
     assert len(out.text_model_output.attentions) == layers
 
 
+@pytest.mark.slow
 def test_torch_compile_matches_eager(tester):
     torch.manual_seed(0)
     model = randomise_(XClipModel(tester.config())).eval()

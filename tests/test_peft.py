@@ -22,6 +22,7 @@ from hf_xclip.peft_utils import (
     to_peft_config,
 )
 from hf_xclip.synthetic import build_synthetic_tokenizer
+from testing_utils import XClipModelTester
 
 MAX_POSITIONS = 16
 CLASSES = ["a red circle growing", "a green square moving left", "a blue triangle moving up"]
@@ -36,33 +37,7 @@ def tokenizer():
 
 
 def tiny_config(tokenizer, **overrides) -> XClipConfig:
-    kwargs = dict(
-        projection_dim=64,
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": MAX_POSITIONS,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 16,
-            "num_frames": 4,
-            "mit_hidden_size": 64,
-            "mit_intermediate_size": 128,
-        },
-    )
-    kwargs.update(overrides)
-    return XClipConfig(**kwargs)
+    return XClipModelTester.synthetic(tokenizer, patch_size=16, seq_length=MAX_POSITIONS).config(**overrides)
 
 
 def tiny_model(tokenizer, seed: int = 0, **overrides) -> XClipModel:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from pipeline_fixtures import save_tiny_transformers_xclip, save_tiny_xclip, write_synthetic_videos
+from testing_utils import save_tiny_transformers_xclip, save_tiny_xclip, write_synthetic_videos
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 

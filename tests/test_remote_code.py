@@ -18,9 +18,9 @@ import torch
 from transformers import pipeline
 from transformers.dynamic_module_utils import get_imports
 
-from hf_xclip import XClipConfig, XClipModel, XClipProcessor, XClipTextModel, XClipVideoProcessor
+from hf_xclip import XClipModel, XClipProcessor, XClipTextModel, XClipVideoProcessor
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from pipeline_fixtures import config_dicts, save_tokenizer, synthetic_frames
+from testing_utils import XClipModelTester, randomise_, save_tokenizer, synthetic_frames
 
 TEXTS = ["a red square moves right", "a green square", "cooking"]
 LABELS = ["red square", "green square", "blue square"]
@@ -163,14 +163,6 @@ def run_without_hf_xclip(job: dict, workdir: Path, timeout: float = 300) -> dict
     return json.loads(lines[-1][len("REPORT"):])
 
 
-def _randomise_(model: torch.nn.Module, seed: int = 0) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "logit_scale" not in name:
-                param.add_(torch.randn(param.shape, generator=generator) * 0.05)
-
-
 def write_expectations(model_dir: Path, out_file: Path, pipeline_dir: Path | None = None) -> dict:
     """Outputs of hf_xclip itself on `model_dir` (model, processor, pipeline) saved to `out_file`; returns the job
     for `run_without_hf_xclip` with checks ``model``, ``processor``, ``pipeline`` and ``hf_xclip_absent``.
@@ -213,12 +205,12 @@ def write_expectations(model_dir: Path, out_file: Path, pipeline_dir: Path | Non
 def save_tiny_model(model_dir: Path, seed: int = 0) -> XClipModel:
     """A tiny random XClipModel with its XClipProcessor, written with plain `save_pretrained`."""
     tokenizer = save_tokenizer(model_dir)
-    text, vision, top = config_dicts(len(tokenizer))
+    config = XClipModelTester.pipeline(len(tokenizer)).config()
     torch.manual_seed(seed)
-    model = XClipModel(XClipConfig(text_config=text, vision_config=vision, **top)).eval()
-    _randomise_(model, seed)
+    model = randomise_(XClipModel(config).eval(), seed, style="perturb")
     model.save_pretrained(model_dir)
-    video_processor = XClipVideoProcessor(num_frames=vision["num_frames"], crop_size=vision["image_size"])
+    vision = config.vision_config
+    video_processor = XClipVideoProcessor(num_frames=vision.num_frames, crop_size=vision.image_size)
     XClipProcessor(video_processor=video_processor, tokenizer=tokenizer).save_pretrained(model_dir)
     return model
 
@@ -231,7 +223,7 @@ def saved(tmp_path_factory):
     model_dir, pipeline_dir, text_dir = root / "model", root / "pipeline", root / "text_model"
     model = save_tiny_model(model_dir)
     text_model = XClipTextModel(model.config.text_config).eval()
-    _randomise_(text_model, seed=2)
+    randomise_(text_model, seed=2, style="perturb")
     text_model.save_pretrained(text_dir)
     job = write_expectations(model_dir, root / "expected.pt", pipeline_dir)
     expected = torch.load(root / "expected.pt", weights_only=True)
@@ -307,11 +299,13 @@ def test_with_hf_xclip_installed_plain_saves_need_no_trust_remote_code(saved):
 # ------------------------------------------------------------------------------- loading without hf_xclip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("check", ["model", "text_model", "processor", "pipeline", "hf_xclip_absent"])
 def test_loads_without_hf_xclip(isolated_report, check):
     assert isolated_report.get(check) == "ok", isolated_report.get(check, f"{check} did not run")
 
 
+@pytest.mark.slow
 def test_isolation_blocks_hf_xclip(tmp_path):
     """The child cannot import hf_xclip even with the repository put back on sys.path (else the checks above
     would prove nothing)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -320,8 +322,12 @@ def test_write_video_rejects_bad_frames(tmp_path, frames):
         write_video(tmp_path / "bad.mp4", frames)
 
 
-def test_module_has_no_heavy_imports():
-    assert "decord" not in video_io.__dict__ and "av" not in video_io.__dict__
+def test_importing_hf_xclip_loads_no_decoder():
+    """The decoders (PyAV, decord) are imported on first use, not by `import hf_xclip.video_io` (checked in a fresh
+    interpreter, where nothing else could have imported them)."""
+    probe = "import sys, hf_xclip.video_io; print(sorted(m for m in ('av', 'decord') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_auto_falls_back_to_decord_when_pyav_lacks_the_codec(videos, monkeypatch):

@@ -1,0 +1,117 @@
+"""The house rules of the package layout: no import cycle anywhere in `hf_xclip`, commands import the library (never
+each other), and the code shipped with `save_pretrained` only imports what it ships."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hf_xclip"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py") if "default_model" not in path.parts}
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> hf_xclip modules it imports anywhere in its source (module level or inside functions)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                source = _resolve(name, node, path.name == "__init__.py")
+                # `from pkg import sub` imports the submodule `pkg.sub` when there is one.
+                targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in modules else source for a in node.names]
+            for target in targets:
+                while target and target not in modules and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                if target in modules and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of `graph` as a path [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for child in sorted(graph[node]):
+            if state.get(child) == 1:
+                return stack[stack.index(child):] + [child]
+            if child not in state and (cycle := visit(child)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_graph_sees_relative_lazy_and_absolute_imports():
+    graph = import_graph()
+    assert "hf_xclip.labels" in graph["hf_xclip.pipeline_zero_shot_video_classification"]  # module level, relative
+    assert "hf_xclip.video_data" in graph["hf_xclip.commands.classify"]  # inside a function
+    assert "hf_xclip.modeling_prompts" in graph["hf_xclip.modeling_xclip"]
+
+
+def test_no_import_cycle_in_hf_xclip():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_commands_import_the_library_not_each_other():
+    graph = import_graph()
+    for name, targets in graph.items():
+        if name.startswith("hf_xclip.commands."):
+            others = sorted(t for t in targets if t.startswith("hf_xclip.commands"))
+            assert not others, f"{name} imports {others}"
+            assert "hf_xclip" not in targets, f"{name} imports the package root; import the module it needs"
+
+
+@pytest.mark.parametrize(
+    "module", ["hf_xclip.modeling_xclip", "hf_xclip.pipeline_zero_shot_video_classification", "hf_xclip.processing_xclip"]
+)
+def test_remote_code_modules_only_import_flat_siblings(module):
+    """What `save_pretrained` ships is a flat folder of files: their hf_xclip imports must be flat siblings, closed
+    under import (so every file the code needs is shipped), and never the conversion or command packages."""
+    graph = import_graph()
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(graph[current])
+    nested = sorted(m for m in seen if m.count(".") > 1)
+    assert not nested, f"{module} needs {nested}, which save_pretrained cannot ship"

@@ -1,0 +1,228 @@
+"""The label core (`hf_xclip.labels`): one template rule everywhere, label files, the encoder (cache, groups,
+ensembling, class-specific contexts) and label banks (round trip, append, refusal of another model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from testing_utils import XClipModelTester, randomise_, save_tiny_xclip
+from transformers import AutoTokenizer, pipeline
+
+from hf_xclip import XClipModel
+from hf_xclip.cli import main as cli_main
+from hf_xclip.fingerprint import model_fingerprint
+from hf_xclip.labels import (
+    LabelBank,
+    LabelBankMismatchError,
+    LabelEncoder,
+    read_label_file,
+    tokenize_labels,
+    validate_template,
+)
+from hf_xclip.modeling_prompts import XClipPromptContext
+from hf_xclip.pipeline_zero_shot_video_classification import TASK
+from hf_xclip.training import FewShotTrainingArguments
+from hf_xclip.video_data import find_videos, scan_video_folder
+from hf_xclip.video_io import write_video
+
+LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_xclip(tmp_path_factory.mktemp("labels") / "model", seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return XClipModel.from_pretrained(model_dir).eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_dir):
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+# ------------------------------------------------------------------------------------------------ templates
+
+
+@pytest.mark.parametrize("template", ["no placeholder", "{} and {}", "{0} {1}", "{name}", "{", 3])
+def test_one_template_rule_everywhere(model_dir, template, tmp_path, capsys):
+    with pytest.raises(ValueError, match="template"):
+        validate_template(template)
+    with pytest.raises(ValueError, match="template"):
+        FewShotTrainingArguments(template=template)
+    classifier = pipeline(TASK, model=str(model_dir))
+    with pytest.raises(ValueError, match="template"):
+        classifier(np.zeros((4, 32, 32, 3), np.uint8), candidate_labels=LABELS, hypothesis_template=template)
+    if isinstance(template, str):
+        data = tmp_path / "data" / "surfing"
+        data.mkdir(parents=True)
+        write_video(data / "v.mp4", np.zeros((4, 32, 32, 3), np.uint8), fps=4)
+        code = cli_main(["evaluate", "--model", str(model_dir), "--data-dir", str(tmp_path / "data"),
+                         "--template", template, "--no-progress"])
+        assert code == 2 and "template" in capsys.readouterr().err
+
+
+def test_valid_templates_pass():
+    assert validate_template("a video of {}.") == "a video of {}."
+    assert validate_template("{}") == "{}"
+
+
+# ------------------------------------------------------------------------------------------------ label files
+
+
+def test_read_label_file_lines_and_csv(tmp_path):
+    lines = tmp_path / "labels.txt"
+    lines.write_text("# comment\nsurfing\n\n  juggling  \n", encoding="utf-8")
+    assert read_label_file(lines) == ["surfing", "juggling"]
+    table = tmp_path / "labels.csv"
+    table.write_text("id,name\n0,abseiling\n1,air drumming\n", encoding="utf-8")
+    assert read_label_file(table) == ["abseiling", "air drumming"]
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("dup.txt", "a\nb\na\n", "line 3: duplicate label 'a' (first on line 1)"),
+        ("empty.csv", "id,name\n0,a\n1,\n", "line 3: empty label"),
+        ("nothing.txt", "# only a comment\n", "no labels found"),
+    ],
+)
+def test_read_label_file_errors_name_file_and_line(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        read_label_file(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ encoder
+
+
+def test_encoder_equals_the_text_tower_on_padded_batch(model, tokenizer):
+    encoder = LabelEncoder(model, tokenizer, batch_size=2)
+    batch = tokenize_labels(tokenizer, LABELS, "{}", model.config.text_config.max_position_embeddings)
+    with torch.no_grad():
+        direct = model.get_text_features(**batch).pooler_output
+    torch.testing.assert_close(encoder.encode_labels(LABELS), direct, atol=1e-6, rtol=1e-5)
+
+
+def test_encoder_caches_each_text_once(model, tokenizer):
+    encoder = LabelEncoder(model, tokenizer)
+    encoder.encode_labels(LABELS)
+    assert encoder.cache.misses == len(LABELS) and encoder.cache.hits == 0
+    again = encoder.encode_labels(LABELS[::-1])
+    assert encoder.cache.misses == len(LABELS) and encoder.cache.hits == len(LABELS)
+    assert torch.equal(again, encoder.encode_labels(LABELS).flip(0))
+
+
+def test_class_specific_context_is_encoded_in_class_order_and_not_cached(model, tokenizer):
+    torch.manual_seed(0)
+    prompted = XClipModel(model.config).eval()
+    prompted.load_state_dict(model.state_dict())
+    context: XClipPromptContext = prompted.text_model.prompt_context
+    context.set_context(torch.randn(len(LABELS), 2, model.config.text_config.hidden_size))
+    encoder = LabelEncoder(prompted, tokenizer)
+    batch = tokenize_labels(tokenizer, LABELS, "{}", model.config.text_config.max_position_embeddings)
+    with torch.no_grad():
+        direct = prompted.get_text_features(**batch).pooler_output
+    torch.testing.assert_close(encoder.encode_labels(LABELS), direct, atol=1e-6, rtol=1e-5)
+    assert len(encoder.cache) == 0
+    with pytest.raises(ValueError, match="5 classes but 2 texts"):
+        encoder.encode_labels(LABELS[:2])
+
+
+# ------------------------------------------------------------------------------------------------ banks
+
+
+def test_bank_round_trip_gives_bit_identical_scores(model, tokenizer, tmp_path):
+    encoder = LabelEncoder(model, tokenizer)
+    templates = ("{}", "a video of {}.")
+    bank = encoder.bank(LABELS, templates, model="tiny")
+    path = bank.save(tmp_path / "labels.safetensors")
+    loaded = LabelBank.load(path)
+    assert loaded.labels == LABELS and loaded.templates == templates and loaded.metadata == {"model": "tiny"}
+    loaded.check_model(model)
+    pixel_values = XClipModelTester.pipeline(model.config.text_config.vocab_size).pixel_values(batch_size=2)
+    with torch.no_grad():
+        video = model.get_video_features(pixel_values, output_prompt_features=True)
+        fresh, _ = model.get_logits(video.pooler_output, encoder.encode_labels(LABELS, templates), video.prompt_features)
+        banked, _ = model.get_logits(video.pooler_output, loaded.embeddings_for(LABELS), video.prompt_features)
+    assert torch.equal(fresh, banked)
+    subset = ["juggling", "surfing"]
+    assert torch.equal(loaded.embeddings_for(subset), encoder.encode_labels(subset, templates))
+
+
+def test_bank_append_keeps_existing_rows(model, tokenizer, tmp_path):
+    encoder = LabelEncoder(model, tokenizer)
+    bank = encoder.bank(LABELS[:3])
+    before = bank.embeddings.clone()
+    added = bank.append(encoder, [LABELS[1], *LABELS[3:]])
+    assert added == LABELS[3:] and bank.labels == LABELS
+    assert torch.equal(bank.embeddings[:3], before)
+    assert torch.equal(bank.embeddings, encoder.encode_labels(LABELS).float())
+
+
+def test_bank_refuses_another_model(model, tokenizer, tmp_path):
+    bank = LabelEncoder(model, tokenizer).bank(LABELS, model="tiny-0")
+    other = randomise_(XClipModel(model.config).eval(), seed=5)
+    with pytest.raises(LabelBankMismatchError, match="tiny-0"):
+        bank.check_model(other)
+    with pytest.raises(LabelBankMismatchError):
+        bank.append(LabelEncoder(other, tokenizer), ["new label"])
+
+
+def test_bank_file_errors(tmp_path, model, tokenizer):
+    with pytest.raises(FileNotFoundError):
+        LabelBank.load(tmp_path / "missing.safetensors")
+    not_a_bank = tmp_path / "weights.safetensors"
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").rename(not_a_bank)
+    with pytest.raises(ValueError, match="not an hf_xclip label bank"):
+        LabelBank.load(not_a_bank)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 16)
+    with pytest.raises(ValueError, match=str(garbage.name)):
+        LabelBank.load(garbage)
+
+
+def test_text_fingerprint_follows_text_weights_only(model):
+    from peft import LoraConfig, get_peft_model
+
+    text = model_fingerprint(model, "text")
+    base = XClipModel(model.config).eval()
+    base.load_state_dict(model.state_dict())
+    vision_lora = get_peft_model(base, LoraConfig(target_modules=r".*vision_model.*\.q_proj", init_lora_weights=False))
+    assert model_fingerprint(vision_lora, "text") == text  # adapters elsewhere leave the text side as it was
+    assert model_fingerprint(vision_lora, "video") != model_fingerprint(model, "video")
+    base = XClipModel(model.config).eval()
+    base.load_state_dict(model.state_dict())
+    text_lora = get_peft_model(base, LoraConfig(target_modules=r".*text_model.*\.q_proj", init_lora_weights=False))
+    assert model_fingerprint(text_lora, "text") != text
+    assert model_fingerprint(model.to(torch.bfloat16), "text") == text  # the same weights in bf16
+    model.float()
+
+
+# ------------------------------------------------------------------------------------------------ video files
+
+
+def test_evaluate_and_classify_accept_the_same_files(tmp_path):
+    frames = (np.random.default_rng(0).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    root = tmp_path / "data"
+    for label, suffix in (("surfing", ".mp4"), ("surfing", ".GIF"), ("juggling", ".gif"), ("juggling", ".mkv")):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        codec = {"gif": dict(codec="gif", pix_fmt="rgb8")}.get(suffix.lower().lstrip("."), {})
+        write_video(folder / f"clip{len(list(folder.iterdir()))}{suffix}", frames, fps=6, **codec)
+    (root / "juggling" / "notes.txt").write_text("not a video")
+    (root / "surfing" / ".hidden.mp4").write_bytes(b"")
+    classified, missing = find_videos([root])
+    evaluated = [str(item.path) for item in scan_video_folder(root).items]
+    assert not missing and sorted(classified) == sorted(evaluated) and len(evaluated) == 4
+    assert json.dumps(sorted(classified)).count(".gif") + json.dumps(sorted(classified)).count(".GIF") == 2
