@@ -11,7 +11,10 @@ Field names are those of transformers' `XCLIPTextConfig`, `XCLIPVisionConfig` an
 * text EOS pooling uses ``eos_token_id`` (first occurrence), which equals the original ``argmax(input_ids)`` for
   CLIP ids but keeps working when tokens are added to the vocabulary;
 * options for the ViFi-CLIP family: no message tokens (``use_cross_frame_attention``), mean pooling instead of
-  the MIT (``video_pooling="mean"``) and no prompt generator (``use_prompt_generator``).
+  the MIT (``video_pooling="mean"``) and no prompt generator (``use_prompt_generator``);
+* learned prompt tokens (IVLP, ViFi-CLIP's "bridge and prompt"): ``num_prompt_tokens`` / ``prompt_depth`` of the
+  text config (context vectors after the start token and deep text prompts) and of the vision config (tokens after
+  the patch tokens and deep vision prompts). Both are 0 by default: no parameter, no checkpoint key.
 """
 
 from typing import Literal
@@ -46,6 +49,17 @@ def _check_positive(config: PreTrainedConfig, *names: str) -> None:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
+def _check_prompts(config: PreTrainedConfig) -> None:
+    """`num_prompt_tokens` >= 0 and, with tokens, 1 <= `prompt_depth` <= `num_hidden_layers`."""
+    if config.num_prompt_tokens < 0:
+        raise ValueError(f"`num_prompt_tokens` must be >= 0, got {config.num_prompt_tokens}.")
+    if config.num_prompt_tokens and not 1 <= config.prompt_depth <= config.num_hidden_layers:
+        raise ValueError(
+            f"`prompt_depth` must be between 1 and num_hidden_layers ({config.num_hidden_layers}), got "
+            f"{config.prompt_depth}."
+        )
+
+
 @strict
 class XClipTextConfig(PreTrainedConfig):
     r"""Configuration of [`XClipTextModel`], the CLIP text transformer of X-CLIP.
@@ -61,6 +75,11 @@ class XClipTextConfig(PreTrainedConfig):
         layer_norm_eps: epsilon of every LayerNorm.
         eos_token_id: id whose first occurrence is pooled. With CLIP ids this equals the original
             ``argmax(input_ids)``; rows without it fall back to the argmax.
+        num_prompt_tokens: learned context vectors inserted after the start token of every text (CoOp / IVLP text
+            prompts; original ViFi-CLIP: `prompt_learner.ctx`). 0: none.
+        prompt_depth: text layers whose input carries learned prompts: the context before layer 0, and layers
+            1..prompt_depth-1 replace the context positions by their own (deep prompts). Used with
+            ``num_prompt_tokens``.
 
     Example:
 
@@ -88,6 +107,8 @@ class XClipTextConfig(PreTrainedConfig):
     pad_token_id: int | None = 1
     bos_token_id: int | None = 49406
     eos_token_id: int | list[int] | None = 49407
+    num_prompt_tokens: int = 0
+    prompt_depth: int = 1
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -97,6 +118,12 @@ class XClipTextConfig(PreTrainedConfig):
         """Raise `ValueError` naming the field when the sizes cannot build a model."""
         _check_positive(self, "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")
         _check_divisible(self.hidden_size, self.num_attention_heads, "hidden_size", "num_attention_heads")
+        _check_prompts(self)
+        if self.num_prompt_tokens >= self.max_position_embeddings - 1:
+            raise ValueError(
+                f"`num_prompt_tokens` ({self.num_prompt_tokens}) leaves no room for a class name in "
+                f"max_position_embeddings ({self.max_position_embeddings})."
+            )
 
 
 @strict
@@ -120,6 +147,10 @@ class XClipVisionConfig(PreTrainedConfig):
         use_cross_frame_attention: message tokens in every layer (X-CLIP). ``False`` gives a plain CLIP ViT
             applied per frame (ViFi-CLIP).
         drop_path_rate: stochastic depth of the message attention (training only).
+        num_prompt_tokens: learned prompt tokens appended after the patch tokens of every frame (VPT / IVLP vision
+            prompts; original ViFi-CLIP: `image_encoder.VPT`). 0: none.
+        prompt_depth: vision layers whose input carries learned prompts: the appended tokens before layer 0, and
+            layers 1..prompt_depth-1 replace them by their own (deep prompts). Used with ``num_prompt_tokens``.
     """
 
     model_type = "hf_xclip_vision_model"
@@ -144,6 +175,8 @@ class XClipVisionConfig(PreTrainedConfig):
     initializer_factor: float = 1.0
     drop_path_rate: float | int = 0.0
     use_cross_frame_attention: bool = True
+    num_prompt_tokens: int = 0
+    prompt_depth: int = 1
 
     def __post_init__(self, **kwargs):
         if isinstance(self.image_size, (list, tuple)):
@@ -171,6 +204,7 @@ class XClipVisionConfig(PreTrainedConfig):
             raise ValueError(
                 f"`image_size` ({self.image_size}) must be divisible by `patch_size` ({self.patch_size})."
             )
+        _check_prompts(self)
 
 
 @strict

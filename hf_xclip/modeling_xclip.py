@@ -30,7 +30,13 @@ from transformers.utils import ModelOutput
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
-from .modeling_prompts import PromptContextAdapterMixin, XClipPromptContext, find_eos_positions
+from .modeling_prompts import (
+    PromptContextAdapterMixin,
+    XClipDeepPrompts,
+    XClipPromptContext,
+    XClipVisionPrompts,
+    find_eos_positions,
+)
 
 
 @dataclass
@@ -283,10 +289,16 @@ class XClipEncoder(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        deep_prompts: XClipDeepPrompts | None = None,
+        **kwargs,
     ) -> BaseModelOutput:
         hidden_states = inputs_embeds
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
+            if deep_prompts is not None:  # this layer's own prompt tokens (IVLP), if it has any
+                hidden_states = deep_prompts(index, hidden_states)
             hidden_states = layer(hidden_states, attention_mask, **kwargs)
         return BaseModelOutput(last_hidden_state=hidden_states)
 
@@ -299,9 +311,13 @@ class XClipVisionEncoder(nn.Module):
         self.layers = nn.ModuleList([XClipVisionEncoderLayer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
 
-    def forward(self, inputs_embeds: torch.Tensor, num_frames: int, **kwargs) -> BaseModelOutput:
+    def forward(
+        self, inputs_embeds: torch.Tensor, num_frames: int, deep_prompts: XClipDeepPrompts | None = None, **kwargs
+    ) -> BaseModelOutput:
         hidden_states = inputs_embeds
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
+            if deep_prompts is not None:  # this layer's own prompt tokens (IVLP), if it has any
+                hidden_states = deep_prompts(index, hidden_states)
             hidden_states = layer(hidden_states, num_frames, **kwargs)
         return BaseModelOutput(last_hidden_state=hidden_states)
 
@@ -437,6 +453,10 @@ class XClipPreTrainedModel(PromptContextAdapterMixin, PreTrainedModel):
             init.constant_(module.logit_scale, module.init_value)
         elif isinstance(module, XClipPromptGenerator):
             init.constant_(module.alpha, module.alpha_init)
+        elif isinstance(module, (XClipPromptContext, XClipVisionPrompts, XClipDeepPrompts)):
+            # learned prompts sized by the config: N(0, 0.02) as the original's context vectors and VPT tokens
+            for param in module.parameters(recurse=False):
+                init.normal_(param, std=0.02)
         # The original initialises the MIT and the prompt generator with its own `_init_weights`
         # (truncated normal 0.02 for Linear weights and position embeddings, zero biases). Parents are
         # initialised after their children, so this overrides the CLIP scheme above for their layers.
@@ -477,7 +497,11 @@ def _pool_eos(last_hidden_state: torch.Tensor, input_ids: torch.Tensor, eos_toke
 
 
 class XClipTextModel(XClipPreTrainedModel):
-    """CLIP text transformer with EOS pooling (original: `XCLIP.encode_text` without `text_projection`)."""
+    """CLIP text transformer with EOS pooling (original: `XCLIP.encode_text` without `text_projection`).
+
+    Learned text prompts (empty by default): `prompt_context` (CoOp context vectors after the start token) and
+    `deep_prompts` (IVLP: layers 1..depth-1 replace the context positions by their own vectors).
+    """
 
     config: XClipTextConfig
     config_class = XClipTextConfig
@@ -506,7 +530,10 @@ class XClipTextModel(XClipPreTrainedModel):
             ]
         )
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.prompt_context = XClipPromptContext(config.hidden_size, config.max_position_embeddings)
+        self.prompt_context = XClipPromptContext(
+            config.hidden_size, config.max_position_embeddings, config.num_prompt_tokens
+        )
+        self.deep_prompts = XClipDeepPrompts(config.hidden_size, "text", config.num_prompt_tokens, config.prompt_depth)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -549,6 +576,7 @@ class XClipTextModel(XClipPreTrainedModel):
             )
         if input_ids is None and attention_mask is None:
             raise ValueError("With `inputs_embeds` only, pass `attention_mask` (or `input_ids`) to locate the EOS token.")
+        self.deep_prompts.check_matches(self.prompt_context.num_context, "prompt context")
         input_ids, prompted_embeds, attention_mask = self.prompt_context(
             input_ids, inputs_embeds, attention_mask, self.embeddings.token_embedding, self.config.eos_token_id
         )
@@ -560,7 +588,13 @@ class XClipTextModel(XClipPreTrainedModel):
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask, past_key_values=None
         )
         kwargs.pop("is_causal", None)
-        encoder_outputs = self.encoder(hidden_states, attention_mask=causal_mask, is_causal=True, **kwargs)
+        encoder_outputs = self.encoder(
+            hidden_states,
+            attention_mask=causal_mask,
+            deep_prompts=self.deep_prompts,
+            is_causal=True,
+            **kwargs,
+        )
         last_hidden_state = self.final_layer_norm(encoder_outputs.last_hidden_state)
         if input_ids is not None:
             pooled = _pool_eos(last_hidden_state, input_ids, self.config.eos_token_id)
@@ -574,7 +608,9 @@ class XClipVisionModel(XClipPreTrainedModel):
     """Cross-frame communication ViT (original: `CrossFrameCommunicationTransformer` without `proj`).
 
     Takes `pixel_values` of shape (B, T, C, H, W), or (B*T, C, H, W) together with `num_frames`.
-    `pooler_output` is `post_layernorm(CLS)` per frame; `last_hidden_state` is before `post_layernorm`.
+    `pooler_output` is `post_layernorm(CLS)` per frame; `last_hidden_state` is before `post_layernorm`. Learned
+    vision prompt tokens (`prompt_tokens`, VPT / IVLP, and `deep_prompts` for later layers; empty by default) are
+    appended after the patch tokens.
     """
 
     config: XClipVisionConfig
@@ -590,6 +626,8 @@ class XClipVisionModel(XClipPreTrainedModel):
     def __init__(self, config: XClipVisionConfig) -> None:
         super().__init__(config)
         self.embeddings = XClipVisionEmbeddings(config)
+        self.prompt_tokens = XClipVisionPrompts(config.hidden_size, config.num_prompt_tokens)
+        self.deep_prompts = XClipDeepPrompts(config.hidden_size, "vision", config.num_prompt_tokens, config.prompt_depth)
         self.pre_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.encoder = XClipVisionEncoder(config)
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -615,13 +653,14 @@ class XClipVisionModel(XClipPreTrainedModel):
                 Frames per video for 4-D input (cross-frame attention groups this many adjacent frames).
 
         Returns:
-            `BaseModelOutputWithPooling` with `last_hidden_state` (B*T, 1 + patches, width) and `pooler_output`
-            (B*T, width).
+            `BaseModelOutputWithPooling` with `last_hidden_state` (B*T, 1 + patches + prompt tokens, width; learned
+            vision prompts, if any, come last) and `pooler_output` (B*T, width).
         """
         pixel_values, num_frames = _flatten_frames(pixel_values, num_frames, self.config.num_channels)
         hidden_states = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
-        hidden_states = self.pre_layernorm(hidden_states)
-        encoder_outputs = self.encoder(hidden_states, num_frames, **kwargs)
+        self.deep_prompts.check_matches(self.prompt_tokens.num_tokens, "first layer's prompt tokens")
+        hidden_states = self.pre_layernorm(self.prompt_tokens(hidden_states))
+        encoder_outputs = self.encoder(hidden_states, num_frames, deep_prompts=self.deep_prompts, **kwargs)
         last_hidden_state = encoder_outputs.last_hidden_state
         pooled = self.post_layernorm(last_hidden_state[:, 0, :])
         return BaseModelOutputWithPooling(last_hidden_state=last_hidden_state, pooler_output=pooled)
@@ -958,7 +997,10 @@ class XClipModel(XClipPreTrainedModel):
             video_embeds = frame_embeds.mean(dim=1)
         prompt_features = None
         if output_prompt_features and self.config.use_prompt_generator:
-            prompt_features = self._prompt_features(vision_outputs.last_hidden_state, batch_size, num_frames)
+            patch_size = self.config.vision_config.patch_size
+            num_patches = (pixel_values.shape[-2] // patch_size) * (pixel_values.shape[-1] // patch_size)
+            patches = vision_outputs.last_hidden_state[:, 1 : 1 + num_patches, :]  # without learned prompt tokens
+            prompt_features = self._prompt_features(patches, batch_size, num_frames)
         return XClipVideoOutput(
             pooler_output=video_embeds,
             frame_embeds=frame_embeds,
@@ -968,10 +1010,10 @@ class XClipModel(XClipPreTrainedModel):
             mit_output=mit_outputs,
         )
 
-    def _prompt_features(self, last_hidden_state: torch.Tensor, batch_size: int, num_frames: int) -> torch.Tensor:
+    def _prompt_features(self, patches: torch.Tensor, batch_size: int, num_frames: int) -> torch.Tensor:
         # The original projects every frame's patch tokens, then averages over frames; the projection is linear,
         # so averaging first gives the same result with T times fewer multiplications.
-        patches = self.prompts_visual_layernorm(last_hidden_state[:, 1:, :])
+        patches = self.prompts_visual_layernorm(patches)
         patches = patches.view(batch_size, num_frames, patches.shape[1], patches.shape[2]).mean(dim=1)
         return self.prompts_visual_proj(patches)
 
