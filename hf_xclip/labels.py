@@ -39,9 +39,8 @@ from torch import nn
 
 from .fingerprint import model_fingerprint
 from .modeling_prompts import XClipPromptContext
-from .processing_xclip import clean_text
+from .processing_xclip import DEFAULT_HYPOTHESIS_TEMPLATE, clean_text, validate_template
 
-DEFAULT_HYPOTHESIS_TEMPLATE = "{}"
 DEFAULT_NEGATIVE_TEMPLATE = "not {}"
 LABEL_BANK_FORMAT = "hf_xclip-label-bank"
 LABEL_BANK_VERSION = 1
@@ -79,23 +78,6 @@ def normalize_labels(candidate_labels: Any, name: str = "candidate_labels") -> l
             )
         seen[label] = index
     return labels
-
-
-def validate_template(template: Any, name: str = "hypothesis_template") -> str:
-    """The one template rule: a string with the label placeholder ``{}`` exactly once (a valid format string).
-
-    Raises:
-        ValueError: naming the template and what is wrong with it.
-    """
-    if not isinstance(template, str):
-        raise ValueError(f"`{name}` entries must be strings, got {template!r}.")
-    try:
-        filled = template.format("\0")
-    except (IndexError, KeyError, ValueError) as err:
-        raise ValueError(f"`{name}` {template!r} is not a valid format string with one '{{}}': {err}") from None
-    if filled.count("\0") != 1:
-        raise ValueError(f"`{name}` {template!r} must contain the label placeholder '{{}}' exactly once.")
-    return template
 
 
 def normalize_templates(templates: Any, name: str = "hypothesis_template") -> tuple[str, ...]:

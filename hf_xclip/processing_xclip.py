@@ -19,6 +19,8 @@ logger = logging.get_logger(__name__)
 
 # CLIP's context length: `clip.tokenize` in the original pads / refuses beyond 77 tokens.
 CLIP_CONTEXT_LENGTH = 77
+# The text template X-CLIP was trained with: the bare class name. (`labels.py`, the label core, re-exports it.)
+DEFAULT_HYPOTHESIS_TEMPLATE = "{}"
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -53,6 +55,26 @@ def clean_text(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip().lower()
 
 
+def validate_template(template: Any, name: str = "hypothesis_template") -> str:
+    """The one template rule: a string with the label placeholder ``{}`` exactly once (a valid format string).
+
+    Defined here, below the label core (`labels.py` re-exports it), because the processor checks the template it
+    carries and the processor files ship without `labels.py`'s dependencies.
+
+    Raises:
+        ValueError: naming the template and what is wrong with it.
+    """
+    if not isinstance(template, str):
+        raise ValueError(f"`{name}` entries must be strings, got {template!r}.")
+    try:
+        filled = template.format("\0")
+    except (IndexError, KeyError, ValueError) as err:
+        raise ValueError(f"`{name}` {template!r} is not a valid format string with one '{{}}': {err}") from None
+    if filled.count("\0") != 1:
+        raise ValueError(f"`{name}` {template!r} must contain the label placeholder '{{}}' exactly once.")
+    return template
+
+
 def clean_texts(text: Any) -> Any:
     """`clean_text` on a string or on every string of a (nested) list or tuple; other values unchanged."""
     if isinstance(text, str):
@@ -78,10 +100,16 @@ class XClipProcessor(ProcessorMixin):
     Texts go through the original's cleaning first ([`clean_text`]: ftfy, HTML entities, whitespace, lower case),
     so ids match the original tokenizer's for any text; ``clean_text=False`` in the call tokenizes them as given.
 
+    The processor also carries the text template the model was trained with (``hypothesis_template``, saved in
+    ``processor_config.json``): ``"{}"`` for X-CLIP, ``"a photo of a {}."`` for ViFi-CLIP, ``"{}."`` for a prompted
+    ViFi-CLIP. The zero-shot pipeline, `hf-xclip classify` / `evaluate` / `finetune` use it when no template is
+    given; ``processor(text=...)`` itself tokenizes texts as given.
+
     Args:
         video_processor: an [`XClipVideoProcessor`]; another image / video processor is converted (its crop
             size and statistics are kept) so that ``pixel_values`` always have X-CLIP's layout.
         tokenizer: a CLIP tokenizer.
+        hypothesis_template: the model's text template, with one ``{}`` for the label (default ``"{}"``).
 
     Example:
 
@@ -98,7 +126,14 @@ class XClipProcessor(ProcessorMixin):
     text_kwargs = {"padding": True, "truncation": True, "max_length": CLIP_CONTEXT_LENGTH, "return_tensors": "pt"}
     videos_kwargs = {"return_tensors": "pt"}
 
-    def __init__(self, video_processor: Any = None, tokenizer: Any = None, **kwargs):
+    def __init__(
+        self,
+        video_processor: Any = None,
+        tokenizer: Any = None,
+        hypothesis_template: str = DEFAULT_HYPOTHESIS_TEMPLATE,
+        **kwargs,
+    ):
+        self.hypothesis_template = validate_template(hypothesis_template)
         super().__init__(as_xclip_video_processor(video_processor), tokenizer, **kwargs)
 
     def __call__(
@@ -158,4 +193,4 @@ def _load_clip_tokenizer(path: str | os.PathLike, subfolder: str, **kwargs):
         return CLIPTokenizer.from_pretrained(path, subfolder=subfolder, **kwargs)
 
 
-__all__ = ["XClipProcessor", "clean_text"]
+__all__ = ["DEFAULT_HYPOTHESIS_TEMPLATE", "XClipProcessor", "clean_text", "validate_template"]
