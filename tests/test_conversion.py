@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import os
 import shutil
@@ -14,7 +15,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from conftest import reference_file
-from hf_xclip import XClipConfig, XClipModel
+from hf_xclip import XClipConfig, XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
 from hf_xclip.configuration_xclip import heads_for_width
 from hf_xclip.model_cards import converted_model_card
@@ -33,6 +34,8 @@ from hf_xclip.conversion import (
 )
 from hf_xclip import hub as hf_hub_module
 from hf_xclip.conversion import export as export_module
+from hf_xclip.conversion.checkpoint import OriginalCheckpoint
+from hf_xclip.conversion.vificlip import prompted_template, round_prompts_like_original, vificlip_to_clip_naming
 
 TINY = ("xclip-original-tiny", "checkpoint.pth")
 EXPECTED = ("xclip-original-tiny", "expected.pt")
@@ -591,11 +594,178 @@ def test_vificlip_needs_the_clip_it_was_trained_from(tmp_path, clip_weights):
     assert not (tmp_path / "out").exists()
 
 
-def test_vificlip_prompting_variant_is_refused(tmp_path, clip_weights):
-    path = write_vificlip(tmp_path, clip_weights, extra={"module.prompt_learner.ctx": torch.zeros(4, 80)})
-    torch.save(clip_weights, tmp_path / "clip.pth")
-    with pytest.raises(ConversionError, match="prompting variant"):
+VIFI_TINY = "vificlip-original-tiny"
+PROMPTED_DATA = Path(__file__).resolve().parent / "data" / "vificlip-prompted-tiny"
+
+
+def test_vificlip_original_fixture_converts_to_the_original_logits(tmp_path):
+    """The fine-tuned ViFi-CLIP written by the original code (shared reference) keeps converting exactly."""
+    expected = torch.load(reference_file(VIFI_TINY, "expected.pt"), weights_only=True)
+    result = convert_vificlip_checkpoint(reference_file(VIFI_TINY, "checkpoint.pth"), tmp_path / "out",
+                                         clip=reference_file(VIFI_TINY, "clip.pth"), bpe_vocab=reference_file(*BPE))
+    assert result.config.text_config.num_prompt_tokens == 0 and result.config.vision_config.num_prompt_tokens == 0
+    processor = XClipProcessor.from_pretrained(tmp_path / "out")
+    assert processor.hypothesis_template == "a photo of a {}."
+    texts = [processor.hypothesis_template.format(name) for name in expected["class_names"]]
+    input_ids = processor(text=texts, padding="max_length", max_length=77)["input_ids"]
+    assert torch.equal(input_ids, expected["input_ids"])
+    model = XClipModel.from_pretrained(tmp_path / "out").eval()
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, pixel_values=expected["pixel_values"]).logits_per_video
+    torch.testing.assert_close(logits, expected["logits_per_video"], rtol=0, atol=1e-4)
+
+
+def write_prompted_fixture(tmp_path: Path, variant: str) -> tuple[Path, dict, dict[str, torch.Tensor]]:
+    """The prompted checkpoint the original code wrote (tests/data/vificlip-prompted-tiny, README.md there): the
+    fine-tuned fixture's weights (frozen while prompting) plus the prompt tensors the prompting stage added, in the
+    original's training-checkpoint layout."""
+    info = json.loads((PROMPTED_DATA / variant / "checkpoint_info.json").read_text())
+    base = read_original_checkpoint(reference_file(VIFI_TINY, "checkpoint.pth")).state_dict
+    model = {f"module.{key}": value for key, value in base.items() if "complete_text_embeddings" not in key}
+    model.update(load_file(str(PROMPTED_DATA / variant / "prompt_weights.safetensors")))
+    assert sorted(model) == info["original_checkpoint_keys"]
+    path = tmp_path / f"prompted_{variant}.pth"
+    torch.save({"model": model, "optimizer": {}, "lr_scheduler": {}, **info["checkpoint"]}, path)
+    return path, info, load_file(str(PROMPTED_DATA / variant / "expected.safetensors"))
+
+
+@pytest.mark.parametrize("variant", ["deep", "shallow"])
+def test_prompted_vificlip_converts_to_the_original_logits(tmp_path, variant):
+    path, info, expected = write_prompted_fixture(tmp_path, variant)
+    trainer = info["trainer"]
+    result = convert_vificlip_checkpoint(path, tmp_path / "out", clip=reference_file(VIFI_TINY, "clip.pth"),
+                                         bpe_vocab=reference_file(*BPE))
+    text, vision = result.config.text_config, result.config.vision_config
+    assert (text.num_prompt_tokens, text.prompt_depth) == (trainer["N_CTX_TEXT"], trainer["PROMPT_DEPTH_TEXT"])
+    assert (vision.num_prompt_tokens, vision.prompt_depth) == (trainer["N_CTX_VISION"], trainer["PROMPT_DEPTH_VISION"])
+
+    processor = XClipProcessor.from_pretrained(tmp_path / "out")
+    assert processor.hypothesis_template == "{}."
+    texts = [processor.hypothesis_template.format(name) for name in info["class_names"]]
+    input_ids = processor(text=texts, padding="max_length", max_length=77)["input_ids"]
+    # the original tokenised "X X ... X name." (or "a photo of a name."); hf_xclip inserts the context after SOT
+    assert torch.equal(input_ids, without_placeholders(expected["input_ids"], text.num_prompt_tokens))
+
+    model = XClipModel.from_pretrained(tmp_path / "out").eval()
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, pixel_values=expected["pixel_values"]).logits_per_video
+        video = model.get_video_features(expected["pixel_values"]).pooler_output
+        text_features = model.get_text_features(input_ids=input_ids).pooler_output
+    torch.testing.assert_close(logits, expected["logits_per_video"], rtol=0, atol=1e-4)
+    torch.testing.assert_close(video, expected["video_features"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(text_features, expected["text_features"], rtol=0, atol=1e-5)
+    # the independent functional forward used to verify conversions agrees with the original too
+    weights = round_prompts_like_original(vificlip_to_clip_naming(read_original_checkpoint(path).state_dict)[0])
+    weights["token_embedding.weight"] = torch.load(reference_file(VIFI_TINY, "clip.pth"),
+                                                   weights_only=True)["token_embedding.weight"].float()
+    reference = original_forward(weights, expected["pixel_values"], input_ids)
+    torch.testing.assert_close(reference["logits_per_video"], expected["logits_per_video"], rtol=0, atol=1e-4)
+
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "ViFi-CLIP (prompted)" in card and "`{}.`" in card and 'hypothesis_template="{}."' in card
+
+
+def test_prompted_vificlip_needs_the_original_fp16_rounding(tmp_path):
+    """The original casts its vision and deep prompts to fp16 in the forward; without that the logits move."""
+    path, info, expected = write_prompted_fixture(tmp_path, "deep")
+    convert_vificlip_checkpoint(path, tmp_path / "out", clip=reference_file(VIFI_TINY, "clip.pth"))
+    model = XClipModel.from_pretrained(tmp_path / "out").eval()
+    raw = load_file(str(PROMPTED_DATA / "deep" / "prompt_weights.safetensors"))
+    input_ids = without_placeholders(expected["input_ids"], info["trainer"]["N_CTX_TEXT"])
+    with torch.no_grad():
+        rounded = model(input_ids=input_ids, pixel_values=expected["pixel_values"]).logits_per_video
+        model.vision_model.prompt_tokens.tokens.copy_(raw["module.image_encoder.VPT"])
+        model.vision_model.deep_prompts.tokens[0].copy_(raw["module.image_encoder.transformer.resblocks.1.VPT_shallow"])
+        model.text_model.deep_prompts.tokens[0].copy_(raw["module.text_encoder.transformer.resblocks.1.VPT_shallow"])
+        unrounded = model(input_ids=input_ids, pixel_values=expected["pixel_values"]).logits_per_video
+    assert (rounded - expected["logits_per_video"]).abs().max() < 1e-4
+    assert (unrounded - expected["logits_per_video"]).abs().max() > 1e-4
+
+
+def without_placeholders(original_ids: torch.Tensor, num_context: int) -> torch.Tensor:
+    """The ids hf_xclip takes for the original's "X..X name." prompts: the placeholders removed, zero padded."""
+    padding = original_ids.new_zeros(original_ids.shape[0], num_context)
+    return torch.cat([original_ids[:, :1], original_ids[:, 1 + num_context:], padding], dim=1)
+
+
+def prompted_vificlip_weights(clip_weights: dict[str, torch.Tensor], vision_tokens: int, text_tokens: int,
+                              depth: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """ViFi-CLIP keys of a prompted model (`module.` prefix): context, VPT and per-layer VPT_shallow."""
+    generator = torch.Generator().manual_seed(seed)
+    vision_width = clip_weights["visual.conv1.weight"].shape[0]
+    text_width = clip_weights["ln_final.weight"].shape[0]
+    extra = {
+        "module.prompt_learner.ctx": torch.randn(text_tokens, text_width, generator=generator) * 0.1,
+        "module.image_encoder.VPT": torch.randn(vision_tokens, vision_width, generator=generator),
+    }
+    for layer in range(1, depth):
+        extra[f"module.image_encoder.transformer.resblocks.{layer}.VPT_shallow"] = torch.randn(
+            vision_tokens, vision_width, generator=generator)
+        extra[f"module.text_encoder.transformer.resblocks.{layer}.VPT_shallow"] = torch.randn(
+            text_tokens, text_width, generator=generator) * 0.1
+    return extra
+
+
+@pytest.mark.parametrize("tokens, depth", [(10, 12), (16, 9)])
+def test_prompted_vificlip_published_sizes(tmp_path, tokens, depth):
+    """The released prompting configs: 10 tokens at depth 12 (few-shot), 16 at depth 9 (base-to-novel), 12 layers."""
+    config = unusual_config(video_pooling="mean", use_prompt_generator=False,
+                            text=dict(num_hidden_layers=12, max_position_embeddings=40),
+                            vision=dict(use_cross_frame_attention=False, num_frames=4, num_hidden_layers=12))
+    clip = hf_to_original(random_hf_weights(config, tmp_path, seed=5))
+    path = write_vificlip(tmp_path, clip, extra=prompted_vificlip_weights(clip, tokens, tokens, depth))
+    torch.save(clip, tmp_path / "clip.pth")
+    result = convert_vificlip_checkpoint(path, tmp_path / "out", clip=tmp_path / "clip.pth")
+    assert result.max_abs_errors["logits_per_video"] < 1e-4  # checked against the functional original forward
+    weights = load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert weights["text_model.prompt_context.context"].shape == (1, tokens, 80)
+    assert weights["vision_model.prompt_tokens.tokens"].shape == (tokens, 96)
+    assert weights["vision_model.deep_prompts.tokens"].shape == (depth - 1, tokens, 96)
+    assert weights["text_model.deep_prompts.tokens"].shape == (depth - 1, tokens, 80)
+    last_layer = torch.load(path, weights_only=True)["model"][
+        f"module.image_encoder.transformer.resblocks.{depth - 1}.VPT_shallow"]
+    assert torch.equal(weights["vision_model.deep_prompts.tokens"][depth - 2], last_layer.half().float())
+    back = hf_to_original(original_to_hf(round_prompts_like_original(
+        vificlip_to_clip_naming(read_original_checkpoint(path).state_dict)[0])))
+    assert f"visual.transformer.resblocks.{depth - 1}.VPT_shallow" in back and "prompt_learner.ctx" in back
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"module.image_encoder.transformer.resblocks.1.VPT_shallow": torch.zeros(2, 96)}, "without the first layer"),
+        ({"module.image_encoder.VPT": torch.zeros(2, 96),
+          "module.image_encoder.transformer.resblocks.0.VPT_shallow": torch.zeros(2, 96)}, r"layers \[0\]"),
+        ({"module.image_encoder.VPT": torch.zeros(2, 90)}, "visual.VPT"),
+        ({"module.image_encoder.VPT": torch.zeros(2, 96),
+          "module.image_encoder.transformer.resblocks.1.VPT_shallow": torch.zeros(3, 96)}, r"resblocks.1.VPT_shallow"),
+        ({"module.prompt_learner.ctx": torch.zeros(19, 80)}, "no room"),
+        ({"module.prompt_learner.something": torch.zeros(3)}, "not part of a ViFi-CLIP model"),
+    ],
+)
+def test_malformed_prompted_vificlip_is_refused(tmp_path, clip_weights, extra, message):
+    clip = clip_weights
+    path = write_vificlip(tmp_path, clip, extra=extra)
+    torch.save(clip, tmp_path / "clip.pth")
+    with pytest.raises(ConversionError, match=message):
         convert_vificlip_checkpoint(path, tmp_path / "out", clip=tmp_path / "clip.pth")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "ctx_init, num_context, template",
+    [("a photo of a", 4, "{}."), ("a photo of a", 16, "{}."), ("a photo of a", 2, "of a {}."), ("", 3, "{}.")],
+)
+def test_prompted_template_follows_the_original_prompt_prefix(ctx_init, num_context, template):
+    checkpoint = OriginalCheckpoint(state_dict={}, config={"TRAINER": {"ViFi_CLIP": {"CTX_INIT": ctx_init}}})
+    assert prompted_template(checkpoint, num_context) == template
+
+
+def test_prompted_template_refuses_a_context_longer_than_its_init_phrase():
+    checkpoint = OriginalCheckpoint(state_dict={}, config={"TRAINER": {"ViFi_CLIP": {"CTX_INIT": "a video"}}})
+    with pytest.raises(ConversionError, match="fewer words"):
+        prompted_template(checkpoint, 3)
+    assert prompted_template(OriginalCheckpoint(state_dict={}), 4) == "{}."  # no config: ViFi-CLIP's default
 
 
 def test_vificlip_cli(tmp_path, clip_weights, capsys):

@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
 from ..hub import has_pipeline_files, push_model
+from ..labels import DEFAULT_HYPOTHESIS_TEMPLATE
 from .checkpoint import ConversionError
 from .key_mapping import original_to_hf
 from .output import check_output_dir, staged_output_dir
@@ -128,13 +129,15 @@ def export_model(
     source_sha256: str,
     make_card: Callable[[XClipConfig], ModelCard],
     tokenizer: PreTrainedTokenizerBase | None = None,
+    hypothesis_template: str = DEFAULT_HYPOTHESIS_TEMPLATE,
     verify: bool = True,
     overwrite: bool = False,
     push_to_hub: str | None = None,
     token: str | None = None,
     private: bool | None = None,
 ) -> ConversionResult:
-    """Write a complete model directory for `original_state_dict` (original naming) or change nothing."""
+    """Write a complete model directory for `original_state_dict` (original naming) or change nothing; the
+    processor records `hypothesis_template`, the text template the model was trained with."""
     from .processor import save_processor
 
     original_state_dict = {
@@ -156,7 +159,7 @@ def export_model(
         model.save_pretrained(staging)
         del model
         shutil.rmtree(unverified)
-        save_processor(staging, config, tokenizer)
+        save_processor(staging, config, tokenizer, hypothesis_template)
         make_card(config).save(staging / "README.md")
     if push_to_hub:
         result.hub_url = push_converted(result.output_dir, push_to_hub, token=token, private=private)

@@ -32,7 +32,8 @@ CLIP_REQUIRED = (
 @dataclass
 class ArchitectureSizes:
     """Sizes read from a state dict (original naming); ``mit_layers``/``prompt_layers``/``num_frames`` are 0 for
-    a model without those parts."""
+    a model without those parts, and so are the learned prompt sizes (``*_prompt_tokens``, ``*_prompt_depth``: the
+    layers whose input carries prompts) of a model without ViFi-CLIP's vision / language prompts."""
 
     projection_dim: int
     vision_width: int
@@ -51,6 +52,10 @@ class ArchitectureSizes:
     mit_intermediate: int
     prompt_generator: bool
     prompt_layers: int
+    vision_prompt_tokens: int = 0
+    vision_prompt_depth: int = 0
+    text_prompt_tokens: int = 0
+    text_prompt_depth: int = 0
 
     def describe(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in asdict(self).items())
@@ -92,6 +97,29 @@ def _block_sizes(state_dict: dict[str, torch.Tensor], prefix: str, width: int, l
         _expect(state_dict, block + "mlp.c_fc.weight", (intermediate, width))
         _expect(state_dict, block + "mlp.c_proj.weight", (width, intermediate))
     return intermediate
+
+
+def _prompt_sizes(
+    state_dict: dict[str, torch.Tensor], first: str, blocks: str, width: int, layers: int
+) -> tuple[int, int]:
+    """(tokens, depth) of learned prompts: `first` (tokens, width) before layer 0 and `<blocks>N.VPT_shallow`
+    (tokens, width) for layers N = 1..depth-1 (ViFi-CLIP's prompted CLIP); (0, 0) without prompts."""
+    pattern = re.compile(re.escape(blocks) + r"(\d+)\.VPT_shallow$")
+    deep = sorted(int(match.group(1)) for key in state_dict if (match := pattern.match(key)))
+    if first not in state_dict:
+        if deep:
+            raise ConversionError(f"`{blocks}N.VPT_shallow` deep prompts without the first layer's `{first}`.")
+        return 0, 0
+    tokens = _shape(state_dict, first, 2)[0]
+    _expect(state_dict, first, (tokens, width))
+    if deep != list(range(1, len(deep) + 1)) or len(deep) >= layers:
+        raise ConversionError(
+            f"deep prompts `{blocks}N.VPT_shallow` for layers {deep}; the original has them in layers 1..depth-1 "
+            f"(at most {layers - 1})."
+        )
+    for index in deep:
+        _expect(state_dict, f"{blocks}{index}.VPT_shallow", (tokens, width))
+    return tokens, 1 + len(deep)
 
 
 def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
@@ -163,6 +191,15 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
             _expect(state_dict, block + "mlp.0.weight", (4 * projection_dim, projection_dim))
             _expect(state_dict, block + "mlp.3.weight", (projection_dim, 4 * projection_dim))
 
+    vision_prompt_tokens, vision_prompt_depth = _prompt_sizes(
+        state_dict, "visual.VPT", "visual.transformer.resblocks.", vision_width, len(vision_layers)
+    )
+    text_prompt_tokens, text_prompt_depth = _prompt_sizes(
+        state_dict, "prompt_learner.ctx", "transformer.resblocks.", text_width, len(text_layers)
+    )
+    if text_prompt_tokens >= context_length - 1:
+        raise ConversionError(f"{text_prompt_tokens} text context vectors leave no room in {context_length} positions.")
+
     return ArchitectureSizes(
         projection_dim=projection_dim,
         vision_width=vision_width,
@@ -181,6 +218,10 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
         mit_intermediate=mit_intermediate,
         prompt_generator="prompts_visual_proj" in state_dict,
         prompt_layers=len(prompt_layers),
+        vision_prompt_tokens=vision_prompt_tokens,
+        vision_prompt_depth=vision_prompt_depth,
+        text_prompt_tokens=text_prompt_tokens,
+        text_prompt_depth=text_prompt_depth,
     )
 
 
@@ -211,6 +252,8 @@ def build_config(sizes: ArchitectureSizes, *, num_frames: int | None = None, **o
         "bos_token_id": vocab - 2,
         "eos_token_id": vocab - 1,
         "pad_token_id": 0,
+        "num_prompt_tokens": sizes.text_prompt_tokens,
+        "prompt_depth": max(1, sizes.text_prompt_depth),
     }
     vision_config = {
         "hidden_size": sizes.vision_width,
@@ -225,6 +268,8 @@ def build_config(sizes: ArchitectureSizes, *, num_frames: int | None = None, **o
         "mit_num_hidden_layers": sizes.mit_layers if has_mit else 0,
         "mit_num_attention_heads": heads_for_width(sizes.projection_dim),
         "use_cross_frame_attention": sizes.cross_frame_attention,
+        "num_prompt_tokens": sizes.vision_prompt_tokens,
+        "prompt_depth": max(1, sizes.vision_prompt_depth),
     }
     fields = {
         "projection_dim": sizes.projection_dim,

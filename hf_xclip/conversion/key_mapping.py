@@ -6,7 +6,11 @@ scripts), and one helper per special case:
 * :func:`split_fused_in_proj`: ``nn.MultiheadAttention`` stores q, k and v stacked by rows in ``in_proj_weight`` /
   ``in_proj_bias``; the Linear layers want three tensors;
 * :data:`TRANSPOSED_KEYS`: ``visual.proj`` and ``text_projection`` are ``(in, out)`` matrices used as ``x @ W``;
-  a Linear stores ``(out, in)``. ``prompts_visual_proj`` keeps its ``(vision_width, projection_dim)`` layout.
+  a Linear stores ``(out, in)``. ``prompts_visual_proj`` keeps its ``(vision_width, projection_dim)`` layout;
+* :func:`stack_deep_prompts`: the learned prompts of ViFi-CLIP's prompted CLIP (IVLP) are stored per layer
+  (``visual.transformer.resblocks.N.VPT_shallow``, ``transformer.resblocks.N.VPT_shallow`` for N = 1..depth-1);
+  hf_xclip keeps one ``(depth - 1, tokens, width)`` tensor per tower. The first layer's prompts (``visual.VPT``,
+  ``prompt_learner.ctx``) are renamed by the table.
 
 :func:`original_to_hf` does the whole conversion and :func:`hf_to_original` inverts it exactly (used to build
 original-format checkpoints of any shape in tests, and by `convert_clip_to_xclip` to read transformers' CLIP).
@@ -41,6 +45,9 @@ ORIGINAL_TO_HF: list[tuple[str, str]] = [
     (r"^prompts_visual_ln\.", "prompts_visual_layernorm."),
     (r"^prompts_visual_proj$", "prompts_visual_projection"),
     (r"^prompts_generator\.norm\.", "prompts_generator.layernorm."),
+    # learned prompts of ViFi-CLIP's prompted CLIP (vision tokens after the patches, text context after SOT)
+    (r"^visual\.VPT$", "vision_model.prompt_tokens.tokens"),
+    (r"^prompt_learner\.ctx$", "text_model.prompt_context.context"),
     # inside every residual block (text, vision, MIT); `message_attn` and `cross_attn` keep their names
     (r"\.attn\.in_proj_(weight|bias)$", r".self_attn.in_proj_\1"),
     (r"\.attn\.out_proj\.", ".self_attn.out_proj."),
@@ -52,6 +59,15 @@ ORIGINAL_TO_HF: list[tuple[str, str]] = [
 
 # hf keys whose tensor is the transpose of the original one
 TRANSPOSED_KEYS: frozenset[str] = frozenset({"visual_projection.weight", "text_projection.weight"})
+
+# per-layer deep prompts (original) <-> one stacked tensor per tower (hf)
+DEEP_PROMPTS: dict[str, str] = {
+    "visual.transformer.resblocks.": "vision_model.deep_prompts.tokens",
+    "transformer.resblocks.": "text_model.deep_prompts.tokens",
+}
+_DEEP_PROMPT = re.compile(r"^(?P<prefix>(visual\.)?transformer\.resblocks\.)(?P<index>\d+)\.VPT_shallow$")
+# the text context is (n, width) in the original, (1, n, width) (one unified row) in hf_xclip
+CONTEXT_KEY = "text_model.prompt_context.context"
 
 _FUSED = re.compile(r"^(?P<prefix>.*)\.in_proj_(?P<kind>weight|bias)$")
 _QKV = re.compile(r"^(?P<prefix>.*)\.(?P<proj>q|k|v)_proj\.(?P<kind>weight|bias)$")
@@ -83,6 +99,8 @@ HF_TO_ORIGINAL: list[tuple[str, str]] = [
     (r"^prompts_visual_layernorm\.", "prompts_visual_ln."),
     (r"^prompts_visual_projection$", "prompts_visual_proj"),
     (r"^prompts_generator\.layernorm\.", "prompts_generator.norm."),
+    (r"^vision_model\.prompt_tokens\.tokens$", "visual.VPT"),
+    (r"^text_model\.prompt_context\.context$", "prompt_learner.ctx"),
 ]
 
 
@@ -107,13 +125,41 @@ def split_fused_in_proj(key: str, tensor: torch.Tensor) -> dict[str, torch.Tenso
     }
 
 
+def stack_deep_prompts(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split off the per-layer ``...resblocks.N.VPT_shallow`` prompts and stack them per tower (N = 1..depth-1 in
+    order, the original's layers with their own prompts). Returns (the other weights, hf key -> stacked tensor)."""
+    rest: dict[str, torch.Tensor] = {}
+    layers: dict[str, dict[int, torch.Tensor]] = {}
+    for key, tensor in state_dict.items():
+        match = _DEEP_PROMPT.match(key)
+        if match is None:
+            rest[key] = tensor
+        else:
+            layers.setdefault(match["prefix"], {})[int(match["index"])] = tensor
+    stacked = {}
+    for prefix, per_layer in layers.items():
+        indices = sorted(per_layer)
+        if indices != list(range(1, len(indices) + 1)):
+            raise ValueError(
+                f"deep prompts `{prefix}N.VPT_shallow` exist for layers {indices}; the original gives them to layers "
+                f"1..depth-1 without gaps."
+            )
+        shapes = {tuple(per_layer[i].shape) for i in indices}
+        if len(shapes) != 1:
+            raise ValueError(f"deep prompts `{prefix}N.VPT_shallow` have different shapes {sorted(shapes)}.")
+        stacked[DEEP_PROMPTS[prefix]] = torch.stack([per_layer[i] for i in indices])
+    return rest, stacked
+
+
 def original_to_hf(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Convert an original (OpenAI CLIP naming) X-CLIP state dict into hf_xclip checkpoint keys."""
-    converted: dict[str, torch.Tensor] = {}
+    state_dict, converted = stack_deep_prompts(state_dict)
     for key, tensor in state_dict.items():
         new_key = rename_key(key)
         if new_key in TRANSPOSED_KEYS:
             tensor = tensor.t()
+        if new_key == CONTEXT_KEY and tensor.ndim == 2:
+            tensor = tensor.unsqueeze(0)
         for split_key, split_tensor in split_fused_in_proj(new_key, tensor).items():
             if split_key in converted:
                 raise ValueError(f"two original keys map to {split_key!r} (the second is {key!r}).")
@@ -127,6 +173,12 @@ def hf_to_original(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     fused: dict[str, dict[str, torch.Tensor]] = {}
     converted: dict[str, torch.Tensor] = {}
     for key, tensor in state_dict.items():
+        prefix = next((prefix for prefix, hf_key in DEEP_PROMPTS.items() if hf_key == key), None)
+        if prefix is not None:
+            converted.update({f"{prefix}{i + 1}.VPT_shallow": layer.contiguous() for i, layer in enumerate(tensor)})
+            continue
+        if key == CONTEXT_KEY and tensor.shape[0] == 1:
+            tensor = tensor[0]
         match = _QKV.match(key)
         if match is not None and _FUSED_MODULES.search(match["prefix"]):
             fused.setdefault(f"{match['prefix']}.in_proj_{match['kind']}", {})[match["proj"]] = tensor

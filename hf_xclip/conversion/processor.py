@@ -8,6 +8,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
+from ..labels import DEFAULT_HYPOTHESIS_TEMPLATE
 
 
 def build_video_processor(config: XClipConfig):
@@ -18,16 +19,20 @@ def build_video_processor(config: XClipConfig):
     return XClipVideoProcessor(num_frames=vision.num_frames, crop_size=vision.image_size)
 
 
-def save_processor(directory: str | Path, config: XClipConfig, tokenizer: PreTrainedTokenizerBase | None) -> None:
-    """Write the processor (video processor + tokenizer) or, without a tokenizer, the video processor alone."""
+def save_processor(
+    directory: str | Path,
+    config: XClipConfig,
+    tokenizer: PreTrainedTokenizerBase | None,
+    hypothesis_template: str = DEFAULT_HYPOTHESIS_TEMPLATE,
+) -> None:
+    """Write the processor (video processor + tokenizer, with the model's text template) or, without a tokenizer,
+    the video processor alone (the template is then only stated by the model card)."""
+    from ..processing_xclip import XClipProcessor
+
     video_processor = build_video_processor(config)
-    try:
-        from ..processing_xclip import XClipProcessor
-    except ImportError:
-        XClipProcessor = None
-    if tokenizer is not None and XClipProcessor is not None:
-        XClipProcessor(video_processor=video_processor, tokenizer=tokenizer).save_pretrained(directory)
+    if tokenizer is None:
+        video_processor.save_pretrained(directory)
         return
-    video_processor.save_pretrained(directory)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+    XClipProcessor(
+        video_processor=video_processor, tokenizer=tokenizer, hypothesis_template=hypothesis_template
+    ).save_pretrained(directory)

@@ -2,7 +2,11 @@
 directly on an original-naming state dict, fused ``in_proj`` weights included.
 
 Conversions check the converted hf_xclip model against it (`torch.testing.assert_close`); the tests check it against
-the outputs of the original code itself (``shared/reference/xclip-original-tiny/expected.pt``).
+the outputs of the original code itself (``shared/reference/xclip-original-tiny/expected.pt``, the ViFi-CLIP fixtures).
+
+Learned prompts of ViFi-CLIP's prompted CLIP (IVLP) are applied as the original applies them: ``visual.VPT`` tokens
+appended after the patch tokens, ``prompt_learner.ctx`` in place of the "X" tokens after SOT, and the layers'
+``VPT_shallow`` replacing those positions, the vision and deep prompts rounded to fp16 (the original's ``.half()``).
 """
 
 from __future__ import annotations
@@ -59,6 +63,17 @@ def _cross_frame_block(x: torch.Tensor, weights: Weights, prefix: str, num_frame
     return x + _mlp(_layer_norm(x, weights, prefix + "ln_2."), weights, prefix + "mlp.c_fc.", prefix + "mlp.c_proj.")
 
 
+def _as_original_prompt(tokens: torch.Tensor, rows: int) -> torch.Tensor:
+    """The original casts its vision and deep prompts with `.half()` inside the forward (then concatenates them with
+    fp32 tokens, which promotes them back)."""
+    return tokens.half().to(torch.float32).expand(rows, -1, -1)
+
+
+def _replace(x: torch.Tensor, start: int, tokens: torch.Tensor) -> torch.Tensor:
+    tokens = _as_original_prompt(tokens, x.shape[0])
+    return torch.cat([x[:, :start], tokens, x[:, start + tokens.shape[1]:]], dim=1)
+
+
 def encode_frames(weights: Weights, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T, 3, H, W) -> projected CLS per frame (B, T, D) and patch tokens before ``ln_post`` (B*T, N, width)."""
     batch, num_frames = pixel_values.shape[:2]
@@ -66,22 +81,41 @@ def encode_frames(weights: Weights, pixel_values: torch.Tensor) -> tuple[torch.T
     x = F.conv2d(pixel_values.flatten(0, 1), conv, stride=conv.shape[-1]).flatten(2).transpose(1, 2)
     cls = weights["visual.class_embedding"].expand(x.shape[0], 1, -1)
     x = torch.cat([cls, x], dim=1) + weights["visual.positional_embedding"]
+    num_patches = x.shape[1] - 1
+    if "visual.VPT" in weights:
+        x = torch.cat([x, _as_original_prompt(weights["visual.VPT"], x.shape[0])], dim=1)
     x = _layer_norm(x, weights, "visual.ln_pre.")
     cross_frame = "visual.transformer.resblocks.0.message_fc.weight" in weights
     for index in layer_indices(weights, "visual.transformer.resblocks."):
         prefix = f"visual.transformer.resblocks.{index}."
+        if prefix + "VPT_shallow" in weights:
+            x = _replace(x, x.shape[1] - weights[prefix + "VPT_shallow"].shape[0], weights[prefix + "VPT_shallow"])
         x = _cross_frame_block(x, weights, prefix, num_frames) if cross_frame else _residual_block(x, weights, prefix)
     frame_embeds = _layer_norm(x[:, 0], weights, "visual.ln_post.") @ weights["visual.proj"]
-    return frame_embeds.reshape(batch, num_frames, -1), x[:, 1:]
+    return frame_embeds.reshape(batch, num_frames, -1), x[:, 1 : 1 + num_patches]
 
 
 def encode_text(weights: Weights, input_ids: torch.Tensor) -> torch.Tensor:
-    """(K, L) ids -> (K, D) projected EOT features (EOT = the largest id, as `argmax` in the original)."""
+    """(K, L) ids -> (K, D) projected EOT features (EOT = the largest id, as `argmax` in the original).
+
+    With a learned context (``prompt_learner.ctx``, n vectors) the ids are those of the text without it (template
+    ``"{}."``); the original's prompt ``[SOT] X..X name. [EOT]`` is rebuilt by inserting n placeholders after SOT
+    (the texts must leave room for them), whose embeddings are the context."""
+    context = weights.get("prompt_learner.ctx")
+    if context is not None:
+        placeholders = input_ids.new_zeros(input_ids.shape[0], context.shape[0])
+        input_ids = torch.cat([input_ids[:, :1], placeholders, input_ids[:, 1:]], dim=1)[:, : input_ids.shape[1]]
     length = input_ids.shape[1]
-    x = weights["token_embedding.weight"][input_ids] + weights["positional_embedding"][:length]
+    x = weights["token_embedding.weight"][input_ids]
+    if context is not None:
+        x = torch.cat([x[:, :1], context.expand(x.shape[0], -1, -1), x[:, 1 + context.shape[0]:]], dim=1)
+    x = x + weights["positional_embedding"][:length]
     mask = torch.full((length, length), float("-inf"), dtype=x.dtype).triu(1)
     for index in layer_indices(weights, "transformer.resblocks."):
-        x = _residual_block(x, weights, f"transformer.resblocks.{index}.", mask)
+        prefix = f"transformer.resblocks.{index}."
+        if prefix + "VPT_shallow" in weights:
+            x = _replace(x, 1, weights[prefix + "VPT_shallow"])
+        x = _residual_block(x, weights, prefix, mask)
     x = _layer_norm(x, weights, "ln_final.")
     return x[torch.arange(x.shape[0]), input_ids.argmax(dim=-1)] @ weights["text_projection"]
 

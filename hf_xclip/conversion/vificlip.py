@@ -1,5 +1,11 @@
 """Conversion of ViFi-CLIP checkpoints (muzairkhattak/ViFi-CLIP): CLIP applied per frame, mean of the projected
-frame embeddings, no message tokens, MIT or prompt generator."""
+frame embeddings, no message tokens, MIT or prompt generator.
+
+Both kinds of release convert: the fine-tuned ViFi-CLIP and its "bridge and prompt" variant (independent vision and
+language prompting on top of a fine-tuned ViFi-CLIP, the few-shot and base-to-novel prompting releases). The learned
+prompts keep the names of ViFi-CLIP's prompted CLIP (`visual.VPT`, `...resblocks.N.VPT_shallow`,
+`prompt_learner.ctx`) until `key_mapping.original_to_hf` gives them their hf_xclip names.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
-from .checkpoint import ConversionError, read_original_checkpoint, sha256_of
+from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
 from .clip_weights import load_clip_state_dict
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
@@ -21,43 +27,70 @@ from .xclip import detect_family
 logger = logging.getLogger(__name__)
 
 VIFICLIP_TEMPLATE = "a photo of a {}."
-# Renames from the ViFi-CLIP module tree to the original CLIP naming.
-_VIFICLIP_PREFIXES = (("image_encoder.", "visual."), ("text_encoder.", ""))
+# The prompted model's texts: "X X ... X {name}." with the X's replaced by the learned context (inserted by hf_xclip).
+PROMPTED_TEMPLATE = "{}."
+# ViFi-CLIP's default `TRAINER.ViFi_CLIP.CTX_INIT`: with at most 4 context vectors its words are the prompt prefix.
+_DEFAULT_CTX_INIT = "a photo of a"
+_MAX_CTX_FOR_INIT_WORDS = 4
+# Renames from the ViFi-CLIP module tree to the original CLIP naming (the learned context keeps its name).
+_VIFICLIP_PREFIXES = (("image_encoder.", "visual."), ("text_encoder.", ""), ("prompt_learner.ctx", "prompt_learner.ctx"))
+# Prompt learner buffers: token embeddings of the training prompts, only used to check the CLIP given.
+_PROMPT_LEARNER_BUFFERS = ("complete_text_embeddings", "token_prefix", "token_suffix")
 
 
 def vificlip_to_clip_naming(
     state_dict: dict[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Split a ViFi-CLIP state dict (``module.`` already removed) into CLIP-named weights and the prompt learner's
-    buffers. Raises for the prompting variants (learned context vectors or visual prompts), which hf_xclip's
-    configuration cannot represent."""
+    """Split a ViFi-CLIP state dict (``module.`` already removed) into CLIP-named weights (with the learned prompts,
+    if any) and the prompt learner's buffers."""
     weights: dict[str, torch.Tensor] = {}
-    prompt_learner: dict[str, torch.Tensor] = {}
+    buffers: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        if key.startswith("prompt_learner."):
-            prompt_learner[key[len("prompt_learner."):]] = value
+        name = key.removeprefix("prompt_learner.")
+        if name in _PROMPT_LEARNER_BUFFERS:
+            buffers[name] = value
             continue
-        if "VPT" in key:
-            raise ConversionError(
-                f"`{key}`: this is ViFi-CLIP's prompting variant (visual prompt tokens); only the fine-tuned ViFi-CLIP "
-                "(no learned prompts) converts to hf_xclip."
-            )
         for old, new in _VIFICLIP_PREFIXES:
             if key.startswith(old):
                 key = new + key[len(old):]
                 break
+        else:
+            if key != "logit_scale":
+                raise ConversionError(
+                    f"`{key}` is not part of a ViFi-CLIP model (expected `image_encoder.*`, `text_encoder.*`, "
+                    "`prompt_learner.*` and `logit_scale`)."
+                )
         weights[key] = value
-    if "ctx" in prompt_learner:
+    return weights, buffers
+
+
+def round_prompts_like_original(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The original forward casts the vision prompts (`VPT`) and every deep prompt (`VPT_shallow`) with `.half()`
+    before using them (the text context is used as it is); storing them fp16-rounded makes the converted model
+    compute what the original computes (without it the logits move by ~1e-4 to 1e-3)."""
+    return {
+        key: value.half().to(value.dtype) if key.endswith(("VPT", "VPT_shallow")) else value
+        for key, value in weights.items()
+    }
+
+
+def prompted_template(checkpoint: OriginalCheckpoint, num_context: int) -> str:
+    """The text template of a prompted ViFi-CLIP: its prompts are `<prefix> {name}.` where the first `num_context`
+    tokens of the prefix are replaced by the learned context. The prefix is "X" * n, or `CTX_INIT` when n <= 4 (one
+    token per word of `CTX_INIT`); words beyond the context stay in the template."""
+    ctx_init = checkpoint.config_value("TRAINER", "ViFi_CLIP", "CTX_INIT", default=_DEFAULT_CTX_INIT)
+    if not ctx_init or num_context > _MAX_CTX_FOR_INIT_WORDS:
+        return PROMPTED_TEMPLATE
+    words = ctx_init.replace("_", " ").split()
+    if len(words) < num_context:
         raise ConversionError(
-            "this is ViFi-CLIP's prompting variant (learned text context `prompt_learner.ctx`); only the fine-tuned "
-            "ViFi-CLIP (no learned prompts) converts to hf_xclip."
+            f"TRAINER.ViFi_CLIP.CTX_INIT {ctx_init!r} has fewer words than the {num_context} context vectors: the "
+            "original would have replaced the end-of-text token, which hf_xclip cannot represent."
         )
-    return weights, prompt_learner
+    return " ".join([*words[num_context:], PROMPTED_TEMPLATE])
 
 
-def _check_token_embedding(
-    token_embedding: torch.Tensor, prompt_learner: dict[str, torch.Tensor], clip_source: str
-) -> None:
+def _check_token_embedding(token_embedding: torch.Tensor, prompt_learner: dict[str, torch.Tensor], clip_source: str) -> None:
     """The prompt learner stored token embeddings of its prompts (row 0 = <|startoftext|>); they must come from the
     same CLIP token embedding we take."""
     stored = prompt_learner.get("complete_text_embeddings", prompt_learner.get("token_prefix"))
@@ -93,6 +126,10 @@ def convert_vificlip_checkpoint(
 ) -> ConversionResult:
     """Convert a ViFi-CLIP checkpoint into an hf_xclip model without message tokens, MIT or prompt generator.
 
+    A prompted ViFi-CLIP ("bridge and prompt": `prompt_learner.ctx`, `image_encoder.VPT`, `VPT_shallow` keys)
+    converts with its learned prompts as `text_config` / `vision_config` `num_prompt_tokens` and `prompt_depth`,
+    and the processor's template becomes "{}." (the context vectors take the place of the prompt prefix).
+
     Args:
         checkpoint_path: the ViFi-CLIP ``.pth`` (DDP ``module.`` keys, yacs config inside).
         clip: CLIP weights the checkpoint was fine-tuned from (transformers CLIP directory, OpenAI state dict or
@@ -112,6 +149,7 @@ def convert_vificlip_checkpoint(
             f"`module.text_encoder.*` keys, found keys like {sample}.{hint}"
         )
     weights, prompt_learner = vificlip_to_clip_naming(checkpoint.state_dict)
+    weights = round_prompts_like_original(weights)
     clip_weights = load_clip_state_dict(clip)
     if "token_embedding.weight" not in clip_weights:
         raise ConversionError(f"{clip} has no token embedding (`token_embedding.weight`); expected full CLIP weights.")
@@ -128,16 +166,28 @@ def convert_vificlip_checkpoint(
     if num_frames and config_frames and int(config_frames) != num_frames:
         logger.warning("using %s frames; the checkpoint was trained with %s.", num_frames, config_frames)
     config = build_config(sizes, num_frames=frames, logit_scale_init_value=float(weights["logit_scale"]))
+    prompted = sizes.text_prompt_tokens > 0 or sizes.vision_prompt_tokens > 0
+    template = prompted_template(checkpoint, sizes.text_prompt_tokens) if sizes.text_prompt_tokens else VIFICLIP_TEMPLATE
     shipped_tokenizer = resolve_tokenizer(tokenizer, bpe_vocab, sizes.vocab_size)
     sha256 = sha256_of(checkpoint_path)
 
+    prompts = (
+        f" Learned prompts (vision-language prompting on top of the fine-tuned model, the paper's \"bridge and "
+        f"prompt\"): {sizes.text_prompt_tokens} text context vectors after the start token in {sizes.text_prompt_depth} "
+        f"text layer(s), {sizes.vision_prompt_tokens} vision prompt tokens in {sizes.vision_prompt_depth} vision "
+        "layer(s)."
+        if prompted
+        else ""
+    )
+
     def make_card(config: XClipConfig):
         return converted_model_card(
-            title=f"ViFi-CLIP, {frames} frames, {sizes.image_size} px (converted from `{checkpoint_path.name}`)",
+            title=f"ViFi-CLIP{' (prompted)' if prompted else ''}, {frames} frames, {sizes.image_size} px "
+            f"(converted from `{checkpoint_path.name}`)",
             summary="ViFi-CLIP (Rasheed et al., CVPR 2023): CLIP fine-tuned on video; every frame goes through the "
-            "CLIP image encoder and the video embedding is the mean of the projected frame embeddings. Converted "
-            f"with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes from "
-            f"`{Path(clip).name}`.",
+            "CLIP image encoder and the video embedding is the mean of the projected frame embeddings." + prompts
+            + f" Converted with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes "
+            f"from `{Path(clip).name}`.",
             source_file=checkpoint_path.name,
             source_sha256=sha256,
             config=config,
@@ -145,9 +195,9 @@ def convert_vificlip_checkpoint(
             license="other",
             license_link=VIFICLIP_URL,
             family="vifi-clip",
-            template=VIFICLIP_TEMPLATE,
+            template=template,
         )
 
     return export_model(weights, config, output_dir, source_sha256=sha256, make_card=make_card,
-                        tokenizer=shipped_tokenizer, verify=verify, overwrite=overwrite, push_to_hub=push_to_hub,
-                        token=token, private=private)
+                        tokenizer=shipped_tokenizer, hypothesis_template=template, verify=verify,
+                        overwrite=overwrite, push_to_hub=push_to_hub, token=token, private=private)
