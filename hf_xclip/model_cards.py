@@ -419,6 +419,13 @@ def _method_text(config: Any) -> str:
         parts.append(
             f"- CoOp: {coop.num_context} {kind} context vectors after the start token, {init}"
         )
+    if config.vl_prompts is not None:
+        vl = config.vl_prompts
+        parts.append(
+            f"- vision-language prompts (IVLP): {vl.text_tokens} text context vectors after the start token, "
+            f"{vl.vision_tokens} vision tokens after the patch tokens, own prompts in the first {vl.depth} layer(s) "
+            "of each tower"
+        )
     if config.train_prompt_generator:
         parts.append("- X-CLIP's video-specific prompt generator trained in full")
     if config.train_mit:

@@ -13,9 +13,14 @@ onto mechanisms peft already has:
   base model), trained and saved by peft as a module to save.
 * **Prompt generator** (X-CLIP's video-specific prompting) and the **MIT**: trained in full and saved as modules to
   save (`prompts_generator`, `prompts_visual_layernorm`, `prompts_visual_proj`, `mit`).
+* **VL prompts** (independent vision-language prompting, IVLP; ViFi-CLIP's "bridge and prompt" recipe): learned text
+  context after the start token and vision tokens after the patch tokens, each replaced by its own tokens in layers
+  1..depth-1 (deep prompts). They live in the model's `prompt_context`, `vision_model.prompt_tokens` and
+  `{text,vision}_model.deep_prompts` modules (empty on a base model; a converted prompted ViFi-CLIP has them) and
+  are trained and saved as modules to save.
 
-Any combination is one peft config: a LoRA-family config whose `modules_to_save` carries the CoOp context and the
-prompt generator (a config without low-rank layers uses peft's dummy target modules).
+Any combination is one peft config: a LoRA-family config whose `modules_to_save` carries the CoOp context, the
+VL prompts and the prompt generator (a config without low-rank layers uses peft's dummy target modules).
 
 Use `task_type=None` (what [`get_xclip_peft_model`] does): peft's task-specific wrappers assume a language model's
 `forward` signature (`"FEATURE_EXTRACTION"` is the one that breaks transformers' X-CLIP port, which then receives
@@ -39,20 +44,23 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from .modeling_prompts import XClipPromptContext
+from .modeling_prompts import XClipDeepPrompts, XClipPromptContext, XClipVisionPrompts
 from .modeling_xclip import XClipModel
 from .processing_xclip import clean_text
 
-METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator")
+METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts")
 LORA_TYPES: tuple[str, ...] = ("lora", "dora", "rslora", "loha", "lokr")
 PROMPT_GENERATOR_MODULES: tuple[str, ...] = ("prompts_generator", "prompts_visual_layernorm", "prompts_visual_proj")
 PROMPT_CONTEXT_MODULE = "prompt_context"
+VISION_PROMPT_MODULE = "vision_model.prompt_tokens"
+TEXT_DEEP_PROMPT_MODULE = "text_model.deep_prompts"
+VISION_DEEP_PROMPT_MODULE = "vision_model.deep_prompts"
 # Name peft gives the adapter when none is given.
 DEFAULT_ADAPTER_NAME = "default"
 
@@ -156,6 +164,42 @@ class CoOpConfig:
 
 
 @dataclass
+class VLPromptsConfig:
+    """Independent vision-language prompting (IVLP, as ViFi-CLIP's prompting stage): `text_tokens` context vectors
+    after the start token, `vision_tokens` tokens after the patch tokens, and in layers 1..depth-1 of each tower
+    their own tokens in those positions. Sizes left at None take the model's own prompts (a converted prompted
+    ViFi-CLIP) or the original few-shot recipe: 10 tokens, every layer.
+    """
+
+    vision_tokens: int | None = field(
+        default=None, metadata={"help": "Vision prompt tokens (None: the model's, or 10). 0: text prompts only."}
+    )
+    text_tokens: int | None = field(default=None, metadata={"help": "Text context vectors (None: the model's, or 10)."})
+    depth: int | None = field(
+        default=None,
+        metadata={"help": "Layers of each tower with their own prompts, from the first (None: the model's, or all)."},
+    )
+    init_text: str | None = field(
+        default="a photo of a",
+        metadata={"help": "Phrase initialising the text context when it has at most as many tokens (the original's "
+                  "rule); otherwise, and for every other prompt, N(0, init_std)."},
+    )
+    init_std: float = field(default=0.02, metadata={"help": "Std of the random initialisation."})
+
+    def __post_init__(self) -> None:
+        for name in ("vision_tokens", "text_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"VLPromptsConfig.{name} must be >= 0, got {value}.")
+        if self.text_tokens == 0:
+            raise ValueError("VLPromptsConfig.text_tokens must be at least 1 (the deep text prompts replace them).")
+        if self.depth is not None and self.depth < 1:
+            raise ValueError(f"VLPromptsConfig.depth must be at least 1, got {self.depth}.")
+        if self.init_std <= 0:
+            raise ValueError(f"VLPromptsConfig.init_std must be positive, got {self.init_std}.")
+
+
+@dataclass
 class XClipAdapterConfig:
     """What to adapt in an [`XClipModel`]; [`to_peft_config`] turns it into one peft config.
 
@@ -181,6 +225,9 @@ class XClipAdapterConfig:
         default=None, metadata={"help": "Explicit peft target_modules, replacing the lora_* switches."}
     )
     coop: CoOpConfig | None = field(default=None, metadata={"help": "CoOp context vectors (None: none)."})
+    vl_prompts: VLPromptsConfig | None = field(
+        default=None, metadata={"help": "Vision-language prompts, text context included (None: none)."}
+    )
     train_prompt_generator: bool = field(
         default=False, metadata={"help": "Train the video-specific prompt generator in full (modules to save)."}
     )
@@ -195,6 +242,10 @@ class XClipAdapterConfig:
     def __post_init__(self) -> None:
         if isinstance(self.coop, dict):
             self.coop = CoOpConfig(**self.coop)
+        if isinstance(self.vl_prompts, dict):
+            self.vl_prompts = VLPromptsConfig(**self.vl_prompts)
+        if self.coop is not None and self.vl_prompts is not None:
+            raise ValueError("vl-prompts already learn the text context after the start token: drop coop.")
         if self.lora_type is not None and self.lora_type not in LORA_TYPES:
             raise ValueError(f"lora_type must be one of {LORA_TYPES} or None, got {self.lora_type!r}.")
         if self.r < 1:
@@ -203,20 +254,22 @@ class XClipAdapterConfig:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
         if self.lora_type is not None and self.target_modules is None:
             self.lora_targets()  # raises when nothing is selected
-        if self.lora_type is None and self.coop is None and not self.modules_to_save():
+        if self.lora_type is None and self.coop is None and self.vl_prompts is None and not self.modules_to_save():
             raise ValueError(
-                "XClipAdapterConfig adapts nothing: set lora_type, coop, train_prompt_generator, train_mit, "
-                "train_logit_scale or extra_modules_to_save."
+                "XClipAdapterConfig adapts nothing: set lora_type, coop, vl_prompts, train_prompt_generator, "
+                "train_mit, train_logit_scale or extra_modules_to_save."
             )
 
     @classmethod
     def for_method(cls, methods: str | Iterable[str], **overrides: Any) -> XClipAdapterConfig:
         """Preset for `hf-xclip finetune --method`: one of, or a combination of, `"lora"`, `"coop"`,
-        `"prompt-generator"`. Keyword arguments override fields.
+        `"prompt-generator"`, `"vl-prompts"`. Keyword arguments override fields.
 
         * `lora`: LoRA r=8 on the frame attention and the cross-frame message layers (text tower frozen).
         * `coop`: unified context of the token embeddings of "a photo of a".
         * `prompt-generator`: the prompt generator and the MIT trained in full.
+        * `vl-prompts`: vision and text prompts in every layer, 10 tokens each (the model's own prompts if it has
+          them), as ViFi-CLIP's few-shot prompting.
         """
         methods = [methods] if isinstance(methods, str) else list(methods)
         unknown = sorted(set(methods) - set(METHODS))
@@ -227,6 +280,8 @@ class XClipAdapterConfig:
             preset["coop"] = CoOpConfig()
         if "prompt-generator" in methods:
             preset.update(train_prompt_generator=True, train_mit=True)
+        if "vl-prompts" in methods:
+            preset["vl_prompts"] = VLPromptsConfig()
         preset.update(overrides)
         return cls(**preset)
 
@@ -238,6 +293,8 @@ class XClipAdapterConfig:
             names.append("lora" if self.lora_type == "lora" else self.lora_type)
         if self.coop is not None:
             names.append("coop")
+        if self.vl_prompts is not None:
+            names.append("vl-prompts")
         if self.train_prompt_generator:
             names.append("prompt-generator")
         if self.train_mit:
@@ -275,10 +332,13 @@ class XClipAdapterConfig:
         return f"{', '.join(n for n, on in switches if on)} ({' + '.join(layers)} layers)"
 
     def modules_to_save(self) -> list[str]:
-        """Module names peft trains in full and saves with the adapter."""
+        """Module names peft trains in full and saves with the adapter (for `vl_prompts`, the sizes must be
+        resolved: see [`resolve_vl_prompts`])."""
         names = []
         if self.coop is not None:
             names.append(PROMPT_CONTEXT_MODULE)
+        if self.vl_prompts is not None:
+            names.extend(vl_prompt_modules(self.vl_prompts))
         if self.train_prompt_generator:
             names.extend(PROMPT_GENERATOR_MODULES)
         if self.train_mit:
@@ -377,16 +437,7 @@ def init_prompt_context(
         rows = num_classes if num_classes is not None else coop.num_classes
         if rows is None:
             raise ValueError("A class-specific CoOp context needs the number of classes (num_classes / class names).")
-    phrase = None
-    if coop.init_text is not None:
-        if tokenizer is None:
-            raise ValueError(f"Initialising the context from {coop.init_text!r} needs the tokenizer.")
-        token_ids = tokenizer(clean_text(coop.init_text), add_special_tokens=False)["input_ids"]
-        unknown = getattr(tokenizer, "unk_token_id", None)
-        if not token_ids or (unknown is not None and unknown in token_ids):
-            raise ValueError(f"The tokenizer cannot spell the CoOp init text {coop.init_text!r} (unknown tokens).")
-        with torch.no_grad():
-            phrase = embedding.weight[torch.tensor(token_ids, device=embedding.weight.device)].detach().float().cpu()
+    phrase = _phrase_embeddings(model, coop.init_text, tokenizer) if coop.init_text is not None else None
     num_context = coop.num_context or (phrase.shape[0] if phrase is not None else 16)
     if phrase is not None and phrase.shape[0] > num_context:
         raise ValueError(
@@ -397,6 +448,124 @@ def init_prompt_context(
         context[:, : phrase.shape[0]] = phrase
     module.set_context(context.to(embedding.weight.dtype))
     return module.context
+
+
+def vl_prompt_modules(vl_prompts: VLPromptsConfig) -> list[str]:
+    """Modules to save for VL prompts: the text context, and the vision tokens and deep prompts when there are any
+    (a module without prompts cannot be saved, so unresolved sizes count as present)."""
+    names = [PROMPT_CONTEXT_MODULE]
+    deep = vl_prompts.depth is None or vl_prompts.depth > 1
+    vision = vl_prompts.vision_tokens is None or vl_prompts.vision_tokens > 0
+    if vision:
+        names.append(VISION_PROMPT_MODULE)
+    if deep:
+        names.append(TEXT_DEEP_PROMPT_MODULE)
+    if deep and vision:
+        names.append(VISION_DEEP_PROMPT_MODULE)
+    return names
+
+
+def _prompt_modules(model: nn.Module) -> tuple[XClipPromptContext, XClipDeepPrompts, XClipVisionPrompts, XClipDeepPrompts]:
+    """The (text context, text deep, vision tokens, vision deep) modules of an XClipModel."""
+    text, vision = model.text_model, model.vision_model
+    return text.prompt_context, text.deep_prompts, vision.prompt_tokens, vision.deep_prompts
+
+
+def resolve_vl_prompts(config: XClipAdapterConfig, model: nn.Module) -> XClipAdapterConfig:
+    """`config` with the VL prompt sizes left at None filled in: the model's own prompts where it has them (they are
+    then trained as they are), else 10 tokens in every layer. Raises when requested sizes contradict the model's
+    prompts or its layer counts."""
+    vl = config.vl_prompts
+    if vl is None:
+        return config
+    context, text_deep, tokens, vision_deep = _prompt_modules(model)
+    has = {
+        "text_tokens": context.num_context or None,
+        "vision_tokens": tokens.num_tokens or None,
+        "text_depth": 1 + text_deep.num_layers if context.num_context else None,
+        "vision_depth": 1 + vision_deep.num_layers if tokens.num_tokens else None,
+    }
+    if has["text_depth"] and has["vision_depth"] and has["text_depth"] != has["vision_depth"]:
+        raise ValueError(
+            f"The model's text prompts reach {has['text_depth']} layers and its vision prompts {has['vision_depth']}; "
+            "vl-prompts trains prompts of one depth."
+        )
+    own_depth = has["text_depth"] or has["vision_depth"]
+    resolved = {
+        "text_tokens": vl.text_tokens or has["text_tokens"] or 10,
+        "vision_tokens": vl.vision_tokens if vl.vision_tokens is not None else (has["vision_tokens"] or 10),
+    }
+    text_layers = model.config.text_config.num_hidden_layers
+    vision_layers = model.config.vision_config.num_hidden_layers
+    layers = min(text_layers, vision_layers) if resolved["vision_tokens"] else text_layers
+    resolved["depth"] = vl.depth or own_depth or layers
+    for name, mine in (("text_tokens", has["text_tokens"]), ("vision_tokens", has["vision_tokens"]), ("depth", own_depth)):
+        if mine is not None and resolved[name] != mine:
+            raise ValueError(
+                f"The model already carries learned prompts ({name.replace('_', ' ')} {mine}); vl-prompts trains them "
+                f"as they are: leave {name} unset or use {mine}, not {resolved[name]}."
+            )
+    if resolved["depth"] > layers:
+        raise ValueError(
+            f"prompt depth {resolved['depth']} exceeds the model's layers (text {text_layers}, vision {vision_layers})."
+        )
+    return replace(config, vl_prompts=replace(vl, **resolved))
+
+
+def init_vl_prompts(
+    model: nn.Module,
+    vl_prompts: VLPromptsConfig,
+    *,
+    tokenizer: Any = None,
+    generator: torch.Generator | None = None,
+) -> list[nn.Module]:
+    """Create the VL prompts (resolved sizes, see [`resolve_vl_prompts`]) that `model` does not have yet.
+
+    The text context starts from the token embeddings of `init_text` when it has at least `text_tokens` tokens (the
+    original's rule), otherwise, like every other prompt, from N(0, init_std). Returns the modules that were filled.
+    """
+    if vl_prompts.text_tokens is None or vl_prompts.vision_tokens is None or vl_prompts.depth is None:
+        raise ValueError("Resolve the VL prompt sizes first (resolve_vl_prompts).")
+    context, text_deep, tokens, vision_deep = _prompt_modules(model)
+    created: list[nn.Module] = []
+    text_width = context.hidden_size
+    vision_width = tokens.hidden_size
+    dtype = model.get_input_embeddings().weight.dtype
+
+    def random(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=generator) * vl_prompts.init_std).to(dtype)
+
+    n_text, n_vision, deep = vl_prompts.text_tokens, vl_prompts.vision_tokens, vl_prompts.depth - 1
+    if context.context is None:
+        phrase = _phrase_embeddings(model, vl_prompts.init_text, tokenizer) if vl_prompts.init_text else None
+        if phrase is not None and phrase.shape[0] >= n_text:
+            context.set_context(phrase[:n_text].to(dtype))
+        else:
+            context.set_context(random(n_text, text_width))
+        created.append(context)
+    if deep and text_deep.tokens is None:
+        text_deep.set_tokens(random(deep, n_text, text_width))
+        created.append(text_deep)
+    if n_vision and tokens.tokens is None:
+        tokens.set_tokens(random(n_vision, vision_width))
+        created.append(tokens)
+    if n_vision and deep and vision_deep.tokens is None:
+        vision_deep.set_tokens(random(deep, n_vision, vision_width))
+        created.append(vision_deep)
+    return created
+
+
+def _phrase_embeddings(model: nn.Module, text: str, tokenizer: Any) -> torch.Tensor:
+    """Token embeddings (n, width) of `text` (cleaned as the original), without start / end tokens."""
+    if tokenizer is None:
+        raise ValueError(f"Initialising the prompt context from {text!r} needs the tokenizer.")
+    embedding = model.get_input_embeddings()
+    token_ids = tokenizer(clean_text(text), add_special_tokens=False)["input_ids"]
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if not token_ids or (unknown is not None and unknown in token_ids):
+        raise ValueError(f"The tokenizer cannot spell the prompt init text {text!r} (unknown tokens).")
+    with torch.no_grad():
+        return embedding.weight[torch.tensor(token_ids, device=embedding.weight.device)].detach().float().cpu()
 
 
 def enable_gradient_checkpointing(model: nn.Module, use_reentrant: bool = False) -> None:
@@ -431,10 +600,10 @@ def get_xclip_peft_model(
     Args:
         model: a base [`XClipModel`] (its weights are frozen; adapters are added in place).
         config: what to adapt; default `XClipAdapterConfig.for_method("lora")`. Keyword `overrides` replace fields.
-        tokenizer: the CLIP tokenizer, needed for a CoOp context initialised from a phrase.
+        tokenizer: the CLIP tokenizer, needed for a CoOp / VL prompt context initialised from a phrase.
         class_names: class texts (their number sizes a class-specific CoOp context).
         adapter_name: peft adapter name.
-        seed: seeds the random parts of the initialisation (CoOp random context).
+        seed: seeds the random parts of the initialisation (CoOp random context, VL prompts).
 
     Returns:
         `peft.PeftModel` with `task_type=None`; `model(input_ids=..., pixel_values=..., labels=...)` works as on the
@@ -448,19 +617,22 @@ def get_xclip_peft_model(
         config = XClipAdapterConfig(**{**config.to_dict(), **overrides})
     if hasattr(model, "peft_config"):
         raise ValueError("The model is already a PeftModel; pass the base XClipModel (or use add_adapter).")
+    config = resolve_vl_prompts(config, model)
     peft_config = to_peft_config(config, model)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    created: list[nn.Module] = []
     if config.coop is not None:
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
         num_classes = len(class_names) if class_names is not None else None
         init_prompt_context(model, config.coop, tokenizer=tokenizer, num_classes=num_classes, generator=generator)
+        created.append(_prompt_context(model))
+    if config.vl_prompts is not None:
+        created += init_vl_prompts(model, config.vl_prompts, tokenizer=tokenizer, generator=generator)
     peft_model = get_peft_model(model, peft_config, adapter_name=adapter_name)
-    if config.coop is not None:
-        # peft copied the context into the adapter; the base module goes back to empty so that the base model
-        # (`disable_adapter()`, other adapters) has no context.
-        for module in peft_model.modules():
-            original = getattr(module, "original_module", None)
-            if isinstance(original, XClipPromptContext):
-                original.context = None
+    # peft copied the new prompts into the adapter; the base modules go back to empty so that the base model
+    # (`disable_adapter()`, other adapters) has none. Prompts the base model had stay.
+    for module in peft_model.modules():
+        if getattr(module, "original_module", None) in created:
+            module.original_module.clear()
     return peft_model
 
 
@@ -484,20 +656,23 @@ def default_learning_rates() -> dict[str, float]:
     """Per-method learning rates used when none is given (AdamW, (0.9, 0.98), cosine with warm-up).
 
     LoRA 2e-4; CoOp context 2e-3 (CoOp's SGD rate); prompt generator / MIT 2e-5 (10x the base rate of the original
-    few-shot recipe, 2e-6, as the original gives its new modules 10x).
+    few-shot recipe, 2e-6, as the original gives its new modules 10x); VL prompts 8e-3 (ViFi-CLIP's few-shot
+    prompting recipe, AdamW).
     """
-    return {"lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5}
+    return {"lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5, "vl-prompts": 8e-3}
 
 
 def parameter_groups(peft_model: nn.Module, learning_rates: dict[str, float], weight_decay: float) -> list[dict]:
-    """AdamW parameter groups by method (`lora`, `coop`, `prompt-generator`), without weight decay for 1-D
-    parameters (biases, LayerNorms, `alpha`) as in the original's optimizer."""
+    """AdamW parameter groups by method (`lora`, `coop`, `prompt-generator`, `vl-prompts`), without weight decay
+    for 1-D parameters (biases, LayerNorms, `alpha`) as in the original's optimizer, nor for a CoOp context."""
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
-    for name, param in peft_model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if f"{PROMPT_CONTEXT_MODULE}." in name:
-            method = "coop"
+    trained = [(name, param) for name, param in peft_model.named_parameters() if param.requires_grad]
+    vl_prompts = any(".prompt_tokens." in name or ".deep_prompts." in name for name, _ in trained)
+    for name, param in trained:
+        if ".prompt_tokens." in name or ".deep_prompts." in name:
+            method = "vl-prompts"
+        elif f"{PROMPT_CONTEXT_MODULE}." in name:
+            method = "vl-prompts" if vl_prompts else "coop"
         elif "modules_to_save" in name:
             method = "prompt-generator"
         else:
@@ -519,14 +694,17 @@ __all__ = [
     "CoOpConfig",
     "LORA_TYPES",
     "METHODS",
+    "VLPromptsConfig",
     "XClipAdapterConfig",
     "adapter_parameter_count",
     "default_learning_rates",
     "enable_gradient_checkpointing",
     "get_xclip_peft_model",
     "init_prompt_context",
+    "init_vl_prompts",
     "lora_target_modules",
     "parameter_groups",
+    "resolve_vl_prompts",
     "text_is_trainable",
     "to_peft_config",
 ]

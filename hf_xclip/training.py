@@ -28,6 +28,7 @@ from .peft_utils import (
     enable_gradient_checkpointing,
     get_xclip_peft_model,
     parameter_groups,
+    resolve_vl_prompts,
     text_is_trainable,
 )
 from .video_data import VideoFolder, drop_unreadable
@@ -244,6 +245,7 @@ def train_few_shot(
 
     if args.gradient_checkpointing:
         enable_gradient_checkpointing(model, use_reentrant=False)
+    adapter_config = resolve_vl_prompts(adapter_config, model)  # the VL prompt sizes actually used, for the record
     peft_model = get_xclip_peft_model(
         model, adapter_config, tokenizer=tokenizer, class_names=class_names, seed=args.seed
     )

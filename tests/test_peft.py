@@ -12,6 +12,7 @@ from peft import PeftModel, get_peft_model
 from hf_xclip import XClipConfig, XClipModel
 from hf_xclip.peft_utils import (
     CoOpConfig,
+    VLPromptsConfig,
     XClipAdapterConfig,
     enable_gradient_checkpointing,
     get_xclip_peft_model,
@@ -240,6 +241,9 @@ METHOD_CASES = {
                                                                                  class_specific=True)),
     "prompt-generator": XClipAdapterConfig.for_method("prompt-generator"),
     "all": XClipAdapterConfig.for_method(["lora", "coop", "prompt-generator"]),
+    "vl-prompts": XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(3, 2, init_text=None)),
+    "vl-prompts-lora": XClipAdapterConfig.for_method(["vl-prompts", "lora"]),
+    "vl-prompts-shallow": XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(0, 4, depth=1)),
 }
 
 
@@ -265,7 +269,7 @@ def test_adapter_saves_only_itself_and_reloads_identically(tokenizer, inputs, tm
     adapter_bytes = (adapter_dir / "adapter_model.safetensors").stat().st_size
     model_bytes = (base_dir / "model.safetensors").stat().st_size
     assert adapter_bytes < 4 * trainable + 16_384  # the trainable tensors (fp32) and a header: nothing else
-    if case in ("lora", "dora", "coop", "coop-class-specific"):
+    if case in ("lora", "dora", "coop", "coop-class-specific", "vl-prompts", "vl-prompts-shallow"):
         assert adapter_bytes < 0.1 * model_bytes
 
     fresh = XClipModel.from_pretrained(base_dir).eval()
@@ -284,9 +288,67 @@ def test_adapter_saves_only_itself_and_reloads_identically(tokenizer, inputs, tm
     plain.load_adapter(str(adapter_dir))  # transformers' integration
     with torch.no_grad():
         assert (plain(**inputs).logits_per_video - logits).abs().max() == 0
-    context_module = plain.text_model.prompt_context
-    base_context = getattr(context_module, "original_module", context_module)
-    assert base_context.context is None  # the base model itself stays context-free
+    for module in (plain.text_model.prompt_context, plain.text_model.deep_prompts, plain.vision_model.prompt_tokens,
+                   plain.vision_model.deep_prompts):
+        assert getattr(module, "original_module", module).is_empty  # the base model itself stays prompt-free
+
+
+def test_vl_prompts_sizes_and_what_they_train(tokenizer):
+    model = tiny_model(tokenizer)
+    peft_model = get_xclip_peft_model(model, XClipAdapterConfig.for_method("vl-prompts"), tokenizer=tokenizer)
+    trained = {name: tuple(p.shape) for name, p in peft_model.named_parameters() if p.requires_grad}
+    # the original few-shot recipe: 10 tokens per tower, own prompts in every layer (2 here); "a photo of a" has
+    # fewer tokens than 10, so the context is random like the original's
+    assert sorted(trained.values()) == [(1, 10, 32), (1, 10, 32), (1, 10, 32), (10, 32)]
+    assert all("modules_to_save" in name for name in trained)
+    groups = parameter_groups(peft_model, {"vl-prompts": 1.0}, 0.1)
+    assert [(g["name"], g["weight_decay"]) for g in groups] == [("vl-prompts", 0.1)]  # AdamW decay as the original
+    assert text_is_trainable(peft_model)
+
+    # a context of at most as many tokens as the init phrase starts from its token embeddings (the original's rule)
+    model = tiny_model(tokenizer)
+    get_xclip_peft_model(model, XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(2, 3)),
+                         tokenizer=tokenizer)
+    ids = tokenizer("a photo of a", add_special_tokens=False)["input_ids"][:3]
+    context = model.text_model.prompt_context.modules_to_save["default"].context
+    torch.testing.assert_close(context[0], model.get_input_embeddings().weight[ids])
+
+    with pytest.raises(ValueError, match="exceeds the model's layers"):
+        get_xclip_peft_model(tiny_model(tokenizer), XClipAdapterConfig.for_method(
+            "vl-prompts", vl_prompts=VLPromptsConfig(depth=3)), tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="drop coop"):
+        XClipAdapterConfig.for_method(["vl-prompts", "coop"])
+    with pytest.raises(ValueError, match="text_tokens"):
+        VLPromptsConfig(text_tokens=0)
+
+
+def test_vl_prompts_train_a_models_own_prompts(tokenizer, inputs, tmp_path):
+    """A model that carries prompts (a converted prompted ViFi-CLIP) trains them as they are."""
+    config = tiny_config(tokenizer)
+    config.text_config.num_prompt_tokens, config.text_config.prompt_depth = 3, 2
+    config.vision_config.num_prompt_tokens, config.vision_config.prompt_depth = 2, 2
+    torch.manual_seed(0)
+    XClipModel(config).save_pretrained(tmp_path / "base")
+    base = XClipModel.from_pretrained(tmp_path / "base").eval()
+    with torch.no_grad():
+        base_logits = base(**inputs).logits_per_video
+    peft_model = get_xclip_peft_model(base, XClipAdapterConfig.for_method("vl-prompts"), tokenizer=tokenizer).eval()
+    trained = sorted(tuple(p.shape) for p in peft_model.parameters() if p.requires_grad)
+    assert trained == [(1, 2, 32), (1, 3, 32), (1, 3, 32), (2, 32)]
+    with torch.no_grad():  # training starts from the model's prompts
+        torch.testing.assert_close(peft_model(**inputs).logits_per_video, base_logits, rtol=0, atol=0)
+    _perturb_trainable(peft_model)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    with torch.no_grad():
+        logits = peft_model(**inputs).logits_per_video
+        with peft_model.disable_adapter():  # the base model keeps its own prompts
+            torch.testing.assert_close(peft_model(**inputs).logits_per_video, base_logits, rtol=0, atol=0)
+    restored = PeftModel.from_pretrained(XClipModel.from_pretrained(tmp_path / "base"), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert torch.equal(restored(**inputs).logits_per_video, logits)
+    with pytest.raises(ValueError, match="already carries learned prompts"):
+        get_xclip_peft_model(XClipModel.from_pretrained(tmp_path / "base"),
+                             XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(text_tokens=5)))
 
 
 def test_real_size_adapters_are_a_small_fraction():

@@ -22,7 +22,8 @@ from pathlib import Path
 from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
 LORA_PARTS = ("text", "vision", "cross-frame", "mit", "prompt-generator", "projections", "mlp")
 
-DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator).
+DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
+prompts).
 
 TRAIN_DIR holds one folder per class; the folder name is the class text. Defaults follow the original X-CLIP
 recipe where it applies: AdamW (0.9, 0.98), weight decay 0.001, cosine schedule with 10% warm-up, label
@@ -35,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     parser = subparsers.add_parser(
         "finetune",
-        help="few-shot PEFT adaptation (LoRA, CoOp, prompt generator) on folder-per-class videos",
+        help="few-shot PEFT adaptation (LoRA, CoOp, prompt generator, VL prompts) on folder-per-class videos",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,7 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train = parser.add_argument_group("optimisation")
     train.add_argument("--epochs", type=int, default=10, help="passes over the training videos (default 10)")
     train.add_argument("--lr", type=float, help="learning rate of every part (default: lora 2e-4, coop 2e-3, "
-                       "prompt-generator 2e-5)")
+                       "prompt-generator 2e-5, vl-prompts 8e-3)")
     train.add_argument("--batch-size", type=int, default=8, help="videos per step and device (default 8)")
     train.add_argument("--gradient-accumulation-steps", type=int, default=1, help="batches per optimiser step")
     train.add_argument("--weight-decay", type=float, default=0.001, help="AdamW weight decay (default 0.001)")
@@ -91,6 +92,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     coop.add_argument("--class-specific", action="store_true", help="one context per class")
     pg = parser.add_argument_group("prompt generator (--method prompt-generator)")
     pg.add_argument("--no-train-mit", action="store_true", help="train the prompt generator only, not the MIT")
+    vl = parser.add_argument_group(
+        "vision-language prompts (--method vl-prompts; IVLP as ViFi-CLIP's prompting stage; a model that already "
+        "has prompts trains its own)"
+    )
+    vl.add_argument("--vision-prompts", type=int, help="vision prompt tokens (default: the model's, or 10; 0 = none)")
+    vl.add_argument("--text-prompts", type=int, help="text context vectors (default: the model's, or 10)")
+    vl.add_argument("--prompt-depth", type=int, help="layers with their own prompts (default: the model's, or all)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     return parser
@@ -98,7 +106,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
-    from ..peft_utils import CoOpConfig, XClipAdapterConfig
+    from ..peft_utils import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
 
     overrides = {}
     if "lora" in args.method:
@@ -125,6 +133,11 @@ def adapter_config_from_args(args: argparse.Namespace):
         )
     if "prompt-generator" in args.method and args.no_train_mit:
         overrides["train_mit"] = False
+    vl_sizes = {"vision_tokens": args.vision_prompts, "text_tokens": args.text_prompts, "depth": args.prompt_depth}
+    if "vl-prompts" in args.method:
+        overrides["vl_prompts"] = VLPromptsConfig(**vl_sizes)
+    elif any(value is not None for value in vl_sizes.values()):
+        raise ValueError("--vision-prompts, --text-prompts and --prompt-depth need --method vl-prompts.")
     return XClipAdapterConfig.for_method(args.method, **overrides)
 
 
