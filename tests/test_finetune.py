@@ -170,7 +170,7 @@ def test_cli_vl_prompts_learn_the_task_and_reload_identically(model_dir, data_di
 def test_vl_prompts_with_lora_train_and_reload_identically(model_dir, data_dir, tmp_path):
     from peft import PeftModel
 
-    from hf_xclip.training import save_adapter
+    from hf_xclip.adapters import save_adapter
 
     model, processor = _load(model_dir)
     train, heldout = select_shots(scan_video_folder(data_dir / "train"), 4, seed=0)

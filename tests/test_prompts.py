@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hf_xclip import XClipConfig, XClipModel
-from test_modeling import XClipModelTester, randomise_
+from testing_utils import XClipModelTester, randomise_
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
