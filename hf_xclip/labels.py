@@ -6,6 +6,9 @@ the model:
 
 * [`normalize_labels`] / [`normalize_templates`]: the one validation of labels and templates (a template holds the
   label placeholder ``{}`` exactly once); [`read_label_file`] reads label lists (lines, or a CSV ``name`` column).
+* [`model_template`] / [`resolve_templates`]: the model's own text template (its processor's
+  ``hypothesis_template``: ``"{}"`` for X-CLIP, ``"a photo of a {}."`` for ViFi-CLIP), used when the caller gives
+  none.
 * [`tokenize_texts`]: texts cleaned as the original tokenizer does ([`clean_text`]), tokenized, truncated to the
   model's context length.
 * [`LabelEncoder`]: one model + tokenizer -> projected text embeddings (the original's ``encode_text``, before the
@@ -90,6 +93,34 @@ def normalize_templates(templates: Any, name: str = "hypothesis_template") -> tu
     if len(set(checked)) != len(checked):
         raise ValueError(f"`{name}` has duplicate templates: {list(checked)!r}.")
     return checked
+
+
+def model_template(processor: Any = None, source: str | os.PathLike | None = None) -> str:
+    """The text template the model was trained with: `processor.hypothesis_template` (an [`XClipProcessor`]), else
+    the ``hypothesis_template`` recorded in the ``processor_config.json`` of `source` (the model's directory or Hub
+    id), else ``"{}"`` (X-CLIP's bare class names). ViFi-CLIP models say ``"a photo of a {}."``."""
+    template = getattr(processor, "hypothesis_template", None)
+    if template is None and source is not None:
+        from transformers.utils import cached_file
+
+        path = cached_file(
+            os.fspath(source),
+            "processor_config.json",
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        if path is not None:
+            template = json.loads(Path(path).read_text(encoding="utf-8")).get("hypothesis_template")
+    return DEFAULT_HYPOTHESIS_TEMPLATE if template is None else validate_template(template)
+
+
+def resolve_templates(
+    templates: Any = None, processor: Any = None, source: str | os.PathLike | None = None, name: str = "hypothesis_template"
+) -> tuple[str, ...]:
+    """The templates to use: the caller's (validated by [`normalize_templates`]), or the model's own
+    ([`model_template`]) when the caller gives none. The one place where that default is decided (pipeline,
+    `hf-xclip classify` / `evaluate` / `finetune`)."""
+    return normalize_templates(model_template(processor, source) if templates is None else templates, name)
 
 
 def fill_templates(labels: Sequence[str], templates: Sequence[str]) -> list[str]:
@@ -548,5 +579,7 @@ __all__ = [
     "read_label_file",
     "tokenize_labels",
     "tokenize_texts",
+    "model_template",
+    "resolve_templates",
     "validate_template",
 ]

@@ -42,12 +42,12 @@ from transformers import Pipeline
 from transformers.utils import logging
 
 from .labels import (
-    DEFAULT_HYPOTHESIS_TEMPLATE,
     DEFAULT_NEGATIVE_TEMPLATE,
     LabelEncoder,
     TextEmbeddingCache,
     normalize_labels,
     normalize_templates,
+    resolve_templates,
 )
 from .loading import as_xclip_model, resolve_components
 from .modeling_xclip import XClipModel
@@ -109,7 +109,9 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
     [`XClipModel`] (a transformers `XCLIPModel` object is converted). Processor and tokenizer are read from the
     model's directory unless given (`processor=`, `video_processor=` / `image_processor=`, `tokenizer=`).
 
-    Call arguments are described in [`~ZeroShotVideoClassificationPipeline.__call__`].
+    Call arguments are described in [`~ZeroShotVideoClassificationPipeline.__call__`]. Without a
+    `hypothesis_template` the model's own is used (`hypothesis_template` attribute, from its processor: `"{}"` for
+    X-CLIP, `"a photo of a {}."` for ViFi-CLIP).
     """
 
     _load_processor = False
@@ -138,6 +140,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         )
         super().__init__(model=model, tokenizer=tokenizer, video_processor=video_processor, processor=processor, **kwargs)
         self.model.eval()
+        # the model's text template (its processor's), the default of every call
+        self.hypothesis_template = resolve_templates(None, processor, source)
         self.label_encoder = LabelEncoder(
             self.model,
             self.tokenizer,
@@ -165,7 +169,11 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         if processor is None:  # one processor_config.json, so that AutoProcessor loads the directory too
             from .processing_xclip import XClipProcessor
 
-            processor = XClipProcessor(video_processor=self.video_processor, tokenizer=self.tokenizer)
+            processor = XClipProcessor(
+                video_processor=self.video_processor,
+                tokenizer=self.tokenizer,
+                hypothesis_template=self.hypothesis_template[0],
+            )
         processor.save_pretrained(save_directory)
 
     # -- parameters -------------------------------------------------------------------------------------------
@@ -178,8 +186,10 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
                 tensor of shape (T, H, W, 3) (uint8 RGB); or a list of these (a list of results is returned), or a
                 generator / dataset (an iterator of results is returned).
             candidate_labels (`list[str]`): distinct, non-empty label texts (a single string is split on commas).
-            hypothesis_template (`str` or `list[str]`, defaults to `"{}"`): where the label goes in the text; X-CLIP
-                was trained with bare class names. Several templates are ensembled (see module docs).
+            hypothesis_template (`str` or `list[str]`, *optional*): where the label goes in the text; defaults to the
+                model's own template (its processor's `hypothesis_template`: `"{}"` for X-CLIP, which was trained
+                with bare class names, `"a photo of a {}."` for ViFi-CLIP). Several templates are ensembled (see
+                module docs).
             top_k (`int`, *optional*): return only the `top_k` best labels (all when `None`).
             multi_label (`bool`, defaults to `False`): independent per-label scores in [0, 1] (label vs. negative
                 prompt) instead of a softmax over the labels.
@@ -275,11 +285,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
     def label_embeddings(
         self,
         candidate_labels: Sequence[str],
-        hypothesis_template: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+        hypothesis_template: str | Sequence[str] | None = None,
         negative_template: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Ensembled label embeddings (K, D) and, with a `negative_template`, the negatives' (K, D)."""
-        return self._labels().label_embeddings(candidate_labels, hypothesis_template, negative_template)
+        """Ensembled label embeddings (K, D) and, with a `negative_template`, the negatives' (K, D); the model's own
+        template when `hypothesis_template` is None."""
+        templates = self.hypothesis_template if hypothesis_template is None else hypothesis_template
+        return self._labels().label_embeddings(candidate_labels, templates, negative_template)
 
     # -- video side -------------------------------------------------------------------------------------------
 
@@ -317,7 +329,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         self,
         model_inputs: dict[str, Any],
         candidate_labels: tuple[str, ...] | None = None,
-        hypothesis_template: tuple[str, ...] = (DEFAULT_HYPOTHESIS_TEMPLATE,),
+        hypothesis_template: tuple[str, ...] | None = None,
         multi_label: bool = False,
         negative_template: str = DEFAULT_NEGATIVE_TEMPLATE,
     ) -> dict[str, Any]:
@@ -369,7 +381,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         # Validate the labels (and fill the text cache) before any video is decoded.
         self.label_embeddings(
             forward_params.get("candidate_labels") or normalize_labels(None),
-            forward_params.get("hypothesis_template", DEFAULT_HYPOTHESIS_TEMPLATE),
+            forward_params.get("hypothesis_template"),
             forward_params.get("negative_template", DEFAULT_NEGATIVE_TEMPLATE)
             if forward_params.get("multi_label")
             else None,

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from .accelerator import make_accelerator
 from .evaluation import EvaluationResult, evaluate_videos
-from .labels import LabelEncoder, tokenize_labels, validate_template
+from .labels import LabelEncoder, resolve_templates, tokenize_labels, validate_template
 from .peft_utils import (
     XClipAdapterConfig,
     default_learning_rates,
@@ -59,7 +59,11 @@ class FewShotTrainingArguments:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     seed: int = field(default=0, metadata={"help": "Seeds data order, sampling, augmentation and initialisation."})
-    template: str = field(default="{}", metadata={"help": "Prompt template; the original X-CLIP uses the class name."})
+    template: str | None = field(
+        default=None,
+        metadata={"help": "Prompt template; None: the model's own (its processor's `hypothesis_template`; the "
+                  "original X-CLIP uses the class name, ViFi-CLIP 'a photo of a {}.')."},
+    )
     augment: bool = field(default=True, metadata={"help": "Random resized crop and horizontal flip."})
     crop_scale: tuple[float, float] = field(default=(0.4, 1.0), metadata={"help": "Area range of the random crop."})
     hflip_prob: float = field(default=0.5, metadata={"help": "Flip probability (0 for left/right classes)."})
@@ -78,7 +82,8 @@ class FewShotTrainingArguments:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}.")
-        validate_template(self.template, "template")
+        if self.template is not None:
+            validate_template(self.template, "template")
         self.adam_betas = tuple(self.adam_betas)
         self.crop_scale = tuple(self.crop_scale)
 
@@ -214,6 +219,8 @@ def train_few_shot(
 
     start = time.perf_counter()
     args = args or FewShotTrainingArguments()
+    # the model's own template unless one was given; recorded in the result (metadata, card)
+    args = replace(args, template=resolve_templates(args.template, processor)[0])
     adapter_config = adapter_config or XClipAdapterConfig.for_method("lora")
     accelerator = accelerator or make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     set_seed(args.seed)

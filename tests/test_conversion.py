@@ -535,7 +535,8 @@ def write_vificlip(tmp_path: Path, original: dict[str, torch.Tensor], *, extra: 
         elif key != "logit_scale":
             key = "text_encoder." + key
         model["module." + key] = value
-    ids = torch.tensor([[298, 7, 299] + [0] * 17, [298, 9, 12, 299] + [0] * 16])
+    sot, eot = original["token_embedding.weight"].shape[0] - 2, original["token_embedding.weight"].shape[0] - 1
+    ids = torch.tensor([[sot, 7, eot] + [0] * 17, [sot, 9, 12, eot] + [0] * 16])
     model["module.prompt_learner.complete_text_embeddings"] = original["token_embedding.weight"][ids]
     model.update(extra or {})
     path = tmp_path / "vifi_clip.pth"
@@ -582,6 +583,32 @@ def test_vificlip_conversion_matches_clip_frame_mean(tmp_path, clip_weights):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert "a photo of a {}." in card.text and card.data.pipeline_tag == "video-classification"
+
+
+def test_converted_vificlip_pipeline_uses_the_models_template(tmp_path):
+    """The converted model's processor records "a photo of a {}."; the pipeline (and every command through the label
+    core) uses it when no template is given."""
+    from transformers import pipeline
+
+    from hf_xclip.labels import model_template
+    from hf_xclip.video_io import write_video
+
+    config = clip_like_config(text=dict(vocab_size=1000, bos_token_id=998, eos_token_id=999))
+    clip_weights = hf_to_original(random_hf_weights(config, tmp_path, seed=4))
+    path = write_vificlip(tmp_path, clip_weights)
+    torch.save(clip_weights, tmp_path / "clip.pth")
+    convert_vificlip_checkpoint(path, tmp_path / "out", clip=tmp_path / "clip.pth",
+                                bpe_vocab=synthetic_bpe(tmp_path, 1000))
+    assert XClipProcessor.from_pretrained(tmp_path / "out").hypothesis_template == "a photo of a {}."
+    assert model_template(source=tmp_path / "out") == "a photo of a {}."
+    frames = (torch.rand(8, 24, 24, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
+    video = write_video(tmp_path / "clip.mp4", frames, fps=8)
+    classifier = pipeline("zero-shot-video-classification", model=str(tmp_path / "out"))
+    labels = ["ab", "cd ef", "gh"]
+    default = classifier(str(video), candidate_labels=labels)
+    explicit = classifier(str(video), candidate_labels=labels, hypothesis_template="a photo of a {}.")
+    bare = classifier(str(video), candidate_labels=labels, hypothesis_template="{}")
+    assert default == explicit and default != bare
 
 
 def test_vificlip_needs_the_clip_it_was_trained_from(tmp_path, clip_weights):

@@ -49,7 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="append",
         dest="templates",
         metavar="TEMPLATE",
-        help="hypothesis template with '{}' for the label (repeat to ensemble; default '{}': the bare label)",
+        help="hypothesis template with '{}' for the label (repeat to ensemble; default: the model's own, '{}' for "
+        "X-CLIP, 'a photo of a {}.' for ViFi-CLIP)",
     )
     parser.add_argument("--multi-label", action="store_true", help="independent per-label scores (label vs 'not label')")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     call = dict(
         candidate_labels=labels,
-        hypothesis_template=args.templates or "{}",
+        hypothesis_template=args.templates or None,  # None: the model's own (its processor's)
         multi_label=args.multi_label,
         num_frames=args.num_frames,
         num_clips=args.num_clips,

@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
     parser.add_argument("--data-dir", required=True, type=Path, help="one sub-folder of videos per class")
-    parser.add_argument("--template", help="prompt template with '{}' (default: the adapter's, else '{}')")
+    parser.add_argument("--template", help="prompt template with '{}' (default: the adapter's, else the model's own)")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default 8)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding videos (default 2)")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..accelerator import make_accelerator
     from ..adapters import load_model_with_adapter
     from ..evaluation import evaluate_videos
-    from ..labels import validate_template
+    from ..labels import resolve_templates
     from ..video_data import scan_video_folder
     from ..video_dataset import VideoClassificationDataset
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         metadata = metadata or {}
         class_names = metadata.get("class_names")
         folder = scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True)
-        template = validate_template(args.template or metadata.get("template") or "{}", "--template")
+        template = resolve_templates(args.template or metadata.get("template"), processor, name="--template")
         num_frames = args.num_frames or metadata.get("num_frames")
     except (UsageError, ValueError, OSError) as err:
         print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)

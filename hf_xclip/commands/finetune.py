@@ -74,7 +74,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding videos (default 2)")
     data = parser.add_argument_group("data")
     data.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
-    data.add_argument("--template", default="{}", help="prompt template with '{}' for the class (default '{}')")
+    data.add_argument(
+        "--template", help="prompt template with '{}' for the class (default: the model's own, '{}' for X-CLIP)"
+    )
     data.add_argument("--no-augment", action="store_true", help="no random resized crop / flip (centre crop)")
     data.add_argument("--hflip-prob", type=float, default=0.5, help="flip probability; 0 for left/right classes")
     lora = parser.add_argument_group("LoRA (--method lora)")
