@@ -1,12 +1,15 @@
-"""Video decoding, X-CLIP frame sampling and a writer for synthetic test videos.
+"""Video decoding, frame sampling (by frame count or by time), streaming windows, and a writer for test videos.
 
 Reading follows the original X-CLIP data pipeline (decord): the frame count is the number of video packets (what
 decord's ``len(VideoReader)`` reports), frames are addressed in presentation order, and only the sampled frames are
-read. Two backends give the same pixels:
+read. Two backends decode identical pixels at the video's own size (tested bit for bit on H.264 and MPEG-4 Part 2);
+with decode-time downscaling (``short_side``) their scalers differ (a few levels out of 255 on average on 4:2:0
+video, more at sharp edges):
 
 * PyAV (``"auto"``, the default): seek to the keyframe before each wanted frame and decode forward, skipping the
   unwanted non-reference frames (``skip_frame = NONREF``); about 40 % less CPU than decord on H.264
-  (``bench/bench_decode.py``).
+  (``bench/bench_decode.py``). Where seeking is unreliable (AVI, whose packets carry decode-order stamps; a seek
+  that lands after the wanted frame, as in some MPEG-TS files) it decodes from the start instead.
 * decord (``"decord"``, the original's decoder): ``VideoReader.get_batch``. ``"auto"`` also falls back to it when
   PyAV's FFmpeg has no decoder for the codec.
 
@@ -14,36 +17,53 @@ Every file is probed with PyAV first (container opens, has a video stream, its p
 and as many as the header announces), so decord never sees the broken inputs it can abort or hang on. Anything
 unreadable raises `VideoDecodeError` (a `ValueError`) naming the file and the reason.
 
-Sampling (`sample_frame_indices`):
+Sampling by frame count (`sample_frame_indices`, the original's protocol):
 
 * ``"middle"`` (X-CLIP / TSN test protocol): T equal segments, the middle frame of each,
   ``index_k = int((k + 0.5) * N / T)``; clip ``v`` of ``V`` uses offset ``(v + 0.5) / V`` inside each segment.
 * ``"random"`` (TSN training protocol of the original): a random frame in each of T segments of
   ``N // T`` frames; the original's multi-clip testing draws ``V`` such random clips.
 * ``"uniform"``: T frames evenly spaced from the first to the last frame.
+
+Sampling by time (`sample_frame_indices_by_time`): the same modes on seconds inside ``[start_time, end_time)``, or
+frames at a fixed rate (``fps=``); a time maps to the frame on screen then (`frame_indices_at`), using the frames'
+real presentation timestamps (`VideoInfo.timestamps`, exact for variable frame rate). For a constant frame rate,
+``"middle"`` over the whole video picks the same frames as `sample_frame_indices`.
+
+Windows (`iter_windows`): windows of ``window`` seconds every ``stride`` seconds (`window_spans`), T frames
+sampled by time inside each, decoded in one pass from front to back, each needed frame once, holding only the
+frames of windows not yet yielded.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Union
 
 import numpy as np
 
 from transformers.utils import logging
+from transformers.video_utils import VideoMetadata
 
 logger = logging.get_logger(__name__)
 
 SAMPLING_MODES = ("middle", "random", "uniform")
 BACKENDS = ("auto", "decord", "pyav")
+TAIL_MODES = ("shift", "partial")
+# Times closer than this (seconds) count as equal: a frame shown at t is still "the frame at t" after rounding.
+TIME_TOLERANCE = 1e-6
 
 SamplingMode = Literal["middle", "random", "uniform"]
 Backend = Literal["auto", "decord", "pyav"]
+TailMode = Literal["shift", "partial"]
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
@@ -128,6 +148,192 @@ def _random_segment_offsets(total_frames: int, num_frames: int, rng: np.random.G
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Sampling by time
+# --------------------------------------------------------------------------------------------------------------
+
+
+def frame_indices_at(timestamps: np.ndarray | Sequence[float], times: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Index of the frame on screen at each of ``times``: the last frame whose timestamp is ``<= t``.
+
+    Args:
+        timestamps: presentation times of the frames in seconds, sorted (`VideoInfo.timestamps`).
+        times: seconds, any shape.
+
+    Returns:
+        ``int64`` array of the shape of ``times``, values in ``[0, len(timestamps))`` (times before the first frame
+        give 0, after the last give the last). Times within `TIME_TOLERANCE` before a frame count as that frame.
+    """
+    stamps = np.asarray(timestamps, dtype=np.float64)
+    if stamps.ndim != 1 or stamps.size == 0:
+        raise ValueError(f"`timestamps` must be a non-empty 1-D sequence, got shape {stamps.shape}.")
+    times = np.asarray(times, dtype=np.float64)
+    indices = np.searchsorted(stamps, times + TIME_TOLERANCE, side="right") - 1
+    return np.clip(indices, 0, stamps.size - 1).astype(np.int64)
+
+
+def sample_frame_indices_by_time(
+    timestamps: np.ndarray | Sequence[float],
+    duration: float,
+    num_frames: int | None = 8,
+    mode: SamplingMode = "middle",
+    num_clips: int = 1,
+    rng: np.random.Generator | None = None,
+    *,
+    fps: float | None = None,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> np.ndarray:
+    """Frame indices sampled by time inside ``[start_time, end_time)`` of a video.
+
+    ``"middle"``: the frame on screen at the middle of each of ``num_frames`` equal time segments (clip ``v`` of
+    ``V`` at offset ``(v + 0.5) / V``); ``"random"``: at a random time in each segment; ``"uniform"``:
+    ``num_frames`` frames evenly spaced from the first to the last frame of the range. With ``fps`` the segments
+    are ``1 / fps`` seconds long, starting at ``start_time`` (a frame every ``1 / fps`` s, at
+    ``start_time + (k + 0.5) / fps``), as many as fit, at least one; ``num_frames`` is then ignored. With neither
+    ``num_frames`` nor ``fps``: every frame whose timestamp lies in the range (at least the one on screen at
+    ``start_time``), one clip.
+
+    Args:
+        timestamps: presentation times of the frames in seconds, sorted (`VideoInfo.timestamps`).
+        duration: length of the video in seconds (`VideoInfo.duration`).
+        num_frames: frames per clip (T), unless ``fps`` is given; ``None`` without ``fps``: every frame.
+        mode: ``"middle"``, ``"random"`` or ``"uniform"`` (not with ``fps``).
+        num_clips: clips (V); 1 with ``fps`` or ``"uniform"``.
+        rng: random generator for ``"random"`` (a fresh one when ``None``).
+        fps: sampling rate in frames per second instead of a frame count.
+        start_time: start of the range in seconds (default 0).
+        end_time: end of the range in seconds (default and at most ``duration``).
+
+    Returns:
+        ``int64`` array of shape ``(num_clips, T)``.
+
+    Raises:
+        ValueError: invalid range, counts or rate.
+    """
+    start, end = _time_range(duration, start_time, end_time)
+    if mode not in SAMPLING_MODES:
+        raise ValueError(f"Unknown frame sampling {mode!r}; expected one of {SAMPLING_MODES}.")
+    if num_clips < 1:
+        raise ValueError(f"`num_clips` must be positive, got {num_clips}.")
+    if fps is not None:
+        if not _positive_number(fps):
+            raise ValueError(f"`fps` must be a positive number, got {fps!r}.")
+        if mode == "uniform" or num_clips != 1:
+            raise ValueError("Sampling at a rate (`fps`) gives one clip of 'middle' or 'random' frames.")
+    elif num_frames is not None and num_frames < 1:
+        raise ValueError(f"`num_frames` must be positive (or give `fps`), got {num_frames}.")
+    if (num_frames is None and fps is None) or mode == "uniform":
+        if num_clips != 1:
+            raise ValueError("All frames or `uniform` sampling of a range give one clip; use `num_clips=1`.")
+        stamps = np.asarray(timestamps, dtype=np.float64)
+        first = int(np.searchsorted(stamps, start - TIME_TOLERANCE, side="left"))
+        last = int(np.searchsorted(stamps, end - TIME_TOLERANCE, side="left")) - 1
+        if last < first:  # no frame starts inside the range: the one on screen
+            first = last = int(frame_indices_at(stamps, start))
+        if num_frames is None:
+            return np.arange(first, last + 1, dtype=np.int64)[None, :]
+        return first + sample_frame_indices(last - first + 1, num_frames, "uniform")
+    return frame_indices_at(timestamps, _sample_times(start, end, num_frames, fps, mode, num_clips, rng))
+
+
+def _sample_times(start: float, end: float, num_frames, fps, mode: str, num_clips: int, rng) -> np.ndarray:
+    """(V, T) sampling times in seconds: segment starts plus an offset (middle, clip offsets, or random)."""
+    span = end - start
+    if fps is not None:
+        count = max(1, math.ceil(span * fps - 0.5 - 1e-9))
+        segment = 1.0 / fps if span * fps >= 0.5 else span
+    else:
+        count, segment = num_frames, span / num_frames
+    k = np.arange(count, dtype=np.float64)[None, :]
+    if mode == "random":
+        rng = rng if rng is not None else np.random.default_rng()
+        offsets = rng.random((num_clips, count))
+    else:
+        offsets = ((np.arange(num_clips, dtype=np.float64) + 0.5) / num_clips)[:, None]
+    return np.minimum(start + (k + offsets) * segment, np.nextafter(end, -np.inf))
+
+
+def _time_range(
+    duration: float, start_time: float | None = None, end_time: float | None = None, name: str = "the video"
+) -> tuple[float, float]:
+    """``(start, end)`` seconds of a range of a video: defaults 0 and ``duration``; ``end_time`` past the end is cut
+    to ``duration``.
+
+    Raises:
+        ValueError: naming ``name``: negative or non-finite times, ``start_time`` at or past the end,
+            ``end_time <= start_time``, or a video without duration.
+    """
+    if not _positive_number(duration):
+        raise ValueError(f"Cannot sample by time from {name}: its duration is {duration!r} s.")
+    start = 0.0 if start_time is None else start_time
+    if not isinstance(start, (int, float, np.number)) or not math.isfinite(start) or start < 0:
+        raise ValueError(f"`start_time` must be a non-negative number of seconds, got {start_time!r}.")
+    if start >= duration:
+        raise ValueError(f"`start_time` {start:g} s is at or past the end of {name} ({duration:.3f} s).")
+    end = float(duration) if end_time is None else end_time
+    if not isinstance(end, (int, float, np.number)) or math.isnan(end) or end <= start:
+        raise ValueError(f"`end_time` must be a number of seconds after `start_time` ({start:g}), got {end_time!r}.")
+    return float(start), float(min(end, duration))
+
+
+def window_spans(
+    duration: float,
+    window: float,
+    stride: float,
+    *,
+    start_time: float | None = None,
+    end_time: float | None = None,
+    tail: TailMode = "shift",
+) -> np.ndarray:
+    """``(start, end)`` seconds of the windows `iter_windows` reads: ``window`` seconds every ``stride`` seconds
+    from ``start_time``, as many as fit before ``end_time`` (default: the end of the video).
+
+    When the grid leaves the end uncovered (the next window would start before the end but not fit), one more
+    window is added: ``tail="shift"`` (default) ends it at the end, ``[end - window, end)``, so that every window
+    has the same length; ``tail="partial"`` keeps the grid, ``[next start, end)``. A range shorter than one window
+    gives one window covering it. ``stride > window`` leaves gaps between windows.
+
+    Returns:
+        float64 array of shape ``(num_windows, 2)``, starts non-decreasing, rounded to microseconds.
+
+    Raises:
+        ValueError: non-positive ``window`` / ``stride``, an unknown ``tail``, or an invalid range.
+
+    Example:
+
+    ```python
+    >>> window_spans(10.0, window=4, stride=3).tolist()
+    [[0.0, 4.0], [3.0, 7.0], [6.0, 10.0]]
+    >>> window_spans(10.0, window=4, stride=4).tolist()  # the tail [8, 10) becomes [6, 10)
+    [[0.0, 4.0], [4.0, 8.0], [6.0, 10.0]]
+    >>> window_spans(10.0, window=4, stride=4, tail="partial").tolist()
+    [[0.0, 4.0], [4.0, 8.0], [8.0, 10.0]]
+    >>> window_spans(2.5, window=4, stride=2).tolist()  # shorter than one window
+    [[0.0, 2.5]]
+    ```
+    """
+    for name, value in (("window", window), ("stride", stride)):
+        if not _positive_number(value):
+            raise ValueError(f"`{name}` must be a positive, finite number of seconds, got {value!r}.")
+    if tail not in TAIL_MODES:
+        raise ValueError(f"`tail` must be one of {TAIL_MODES}, got {tail!r}.")
+    start, end = _time_range(duration, start_time, end_time)
+    spans = [np.array([[start, end]])]
+    if end - start > window + TIME_TOLERANCE:
+        count = int(math.floor((end - start - window) / stride + TIME_TOLERANCE)) + 1
+        starts = start + stride * np.arange(count, dtype=np.float64)
+        spans = [np.stack([starts, starts + window], axis=1)]
+        next_start = start + stride * count
+        if starts[-1] + window < end - TIME_TOLERANCE and next_start < end - TIME_TOLERANCE:
+            spans.append(np.array([[end - window, end] if tail == "shift" else [next_start, end]]))
+    return np.round(np.concatenate(spans), 6)  # microseconds: 1.2, not 1.2000000000000002
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and 0 < value < math.inf
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Sources
 # --------------------------------------------------------------------------------------------------------------
 
@@ -183,12 +389,42 @@ def _as_source(source: VideoSource) -> _Source:
 
 
 @dataclass
+class XClipVideoMetadata(VideoMetadata):
+    """transformers' `VideoMetadata` (also a mapping: ``meta["fps"]``) with the sampled frames' real timestamps.
+
+    transformers' fields: ``total_num_frames``, ``fps`` (average rate), ``width``, ``height``, ``duration``
+    (seconds), ``video_backend``, ``frames_indices`` (sampled indices, clips concatenated). Added:
+
+    * ``timestamps``: seconds of the sampled frames from their presentation timestamps, so exact for a variable
+      frame rate (transformers computes ``index / fps``); ``None`` for frames given without a frame rate;
+    * ``source``: the path, ``<bytes>`` or ``<array k>``;
+    * ``num_clips``: clips in ``frames_indices``; ``frame_indices`` gives them per clip, ``(num_clips, T)``;
+      ``backend`` is ``video_backend``.
+    """
+
+    source: str | None = None
+    timestamps: list[float] | None = None
+    num_clips: int = 1
+
+    @property
+    def frame_indices(self) -> list[list[int]] | None:
+        """Sampled indices per clip, ``(num_clips, T)``."""
+        if self.frames_indices is None:
+            return None
+        return np.asarray(self.frames_indices, dtype=np.int64).reshape(self.num_clips, -1).tolist()
+
+    @property
+    def backend(self) -> str | None:
+        return self.video_backend
+
+
+@dataclass
 class VideoInfo:
     """What the probe learnt about a video.
 
     ``num_frames`` counts video packets (the frame count decord and the original X-CLIP use); ``frame_pts`` are
     their presentation timestamps in stream time base, sorted (``None`` when the container has none);
-    ``keyframe_pts`` the subset that are keyframes.
+    ``keyframe_pts`` the subset that are keyframes; ``fps`` is the stream's average rate.
     """
 
     name: str
@@ -202,9 +438,49 @@ class VideoInfo:
     frame_pts: np.ndarray | None = field(default=None, repr=False)
     keyframe_pts: np.ndarray | None = field(default=None, repr=False)
 
+    @cached_property
+    def timestamps(self) -> np.ndarray:
+        """Seconds of each frame (presentation order) from the first frame: ``(pts - first pts) * time_base``,
+        so exact for a variable frame rate; ``index / fps`` for streams without timestamps (raw H.264).
+
+        Raises:
+            VideoDecodeError: the stream has neither timestamps nor a frame rate.
+        """
+        if self.frame_pts is not None and self.time_base:
+            ticks = (self.frame_pts - self.frame_pts[0]).astype(np.float64)
+            return ticks * self.time_base.numerator / self.time_base.denominator
+        if not self.fps:
+            raise VideoDecodeError(self.name, "the video stream has neither frame timestamps nor a frame rate")
+        return np.arange(self.num_frames, dtype=np.float64) / self.fps
+
     @property
     def duration(self) -> float | None:
-        return self.num_frames / self.fps if self.fps else None
+        """Seconds from the first frame to the end of the last: its timestamp plus the interval before it (one
+        frame at the stream's rate for a single frame). Read from the frames, not the header (which can be absent
+        or, with B-frames or a variable rate, shorter than the last timestamp). ``None`` when unknown."""
+        try:
+            stamps = self.timestamps
+        except VideoDecodeError:
+            return None
+        if len(stamps) > 1:
+            return float(stamps[-1] + (stamps[-1] - stamps[-2]))
+        return 1.0 / self.fps if self.fps else None
+
+    def metadata(self, indices: np.ndarray | Sequence[int] | None = None, backend: str | None = None) -> XClipVideoMetadata:
+        """transformers-style metadata of this video and of the sampled ``indices`` (``(T,)`` or ``(V, T)``)."""
+        sampled = None if indices is None else np.asarray(indices, dtype=np.int64)
+        return XClipVideoMetadata(
+            total_num_frames=self.num_frames,
+            fps=self.fps,
+            width=self.width,
+            height=self.height,
+            duration=self.duration,
+            video_backend=backend,
+            frames_indices=None if sampled is None else sampled.reshape(-1).tolist(),
+            source=self.name,
+            timestamps=None if sampled is None else self.timestamps[sampled.reshape(-1)].tolist(),
+            num_clips=1 if sampled is None or sampled.ndim < 2 else sampled.shape[0],
+        )
 
 
 def _import_av():
@@ -252,7 +528,7 @@ def _probe(src: _Source) -> VideoInfo:
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
             raise VideoDecodeError(src.name, "the video stream has no frame size (broken header)")
-        pts, key_pts, corrupt, has_none = [], [], 0, False
+        pts, key_pts, corrupt, has_none = array("q"), array("q"), 0, False  # 8 bytes per frame
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -260,9 +536,9 @@ def _probe(src: _Source) -> VideoInfo:
                 corrupt += bool(packet.is_corrupt)
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 has_none |= stamp is None
-                pts.append(stamp)
+                pts.append(stamp if stamp is not None else 0)
                 if packet.is_keyframe:
-                    key_pts.append(stamp)
+                    key_pts.append(stamp if stamp is not None else 0)
         except av.error.FFmpegError as err:
             raise VideoDecodeError(src.name, f"truncated or corrupt data ({_ffmpeg_reason(err)})") from None
         if not pts:
@@ -275,8 +551,8 @@ def _probe(src: _Source) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         frame_pts = key = None
         if not has_none:
-            frame_pts = np.sort(np.asarray(pts, dtype=np.int64))
-            key = np.sort(np.asarray(key_pts, dtype=np.int64))
+            frame_pts = np.sort(np.frombuffer(pts, dtype=np.int64))
+            key = np.sort(np.frombuffer(key_pts, dtype=np.int64))
             if len(np.unique(frame_pts)) != len(frame_pts):
                 frame_pts = key = None  # duplicated timestamps: fall back to decoding in order
         return VideoInfo(
@@ -336,53 +612,61 @@ def _frame_to_array(frame, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def _read_pyav(src: _Source, info: VideoInfo, indices: np.ndarray, size: tuple[int, int] | None, threads: int):
-    """Decode the frames at ``indices`` (sorted, unique): seek to the keyframe before each, decode forward."""
-    av = _import_av()
-    container = _open_container(src)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO" if threads != 1 else "SLICE"
-        stream.codec_context.thread_count = max(threads, 0)
-        wanted = [int(i) for i in indices]
+    """Decode the frames at ``indices`` (sorted, unique): seek to the keyframe before each, decode forward; decode
+    front to back instead where seeking cannot be trusted."""
+    if _pts_reliable(info):
+        av = _import_av()
+        container = _open_container(src)
         try:
-            if info.frame_pts is None:
-                return _decode_in_order(container, stream, wanted, size, src.name)
-            return _decode_with_seeks(container, stream, info, wanted, size, src.name)
-        except av.error.DecoderNotFoundError as err:
-            raise _NoDecoderError(src.name, f"PyAV has no decoder for {stream.codec_context.name!r}") from err
-        except av.error.FFmpegError as err:
-            raise VideoDecodeError(src.name, f"decoding failed ({_ffmpeg_reason(err)})") from None
-    finally:
-        container.close()
+            stream = _configure_threads(container.streams.video[0], threads)
+            try:
+                return _decode_with_seeks(container, stream, info, [int(i) for i in indices], size, src.name)
+            except av.error.DecoderNotFoundError as err:
+                raise _NoDecoderError(src.name, f"PyAV has no decoder for {stream.codec_context.name!r}") from err
+            except av.error.FFmpegError as err:
+                raise VideoDecodeError(src.name, f"decoding failed ({_ffmpeg_reason(err)})") from None
+        except _SeekMissed as missed:
+            logger.info(f"{src.name}: {missed}; decoding from the start instead.")
+        finally:
+            container.close()
+    return np.stack([frame for _, frame in _stream_pyav(src, info, indices, size, threads, seek=False)])
 
 
 class _NoDecoderError(VideoDecodeError):
     """PyAV's FFmpeg build cannot decode this codec (decord's bundled FFmpeg may)."""
 
 
-def _decode_in_order(container, stream, wanted: list[int], size, name: str) -> np.ndarray:
-    """Fallback for streams without usable timestamps: decode from the start, count frames."""
-    targets, out, last = set(wanted), {}, max(wanted)
-    for position, frame in enumerate(container.decode(stream)):
-        if position in targets:
-            out[position] = _frame_to_array(frame, size)
-        if position >= last:
-            break
-    missing = [i for i in wanted if i not in out]
-    if missing:
-        raise VideoDecodeError(name, f"frames {missing[:5]} could not be decoded")
-    return np.stack([out[i] for i in wanted])
+class _SeekMissed(Exception):
+    """A seek landed after the wanted frame (inexact seeking, e.g. in some MPEG-TS files)."""
+
+
+def _pts_reliable(info: VideoInfo) -> bool:
+    """Whether frames can be identified by their timestamps (and so found by seeking): the stream has unique
+    timestamps and is not in AVI, whose packets carry decode-order stamps (wrong for B-frames)."""
+    return info.frame_pts is not None and info.container != "avi"
+
+
+def _configure_threads(stream, threads: int):
+    stream.thread_type = "AUTO" if threads != 1 else "SLICE"
+    stream.codec_context.thread_count = max(threads, 0)
+    return stream
+
+
+def _keyframe_before(info: VideoInfo, index: int) -> int:
+    """pts of the last keyframe at or before frame ``index`` (the first frame's pts when there is none)."""
+    target = int(info.frame_pts[index])
+    before = info.keyframe_pts[info.keyframe_pts <= target]
+    return int(before[-1]) if len(before) else int(info.frame_pts[0])
 
 
 def _decode_with_seeks(container, stream, info: VideoInfo, wanted: list[int], size, name: str) -> np.ndarray:
-    frame_pts, key_pts = info.frame_pts, info.keyframe_pts
+    frame_pts = info.frame_pts
     wanted_pts = {int(frame_pts[i]) for i in wanted}
     out: dict[int, np.ndarray] = {}
     frames_iter, position = None, None  # `position` = pts of the last decoded frame
     for index in wanted:
         target = int(frame_pts[index])
-        before = key_pts[key_pts <= target]
-        keyframe = int(before[-1]) if len(before) else int(frame_pts[0])
+        keyframe = _keyframe_before(info, index)
         if frames_iter is None or position is None or target <= position or keyframe > position:
             container.seek(keyframe, stream=stream, backward=True, any_frame=False)
             frames_iter, position = _decode_forward(container, stream, wanted_pts), None
@@ -390,6 +674,8 @@ def _decode_with_seeks(container, stream, info: VideoInfo, wanted: list[int], si
             stamp = frame.pts if frame.pts is not None else frame.dts
             if stamp is None:
                 continue
+            if position is None and stamp > target:
+                raise _SeekMissed(f"seeking to pts {keyframe} for frame {index} landed at pts {stamp}")
             position = stamp
             if stamp >= target:
                 if stamp > target:
@@ -412,13 +698,118 @@ def _decode_forward(container, stream, wanted_pts: set[int]):
 
 
 @dataclass
+class _DecodeStats:
+    """Counters of a streaming decode: frames the decoder returned, frames converted to RGB arrays."""
+
+    decoded: int = 0
+    converted: int = 0
+
+
+def _stream_pyav(
+    src: _Source,
+    info: VideoInfo,
+    needed: np.ndarray,
+    size: tuple[int, int] | None,
+    threads: int,
+    stats: _DecodeStats | None = None,
+    seek: bool = True,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, frame)`` for the sorted, unique ``needed`` indices, in that order, from one front-to-back decode.
+
+    Starts at the keyframe before the first needed frame (``seek``, where timestamps are reliable; from the start
+    if the seek lands too late) and stops after the last. Each decoded frame is converted to RGB at most once;
+    unneeded non-reference frames are skipped by the decoder. Frames are identified by timestamp, or by position
+    in presentation order where timestamps cannot be trusted (then every frame from the start is decoded). A needed
+    frame the decoder never returns is replaced by the next one returned (with a warning, as `read_frames` does).
+
+    Raises:
+        VideoDecodeError: decoding fails, or the stream ends before the last needed frame (naming the time).
+    """
+    av = _import_av()
+    stats = stats if stats is not None else _DecodeStats()
+    by_pts = _pts_reliable(info)
+    first = int(needed[0])
+    seeking = seek and by_pts and first > 0 and _keyframe_before(info, first) > int(info.frame_pts[0])
+    cursor, last_index = 0, -1
+    while True:
+        container = _open_container(src)
+        missed = False
+        try:
+            stream = _configure_threads(container.streams.video[0], threads)
+            if seeking:
+                container.seek(_keyframe_before(info, first), stream=stream, backward=True, any_frame=False)
+            wanted_pts = {int(p) for p in info.frame_pts[needed]} if by_pts else set()
+            frames = _decode_forward(container, stream, wanted_pts) if by_pts else container.decode(stream)
+            for position, frame in enumerate(frames):
+                stats.decoded += 1
+                index = _frame_index(info, frame) if by_pts else position
+                if index is None or index >= info.num_frames:
+                    continue
+                if seeking and last_index < 0 and index > first:
+                    missed = True
+                    break
+                last_index, array = index, None
+                while cursor < len(needed) and needed[cursor] <= index:
+                    if needed[cursor] < index:
+                        logger.warning_once(f"{src.name}: frame {int(needed[cursor])} was not decoded, using frame {index}.")
+                    if array is None:
+                        array = _frame_to_array(frame, size)
+                        stats.converted += 1
+                    yield int(needed[cursor]), array
+                    cursor += 1
+                if cursor == len(needed):
+                    return
+        except av.error.DecoderNotFoundError as err:
+            raise _NoDecoderError(src.name, f"PyAV has no decoder for {container.streams.video[0].codec_context.name!r}") from err
+        except av.error.FFmpegError as err:
+            raise VideoDecodeError(src.name, f"decoding failed {_after(info, last_index)} ({_ffmpeg_reason(err)})") from None
+        finally:
+            container.close()
+        if not missed:
+            break
+        logger.info(f"{src.name}: seeking landed after frame {first}; decoding from the start instead.")
+        seeking = False
+    when = float(info.timestamps[int(needed[cursor])])
+    raise VideoDecodeError(
+        src.name,
+        f"frames from {when:.3f} s on could not be decoded (decoding stopped {_after(info, last_index)}; "
+        "truncated or corrupt data)",
+    )
+
+
+def _frame_index(info: VideoInfo, frame) -> int | None:
+    """Index of a decoded frame from its timestamp (``None`` when it has none or an unknown one)."""
+    stamp = frame.pts if frame.pts is not None else frame.dts
+    if stamp is None:
+        return None
+    index = int(np.searchsorted(info.frame_pts, stamp))
+    return index if index < len(info.frame_pts) and info.frame_pts[index] == stamp else None
+
+
+def _after(info: VideoInfo, index: int) -> str:
+    """Where decoding stopped, for messages."""
+    if index < 0:
+        return "before the first frame"
+    return f"after frame {index} at {float(info.timestamps[index]):.3f} s"
+
+
+@dataclass
 class DecodedVideo:
-    """Frames of ``V`` clips of ``T`` frames: ``frames`` (V, T, H, W, 3) uint8, ``indices`` (V, T), ``info``."""
+    """Frames of ``V`` clips of ``T`` frames: ``frames`` (V, T, H, W, 3) uint8, ``indices`` (V, T), ``info``;
+    ``timestamps`` (V, T) seconds of the frames; ``metadata`` in transformers' form."""
 
     frames: np.ndarray
     indices: np.ndarray
     info: VideoInfo
     backend: str
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.info.timestamps[self.indices]
+
+    @property
+    def metadata(self) -> XClipVideoMetadata:
+        return self.info.metadata(self.indices, self.backend)
 
 
 def read_frames(
@@ -462,9 +853,7 @@ def _read_frames(src: _Source, info: VideoInfo, indices: np.ndarray, backend: st
     if indices.min() < 0 or indices.max() >= info.num_frames:
         raise ValueError(f"Frame indices must lie in [0, {info.num_frames}) for {src.name!r}, got {indices.tolist()}.")
     unique, inverse = np.unique(indices, return_inverse=True)
-    size = scaled_size(info.height, info.width, short_side) if short_side else None
-    if size == (info.height, info.width):
-        size = None
+    size = _decode_size(info, short_side)
     if backend == "decord":
         return _read_with_decord(src, info, unique, size, threads)[inverse.reshape(-1)], "decord"
     try:
@@ -491,12 +880,19 @@ def read_video(
     *,
     sampling: SamplingMode = "middle",
     num_clips: int = 1,
+    fps: float | None = None,
+    start_time: float | None = None,
+    end_time: float | None = None,
     backend: Backend = "auto",
     short_side: int | None = None,
     num_threads: int = 0,
     rng: np.random.Generator | None = None,
 ) -> DecodedVideo:
     """Probe a video, sample ``num_clips`` clips of ``num_frames`` frames and decode only those frames.
+
+    Without time options the frames are sampled by count over the whole video (`sample_frame_indices`, the
+    original's protocol). With ``fps`` (frames at that rate instead of ``num_frames``), ``start_time`` or
+    ``end_time`` (seconds) they are sampled by time inside that range (`sample_frame_indices_by_time`).
 
     Example:
 
@@ -508,10 +904,233 @@ def read_video(
     """
     src = _as_source(source)
     info = _probe(src)
-    indices = sample_frame_indices(info.num_frames, num_frames, sampling, num_clips, rng)
+    if fps is None and start_time is None and end_time is None:
+        indices = sample_frame_indices(info.num_frames, num_frames, sampling, num_clips, rng)
+    else:
+        start, end = _time_range(info.duration, start_time, end_time, name=repr(src.name))
+        indices = sample_frame_indices_by_time(
+            info.timestamps, info.duration, num_frames, sampling, num_clips, rng, fps=fps, start_time=start,
+            end_time=end,
+        )
     frames, used = _read_frames(src, info, indices.reshape(-1), backend, short_side, num_threads)
     frames = frames.reshape(*indices.shape, *frames.shape[1:])
     return DecodedVideo(frames=frames, indices=indices, info=info, backend=used)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Windows: one streaming pass over a video
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoWindow:
+    """One window of `iter_windows`.
+
+    Attributes:
+        index: position of the window (0, 1, ...).
+        start / end: the window in seconds, ``[start, end)``.
+        indices: ``(T,)`` indices of the sampled frames (repeats where the window holds fewer than T frames).
+        timestamps: ``(T,)`` seconds of those frames (their presentation timestamps).
+        frames: ``(T, H, W, 3)`` uint8 RGB, the window's own array (later windows do not change it).
+    """
+
+    index: int
+    start: float
+    end: float
+    indices: np.ndarray
+    timestamps: np.ndarray
+    frames: np.ndarray = field(repr=False)
+
+
+class VideoWindows:
+    """The iterator `iter_windows` returns: `VideoWindow` objects in order, from one front-to-back decode.
+
+    Before iterating it knows the plan: ``info`` (`VideoInfo`), ``spans`` ``(W, 2)`` seconds, ``indices`` and
+    ``timestamps`` ``(W, T)``, ``len()`` = W. While iterating it counts ``frames_decoded`` (frames the decoder
+    returned; each frame of the file at most once) and ``frames_converted`` (frames turned into RGB arrays: each
+    distinct needed frame once), and ``backend`` says which decoder runs. Iterate once; `close` (or leaving a
+    ``with`` block) stops decoding early.
+    """
+
+    def __init__(self, src: _Source, info: VideoInfo, spans: np.ndarray, indices: np.ndarray, backend: str,
+                 size: tuple[int, int] | None, threads: int):
+        self.info, self.spans, self.indices = info, spans, indices
+        self.timestamps = info.timestamps[indices]
+        self.backend: str | None = None
+        self._src, self._requested, self._size, self._threads = src, backend, size, threads
+        self._stats = _DecodeStats()
+        self._windows: Iterator[VideoWindow] | None = None
+
+    @property
+    def frames_decoded(self) -> int:
+        return self._stats.decoded
+
+    @property
+    def frames_converted(self) -> int:
+        return self._stats.converted
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __iter__(self) -> VideoWindows:
+        return self
+
+    def __next__(self) -> VideoWindow:
+        if self._windows is None:
+            self._windows = self._assemble()
+        return next(self._windows)
+
+    def close(self) -> None:
+        """Stop decoding and release the file."""
+        if self._windows is not None:
+            self._windows.close()
+
+    def __enter__(self) -> VideoWindows:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _assemble(self) -> Iterator[VideoWindow]:
+        """Yield each window as soon as its last frame is decoded; drop a frame after the last window using it."""
+        needed, inverse = np.unique(self.indices, return_inverse=True)
+        inverse = inverse.reshape(self.indices.shape)
+        last_use = np.zeros(len(needed), dtype=np.int64)
+        np.maximum.at(last_use, inverse, np.arange(len(self.spans))[:, None])
+        complete_at = self.indices.max(axis=1)
+        held: dict[int, np.ndarray] = {}
+        window = 0
+        for position, (index, frame) in enumerate(self._frames(needed)):
+            held[index] = frame
+            while window < len(self.spans) and complete_at[window] <= index:
+                yield VideoWindow(
+                    index=window,
+                    start=float(self.spans[window, 0]),
+                    end=float(self.spans[window, 1]),
+                    indices=self.indices[window].copy(),
+                    timestamps=self.timestamps[window].copy(),
+                    frames=np.stack([held[int(i)] for i in self.indices[window]]),
+                )
+                for i in [i for i in held if last_use[np.searchsorted(needed, i)] <= window]:
+                    del held[i]
+                window += 1
+
+    def _frames(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        if self._requested != "decord":
+            stream = _stream_pyav(self._src, self.info, needed, self._size, self._threads, self._stats)
+            try:
+                first = next(stream)
+            except _NoDecoderError:
+                if self._requested == "pyav" or not decord_available():
+                    raise
+                logger.info(f"PyAV cannot decode {self._src.name!r}; using decord.")
+            else:
+                self.backend = "pyav"
+                yield first
+                yield from stream
+                return
+        self.backend = "decord"
+        yield from self._frames_decord(needed)
+
+    def _frames_decord(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """decord has no streaming decode: read each window's not yet read frames in one ``get_batch``."""
+        done = 0
+        for last in self.indices.max(axis=1):
+            stop = int(np.searchsorted(needed, last, side="right"))
+            if stop > done:
+                chunk = needed[done:stop]
+                frames = _read_with_decord(self._src, self.info, chunk, self._size, self._threads)
+                self._stats.decoded += len(chunk)
+                self._stats.converted += len(chunk)
+                yield from zip((int(i) for i in chunk), frames)
+                done = stop
+
+
+def iter_windows(
+    source: VideoSource,
+    *,
+    window: float,
+    stride: float,
+    num_frames: int = 8,
+    start_time: float | None = None,
+    end_time: float | None = None,
+    tail: TailMode = "shift",
+    short_side: int | None = None,
+    backend: Backend = "auto",
+    num_threads: int = 0,
+) -> VideoWindows:
+    """Windows of ``window`` seconds every ``stride`` seconds over a video, ``num_frames`` frames in each, decoded
+    in one pass.
+
+    Windows follow `window_spans` (the tail: a last window ending at the end of the video, or ``tail="partial"``;
+    a video shorter than one window: one window over all of it). Inside each window the frames are sampled by
+    time as the X-CLIP test protocol samples a clip: the frame on screen at the middle of each of T equal segments
+    (`sample_frame_indices_by_time`, using the frames' real timestamps).
+
+    Decoding: the file is probed (packets demuxed, not decoded), then decoded once from front to back with PyAV,
+    starting at the keyframe before the first needed frame (``start_time > 0`` seeks) and stopping after the last.
+    Each frame that any window needs is converted to RGB exactly once, even when windows overlap; unneeded
+    non-reference frames are not decoded at all. A window is yielded as soon as its last frame is decoded, and a
+    frame is dropped after the last window that uses it, so memory holds at most the frames of the windows that
+    overlap the current one (about ``T * ceil(window / stride)`` frames), whatever the length of the video. The
+    plan (timestamps and indices) costs a few bytes per frame. decord is used only when PyAV has no decoder for the
+    codec (or with ``backend="decord"``), reading each window's new frames in one batch.
+
+    Args:
+        source: path, bytes or binary file object.
+        window: window length in seconds.
+        stride: seconds between window starts (``< window``: overlapping windows; ``> window``: gaps).
+        num_frames: frames per window (T), e.g. the model's ``config.vision_config.num_frames``.
+        start_time / end_time: the part of the video to cover, in seconds (default: all of it).
+        tail: ``"shift"`` or ``"partial"``, see `window_spans`.
+        short_side: decode-time downscaling so that the short side has this many pixels.
+        backend: ``"auto"`` (PyAV; decord when PyAV lacks the codec), ``"pyav"`` or ``"decord"``.
+        num_threads: decoder threads (0 = automatic).
+
+    Returns:
+        A `VideoWindows` iterator of `VideoWindow` (``start``, ``end``, ``indices``, ``timestamps``, ``frames``),
+        which also exposes the plan (``spans``, ``indices``, ``info``) before decoding.
+
+    Raises:
+        VideoNotFoundError / VideoDecodeError: at the call, for a missing or unreadable file (the probe); while
+            iterating, for data that fails to decode, naming the file and the time (windows already yielded stay
+            valid).
+        ValueError: invalid ``window``, ``stride``, ``num_frames``, ``tail`` or time range (naming the file).
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from hf_xclip.video_io import iter_windows, write_video
+    >>> path = write_video("ten_seconds.mp4", np.zeros((250, 32, 32, 3), np.uint8), fps=25)
+    >>> windows = iter_windows(path, window=4, stride=2, num_frames=8)
+    >>> windows.spans.tolist()
+    [[0.0, 4.0], [2.0, 6.0], [4.0, 8.0], [6.0, 10.0]]
+    >>> [(w.start, w.end, w.frames.shape) for w in windows][:2]
+    [(0.0, 4.0, (8, 32, 32, 3)), (2.0, 6.0, (8, 32, 32, 3))]
+    >>> windows.frames_converted  # distinct frames of 4 windows x 8 frames
+    32
+    ```
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
+    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
+        raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
+    src = _as_source(source)
+    info = _probe(src)
+    duration = info.duration
+    start, end = _time_range(duration, start_time, end_time, name=repr(src.name))
+    spans = window_spans(duration, window, stride, start_time=start, end_time=end, tail=tail)
+    indices = np.concatenate(
+        [sample_frame_indices_by_time(info.timestamps, duration, num_frames, start_time=a, end_time=b) for a, b in spans]
+    )
+    return VideoWindows(src, info, spans, indices, backend, _decode_size(info, short_side), num_threads)
+
+
+def _decode_size(info: VideoInfo, short_side: int | None) -> tuple[int, int] | None:
+    """(height, width) to scale to while decoding, ``None`` for the video's own size."""
+    size = scaled_size(info.height, info.width, short_side) if short_side else None
+    return None if size == (info.height, info.width) else size
 
 
 # --------------------------------------------------------------------------------------------------------------
