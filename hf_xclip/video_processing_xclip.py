@@ -36,12 +36,12 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from .video_io import (
     BACKENDS,
     SAMPLING_MODES,
-    VideoInfo,
+    XClipVideoMetadata,
     is_video_source,
     probe_video,
     read_frames,
-    read_video,
     sample_frame_indices,
+    sample_frame_indices_by_time,
 )
 
 logger = logging.get_logger(__name__)
@@ -69,6 +69,15 @@ class XClipVideoProcessorKwargs(VideosKwargs, total=False):
             differ slightly from the original's resize).
         decode_threads: decoder threads (0 = automatic).
         seed: seed of ``"random"`` sampling (otherwise drawn from torch's generator).
+        fps: (transformers' option) sample frames at this rate, ``1 / fps`` seconds apart, instead of
+            ``num_frames`` per clip; the frame count then follows the video's duration.
+        start_time / end_time: sample only inside ``[start_time, end_time)`` seconds of each video.
+        video_metadata: (transformers' option, at call time) for array inputs, ``{"fps": ...}`` (or a list, one
+            per video) so that time-based sampling and the returned metadata know their frame rate.
+
+    With ``fps``, ``start_time`` or ``end_time`` frames are sampled by time (`hf_xclip.video_io.
+    sample_frame_indices_by_time`, using the frames' real timestamps); otherwise by frame count as the original.
+    A ``num_frames`` given at call time overrides a configured ``fps``; giving both in one call is an error.
     """
 
     frame_sampling: str | None
@@ -79,6 +88,8 @@ class XClipVideoProcessorKwargs(VideosKwargs, total=False):
     decode_short_side: int | None
     decode_threads: int | None
     seed: int | None
+    start_time: float | None
+    end_time: float | None
 
 
 class XClipVideoProcessor(VideoProcessorMixin):
@@ -103,6 +114,8 @@ class XClipVideoProcessor(VideoProcessorMixin):
         do_sample_frames: sample T frames per clip; ``False`` keeps every frame of array inputs (and decodes every
             frame of files).
         decode_backend / decode_short_side / decode_threads: see `hf_xclip.video_io.read_video`.
+        fps: sample frames at this rate (frames per second) instead of ``num_frames`` per clip.
+        start_time / end_time: sample only inside this part of each video (seconds).
 
     Foreign configs (a 2022 ``VideoMAEFeatureExtractor`` ``preprocessor_config.json`` of the Hub's X-CLIP repos, or
     a ``VideoMAEImageProcessor`` / ``CLIPImageProcessor`` dict) are read as the original protocol at their crop
@@ -145,6 +158,9 @@ class XClipVideoProcessor(VideoProcessorMixin):
     decode_backend = "auto"
     decode_short_side = None
     decode_threads = 0
+    fps = None
+    start_time = None
+    end_time = None
 
     def __init__(self, **kwargs: Unpack[XClipVideoProcessorKwargs]) -> None:
         if _is_foreign_config(kwargs):
@@ -222,20 +238,28 @@ class XClipVideoProcessor(VideoProcessorMixin):
 
         Returns:
             `BatchFeature` with ``pixel_values`` (B * V, T, 3, S, S) float32; ``num_views`` (= V) when V > 1;
-            ``video_metadata`` (one dict per video) with ``return_metadata=True``.
+            ``video_metadata`` with ``return_metadata=True``: one `hf_xclip.video_io.XClipVideoMetadata` per video
+            (transformers' `VideoMetadata` plus ``timestamps`` of the sampled frames, ``source``, ``frame_indices``
+            per clip).
         """
         unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__))
         if unknown:
             raise TypeError(f"XClipVideoProcessor got unexpected options {unknown}.")
         return_tensors = kwargs.pop("return_tensors", None) or "pt"
         return_metadata = kwargs.pop("return_metadata", False)
+        given_metadata = kwargs.pop("video_metadata", None)
         options = self._options(kwargs)
+        if kwargs.get("num_frames") is not None:
+            if kwargs.get("fps") is not None:
+                raise ValueError("Give either `num_frames` or `fps` (frames per second), not both.")
+            options["fps"] = None  # a frame count given for this call overrides a configured rate
         _check_options(options)
         rng = _rng(options)
         items = _split_batch(videos)
+        given_metadata = _per_video(given_metadata, len(items))
         views, metadata = [], []
         for position, item in enumerate(items):
-            frames, meta = self._load(item, position, options, rng)
+            frames, meta = self._load(item, position, options, rng, given_metadata[position])
             views.append(self._transform(frames, options))
             metadata.append(meta)
         shapes = {tuple(v.shape[1:]) for v in views}
@@ -261,45 +285,61 @@ class XClipVideoProcessor(VideoProcessorMixin):
                 options[name] = _normalise_option(name, value) if name in ("size", "crop_size") else value
         return options
 
-    def _load(self, item: Any, position: int, options: dict[str, Any], rng) -> tuple[torch.Tensor, dict]:
+    def _load(
+        self, item: Any, position: int, options: dict[str, Any], rng, given: Any = None
+    ) -> tuple[torch.Tensor, XClipVideoMetadata]:
         """Frames (V_clips * T, H, W, C) of one video, and its metadata."""
-        num_frames, sampling, clips = options["num_frames"], options["frame_sampling"], options["num_clips"]
+        clips, sampling = options["num_clips"], options["frame_sampling"]
         backend, short, threads = options["decode_backend"], options["decode_short_side"], options["decode_threads"]
+        by_time = any(options[key] is not None for key in ("fps", "start_time", "end_time"))
         if is_video_source(item):
-            if options["do_sample_frames"]:
-                video = read_video(
-                    item, num_frames, sampling=sampling, num_clips=clips, backend=backend, short_side=short,
-                    num_threads=threads, rng=rng,
-                )
-                frames, indices, info, used = video.frames, video.indices, video.info, video.backend
-                frames = frames.reshape(-1, *frames.shape[2:])
-            else:
-                info = probe_video(item)
-                indices = np.arange(info.num_frames)[None]
-                frames, used = read_frames(
-                    item, indices[0], backend=backend, short_side=short, num_threads=threads, info=info
-                )
-            return torch.from_numpy(frames), _metadata(info, indices, used)
+            info = probe_video(item)
+            indices = self._indices(info.num_frames, info.timestamps if by_time else None, info.duration, info.name,
+                                    options, rng)
+            frames, used = read_frames(
+                item, indices.reshape(-1), backend=backend, short_side=short, num_threads=threads, info=info
+            )
+            return torch.from_numpy(frames), info.metadata(indices, used)
         frames = _frames_tensor(item, position, options["do_convert_rgb"])
-        total = frames.shape[0]
-        if options["do_sample_frames"]:
-            indices = sample_frame_indices(total, num_frames, sampling, clips, rng)
-            flat = indices.reshape(-1)
-            if not np.array_equal(flat, np.arange(total)):  # an array of exactly T frames needs no copy
-                frames = frames.index_select(0, torch.from_numpy(flat))
-        else:
-            indices = np.arange(total)[None]
-        height, width = frames.shape[1:3]
-        meta = {
-            "source": f"<array {position}>",
-            "total_num_frames": total,
-            "fps": None,
-            "height": height,
-            "width": width,
-            "frame_indices": indices.tolist(),
-            "backend": None,
-        }
+        total, (height, width) = frames.shape[0], tuple(frames.shape[1:3])
+        fps = _given_fps(given, position)
+        if by_time and fps is None:
+            raise ValueError(
+                f"Video {position} is an array without a frame rate: sampling by time (fps / start_time / end_time) "
+                "needs a file, or `video_metadata={'fps': ...}` for the frames."
+            )
+        stamps = np.arange(total, dtype=np.float64) / fps if fps else None
+        indices = self._indices(total, stamps if by_time else None, total / fps if fps else None,
+                                f"video {position}", options, rng)
+        flat = indices.reshape(-1)
+        if not np.array_equal(flat, np.arange(total)):  # an array of exactly T frames needs no copy
+            frames = frames.index_select(0, torch.from_numpy(flat))
+        meta = XClipVideoMetadata(
+            total_num_frames=total, fps=fps, width=width, height=height, duration=total / fps if fps else None,
+            frames_indices=flat.tolist(), source=f"<array {position}>",
+            timestamps=stamps[flat].tolist() if stamps is not None else None, num_clips=indices.shape[0],
+        )
         return frames, meta
+
+    @staticmethod
+    def _indices(total: int, timestamps, duration, name: str, options: dict[str, Any], rng) -> np.ndarray:
+        """(V, T) frame indices: by count (the original's), by time when ``timestamps`` are given, or all."""
+        num_frames = options["num_frames"] if options["do_sample_frames"] else None
+        if timestamps is None:
+            if num_frames is None:
+                return np.arange(total)[None]
+            return sample_frame_indices(total, num_frames, options["frame_sampling"], options["num_clips"], rng)
+        if duration is None:
+            raise ValueError(f"Cannot sample {name} by time: its duration is unknown.")
+        try:
+            return sample_frame_indices_by_time(
+                timestamps, duration, num_frames, options["frame_sampling"] if num_frames else "middle",
+                options["num_clips"] if num_frames else 1, rng,
+                fps=options["fps"] if options["do_sample_frames"] else None,
+                start_time=options["start_time"], end_time=options["end_time"],
+            )
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
 
     def _transform(self, frames: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
         """(V_clips * T, H, W, 3) frames -> (num_crops * V_clips, T, 3, S, S) normalised pixel values."""
@@ -381,6 +421,26 @@ def _check_options(options: dict[str, Any]) -> None:
     short = options["decode_short_side"]
     if short is not None and (not isinstance(short, int) or short < 1):
         raise ValueError(f"`decode_short_side` must be a positive integer or None, got {short!r}.")
+    _check_time_options(options)
+
+
+def _check_time_options(options: dict[str, Any]) -> None:
+    def seconds(name: str, low: float, strict: bool) -> None:
+        value = options[name]
+        if value is None:
+            return
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not number or not np.isfinite(value) or value < low or (strict and value == low):
+            raise ValueError(f"`{name}` must be a {'positive' if strict else 'non-negative'} number, got {value!r}.")
+
+    seconds("fps", 0.0, True)
+    seconds("start_time", 0.0, False)
+    seconds("end_time", 0.0, True)
+    start, end = options["start_time"], options["end_time"]
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"`end_time` ({end}) must be after `start_time` ({start}).")
+    if options["fps"] is not None and (options["num_clips"] != 1 or options["frame_sampling"] == "uniform"):
+        raise ValueError("Sampling at a rate (`fps`) gives one clip of 'middle' or 'random' frames.")
 
 
 def _rng(options: dict[str, Any]) -> np.random.Generator | None:
@@ -537,16 +597,26 @@ def _frame_array(frame: Any, position: int) -> np.ndarray:
     return array
 
 
-def _metadata(info: VideoInfo, indices: np.ndarray, backend: str) -> dict[str, Any]:
-    return {
-        "source": info.name,
-        "total_num_frames": info.num_frames,
-        "fps": info.fps,
-        "height": info.height,
-        "width": info.width,
-        "frame_indices": indices.tolist(),
-        "backend": backend,
-    }
+def _per_video(metadata: Any, count: int) -> list[Any]:
+    """transformers' ``video_metadata`` option as one entry (or ``None``) per video."""
+    if metadata is None:
+        return [None] * count
+    if isinstance(metadata, (list, tuple)):
+        if len(metadata) != count:
+            raise ValueError(f"`video_metadata` has {len(metadata)} entries for {count} videos.")
+        return list(metadata)
+    if count != 1:
+        raise ValueError(f"Give `video_metadata` as a list (one entry per video) for {count} videos.")
+    return [metadata]
+
+
+def _given_fps(metadata: Any, position: int) -> float | None:
+    if metadata is None:
+        return None
+    fps = metadata.get("fps") if hasattr(metadata, "get") else getattr(metadata, "fps", None)
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < float("inf")):
+        raise ValueError(f"`video_metadata` of video {position}: `fps` must be a positive number, got {fps!r}.")
+    return None if fps is None else float(fps)
 
 
 # --------------------------------------------------------------------------------------------------------------
