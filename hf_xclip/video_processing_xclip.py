@@ -64,9 +64,9 @@ class XClipVideoProcessorKwargs(VideosKwargs, total=False):
         num_crops: 1 (centre crop) or 3 (three crops along the long side after resizing the short side to S).
         antialias: antialias when downscaling (the original does not).
         decode_backend: ``"auto"`` (PyAV seeks; decord if PyAV lacks the codec), ``"pyav"`` or ``"decord"``; both
-            give the same pixels.
+            decode identical pixels (see `hf_xclip.video_io`).
         decode_short_side: downscale while decoding so the short side has this many pixels (faster; frames then
-            differ slightly from the original's resize).
+            differ slightly from the original's resize, and between the two backends' scalers).
         decode_threads: decoder threads (0 = automatic).
         seed: seed of ``"random"`` sampling (otherwise drawn from torch's generator).
         fps: (transformers' option) sample frames at this rate, ``1 / fps`` seconds apart, instead of

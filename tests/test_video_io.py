@@ -163,15 +163,20 @@ def test_read_frames_returns_the_requested_frames(videos, backend, name):
     assert [_decoded_index(frame) for frame in frames] == wanted
 
 
-def test_decord_and_pyav_agree(videos):
+def test_decord_and_pyav_decode_identical_pixels(videos, tmp_path):
+    # The module docstring's claim: identical at the video's own size, scalers differ with decode-time downscaling.
     if not decord_available():
         pytest.skip("decord is not installed")
-    for name in ("gop", "mkv", "mpeg4", "odd"):
-        a = read_video(videos[name], 8, backend="decord").frames.astype(np.int16)
-        b = read_video(videos[name], 8, backend="pyav").frames.astype(np.int16)
-        assert a.shape == b.shape
-        assert np.abs(a - b).max() <= 2, name
-        assert np.abs(a - b).mean() < 0.1, name
+    lossy = write_video(tmp_path / "lossy.mp4", _indexed_frames(NUM_FRAMES), gop_size=12)  # B-frames, 4:2:0
+    for name, path in [*((name, videos[name]) for name in ("gop", "mkv", "mpeg4", "odd")), ("lossy", lossy)]:
+        every = np.arange(probe_video(path).num_frames)
+        a, _ = read_frames(path, every, backend="decord")
+        b, _ = read_frames(path, every, backend="pyav")
+        assert np.array_equal(a, b), name
+        small_a, _ = read_frames(path, every, backend="decord", short_side=32)
+        small_b, _ = read_frames(path, every, backend="pyav", short_side=32)
+        assert small_a.shape == small_b.shape, name
+        assert np.abs(small_a.astype(np.int16) - small_b).mean() < 4, name  # measured: 0 to 2.5 on these videos
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

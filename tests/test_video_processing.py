@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from hf_xclip import VideoDecodeError, XClipVideoProcessor
-from hf_xclip.video_io import decord_available, sample_frame_indices, write_video
+from hf_xclip.video_io import decord_available, read_frames, sample_frame_indices, write_video
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])
 STD = torch.tensor([0.229, 0.224, 0.225])
@@ -209,7 +209,7 @@ def test_decord_and_pyav_give_the_same_pixel_values(tmp_path):
     processor = XClipVideoProcessor(crop_size=64)
     a = processor(path, decode_backend="decord")["pixel_values"]
     b = processor(path, decode_backend="pyav")["pixel_values"]
-    torch.testing.assert_close(a, b, atol=2 / 255 / 0.224, rtol=0)
+    assert torch.equal(a, b)
 
 
 def test_decode_time_downscaling_close_to_full_decode(tmp_path):
@@ -359,3 +359,94 @@ def test_crop_larger_than_frames_without_resize():
 def test_unknown_call_option():
     with pytest.raises(TypeError, match="colour"):
         XClipVideoProcessor()(np.zeros((2, 40, 40, 3), np.uint8), colour=True)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Sampling by time
+
+
+@pytest.fixture(scope="module")
+def timed_video(tmp_path_factory):
+    """60 frames at 25 fps (2.4 s)."""
+    frames = np.random.default_rng(3).integers(0, 256, (60, 48, 64, 3), dtype=np.uint8)
+    return write_video(tmp_path_factory.mktemp("timed") / "timed.mp4", frames, fps=25, gop_size=12)
+
+
+def _same_frames_processed(processor, path, indices, **kwargs) -> torch.Tensor:
+    """What the processor gives for exactly these decoded frames."""
+    frames, _ = read_frames(path, indices)
+    return processor(frames, do_sample_frames=False, **kwargs)["pixel_values"]
+
+
+def test_fps_samples_frames_at_a_rate(timed_video):
+    processor = XClipVideoProcessor(crop_size=32)
+    out = processor(timed_video, fps=5, return_metadata=True)
+    (meta,) = out["video_metadata"]
+    assert out["pixel_values"].shape == (1, 12, 3, 32, 32)  # 2.4 s at 5 frames per second
+    assert meta.frames_indices == [2, 7, 12, 17, 22, 27, 32, 37, 42, 47, 52, 57]
+    np.testing.assert_allclose(meta.timestamps, np.array(meta.frames_indices) / 25)
+    assert torch.equal(out["pixel_values"], _same_frames_processed(processor, timed_video, meta.frames_indices))
+
+
+def test_fps_configured_saved_and_overridden(timed_video, tmp_path):
+    processor = XClipVideoProcessor(crop_size=32, fps=2.5)
+    assert processor(timed_video)["pixel_values"].shape[1] == 6
+    assert processor(timed_video, num_frames=4)["pixel_values"].shape[1] == 4  # a call-time count wins
+    with pytest.raises(ValueError, match="either `num_frames` or `fps`"):
+        processor(timed_video, num_frames=4, fps=2)
+    processor.save_pretrained(tmp_path)
+    assert XClipVideoProcessor.from_pretrained(tmp_path).fps == 2.5
+
+
+def test_time_range(timed_video):
+    processor = XClipVideoProcessor(crop_size=32, num_frames=4)
+    out = processor(timed_video, start_time=1.0, end_time=1.8, return_metadata=True)
+    (meta,) = out["video_metadata"]
+    assert meta.frames_indices == [27, 32, 37, 42]  # at 1.1, 1.3, 1.5, 1.7 s: middles of four 0.2 s segments
+    assert all(1.0 <= t < 1.8 for t in meta.timestamps)
+    assert torch.equal(out["pixel_values"], _same_frames_processed(processor, timed_video, meta.frames_indices))
+    every = processor(timed_video, start_time=2.0, do_sample_frames=False, return_metadata=True)
+    assert every["video_metadata"][0].frames_indices == list(range(50, 60))
+
+
+def test_arrays_sample_by_time_with_a_given_frame_rate(timed_video):
+    frames, _ = read_frames(timed_video, np.arange(60))
+    processor = XClipVideoProcessor(crop_size=32)
+    from_file = processor(timed_video, fps=5, return_metadata=True)
+    from_array = processor(frames, fps=5, video_metadata={"fps": 25}, return_metadata=True)
+    assert torch.equal(from_array["pixel_values"], from_file["pixel_values"])
+    assert from_array["video_metadata"][0].timestamps == from_file["video_metadata"][0].timestamps
+    assert from_array["video_metadata"][0].duration == pytest.approx(2.4)
+    with pytest.raises(ValueError, match="array without a frame rate"):
+        processor(frames, fps=5)
+    with pytest.raises(ValueError, match="2 entries for 1 videos"):
+        processor(frames, fps=5, video_metadata=[{"fps": 25}, {"fps": 25}])
+
+
+def test_metadata_is_transformers_video_metadata(timed_video):
+    from transformers.video_utils import VideoMetadata
+
+    (meta,) = XClipVideoProcessor(crop_size=32, num_frames=4, num_clips=2)(timed_video, return_metadata=True)[
+        "video_metadata"
+    ]
+    assert isinstance(meta, VideoMetadata)
+    assert meta.total_num_frames == 60 and meta.fps == 25.0 and meta.duration == pytest.approx(2.4)
+    assert meta["frame_indices"] == sample_frame_indices(60, 4, num_clips=2).tolist()
+    assert meta.frames_indices == sample_frame_indices(60, 4, num_clips=2).reshape(-1).tolist()
+    assert meta.video_backend == meta["backend"] == "pyav"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(fps=0), "`fps` must be a positive"),
+        (dict(fps=2, num_clips=2), "one clip"),
+        (dict(fps=2, frame_sampling="uniform"), "one clip"),
+        (dict(start_time=-1), "`start_time` must be a non-negative"),
+        (dict(start_time=2, end_time=1), "`end_time` .* after"),
+        (dict(start_time=5), "timed.mp4.*past the end"),
+    ],
+)
+def test_time_options_are_checked(timed_video, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        XClipVideoProcessor(crop_size=32)(timed_video, **kwargs)
