@@ -1108,8 +1108,8 @@ def iter_windows(
     [[0.0, 4.0], [2.0, 6.0], [4.0, 8.0], [6.0, 10.0]]
     >>> [(w.start, w.end, w.frames.shape) for w in windows][:2]
     [(0.0, 4.0, (8, 32, 32, 3)), (2.0, 6.0, (8, 32, 32, 3))]
-    >>> windows.frames_converted  # distinct frames of 4 windows x 8 frames
-    32
+    >>> windows.frames_converted  # 4 windows x 8 frames, overlapping halves share theirs: 8 + 3 x 4 decoded
+    20
     ```
     """
     if backend not in BACKENDS:

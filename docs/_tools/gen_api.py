@@ -35,7 +35,9 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
       "resolve_templates", "read_label_file",
       "tokenize_texts", "ensemble_text_embeddings", "TextEmbeddingCache"]),
     ("hf_xclip.video_io", "Video decoding", ["read_video", "read_frames", "probe_video", "sample_frame_indices",
-                                             "write_video", "fetch_video", "VideoInfo", "DecodedVideo",
+                                             "sample_frame_indices_by_time", "frame_indices_at", "iter_windows",
+                                             "window_spans", "VideoWindow", "VideoWindows", "write_video",
+                                             "fetch_video", "VideoInfo", "XClipVideoMetadata", "DecodedVideo",
                                              "VideoDecodeError"]),
     ("hf_xclip.video_data", "Finding and reading labelled videos",
      ["VIDEO_EXTENSIONS", "find_videos", "scan_video_folder", "select_shots", "split_heldout", "drop_unreadable"]),
@@ -109,11 +111,11 @@ def _signature(obj, drop: set[str] = frozenset()) -> str:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(...)"
-    if drop:
+    if drop:  # keyword-only base fields (transformers' config kwargs) are summarised; a few positional ones kept
         params = [p for name, p in signature.parameters.items() if name not in drop]
-        signature = signature.replace(parameters=params)
-        text = str(signature)
-        return text.replace("(*, ", "(**base_config_kwargs, ", 1) if text.startswith("(*, ") else text
+        text = str(signature.replace(parameters=params))
+        if text.startswith("(*, "):
+            return text.replace("(*, ", "(**base_config_kwargs, ", 1)
     return str(signature).replace("<factory>", "...")
 
 
