@@ -466,9 +466,41 @@ class VideoInfo:
             return float(stamps[-1] + (stamps[-1] - stamps[-2]))
         return 1.0 / self.fps if self.fps else None
 
-    def metadata(self, indices: np.ndarray | Sequence[int] | None = None, backend: str | None = None) -> XClipVideoMetadata:
+    def sample_indices(
+        self,
+        num_frames: int | None = 8,
+        mode: SamplingMode = "middle",
+        num_clips: int = 1,
+        rng: np.random.Generator | None = None,
+        *,
+        fps: float | None = None,
+        start_time: float | None = None,
+        end_time: float | None = None,
+    ) -> np.ndarray:
+        """``(V, T)`` frame indices of this video: by count over the whole video (`sample_frame_indices`, the
+        original's protocol), or by time when ``fps``, ``start_time`` or ``end_time`` is given
+        (`sample_frame_indices_by_time`). ``num_frames=None`` (without ``fps``): every frame (of the range).
+
+        Raises:
+            ValueError: invalid arguments or time range, naming the video.
+        """
+        if fps is None and start_time is None and end_time is None:
+            if num_frames is None:
+                return np.arange(self.num_frames, dtype=np.int64)[None, :]
+            return sample_frame_indices(self.num_frames, num_frames, mode, num_clips, rng)
+        start, end = _time_range(self.duration, start_time, end_time, name=repr(self.name))
+        return sample_frame_indices_by_time(
+            self.timestamps, self.duration, num_frames, mode, num_clips, rng, fps=fps, start_time=start, end_time=end
+        )
+
+    def metadata(
+        self, indices: np.ndarray | Sequence[int] | None = None, backend: str | None = None
+    ) -> XClipVideoMetadata:
         """transformers-style metadata of this video and of the sampled ``indices`` (``(T,)`` or ``(V, T)``)."""
         sampled = None if indices is None else np.asarray(indices, dtype=np.int64)
+        stamps = None
+        if sampled is not None and self.duration is not None:
+            stamps = self.timestamps[sampled.reshape(-1)].tolist()
         return XClipVideoMetadata(
             total_num_frames=self.num_frames,
             fps=self.fps,
@@ -478,7 +510,7 @@ class VideoInfo:
             video_backend=backend,
             frames_indices=None if sampled is None else sampled.reshape(-1).tolist(),
             source=self.name,
-            timestamps=None if sampled is None else self.timestamps[sampled.reshape(-1)].tolist(),
+            timestamps=stamps,
             num_clips=1 if sampled is None or sampled.ndim < 2 else sampled.shape[0],
         )
 
@@ -751,7 +783,7 @@ def _stream_pyav(
                 last_index, array = index, None
                 while cursor < len(needed) and needed[cursor] <= index:
                     if needed[cursor] < index:
-                        logger.warning_once(f"{src.name}: frame {int(needed[cursor])} was not decoded, using frame {index}.")
+                        logger.warning_once(f"{src.name}: frame {needed[cursor]} was not decoded, using frame {index}.")
                     if array is None:
                         array = _frame_to_array(frame, size)
                         stats.converted += 1
@@ -760,9 +792,10 @@ def _stream_pyav(
                 if cursor == len(needed):
                     return
         except av.error.DecoderNotFoundError as err:
-            raise _NoDecoderError(src.name, f"PyAV has no decoder for {container.streams.video[0].codec_context.name!r}") from err
+            raise _NoDecoderError(src.name, f"PyAV has no decoder for {info.codec!r}") from err
         except av.error.FFmpegError as err:
-            raise VideoDecodeError(src.name, f"decoding failed {_after(info, last_index)} ({_ffmpeg_reason(err)})") from None
+            reason = f"decoding failed {_after(info, last_index)} ({_ffmpeg_reason(err)})"
+            raise VideoDecodeError(src.name, reason) from None
         finally:
             container.close()
         if not missed:
@@ -876,7 +909,7 @@ def _read_with_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size, 
 
 def read_video(
     source: VideoSource,
-    num_frames: int = 8,
+    num_frames: int | None = 8,
     *,
     sampling: SamplingMode = "middle",
     num_clips: int = 1,
@@ -893,6 +926,7 @@ def read_video(
     Without time options the frames are sampled by count over the whole video (`sample_frame_indices`, the
     original's protocol). With ``fps`` (frames at that rate instead of ``num_frames``), ``start_time`` or
     ``end_time`` (seconds) they are sampled by time inside that range (`sample_frame_indices_by_time`).
+    ``num_frames=None`` reads every frame (of the range). See `VideoInfo.sample_indices`.
 
     Example:
 
@@ -904,14 +938,9 @@ def read_video(
     """
     src = _as_source(source)
     info = _probe(src)
-    if fps is None and start_time is None and end_time is None:
-        indices = sample_frame_indices(info.num_frames, num_frames, sampling, num_clips, rng)
-    else:
-        start, end = _time_range(info.duration, start_time, end_time, name=repr(src.name))
-        indices = sample_frame_indices_by_time(
-            info.timestamps, info.duration, num_frames, sampling, num_clips, rng, fps=fps, start_time=start,
-            end_time=end,
-        )
+    indices = info.sample_indices(
+        num_frames, sampling, num_clips, rng, fps=fps, start_time=start_time, end_time=end_time
+    )
     frames, used = _read_frames(src, info, indices.reshape(-1), backend, short_side, num_threads)
     frames = frames.reshape(*indices.shape, *frames.shape[1:])
     return DecodedVideo(frames=frames, indices=indices, info=info, backend=used)
@@ -952,8 +981,16 @@ class VideoWindows:
     ``with`` block) stops decoding early.
     """
 
-    def __init__(self, src: _Source, info: VideoInfo, spans: np.ndarray, indices: np.ndarray, backend: str,
-                 size: tuple[int, int] | None, threads: int):
+    def __init__(
+        self,
+        src: _Source,
+        info: VideoInfo,
+        spans: np.ndarray,
+        indices: np.ndarray,
+        backend: str,
+        size: tuple[int, int] | None,
+        threads: int,
+    ):
         self.info, self.spans, self.indices = info, spans, indices
         self.timestamps = info.timestamps[indices]
         self.backend: str | None = None
@@ -1000,7 +1037,7 @@ class VideoWindows:
         complete_at = self.indices.max(axis=1)
         held: dict[int, np.ndarray] = {}
         window = 0
-        for position, (index, frame) in enumerate(self._frames(needed)):
+        for index, frame in self._frames(needed):
             held[index] = frame
             while window < len(self.spans) and complete_at[window] <= index:
                 yield VideoWindow(
@@ -1019,15 +1056,16 @@ class VideoWindows:
         if self._requested != "decord":
             stream = _stream_pyav(self._src, self.info, needed, self._size, self._threads, self._stats)
             try:
-                first = next(stream)
+                first = next(stream, None)  # PyAV opens the decoder on the first packet
             except _NoDecoderError:
                 if self._requested == "pyav" or not decord_available():
                     raise
                 logger.info(f"PyAV cannot decode {self._src.name!r}; using decord.")
             else:
                 self.backend = "pyav"
-                yield first
-                yield from stream
+                if first is not None:
+                    yield first
+                    yield from stream
                 return
         self.backend = "decord"
         yield from self._frames_decord(needed)
@@ -1121,8 +1159,9 @@ def iter_windows(
     duration = info.duration
     start, end = _time_range(duration, start_time, end_time, name=repr(src.name))
     spans = window_spans(duration, window, stride, start_time=start, end_time=end, tail=tail)
+    stamps = info.timestamps
     indices = np.concatenate(
-        [sample_frame_indices_by_time(info.timestamps, duration, num_frames, start_time=a, end_time=b) for a, b in spans]
+        [sample_frame_indices_by_time(stamps, duration, num_frames, start_time=a, end_time=b) for a, b in spans]
     )
     return VideoWindows(src, info, spans, indices, backend, _decode_size(info, short_side), num_threads)
 

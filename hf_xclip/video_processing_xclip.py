@@ -36,12 +36,11 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from .video_io import (
     BACKENDS,
     SAMPLING_MODES,
+    VideoInfo,
     XClipVideoMetadata,
     is_video_source,
-    probe_video,
-    read_frames,
+    read_video,
     sample_frame_indices,
-    sample_frame_indices_by_time,
 )
 
 logger = logging.get_logger(__name__)
@@ -289,57 +288,35 @@ class XClipVideoProcessor(VideoProcessorMixin):
         self, item: Any, position: int, options: dict[str, Any], rng, given: Any = None
     ) -> tuple[torch.Tensor, XClipVideoMetadata]:
         """Frames (V_clips * T, H, W, C) of one video, and its metadata."""
-        clips, sampling = options["num_clips"], options["frame_sampling"]
-        backend, short, threads = options["decode_backend"], options["decode_short_side"], options["decode_threads"]
-        by_time = any(options[key] is not None for key in ("fps", "start_time", "end_time"))
+        sample = options["do_sample_frames"]
+        how = dict(
+            num_frames=options["num_frames"] if sample else None,
+            mode=options["frame_sampling"],
+            num_clips=options["num_clips"] if sample else 1,
+            rng=rng,
+            fps=options["fps"] if sample else None,
+            start_time=options["start_time"],
+            end_time=options["end_time"],
+        )
         if is_video_source(item):
-            info = probe_video(item)
-            indices = self._indices(info.num_frames, info.timestamps if by_time else None, info.duration, info.name,
-                                    options, rng)
-            frames, used = read_frames(
-                item, indices.reshape(-1), backend=backend, short_side=short, num_threads=threads, info=info
+            video = read_video(
+                item, how.pop("num_frames"), sampling=how.pop("mode"), **how, backend=options["decode_backend"],
+                short_side=options["decode_short_side"], num_threads=options["decode_threads"],
             )
-            return torch.from_numpy(frames), info.metadata(indices, used)
+            return torch.from_numpy(video.frames.reshape(-1, *video.frames.shape[2:])), video.metadata
         frames = _frames_tensor(item, position, options["do_convert_rgb"])
-        total, (height, width) = frames.shape[0], tuple(frames.shape[1:3])
-        fps = _given_fps(given, position)
-        if by_time and fps is None:
+        info = VideoInfo(f"<array {position}>", frames.shape[0], frames.shape[1], frames.shape[2],
+                         fps=_given_fps(given, position), codec="", container="")
+        if info.fps is None and any(how[key] is not None for key in ("fps", "start_time", "end_time")):
             raise ValueError(
                 f"Video {position} is an array without a frame rate: sampling by time (fps / start_time / end_time) "
                 "needs a file, or `video_metadata={'fps': ...}` for the frames."
             )
-        stamps = np.arange(total, dtype=np.float64) / fps if fps else None
-        indices = self._indices(total, stamps if by_time else None, total / fps if fps else None,
-                                f"video {position}", options, rng)
+        indices = info.sample_indices(**how)
         flat = indices.reshape(-1)
-        if not np.array_equal(flat, np.arange(total)):  # an array of exactly T frames needs no copy
+        if not np.array_equal(flat, np.arange(info.num_frames)):  # an array of exactly T frames needs no copy
             frames = frames.index_select(0, torch.from_numpy(flat))
-        meta = XClipVideoMetadata(
-            total_num_frames=total, fps=fps, width=width, height=height, duration=total / fps if fps else None,
-            frames_indices=flat.tolist(), source=f"<array {position}>",
-            timestamps=stamps[flat].tolist() if stamps is not None else None, num_clips=indices.shape[0],
-        )
-        return frames, meta
-
-    @staticmethod
-    def _indices(total: int, timestamps, duration, name: str, options: dict[str, Any], rng) -> np.ndarray:
-        """(V, T) frame indices: by count (the original's), by time when ``timestamps`` are given, or all."""
-        num_frames = options["num_frames"] if options["do_sample_frames"] else None
-        if timestamps is None:
-            if num_frames is None:
-                return np.arange(total)[None]
-            return sample_frame_indices(total, num_frames, options["frame_sampling"], options["num_clips"], rng)
-        if duration is None:
-            raise ValueError(f"Cannot sample {name} by time: its duration is unknown.")
-        try:
-            return sample_frame_indices_by_time(
-                timestamps, duration, num_frames, options["frame_sampling"] if num_frames else "middle",
-                options["num_clips"] if num_frames else 1, rng,
-                fps=options["fps"] if options["do_sample_frames"] else None,
-                start_time=options["start_time"], end_time=options["end_time"],
-            )
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
+        return frames, info.metadata(indices)
 
     def _transform(self, frames: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
         """(V_clips * T, H, W, 3) frames -> (num_crops * V_clips, T, 3, S, S) normalised pixel values."""

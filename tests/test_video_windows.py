@@ -143,8 +143,10 @@ def test_random_by_time_draws_one_frame_per_time_segment():
 
 def test_uniform_and_all_frames_of_a_range():
     stamps = np.arange(NUM) / FPS
-    assert sample_frame_indices_by_time(stamps, 2.4, 3, "uniform", start_time=0.4, end_time=0.8).tolist() == [[10, 15, 19]]
-    assert sample_frame_indices_by_time(stamps, 2.4, None, start_time=0.4, end_time=0.6).tolist() == [[10, 11, 12, 13, 14]]
+    uniform = sample_frame_indices_by_time(stamps, 2.4, 3, "uniform", start_time=0.4, end_time=0.8)
+    assert uniform.tolist() == [[10, 15, 19]]  # first and last frame of [0.4, 0.8) and the middle one
+    every = sample_frame_indices_by_time(stamps, 2.4, None, start_time=0.4, end_time=0.6)
+    assert every.tolist() == [[10, 11, 12, 13, 14]]
     assert sample_frame_indices_by_time(stamps, 2.4, None, start_time=0.41, end_time=0.42).tolist() == [[10]]
     assert sample_frame_indices_by_time(stamps, 2.4, None, end_time=100).shape == (1, NUM)  # end cut to the video
 
