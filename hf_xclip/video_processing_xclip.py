@@ -300,7 +300,7 @@ class XClipVideoProcessor(VideoProcessorMixin):
         )
         if is_video_source(item):
             video = read_video(
-                item, how.pop("num_frames"), sampling=how.pop("mode"), **how, backend=options["decode_backend"],
+                item, sampling=how.pop("mode"), **how, backend=options["decode_backend"],
                 short_side=options["decode_short_side"], num_threads=options["decode_threads"],
             )
             return torch.from_numpy(video.frames.reshape(-1, *video.frames.shape[2:])), video.metadata
