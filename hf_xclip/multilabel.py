@@ -120,7 +120,12 @@ def cosines(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
 
 
 def fit_sigmoid_head(
-    cosine: torch.Tensor, targets: torch.Tensor, *, max_iter: int = 100, ridge: float = 1e-6
+    cosine: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    min_scale: float | None = None,
+    max_iter: int = 100,
+    ridge: float = 1e-6,
 ) -> tuple[float, float]:
     """Fit the sigmoid head ``sigmoid(s * cosine + b)`` to labelled pairs (Platt scaling, shared by every label).
 
@@ -132,12 +137,16 @@ def fit_sigmoid_head(
     Args:
         cosine: (N, K) cosines of N videos with K labels (any shape; flattened).
         targets: same shape, 1 where the video shows the label.
+        min_scale: when the fitted scale is below it, the scale is set to it and only the bias is fitted (training
+            starts from such a head: a flat one, fitted to a model that cannot rank the labels yet, would pass almost
+            no gradient).
 
     Returns:
         ``(scale, bias)``; ``scale`` is positive.
 
     Raises:
-        ValueError: shapes differ, or the pairs are all positive or all negative.
+        ValueError: shapes differ, or the pairs are all positive or all negative; without `min_scale`, the fitted
+            scale is not positive.
     """
     x = cosine.detach().reshape(-1).double().cpu()
     y = targets.detach().reshape(-1).double().cpu()
@@ -175,12 +184,28 @@ def fit_sigmoid_head(
         if float(step.abs().max()) < 1e-9 * (1 + float(params.abs().max())):
             break
     scale, bias = float(params[0]), float(params[1])
+    if min_scale is not None and not scale >= min_scale:
+        return min_scale, _fit_bias(x, y, min_scale, bias if scale > 0 else -min_scale * float(x.mean()))
     if not scale > 0:
         raise ValueError(
             f"the fitted sigmoid scale is {scale:.3g}: on these clips the labels shown score no higher than the others; "
             "the model cannot tell them apart."
         )
     return scale, bias
+
+
+def _fit_bias(x: torch.Tensor, y: torch.Tensor, scale: float, bias: float, max_iter: int = 100) -> float:
+    """Newton's method for the bias alone (the loss is convex in it; the steps are safe)."""
+    for _ in range(max_iter):
+        p = torch.sigmoid(scale * x + bias)
+        curvature = float((p * (1 - p)).mean())
+        if curvature <= 0:
+            break
+        step = float((p - y).mean()) / curvature
+        bias -= step
+        if abs(step) < 1e-10 * (1 + abs(bias)):
+            break
+    return float(bias)
 
 
 def set_sigmoid_head(model: nn.Module, scale: float | None, bias: float = 0.0) -> None:
