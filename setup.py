@@ -32,7 +32,8 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib>=3.7"],
-        "test": ["pytest>=8", "matplotlib>=3.7"],
+        # scikit-learn: the reference the average-precision tests compare with
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

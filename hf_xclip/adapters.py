@@ -1,5 +1,10 @@
 """PEFT adapters written by `hf-xclip finetune`: saving (adapter, `xclip_adapter.json`, card) and loading them onto a
-base model for `evaluate`, `classify` and the other commands."""
+base model for `evaluate`, `classify` and the other commands.
+
+A multi-label adapter records its sigmoid head (``multi_label_head`` in `xclip_adapter.json`); loading the adapter
+writes it into the model's config. Full fine-tuning (``--method full``) writes a whole model folder instead of an
+adapter (weights, config with the head, processor), loadable as a model or as an "adapter" here.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +25,23 @@ def save_adapter(
     *,
     base_model: str | None = None,
     data: dict[str, Any] | None = None,
+    processor: Any = None,
 ) -> Path:
-    """Write the peft adapter, `xclip_adapter.json` and a model card (README.md) to `output_dir`.
+    """Write the peft adapter (or, for full fine-tuning, the whole model and `processor`), `xclip_adapter.json` and a
+    model card (README.md) to `output_dir`.
 
     Args:
         result: a `hf_xclip.training.FewShotResult` (from `train_few_shot`).
         output_dir: created if needed.
         base_model: name or path of the base model (for the card and peft's config).
         data: description of the data for the card (`train_dir`, `eval_dir`, `shots`, `seed`, ...).
+        processor: saved with a fully fine-tuned model, so that the folder loads as a model.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     result.model.save_pretrained(str(output_dir))
+    if processor is not None and getattr(result.adapter_config, "full_finetune", False):
+        processor.save_pretrained(str(output_dir))
     metadata = {
         "format": "hf_xclip-adapter",
         "class_names": result.class_names,
@@ -48,6 +58,9 @@ def save_adapter(
         "num_train_videos": result.num_train_videos,
         "trainable_parameters": result.trainable_parameters,
         "learning_rates": result.learning_rates,
+        "multi_label": getattr(result, "multi_label", False),
+        "multi_label_head": getattr(result, "sigmoid_head", None),
+        "novel_labels": getattr(result, "novel_labels", []),
     }
     (output_dir / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     adapter_model_card(result, base_model=base_model, data=data).save(str(output_dir / "README.md"))
@@ -83,6 +96,10 @@ def load_model_with_adapter(model_name: str | os.PathLike, adapter: str | os.Pat
     from .modeling_xclip import XClipModel
     from .processing_xclip import XClipProcessor
 
+    if adapter is not None and is_full_model_folder(adapter):  # `--method full`: the folder is the model
+        model = XClipModel.from_pretrained(adapter)
+        source = adapter if (Path(adapter) / "processor_config.json").is_file() else model_name
+        return model.eval(), XClipProcessor.from_pretrained(source), load_adapter_metadata(adapter)
     model = XClipModel.from_pretrained(model_name)
     processor = XClipProcessor.from_pretrained(model_name)
     metadata = None
@@ -94,7 +111,30 @@ def load_model_with_adapter(model_name: str | os.PathLike, adapter: str | os.Pat
             raise ValueError(f"{adapter!r} is not a PEFT adapter folder (no adapter_config.json).")
         model = PeftModel.from_pretrained(model, adapter)
         metadata = load_adapter_metadata(adapter) if Path(adapter).is_dir() else None
+        apply_adapter_head(model, metadata)
     return model.eval(), processor, metadata
 
 
-__all__ = ["ADAPTER_METADATA_FILE", "load_adapter_metadata", "load_model_with_adapter", "save_adapter"]
+def is_full_model_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a folder written by full fine-tuning (a model folder, not a peft adapter)."""
+    path = Path(path)
+    return (path / "config.json").is_file() and not (path / "adapter_config.json").is_file()
+
+
+def apply_adapter_head(model: Any, metadata: dict[str, Any] | None) -> None:
+    """Write the sigmoid head an adapter was trained with (`xclip_adapter.json`) into the model's config."""
+    from .multilabel import set_sigmoid_head
+
+    head = (metadata or {}).get("multi_label_head")
+    if head:
+        set_sigmoid_head(model, head["scale"], head["bias"])
+
+
+__all__ = [
+    "ADAPTER_METADATA_FILE",
+    "apply_adapter_head",
+    "is_full_model_folder",
+    "load_adapter_metadata",
+    "load_model_with_adapter",
+    "save_adapter",
+]

@@ -223,6 +223,11 @@ class XClipConfig(PreTrainedConfig):
         video_pooling: ``"mit"`` (X-CLIP) or ``"mean"`` (average of the projected frame embeddings, ViFi-CLIP).
         use_prompt_generator: add the video-specific prompts to the text embeddings (X-CLIP).
         label_smoothing: label smoothing of the cross-entropy used when integer ``labels`` are given.
+        multi_label_scale: scale ``s`` of the sigmoid head: an independent probability per label,
+            ``sigmoid(s * cosine + b)`` (SigLIP's learned scale and bias on X-CLIP's video-label cosine). ``None``
+            (default, every converted checkpoint): the model has no head, its outputs are unchanged, and float
+            (multi-label) ``labels`` train on the plain logits. Set by multi-label training or `hf-xclip calibrate`.
+        multi_label_bias: bias ``b`` of the sigmoid head.
 
     Example:
 
@@ -251,6 +256,8 @@ class XClipConfig(PreTrainedConfig):
     video_pooling: Literal["mit", "mean"] = "mit"
     use_prompt_generator: bool = True
     label_smoothing: float = 0.0
+    multi_label_scale: float | int | None = None
+    multi_label_bias: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         if self.prompt_num_attention_heads is None:
@@ -274,6 +281,8 @@ class XClipConfig(PreTrainedConfig):
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}.")
+        if self.multi_label_scale is not None and not self.multi_label_scale > 0:
+            raise ValueError(f"`multi_label_scale` must be positive (or None: no sigmoid head), got {self.multi_label_scale}.")
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):

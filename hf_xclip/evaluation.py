@@ -1,8 +1,15 @@
-"""Accuracy of an X-CLIP model (or a peft model around one) on labelled videos, on one device or several."""
+"""How well an X-CLIP model (or a peft model around one) labels videos, on one device or several.
+
+* Single-label: top-1 / top-5 and per-class accuracy ([`evaluate_videos`]).
+* Multi-label: average precision per label and its mean, mAP ([`average_precision`], [`multi_label_metrics`]),
+  split into *base* (labels trained on) and *novel* (never trained on) labels for open-vocabulary evaluation, and
+  precision / recall / F1 at a probability threshold ([`evaluate_multi_label`]).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,6 +18,7 @@ from torch import nn
 
 from .accelerator import make_accelerator
 from .labels import DEFAULT_HYPOTHESIS_TEMPLATE, LabelEncoder
+from .multilabel import DEFAULT_BACKGROUND_PROMPTS, reference_texts, resolve_method, video_label_scores
 from .video_dataset import VideoClassificationDataset, collate_videos
 
 
@@ -140,4 +148,323 @@ def _accuracy(hits1, hits_k, labels, class_names, top_k, failed) -> EvaluationRe
     )
 
 
-__all__ = ["EvaluationResult", "evaluate_videos"]
+# ----------------------------------------------------------------------------------------------------------------
+# Multi-label
+
+
+def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float | None:
+    """Average precision of one label: scores (N,) of N videos, targets (N,) 1 where the video shows the label.
+
+    The area under the precision-recall curve as a sum over distinct score thresholds, ``sum_n (R_n - R_{n-1}) P_n``
+    (scikit-learn's `average_precision_score`; tied scores form one threshold). None when no video shows the
+    label (undefined).
+    """
+    scores, targets = scores.detach().reshape(-1).double().cpu(), targets.detach().reshape(-1).double().cpu()
+    positives = float(targets.sum())
+    if positives == 0:
+        return None
+    order = torch.argsort(scores, descending=True, stable=True)
+    scores, targets = scores[order], targets[order]
+    true_pos, false_pos = targets.cumsum(0), (1 - targets).cumsum(0)
+    last = torch.ones_like(scores, dtype=torch.bool)
+    last[:-1] = scores[1:] != scores[:-1]  # the last position of each distinct score
+    true_pos, false_pos = true_pos[last], false_pos[last]
+    precision = true_pos / (true_pos + false_pos)
+    recall = true_pos / positives
+    steps = torch.diff(recall, prepend=torch.zeros(1, dtype=recall.dtype))
+    return float((steps * precision).sum())
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+def multi_label_metrics(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    labels: Sequence[str],
+    *,
+    novel_labels: Collection[str] = (),
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Multi-label metrics of N videos and K labels.
+
+    Args:
+        scores: (N, K) pre-sigmoid scores z (probabilities are ``sigmoid(z)``; ranking on z avoids the ties that
+            saturated float32 probabilities would make).
+        targets: (N, K), 1 where the video shows the label.
+        labels: the K label texts.
+        novel_labels: labels never trained on; with them ``base_mAP`` and ``novel_mAP`` are reported.
+        threshold: probability at or above which a label counts as predicted (for precision / recall / F1).
+
+    Returns:
+        ``mAP`` (mean over labels with at least one positive video), ``per_class_ap`` (label -> AP, None without
+        positives), ``micro_AP`` (AP of all (video, label) pairs pooled: how well one threshold can separate
+        present from absent labels), ``precision`` / ``recall`` / ``f1`` (micro, at `threshold`), ``macro_f1``,
+        ``num_videos``, ``num_labels``, ``threshold``, and ``base_mAP`` / ``novel_mAP`` with `novel_labels`.
+    """
+    if scores.shape != targets.shape or scores.ndim != 2 or scores.shape[1] != len(labels):
+        raise ValueError(
+            f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} must both be (videos, {len(labels)})."
+        )
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+    scores, targets = scores.detach().double().cpu(), targets.detach().cpu() > 0.5
+    per_class = {label: average_precision(scores[:, k], targets[:, k]) for k, label in enumerate(labels)}
+    # p >= threshold  <=>  z >= logit(threshold)
+    cut = math.inf if threshold >= 1.0 else (-math.inf if threshold <= 0.0 else math.log(threshold / (1 - threshold)))
+    predicted = scores >= cut
+    hits = predicted & targets
+    precision = float(hits.sum() / predicted.sum()) if predicted.any() else 0.0
+    recall = float(hits.sum() / targets.sum()) if targets.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    per_label_f1 = []
+    for k in range(len(labels)):
+        denominator = int(predicted[:, k].sum() + targets[:, k].sum())
+        if targets[:, k].any():
+            per_label_f1.append(2 * int(hits[:, k].sum()) / denominator)
+    result: dict[str, Any] = {
+        "mAP": _mean(list(per_class.values())),
+        "per_class_ap": per_class,
+        "micro_AP": average_precision(scores, targets) if scores.numel() else None,
+        "threshold": threshold,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "macro_f1": _mean(per_label_f1),
+        "num_videos": int(scores.shape[0]),
+        "num_labels": len(labels),
+    }
+    if novel_labels:
+        novel = set(novel_labels)
+        result["base_mAP"] = _mean([ap for label, ap in per_class.items() if label not in novel])
+        result["novel_mAP"] = _mean([ap for label, ap in per_class.items() if label in novel])
+    return result
+
+
+@dataclass
+class MultiLabelResult:
+    """Multi-label metrics on annotated videos ([`evaluate_multi_label`]); `metrics` as [`multi_label_metrics`]
+    returns them, `scores` the (N, K) pre-sigmoid scores (``sigmoid`` gives probabilities), `failed` the videos
+    that could not be decoded (skipped)."""
+
+    metrics: dict[str, Any]
+    labels: list[str]
+    novel_labels: list[str]
+    method: str
+    scores: torch.Tensor
+    targets: torch.Tensor
+    failed: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        metrics = self.__dict__.get("metrics", {})
+        if name in metrics:
+            return metrics[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the metrics, the method, counts and the skipped videos."""
+        return {**self.metrics, "method": self.method, "failed": self.failed, "num_failed": len(self.failed)}
+
+    def format(self) -> str:
+        """A human-readable report: mAP (base / novel), F1 at the threshold, then AP per label."""
+        m = self.metrics
+        number = lambda value: "-" if value is None else f"{value:.4f}"  # noqa: E731
+        lines = [
+            f"videos: {m['num_videos']} (unreadable, skipped: {len(self.failed)}), labels: {m['num_labels']}",
+            f"scores: {self.method}",
+            f"mAP: {number(m['mAP'])}",
+        ]
+        if "novel_mAP" in m:
+            lines.append(f"base mAP: {number(m['base_mAP'])}   novel mAP: {number(m['novel_mAP'])}")
+        lines += [
+            f"micro AP: {number(m['micro_AP'])}",
+            f"at threshold {m['threshold']:g}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
+            f"F1 {m['f1']:.4f}  macro F1 {number(m['macro_f1'])}",
+            "",
+        ]
+        width = max([len(label) for label in self.labels] + [5])
+        novel = set(self.novel_labels)
+        positives = self.targets.sum(dim=0).tolist()
+        lines.append(f"{'label':<{width}}  videos  AP      {'split' if novel else ''}".rstrip())
+        for k, label in enumerate(self.labels):
+            split = ("novel" if label in novel else "base") if novel else ""
+            lines.append(f"{label:<{width}}  {int(positives[k]):>6}  {number(m['per_class_ap'][label]):<6}  {split}".rstrip())
+        lines.extend(f"skipped: {message}" for message in self.failed)
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def multi_label_scores(
+    model: nn.Module,
+    dataset: VideoClassificationDataset,
+    tokenizer: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+    templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+    method: str = "auto",
+    negative_template: str = "not {}",
+    background_prompts: Sequence[str] = DEFAULT_BACKGROUND_PROMPTS,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    accelerator: Any = None,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+    """Pre-sigmoid scores (N, K) of every readable video of `dataset` for `labels` (default: its class names),
+    their targets (N, K) (zero columns for labels outside the dataset's classes), the unreadable videos, and the
+    method used (`"auto"` resolved, see `hf_xclip.multilabel`)."""
+    from tqdm.auto import tqdm
+
+    folder = dataset.folder
+    labels = list(labels) if labels is not None else list(folder.class_names)
+    if accelerator is None:
+        accelerator = make_accelerator("no")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_videos
+    )
+    loader = accelerator.prepare_data_loader(loader)
+    unwrapped = accelerator.unwrap_model(model)
+    method = resolve_method(method, unwrapped)
+    was_training = unwrapped.training
+    unwrapped.eval()
+    encoder = LabelEncoder(unwrapped, tokenizer)
+    with accelerator.autocast():
+        label_embeds = encoder.encode_labels(labels, templates)
+        references = reference_texts(method, labels, negative_template, background_prompts)
+        reference_embeds = None
+        if references is not None:
+            reference_templates = templates if method == "negative" else DEFAULT_HYPOTHESIS_TEMPLATE
+            reference_embeds = encoder.encode_labels(references, reference_templates)
+    # class index of the dataset -> column among the labels
+    column = {k: labels.index(name) for k, name in enumerate(folder.class_names) if name in labels}
+    all_scores, all_targets, failed = [], [], []
+    for batch in tqdm(loader, desc="evaluating", disable=not (show_progress and accelerator.is_local_main_process)):
+        failed.extend(batch["failed"])
+        if batch["pixel_values"] is None:
+            continue
+        with accelerator.autocast():
+            video = unwrapped.get_video_features(batch["pixel_values"], output_prompt_features=True)
+            scores = video_label_scores(
+                unwrapped, video.pooler_output, video.prompt_features, label_embeds, method, reference_embeds
+            )
+        all_scores.append(scores.float())
+        all_targets.append(_targets_for(batch, column, len(folder.class_names), len(labels), scores.device))
+    unwrapped.train(was_training)
+    device = accelerator.device
+    scores = torch.cat(all_scores) if all_scores else torch.zeros(0, len(labels), device=device)
+    targets = torch.cat(all_targets) if all_targets else torch.zeros(0, len(labels), device=device)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        scores, targets = accelerator.gather_for_metrics((scores, targets))
+        failed = gather_object(failed)
+    return scores.cpu(), targets.cpu(), sorted(set(failed)), method
+
+
+def _targets_for(batch: dict[str, Any], column: dict[int, int], num_classes: int, num_labels: int, device):
+    """(B, num_labels) targets of a batch: its dataset's classes moved to their columns among the labels."""
+    if "targets" in batch:
+        source = batch["targets"]
+    else:
+        source = torch.nn.functional.one_hot(batch["labels"], num_classes=num_classes).float()
+    out = torch.zeros(source.shape[0], num_labels, device=device)
+    for k, target_column in column.items():
+        out[:, target_column] = source[:, k].to(device)
+    return out
+
+
+def evaluate_multi_label(
+    model: nn.Module,
+    dataset: VideoClassificationDataset,
+    tokenizer: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+    novel_labels: Collection[str] = (),
+    threshold: float = 0.5,
+    **kwargs: Any,
+) -> MultiLabelResult:
+    """mAP (base / novel), per-label AP and F1 at `threshold` of `model` on `dataset` (multi-label annotations, or
+    single-label ones read as one label per video).
+
+    Candidate labels are `labels` (default: the dataset's class names); labels of `novel_labels` that are not
+    among them are added as candidates. Every label is scored on its own (``kwargs``: `method`, `templates`,
+    `negative_template`, `background_prompts`, `batch_size`, `num_workers`, `accelerator`, `show_progress`; see
+    [`multi_label_scores`]). Unreadable videos are skipped and listed.
+    """
+    labels = list(labels) if labels is not None else list(dataset.folder.class_names)
+    labels += [label for label in novel_labels if label not in labels]
+    scores, targets, failed, method = multi_label_scores(model, dataset, tokenizer, labels=labels, **kwargs)
+    metrics = multi_label_metrics(scores, targets, labels, novel_labels=novel_labels, threshold=threshold)
+    novel = [label for label in labels if label in set(novel_labels)]
+    return MultiLabelResult(metrics, labels, novel, method, scores, targets, failed)
+
+
+@dataclass
+class Calibration:
+    """A sigmoid head fitted by [`calibrate_sigmoid_head`]: ``sigmoid(scale * cosine + bias)``, with the metrics of
+    the calibration clips scored by the training-free method (`before`) and by the fitted head (`after`)."""
+
+    scale: float
+    bias: float
+    labels: list[str]
+    num_videos: int
+    before: dict[str, Any]
+    after: dict[str, Any]
+    before_method: str
+    failed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        keep = ("mAP", "micro_AP", "precision", "recall", "f1", "threshold")
+        return {
+            "scale": self.scale,
+            "bias": self.bias,
+            "num_videos": self.num_videos,
+            "num_labels": len(self.labels),
+            "before_method": self.before_method,
+            "before": {key: self.before[key] for key in keep},
+            "after": {key: self.after[key] for key in keep},
+            "failed": self.failed,
+        }
+
+
+def calibrate_sigmoid_head(
+    model: nn.Module,
+    dataset: VideoClassificationDataset,
+    tokenizer: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    **kwargs: Any,
+) -> Calibration:
+    """Fit the sigmoid head of `hf_xclip.multilabel` (one scale and bias for all labels, Platt scaling) to the
+    labelled clips of `dataset`; the model is not changed (write the head with `multilabel.set_sigmoid_head`).
+
+    Every video is scored against every label of `labels` (default: the dataset's class names; a label the video
+    does not hold is a negative). ``kwargs`` go to [`multi_label_scores`] (templates, batch size, ...).
+    """
+    from .multilabel import TRAINING_FREE_METHOD, fit_sigmoid_head
+
+    labels = list(labels) if labels is not None else list(dataset.folder.class_names)
+    kwargs.pop("method", None)
+    cosine, targets, failed, _ = multi_label_scores(model, dataset, tokenizer, labels=labels, method="cosine", **kwargs)
+    before_scores, _, _, before_method = multi_label_scores(
+        model, dataset, tokenizer, labels=labels, method=TRAINING_FREE_METHOD, **kwargs
+    )
+    scale, bias = fit_sigmoid_head(cosine, targets)
+    before = multi_label_metrics(before_scores, targets, labels, threshold=threshold)
+    after = multi_label_metrics(scale * cosine + bias, targets, labels, threshold=threshold)
+    return Calibration(scale, bias, labels, int(cosine.shape[0]), before, after, before_method, failed)
+
+
+__all__ = [
+    "Calibration",
+    "EvaluationResult",
+    "MultiLabelResult",
+    "average_precision",
+    "calibrate_sigmoid_head",
+    "evaluate_multi_label",
+    "evaluate_videos",
+    "multi_label_metrics",
+    "multi_label_scores",
+]

@@ -334,6 +334,41 @@ def _accuracy_row(name: str, result: Any) -> str:
     return f"| {name} | {result.top1:.4f} | {result.top5:.4f} (top-{result.top_k}) | {result.num_videos}{skipped} |"
 
 
+def _map_row(name: str, result: Any) -> str:
+    if result is None:
+        return f"| {name} | - | - | - | - | - |"
+    m = result.metrics
+    number = lambda value: "-" if value is None else f"{value:.4f}"  # noqa: E731
+    skipped = f" ({len(result.failed)} unreadable skipped)" if result.failed else ""
+    return (
+        f"| {name} ({result.method}) | {number(m['mAP'])} | {number(m.get('base_mAP'))} | {number(m.get('novel_mAP'))} "
+        f"| {m['f1']:.4f} | {m['num_videos']}{skipped} |"
+    )
+
+
+def _results_lines(result: Any) -> list[str]:
+    if not getattr(result, "multi_label", False):
+        return [
+            "| model | top-1 | top-5 | videos |",
+            "| --- | --- | --- | --- |",
+            _accuracy_row("base model (zero-shot)", result.eval_before),
+            _accuracy_row("with this adapter", result.eval_after),
+        ]
+    head = result.sigmoid_head
+    threshold = result.args.threshold
+    return [
+        f"Multi-label: one probability per label, `sigmoid({head['scale']:.4g} * cosine {head['bias']:+.4g})` (the "
+        "sigmoid head, stored in `xclip_adapter.json`). mAP = mean average precision over labels; *novel* labels are "
+        f"evaluation labels never trained on{f' ({len(result.novel_labels)})' if result.novel_labels else ''}; F1 at "
+        f"probability {threshold:g}.",
+        "",
+        "| model (scores) | mAP | base mAP | novel mAP | F1 | videos |",
+        "| --- | --- | --- | --- | --- | --- |",
+        _map_row("base model", result.eval_before),
+        _map_row("with this adapter", result.eval_after),
+    ]
+
+
 def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict[str, Any] | None = None) -> ModelCard:
     """The card of a PEFT adapter written by `hf-xclip finetune`: data, shots, method, settings, measured accuracy.
 
@@ -356,8 +391,10 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
         "",
         "## Data",
         "",
-        f"- Training videos: `{data.get('train_dir', '?')}`, {len(result.class_names)} classes "
-        f"(folder name = class text), {f'{shots} shots per class' if shots else 'all videos'}"
+        (f"- Training videos: `{data['train_annotations']}` (annotation file), {len(result.class_names)} labels, "
+         if data.get("train_annotations") else
+         f"- Training videos: `{data.get('train_dir', '?')}`, {len(result.class_names)} classes (folder name = class text), ")
+        + f"{f'{shots} shots per class' if shots else 'all videos'}"
         f"{f' (seed {seed})' if shots else ''}, "
         f"{result.num_train_videos} readable videos used.",
         f"- Unreadable training videos skipped: {len(result.skipped_videos)}.",
@@ -370,16 +407,15 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
         "",
         "## Results",
         "",
-        "| model | top-1 | top-5 | videos |",
-        "| --- | --- | --- | --- |",
-        _accuracy_row("base model (zero-shot)", result.eval_before),
-        _accuracy_row("with this adapter", result.eval_after),
+        *_results_lines(result),
         "",
         "## Training",
         "",
         f"- epochs {args.epochs}, batch size {args.batch_size} x {args.gradient_accumulation_steps} accumulation, "
         f"learning rates {result.learning_rates}, AdamW betas {args.adam_betas}, weight decay {args.weight_decay}, "
-        f"cosine schedule with {args.warmup_ratio:.0%} warm-up, label smoothing {args.label_smoothing}",
+        f"cosine schedule with {args.warmup_ratio:.0%} warm-up, "
+        + (_multi_label_loss_text(args) if getattr(result, "multi_label", False) else
+           f"label smoothing {args.label_smoothing}"),
         f"- frames per clip: {args.num_frames}, TSN random sampling, "
         f"{'random resized crop ' + str(args.crop_scale) + f' + flip p={args.hflip_prob}' if args.augment else 'centre crop'}",
         f"- mixed precision: {result.mixed_precision}, prompt template: `{args.template}`, seed {args.seed}",
@@ -404,11 +440,27 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
     return render_card(metadata, lines)
 
 
+def _multi_label_loss_text(args: Any) -> str:
+    loss = (
+        f"asymmetric loss (gamma_neg {args.asl_gamma_neg}, clip {args.asl_clip})" if args.loss == "asl"
+        else "sigmoid binary cross-entropy"
+    )
+    regularization = {
+        "none": "no regularisation",
+        "wise": f"WiSE-FT weight interpolation with the starting weights (alpha {args.wise_alpha})",
+        "distill": f"feature distillation to the frozen starting model (weight {args.distill_weight})",
+        "l2sp": f"L2-SP toward the starting weights (weight {args.l2sp_weight})",
+    }[args.regularization]
+    return f"{loss}, {regularization}"
+
+
 def _class_specific(config: Any) -> bool:
     return config.coop is not None and config.coop.class_specific
 
 
 def _method_text(config: Any) -> str:
+    if getattr(config, "full_finetune", False):
+        return "- full fine-tuning: every weight trained except the logit scale (this folder is a whole model)"
     parts = []
     if config.lora_type is not None:
         parts.append(f"- {config.lora_type} (r={config.r}, alpha={config.lora_alpha}) on {config.lora_parts()}")

@@ -1047,6 +1047,15 @@ class XClipModel(XClipPreTrainedModel):
         logits_per_video = torch.einsum("bd,bkd->bk", video, self.logit_scale_module() * text)
         return logits_per_video, text
 
+    def multi_label_logits(self, logits_per_video: torch.Tensor) -> torch.Tensor:
+        r"""Logits of the sigmoid head: ``multi_label_scale * cosine + multi_label_bias`` from `logits_per_video`
+        (``logit_scale * cosine``); ``sigmoid`` of them are independent per-label probabilities. Without a head
+        (``config.multi_label_scale is None``) `logits_per_video` is returned unchanged."""
+        if self.config.multi_label_scale is None:
+            return logits_per_video
+        cosine = logits_per_video / self.logit_scale_module().to(logits_per_video.dtype)
+        return self.config.multi_label_scale * cosine + self.config.multi_label_bias
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -1073,7 +1082,8 @@ class XClipModel(XClipPreTrainedModel):
                 Token embeddings fed to the text model instead of looking up `input_ids`.
             labels (`torch.Tensor`, *optional*):
                 `(batch_size,)` class indices into the K texts: cross-entropy (with `config.label_smoothing`);
-                `(batch_size, num_texts)` floats in [0, 1]: multi-label binary cross-entropy on the logits.
+                `(batch_size, num_texts)` floats in [0, 1]: multi-label binary cross-entropy on the logits (on the
+                sigmoid head's logits, `multi_label_logits`, when the config has a head).
             return_loss (`bool`, *optional*):
                 Without `labels`, the symmetric video-text contrastive loss (needs K == B).
 
@@ -1113,7 +1123,8 @@ class XClipModel(XClipPreTrainedModel):
 
         loss = None
         if labels is not None:
-            loss = _classification_loss(logits_per_video, labels, self.config.label_smoothing)
+            scored = self.multi_label_logits(logits_per_video) if labels.is_floating_point() else logits_per_video
+            loss = _classification_loss(scored, labels, self.config.label_smoothing)
         elif return_loss:
             loss = video_text_contrastive_loss(logits_per_video)
 

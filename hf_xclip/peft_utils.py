@@ -54,7 +54,9 @@ from .modeling_prompts import XClipDeepPrompts, XClipPromptContext, XClipVisionP
 from .modeling_xclip import XClipModel
 from .processing_xclip import clean_text
 
-METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts")
+METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts", "full")
+# Full fine-tuning: every weight trains, no peft adapter; it combines with no other method.
+FULL_METHOD = "full"
 LORA_TYPES: tuple[str, ...] = ("lora", "dora", "rslora", "loha", "lokr")
 PROMPT_GENERATOR_MODULES: tuple[str, ...] = ("prompts_generator", "prompts_visual_layernorm", "prompts_visual_proj")
 PROMPT_CONTEXT_MODULE = "prompt_context"
@@ -238,6 +240,11 @@ class XClipAdapterConfig:
     extra_modules_to_save: list[str] = field(
         default_factory=list, metadata={"help": "More module names for peft's modules_to_save."}
     )
+    full_finetune: bool = field(
+        default=False,
+        metadata={"help": "Train every weight of the model except the logit scale (no peft adapter; the result is "
+                          "a whole model). Excludes every other option."},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.coop, dict):
@@ -246,6 +253,15 @@ class XClipAdapterConfig:
             self.vl_prompts = VLPromptsConfig(**self.vl_prompts)
         if self.coop is not None and self.vl_prompts is not None:
             raise ValueError("vl-prompts already learn the text context after the start token: drop coop.")
+        if self.full_finetune:
+            if (
+                self.lora_type is not None
+                or self.coop is not None
+                or self.vl_prompts is not None
+                or self.modules_to_save()
+            ):
+                raise ValueError("full_finetune trains every weight: set lora_type=None and no other method.")
+            return
         if self.lora_type is not None and self.lora_type not in LORA_TYPES:
             raise ValueError(f"lora_type must be one of {LORA_TYPES} or None, got {self.lora_type!r}.")
         if self.r < 1:
@@ -270,11 +286,16 @@ class XClipAdapterConfig:
         * `prompt-generator`: the prompt generator and the MIT trained in full.
         * `vl-prompts`: vision and text prompts in every layer, 10 tokens each (the model's own prompts if it has
           them), as ViFi-CLIP's few-shot prompting.
+        * `full`: every weight (no adapter), alone.
         """
         methods = [methods] if isinstance(methods, str) else list(methods)
         unknown = sorted(set(methods) - set(METHODS))
         if unknown or not methods:
             raise ValueError(f"Unknown adapter method(s) {unknown or methods}; choose from {METHODS}.")
+        if FULL_METHOD in methods:
+            if len(set(methods)) > 1:
+                raise ValueError(f"'{FULL_METHOD}' fine-tuning trains every weight; it combines with no other method.")
+            return cls(**{"lora_type": None, "full_finetune": True, **overrides})
         preset: dict[str, Any] = {"lora_type": "lora" if "lora" in methods else None}
         if "coop" in methods:
             preset["coop"] = CoOpConfig()
@@ -288,6 +309,8 @@ class XClipAdapterConfig:
     @property
     def methods(self) -> list[str]:
         """The `--method` names this config amounts to."""
+        if self.full_finetune:
+            return [FULL_METHOD]
         names = []
         if self.lora_type is not None:
             names.append("lora" if self.lora_type == "lora" else self.lora_type)
@@ -358,6 +381,8 @@ def to_peft_config(config: XClipAdapterConfig, model: XClipModel | None = None):
     from peft import LoHaConfig, LoKrConfig, LoraConfig
     from peft.utils.constants import DUMMY_TARGET_MODULES
 
+    if config.full_finetune:
+        raise ValueError("full fine-tuning uses no peft adapter (train the model itself).")
     modules_to_save = config.modules_to_save()
     if model is not None:
         _check_modules_exist(model, modules_to_save)
@@ -657,19 +682,23 @@ def default_learning_rates() -> dict[str, float]:
 
     LoRA 2e-4; CoOp context 2e-3 (CoOp's SGD rate); prompt generator / MIT 2e-5 (10x the base rate of the original
     few-shot recipe, 2e-6, as the original gives its new modules 10x); VL prompts 8e-3 (ViFi-CLIP's few-shot
-    prompting recipe, AdamW).
+    prompting recipe, AdamW); full fine-tuning 1e-5.
     """
-    return {"lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5, "vl-prompts": 8e-3}
+    return {"lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5, "vl-prompts": 8e-3, FULL_METHOD: 1e-5}
 
 
 def parameter_groups(peft_model: nn.Module, learning_rates: dict[str, float], weight_decay: float) -> list[dict]:
-    """AdamW parameter groups by method (`lora`, `coop`, `prompt-generator`, `vl-prompts`), without weight decay
-    for 1-D parameters (biases, LayerNorms, `alpha`) as in the original's optimizer, nor for a CoOp context."""
+    """AdamW parameter groups by method (`lora`, `coop`, `prompt-generator`, `vl-prompts`; `full` for a model that is
+    not a peft model), without weight decay for 1-D parameters (biases, LayerNorms, `alpha`) as in the original's
+    optimizer, nor for a CoOp context."""
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    full = not hasattr(peft_model, "peft_config")
     trained = [(name, param) for name, param in peft_model.named_parameters() if param.requires_grad]
     vl_prompts = any(".prompt_tokens." in name or ".deep_prompts." in name for name, _ in trained)
     for name, param in trained:
-        if ".prompt_tokens." in name or ".deep_prompts." in name:
+        if full:
+            method = FULL_METHOD
+        elif ".prompt_tokens." in name or ".deep_prompts." in name:
             method = "vl-prompts"
         elif f"{PROMPT_CONTEXT_MODULE}." in name:
             method = "vl-prompts" if vl_prompts else "coop"
@@ -690,8 +719,16 @@ def parameter_groups(peft_model: nn.Module, learning_rates: dict[str, float], we
     ]
 
 
+def prepare_full_finetuning(model: XClipModel) -> XClipModel:
+    """Make every weight of `model` trainable except the logit scale (frozen in every original X-CLIP setting)."""
+    for name, param in model.named_parameters():
+        param.requires_grad_("logit_scale" not in name)
+    return model
+
+
 __all__ = [
     "CoOpConfig",
+    "FULL_METHOD",
     "LORA_TYPES",
     "METHODS",
     "VLPromptsConfig",
@@ -704,6 +741,7 @@ __all__ = [
     "init_vl_prompts",
     "lora_target_modules",
     "parameter_groups",
+    "prepare_full_finetuning",
     "resolve_vl_prompts",
     "text_is_trainable",
     "to_peft_config",

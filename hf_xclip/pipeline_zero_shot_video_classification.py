@@ -22,9 +22,12 @@ Scores (documented in ``docs/zero_shot.md``):
 
 * single-label (default): softmax over the candidate labels of X-CLIP's logits, averaged over the views (the
   original's multi-view testing averages softmax probabilities over temporal clips x spatial crops);
-* ``multi_label=True``: for every label independently, a two-way softmax between the label's prompt and a negative
-  prompt (``negative_template``, default ``"not {}"``), averaged over the views. A label's score does not depend on
-  the other candidate labels.
+* ``multi_label=True``: an independent probability per label, averaged over the views; a label's score does not
+  depend on the other candidate labels (`hf_xclip.multilabel`). ``multi_label_method="auto"`` (default) uses the
+  model's sigmoid head (``config.multi_label_scale`` / ``multi_label_bias``, from multi-label training or
+  ``hf-xclip calibrate``) and, for a model without one, the label against a bank of generic background prompts
+  (``"background"``); ``"negative"`` is the label against ``negative_template`` (``"not {}"``), a two-way softmax.
+* ``threshold``: keep only labels whose score is at or above it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from .labels import (
 )
 from .loading import as_xclip_model, resolve_components
 from .modeling_xclip import XClipModel
+from .multilabel import MULTI_LABEL_METHODS, reference_texts, resolve_method, video_label_scores
 from .video_io import fetch_video, video_name
 
 logger = logging.get_logger(__name__)
@@ -63,7 +67,9 @@ _CALL_PARAMETERS = frozenset(
         "hypothesis_template",
         "top_k",
         "multi_label",
+        "multi_label_method",
         "negative_template",
+        "threshold",
         "num_frames",
         "num_clips",
         "num_crops",
@@ -95,6 +101,12 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def _probability(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not 0 <= value <= 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}.")
+    return float(value)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -191,9 +203,14 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
                 with bare class names, `"a photo of a {}."` for ViFi-CLIP). Several templates are ensembled (see
                 module docs).
             top_k (`int`, *optional*): return only the `top_k` best labels (all when `None`).
-            multi_label (`bool`, defaults to `False`): independent per-label scores in [0, 1] (label vs. negative
-                prompt) instead of a softmax over the labels.
-            negative_template (`str`, defaults to `"not {}"`): the negative prompt of `multi_label`.
+            multi_label (`bool`, defaults to `False`): an independent probability in [0, 1] per label instead of a
+                softmax over the labels (see `multi_label_method`).
+            multi_label_method (`str`, defaults to `"auto"`): `"sigmoid"` (the model's sigmoid head), `"background"`
+                (the label against generic background prompts), `"negative"` (the label against
+                `negative_template`); `"auto"`: the head when the model has one, else `"background"`.
+            negative_template (`str`, defaults to `"not {}"`): the negative prompt of `multi_label_method="negative"`
+                (giving it without a method selects that method).
+            threshold (`float`, *optional*): return only labels whose score is at or above it (then `top_k`).
             num_frames (`int`, *optional*): frames per clip (defaults to the processor's / model's).
             num_clips (`int`, defaults to 1): temporal clips per video (views; probabilities are averaged).
             num_crops (`int`, defaults to 1): spatial crops per clip (1 = centre crop, 3 = three crops along the long
@@ -203,7 +220,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             batch_size (`int`): videos per forward pass. num_workers (`int`): threads decoding ahead (at least 1).
 
         Returns:
-            `[{"score": float, "label": str}, ...]` sorted by descending score, or a list of those.
+            `[{"score": float, "label": str}, ...]` sorted by descending score (only scores at or above `threshold`
+            when it is given), or a list of those.
         """
         if videos is None:
             raise ValueError("zero-shot-video-classification needs videos (a path, URL, bytes, frames or a list).")
@@ -226,7 +244,9 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         hypothesis_template: Any = None,
         top_k: int | None = None,
         multi_label: bool | None = None,
+        multi_label_method: str | None = None,
         negative_template: str | None = None,
+        threshold: float | None = None,
         num_frames: int | None = None,
         num_clips: int | None = None,
         num_crops: int | None = None,
@@ -247,8 +267,17 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             forward["multi_label"] = bool(multi_label)
         if negative_template is not None:
             forward["negative_template"] = normalize_templates(negative_template, "negative_template")[0]
+            forward.setdefault("multi_label_method", "negative")
+        if multi_label_method is not None:
+            if multi_label_method not in MULTI_LABEL_METHODS:
+                raise ValueError(
+                    f"`multi_label_method` must be one of {MULTI_LABEL_METHODS}, got {multi_label_method!r}."
+                )
+            forward["multi_label_method"] = multi_label_method
         if top_k is not None:
             postprocess["top_k"] = _positive_int(top_k, "top_k")
+        if threshold is not None:
+            postprocess["threshold"] = _probability(threshold, "threshold")
         if num_frames is not None:
             preprocess["num_frames"] = _positive_int(num_frames, "num_frames")
         if num_clips is not None:
@@ -325,38 +354,64 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             raise VideoClassificationError(name, str(err)) from err
         return out["pixel_values"]
 
+    def _text_side(
+        self,
+        candidate_labels: Sequence[str],
+        hypothesis_template: Sequence[str] | None,
+        multi_label: bool,
+        multi_label_method: str,
+        negative_template: str,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, str | None]:
+        """Label embeddings, the embeddings of the multi-label method's reference texts, and the method."""
+        if not multi_label:
+            return self.label_embeddings(candidate_labels, hypothesis_template)[0], None, None
+        method = resolve_method(multi_label_method, self.model)
+        if method == "negative":
+            positives, negatives = self.label_embeddings(candidate_labels, hypothesis_template, negative_template)
+            return positives, negatives, method
+        positives = self.label_embeddings(candidate_labels, hypothesis_template)[0]
+        references = reference_texts(method, candidate_labels)
+        return positives, None if references is None else self.encode_texts(references), method
+
     def _forward(
         self,
         model_inputs: dict[str, Any],
         candidate_labels: tuple[str, ...] | None = None,
         hypothesis_template: tuple[str, ...] | None = None,
         multi_label: bool = False,
+        multi_label_method: str = "auto",
         negative_template: str = DEFAULT_NEGATIVE_TEMPLATE,
     ) -> dict[str, Any]:
         if candidate_labels is None:
             raise ValueError("zero-shot video classification needs `candidate_labels` (a list of label strings).")
-        positives, negatives = self.label_embeddings(
-            candidate_labels, hypothesis_template, negative_template if multi_label else None
+        positives, references, method = self._text_side(
+            candidate_labels, hypothesis_template, multi_label, multi_label_method, negative_template
         )
         views = model_inputs["pixel_values"]  # list of (V_i, T, 3, S, S)
         counts = [v.shape[0] for v in views]
         pixel_values = torch.cat(views).to(device=self.device, dtype=self.model.dtype)
         video = self.model.get_video_features(pixel_values, output_prompt_features=True)
-        texts = positives if negatives is None else torch.cat([positives, negatives])
-        logits, _ = self.model.get_logits(video.pooler_output, texts, video.prompt_features)
-        logits = logits.float()
-        if negatives is None:
-            probs = logits.softmax(dim=-1)
+        if method is None:
+            logits, _ = self.model.get_logits(video.pooler_output, positives, video.prompt_features)
+            probs = logits.float().softmax(dim=-1)
         else:
-            num_labels = positives.shape[0]
-            pair = torch.stack([logits[:, :num_labels], logits[:, num_labels:]], dim=-1)
-            probs = pair.softmax(dim=-1)[..., 0]
+            probs = torch.sigmoid(
+                video_label_scores(self.model, video.pooler_output, video.prompt_features, positives, method, references)
+            )
         scores = [chunk.mean(dim=0) for chunk in probs.split(counts)]
         return {"scores": scores, "candidate_labels": candidate_labels}
 
-    def postprocess(self, model_outputs: dict[str, Any], top_k: int | None = None, return_exceptions: bool = False):
+    def postprocess(
+        self,
+        model_outputs: dict[str, Any],
+        top_k: int | None = None,
+        threshold: float | None = None,
+        return_exceptions: bool = False,
+    ):
         scores = model_outputs["scores"][0].tolist()
         ranked = sorted(zip(scores, model_outputs["candidate_labels"]), key=lambda pair: -pair[0])
+        if threshold is not None:
+            ranked = [(score, label) for score, label in ranked if score >= threshold]
         if top_k is not None:
             ranked = ranked[:top_k]
         return [{"score": score, "label": label} for score, label in ranked]
@@ -378,13 +433,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         threads = max(1, int(num_workers or 0))
         return_exceptions = postprocess_params.get("return_exceptions", False)
         postprocess_params = {k: v for k, v in postprocess_params.items() if k != "return_exceptions"}
-        # Validate the labels (and fill the text cache) before any video is decoded.
-        self.label_embeddings(
+        # Validate the labels and the method (and fill the text cache) before any video is decoded.
+        self._text_side(
             forward_params.get("candidate_labels") or normalize_labels(None),
             forward_params.get("hypothesis_template"),
-            forward_params.get("negative_template", DEFAULT_NEGATIVE_TEMPLATE)
-            if forward_params.get("multi_label")
-            else None,
+            forward_params.get("multi_label", False),
+            forward_params.get("multi_label_method", "auto"),
+            forward_params.get("negative_template", DEFAULT_NEGATIVE_TEMPLATE),
         )
 
         def work(video):

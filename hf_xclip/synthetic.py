@@ -12,6 +12,11 @@ Hub access. Every clip shows one shape of one colour doing one motion, and its c
   jitter, exact colour) is drawn from that seed.
 * :class:`SyntheticVideoDataset` is a torch ``Dataset`` of such clips; :func:`write_video_folder` writes clips as
   mp4 files in a folder-per-class layout (``root/<caption>/<index>.mp4``).
+* Multi-label clips: a :class:`SyntheticScene` holds 2-3 objects, each its own shape, colour and motion, and its
+  labels are the objects' captions; :func:`sample_scenes` draws scenes, :func:`render_scene` draws one,
+  :class:`SyntheticSceneDataset` is a torch ``Dataset`` of them and :func:`write_scene_videos` writes mp4 files with
+  a JSONL annotation file. The *base* / *novel* label split (:func:`base_labels`, :func:`novel_labels`) is the
+  seen / held-out split of the combinations.
 * :func:`build_synthetic_tokenizer` makes a small word-level tokenizer covering the captions and prompt templates.
 
 Motions are made to read unambiguously from any handful of frames sampled across the clip (TSN sampling takes
@@ -304,6 +309,29 @@ def _trajectory(
     return cx + jitter[0], cy + jitter[1], radius * (1 + jitter[2]), angle
 
 
+def _coverage(
+    shape: str, cx: np.ndarray, cy: np.ndarray, radius: np.ndarray, angle: np.ndarray, height: int, width: int
+) -> np.ndarray:
+    """(T, H, W, 1) float32 anti-aliased coverage of ``shape`` (per-frame centre, radius and angle as (T, 1, 1))."""
+    ys = np.arange(height, dtype=np.float32).reshape(1, -1, 1) + np.float32(0.5)
+    xs = np.arange(width, dtype=np.float32).reshape(1, 1, -1) + np.float32(0.5)
+    dx, dy = (xs - cx) / radius, (cy - ys) / radius  # y axis pointing up in the unit frame
+    cos, sin = np.cos(angle), np.sin(angle)
+    px, py = cos * dx + sin * dy, cos * dy - sin * dx  # rotate points by -angle = rotate shape by +angle
+    return np.clip(np.float32(0.5) - _signed_distance(shape, px, py) * radius, 0, 1)[..., None]
+
+
+def _check_render_arguments(num_frames: int, size: int | tuple[int, int], background: str) -> tuple[int, int]:
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    if height < 8 or width < 8:
+        raise ValueError(f"frames must be at least 8x8 pixels, got {height}x{width}")
+    if background not in ("noise", "plain"):
+        raise ValueError(f"unknown background {background!r}; expected 'noise' or 'plain'")
+    return height, width
+
+
 def render_video(
     spec: SyntheticVideoSpec,
     *,
@@ -327,13 +355,7 @@ def render_video(
     """
     if not isinstance(spec, SyntheticVideoSpec):
         raise TypeError(f"spec must be a SyntheticVideoSpec, got {type(spec).__name__}")
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-    if height < 8 or width < 8:
-        raise ValueError(f"frames must be at least 8x8 pixels, got {height}x{width}")
-    if background not in ("noise", "plain"):
-        raise ValueError(f"unknown background {background!r}; expected 'noise' or 'plain'")
+    height, width = _check_render_arguments(num_frames, size, background)
     plain = background == "plain"
     rng = np.random.default_rng(seed)
     times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.array([0.5])
@@ -347,12 +369,7 @@ def render_video(
         colour = np.clip(colour + colour_jitter, 0, 255)
     canvas = _background(rng, height, width, plain)
 
-    ys = np.arange(height, dtype=np.float32).reshape(1, -1, 1) + np.float32(0.5)
-    xs = np.arange(width, dtype=np.float32).reshape(1, 1, -1) + np.float32(0.5)
-    dx, dy = (xs - cx) / radius, (cy - ys) / radius  # y axis pointing up in the unit frame
-    cos, sin = np.cos(angle), np.sin(angle)
-    px, py = cos * dx + sin * dy, cos * dy - sin * dx  # rotate points by -angle = rotate shape by +angle
-    coverage = np.clip(np.float32(0.5) - _signed_distance(spec.shape, px, py) * radius, 0, 1)[..., None]
+    coverage = _coverage(spec.shape, cx, cy, radius, angle, height, width)
 
     frames = (colour - canvas)[None] * coverage
     frames += canvas
@@ -360,6 +377,134 @@ def render_video(
         frames += _noise(rng, frames.shape, rng.uniform(1, 5))
     np.clip(frames, 0, 255, out=frames)
     frames += np.float32(0.5)  # round to nearest when truncating
+    return frames.astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scenes: several objects in one clip (the multi-label set).
+
+
+@dataclass(frozen=True)
+class SyntheticScene:
+    """A multi-label clip: several objects, each its own shape, colour and motion (no two objects share any of
+    them), so every object's caption names it unambiguously. The labels of the clip are the objects' captions.
+
+    Args:
+        objects: the objects, drawn in this order (a later one covers an earlier one where they overlap).
+    """
+
+    objects: tuple[SyntheticVideoSpec, ...]
+
+    def __post_init__(self) -> None:
+        objects = tuple(self.objects)
+        object.__setattr__(self, "objects", objects)
+        if not objects:
+            raise ValueError("a scene needs at least one object")
+        for attribute in ("shape", "colour", "motion"):
+            values = [getattr(spec, attribute) for spec in objects]
+            if len(set(values)) != len(values):
+                raise ValueError(f"objects of a scene must differ in {attribute}, got {values}")
+
+    @property
+    def captions(self) -> list[str]:
+        """The clip's labels: one caption per object, in drawing order."""
+        return [spec.caption for spec in self.objects]
+
+
+def base_labels() -> list[str]:
+    """Labels of the multi-label set's *base* split: captions of the combinations the default model was trained on
+    (:func:`train_specs`). Multi-label fine-tuning sees only these."""
+    return [spec.caption for spec in train_specs()]
+
+
+def novel_labels() -> list[str]:
+    """Labels of the *novel* split: captions of the held-out combinations (:func:`heldout_specs`), never trained on;
+    evaluating them measures open-vocabulary recognition."""
+    return [spec.caption for spec in heldout_specs()]
+
+
+def sample_scenes(
+    num_scenes: int,
+    seed: int = 0,
+    *,
+    specs: Sequence[SyntheticVideoSpec] | None = None,
+    num_objects: tuple[int, int] = (2, 3),
+    require: Sequence[Sequence[SyntheticVideoSpec]] = (),
+) -> list[SyntheticScene]:
+    """``num_scenes`` random scenes (deterministic in ``seed``) of objects drawn from ``specs`` (default: every
+    combination).
+
+    Args:
+        num_objects: (fewest, most) objects per scene, drawn uniformly.
+        require: groups of combinations; every scene takes its first objects from these groups, one from each (e.g.
+            ``[train_specs(), heldout_specs()]`` for scenes holding at least one base and one novel object), the
+            rest from ``specs``.
+    """
+    low, high = num_objects
+    if not 1 <= low <= high:
+        raise ValueError(f"num_objects must be (fewest, most) with 1 <= fewest <= most, got {num_objects}")
+    if len(require) > high:
+        raise ValueError(f"{len(require)} required groups do not fit in scenes of at most {high} objects")
+    pool = list(specs) if specs is not None else all_specs()
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+    scenes = []
+    for _ in range(num_scenes):
+        count = max(int(rng.integers(low, high + 1)), len(require))
+        chosen: list[SyntheticVideoSpec] = []
+        for group in [*require, *([pool] * (count - len(require)))]:
+            free = [s for s in group if all(s.shape != c.shape and s.colour != c.colour and s.motion != c.motion
+                                            for c in chosen)]
+            if not free:
+                raise ValueError("cannot draw objects that differ in shape, colour and motion from these combinations")
+            chosen.append(free[int(rng.integers(len(free)))])
+        scenes.append(SyntheticScene(tuple(chosen)))
+    return scenes
+
+
+def render_scene(
+    scene: SyntheticScene,
+    *,
+    num_frames: int = 8,
+    size: int | tuple[int, int] = 64,
+    seed: int | np.random.SeedSequence = 0,
+    background: Background = "noise",
+) -> np.ndarray:
+    """Draw a clip of every object of ``scene`` on one background, each moving as :func:`render_video` moves it.
+
+    Objects keep the sizes and motions of single-object clips. Larger objects (by their largest radius) are drawn
+    first so that small ones stay visible; starting positions are redrawn (a few times) to keep the objects' centres
+    apart at mid-clip.
+
+    Returns:
+        ``uint8`` array ``(T, H, W, 3)``; the same seed gives bit-identical frames.
+    """
+    if not isinstance(scene, SyntheticScene):
+        raise TypeError(f"scene must be a SyntheticScene, got {type(scene).__name__}")
+    height, width = _check_render_arguments(num_frames, size, background)
+    plain = background == "plain"
+    rng = np.random.default_rng(seed)
+    times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.array([0.5])
+    middle = len(times) // 2
+    placed = []
+    for spec in scene.objects:
+        for _ in range(8):
+            trajectory = _trajectory(spec, rng, times, height, width)
+            centre = np.array([trajectory[0][middle], trajectory[1][middle]])
+            if all(np.linalg.norm(centre - other) > 0.3 * min(height, width) for other, _, _ in placed):
+                break
+        colour = np.asarray(COLOURS[spec.colour], dtype=np.float32)
+        if not plain:
+            colour = np.clip(colour + rng.uniform(-20, 20, size=3).astype(np.float32), 0, 255)
+        placed.append((centre, trajectory, (spec, colour)))
+    canvas = _background(rng, height, width, plain)
+    frames = np.broadcast_to(canvas, (len(times), height, width, 3)).copy()
+    for _, trajectory, (spec, colour) in sorted(placed, key=lambda item: -float(np.max(item[1][2]))):
+        cx, cy, radius, angle = (a.astype(np.float32).reshape(-1, 1, 1) for a in trajectory)
+        frames += (colour - frames) * _coverage(spec.shape, cx, cy, radius, angle, height, width)
+    if not plain:
+        frames += _noise(rng, frames.shape, rng.uniform(1, 5))
+    np.clip(frames, 0, 255, out=frames)
+    frames += np.float32(0.5)
     return frames.astype(np.uint8)
 
 
@@ -507,6 +652,105 @@ def write_video_folder(
             paths.append(write_video(class_dir / f"{i:04d}.mp4", frames, fps, crf=10))
         written[spec.caption] = paths
     return written
+
+
+class SyntheticSceneDataset(torch.utils.data.Dataset):
+    """Multi-label clips of :func:`sample_scenes`, generated on the fly (deterministic by ``seed`` and index).
+
+    Each item is ``{"frames": uint8 (T, H, W, 3) (or what ``transform`` returns), "captions": [str], "target":
+    float32 (K,) multi-hot over :attr:`labels`}``.
+
+    Args:
+        scenes: the scenes (e.g. ``sample_scenes(100, seed=1, specs=train_specs())``).
+        labels: the label vocabulary of ``target`` (default: every caption, :func:`all_specs` order).
+        seed: seeds every clip's rendering.
+        num_frames / size / background / transform: as for :class:`SyntheticVideoDataset`.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[SyntheticScene],
+        labels: Sequence[str] | None = None,
+        seed: int = 0,
+        *,
+        num_frames: int = 8,
+        size: int | tuple[int, int] = 64,
+        background: Background = "noise",
+        transform: Callable[[np.ndarray], object] | None = None,
+    ) -> None:
+        self.scenes = list(scenes)
+        self.labels = list(labels) if labels is not None else [spec.caption for spec in all_specs()]
+        index = {label: i for i, label in enumerate(self.labels)}
+        unknown = sorted({c for scene in self.scenes for c in scene.captions} - set(index))
+        if unknown:
+            raise ValueError(f"scene captions missing from `labels`: {unknown[:5]}")
+        self._index = index
+        self.seed, self.num_frames, self.size = seed, num_frames, size
+        self.background, self.transform = background, transform
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def targets(self) -> torch.Tensor:
+        """(N, K) multi-hot targets of every clip."""
+        out = torch.zeros(len(self), len(self.labels))
+        for row, scene in enumerate(self.scenes):
+            out[row, [self._index[c] for c in scene.captions]] = 1.0
+        return out
+
+    def frames(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} clips")
+        return render_scene(
+            self.scenes[index], num_frames=self.num_frames, size=self.size,
+            seed=np.random.SeedSequence(self.seed, spawn_key=(4, index)), background=self.background,
+        )
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        frames = self.frames(index)
+        target = torch.zeros(len(self.labels))
+        target[[self._index[c] for c in self.scenes[index].captions]] = 1.0
+        return {
+            "frames": self.transform(frames) if self.transform is not None else frames,
+            "captions": self.scenes[index].captions,
+            "target": target,
+        }
+
+
+def write_scene_videos(
+    root: str | Path,
+    scenes: Sequence[SyntheticScene],
+    *,
+    seed: int = 0,
+    num_frames: int = 16,
+    size: int | tuple[int, int] = 64,
+    fps: int = 8,
+    background: Background = "noise",
+    annotation_file: str = "annotations.jsonl",
+) -> Path:
+    """Write scenes as ``root/videos/NNNN.mp4`` and a multi-label annotation file ``root/annotations.jsonl`` (one
+    ``{"video": "videos/NNNN.mp4", "labels": [captions]}`` line per clip, paths relative to the file), the format
+    `hf-xclip finetune --train-annotations` and `hf-xclip evaluate --annotations` read.
+
+    Returns:
+        The annotation file's path.
+    """
+    import json
+
+    root = Path(root)
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, scene in enumerate(scenes):
+        frames = render_scene(
+            scene, num_frames=num_frames, size=size, seed=np.random.SeedSequence(seed, spawn_key=(5, i)),
+            background=background,
+        )
+        name = f"videos/{i:04d}.mp4"
+        write_video(root / name, frames, fps, crf=10)
+        lines.append(json.dumps({"video": name, "labels": scene.captions}))
+    path = root / annotation_file
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,17 +1,30 @@
-"""Few-shot adaptation of X-CLIP on labelled videos with PEFT and accelerate.
+"""Few-shot adaptation of X-CLIP on labelled videos with PEFT and accelerate, single-label or multi-label.
 
-[`train_few_shot`] wraps the model with [`get_xclip_peft_model`] and trains with the original X-CLIP recipe where
-it applies (AdamW (0.9, 0.98), weight decay 0.001, cosine schedule with linear warm-up, label smoothing 0.1,
-frozen text encoder unless the method tunes it) under `accelerate` (device placement, bf16 / fp16, gradient
-accumulation, several GPUs with `accelerate launch`). Data come from `hf_xclip.video_data`, clips from
-`hf_xclip.video_dataset`, class texts from `hf_xclip.labels`, accuracy from `hf_xclip.evaluation`; the result is
-saved by `hf_xclip.adapters.save_adapter`.
+[`train_few_shot`] wraps the model with [`get_xclip_peft_model`] (or trains every weight, ``full``) and trains with
+the original X-CLIP recipe where it applies (AdamW (0.9, 0.98), weight decay 0.001, cosine schedule with linear
+warm-up, label smoothing 0.1, frozen text encoder unless the method tunes it) under `accelerate` (device placement,
+bf16 / fp16, gradient accumulation, several GPUs with `accelerate launch`). Data come from `hf_xclip.video_data`,
+clips from `hf_xclip.video_dataset`, class texts from `hf_xclip.labels`, metrics from `hf_xclip.evaluation`; the
+result is saved by `hf_xclip.adapters.save_adapter`.
+
+Multi-label data (an annotation file with label lists) train the sigmoid head of `hf_xclip.multilabel` with the
+model: ``sigmoid(s * cosine + b)`` per label, binary cross-entropy or the asymmetric loss, the head initialised by
+fitting it to the training clips. Regularisation keeps labels never trained on (novel) working:
+
+* ``wise``: WiSE-FT (Wortsman et al., CVPR 2022; Open-VCLIP's weight interpolation): the weights become
+  ``w0 + alpha * (w - w0)``, the head is refitted after;
+* ``distill``: the video and prompted label embeddings of the model in training are pulled toward those of the
+  frozen starting model (cosine distance);
+* ``l2sp``: L2 penalty toward the starting weights (Li et al., "Explicit Inductive Bias for Transfer Learning",
+  ICML 2018).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -20,19 +33,31 @@ from torch import nn
 from torch.nn import functional as F
 
 from .accelerator import make_accelerator
-from .evaluation import EvaluationResult, evaluate_videos
+from .evaluation import EvaluationResult, MultiLabelResult, evaluate_multi_label, evaluate_videos
 from .labels import LabelEncoder, resolve_templates, tokenize_labels, validate_template
+from .multilabel import (
+    SigmoidHead,
+    asymmetric_loss,
+    cosines,
+    fit_sigmoid_head,
+    set_sigmoid_head,
+    sigmoid_head_of,
+)
 from .peft_utils import (
     XClipAdapterConfig,
     default_learning_rates,
     enable_gradient_checkpointing,
     get_xclip_peft_model,
     parameter_groups,
+    prepare_full_finetuning,
     resolve_vl_prompts,
     text_is_trainable,
 )
 from .video_data import VideoFolder, drop_unreadable
 from .video_dataset import VideoClassificationDataset, collate_videos
+
+REGULARIZATIONS: tuple[str, ...] = ("none", "wise", "distill", "l2sp")
+MULTI_LABEL_LOSSES: tuple[str, ...] = ("bce", "asl")
 
 
 @dataclass
@@ -69,6 +94,25 @@ class FewShotTrainingArguments:
     hflip_prob: float = field(default=0.5, metadata={"help": "Flip probability (0 for left/right classes)."})
     num_frames: int | None = field(default=None, metadata={"help": "Frames per clip (None: the processor's)."})
     show_progress: bool = field(default=True, metadata={"help": "tqdm progress bar with the loss."})
+    loss: Literal["bce", "asl"] = field(
+        default="bce",
+        metadata={"help": "Multi-label loss: 'bce' (sigmoid binary cross-entropy) or 'asl' (asymmetric loss, for the "
+                          "many negatives)."},
+    )
+    asl_gamma_neg: float = field(default=4.0, metadata={"help": "ASL focusing on negatives."})
+    asl_clip: float = field(default=0.05, metadata={"help": "ASL probability margin discarding easy negatives."})
+    regularization: Literal["none", "wise", "distill", "l2sp"] = field(
+        default="none",
+        metadata={"help": "Keep labels not trained on working: 'wise' (weight interpolation with the starting "
+                          "weights), 'distill' (feature distillation to the frozen starting model), 'l2sp' (L2 "
+                          "toward the starting weights)."},
+    )
+    wise_alpha: float = field(default=0.5, metadata={"help": "WiSE: weight of the fine-tuned weights (0 = start, 1 = "
+                                                             "fine-tuned)."})
+    distill_weight: float = field(default=1.0, metadata={"help": "Weight of the feature distillation loss."})
+    l2sp_weight: float = field(default=0.01, metadata={"help": "Weight of the L2-SP penalty (sum of squares / 2)."})
+    head_learning_rate: float = field(default=1e-2, metadata={"help": "Learning rate of the sigmoid head (multi-label)."})
+    threshold: float = field(default=0.5, metadata={"help": "Probability threshold of the F1 reported (multi-label)."})
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
@@ -84,6 +128,19 @@ class FewShotTrainingArguments:
             raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}.")
         if self.template is not None:
             validate_template(self.template, "template")
+        if self.loss not in MULTI_LABEL_LOSSES:
+            raise ValueError(f"loss must be one of {MULTI_LABEL_LOSSES}, got {self.loss!r}.")
+        if self.regularization not in REGULARIZATIONS:
+            raise ValueError(f"regularization must be one of {REGULARIZATIONS}, got {self.regularization!r}.")
+        if not 0.0 <= self.wise_alpha <= 1.0:
+            raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}.")
+        for name in ("distill_weight", "l2sp_weight", "asl_gamma_neg", "asl_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}.")
+        if not self.head_learning_rate > 0:
+            raise ValueError(f"head_learning_rate must be positive, got {self.head_learning_rate}.")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}.")
         self.adam_betas = tuple(self.adam_betas)
         self.crop_scale = tuple(self.crop_scale)
 
@@ -96,7 +153,12 @@ class FewShotTrainingArguments:
 
 @dataclass
 class FewShotResult:
-    """What [`train_few_shot`] returns."""
+    """What [`train_few_shot`] returns.
+
+    `model` is the trained `peft.PeftModel` (or, for full fine-tuning, the `XClipModel`). Multi-label runs set
+    `multi_label`, the trained `sigmoid_head` (``{"scale", "bias"}``, also written into the model's config) and
+    evaluate with mAP ([`MultiLabelResult`]); `novel_labels` are the evaluation labels not trained on.
+    """
 
     model: Any
     class_names: list[str]
@@ -106,12 +168,15 @@ class FewShotResult:
     epoch_losses: list[float]
     num_train_videos: int
     skipped_videos: list[str]
-    eval_before: EvaluationResult | None = None
-    eval_after: EvaluationResult | None = None
+    eval_before: EvaluationResult | MultiLabelResult | None = None
+    eval_after: EvaluationResult | MultiLabelResult | None = None
     seconds: float = 0.0
     trainable_parameters: int = 0
     mixed_precision: str = "no"
     learning_rates: dict[str, float] = field(default_factory=dict)
+    multi_label: bool = False
+    sigmoid_head: dict[str, float] | None = None
+    novel_labels: list[str] = field(default_factory=list)
 
 
 def _with_context_sizes(config: XClipAdapterConfig, peft_model: nn.Module) -> XClipAdapterConfig:
@@ -148,11 +213,14 @@ def _training_loader(folder: VideoFolder, processor: Any, args: FewShotTrainingA
     return dataset, loader
 
 
-def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps):
+LossFunction = Callable[[Any, dict[str, Any]], torch.Tensor]
+
+
+def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps, loss_fn):
     """The optimisation loop; returns (loss per optimiser step, mean loss per epoch, failed videos)."""
     from tqdm.auto import tqdm
 
-    trained_params = [p for p in peft_model.parameters() if p.requires_grad]
+    trained_params = [p for group in optimizer.param_groups for p in group["params"]]
     step_losses: list[float] = []
     epoch_losses: list[float] = []
     failed: list[str] = []
@@ -167,8 +235,8 @@ def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, tex
             if batch["pixel_values"] is None:
                 continue
             with accelerator.accumulate(peft_model):
-                logits = peft_model(pixel_values=batch["pixel_values"], **text_kwargs).logits_per_video
-                loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=args.label_smoothing)
+                output = peft_model(pixel_values=batch["pixel_values"], **text_kwargs)
+                loss = loss_fn(output, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(trained_params, args.max_grad_norm)
@@ -188,6 +256,170 @@ def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, tex
     peft_model.eval()
     return step_losses, epoch_losses, failed
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# Losses and regularisation
+
+
+def _single_label_loss(args: FewShotTrainingArguments) -> LossFunction:
+    def loss(output, batch):
+        return F.cross_entropy(output.logits_per_video.float(), batch["labels"], label_smoothing=args.label_smoothing)
+
+    return loss
+
+
+def _multi_label_loss(args: FewShotTrainingArguments, model: nn.Module, head: SigmoidHead) -> LossFunction:
+    def loss(output, batch):
+        logits = head(cosines(model, output.logits_per_video))
+        targets = batch["targets"].to(logits.device)
+        if args.loss == "asl":
+            return asymmetric_loss(logits, targets, gamma_neg=args.asl_gamma_neg, clip=args.asl_clip)
+        return F.binary_cross_entropy_with_logits(logits, targets)
+
+    return loss
+
+
+def _trained_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: param.detach().clone() for name, param in model.named_parameters() if param.requires_grad}
+
+
+def _l2sp_penalty(model: nn.Module, start: dict[str, torch.Tensor], weight: float) -> LossFunction:
+    def penalty(output, batch):
+        total = sum(
+            (param.float() - start[name].to(param.device).float()).pow(2).sum()
+            for name, param in model.named_parameters()
+            if name in start
+        )
+        return 0.5 * weight * total
+
+    return penalty
+
+
+def _distillation(model: nn.Module, teacher: Callable, text_kwargs: dict, weight: float) -> LossFunction:
+    """Cosine distance of the video embeddings and of the video-specifically prompted label embeddings to those of
+    the starting model (`teacher` runs it without gradients)."""
+
+    def loss(output, batch):
+        with torch.no_grad():
+            reference = teacher(pixel_values=batch["pixel_values"], **text_kwargs)
+        video = 1 - F.cosine_similarity(output.video_embeds.float(), reference.video_embeds.float(), dim=-1).mean()
+        text = 1 - F.cosine_similarity(output.text_embeds.float(), reference.text_embeds.float(), dim=-1).mean()
+        return weight * (video + text)
+
+    return loss
+
+
+def _frozen_teacher(model: nn.Module) -> Callable:
+    """The starting model, frozen: the peft model with its adapters switched off, or a copy of a fully trained one."""
+    if hasattr(model, "disable_adapter"):
+
+        def run(**inputs):
+            with model.disable_adapter():
+                was_training = model.training
+                model.eval()
+                try:
+                    return model(**inputs)
+                finally:
+                    model.train(was_training)
+
+        return run
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    return lambda **inputs: teacher(**inputs)
+
+
+def _combine(*parts: LossFunction | None) -> LossFunction:
+    active = [part for part in parts if part is not None]
+    return lambda output, batch: sum(part(output, batch) for part in active)
+
+
+# Parameters whose scaling by alpha scales a low-rank family's weight update by alpha (the other factors keep their
+# trained values): LoRA / rsLoRA / DoRA B, LoHa w1_a, LoKr w1 (or w1_a when w1 is factored).
+_DELTA_FACTORS = ("lora_B.", "lora_embedding_B.", "hada_w1_a.", "lokr_w1.", "lokr_w1_a.")
+_OTHER_FACTORS = ("lora_A.", "lora_embedding_A.", "hada_w1_b.", "hada_w2_a.", "hada_w2_b.", "hada_t1.", "hada_t2.",
+                  "lokr_w1_b.", "lokr_w2.", "lokr_w2_a.", "lokr_w2_b.", "lokr_t2.")
+
+
+@torch.no_grad()
+def wise_interpolate(model: nn.Module, start: dict[str, torch.Tensor], alpha: float) -> None:
+    """WiSE-FT in place: every trained weight becomes ``w0 + alpha * (w - w0)`` in the model's weight space.
+
+    Weights trained in full (full fine-tuning, modules to save, CoOp context, DoRA magnitudes) are interpolated
+    directly; for low-rank adapters the update they add to a frozen weight is scaled by `alpha` (one factor scaled,
+    so the merged weight is exactly the interpolation; for DoRA's normalised update approximately).
+    """
+    for name, param in model.named_parameters():
+        if name not in start:
+            continue
+        if any(key in name for key in _DELTA_FACTORS):
+            param.mul_(alpha)
+        elif any(key in name for key in _OTHER_FACTORS):
+            continue
+        else:
+            param.copy_(start[name].to(param) + alpha * (param - start[name].to(param)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The sigmoid head
+
+
+@torch.no_grad()
+def _training_cosines(model, dataset, text_kwargs, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) cosines of the training clips (test-time preprocessing) with the class texts, and their targets."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_videos)
+    was_training = model.training
+    model.eval()
+    values, targets = [], []
+    for batch in loader:
+        if batch["pixel_values"] is None:
+            continue
+        output = model(pixel_values=batch["pixel_values"].to(device), **text_kwargs)
+        values.append(cosines(model, output.logits_per_video).cpu())
+        targets.append(batch["targets"])
+    model.train(was_training)
+    return torch.cat(values), torch.cat(targets)
+
+
+def _fit_head(model, folder, processor, args, text_kwargs, device, min_scale: float | None) -> tuple[float, float]:
+    """The head fitted to the training clips (Platt scaling), at least as sharp as `min_scale`."""
+    dataset = VideoClassificationDataset(folder, processor, num_frames=args.num_frames)
+    values, targets = _training_cosines(model, dataset, text_kwargs, args.batch_size, device)
+    return fit_sigmoid_head(values, targets, min_scale=min_scale)
+
+
+def _logit_scale(model) -> float:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return float(base.logit_scale_module().detach())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+
+
+def _evaluate(model, dataset, tokenizer, multi_label: bool, class_names, novel, kwargs, threshold):
+    if dataset is None:
+        return None
+    if not multi_label:
+        return evaluate_videos(model, dataset, tokenizer, **kwargs)
+    labels = list(class_names) + [label for label in dataset.folder.class_names if label not in class_names]
+    return evaluate_multi_label(
+        model, dataset, tokenizer, labels=labels, novel_labels=novel, threshold=threshold, **kwargs
+    )
+
+
+def _wrap(model, adapter_config, tokenizer, class_names, seed):
+    if adapter_config.full_finetune:
+        return prepare_full_finetuning(model)
+    return get_xclip_peft_model(model, adapter_config, tokenizer=tokenizer, class_names=class_names, seed=seed)
+
+
+def _text_inputs(unwrapped, tokenizer, class_names, args, device) -> dict[str, torch.Tensor]:
+    if text_is_trainable(unwrapped):
+        max_positions = unwrapped.config.text_config.max_position_embeddings
+        return {k: v.to(device) for k, v in tokenize_labels(tokenizer, class_names, args.template, max_positions).items()}
+    with torch.no_grad():  # frozen text side: encode the class prompts once
+        return {"text_embeds": LabelEncoder(unwrapped, tokenizer).encode_labels(class_names, args.template).detach()}
+
+
 def train_few_shot(
     model: nn.Module,
     processor: Any,
@@ -199,20 +431,24 @@ def train_few_shot(
     evaluate_before: bool = True,
     accelerator: Any = None,
 ) -> FewShotResult:
-    """Train PEFT adapters of an [`XClipModel`] on labelled videos.
+    """Train PEFT adapters of an [`XClipModel`] (or all its weights) on labelled videos.
+
+    Single-label folders train with the cross-entropy over the class texts; multi-label ones (annotation files with
+    label lists) with a sigmoid per label (see the module docs), the trained head written into the model's config.
 
     Args:
-        model: the base model (its weights stay frozen; adapters are added in place).
+        model: the base model (frozen except for full fine-tuning; adapters are added in place).
         processor: an [`XClipProcessor`] (tokenizer + video processor).
         train_folder: training videos (e.g. from [`select_shots`]); unreadable ones are skipped and reported.
-        adapter_config: what to train (default: LoRA preset).
+        adapter_config: what to train (default: LoRA preset; ``XClipAdapterConfig.for_method("full")``: every weight).
         args: optimisation settings.
-        eval_folder: held-out videos, evaluated before (base model) and after training.
+        eval_folder: held-out videos, evaluated before (base model) and after training. Multi-label: its labels that
+            are not training classes are the novel labels (``novel_mAP``).
         evaluate_before: also measure the base model on `eval_folder`.
         accelerator: an `accelerate.Accelerator` (default: one made from `args`).
 
     Returns:
-        [`FewShotResult`] with the trained `peft.PeftModel` (unwrapped), losses and accuracies.
+        [`FewShotResult`] with the trained model (unwrapped), losses and metrics.
     """
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
@@ -226,42 +462,63 @@ def train_few_shot(
     set_seed(args.seed)
     tokenizer = processor.tokenizer
     class_names = list(train_folder.class_names)
+    multi_label = train_folder.multi_label
 
     train_folder, skipped = drop_unreadable(train_folder)
     empty = [name for name, count in train_folder.counts().items() if count == 0]
     if empty:
         raise ValueError(f"No readable training video left for class(es) {empty}; see the skipped videos: {skipped}")
-    max_positions = model.config.text_config.max_position_embeddings
-    text_inputs = tokenize_labels(tokenizer, class_names, args.template, max_positions)
     eval_kwargs = {
         "templates": args.template,
         "batch_size": args.batch_size,
         "num_workers": args.num_workers,
         "accelerator": accelerator,
     }
-    eval_dataset = None
+    eval_dataset, novel = None, []
     if eval_folder is not None and len(eval_folder):
-        if eval_folder.class_names != class_names:
+        if eval_folder.multi_label != multi_label:
+            raise ValueError("The evaluation videos must be labelled like the training videos (single- or multi-label).")
+        if not multi_label and eval_folder.class_names != class_names:
             raise ValueError("The evaluation folder must have the training classes, in the same order.")
+        novel = [label for label in eval_folder.class_names if label not in class_names]
         eval_dataset = VideoClassificationDataset(eval_folder, processor, num_frames=args.num_frames)
 
     model.to(accelerator.device)
-    eval_before = evaluate_videos(model, eval_dataset, tokenizer, **eval_kwargs) if (
-        eval_dataset is not None and evaluate_before
-    ) else None
+    evaluation = (tokenizer, multi_label, class_names, novel, eval_kwargs, args.threshold)
+    eval_before = _evaluate(model, eval_dataset, *evaluation) if evaluate_before else None
 
     if args.gradient_checkpointing:
         enable_gradient_checkpointing(model, use_reentrant=False)
     adapter_config = resolve_vl_prompts(adapter_config, model)  # the VL prompt sizes actually used, for the record
-    peft_model = get_xclip_peft_model(
-        model, adapter_config, tokenizer=tokenizer, class_names=class_names, seed=args.seed
-    )
+    peft_model = _wrap(model, adapter_config, tokenizer, class_names, args.seed)
     peft_model.to(accelerator.device)
     adapter_config = _with_context_sizes(adapter_config, peft_model)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     groups = parameter_groups(peft_model, args.learning_rates(), args.weight_decay)
     learning_rates = {group["name"]: group["lr"] for group in groups}
+    text_kwargs = _text_inputs(peft_model, tokenizer, class_names, args, accelerator.device)
+
+    head = None
+    if multi_label:
+        initial = sigmoid_head_of(peft_model)
+        # a model without a head starts from one fitted to the training clips, at least as sharp as the model's own
+        # logit scale (a flat head fitted to a model that cannot rank the labels yet would pass no gradient)
+        scale, bias = (initial["scale"], initial["bias"]) if initial else _fit_head(
+            peft_model, train_folder, processor, args, text_kwargs, accelerator.device, _logit_scale(peft_model)
+        )
+        head = SigmoidHead(scale, bias).to(accelerator.device)
+        groups.append({"params": list(head.parameters()), "lr": args.head_learning_rate, "weight_decay": 0.0,
+                       "name": "sigmoid-head"})
+        learning_rates["sigmoid-head"] = args.head_learning_rate
     optimizer = torch.optim.AdamW(groups, betas=args.adam_betas)
+
+    start_weights = _trained_parameters(peft_model) if args.regularization in ("wise", "l2sp") else None
+    loss_fn = _multi_label_loss(args, peft_model, head) if multi_label else _single_label_loss(args)
+    if args.regularization == "l2sp":
+        loss_fn = _combine(loss_fn, _l2sp_penalty(peft_model, start_weights, args.l2sp_weight))
+    elif args.regularization == "distill":
+        loss_fn = _combine(loss_fn, _distillation(peft_model, _frozen_teacher(peft_model), text_kwargs,
+                                                  args.distill_weight))
 
     train_dataset, loader = _training_loader(train_folder, processor, args)
     args = replace(args, num_frames=train_dataset.num_frames)  # record the frame count actually used
@@ -269,27 +526,31 @@ def train_few_shot(
     total_steps = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.epochs
     # Stepped by hand once per optimiser update (not through accelerate, which would step it once per process).
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
-
-    unwrapped = accelerator.unwrap_model(peft_model)
-    if text_is_trainable(unwrapped):
-        text_kwargs = {k: v.to(accelerator.device) for k, v in text_inputs.items()}
-    else:  # frozen text side: encode the class prompts once
-        with torch.no_grad():
-            text_embeds = LabelEncoder(unwrapped, tokenizer).encode_labels(class_names, args.template)
-        text_kwargs = {"text_embeds": text_embeds.detach()}
     step_losses, epoch_losses, failed = _run_epochs(
-        peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps
+        peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps, loss_fn
     )
     skipped.extend(failed)
+    unwrapped = accelerator.unwrap_model(peft_model)
+
+    sigmoid_head = None
+    if args.regularization == "wise":
+        wise_interpolate(unwrapped, start_weights, args.wise_alpha)
+    if multi_label:
+        scale, bias = head.values()
+        if args.regularization == "wise":  # the head learnt with the fine-tuned weights; fit it to the interpolated ones
+            text_kwargs = _text_inputs(unwrapped, tokenizer, class_names, args, accelerator.device)
+            scale, bias = _fit_head(unwrapped, train_folder, processor, args, text_kwargs, accelerator.device, None)
+        set_sigmoid_head(unwrapped, scale, bias)
+        sigmoid_head = {"scale": scale, "bias": bias}
 
     skipped = sorted(set(skipped))
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object
 
         skipped = sorted(set(gather_object(skipped)))
-    eval_after = evaluate_videos(peft_model, eval_dataset, tokenizer, **eval_kwargs) if eval_dataset else None
+    eval_after = _evaluate(peft_model, eval_dataset, *evaluation)
     return FewShotResult(
-        model=accelerator.unwrap_model(peft_model),
+        model=unwrapped,
         class_names=class_names,
         adapter_config=adapter_config,
         args=args,
@@ -300,10 +561,20 @@ def train_few_shot(
         eval_before=eval_before,
         eval_after=eval_after,
         seconds=time.perf_counter() - start,
-        trainable_parameters=trainable,
+        trainable_parameters=trainable + (2 if head is not None else 0),
         mixed_precision=accelerator.mixed_precision,
         learning_rates=learning_rates,
+        multi_label=multi_label,
+        sigmoid_head=sigmoid_head,
+        novel_labels=novel,
     )
 
 
-__all__ = ["FewShotResult", "FewShotTrainingArguments", "train_few_shot"]
+__all__ = [
+    "FewShotResult",
+    "FewShotTrainingArguments",
+    "MULTI_LABEL_LOSSES",
+    "REGULARIZATIONS",
+    "train_few_shot",
+    "wise_interpolate",
+]

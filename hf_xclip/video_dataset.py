@@ -1,8 +1,9 @@
 """Decoded, augmented training / evaluation clips of labelled videos (a torch `Dataset` and its collate).
 
 [`VideoClassificationDataset`] decodes with [`XClipVideoProcessor`] (TSN `"random"` sampling and random resized
-crop / horizontal flip when training, the original's test protocol otherwise); a video that cannot be read is
-replaced by another video of its class and reported, never fatal.
+crop / horizontal flip when training, the original's test protocol otherwise), within an item's `start` / `end`
+when it has them; a video that cannot be read is replaced by another video of its class and reported, never fatal.
+Multi-label items carry a multi-hot `target`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .video_data import DECODE_ERRORS, VideoFolder
+from .video_data import DECODE_ERRORS, VideoFolder, VideoItem
+from .video_io import clip_frame_range, probe_video, read_frames, sample_frame_indices
 
 
 def random_resized_crop(
@@ -63,10 +66,11 @@ def _uniform(low: float, high: float, generator: torch.Generator | None) -> floa
 
 
 class VideoClassificationDataset(torch.utils.data.Dataset):
-    """Decoded, preprocessed videos of a [`VideoFolder`].
+    """Decoded, preprocessed videos of a [`VideoFolder`] (whole files, or the `start` / `end` clip of an item).
 
-    Items are `{"pixel_values": (T, 3, S, S), "label": int, "failed": [str]}`. `failed` lists videos that could not
-    be decoded: with `substitute_failed` (training) another readable video of the same class takes their place;
+    Items are `{"pixel_values": (T, 3, S, S), "label": int, "target": (K,) float multi-hot (multi-label folders
+    only), "failed": [str]}`. `failed` lists videos that could not be decoded: with `substitute_failed` (training)
+    another readable video of the same class (multi-label: any other video, with its own target) takes their place;
     otherwise the item has `pixel_values=None` and [`collate_videos`] drops it.
 
     Args:
@@ -109,47 +113,90 @@ class VideoClassificationDataset(torch.utils.data.Dataset):
 
     def load(self, index: int) -> torch.Tensor:
         """`(T, 3, S, S)` pixel values of video `index` (raises on unreadable videos)."""
-        path = str(self.folder.items[index].path)
+        item = self.folder.items[index]
+        source: Any = str(item.path)
+        options: dict[str, Any] = {"num_frames": self.num_frames}
+        if item.is_clip:
+            source, options = self._clip_frames(item), {"do_sample_frames": False}
+        elif self.training:
+            options["frame_sampling"] = "random"
         if not self.training:
-            return self.video_processor(path, num_frames=self.num_frames)["pixel_values"][0]
-        pixels = self.video_processor(
-            path, num_frames=self.num_frames, frame_sampling="random", do_center_crop=not self.augment
-        )["pixel_values"][0]
+            return self.video_processor(source, **options)["pixel_values"][0]
+        pixels = self.video_processor(source, do_center_crop=not self.augment, **options)["pixel_values"][0]
         if not self.augment:
             return pixels
         return random_resized_crop(pixels, self.crop_size, scale=self.crop_scale, hflip_prob=self.hflip_prob)
+
+    def _clip_frames(self, item: VideoItem) -> np.ndarray:
+        """The `num_frames` frames sampled (TSN: middle, or random when training) between the item's start and end."""
+        info = probe_video(item.path)
+        try:
+            first, stop = clip_frame_range(info.num_frames, info.fps, item.start, item.end)
+        except ValueError as err:
+            raise ValueError(f"{item.path}: {err}") from None
+        rng = None
+        if self.training:  # follow torch's generator, as the processor's random sampling does
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        mode = "random" if self.training else "middle"
+        indices = sample_frame_indices(stop - first, self.num_frames, mode, 1, rng)[0] + first
+        return read_frames(item.path, indices, info=info)[0]
+
+    def _target(self, index: int) -> torch.Tensor:
+        target = torch.zeros(len(self.folder.class_names))
+        target[list(self.folder.items[index].labels)] = 1.0
+        return target
+
+    def _result(self, index: int, pixel_values: torch.Tensor | None, failed: list[str]) -> dict[str, Any]:
+        result = {"pixel_values": pixel_values, "label": self.folder.items[index].label, "failed": failed}
+        if self.folder.multi_label:
+            result["target"] = self._target(index)
+        return result
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.folder.items[index]
         failed = []
         candidates = [index]
         if self.substitute_failed:
-            same_class = [i for i, other in enumerate(self.folder.items) if other.label == item.label and i != index]
-            candidates += [i for i in same_class if i not in self._bad]
+            if self.folder.multi_label:  # another video with its own labels
+                others = [i for i in range(len(self.folder.items)) if i != index]
+            else:
+                others = [i for i, other in enumerate(self.folder.items) if other.label == item.label and i != index]
+            candidates += [i for i in others if i not in self._bad]
         for candidate in candidates:
             if candidate in self._bad and candidate != index:
                 continue
             try:
-                return {"pixel_values": self.load(candidate), "label": item.label, "failed": failed}
+                pixels = self.load(candidate)
             except DECODE_ERRORS as err:
                 self._bad.add(candidate)
                 failed.append(f"{self.folder.items[candidate].path}: {err}")
+            else:
+                # a substitute of a multi-label item brings its own labels; of a single-label item, the same class
+                return self._result(candidate if self.folder.multi_label else index, pixels, failed)
             if not self.substitute_failed:
                 break
-        return {"pixel_values": None, "label": item.label, "failed": failed}
+        return self._result(index, None, failed)
 
 
 def collate_videos(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack readable items: `pixel_values` (B, T, 3, S, S) or None, `labels` (B,), `failed` (all failures)."""
+    """Stack readable items: `pixel_values` (B, T, 3, S, S) or None, `labels` (B,), `targets` (B, K) for
+    multi-label items, `failed` (all failures)."""
     good = [item for item in items if item["pixel_values"] is not None]
     failed = [message for item in items for message in item["failed"]]
+    multi = bool(items) and "target" in items[0]
     if not good:
-        return {"pixel_values": None, "labels": torch.zeros(0, dtype=torch.long), "failed": failed}
-    return {
+        batch = {"pixel_values": None, "labels": torch.zeros(0, dtype=torch.long), "failed": failed}
+        if multi:
+            batch["targets"] = torch.zeros(0, items[0]["target"].shape[0])
+        return batch
+    batch = {
         "pixel_values": torch.stack([item["pixel_values"] for item in good]),
         "labels": torch.tensor([item["label"] for item in good], dtype=torch.long),
         "failed": failed,
     }
+    if multi:
+        batch["targets"] = torch.stack([item["target"] for item in good])
+    return batch
 
 
 __all__ = ["VideoClassificationDataset", "collate_videos", "random_resized_crop"]

@@ -137,6 +137,28 @@ def sample_frame_indices(
     return np.minimum(indices, total_frames - 1).astype(np.int64)
 
 
+def clip_frame_range(total_frames: int, fps: float | None, start: float | None, end: float | None) -> tuple[int, int]:
+    """``(first, stop)``: the frames of a video shown between ``start`` and ``end`` seconds (frame ``i`` is shown at
+    ``i / fps``); ``None`` bounds mean the beginning / the end. A window shorter than one frame gives the frame
+    shown at ``start``; a window running past the end is cut there.
+
+    Raises:
+        ValueError: the video has no frame rate, or the window starts after the video ends.
+    """
+    if start is None and end is None:
+        return 0, total_frames
+    if not fps:
+        raise ValueError("the video has no frame rate, so a start / end time cannot be located")
+    first = math.ceil((start or 0.0) * fps - 1e-6)
+    stop = total_frames if end is None else min(total_frames, math.ceil(end * fps - 1e-6))
+    if first >= total_frames:
+        raise ValueError(
+            f"the clip starts at {start:g} s, after the end of the video ({total_frames / fps:.3g} s, "
+            f"{total_frames} frames)"
+        )
+    return first, max(stop, first + 1)
+
+
 def _random_segment_offsets(total_frames: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
     """One training clip exactly as the original's ``SampleFrames`` (clip_len 1, interval 1) draws it."""
     segment = total_frames // num_frames

@@ -174,20 +174,74 @@ def test_label_embeddings_are_cached(model_dir, videos):
     assert sum(encoded) == 3 * len(LABELS) + 1  # a different tokenizer object invalidates the cache
 
 
-def test_multi_label_gives_independent_scores(clf, videos):
+@pytest.mark.parametrize("method", ["auto", "background", "negative", "sigmoid"])
+def test_multi_label_scores_do_not_depend_on_the_other_labels(clf, videos, method):
     video = str(videos[0])
-    result = scores_of(clf(video, candidate_labels=LABELS, multi_label=True))
+    if method == "sigmoid":
+        clf.model.config.multi_label_scale, clf.model.config.multi_label_bias = 12.0, -3.0
+    try:
+        result = scores_of(clf(video, candidate_labels=LABELS, multi_label=True, multi_label_method=method))
+        subset = scores_of(clf(video, candidate_labels=LABELS[3:0:-1], multi_label=True, multi_label_method=method))
+        single = scores_of(clf(video, candidate_labels=LABELS[2:3], multi_label=True, multi_label_method=method))
+    finally:
+        clf.model.config.multi_label_scale, clf.model.config.multi_label_bias = None, 0.0
     assert all(0.0 <= score <= 1.0 for score in result.values())
     assert sum(result.values()) != pytest.approx(1.0, abs=1e-3)
-    subset = scores_of(clf(video, candidate_labels=LABELS[1:3], multi_label=True))
-    for label, score in subset.items():
-        assert score == pytest.approx(result[label], abs=1e-6)  # other labels do not matter
-    # The definition: two-way softmax between "{label}" and "not {label}".
-    probs = reference_probs(clf, video, [LABELS[0], f"not {LABELS[0]}"])
-    assert result[LABELS[0]] == pytest.approx(float(probs[0]), abs=1e-5)
-    custom = scores_of(clf(video, candidate_labels=LABELS[:1], multi_label=True, negative_template="no {}"))
-    probs = reference_probs(clf, video, [LABELS[0], f"no {LABELS[0]}"])
-    assert custom[LABELS[0]] == pytest.approx(float(probs[0]), abs=1e-5)
+    for label, score in [*subset.items(), *single.items()]:
+        assert score == pytest.approx(result[label], abs=1e-5)  # other labels do not matter (float rounding only)
+
+
+def _logits(clf, video, texts) -> torch.Tensor:
+    """X-CLIP logits (views, texts) from the model's forward (no pipeline, no cache)."""
+    tokens = clf.tokenizer(texts, padding=True, return_tensors="pt")
+    pixel_values = clf.video_processor(video, num_frames=clf.model.config.vision_config.num_frames)["pixel_values"]
+    with torch.no_grad():
+        return clf.model(pixel_values=pixel_values, **tokens).logits_per_video
+
+
+def test_multi_label_methods_follow_their_definitions(clf, videos):
+    from hf_xclip.multilabel import DEFAULT_BACKGROUND_PROMPTS
+
+    video, label = str(videos[0]), LABELS[0]
+    # negative: two-way softmax between "{label}" and "not {label}" (the former multi_label=True)
+    negative = scores_of(clf(video, candidate_labels=[label], multi_label=True, multi_label_method="negative"))
+    assert negative[label] == pytest.approx(float(reference_probs(clf, video, [label, f"not {label}"])[0]), abs=1e-5)
+    custom = scores_of(clf(video, candidate_labels=[label], multi_label=True, negative_template="no {}"))
+    assert custom[label] == pytest.approx(float(reference_probs(clf, video, [label, f"no {label}"])[0]), abs=1e-5)
+    # background (the default without a head): the label against the mean (log-sum-exp) of the background prompts
+    logits = _logits(clf, video, [label, *DEFAULT_BACKGROUND_PROMPTS])[0]
+    expected = torch.sigmoid(logits[0] - (logits[1:].logsumexp(0) - np.log(len(DEFAULT_BACKGROUND_PROMPTS))))
+    for method in ("auto", "background"):
+        result = scores_of(clf(video, candidate_labels=[label], multi_label=True, multi_label_method=method))
+        assert result[label] == pytest.approx(float(expected), abs=1e-5)
+    # sigmoid head of the config: sigmoid(scale * cosine + bias); "auto" picks it when the model has one
+    clf.model.config.multi_label_scale, clf.model.config.multi_label_bias = 12.0, -3.0
+    try:
+        auto = scores_of(clf(video, candidate_labels=[label], multi_label=True))
+    finally:
+        clf.model.config.multi_label_scale, clf.model.config.multi_label_bias = None, 0.0
+    cosine = _logits(clf, video, [label])[0, 0] / clf.model.logit_scale.exp()
+    assert auto[label] == pytest.approx(float(torch.sigmoid(12.0 * cosine - 3.0)), abs=1e-5)
+    with pytest.raises(ValueError, match="sigmoid head.*hf-xclip calibrate"):
+        clf(video, candidate_labels=[label], multi_label=True, multi_label_method="sigmoid")
+    with pytest.raises(ValueError, match="multi_label_method"):
+        clf(video, candidate_labels=[label], multi_label=True, multi_label_method="softmax")
+
+
+def test_threshold_keeps_labels_at_or_above_it(clf, videos):
+    video = str(videos[1])
+    every = clf(video, candidate_labels=LABELS, multi_label=True)
+    cut = every[2]["score"]
+    kept = clf(video, candidate_labels=LABELS, multi_label=True, threshold=cut)
+    assert kept == every[:3]  # at the threshold is kept, below is not
+    assert clf(video, candidate_labels=LABELS, multi_label=True, threshold=cut, top_k=2) == every[:2]
+    assert clf(video, candidate_labels=LABELS, multi_label=True, threshold=1.0) == [
+        item for item in every if item["score"] >= 1.0
+    ]
+    assert clf(video, candidate_labels=LABELS, threshold=0.0) == clf(video, candidate_labels=LABELS)  # single-label too
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(ValueError, match="threshold"):
+            clf(video, candidate_labels=LABELS, multi_label=True, threshold=bad)
 
 
 def test_prompt_ensembling(clf, videos):

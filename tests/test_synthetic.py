@@ -283,3 +283,83 @@ def test_tokenizer_round_trip_and_eos_pooling_position(tokenizer):
     assert tokenizer("a zebra")["input_ids"][2] == tokenizer.unk_token_id
     long = tokenizer(" ".join(["red"] * 40), truncation=True)["input_ids"]
     assert len(long) == 16 and long[-1] == tokenizer.eos_token_id
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Multi-object scenes (the multi-label set)
+
+
+def test_scenes_are_deterministic_and_objects_differ_in_every_attribute():
+    from hf_xclip.synthetic import sample_scenes
+
+    scenes = sample_scenes(50, seed=3)
+    assert scenes == sample_scenes(50, seed=3) and scenes != sample_scenes(50, seed=4)
+    assert {len(scene.objects) for scene in scenes} == {2, 3}
+    for scene in scenes:
+        for attribute in ("shape", "colour", "motion"):
+            values = [getattr(spec, attribute) for spec in scene.objects]
+            assert len(set(values)) == len(values)
+    mixed = sample_scenes(30, seed=0, require=[train_specs(), heldout_specs()])
+    assert all(scene.objects[0] in train_specs() and scene.objects[1] in heldout_specs() for scene in mixed)
+    only_base = sample_scenes(30, seed=0, specs=train_specs(), num_objects=(3, 3))
+    assert all(len(s.objects) == 3 and all(o in train_specs() for o in s.objects) for s in only_base)
+
+
+def test_scene_rejects_repeated_attributes_and_bad_arguments():
+    from hf_xclip.synthetic import SyntheticScene, sample_scenes
+
+    with pytest.raises(ValueError, match="differ in colour"):
+        SyntheticScene((SyntheticVideoSpec("circle", "red", "growing"), SyntheticVideoSpec("star", "red", "moving up")))
+    with pytest.raises(ValueError, match="at least one object"):
+        SyntheticScene(())
+    with pytest.raises(ValueError, match="num_objects"):
+        sample_scenes(3, num_objects=(3, 2))
+
+
+def test_base_and_novel_labels_split_the_captions():
+    from hf_xclip.synthetic import base_labels, novel_labels
+
+    base, novel = base_labels(), novel_labels()
+    assert not set(base) & set(novel)
+    assert sorted(base + novel) == sorted(spec.caption for spec in all_specs())
+    assert novel == [spec.caption for spec in heldout_specs()]
+
+
+def test_render_scene_draws_every_object_where_its_single_clip_would_move():
+    from hf_xclip.synthetic import SyntheticScene, render_scene
+
+    scene = SyntheticScene((SyntheticVideoSpec("square", "red", "moving right"),
+                            SyntheticVideoSpec("circle", "blue", "moving down")))
+    frames = render_scene(scene, num_frames=FRAMES, size=SIZE, seed=5, background="plain")
+    assert frames.shape == (FRAMES, SIZE, SIZE, 3) and frames.dtype == np.uint8
+    assert np.array_equal(frames, render_scene(scene, num_frames=FRAMES, size=SIZE, seed=5, background="plain"))
+    noisy = render_scene(scene, num_frames=FRAMES, size=SIZE, seed=5)
+    assert not np.array_equal(noisy, render_scene(scene, num_frames=FRAMES, size=SIZE, seed=6))
+    red = (frames[..., 0] > 150) & (frames[..., 2] < 100)
+    blue = (frames[..., 2] > 150) & (frames[..., 0] < 100)
+    assert red.sum(axis=(1, 2)).min() > 10 and blue.sum(axis=(1, 2)).min() > 10  # both visible in every frame
+    assert centroids(red)[-1, 0] > centroids(red)[0, 0] + 10  # the red square moves right
+    assert centroids(blue)[-1, 1] > centroids(blue)[0, 1] + 10  # the blue circle moves down (image y grows)
+
+
+def test_scene_dataset_targets_and_writer(tmp_path):
+    import json
+
+    from hf_xclip.synthetic import SyntheticSceneDataset, sample_scenes, write_scene_videos
+    from hf_xclip.video_data import read_annotations
+
+    scenes = sample_scenes(4, seed=1)
+    data = SyntheticSceneDataset(scenes, seed=2, num_frames=4, size=32)
+    item = data[1]
+    assert item["frames"].shape == (4, 32, 32, 3) and item["captions"] == scenes[1].captions
+    assert [data.labels[k] for k in item["target"].nonzero().flatten().tolist()] == sorted(
+        scenes[1].captions, key=data.labels.index
+    )
+    assert torch.equal(data.targets()[1], item["target"])
+    with pytest.raises(ValueError, match="missing from `labels`"):
+        SyntheticSceneDataset(scenes, labels=["a red circle growing"])
+    path = write_scene_videos(tmp_path, scenes, num_frames=8, size=32)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["labels"] for line in lines] == [scene.captions for scene in scenes]
+    folder = read_annotations(path)
+    assert folder.multi_label and len(folder) == 4 and all(item.path.is_file() for item in folder.items)

@@ -1,13 +1,22 @@
-"""`hf-xclip evaluate`: accuracy of an X-CLIP model (optionally with a PEFT adapter) on folder-per-class videos.
+"""`hf-xclip evaluate`: how well an X-CLIP model (optionally with a PEFT adapter) labels videos.
 
 ```
 hf-xclip evaluate --model microsoft/xclip-base-patch16 --data-dir ucf101/test
 hf-xclip evaluate --model microsoft/xclip-base-patch16 --adapter ucf-8shot-lora --data-dir ucf101/test --json
+hf-xclip evaluate --annotations test.jsonl --novel-labels novel.txt --adapter multi-label-lora --json
 ```
 
-Prints top-1, top-5, per-class accuracy and counts; `--json` adds one JSON object (with at least `top1`) as the last
-line. Class texts are the folder names, or the adapter's classes (from its `xclip_adapter.json`) in their training
-order. Unreadable videos are skipped and counted. Exit status: 0, 1 when some videos were unreadable, 2 for bad input.
+Folder-per-class videos (`--data-dir`) and single-label annotation files: top-1, top-5, per-class accuracy and
+counts; `--json` adds one JSON object (with at least `top1`) as the last line. Class texts are the folder names, or
+the adapter's classes (from its `xclip_adapter.json`) in their training order.
+
+Multi-label annotation files (`--annotations`, label lists): every label is scored on its own (the model's sigmoid
+head, else the training-free method; `--multi-label-method`) and the report gives mAP, AP per label, micro AP and
+precision / recall / F1 at `--threshold`; with `--novel-labels` (labels never trained on) also `base_mAP` and
+`novel_mAP`. The last line of `--json` is an object with `mAP`, `per_class_ap`, `f1`, ... Candidate labels are the
+labels of the file, of `--labels-file` and of `--novel-labels`.
+
+Unreadable videos are skipped and counted. Exit status: 0, 1 when some videos were unreadable, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -19,20 +28,26 @@ from pathlib import Path
 
 from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
 
-DESCRIPTION = """Measure top-1 / top-5 and per-class accuracy of an X-CLIP model, optionally with a PEFT adapter
-(from `hf-xclip finetune`), on DATA_DIR: one folder of videos per class, the folder name being the class text."""
+DESCRIPTION = """Measure an X-CLIP model, optionally with a PEFT adapter (from `hf-xclip finetune`): top-1 / top-5 and
+per-class accuracy on DATA_DIR (one folder of videos per class, the folder name being the class text), or mAP
+(base / novel), AP per label and F1 on a multi-label annotation file (JSONL {"video": PATH, "labels": [...]} lines,
+or a CSV with columns video,labels)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..multilabel import MULTI_LABEL_METHODS
+
     parser = subparsers.add_parser(
         "evaluate",
-        help="top-1 / top-5 / per-class accuracy on folder-per-class videos (optionally with an adapter)",
+        help="accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
-    parser.add_argument("--data-dir", required=True, type=Path, help="one sub-folder of videos per class")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data-dir", type=Path, help="one sub-folder of videos per class")
+    data.add_argument("--annotations", type=Path, help="JSONL / CSV annotation file (multi-label with label lists)")
     parser.add_argument("--template", help="prompt template with '{}' (default: the adapter's, else the model's own)")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default 8)")
@@ -40,17 +55,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto", help="auto: bf16/fp16 on GPU"
     )
+    multi = parser.add_argument_group("multi-label (--annotations with label lists)")
+    multi.add_argument("--novel-labels", type=Path, help="label file: labels never trained on (base_mAP / novel_mAP)")
+    multi.add_argument("--labels-file", type=Path, help="more candidate labels (one per line, or a CSV 'name' column)")
+    multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of precision/recall/F1")
+    multi.add_argument(
+        "--multi-label-method", choices=MULTI_LABEL_METHODS, default="auto",
+        help="auto: the model's sigmoid head, else background prompts; negative: label vs 'not label'",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--json", action="store_true", help="print a JSON object (top1, top5, per_class, ...) last")
+    parser.add_argument("--json", action="store_true", help="print a JSON object (top1 / mAP, per class, ...) last")
     return parser
+
+
+def _read_data(args: argparse.Namespace, class_names):
+    from ..labels import read_label_file
+    from ..video_data import read_annotations, scan_video_folder
+
+    if args.data_dir is not None:
+        return scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True), [], []
+    folder = read_annotations(args.annotations)
+    if not folder.multi_label and class_names is not None:  # single-label: the adapter's classes and their order
+        folder = read_annotations(args.annotations, class_names=class_names)
+    novel = read_label_file(args.novel_labels) if args.novel_labels else []
+    extra = read_label_file(args.labels_file) if args.labels_file else []
+    if (novel or extra) and not folder.multi_label:
+        raise UsageError("--novel-labels and --labels-file apply to multi-label annotations (label lists)")
+    return folder, novel, extra
 
 
 def run(args: argparse.Namespace) -> int:
     from ..accelerator import make_accelerator
     from ..adapters import load_model_with_adapter
-    from ..evaluation import evaluate_videos
     from ..labels import resolve_templates
-    from ..video_data import scan_video_folder
     from ..video_dataset import VideoClassificationDataset
 
     try:
@@ -58,13 +95,18 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--batch-size must be at least 1.")
         if args.num_frames is not None and args.num_frames < 1:
             raise ValueError("--num-frames must be at least 1.")
+        if not 0.0 <= args.threshold <= 1.0:
+            raise ValueError("--threshold must be in [0, 1].")
         model_name = model_or_default(args.model)
         model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
         metadata = metadata or {}
-        class_names = metadata.get("class_names")
-        folder = scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True)
+        folder, novel, extra = _read_data(args, metadata.get("class_names"))
         template = resolve_templates(args.template or metadata.get("template"), processor, name="--template")
         num_frames = args.num_frames or metadata.get("num_frames")
+        if folder.multi_label:
+            from ..multilabel import resolve_method
+
+            resolve_method(args.multi_label_method, model)
     except (UsageError, ValueError, OSError) as err:
         print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,21 +114,29 @@ def run(args: argparse.Namespace) -> int:
     accelerator = make_accelerator(args.mixed_precision)
     model.to(accelerator.device)
     dataset = VideoClassificationDataset(folder, processor, num_frames=num_frames)
-    result = evaluate_videos(
-        model,
-        dataset,
-        processor.tokenizer,
-        templates=template,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        accelerator=accelerator,
+    common = dict(
+        templates=template, batch_size=args.batch_size, num_workers=args.num_workers, accelerator=accelerator,
         show_progress=not args.no_progress,
     )
+    if folder.multi_label:
+        from ..evaluation import evaluate_multi_label
+
+        labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
+        result = evaluate_multi_label(
+            model, dataset, processor.tokenizer, labels=labels, novel_labels=novel, threshold=args.threshold,
+            method=args.multi_label_method, **common,
+        )
+    else:
+        from ..evaluation import evaluate_videos
+
+        result = evaluate_videos(model, dataset, processor.tokenizer, **common)
     if accelerator.is_main_process:
+        source = args.data_dir or args.annotations
         print(f"model: {model_name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
-        print(f"data: {args.data_dir} ({len(folder.class_names)} classes)")
+        print(f"data: {source} ({len(folder.class_names)} {'labels' if folder.multi_label else 'classes'})")
         print(result.format())
         if args.json:
-            payload = {"model": model_name, "adapter": args.adapter, "data_dir": str(args.data_dir), **result.to_dict()}
+            key = "data_dir" if args.data_dir else "annotations"
+            payload = {"model": model_name, "adapter": args.adapter, key: str(source), **result.to_dict()}
             print(json.dumps(payload))
     return EXIT_FAILURES if result.failed else EXIT_OK

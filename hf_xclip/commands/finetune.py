@@ -1,15 +1,20 @@
-"""`hf-xclip finetune`: few-shot PEFT adaptation of an X-CLIP model on folder-per-class videos.
+"""`hf-xclip finetune`: few-shot adaptation of an X-CLIP model on folder-per-class videos or annotation files.
 
 ```
 hf-xclip finetune --model microsoft/xclip-base-patch16 --train-dir ucf101/train --method lora --shots 8 \\
     --epochs 10 --output-dir ucf-8shot-lora
+hf-xclip finetune --train-annotations train.jsonl --eval-annotations test.jsonl --regularization wise \\
+    --output-dir multi-label-lora                      # multi-label: {"video": ..., "labels": [...]} lines
 accelerate launch -m hf_xclip.cli finetune ...      # several GPUs
 ```
 
-`--train-dir` holds one folder per class (the folder name is the class text). With `--shots K`, K videos per class
-are drawn (seeded) and the remaining videos are the held-out evaluation set, unless `--eval-dir` is given. The output
-folder is a peft adapter (`adapter_config.json`, `adapter_model.safetensors`), `xclip_adapter.json` (class names,
-settings, accuracies) and a model card (README.md). Exit status: 0 on success, 1 when training failed, 2 for bad input.
+`--train-dir` holds one folder per class (the folder name is the class text); `--train-annotations` is a JSONL or
+CSV annotation file (`hf_xclip.video_data.read_annotations`), multi-label when it has label lists. With `--shots K`,
+K videos per class are drawn (seeded) and the remaining videos are the held-out evaluation set, unless `--eval-dir`
+/ `--eval-annotations` is given. The output folder is a peft adapter (`adapter_config.json`,
+`adapter_model.safetensors`), or a whole model for `--method full`, `xclip_adapter.json` (class names, settings,
+metrics, the sigmoid head of a multi-label run) and a model card (README.md). Exit status: 0 on success, 1 when
+training failed, 2 for bad input (nothing is written then).
 """
 
 from __future__ import annotations
@@ -23,36 +28,51 @@ from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_defau
 LORA_PARTS = ("text", "vision", "cross-frame", "mit", "prompt-generator", "projections", "mlp")
 
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
-prompts).
+prompts) or in full.
 
-TRAIN_DIR holds one folder per class; the folder name is the class text. Defaults follow the original X-CLIP
-recipe where it applies: AdamW (0.9, 0.98), weight decay 0.001, cosine schedule with 10% warm-up, label
-smoothing 0.1, TSN random frame sampling with random resized crop / flip, frozen text encoder unless the method
-tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate launch -m hf_xclip.cli finetune ...`."""
+TRAIN_DIR holds one folder per class; the folder name is the class text. TRAIN_ANNOTATIONS is a JSONL file of
+{"video": PATH, "labels": [...]} lines or a CSV with columns video,labels (labels separated by ';'; optional
+start,end seconds); label lists make the run multi-label: one sigmoid per label (binary cross-entropy or the
+asymmetric loss), with --regularization keeping labels never trained on working. Defaults follow the original
+X-CLIP recipe where it applies: AdamW (0.9, 0.98), weight decay 0.001, cosine schedule with 10% warm-up, label
+smoothing 0.1 (single-label), TSN random frame sampling with random resized crop / flip, frozen text encoder unless
+the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate launch -m hf_xclip.cli finetune ...`."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..peft_utils import LORA_TYPES, METHODS
+    from ..training import MULTI_LABEL_LOSSES, REGULARIZATIONS
 
     parser = subparsers.add_parser(
         "finetune",
-        help="few-shot PEFT adaptation (LoRA, CoOp, prompt generator, VL prompts) on folder-per-class videos",
+        help="few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, full) on folder-per-class videos or "
+        "annotation files",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
-    parser.add_argument("--train-dir", required=True, type=Path, help="folder with one sub-folder of videos per class")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train-dir", type=Path, help="folder with one sub-folder of videos per class")
+    source.add_argument(
+        "--train-annotations", type=Path, help="JSONL / CSV annotation file (multi-label when it has label lists)"
+    )
     parser.add_argument("--output-dir", required=True, type=Path, help="where the adapter and model card are written")
     parser.add_argument(
-        "--method", nargs="+", choices=METHODS, default=["lora"], help="what to train; several combine (default lora)"
+        "--method", nargs="+", choices=METHODS, default=["lora"],
+        help="what to train; several combine (default lora); 'full' trains every weight, alone",
     )
     parser.add_argument("--shots", type=int, help="videos per class to train on (K-shot); default: all")
     parser.add_argument("--seed", type=int, default=0, help="seeds shot selection, data order, init (default 0)")
-    parser.add_argument("--eval-dir", type=Path, help="held-out videos (same class folders) to measure accuracy on")
+    evaluation = parser.add_mutually_exclusive_group()
+    evaluation.add_argument("--eval-dir", type=Path, help="held-out videos (same class folders) to measure accuracy on")
+    evaluation.add_argument(
+        "--eval-annotations", type=Path,
+        help="held-out annotation file; multi-label: its labels not in training are the novel labels (novel mAP)",
+    )
     parser.add_argument(
         "--eval-fraction",
         type=float,
-        help="without --shots and --eval-dir: fraction of each class held out for evaluation (default 0.2); "
+        help="without --shots and held-out videos: fraction held out for evaluation (default 0.2); "
         "with --shots the videos not drawn are held out",
     )
     parser.add_argument("--max-eval-per-class", type=int, help="cap the held-out videos per class")
@@ -101,6 +121,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     vl.add_argument("--vision-prompts", type=int, help="vision prompt tokens (default: the model's, or 10; 0 = none)")
     vl.add_argument("--text-prompts", type=int, help="text context vectors (default: the model's, or 10)")
     vl.add_argument("--prompt-depth", type=int, help="layers with their own prompts (default: the model's, or all)")
+    multi = parser.add_argument_group("multi-label (annotation files with label lists)")
+    multi.add_argument("--loss", choices=MULTI_LABEL_LOSSES, default="bce",
+                       help="bce: sigmoid binary cross-entropy (default); asl: asymmetric loss for the many negatives")
+    multi.add_argument("--asl-gamma-neg", type=float, default=4.0, help="ASL focusing on negatives (default 4)")
+    multi.add_argument("--asl-clip", type=float, default=0.05, help="ASL margin on negatives (default 0.05)")
+    multi.add_argument(
+        "--regularization", choices=REGULARIZATIONS, default="none",
+        help="keep novel labels working: wise (weight interpolation with the start), distill (feature distillation "
+        "to the frozen start), l2sp (L2 toward the start); default none",
+    )
+    multi.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE: weight of the fine-tuned weights (0.5)")
+    multi.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation loss (1.0)")
+    multi.add_argument("--l2sp-weight", type=float, default=0.01, help="weight of the L2-SP penalty (0.01)")
+    multi.add_argument("--head-lr", type=float, default=1e-2, help="learning rate of the sigmoid head (1e-2)")
+    multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the F1 reported (0.5)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     return parser
@@ -164,29 +199,48 @@ def training_arguments_from_args(args: argparse.Namespace):
         hflip_prob=args.hflip_prob,
         num_frames=args.num_frames,
         show_progress=not args.no_progress,
+        loss=args.loss,
+        asl_gamma_neg=args.asl_gamma_neg,
+        asl_clip=args.asl_clip,
+        regularization=args.regularization,
+        wise_alpha=args.wise_alpha,
+        distill_weight=args.distill_weight,
+        l2sp_weight=args.l2sp_weight,
+        head_learning_rate=args.head_lr,
+        threshold=args.threshold,
     )
 
 
 def _split_data(args: argparse.Namespace):
     """(train folder, held-out folder or None, description of the held-out set)."""
-    from ..video_data import scan_video_folder, select_shots, split_heldout
+    from ..video_data import read_annotations, scan_video_folder, select_shots, split_heldout
 
-    folder = scan_video_folder(args.train_dir)
+    train_source = args.train_dir or args.train_annotations
+    if args.train_annotations is not None:
+        folder = read_annotations(args.train_annotations)
+    else:
+        folder = scan_video_folder(args.train_dir)
+    given = args.eval_dir or args.eval_annotations
     if args.shots is not None:
         train, rest = select_shots(folder, args.shots, args.seed)
     else:
-        fraction = args.eval_fraction if args.eval_fraction is not None else (0.0 if args.eval_dir else 0.2)
+        fraction = args.eval_fraction if args.eval_fraction is not None else (0.0 if given else 0.2)
         train, rest = split_heldout(folder, fraction, args.seed)
     if args.eval_dir is not None:
         heldout = scan_video_folder(args.eval_dir, class_names=folder.class_names, allow_empty_classes=True)
         source = f"`{args.eval_dir}`"
+    elif args.eval_annotations is not None:
+        # multi-label: any labels (those not trained on are novel); single-label: the training classes
+        heldout = read_annotations(args.eval_annotations, class_names=None if folder.multi_label else folder.class_names)
+        source = f"`{args.eval_annotations}`"
     else:
         heldout = rest
-        source = f"videos of `{args.train_dir}` not used for training"
+        source = f"videos of `{train_source}` not used for training"
     if args.max_eval_per_class is not None:
-        heldout = heldout.subset([item for group in heldout.by_class() for item in group[: args.max_eval_per_class]])
+        kept = [item for group in heldout.by_class() for item in group[: args.max_eval_per_class]]
+        heldout = heldout.subset(list(dict.fromkeys(kept)))  # a multi-label video is in several classes
     if not len(heldout):
-        return train, None, "none (no held-out videos; pass --eval-dir)"
+        return train, None, "none (no held-out videos; pass --eval-dir or --eval-annotations)"
     return train, heldout, f"{source}, {len(heldout)} videos"
 
 
@@ -198,8 +252,10 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--shots must be at least 1.")
     if args.eval_fraction is not None and not 0.0 <= args.eval_fraction < 1.0:
         raise ValueError("--eval-fraction must be in [0, 1).")
-    if args.eval_fraction is not None and (args.shots is not None or args.eval_dir is not None):
-        raise ValueError("--eval-fraction only applies without --shots and --eval-dir.")
+    if args.eval_fraction is not None and (args.shots is not None or args.eval_dir or args.eval_annotations):
+        raise ValueError("--eval-fraction only applies without --shots, --eval-dir and --eval-annotations.")
+    if args.eval_dir is not None and args.train_dir is None:
+        raise ValueError("--eval-dir goes with --train-dir; with --train-annotations use --eval-annotations.")
     if args.num_frames is not None and args.num_frames < 1:
         raise ValueError("--num-frames must be at least 1.")
 
@@ -216,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
         adapter_config = adapter_config_from_args(args)
         training_args = training_arguments_from_args(args)
         train, heldout, eval_source = _split_data(args)
+        if train.multi_label:
+            adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
         model = XClipModel.from_pretrained(model_name)
         processor = XClipProcessor.from_pretrained(model_name)
@@ -244,12 +302,13 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(result, args.output_dir)
     if accelerator.is_main_process:
         data = {
-            "train_dir": str(args.train_dir),
+            "train_dir": str(args.train_dir) if args.train_dir else None,
+            "train_annotations": str(args.train_annotations) if args.train_annotations else None,
             "shots": args.shots,
             "seed": args.seed,
             "eval_source": eval_source,
         }
-        save_adapter(result, args.output_dir, base_model=model_name, data=data)
+        save_adapter(result, args.output_dir, base_model=model_name, data=data, processor=processor)
         _print_summary(summary)
         if args.json:
             print(json.dumps(summary))
@@ -257,24 +316,42 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _multi_label_config(adapter_config):
+    """Class-specific CoOp contexts exist only for the training labels: a multi-label model must score any label."""
+    if adapter_config.coop is not None and adapter_config.coop.class_specific:
+        raise UsageError("--class-specific CoOp contexts cannot score labels outside training; leave it out for "
+                         "multi-label training")
+    return adapter_config
+
+
 def _summary(result, output_dir: Path) -> dict:
     before, after = result.eval_before, result.eval_after
-    return {
+    summary = {
         "output_dir": str(output_dir),
         "methods": result.adapter_config.methods,
+        "multi_label": result.multi_label,
         "train_videos": result.num_train_videos,
         "skipped_videos": len(result.skipped_videos),
         "epochs": result.args.epochs,
         "first_loss": result.epoch_losses[0] if result.epoch_losses else None,  # epoch means
         "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
-        "top1_before": before.top1 if before else None,
-        "top1": after.top1 if after else None,
-        "top5": after.top5 if after else None,
         "eval_videos": after.num_videos if after else 0,
         "eval_skipped_videos": len(after.failed) if after else 0,
         "trainable_parameters": result.trainable_parameters,
         "seconds": round(result.seconds, 2),
     }
+    if not result.multi_label:
+        summary.update(
+            top1_before=before.top1 if before else None, top1=after.top1 if after else None,
+            top5=after.top5 if after else None,
+        )
+        return summary
+    for key in ("mAP", "base_mAP", "novel_mAP", "f1"):
+        summary[f"{key}_before"] = before.metrics.get(key) if before else None
+        summary[key] = after.metrics.get(key) if after else None
+    summary.update(regularization=result.args.regularization, loss=result.args.loss, sigmoid_head=result.sigmoid_head,
+                   novel_labels=len(result.novel_labels))
+    return summary
 
 
 def _print_summary(summary: dict) -> None:
@@ -282,6 +359,18 @@ def _print_summary(summary: dict) -> None:
     print(f"trained on {summary['train_videos']} videos, {summary['skipped_videos']} unreadable skipped")
     if summary["final_loss"] is not None:
         print(f"mean training loss, first -> last epoch: {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}")
+    if summary["multi_label"]:
+        head = summary["sigmoid_head"]
+        print(f"sigmoid head: sigmoid({head['scale']:.4g} * cosine {head['bias']:+.4g})")
+        number = lambda value: "-" if value is None else f"{value:.4f}"  # noqa: E731
+        if summary["mAP"] is not None:
+            print(f"held-out mAP: {number(summary['mAP_before'])} -> {number(summary['mAP'])} on "
+                  f"{summary['eval_videos']} videos")
+        if summary.get("novel_mAP") is not None:
+            print(f"base mAP: {number(summary['base_mAP_before'])} -> {number(summary['base_mAP'])}   novel mAP "
+                  f"({summary['novel_labels']} labels): {number(summary['novel_mAP_before'])} -> "
+                  f"{number(summary['novel_mAP'])}")
+        return
     if summary["top1"] is not None:
         before = "-" if summary["top1_before"] is None else f"{summary['top1_before']:.4f}"
         skipped = f" ({summary['eval_skipped_videos']} unreadable skipped)" if summary["eval_skipped_videos"] else ""
