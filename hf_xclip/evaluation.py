@@ -103,7 +103,8 @@ def evaluate_videos(
         if batch["pixel_values"] is None:
             continue
         with accelerator.autocast():
-            logits = unwrapped(pixel_values=batch["pixel_values"], text_embeds=text_embeds).logits_per_video
+            outputs = unwrapped(pixel_values=batch["pixel_values"], text_embeds=text_embeds, return_dict=True)
+            logits = outputs.logits_per_video
         labels = batch["labels"].to(logits.device)
         ranked = logits.float().topk(top_k, dim=-1).indices
         correct1.append(ranked[:, 0] == labels)

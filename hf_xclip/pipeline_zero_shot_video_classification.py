@@ -341,7 +341,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         views = model_inputs["pixel_values"]  # list of (V_i, T, 3, S, S)
         counts = [v.shape[0] for v in views]
         pixel_values = torch.cat(views).to(device=self.device, dtype=self.model.dtype)
-        video = self.model.get_video_features(pixel_values, output_prompt_features=True)
+        video = self.model.get_video_features(pixel_values, output_prompt_features=True, return_dict=True)
         texts = positives if negatives is None else torch.cat([positives, negatives])
         logits, _ = self.model.get_logits(video.pooler_output, texts, video.prompt_features)
         logits = logits.float()

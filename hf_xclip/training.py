@@ -167,7 +167,8 @@ def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, tex
             if batch["pixel_values"] is None:
                 continue
             with accelerator.accumulate(peft_model):
-                logits = peft_model(pixel_values=batch["pixel_values"], **text_kwargs).logits_per_video
+                outputs = peft_model(pixel_values=batch["pixel_values"], **text_kwargs, return_dict=True)
+                logits = outputs.logits_per_video
                 loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=args.label_smoothing)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
