@@ -111,7 +111,8 @@ def evaluate_videos(
         if batch["pixel_values"] is None:
             continue
         with accelerator.autocast():
-            logits = unwrapped(pixel_values=batch["pixel_values"], text_embeds=text_embeds).logits_per_video
+            outputs = unwrapped(pixel_values=batch["pixel_values"], text_embeds=text_embeds, return_dict=True)
+            logits = outputs.logits_per_video
         labels = batch["labels"].to(logits.device)
         ranked = logits.float().topk(top_k, dim=-1).indices
         correct1.append(ranked[:, 0] == labels)
@@ -344,7 +345,7 @@ def multi_label_scores(
         if batch["pixel_values"] is None:
             continue
         with accelerator.autocast():
-            video = unwrapped.get_video_features(batch["pixel_values"], output_prompt_features=True)
+            video = unwrapped.get_video_features(batch["pixel_values"], output_prompt_features=True, return_dict=True)
             scores = video_label_scores(
                 unwrapped, video.pooler_output, video.prompt_features, label_embeds, method, reference_embeds
             )

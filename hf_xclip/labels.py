@@ -367,7 +367,9 @@ class LabelEncoder:
             )
             # The text tower is causal and pools at the EOT token, so padding after it changes nothing.
             embeds = self.model.get_text_features(
-                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                return_dict=True,  # whatever the model's config.return_dict says
             ).pooler_output
             for i, embedding in zip(chunk, embeds):
                 out[i] = embedding

@@ -29,9 +29,7 @@ def as_xclip_model(model: Any) -> XClipModel:
 
         config = XClipConfig.from_dict(model.config.to_dict())
         converted = XClipModel(config).to(dtype=model.dtype)
-        renames = {"prompts_visual_projection": "prompts_visual_proj.weight", "logit_scale": "logit_scale_module.logit_scale"}
-        state = {renames.get(key, key): value for key, value in model.state_dict().items()}
-        converted.load_state_dict(state, strict=True)
+        converted.load_state_dict(model.state_dict(), strict=True)  # takes transformers' parameter names
         converted.name_or_path = model.name_or_path
         return converted.to(model.device)
     raise ValueError(

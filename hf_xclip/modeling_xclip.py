@@ -26,7 +26,9 @@ from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
@@ -39,72 +41,86 @@ from .modeling_prompts import (
 )
 
 
+def _to_nested_tuple(output: ModelOutput) -> tuple[Any, ...]:
+    """`ModelOutput.to_tuple`, with nested outputs (text / vision / MIT) turned into tuples too, as transformers'
+    `XCLIPOutput.to_tuple` does."""
+    return tuple(value.to_tuple() if isinstance(value, ModelOutput) else value for value in output.values())
+
+
 @dataclass
 class XClipOutput(ModelOutput):
-    r"""Output of [`XClipModel.forward`].
+    r"""Output of [`XClipModel.forward`]. Fields are in the order of transformers' `XCLIPOutput`, so tuple access
+    (`outputs[0]`, `return_dict=False`) gives the same tensors as transformers.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*):
             Cross-entropy over the video-to-label logits when integer `labels` (B,) are given, binary cross-entropy
             when float `labels` (B, K) are given, the symmetric video-text contrastive loss for `return_loss=True`
             without labels (B videos paired with B texts).
-        logits_per_video (`torch.FloatTensor` of shape `(batch_size, num_texts)`):
-            Scaled cosine similarities between each video and each (video-specifically prompted) text.
         logits_per_text (`torch.FloatTensor` of shape `(num_texts, batch_size)`):
             The transpose of `logits_per_video`.
         text_embeds (`torch.FloatTensor` of shape `(batch_size, num_texts, projection_dim)`):
             L2-normalised text embeddings after the video-specific prompts (one set per video).
-        video_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
-            L2-normalised video embeddings (output of the MIT, or frame mean for `video_pooling="mean"`).
         text_model_output (`BaseModelOutputWithPooling`, *optional*):
             Output of [`XClipTextModel`] (absent when `text_embeds` were given instead of `input_ids`).
         vision_model_output (`BaseModelOutputWithPooling`):
             Output of [`XClipVisionModel`] on the `batch_size * num_frames` frames.
+        logits_per_video (`torch.FloatTensor` of shape `(batch_size, num_texts)`):
+            Scaled cosine similarities between each video and each (video-specifically prompted) text.
+        video_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+            L2-normalised video embeddings (output of the MIT, or frame mean for `video_pooling="mean"`).
         mit_output (`BaseModelOutputWithPooling`, *optional*):
             Output of the multi-frame integration transformer.
     """
 
     loss: torch.FloatTensor | None = None
-    logits_per_video: torch.FloatTensor | None = None
     logits_per_text: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
-    video_embeds: torch.FloatTensor | None = None
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
     mit_output: BaseModelOutputWithPooling | None = None
 
     def to_tuple(self) -> tuple[Any, ...]:
-        return tuple(
-            self[k].to_tuple() if k in ("text_model_output", "vision_model_output", "mit_output") else self[k]
-            for k in self.keys()
-        )
+        return _to_nested_tuple(self)
 
 
 @dataclass
 class XClipVideoOutput(ModelOutput):
-    r"""Output of [`XClipModel.get_video_features`].
+    r"""Output of [`XClipModel.get_video_features`]. The first four fields are those of the
+    `BaseModelOutputWithPooling` transformers' `XCLIPModel.get_video_features` returns, in its order.
 
     Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size * num_frames, 1 + num_patches, hidden_size)`):
+            Last hidden state of the vision tower.
         pooler_output (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
             Video embeddings before normalisation (the original's `video_features`).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Hidden states of the vision tower, with `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Attention weights of the vision tower, with `output_attentions=True`.
         frame_embeds (`torch.FloatTensor` of shape `(batch_size, num_frames, projection_dim)`):
             Projected per-frame class embeddings (the MIT's input).
         prompt_features (`torch.FloatTensor` of shape `(batch_size, num_patches, projection_dim)`, *optional*):
             Frame-averaged, projected patch tokens the prompt generator attends to; computed when asked for.
-        last_hidden_state (`torch.FloatTensor` of shape `(batch_size * num_frames, 1 + num_patches, hidden_size)`):
-            Last hidden state of the vision tower.
         vision_model_output (`BaseModelOutputWithPooling`):
             Output of [`XClipVisionModel`].
         mit_output (`BaseModelOutputWithPooling`, *optional*):
             Output of the multi-frame integration transformer.
     """
 
+    last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     frame_embeds: torch.FloatTensor | None = None
     prompt_features: torch.FloatTensor | None = None
-    last_hidden_state: torch.FloatTensor | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
     mit_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return _to_nested_tuple(self)
 
 
 def eager_attention_forward(
@@ -402,7 +418,12 @@ class XClipTextEmbeddings(nn.Module):
 
 class XClipPreTrainedModel(PromptContextAdapterMixin, PreTrainedModel):
     """Base class: weight initialisation (CLIP's scheme; the original's truncated normal for the MIT and the prompt
-    generator), attention implementations, gradient checkpointing."""
+    generator, torch's defaults for the message modules), attention implementations, gradient checkpointing.
+
+    Every scale comes from the config (a tower's own config for the tower's layers, as in transformers): its
+    `initializer_factor` multiplies all of them (as in CLIP, the message modules' torch-default bounds included),
+    the MIT uses `vision_config.initializer_range` and the prompt generator `0.02` (CLIP's token-embedding std) times
+    the factor. The defaults reproduce the original's values, so a zero-init config zeroes every weight matrix."""
 
     config: XClipConfig
     config_class = XClipConfig
@@ -456,36 +477,47 @@ class XClipPreTrainedModel(PromptContextAdapterMixin, PreTrainedModel):
         elif isinstance(module, (XClipPromptContext, XClipVisionPrompts, XClipDeepPrompts)):
             # learned prompts sized by the config: N(0, 0.02) as the original's context vectors and VPT tokens
             for param in module.parameters(recurse=False):
-                init.normal_(param, std=0.02)
+                init.normal_(param, std=0.02 * factor)
         # The original initialises the MIT and the prompt generator with its own `_init_weights`
         # (truncated normal 0.02 for Linear weights and position embeddings, zero biases). Parents are
         # initialised after their children, so this overrides the CLIP scheme above for their layers.
         if isinstance(module, XClipVisionEncoderLayer) and module.use_cross_frame_attention:
-            _init_like_torch_defaults(module.message_fc, module.message_attn)
-        if isinstance(module, (XClipMultiframeIntegrationTransformer, XClipPromptGenerator)):
-            for submodule in module.modules():
-                if isinstance(submodule, nn.Linear):
-                    init.trunc_normal_(submodule.weight, std=0.02)
-                    if submodule.bias is not None:
-                        init.zeros_(submodule.bias)
-                elif isinstance(submodule, nn.LayerNorm):
-                    init.ones_(submodule.weight)
-                    init.zeros_(submodule.bias)
-            if isinstance(module, XClipMultiframeIntegrationTransformer):
-                init.trunc_normal_(module.position_embedding, std=0.02)
+            _init_like_torch_defaults(module.message_fc, module.message_attn, factor)
+        if isinstance(module, XClipMultiframeIntegrationTransformer):
+            std = getattr(self.config, "vision_config", self.config).initializer_range * factor
+            _init_truncated_normal(module, std)
+            init.trunc_normal_(module.position_embedding, std=std)
+        elif isinstance(module, XClipPromptGenerator):
+            _init_truncated_normal(module, 0.02 * factor)
 
 
-def _init_like_torch_defaults(message_fc: nn.Linear, message_attn: XClipAttention) -> None:
+def _init_truncated_normal(module: nn.Module, std: float) -> None:
+    """The original's `_init_weights` of the MIT and the prompt generator: truncated normal Linear weights (at +-2,
+    absolute, as timm's `trunc_normal_`), zero biases, unit LayerNorms."""
+    for submodule in module.modules():
+        if isinstance(submodule, nn.Linear):
+            init.trunc_normal_(submodule.weight, std=std)
+            if submodule.bias is not None:
+                init.zeros_(submodule.bias)
+        elif isinstance(submodule, nn.LayerNorm):
+            init.ones_(submodule.weight)
+            init.zeros_(submodule.bias)
+
+
+def _init_like_torch_defaults(message_fc: nn.Linear, message_attn: XClipAttention, factor: float = 1.0) -> None:
     """The original creates the message modules as `nn.Linear` and `nn.MultiheadAttention` and keeps torch's
-    initialisation: Kaiming-uniform Linear, Xavier-uniform over the fused (3D, D) `in_proj` with zero biases."""
+    initialisation: Kaiming-uniform Linear, Xavier-uniform over the fused (3D, D) `in_proj` with zero biases.
+    Every bound is multiplied by `factor` (the config's `initializer_factor`, 1 by default)."""
     fan_in = message_fc.in_features
-    init.kaiming_uniform_(message_fc.weight, a=math.sqrt(5))
-    init.uniform_(message_fc.bias, -(fan_in**-0.5), fan_in**-0.5)
-    bound = math.sqrt(6.0 / (fan_in + 3 * fan_in))
+    # Kaiming-uniform with a = sqrt(5) is uniform(+-1 / sqrt(fan_in)), the same bound as torch's Linear bias.
+    linear_bound = fan_in**-0.5 * factor
+    init.uniform_(message_fc.weight, -linear_bound, linear_bound)
+    init.uniform_(message_fc.bias, -linear_bound, linear_bound)
+    bound = math.sqrt(6.0 / (fan_in + 3 * fan_in)) * factor
     for proj in (message_attn.q_proj, message_attn.k_proj, message_attn.v_proj):
         init.uniform_(proj.weight, -bound, bound)
         init.zeros_(proj.bias)
-    init.kaiming_uniform_(message_attn.out_proj.weight, a=math.sqrt(5))
+    init.uniform_(message_attn.out_proj.weight, -linear_bound, linear_bound)
     init.zeros_(message_attn.out_proj.bias)
 
 
@@ -549,7 +581,7 @@ class XClipTextModel(XClipPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""Encode token ids (K, L).
 
@@ -584,9 +616,8 @@ class XClipTextModel(XClipPreTrainedModel):
             raise ValueError("`position_ids` cannot be combined with a prompt context (it lengthens every text).")
         inputs_embeds = prompted_embeds
         hidden_states = self.embeddings(input_ids=input_ids, position_ids=position_ids, inputs_embeds=inputs_embeds)
-        causal_mask = create_causal_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask, past_key_values=None
-        )
+        # Positional: the fourth argument is `past_key_values` before transformers 5.24 and `cache` after (no cache).
+        causal_mask = create_causal_mask(self.config, hidden_states, attention_mask, None)
         kwargs.pop("is_causal", None)
         encoder_outputs = self.encoder(
             hidden_states,
@@ -607,7 +638,9 @@ class XClipTextModel(XClipPreTrainedModel):
 class XClipVisionModel(XClipPreTrainedModel):
     """Cross-frame communication ViT (original: `CrossFrameCommunicationTransformer` without `proj`).
 
-    Takes `pixel_values` of shape (B, T, C, H, W), or (B*T, C, H, W) together with `num_frames`.
+    Takes `pixel_values` of shape (B, T, C, H, W), or flat frames (B*T, C, H, W) as transformers' `XCLIPVisionModel`
+    does: grouped by `num_frames` when given, else by `config.num_frames` (a clear error when the frame count is not a
+    multiple of it, where transformers would group frames of different videos together or fail in a reshape).
     `pooler_output` is `post_layernorm(CLS)` per frame; `last_hidden_state` is before `post_layernorm`. Learned
     vision prompt tokens (`prompt_tokens`, VPT / IVLP, and `deep_prompts` for later layers; empty by default) are
     appended after the patch tokens.
@@ -642,21 +675,22 @@ class XClipVisionModel(XClipPreTrainedModel):
         pixel_values: torch.Tensor,
         num_frames: int | None = None,
         interpolate_pos_encoding: bool = False,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""Encode frames.
 
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
-                Videos; or `(batch_size * num_frames, num_channels, height, width)` with `num_frames` given.
+                Videos; or flat frames `(batch_size * num_frames, num_channels, height, width)`, video after video.
             num_frames (`int`, *optional*):
-                Frames per video for 4-D input (cross-frame attention groups this many adjacent frames).
+                Frames per video for flat frames (cross-frame attention groups this many adjacent frames);
+                defaults to `config.num_frames`, as in transformers.
 
         Returns:
             `BaseModelOutputWithPooling` with `last_hidden_state` (B*T, 1 + patches + prompt tokens, width; learned
             vision prompts, if any, come last) and `pooler_output` (B*T, width).
         """
-        pixel_values, num_frames = _flatten_frames(pixel_values, num_frames, self.config.num_channels)
+        pixel_values, num_frames = _flatten_frames(pixel_values, num_frames, self.config)
         hidden_states = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
         self.deep_prompts.check_matches(self.prompt_tokens.num_tokens, "first layer's prompt tokens")
         hidden_states = self.pre_layernorm(self.prompt_tokens(hidden_states))
@@ -666,7 +700,11 @@ class XClipVisionModel(XClipPreTrainedModel):
         return BaseModelOutputWithPooling(last_hidden_state=last_hidden_state, pooler_output=pooled)
 
 
-def _flatten_frames(pixel_values: torch.Tensor, num_frames: int | None, num_channels: int) -> tuple[torch.Tensor, int]:
+def _flatten_frames(
+    pixel_values: torch.Tensor, num_frames: int | None, config: XClipVisionConfig
+) -> tuple[torch.Tensor, int]:
+    """(B*T, C, H, W) frames and T: 5-D input is flattened; flat input is grouped by `num_frames`, by default
+    `config.num_frames` (transformers' convention), and must hold whole videos."""
     if not isinstance(pixel_values, torch.Tensor):
         raise ValueError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}.")
     if pixel_values.ndim == 5:
@@ -676,24 +714,23 @@ def _flatten_frames(pixel_values: torch.Tensor, num_frames: int | None, num_chan
         num_frames = frames
         pixel_values = pixel_values.reshape(batch_size * frames, channels, height, width)
     elif pixel_values.ndim == 4:
-        if num_frames is None:
-            raise ValueError(
-                f"pixel_values of shape {tuple(pixel_values.shape)} are flat frames: pass `num_frames`, or give "
-                "pixel_values as (batch_size, num_frames, channels, height, width)."
-            )
+        given = num_frames is not None
+        num_frames = num_frames if given else config.num_frames
         if num_frames <= 0 or pixel_values.shape[0] % num_frames != 0:
+            source = "num_frames" if given else "config.num_frames"
             raise ValueError(
-                f"pixel_values hold {pixel_values.shape[0]} frames, not a multiple of num_frames={num_frames}: frames "
-                "would be mixed across videos."
+                f"pixel_values hold {pixel_values.shape[0]} flat frames, not a multiple of {source}={num_frames}: "
+                "frames would be mixed across videos. Pass pixel_values as (batch_size, num_frames, channels, "
+                "height, width), or the frames per video as `num_frames`."
             )
     else:
         raise ValueError(
             "pixel_values must have shape (batch_size, num_frames, channels, height, width), "
             f"got {tuple(pixel_values.shape)}."
         )
-    if pixel_values.shape[1] != num_channels:
+    if pixel_values.shape[1] != config.num_channels:
         raise ValueError(
-            f"pixel_values have {pixel_values.shape[1]} channels, the model expects {num_channels} "
+            f"pixel_values have {pixel_values.shape[1]} channels, the model expects {config.num_channels} "
             "(layout is (batch_size, num_frames, channels, height, width))."
         )
     return pixel_values, num_frames
@@ -851,6 +888,28 @@ class XClipLogitScale(nn.Module):
         return self.logit_scale.exp()
 
 
+# transformers' XCLIPModel keeps two root parameters that live in modules here (so that peft can train and save them):
+# its name -> ours. Saved files use transformers' names (the conversion mapping below); `XClipModel.load_state_dict`
+# accepts both.
+TRANSFORMERS_PARAMETER_RENAMES: dict[str, str] = {
+    "prompts_visual_projection": "prompts_visual_proj.weight",
+    "logit_scale": "logit_scale_module.logit_scale",
+}
+
+
+def _rename_transformers_keys(state_dict: dict, prefix: str) -> None:
+    """Rename transformers' `XCLIPModel` keys under `prefix` to this module's names, in place."""
+    for theirs, ours in TRANSFORMERS_PARAMETER_RENAMES.items():
+        if prefix + theirs not in state_dict:
+            continue
+        if prefix + ours in state_dict:
+            raise ValueError(
+                f"The state dict has both `{prefix + theirs}` (transformers' name) and `{prefix + ours}` (hf_xclip's "
+                "name) for one parameter; keep one of them."
+            )
+        state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
+
+
 def _classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     if labels.is_floating_point():
         if labels.shape != logits.shape:
@@ -940,38 +999,48 @@ class XClipModel(XClipPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.text_model.set_input_embeddings(value)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # `load_state_dict` also takes transformers' names (`prompts_visual_projection`, `logit_scale`), so
+        # `model.load_state_dict(transformers_model.state_dict())` works; torch hands each module its own copy.
+        _rename_transformers_keys(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @can_return_tuple
     def get_text_features(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPooling | tuple:
         r"""Encode texts once for any number of videos.
 
         Returns:
             `BaseModelOutputWithPooling` of the text model whose `pooler_output` (num_texts, projection_dim) is the
             projected text embedding before the video-specific prompts (the original's `encode_text`). Pass it as
-            `text_embeds` to [`forward`] to score videos without re-encoding the texts.
+            `text_embeds` to [`forward`] to score videos without re-encoding the texts. A tuple in that order with
+            `return_dict=False` (or `config.return_dict=False`).
         """
         text_outputs = self.text_model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            return_dict=True,
             **kwargs,
         )
         text_outputs.pooler_output = self.text_projection(text_outputs.pooler_output)
         return text_outputs
 
+    @can_return_tuple
     def get_video_features(
         self,
         pixel_values: torch.Tensor,
         interpolate_pos_encoding: bool = False,
         output_prompt_features: bool = False,
-        **kwargs,
-    ) -> XClipVideoOutput:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> XClipVideoOutput | tuple:
         r"""Encode videos.
 
         Args:
@@ -981,12 +1050,13 @@ class XClipModel(XClipPreTrainedModel):
                 Also compute the patch features the prompt generator attends to (skipped otherwise).
 
         Returns:
-            [`XClipVideoOutput`] whose `pooler_output` (batch_size, projection_dim) is the video embedding.
+            [`XClipVideoOutput`] whose `pooler_output` (batch_size, projection_dim) is the video embedding; a tuple
+            in its field order with `return_dict=False` (or `config.return_dict=False`).
         """
         _check_video_shape(pixel_values)
         batch_size, num_frames = pixel_values.shape[:2]
         vision_outputs = self.vision_model(
-            pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs
+            pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True, **kwargs
         )
         frame_embeds = self.visual_projection(vision_outputs.pooler_output).view(batch_size, num_frames, -1)
         mit_outputs = None
@@ -1002,10 +1072,12 @@ class XClipModel(XClipPreTrainedModel):
             patches = vision_outputs.last_hidden_state[:, 1 : 1 + num_patches, :]  # without learned prompt tokens
             prompt_features = self._prompt_features(patches, batch_size, num_frames)
         return XClipVideoOutput(
+            last_hidden_state=vision_outputs.last_hidden_state,
             pooler_output=video_embeds,
+            hidden_states=vision_outputs.hidden_states,
+            attentions=vision_outputs.attentions,
             frame_embeds=frame_embeds,
             prompt_features=prompt_features,
-            last_hidden_state=vision_outputs.last_hidden_state,
             vision_model_output=vision_outputs,
             mit_output=mit_outputs,
         )
@@ -1056,6 +1128,7 @@ class XClipModel(XClipPreTrainedModel):
         cosine = logits_per_video / self.logit_scale_module().to(logits_per_video.dtype)
         return self.config.multi_label_scale * cosine + self.config.multi_label_bias
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -1067,8 +1140,8 @@ class XClipModel(XClipPreTrainedModel):
         labels: torch.Tensor | None = None,
         return_loss: bool | None = None,
         interpolate_pos_encoding: bool = False,
-        **kwargs,
-    ) -> XClipOutput:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> XClipOutput | tuple:
         r"""Score B videos against K texts.
 
         Args:
@@ -1088,7 +1161,8 @@ class XClipModel(XClipPreTrainedModel):
                 Without `labels`, the symmetric video-text contrastive loss (needs K == B).
 
         Returns:
-            [`XClipOutput`].
+            [`XClipOutput`]; with `return_dict=False` (or `config.return_dict=False`) the tuple of its non-`None`
+            fields in transformers' order, nested outputs as tuples.
         """
         if pixel_values is None:
             raise ValueError("XClipModel.forward needs `pixel_values` of shape (batch_size, num_frames, C, H, W).")
@@ -1096,14 +1170,16 @@ class XClipModel(XClipPreTrainedModel):
         if text_embeds is None:
             if input_ids is None and inputs_embeds is None:
                 raise ValueError("Pass `input_ids` (tokenised texts) or precomputed `text_embeds`.")
-            text_outputs = self.get_text_features(
+            # `text_model_output` is the text model's own output (unprojected `pooler_output`), as in transformers.
+            text_outputs = self.text_model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
                 inputs_embeds=inputs_embeds,
+                return_dict=True,
                 **kwargs,
             )
-            text_embeds = text_outputs.pooler_output
+            text_embeds = self.text_projection(text_outputs.pooler_output)
         elif text_embeds.ndim != 2 or text_embeds.shape[-1] != self.projection_dim:
             raise ValueError(
                 f"text_embeds must have shape (num_texts, {self.projection_dim}), got {tuple(text_embeds.shape)}."
@@ -1113,6 +1189,7 @@ class XClipModel(XClipPreTrainedModel):
             pixel_values,
             interpolate_pos_encoding=interpolate_pos_encoding,
             output_prompt_features=self.config.use_prompt_generator,
+            return_dict=True,
             **kwargs,
         )
         logits_per_video, prompted_text = self.get_logits(
@@ -1153,10 +1230,7 @@ def _check_video_shape(pixel_values: torch.Tensor) -> None:
 # Checkpoint keys stay those of transformers' XCLIPModel; the two former root parameters live in modules.
 register_checkpoint_conversion_mapping(
     "XClipModel",
-    [
-        WeightRenaming("prompts_visual_projection", "prompts_visual_proj.weight"),
-        WeightRenaming("logit_scale", "logit_scale_module.logit_scale"),
-    ],
+    [WeightRenaming(theirs, ours) for theirs, ours in TRANSFORMERS_PARAMETER_RENAMES.items()],
     overwrite=True,
 )
 

@@ -390,7 +390,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         views = model_inputs["pixel_values"]  # list of (V_i, T, 3, S, S)
         counts = [v.shape[0] for v in views]
         pixel_values = torch.cat(views).to(device=self.device, dtype=self.model.dtype)
-        video = self.model.get_video_features(pixel_values, output_prompt_features=True)
+        video = self.model.get_video_features(pixel_values, output_prompt_features=True, return_dict=True)
         if method is None:
             logits, _ = self.model.get_logits(video.pooler_output, positives, video.prompt_features)
             probs = logits.float().softmax(dim=-1)

@@ -13,7 +13,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .video_processing_xclip import XClipVideoProcessor, as_xclip_video_processor
+from .video_processing_xclip import XClipVideoProcessor, as_xclip_video_processor, auto_map_left_in_files
 
 logger = logging.get_logger(__name__)
 
@@ -99,6 +99,8 @@ class XClipProcessor(ProcessorMixin):
 
     Texts go through the original's cleaning first ([`clean_text`]: ftfy, HTML entities, whitespace, lower case),
     so ids match the original tokenizer's for any text; ``clean_text=False`` in the call tokenizes them as given.
+    ``images`` is accepted as an alias of ``videos`` (transformers' `XCLIPProcessor` takes videos that way); passing
+    both raises, where transformers would silently drop the ``videos``.
 
     The processor also carries the text template the model was trained with (``hypothesis_template``, saved in
     ``processor_config.json``): ``"{}"`` for X-CLIP, ``"a photo of a {}."`` for ViFi-CLIP, ``"{}."`` for a prompted
@@ -137,13 +139,14 @@ class XClipProcessor(ProcessorMixin):
         super().__init__(as_xclip_video_processor(video_processor), tokenizer, **kwargs)
 
     def __call__(
-        self, text: Any = None, videos: Any = None, images: Any = None, clean_text: bool = True, **kwargs
+        self, text: Any = None, videos: Any = None, images: Any = None, clean_text: bool | None = None, **kwargs
     ) -> BatchFeature:
         """Tokenize ``text`` and preprocess ``videos`` (``images`` is accepted as an alias of ``videos``, as in
         transformers' X-CLIP processor). Options of the video processor (``num_frames``, ``num_clips``, ...) and of
-        the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``. ``clean_text=False`` skips
-        the original's text cleaning."""
-        if clean_text and text is not None:
+        the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``. Texts are cleaned as the
+        original does unless ``clean_text=False`` (``None``, the default, means clean: explicit processor
+        arguments default to ``None`` in transformers)."""
+        if clean_text is not False and text is not None:
             text = clean_texts(text)
         if images is not None:
             if videos is not None:
@@ -152,6 +155,10 @@ class XClipProcessor(ProcessorMixin):
         if text is None and videos is None:
             raise ValueError("XClipProcessor needs `text`, `videos` or both.")
         return super().__call__(text=text, videos=videos, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        with auto_map_left_in_files(self, self.video_processor):
+            return super().save_pretrained(save_directory, *args, **kwargs)
 
     def check_argument_for_proper_class(self, argument_name: str, argument: Any):
         # transformers resolves "VideoProcessorMixin" through VIDEO_PROCESSOR_MAPPING, a placeholder that raises

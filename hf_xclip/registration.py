@@ -12,16 +12,16 @@ _REGISTERED = False
 
 def _register_processors() -> None:
     from transformers import AutoProcessor
-    from transformers.utils import is_torchvision_available
+
+    # Imported from its module: `transformers.AutoVideoProcessor` is a placeholder without torchvision, but the
+    # class itself (which processors use to load their video processor) works and X-CLIP's needs no torchvision.
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
     from .processing_xclip import XClipProcessor
     from .video_processing_xclip import XClipVideoProcessor
 
     AutoProcessor.register(XClipConfig, XClipProcessor, exist_ok=True)
-    if is_torchvision_available():  # transformers' AutoVideoProcessor is a placeholder without torchvision
-        from transformers import AutoVideoProcessor
-
-        AutoVideoProcessor.register(XClipConfig, XClipVideoProcessor, exist_ok=True)
+    AutoVideoProcessor.register(XClipConfig, XClipVideoProcessor, exist_ok=True)
 
 
 def _ship_code_when_saving() -> None:

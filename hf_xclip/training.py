@@ -235,7 +235,7 @@ def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, tex
             if batch["pixel_values"] is None:
                 continue
             with accelerator.accumulate(peft_model):
-                output = peft_model(pixel_values=batch["pixel_values"], **text_kwargs)
+                output = peft_model(pixel_values=batch["pixel_values"], **text_kwargs, return_dict=True)
                 loss = loss_fn(output, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
@@ -318,7 +318,7 @@ def _frozen_teacher(model: nn.Module) -> Callable:
                 was_training = model.training
                 model.eval()
                 try:
-                    return model(**inputs)
+                    return model(**inputs, return_dict=True)
                 finally:
                     model.train(was_training)
 
@@ -372,7 +372,7 @@ def _training_cosines(model, dataset, text_kwargs, batch_size: int, device) -> t
     for batch in loader:
         if batch["pixel_values"] is None:
             continue
-        output = model(pixel_values=batch["pixel_values"].to(device), **text_kwargs)
+        output = model(pixel_values=batch["pixel_values"].to(device), **text_kwargs, return_dict=True)
         values.append(cosines(model, output.logits_per_video).cpu())
         targets.append(batch["targets"])
     model.train(was_training)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -210,6 +211,10 @@ class XClipVideoProcessor(VideoProcessorMixin):
         output["resample"] = int(output.get("resample", 2))
         return output
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        with auto_map_left_in_files(self):
+            return super().save_pretrained(save_directory, *args, **kwargs)
+
     # ----------------------------------------------------------------------------------------------------------
     # Processing
     # ----------------------------------------------------------------------------------------------------------
@@ -340,6 +345,22 @@ class XClipVideoProcessor(VideoProcessorMixin):
 # --------------------------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def auto_map_left_in_files(*objects: Any) -> Iterator[None]:
+    """Around `save_pretrained`: the `auto_map` it writes (where the shipped code lives) stays in the saved files
+    but not on the objects, where transformers' saving leaves it. So `to_dict()` is the same before and after a
+    save, and equal to that of the object `from_pretrained` gives back (which drops `auto_map`)."""
+    previous = [(obj, obj.__dict__.get("auto_map")) for obj in objects]
+    try:
+        yield
+    finally:
+        for obj, value in previous:
+            if value is None:
+                obj.__dict__.pop("auto_map", None)
+            else:
+                obj.auto_map = value
 
 
 def _normalise_option(name: str, value: Any) -> Any:

@@ -100,10 +100,47 @@ def test_save_and_load_round_trip(processor, tmp_path):
     saved_dir = tmp_path / "saved"
     for loaded in (XClipProcessor.from_pretrained(saved_dir), AutoProcessor.from_pretrained(saved_dir)):
         assert isinstance(loaded, XClipProcessor)
-        settings = {k: v for k, v in loaded.video_processor.to_dict().items() if k != "auto_map"}
-        assert settings == {k: v for k, v in processor.video_processor.to_dict().items() if k != "auto_map"}
+        assert loaded.to_dict() == processor.to_dict()
+        assert loaded.video_processor.to_dict() == processor.video_processor.to_dict()
         a, b = loaded(text=["a cat"], videos=VIDEO), processor(text=["a cat"], videos=VIDEO)
         assert all(torch.equal(a[key], b[key]) for key in b)
+
+
+def test_to_dict_is_the_same_before_and_after_saving(processor, tmp_path):
+    """Saving writes `auto_map` (where the shipped code lives) into the files, not onto the objects."""
+    before, video_before = processor.to_dict(), processor.video_processor.to_dict()
+    processor.save_pretrained(tmp_path / "saved")
+    assert processor.to_dict() == before and processor.video_processor.to_dict() == video_before
+    saved = json.loads((tmp_path / "saved" / "processor_config.json").read_text())
+    assert saved["auto_map"]["AutoProcessor"] == "processing_xclip.XClipProcessor"
+    loaded = XClipProcessor.from_pretrained(tmp_path / "saved")
+    loaded.save_pretrained(tmp_path / "again")
+    assert loaded.to_dict() == before
+    video_processor = XClipVideoProcessor(crop_size=32)
+    video_before = video_processor.to_dict()
+    video_processor.save_pretrained(tmp_path / "video")
+    assert video_processor.to_dict() == video_before
+    saved = json.loads((tmp_path / "video" / "video_preprocessor_config.json").read_text())
+    assert saved["auto_map"]["AutoVideoProcessor"] == "video_processing_xclip.XClipVideoProcessor"
+
+
+def test_auto_video_processor_loads_ours_without_remote_code(processor, tmp_path):
+    """transformers' processors load their video processor with AutoVideoProcessor (also without torchvision)."""
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
+    processor.save_pretrained(tmp_path)
+    loaded = AutoVideoProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is XClipVideoProcessor and loaded.to_dict() == processor.video_processor.to_dict()
+
+
+def test_explicit_call_arguments_default_to_none(processor):
+    """transformers' rule for processors: explicit `__call__` arguments default to None; `clean_text=None` cleans."""
+    import inspect
+
+    for name, parameter in inspect.signature(XClipProcessor.__call__).parameters.items():
+        assert parameter.default in (inspect.Parameter.empty, None), name
+    messy = ["  Ａ  ＣＡＴ ", "Dog &amp;amp; Cat"]
+    assert torch.equal(processor(text=messy)["input_ids"], processor(text=messy, clean_text=True)["input_ids"])
 
 
 def test_hub_2022_layout(tokenizer_dir):
