@@ -762,8 +762,12 @@ class XClipMultiframeIntegrationTransformer(nn.Module):
         )
 
     def position_embedding_for(self, num_frames: int) -> torch.Tensor:
-        """The (1, num_frames, D) position embedding: the learned one, or its linear interpolation."""
-        if num_frames == self.position_embedding.shape[1]:
+        """The (1, num_frames, D) position embedding: the learned one, or its linear interpolation.
+
+        While exporting (ONNX, `torch.export`) the interpolation is always traced, so that the exported graph takes
+        any number of frames; at the learned length it returns the learned embedding exactly.
+        """
+        if not torch.compiler.is_exporting() and num_frames == self.position_embedding.shape[1]:
             return self.position_embedding
         resized = F.interpolate(
             self.position_embedding.transpose(1, 2), size=num_frames, mode="linear", align_corners=False
