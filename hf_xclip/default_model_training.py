@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .configuration_xclip import XClipConfig
+from .hub import remove_remote_code
 from .model_cards import default_model_card
 from .modeling_xclip import XClipModel
 from .processing_xclip import XClipProcessor
@@ -350,28 +351,8 @@ def save_default_model(
     }
     (output_dir / LOG_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     default_model_card(record).save(output_dir / "README.md")
-    _drop_shipped_code(output_dir)
+    remove_remote_code(output_dir)
     return output_dir
-
-
-def _drop_shipped_code(output_dir: Path) -> None:
-    """Remove the ``trust_remote_code`` copies of hf_xclip's sources that ``save_pretrained`` writes: inside the
-    package they would only be stale duplicates, and the installed package registers the classes itself."""
-    for path in output_dir.glob("*.py"):
-        path.unlink()
-    for name in ("config.json", "processor_config.json", "tokenizer_config.json"):
-        path = output_dir / name
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            _pop_key(data, "auto_map")
-            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def _pop_key(data: Any, key: str) -> None:
-    if isinstance(data, dict):
-        data.pop(key, None)
-        for value in data.values():
-            _pop_key(value, key)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, DefaultModelTrainingConfig]:

@@ -98,6 +98,30 @@ def add_remote_code(directory: str | os.PathLike, *, pipeline: bool = False) -> 
     return sorted(set(written))
 
 
+def remove_remote_code(directory: str | os.PathLike) -> None:
+    """Undo what ``save_pretrained`` does for ``trust_remote_code``: delete the copied ``*.py`` sources and the
+    ``auto_map`` entries of ``config.json`` / ``processor_config.json`` / ``tokenizer_config.json``.
+
+    For directories only read where hf_xclip is installed (the embedded default model, ONNX exports): there the
+    copies would be stale duplicates, and the installed package registers the classes itself."""
+    directory = Path(directory)
+    for path in directory.glob("*.py"):
+        path.unlink()
+    for name in ("config.json", "processor_config.json", "tokenizer_config.json"):
+        path = directory / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            _pop_key(data, "auto_map")
+            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _pop_key(data: Any, key: str) -> None:
+    if isinstance(data, dict):
+        data.pop(key, None)
+        for value in data.values():
+            _pop_key(value, key)
+
+
 def _saved_architecture(directory: Path) -> tuple[type, type]:
     config_file = directory / "config.json"
     if not config_file.is_file():
@@ -282,4 +306,4 @@ def _resolve_card(model_card, staging: Path, config, repo_id: str, pipeline: boo
     return card
 
 
-__all__ = ["add_remote_code", "has_pipeline_files", "push_model"]
+__all__ = ["add_remote_code", "has_pipeline_files", "push_model", "remove_remote_code"]

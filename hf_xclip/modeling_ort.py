@@ -20,9 +20,11 @@ dependency (``pip install 'hf_xclip[onnx]'``); it is imported when a model is lo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +114,31 @@ def quantize_graph(source: str | os.PathLike, target: str | os.PathLike, *, per_
         "per_channel": per_channel,
         "tool": f"onnxruntime {require_onnxruntime().__version__}",
     }
-    quantize_dynamic(
-        Path(source),
-        Path(target),
-        op_types_to_quantize=settings["op_types"],
-        per_channel=per_channel,
-        weight_type=QuantType.QInt8,
-        extra_options={"MatMulConstBOnly": True},
-    )
+    with quiet_loggers("", level=logging.ERROR):  # onnxruntime.quantization logs every node on the root logger
+        quantize_dynamic(
+            Path(source),
+            Path(target),
+            op_types_to_quantize=settings["op_types"],
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
     return settings
+
+
+@contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise the given loggers (``""``: the root logger) to `level` for the block: the exporter's passes and
+    onnxruntime's quantizer log every rewritten node."""
+    loggers = [logging.getLogger(name or None) for name in names]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(max(level, log.level))
+    try:
+        yield
+    finally:
+        for log, old in zip(loggers, levels):
+            log.setLevel(old)
 
 
 def check_quantization(quantize: str | None) -> str | None:

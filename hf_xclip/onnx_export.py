@@ -26,7 +26,6 @@ model=dir)``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import os
 import warnings
@@ -49,8 +48,10 @@ from .modeling_ort import (
     check_quantization,
     graph_file,
     quantize_graph,
+    quiet_loggers,
     require_onnxruntime,
 )
+from .fingerprint import model_fingerprint
 from .modeling_xclip import XClipModel
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def export_graph(name: str, spec: dict[str, Any], path: Path, opset: int) -> Non
     """Trace one graph to `path` and check that every axis meant to be dynamic stayed dynamic."""
     module = spec["module"].eval()
     params = sum(p.numel() * p.element_size() for p in module.parameters())
-    with warnings.catch_warnings(), _quiet_loggers("onnxscript", "onnx_ir", "torch.onnx"):
+    with warnings.catch_warnings(), quiet_loggers("onnxscript", "onnx_ir", "torch.onnx", level=logging.ERROR):
         warnings.simplefilter("ignore")  # the exporter's deprecation and axis-renaming chatter
         torch.onnx.export(
             module,
@@ -186,20 +187,6 @@ def export_graph(name: str, spec: dict[str, Any], path: Path, opset: int) -> Non
             verbose=False,
         )
     _check_dynamic_axes(name, path, spec["inputs"])
-
-
-@contextmanager
-def _quiet_loggers(*names: str) -> Iterator[None]:
-    """Raise the given loggers to WARNING for the block (the exporter's passes log every rewrite at INFO)."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for log, level in zip(loggers, levels):
-            log.setLevel(level)
 
 
 def _check_dynamic_axes(name: str, path: Path, inputs: dict[str, list]) -> None:
@@ -229,6 +216,7 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
     verify: bool = True,
+    require_processor: bool = False,
 ) -> OnnxExportResult:
     """Export `model` to `output_dir`: three ONNX graphs, ``onnx_config.json``, ``config.json`` and the processor.
 
@@ -243,6 +231,7 @@ def export_onnx(
         opset: ONNX opset of the graphs.
         verify: run the exported graphs with onnxruntime on random inputs and compare with the torch model; a
             float32 logit difference above 1e-3 is an error. The differences are recorded in the manifest.
+        require_processor: raise instead of exporting without a processor (what `hf-xclip export` does).
 
     Returns:
         [`OnnxExportResult`].
@@ -254,6 +243,11 @@ def export_onnx(
     if not isinstance(model, XClipModel):
         raise ValueError(f"export_onnx needs an hf_xclip XClipModel, got {type(model).__name__}.")
     processor = processor if processor is not None else _saved_processor(model)
+    if processor is None and require_processor:
+        raise ValueError(
+            f"no processor / tokenizer found with the model ({model.name_or_path or 'no name_or_path'}): the exported "
+            "directory could not feed the pipeline; pass processor= (the XClipProcessor the model was saved with)."
+        )
     with staged_output_dir(output_dir, overwrite=overwrite) as staging, _export_copy(model) as exportable:
         specs = _graph_specs(exportable)
         graphs = {}
@@ -316,17 +310,6 @@ def _export_copy(model: XClipModel) -> Iterator[XClipModel]:
         exportable.train(was_training)
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """``sha256:<hex>`` of the model's state dict (names, dtypes, shapes and values, in name order): the same
-    weights give the same fingerprint whatever file layout they were loaded from."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return f"sha256:{digest.hexdigest()}"
-
-
 def _manifest(model: XClipModel, graphs: dict[str, dict], opset: int) -> dict[str, Any]:
     import onnx
     import onnxscript
@@ -344,7 +327,7 @@ def _manifest(model: XClipModel, graphs: dict[str, dict], opset: int) -> dict[st
             "name_or_path": str(model.name_or_path or ""),
             "architecture": type(model).__name__,
             "model_type": model.config.model_type,
-            "fingerprint": model_fingerprint(model),
+            "fingerprint": {part: model_fingerprint(model, part) for part in ("text", "video", "all")},
             "num_parameters": sum(p.numel() for p in model.parameters()),
         },
         "export": {
@@ -370,11 +353,11 @@ def _saved_processor(model: XClipModel) -> Any:
     source = model.name_or_path
     if not source:
         return None
-    from .pipeline_zero_shot_video_classification import _resolve_components
+    from .loading import resolve_components
     from .processing_xclip import XClipProcessor
 
     try:
-        processor, video_processor, tokenizer = _resolve_components(source, None, None, None)
+        processor, video_processor, tokenizer = resolve_components(source, None, None, None)
     except (OSError, ValueError) as err:
         logger.warning("no processor found with the model (%s): %s", source, err)
         return None
@@ -438,4 +421,4 @@ def _require_export_dependencies() -> None:
                           f"not installed: {INSTALL_HINT}")
 
 
-__all__ = ["DEFAULT_OPSET", "OnnxExportResult", "export_onnx", "model_fingerprint", "quantize_onnx_dir"]
+__all__ = ["DEFAULT_OPSET", "OnnxExportResult", "export_onnx", "quantize_onnx_dir"]
