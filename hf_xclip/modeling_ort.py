@@ -9,7 +9,7 @@ A directory written by `hf-xclip export` (:func:`hf_xclip.onnx_export.export_onn
 * ``scorer.onnx``: ``video_embeds``, ``text_embeds`` (, ``prompt_features``) -> ``logits_per_video`` (batch, labels)
   and ``prompted_text_embeds`` (batch, labels, D): the prompt generator and the scaled cosine similarity
   (`XClipModel.get_logits`);
-* optionally the same graphs with int8 weights (``*.int8.onnx``, see :func:`quantize_graph`);
+* optionally ``video_encoder.int8.onnx``: the video encoder with int8 linear layers (see :func:`quantize_graph`);
 * ``onnx_config.json`` (the manifest: graphs, opset, quantization, the source model's fingerprint), ``config.json``
   and the processor / tokenizer files.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,8 +41,6 @@ MANIFEST_FORMAT = "hf_xclip-onnx"
 MANIFEST_VERSION = 1
 GRAPHS: tuple[str, ...] = ("text_encoder", "video_encoder", "scorer")
 QUANTIZATIONS: tuple[str, ...] = ("int8",)
-# Graphs whose linear layers `quantize="int8"` turns into int8 (see docs/deployment.md for the measured trade-off).
-DEFAULT_QUANTIZED_GRAPHS: tuple[str, ...] = GRAPHS
 INSTALL_HINT = "pip install 'hf_xclip[onnx]'"
 _HUB_KWARGS = frozenset(
     {"revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder",
@@ -93,37 +92,77 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- quantization
-def quantize_graph(source: str | os.PathLike, target: str | os.PathLike, *, per_channel: bool = True) -> dict[str, Any]:
-    """Dynamic int8 quantization of the linear layers of one graph with onnxruntime.
+# The int8 recipe: the linear layers of the vision tower's transformer blocks (attention q/k/v/out and the MLP), where
+# nearly all the video FLOPs are. Kept in float32: the text encoder (run once per label set, and where int8 costs the
+# most agreement), the scorer (tiny), the cross-frame message modules, the MIT and the projections (they see one
+# token per frame). Measured trade-off: docs/benchmarks.md (ONNX section).
+INT8_GRAPHS: tuple[str, ...] = ("video_encoder",)
+INT8_SCOPE = re.compile(r"(^|\.)vision_model\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])$")
 
-    Weights of every `MatMul` / `Gemm` with a constant weight (the linear layers; attention's activation products
-    stay float) are stored as int8 (per output channel by default); activations are quantized to uint8 on the fly,
-    per tensor, at each call. Inputs and outputs stay float32.
+
+def quantize_graph(
+    source: str | os.PathLike, target: str | os.PathLike, *, per_channel: bool = True, scope: re.Pattern | None = INT8_SCOPE
+) -> dict[str, Any]:
+    """Dynamic int8 quantization of linear layers of one graph with onnxruntime.
+
+    Weights of the selected `MatMul` / `Gemm` nodes (constant weight: the linear layers, never attention's
+    activation products) are stored as int8, per output channel by default; their activations are quantized to
+    uint8 on the fly, per tensor, at each call. Inputs and outputs stay float32.
+
+    Args:
+        scope: the linear layers to quantize, matched against the torch module names the exporter records in each
+            node (`pkg.torch.onnx.name_scopes`); `None` quantizes every linear layer of the graph.
 
     Returns:
-        The settings, as recorded in the manifest.
+        The settings and the number of quantized layers, as recorded in the manifest.
+
+    Raises:
+        RuntimeError: `scope` matches no node (e.g. a graph exported without module names).
     """
     require_onnxruntime()
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    settings = {
-        "method": "dynamic",
-        "weight_type": "int8",
-        "activation_type": "uint8",
-        "op_types": ["MatMul", "Gemm"],
-        "per_channel": per_channel,
-        "tool": f"onnxruntime {require_onnxruntime().__version__}",
-    }
+    op_types = ["MatMul", "Gemm"]
+    graph = onnx.load(str(source), load_external_data=False).graph
+    linear = [node for node in graph.node if node.op_type in op_types and node.input[1] in _constants(graph)]
+    selected = [node.name for node in linear if scope is None or _in_scope(node, scope)]
+    if not selected:
+        raise RuntimeError(f"no linear layer of {source} matches the int8 scope {scope.pattern if scope else None!r}.")
+    excluded = [node.name for node in linear if node.name not in set(selected)]
     with quiet_loggers("", level=logging.ERROR):  # onnxruntime.quantization logs every node on the root logger
         quantize_dynamic(
             Path(source),
             Path(target),
-            op_types_to_quantize=settings["op_types"],
+            op_types_to_quantize=op_types,
             per_channel=per_channel,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
             extra_options={"MatMulConstBOnly": True},
         )
-    return settings
+    return {
+        "method": "dynamic",
+        "weight_type": "int8",
+        "activation_type": "uint8",
+        "per_channel": per_channel,
+        "scope": scope.pattern if scope is not None else None,
+        "quantized_layers": len(selected),
+        "float_layers": len(excluded),
+        "tool": f"onnxruntime {require_onnxruntime().__version__}",
+    }
+
+
+def _constants(graph: Any) -> set[str]:
+    names = {init.name for init in graph.initializer}
+    names.update(out for node in graph.node if node.op_type == "Constant" for out in node.output)
+    return names
+
+
+def _in_scope(node: Any, scope: re.Pattern) -> bool:
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            return any(scope.search(name.strip(" '\"")) for name in prop.value.strip("[]").split(","))
+    return False
 
 
 @contextmanager
@@ -431,7 +470,7 @@ def _graph_path(model_dir: Path, manifest: dict, graph: str, quantization: str |
     stored = entry.get("quantized") or {}
     if quantization is not None and quantization in stored:
         return _existing(model_dir / stored[quantization])
-    if quantization is not None and graph in DEFAULT_QUANTIZED_GRAPHS:
+    if quantization is not None and graph in INT8_GRAPHS:
         path = scratch / graph_file(graph, quantization)
         quantize_graph(_existing(model_dir / entry["file"]), path)
         return path

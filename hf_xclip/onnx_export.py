@@ -43,7 +43,7 @@ from .modeling_ort import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     MANIFEST_VERSION,
-    DEFAULT_QUANTIZED_GRAPHS,
+    INT8_GRAPHS,
     XClipOrtModel,
     check_quantization,
     graph_file,
@@ -286,11 +286,11 @@ def quantize_onnx_dir(model_dir: str | os.PathLike, quantize: str = "int8", *, m
 
 def _quantize_dir(directory: Path, graphs: dict[str, dict], quantize: str) -> dict[str, Any]:
     settings: dict[str, Any] = {}
-    for name in DEFAULT_QUANTIZED_GRAPHS:
+    for name in INT8_GRAPHS:
         target = graph_file(name, quantize)
-        settings = quantize_graph(directory / graphs[name]["file"], directory / target)
+        settings[name] = quantize_graph(directory / graphs[name]["file"], directory / target)
         graphs[name].setdefault("quantized", {})[quantize] = target
-    return {**settings, "graphs": list(DEFAULT_QUANTIZED_GRAPHS)}
+    return {"graphs": settings}
 
 
 @contextmanager

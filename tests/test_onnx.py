@@ -131,7 +131,7 @@ def test_int8_is_the_default_and_agrees_with_fp32_on_synthetic_clips(torch_model
     quantized = ort_int8(**tokens, pixel_values=pixels).logits_per_video
     agreement = (reference.argmax(-1) == quantized.argmax(-1)).float().mean().item()
     prob_diff = (reference.softmax(-1) - quantized.softmax(-1)).abs().max().item()
-    assert agreement >= 0.9, f"int8 top-1 agrees with fp32 on {agreement:.0%} of 48 clips"
+    assert agreement >= 0.95, f"int8 top-1 agrees with fp32 on {agreement:.0%} of 48 clips"
     assert prob_diff < 0.1
     assert not torch.equal(reference, quantized)  # the int8 graphs are really different graphs
 
@@ -145,7 +145,7 @@ def test_load_time_quantization_equals_export_time_quantization(tmp_path, export
             shutil.copy(path, fp32_only / path.name)
     manifest = read_manifest(exported)
     for graph in manifest["graphs"].values():  # what an export without --quantize writes
-        graph.pop("quantized")
+        graph.pop("quantized", None)
     manifest.update(default_quantization=None, quantization={})
     (fp32_only / MANIFEST_NAME).write_text(json.dumps(manifest))
     assert XClipOrtModel.from_pretrained(fp32_only).quantization is None
@@ -165,14 +165,15 @@ def test_load_time_quantization_equals_export_time_quantization(tmp_path, export
 # ------------------------------------------------------------------------------------------------ the directory
 def test_directory_describes_itself(exported, torch_model):
     names = {path.name for path in exported.iterdir()}
-    graphs = {f"{g}{q}.onnx" for g in ("text_encoder", "video_encoder", "scorer") for q in ("", ".int8")}
+    graphs = {"text_encoder.onnx", "video_encoder.onnx", "scorer.onnx", "video_encoder.int8.onnx"}
     assert graphs | {"config.json", MANIFEST_NAME, "processor_config.json", "tokenizer.json"} <= names
     assert not any(name.endswith(".py") for name in names)  # read by the installed hf_xclip, not as remote code
     manifest = read_manifest(exported)
     assert manifest["opset"] == 18 and manifest["processor"] is True
     assert manifest["source"]["fingerprint"]["all"] == model_fingerprint(torch_model)
     assert manifest["graphs"]["video_encoder"]["inputs"]["pixel_values"] == ["batch", "frames", 3, 32, 32]
-    assert manifest["quantization"]["int8"]["graphs"] == ["text_encoder", "video_encoder", "scorer"]
+    int8 = manifest["quantization"]["int8"]["graphs"]
+    assert list(int8) == ["video_encoder"] and int8["video_encoder"]["quantized_layers"] == 12  # 2 blocks x 6 linear
     assert manifest["verification"]["float32"]["logits_per_video"] < LOGIT_TOLERANCE
     assert json.loads((exported / "config.json").read_text())["model_type"] == "hf_xclip"
     shipped = XClipProcessor.from_pretrained(hf_xclip.default_model_path())
