@@ -1,5 +1,6 @@
 """Turning what a caller passes (a model object, a directory, a Hub id, processors or their paths) into the objects
-the pipeline and the commands run: an [`XClipModel`], an `XClipVideoProcessor` and a tokenizer.
+the pipeline and the commands run: an [`XClipModel`] (or, for a directory written by `hf-xclip export`, an
+[`XClipOrtModel`] on onnxruntime), an `XClipVideoProcessor` and a tokenizer.
 
 Shipped with the zero-shot pipeline's remote code (relative imports only, no peft), so a saved pipeline loads where
 hf_xclip is not installed.
@@ -12,17 +13,50 @@ from typing import Any
 
 from transformers import AutoTokenizer
 
+from .modeling_ort import XClipOrtModel, is_onnx_model_dir
 from .modeling_xclip import XClipModel
 from .video_processing_xclip import XClipVideoProcessor, as_xclip_video_processor
 
 
-def as_xclip_model(model: Any) -> XClipModel:
-    """Return an [`XClipModel`]; a transformers `XCLIPModel` object is converted (same weights, our classes).
+def load_model(name_or_path: str | os.PathLike, **kwargs: Any) -> XClipModel | XClipOrtModel:
+    """The model behind a name: an [`XClipOrtModel`] for a directory exported by `hf-xclip export` (it has an
+    ``onnx_config.json``; `kwargs` such as ``quantize="int8"`` go to `XClipOrtModel.from_pretrained`), else
+    `XClipModel.from_pretrained(name_or_path, **kwargs)` (hf_xclip or transformers X-CLIP checkpoints, Hub ids).
+
+    Raises:
+        ValueError: ``quantize`` given for a torch checkpoint (int8 applies to ONNX exports).
+    """
+    if is_onnx_model_dir(name_or_path):
+        return XClipOrtModel.from_pretrained(name_or_path, **kwargs)
+    if kwargs.get("quantize") is not None:
+        raise ValueError(
+            f"quantize={kwargs['quantize']!r} applies to ONNX exports; {os.fspath(name_or_path)!r} is a torch "
+            "checkpoint: export it first (hf-xclip export --model ... --output DIR [--quantize int8])."
+        )
+    kwargs.pop("quantize", None)
+    return XClipModel.from_pretrained(name_or_path, **kwargs)
+
+
+class XClipAutoModel:
+    """The model class the zero-shot pipeline is registered with: `from_pretrained` is [`load_model`], so that
+    ``pipeline("zero-shot-video-classification", model=name)`` loads torch checkpoints and ONNX exports alike
+    (``model_kwargs={"quantize": "int8"}`` selects int8 graphs of an export)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
+        if model_args:
+            raise TypeError(f"XClipAutoModel.from_pretrained takes no positional model arguments, got {model_args}")
+        return load_model(pretrained_model_name_or_path, **kwargs)
+
+
+def as_xclip_model(model: Any) -> XClipModel | XClipOrtModel:
+    """Return an [`XClipModel`] (or the [`XClipOrtModel`] given); a transformers `XCLIPModel` object is converted
+    (same weights, our classes).
 
     Raises:
         ValueError: `model` is not an X-CLIP model.
     """
-    if isinstance(model, XClipModel) or _is_xclip_model_copy(model):
+    if isinstance(model, (XClipModel, XClipOrtModel)) or _is_xclip_model_copy(model):
         return model
     if type(model).__name__ == "XCLIPModel" and type(model).__module__.startswith("transformers."):
         from .configuration_xclip import XClipConfig
@@ -33,8 +67,8 @@ def as_xclip_model(model: Any) -> XClipModel:
         converted.name_or_path = model.name_or_path
         return converted.to(model.device)
     raise ValueError(
-        f"zero-shot-video-classification needs an X-CLIP model (hf_xclip XClipModel or transformers XCLIPModel), "
-        f"got {type(model).__name__}."
+        f"zero-shot-video-classification needs an X-CLIP model (hf_xclip XClipModel, transformers XCLIPModel or an "
+        f"ONNX export's XClipOrtModel), got {type(model).__name__}."
     )
 
 
@@ -102,4 +136,4 @@ def resolve_components(
     return processor, video_processor, tokenizer
 
 
-__all__ = ["as_xclip_model", "load_video_processor", "resolve_components"]
+__all__ = ["XClipAutoModel", "as_xclip_model", "load_model", "load_video_processor", "resolve_components"]

@@ -253,7 +253,6 @@ class XClipOrtModel:
                 spin between calls, which keeps them from starving the pipeline's decoding threads.
             dtype: only float32 (or ``"auto"``) is accepted: the graphs take and return float32.
         """
-        ort = require_onnxruntime()
         unknown = set(kwargs) - _HUB_KWARGS
         if unknown:
             raise TypeError(f"XClipOrtModel.from_pretrained got unexpected arguments: {sorted(unknown)}")
@@ -262,6 +261,7 @@ class XClipOrtModel:
         if not model_dir.is_dir():
             raise FileNotFoundError(f"{model_dir} is not a directory; export a model with `hf-xclip export` first.")
         manifest = read_manifest(model_dir)
+        ort = require_onnxruntime()
         config = XClipConfig.from_pretrained(model_dir)
         quantization = check_quantization(quantize) if quantize is not None else manifest.get("default_quantization")
         options = session_options or _session_options(ort, num_threads)
@@ -297,6 +297,20 @@ class XClipOrtModel:
 
     def can_generate(self) -> bool:
         return False
+
+    def modules(self) -> Iterator[Any]:
+        """No torch modules (code that looks for learned prompt contexts finds none)."""
+        return iter(())
+
+    def weights_fingerprint(self, part: str = "all") -> str:
+        """`hf_xclip.fingerprint.model_fingerprint` of the exported model's weights, as recorded at export: the
+        float32 text graph is the source model's text side, so label banks it encoded match. With int8 graphs the
+        video side (and ``"all"``) gets a ``+int8`` suffix: its outputs differ slightly from the source's."""
+        recorded = self.manifest.get("source", {}).get("fingerprint") or {}
+        if part not in recorded:
+            raise ValueError(f"{self.name_or_path}: {MANIFEST_NAME} records no {part!r} fingerprint.")
+        quantized = self.quantization is not None and part != "text"
+        return recorded[part] + (f"+{self.quantization}" if quantized else "")
 
     @property
     def providers(self) -> list[str]:

@@ -52,7 +52,7 @@ from .labels import (
     normalize_templates,
     resolve_templates,
 )
-from .loading import as_xclip_model, resolve_components
+from .loading import XClipAutoModel, as_xclip_model, resolve_components
 from .modeling_xclip import XClipModel
 from .multilabel import MULTI_LABEL_METHODS, reference_texts, resolve_method, video_label_scores
 from .video_io import fetch_video, video_name
@@ -501,8 +501,9 @@ def register_pipeline() -> None:
     from transformers.pipelines import PIPELINE_REGISTRY
 
     PIPELINE_REGISTRY.supported_tasks.pop(TASK, None)  # re-registering (e.g. a reload) is not an override
+    # XClipAutoModel.from_pretrained is loading.load_model: torch checkpoints and ONNX exports (hf-xclip export)
     PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=ZeroShotVideoClassificationPipeline, pt_model=XClipModel, type="multimodal"
+        TASK, pipeline_class=ZeroShotVideoClassificationPipeline, pt_model=XClipAutoModel, type="multimodal"
     )
 
 

@@ -23,7 +23,7 @@ from hf_xclip.fingerprint import model_fingerprint  # noqa: E402
 from hf_xclip.modeling_ort import MANIFEST_NAME, XClipOrtModel, read_manifest  # noqa: E402
 from hf_xclip.onnx_export import export_onnx, quantize_onnx_dir  # noqa: E402
 
-from pipeline_fixtures import save_tiny_transformers_xclip  # noqa: E402
+from testing_utils import save_tiny_transformers_xclip  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
@@ -249,3 +249,60 @@ def test_missing_onnxruntime_is_a_clear_error(monkeypatch, exported, tmp_path):
     with pytest.raises(ImportError, match=r"hf_xclip\[onnx\]"):
         export_onnx(XClipModel.from_pretrained(hf_xclip.default_model_path()), tmp_path / "never-written")
     assert not (tmp_path / "never-written").exists()
+
+
+# ------------------------------------------------------------------------------------- pipeline and classify CLI
+@pytest.fixture(scope="module")
+def clip_frames() -> list[np.ndarray]:
+    from hf_xclip.synthetic import SyntheticVideoDataset, all_specs
+
+    data = SyntheticVideoDataset(specs=all_specs()[:24], num_videos=4, seed=3, num_frames=12, size=48)
+    return [data.frames(i) for i in range(len(data))]
+
+
+def test_pipeline_loads_the_export(exported, clip_frames):
+    from transformers import pipeline
+
+    from hf_xclip.synthetic import all_specs
+
+    labels = [spec.caption for spec in all_specs()[:24]]
+    reference = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())
+    fp32 = pipeline("zero-shot-video-classification", model=str(exported), model_kwargs={"quantize": "none"})
+    int8 = pipeline("zero-shot-video-classification", model=str(exported))
+    assert isinstance(fp32.model, XClipOrtModel) and fp32.model.quantization is None
+    assert int8.model.quantization == "int8"
+    expected = reference(clip_frames, candidate_labels=labels)
+    for ours, theirs in zip(fp32(clip_frames, candidate_labels=labels), expected):
+        assert [r["label"] for r in ours] == [r["label"] for r in theirs]
+        np.testing.assert_allclose([r["score"] for r in ours], [r["score"] for r in theirs], atol=5e-6)
+    for ours, theirs in zip(int8(clip_frames, candidate_labels=labels), expected):
+        assert ours[0]["label"] == theirs[0]["label"]
+        assert abs(ours[0]["score"] - theirs[0]["score"]) < 0.05
+    # label embeddings of the float32 text graph are the torch model's: a label bank made by one fits the other
+    from hf_xclip.labels import LabelEncoder
+
+    fingerprints = [LabelEncoder(p.model, p.tokenizer).fingerprint() for p in (int8, fp32, reference)]
+    assert len(set(fingerprints)) == 1
+
+
+def test_classify_cli_on_the_export_matches_torch_to_four_decimals(tmp_path, exported, clip_frames, capsys):
+    from hf_xclip.video_io import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for index, frames in enumerate(clip_frames):
+        write_video(folder / f"clip_{index}.mp4", frames, fps=8, crf=18)
+    labels = "a red circle moving left,a green circle moving up,a blue square growing,a white star rotating"
+    runs = {}
+    for name, options in {"torch": [], "onnx": ["--model", str(exported), "--quantize", "none"]}.items():
+        out = tmp_path / f"{name}.json"
+        code = cli_main(["classify", str(folder), "--labels", labels, "--top-k", "0", "--json", str(out), "--no-progress",
+                         *options])
+        assert code == 0, capsys.readouterr().err
+        runs[name] = json.loads(out.read_text())
+    rounded = {name: [[(p["label"], round(p["score"], 4)) for p in item["predictions"]] for item in run]
+               for name, run in runs.items()}
+    assert len(rounded["onnx"]) == len(clip_frames)
+    assert rounded["onnx"] == rounded["torch"]
+    assert cli_main(["classify", str(folder), "--labels", labels, "--quantize", "int8", "--no-progress"]) == 2
+    assert "applies to ONNX exports" in capsys.readouterr().err

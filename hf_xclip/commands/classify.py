@@ -64,6 +64,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
     parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    parser.add_argument("--quantize", choices=("int8", "none"),
+                        help="ONNX exports (hf-xclip export): int8 or float32 graphs (default: the export's own)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -143,8 +145,9 @@ def _load_pipeline(model: str, args: argparse.Namespace):
     from ..pipeline_zero_shot_video_classification import TASK
 
     dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
+    model_kwargs = {"quantize": args.quantize} if getattr(args, "quantize", None) else {}
     try:
-        return pipeline(TASK, model=model, device=args.device, dtype=dtype)
+        return pipeline(TASK, model=model, device=args.device, dtype=dtype, model_kwargs=model_kwargs)
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot load model {model!r}: {err}") from None
 
