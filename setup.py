@@ -3,6 +3,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+ONNX = ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"]
 
 setup(
     name="hf_xclip",
@@ -32,8 +33,11 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib>=3.7"],
+        # hf-xclip export / XClipOrtModel: torch's dynamo exporter needs onnxscript (tested: onnx 1.23.2,
+        # onnxruntime 1.32.0, onnxscript 0.7.2 with torch 2.13 on Python 3.11)
+        "onnx": ONNX,
         # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3"],
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

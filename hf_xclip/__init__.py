@@ -4,6 +4,7 @@ from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
 from .defaults import default_model_path
 from .evaluation import EvaluationResult, evaluate_videos
 from .labels import LabelBank, LabelEncoder
+from .modeling_ort import XClipOrtModel
 from .modeling_xclip import (
     XClipModel,
     XClipOutput,
@@ -35,6 +36,7 @@ __all__ = [
     "XClipVideoOutput",
     "XClipVisionConfig",
     "XClipVisionModel",
+    "XClipOrtModel",
     "XClipProcessor",
     "XClipVideoProcessor",
     "VideoDecodeError",

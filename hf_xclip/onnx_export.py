@@ -52,6 +52,7 @@ from .modeling_ort import (
     require_onnxruntime,
 )
 from .fingerprint import model_fingerprint
+from .labels import class_specific_rows
 from .modeling_xclip import XClipModel
 
 logger = logging.getLogger(__name__)
@@ -220,14 +221,17 @@ def export_onnx(
 ) -> OnnxExportResult:
     """Export `model` to `output_dir`: three ONNX graphs, ``onnx_config.json``, ``config.json`` and the processor.
 
+    Guide: docs/deployment.md.
+
     Args:
         model: an [`XClipModel`] (any dtype / device; it is exported as a float32 CPU copy and left unchanged).
         output_dir: directory to create (must be absent or empty unless `overwrite`). Written atomically: nothing
             is left there when a step fails.
         processor: the `XClipProcessor` to ship (default: the one saved with the model, found through
             `model.name_or_path`). Without one the directory holds the graphs but cannot feed the pipeline.
-        quantize: ``"int8"`` also writes ``*.int8.onnx`` graphs (dynamic int8 linear layers) and makes them the
-            directory's default; the float32 graphs stay (``quantize="none"`` at load time selects them).
+        quantize: ``"int8"`` also writes ``video_encoder.int8.onnx`` (the vision tower's linear layers in int8, see
+            `quantize_graph`) and makes it the directory's default; the float32 graphs stay (``quantize="none"`` at
+            load time selects them).
         opset: ONNX opset of the graphs.
         verify: run the exported graphs with onnxruntime on random inputs and compare with the torch model; a
             float32 logit difference above 1e-3 is an error. The differences are recorded in the manifest.
@@ -242,6 +246,11 @@ def export_onnx(
     quantize = check_quantization(quantize)
     if not isinstance(model, XClipModel):
         raise ValueError(f"export_onnx needs an hf_xclip XClipModel, got {type(model).__name__}.")
+    if class_specific_rows(model):
+        raise ValueError(
+            "this model has a class-specific CoOp context: its text embeddings depend on the order of the labels, "
+            "which the exported text encoder cannot know; export the model without it."
+        )
     processor = processor if processor is not None else _saved_processor(model)
     if processor is None and require_processor:
         raise ValueError(
