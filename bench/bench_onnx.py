@@ -35,6 +35,7 @@ from common import (  # noqa: E402
     RESULTS_DIR,
     SPECS,
     machine_info,
+    original_init_checkpoint_dir,
     median,
     quiet_transformers,
     time_interleaved,
@@ -72,19 +73,12 @@ def exported(model, directory: Path, name: str) -> dict[str, Any]:
     }
 
 
-def b32(frames: int, smoke: bool):
-    """A random B/32 (tiny with --smoke) with hf_xclip's initialisation, the original X-CLIP's scheme.
-
-    Not transformers' random `XCLIPModel` (what bench_model.py compares against): its prompt generator starts with
-    outputs about 100x the norm of the text embeddings they are added to, which makes the logits so ill-conditioned
-    that torch float32 itself is ~1e-3 away from float64 there; with the original initialisation it is ~2e-6.
-    """
-    from hf_xclip import XClipConfig, XClipModel
+def b32(frames: int, workdir: Path, smoke: bool):
+    """A random B/32 (tiny with --smoke) initialised as the original X-CLIP (see `original_init_checkpoint_dir`)."""
+    from hf_xclip import XClipModel
 
     spec = SPECS["tiny" if smoke else "B/32"]
-    torch.manual_seed(0)
-    config = XClipConfig.from_dict(spec.transformers_config(frames).to_dict())
-    return spec, XClipModel(config).eval()
+    return spec, XClipModel.from_pretrained(original_init_checkpoint_dir(spec, frames, workdir)).eval()
 
 
 def random_inputs(model, videos: int, frames: int, labels: int, seed: int = 0):
@@ -288,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     from hf_xclip import XClipModel, default_model_path
 
-    spec, big = b32(8, args.smoke)
+    spec, big = b32(8, workdir, args.smoke)
     bundles = {"embedded": exported(XClipModel.from_pretrained(default_model_path()).eval(), workdir, "embedded-onnx"),
                spec.name: exported(big, workdir, f"{spec.name.replace('/', '')}-onnx")}
     for name, bundle in bundles.items():

@@ -101,6 +101,24 @@ def checkpoint_dir(spec: ModelSpec, num_frames: int, workdir: Path, seed: int = 
     return path
 
 
+def original_init_checkpoint_dir(spec: ModelSpec, num_frames: int, workdir: Path, seed: int = 0) -> Path:
+    """Folder holding a random hf_xclip `XClipModel` of this size, initialised as the original X-CLIP does.
+
+    For numerical checks (ONNX export, GPU parity) rather than for comparisons with transformers: a random
+    `transformers.XCLIPModel` starts with a prompt generator whose output is ~100x the norm of the text embedding
+    it is added to, which makes its logits so ill-conditioned that torch float32 itself is ~1e-3 away from float64
+    there (~2e-6 with this initialisation).
+    """
+    from hf_xclip import XClipConfig, XClipModel
+
+    path = workdir / f"{spec.name.replace('/', '')}-{num_frames}f-original-init"
+    if not (path / "config.json").exists():
+        torch.manual_seed(seed)
+        config = XClipConfig.from_dict(spec.transformers_config(num_frames).to_dict())
+        XClipModel(config).save_pretrained(path)
+    return path
+
+
 def load_models(path: Path, device: str, dtype: torch.dtype, which: Iterable[str] = ("ours", "transformers")):
     """`{"ours": XClipModel, "transformers": XCLIPModel}` loaded from one folder, in eval mode, sdpa attention."""
     from hf_xclip import XClipModel

@@ -38,7 +38,16 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, RESULTS_DIR, SPECS, checkpoint_dir, median, quiet_transformers, synchronize, write_json  # noqa: E402
+from common import (  # noqa: E402
+    REPO,
+    RESULTS_DIR,
+    SPECS,
+    median,
+    original_init_checkpoint_dir,
+    quiet_transformers,
+    synchronize,
+    write_json,
+)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -82,10 +91,10 @@ class Run:
         print(f"  [{status:7s}] {section:11s} {check:55s} {result}", flush=True)
 
     def big_model(self, attn: str = "sdpa"):
-        """Our XClipModel of `self.spec` (random weights saved by transformers), float32 on the CPU, eval mode."""
+        """Our XClipModel of `self.spec` (random weights, the original's initialisation), float32 CPU, eval mode."""
         from hf_xclip import XClipModel
 
-        path = checkpoint_dir(self.spec, self.frames, self.workdir)
+        path = original_init_checkpoint_dir(self.spec, self.frames, self.workdir)
         return XClipModel.from_pretrained(path, attn_implementation=attn).eval()
 
 
