@@ -119,9 +119,7 @@ def quantize_graph(
     Raises:
         RuntimeError: `scope` matches no node (e.g. a graph exported without module names).
     """
-    require_onnxruntime()
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    onnx, QuantType, quantize_dynamic = _quantization_tools()
 
     op_types = ["MatMul", "Gemm"]
     graph = onnx.load(str(source), load_external_data=False).graph
@@ -150,6 +148,17 @@ def quantize_graph(
         "float_layers": len(excluded),
         "tool": f"onnxruntime {require_onnxruntime().__version__}",
     }
+
+
+def _quantization_tools():
+    """(onnx, QuantType, quantize_dynamic); imported inside ``try`` so that this file, shipped with the pipeline's
+    remote code, does not make onnx a requirement of ``trust_remote_code`` loading."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as err:
+        raise ImportError(f"int8 quantization needs onnx and onnxruntime: {INSTALL_HINT}") from err
+    return onnx, QuantType, quantize_dynamic
 
 
 def _constants(graph: Any) -> set[str]:
