@@ -1,5 +1,6 @@
-"""PEFT adapters written by `hf-xclip finetune`: saving (adapter, `xclip_adapter.json`, card) and loading them onto a
-base model for `evaluate`, `classify` and the other commands.
+"""PEFT adapters written by `hf-xclip finetune`: saving (adapter, `xclip_adapter.json`, card, and a language-model
+label prompter's own files when there is one) and loading them onto a base model for `evaluate`, `classify`,
+`labels encode` and the other commands.
 
 A multi-label adapter records its sigmoid head (``multi_label_head`` in `xclip_adapter.json`); loading the adapter
 writes it into the model's config. Full fine-tuning (``--method full``) writes a whole model folder instead of an
@@ -14,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .labels import find_label_prompter
+from .llm_prompter import XClipLLMPrompter, attach_label_prompter, has_prompter
 from .model_cards import adapter_model_card
 
 ADAPTER_METADATA_FILE = "xclip_adapter.json"
@@ -28,7 +31,8 @@ def save_adapter(
     processor: Any = None,
 ) -> Path:
     """Write the peft adapter (or, for full fine-tuning, the whole model and `processor`), `xclip_adapter.json` and a
-    model card (README.md) to `output_dir`.
+    model card (README.md) to `output_dir`; a label prompter attached to the model (`llm-prompts`) is saved there too
+    (`llm_prompter.safetensors`, `llm_prompter_config.json`).
 
     Args:
         result: a `hf_xclip.training.FewShotResult` (from `train_few_shot`).
@@ -42,12 +46,16 @@ def save_adapter(
     result.model.save_pretrained(str(output_dir))
     if processor is not None and getattr(result.adapter_config, "full_finetune", False):
         processor.save_pretrained(str(output_dir))
+    prompter = find_label_prompter(result.model)
+    if prompter is not None:
+        prompter.save_pretrained(output_dir)
     metadata = {
         "format": "hf_xclip-adapter",
         "class_names": result.class_names,
         "methods": result.adapter_config.methods,
         "adapter_config": result.adapter_config.to_dict(),
         "template": result.args.template,
+        "label_descriptions": getattr(result, "label_descriptions", None) or {},
         "num_frames": result.args.num_frames,
         "base_model": base_model,
         "data": data or {},
@@ -85,9 +93,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def load_model_with_adapter(model_name: str | os.PathLike, adapter: str | os.PathLike | None = None):
+def load_model_with_adapter(
+    model_name: str | os.PathLike,
+    adapter: str | os.PathLike | None = None,
+    *,
+    language_model: Any = None,
+    **prompter_overrides: Any,
+):
     """`(model, processor, adapter metadata or None)`: the base `XClipModel` in eval mode, with `adapter` (a PEFT
-    adapter folder or Hub id, e.g. from `hf-xclip finetune`) loaded through peft.
+    adapter folder or Hub id, e.g. from `hf-xclip finetune`) loaded through peft, and the adapter's language-model
+    label prompter attached when it has one (its language model is loaded on first use).
+
+    Args:
+        model_name: base model folder or Hub id.
+        adapter: adapter folder or Hub id.
+        language_model: for an adapter with a label prompter: another name / path of its language model (e.g. where
+            it lives on this machine), or a loaded model (`prompter_overrides` then holds `lm_tokenizer`).
+        prompter_overrides: `lm_dtype`, `load_in_8bit`, `lm_batch_size`, `trust_remote_code`, `lm_tokenizer`.
 
     Raises:
         ValueError: `adapter` is a folder without `adapter_config.json`.
@@ -112,6 +134,9 @@ def load_model_with_adapter(model_name: str | os.PathLike, adapter: str | os.Pat
         model = PeftModel.from_pretrained(model, adapter)
         metadata = load_adapter_metadata(adapter) if Path(adapter).is_dir() else None
         apply_adapter_head(model, metadata)
+        if has_prompter(adapter):
+            prompter = XClipLLMPrompter.from_pretrained(adapter, language_model=language_model, **prompter_overrides)
+            attach_label_prompter(model, prompter)
     return model.eval(), processor, metadata
 
 

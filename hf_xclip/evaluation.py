@@ -71,6 +71,7 @@ def evaluate_videos(
     tokenizer: Any = None,
     *,
     templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+    descriptions: Any = None,
     text_embeds: torch.Tensor | None = None,
     batch_size: int = 8,
     num_workers: int = 0,
@@ -79,9 +80,10 @@ def evaluate_videos(
 ) -> EvaluationResult:
     """Classify every video of `dataset` among its folder's classes.
 
-    Class texts are the class names in `templates` (ensembled), encoded by the label core ([`LabelEncoder`]) with
-    `model` as it is (its adapters and learned prompts applied), or given as `text_embeds` (K, D) in class order
-    (e.g. rows of a label bank). Unreadable videos are skipped and listed in `failed`. Works on one device or,
+    Class texts are the class names in `templates` (ensembled with their `descriptions`, a mapping class ->
+    sentences), encoded by the label core ([`LabelEncoder`]) with `model` as it is (its adapters, learned prompts and
+    label prompter applied), or given as `text_embeds` (K, D) in class order (e.g. from a label bank,
+    `LabelEncoder.embeddings_with_bank`). Unreadable videos are skipped and listed in `failed`. Works on one device or,
     through `accelerator`, on several (predictions are gathered).
     """
     from tqdm.auto import tqdm
@@ -100,7 +102,7 @@ def evaluate_videos(
         if tokenizer is None:
             raise ValueError("evaluate_videos needs the `tokenizer` to encode the class names, or `text_embeds`.")
         with accelerator.autocast():
-            text_embeds = LabelEncoder(unwrapped, tokenizer).encode_labels(class_names, templates)
+            text_embeds = LabelEncoder(unwrapped, tokenizer).encode_labels(class_names, templates, descriptions)
     text_embeds = text_embeds.to(accelerator.device)
     if text_embeds.shape[0] != len(class_names):
         raise ValueError(f"{text_embeds.shape[0]} class texts for {len(class_names)} classes.")

@@ -2,8 +2,10 @@
 
 A fingerprint is the SHA-256 of the parameters and buffers that decide one side's output (names, shapes and values
 rounded to bfloat16, so that an fp32 model and its bf16 / fp32 copies agree while any trained change shows). The
-text side covers the text tower, the text projection and any learned prompts or adapters inside them; the video side
-the vision tower, visual projection, MIT and prompt generator; `"all"` every weight.
+text side covers the text tower, the text projection, any learned prompts or adapters inside them and an attached
+language-model label prompter (its weights and settings, and the frozen language model's architecture through the
+prompter's identity buffer, not the language model's weights); the video side the vision tower, visual projection, MIT
+and prompt generator; `"all"` every weight.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from torch import nn
 
 Part = Literal["text", "video", "all"]
 
+# Where a language-model label prompter (`hf_xclip.llm_prompter`) is attached to an `XClipModel`: its weights (and
+# its identity buffer, which covers its settings and the language model's architecture) decide the label embeddings.
+LABEL_PROMPTER_MODULE = "label_prompter"
+
 # Top-level module names (as in `XClipModel`) whose weights decide each side's output.
-_TEXT_MODULES = ("text_model", "text_projection")
+_TEXT_MODULES = ("text_model", "text_projection", LABEL_PROMPTER_MODULE)
 _VIDEO_MODULES = (
     "vision_model",
     "visual_projection",
@@ -75,4 +81,4 @@ def model_fingerprint(model: nn.Module, part: Part = "all") -> str:
     return digest.hexdigest()
 
 
-__all__ = ["model_fingerprint"]
+__all__ = ["LABEL_PROMPTER_MODULE", "model_fingerprint"]

@@ -11,18 +11,31 @@ the model:
   none.
 * [`tokenize_texts`]: texts cleaned as the original tokenizer does ([`clean_text`]), tokenized, truncated to the
   model's context length.
+* [`read_label_descriptions`] / [`normalize_descriptions`]: per-label descriptions (label -> sentences, e.g. written
+  by a language model with `hf-xclip labels describe`).
 * [`LabelEncoder`]: one model + tokenizer -> projected text embeddings (the original's ``encode_text``, before the
   video-specific prompts), encoded once per distinct text (an LRU [`TextEmbeddingCache`]) in groups of similar
-  length; prompt ensembling over several templates ([`ensemble_text_embeddings`]); class-specific learned contexts
-  (CoOp) encoded in class order.
-* [`LabelBank`]: label embeddings saved to one safetensors file with their label texts, templates and the text-side
-  fingerprint of the model that made them ([`model_fingerprint`]), so a set of labels is encoded once and reused
-  across processes; a bank refuses to score with another model or adapter.
+  length; prompt ensembling over several templates and descriptions ([`ensemble_text_embeddings`]); class-specific
+  learned contexts (CoOp) encoded in class order; a language-model label prompter attached to the model
+  (`hf_xclip.llm_prompter`, found by [`find_label_prompter`]) gives every text of a label its soft tokens; label
+  banks used in place of encoding ([`LabelEncoder.label_embeddings`] with `bank=`).
+* [`LabelBank`]: label embeddings saved to one safetensors file with their label texts, templates, descriptions and
+  the text-side fingerprint of the model that made them ([`model_fingerprint`]), so a set of labels is encoded once
+  and reused across processes; a bank refuses to score with another model or adapter.
 
 Prompt ensembling (several templates): per label, the templates' text embeddings are L2-normalised and averaged
 (CLIP's ensembling); the mean direction is rescaled to the templates' mean norm before the video-specific prompts
 are added, because X-CLIP adds them to the unnormalised text embedding. With one template this is exactly the plain
 text embedding.
+
+Descriptions (CuPL, Pratt et al. 2023; Menon & Vondrick 2023): a label's description sentences are encoded as they
+are and join its template texts in the same ensemble, each text with the same weight: the label embedding is the
+normalised mean of the normalised embeddings of `templates x label` and of the label's sentences, at their mean norm.
+A label without descriptions keeps its plain (template-ensembled) embedding.
+
+With a language-model label prompter, the texts of a label are keyed by (label, text): the prompter's soft tokens for
+the label are inserted after the start token of each of them (descriptions included), the language model runs once
+per label, the text encoder once per text.
 """
 
 from __future__ import annotations
@@ -40,8 +53,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .fingerprint import model_fingerprint
-from .modeling_prompts import XClipPromptContext
+from .fingerprint import LABEL_PROMPTER_MODULE, model_fingerprint
+from .modeling_prompts import XClipPromptContext, insert_after_start
 from .processing_xclip import DEFAULT_HYPOTHESIS_TEMPLATE, clean_text, validate_template
 
 DEFAULT_NEGATIVE_TEMPLATE = "not {}"
@@ -168,6 +181,72 @@ def _labels_from_csv(text: str) -> list[tuple[int, str]]:
     return [(number, row[-1].strip()) for number, row in rows]
 
 
+Descriptions = dict[str, tuple[str, ...]]
+
+
+def normalize_descriptions(descriptions: Any, name: str = "label_descriptions") -> Descriptions:
+    """Validate per-label descriptions: a mapping label -> list of non-empty sentences (one string counts as a list
+    of one), or a path to such a JSON file (see [`read_label_descriptions`]). Returns ``{label: (sentence, ...)}``.
+
+    Raises:
+        ValueError: naming the label (and sentence) that is not a string, empty, or repeated.
+    """
+    if descriptions is None:
+        return {}
+    if isinstance(descriptions, (str, os.PathLike)):
+        return {label: tuple(sentences) for label, sentences in read_label_descriptions(descriptions).items()}
+    if not isinstance(descriptions, dict):
+        raise ValueError(f"`{name}` must map labels to lists of sentences, got {type(descriptions).__name__}.")
+    checked: Descriptions = {}
+    for label, sentences in descriptions.items():
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"`{name}`: label {label!r} is not a non-empty string.")
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        if not isinstance(sentences, (list, tuple)):
+            raise ValueError(
+                f"`{name}`: descriptions of label {label!r} must be a list of sentences, got {type(sentences).__name__}."
+            )
+        for index, sentence in enumerate(sentences):
+            if not isinstance(sentence, str) or not sentence.strip():
+                raise ValueError(f"`{name}`: description {index} of label {label!r} is empty or not a string: {sentence!r}.")
+        if len(set(sentences)) != len(sentences):
+            raise ValueError(f"`{name}`: label {label!r} has the same description twice.")
+        checked[label] = tuple(sentences)
+    return checked
+
+
+def read_label_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Per-label descriptions from a JSON file: an object mapping each label to a list of sentences.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: naming the file (and the label) when it is not JSON, not an object, or a value is not a list of
+            non-empty sentences.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label descriptions file {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}).") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping labels to lists of sentences, got {type(data).__name__}.")
+    try:
+        checked = normalize_descriptions(data, name=str(path))
+    except ValueError as err:
+        raise ValueError(str(err).replace(f"`{path}`", str(path))) from None
+    return {label: list(sentences) for label, sentences in checked.items()}
+
+
+def descriptions_for(labels: Sequence[str], descriptions: Any) -> Descriptions:
+    """The descriptions of `labels` (in label order) among `descriptions` (a mapping or a JSON path); labels without
+    any are left out, labels the mapping has but `labels` does not are ignored."""
+    descriptions = normalize_descriptions(descriptions)
+    return {label: descriptions[label] for label in labels if descriptions.get(label)}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Tokenizing and ensembling
 
@@ -281,6 +360,8 @@ class LabelSet:
     labels: tuple[str, ...]
     templates: tuple[str, ...] = (DEFAULT_HYPOTHESIS_TEMPLATE,)
     negative_template: str | None = None
+    descriptions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    bank: tuple[int, str] | None = None
 
 
 def class_specific_rows(model: nn.Module) -> int | None:
@@ -297,16 +378,32 @@ def class_specific_rows(model: nn.Module) -> int | None:
     return rows[0] if rows else None
 
 
+def find_label_prompter(model: nn.Module) -> nn.Module | None:
+    """The language-model label prompter attached to `model` (its `label_prompter` module, see
+    `hf_xclip.llm_prompter.attach_label_prompter`; through a peft wrapper too), or None."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    modules = getattr(base, "_modules", None)
+    return modules.get(LABEL_PROMPTER_MODULE) if modules is not None else None
+
+
+Pair = tuple[str, str]  # (label, text): the text the text encoder reads, and the label whose soft tokens it gets
+
+
 class LabelEncoder:
     """Turns labels into X-CLIP label embeddings for one model and tokenizer.
 
     The embeddings are the projected text embeddings before the video-specific prompts (`get_text_features(...)
     .pooler_output`, the original's ``encode_text``); pass them as ``text_embeds`` to `XClipModel.forward` or to
     `get_logits`. Each distinct text is encoded once (LRU cache of `cache_size` texts, emptied when the model,
-    tokenizer, device or dtype changes), in groups of similar token length, without gradients.
+    tokenizer, device, dtype or label prompter changes), in groups of similar token length, without gradients
+    ([`encode_labels`]); [`label_features`] is the same computation with gradients and no cache (training).
+
+    With a language-model label prompter attached to the model ([`find_label_prompter`]), its soft tokens are
+    inserted into every text of a label; the language model runs once per label (its soft tokens are cached too).
 
     Args:
-        model: an `XClipModel` (or a peft model around one; its adapters and learned prompts are applied).
+        model: an `XClipModel` (or a peft model around one; its adapters, learned prompts and label prompter are
+            applied).
         tokenizer: the model's CLIP tokenizer.
         batch_size: texts per forward pass.
         cache_size: texts kept in the cache.
@@ -319,7 +416,9 @@ class LabelEncoder:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.cache = TextEmbeddingCache(cache_size)
+        self.soft_token_cache = TextEmbeddingCache(cache_size)
         self._last: tuple[tuple, LabelSet, torch.Tensor, torch.Tensor | None] | None = None
+        self._checked_banks: set[tuple[tuple, str]] = set()
         self._lock = threading.RLock()
 
     @property
@@ -329,102 +428,276 @@ class LabelEncoder:
     def _config(self):
         return self.model.config
 
+    @property
+    def prompter(self) -> nn.Module | None:
+        """The label prompter attached to the model, if any."""
+        return find_label_prompter(self.model)
+
     def _owner(self) -> tuple:
         model = self.model
-        return (id(model), id(self.tokenizer), str(model.device), str(model.dtype))
+        prompter = self.prompter
+        return (id(model), id(self.tokenizer), str(model.device), str(model.dtype), id(prompter) if prompter else None)
 
     def clear(self) -> None:
-        """Forget every encoded text (needed after changing the text tower's weights in place)."""
+        """Forget every encoded text (needed after changing the text tower's or the prompter's weights in place)."""
         with self._lock:
             self.cache.clear()
+            self.soft_token_cache.clear()
+            self._checked_banks.clear()
             self._last = None
+
+    # -- texts ------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """Projected text embeddings (N, D) of `texts` before the video-specific prompts, through the cache."""
+        """Projected text embeddings (N, D) of `texts` before the video-specific prompts, through the cache (with a
+        label prompter, each text is its own label)."""
+        return self._encode_pairs([(text, text) for text in texts], cached=True)
+
+    def _key(self, pair: Pair, prompted: bool) -> str:
+        return f"{pair[0]}\x00{pair[1]}" if prompted else pair[1]
+
+    def _encode_pairs(self, pairs: list[Pair], cached: bool) -> torch.Tensor:
         if self.tokenizer is None:
             raise ValueError("No tokenizer to encode labels with: pass `tokenizer=` or a processor with one.")
-        texts = list(texts)
-        if class_specific_rows(self.model) is not None:
-            return self._encode(texts, chunked=False)
+        if not cached or class_specific_rows(self.model) is not None:
+            return self._encode(pairs, chunked=class_specific_rows(self.model) is None, cached=cached)
+        prompted = self.prompter is not None
+        keys = [self._key(pair, prompted) for pair in pairs]
         with self._lock:
             self.cache.bind(self._owner())
-            missing = self.cache.lookup(texts)
+            missing = set(self.cache.lookup(keys))
             if missing:
-                self.cache.add(missing, self._encode(missing, chunked=True))
-            return self.cache.stack(texts)
+                todo = [pair for key, pair in dict(zip(keys, pairs)).items() if key in missing]
+                self.cache.add([self._key(pair, prompted) for pair in todo], self._encode(todo, chunked=True, cached=True))
+            return self.cache.stack(keys)
 
-    def _encode(self, texts: list[str], chunked: bool) -> torch.Tensor:
-        tokenized = tokenize_texts(self.tokenizer, texts, self.max_length)["input_ids"]
+    def _soft_tokens(self, prompter: nn.Module, labels: list[str], cached: bool) -> dict[str, torch.Tensor]:
+        """Soft tokens (n, width) per label, through the soft-token cache unless `cached` is False."""
+        if not cached:
+            return dict(zip(labels, prompter.soft_tokens(labels)))
+        with self._lock:
+            self.soft_token_cache.bind(self._owner())
+            missing = self.soft_token_cache.lookup(labels)
+            if missing:
+                self.soft_token_cache.add(missing, prompter.soft_tokens(missing))
+            return {label: self.soft_token_cache.stack([label])[0] for label in labels}
+
+    def _encode(self, pairs: list[Pair], chunked: bool, cached: bool) -> torch.Tensor:
+        """Text embeddings (N, D) of `pairs`; gradients follow the caller's grad mode."""
+        tokenized = tokenize_texts(self.tokenizer, [text for _, text in pairs], self.max_length)["input_ids"]
         lengths = [len(ids) for ids in tokenized]
-        chunks = length_chunks(lengths, self.batch_size) if chunked else [list(range(len(texts)))]
-        out: list[torch.Tensor | None] = [None] * len(texts)
+        chunks = length_chunks(lengths, self.batch_size) if chunked else [list(range(len(pairs)))]
+        prompter = self.prompter
+        soft = self._soft_tokens(prompter, list(dict.fromkeys(label for label, _ in pairs)), cached) if prompter else None
+        text_config = self._config().text_config
+        out: list[torch.Tensor | None] = [None] * len(pairs)
         device = self.model.device
         for chunk in chunks:
             width = max(lengths[i] for i in chunk)
             batch = self.tokenizer.pad(
                 {"input_ids": [tokenized[i] for i in chunk]}, padding="max_length", max_length=width, return_tensors="pt"
             )
+            input_ids, attention_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if soft is not None:
+                embeds = self.model.get_input_embeddings()(input_ids)
+                context = torch.stack([soft[pairs[i][0]] for i in chunk]).to(device=device, dtype=embeds.dtype)
+                ids, embeds, mask = insert_after_start(
+                    context, input_ids, embeds, attention_mask, text_config.eos_token_id, text_config.max_position_embeddings
+                )
+                inputs = {"input_ids": ids, "inputs_embeds": embeds, "attention_mask": mask}
             # The text tower is causal and pools at the EOT token, so padding after it changes nothing.
-            embeds = self.model.get_text_features(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                return_dict=True,  # whatever the model's config.return_dict says
-            ).pooler_output
+            # return_dict=True: whatever the model's config.return_dict says
+            embeds = self.model.get_text_features(**inputs, return_dict=True).pooler_output
             for i, embedding in zip(chunk, embeds):
                 out[i] = embedding
         return torch.stack(out)
 
-    def encode_labels(self, labels: Sequence[str], templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE) -> torch.Tensor:
-        """Label embeddings (K, D): each label in every template, ensembled over the templates."""
+    # -- labels -----------------------------------------------------------------------------------------------
+
+    def _template_text(self, label: str, template: str) -> str:
+        prompter = self.prompter
+        if prompter is None or prompter.include_class_tokens:
+            return template.format(label)
+        return clean_text(template.format(""))  # the soft tokens stand in for the class name
+
+    def _label_embeddings(self, labels: Any, templates: Any, descriptions: Any, cached: bool) -> torch.Tensor:
         labels = normalize_labels(labels)
         templates = normalize_templates(templates)
+        described = descriptions_for(labels, descriptions)
         if class_specific_rows(self.model) is not None:
+            if described:
+                raise ValueError(
+                    "label descriptions cannot be used with a class-specific CoOp context (one learned context per "
+                    "class position); use a unified context."
+                )
             # One batch per template, labels in class order (a class-specific context is picked by position).
-            columns = [self.encode_texts(fill_templates(labels, [template])) for template in templates]
+            columns = [
+                self._encode_pairs([(label, self._template_text(label, t)) for label in labels], cached)
+                for t in templates
+            ]
             embeds = torch.stack(columns, dim=1)
-        else:
-            embeds = self.encode_texts(fill_templates(labels, templates)).view(len(labels), len(templates), -1)
-        return ensemble_text_embeddings(embeds.float()).to(embeds.dtype)
+            return ensemble_text_embeddings(embeds.float()).to(embeds.dtype)
+        pairs = [(label, self._template_text(label, t)) for label in labels for t in templates]
+        if not described:
+            embeds = self._encode_pairs(pairs, cached).view(len(labels), len(templates), -1)
+            return ensemble_text_embeddings(embeds.float()).to(embeds.dtype)
+        counts = [len(templates) + len(described.get(label, ())) for label in labels]
+        pairs = [
+            pair
+            for index, label in enumerate(labels)
+            for pair in [*pairs[index * len(templates) : (index + 1) * len(templates)],
+                         *((label, sentence) for sentence in described.get(label, ()))]
+        ]
+        embeds = self._encode_pairs(pairs, cached)
+        rows = [ensemble_text_embeddings(group[None].float())[0] for group in embeds.split(counts)]
+        return torch.stack(rows).to(embeds.dtype)
+
+    def encode_labels(
+        self,
+        labels: Sequence[str],
+        templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+        descriptions: Any = None,
+    ) -> torch.Tensor:
+        """Label embeddings (K, D): each label in every template (and its descriptions, a mapping label -> sentences
+        or a JSON path), ensembled; no gradients, through the cache."""
+        with torch.no_grad():
+            return self._label_embeddings(labels, templates, descriptions, cached=True)
+
+    def label_features(
+        self,
+        labels: Sequence[str],
+        templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+        descriptions: Any = None,
+    ) -> torch.Tensor:
+        """[`encode_labels`] with gradients (to learned prompts, text adapters and the label prompter) and no cache:
+        what training computes at every step."""
+        return self._label_embeddings(labels, templates, descriptions, cached=False)
 
     def label_embeddings(
         self,
         labels: Sequence[str],
-        templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+        templates: str | Sequence[str] | None = None,
         negative_template: str | None = None,
+        descriptions: Any = None,
+        bank: LabelBank | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Ensembled label embeddings (K, D) and, with a `negative_template` (e.g. ``"not {}"``), those of the negated
-        labels (K, D); the last result is kept, so asking again for the same label set costs nothing."""
-        label_set = LabelSet(tuple(normalize_labels(labels)), normalize_templates(templates), negative_template)
+        labels (K, D); the last result is kept, so asking again for the same label set costs nothing.
+
+        Args:
+            labels: label texts.
+            templates: hypothesis templates (default ``"{}"``; with a bank, the bank's).
+            negative_template: see above.
+            descriptions: per-label descriptions (mapping label -> sentences, or a JSON path).
+            bank: a [`LabelBank`] made by this model: its rows are used for the labels it holds (no encoding); the
+                other labels are encoded with the bank's templates.
+
+        Raises:
+            LabelBankMismatchError: the bank was made by another model or adapter.
+            ValueError: `templates` or `descriptions` contradict what the bank was encoded with.
+        """
+        labels = tuple(normalize_labels(labels))
+        if templates is None:
+            templates = bank.templates if bank is not None else DEFAULT_HYPOTHESIS_TEMPLATE
+        templates = normalize_templates(templates)
         if negative_template is not None:
             validate_template(negative_template, "negative_template")
+        described = descriptions_for(labels, descriptions)
+        label_set = LabelSet(
+            labels,
+            templates,
+            negative_template,
+            tuple(described.items()),
+            (id(bank), bank.fingerprint, len(bank)) if bank is not None else None,
+        )
         with self._lock:
             owner = self._owner()
             last = self._last
             if last is not None and last[0] == owner and last[1] == label_set:
                 return last[2], last[3]
-            positives = self.encode_labels(label_set.labels, label_set.templates)
+            if bank is not None:
+                positives = self.embeddings_with_bank(bank, labels, templates, described)
+            else:
+                positives = self.encode_labels(labels, templates, described)
             negatives = None
             if negative_template is not None:
-                negated = [negative_template.format(label) for label in label_set.labels]
-                negatives = self.encode_labels(negated, label_set.templates)
+                negated = [negative_template.format(label) for label in labels]
+                negatives = self.encode_labels(negated, templates)
             self._last = (owner, label_set, positives, negatives)
             return positives, negatives
 
+    def embeddings_with_bank(
+        self,
+        bank: LabelBank,
+        labels: Sequence[str],
+        templates: str | Sequence[str] | None = None,
+        descriptions: Any = None,
+    ) -> torch.Tensor:
+        """(K, D) embeddings of `labels`: rows of `bank` for the labels it holds, the others encoded here with the
+        bank's templates (and `descriptions`), on the model's device and dtype.
+
+        Raises:
+            LabelBankMismatchError: the bank was made by another model or adapter.
+            ValueError: `templates` differ from the bank's, or `descriptions` of a banked label differ from those it
+                was encoded with.
+        """
+        labels = normalize_labels(labels)
+        self.check_bank(bank)
+        if templates is not None and normalize_templates(templates) != bank.templates:
+            raise ValueError(
+                f"the label bank was encoded with templates {list(bank.templates)}, not {list(normalize_templates(templates))}: "
+                "leave the templates out to use the bank's, or encode a new bank."
+            )
+        described = descriptions_for(labels, descriptions)
+        held = set(bank.labels)
+        for label, sentences in described.items():
+            if label in held and tuple(bank.descriptions.get(label, ())) != sentences:
+                raise ValueError(
+                    f"the label bank holds {label!r} encoded with other descriptions than the ones given: leave the "
+                    "descriptions out to use the bank's, or encode a new bank."
+                )
+        missing = [label for label in labels if label not in held]
+        rows = dict(zip(missing, self.encode_labels(missing, bank.templates, described))) if missing else {}
+        device, dtype = self.model.device, self.model.dtype
+        if rows:
+            dtype = next(iter(rows.values())).dtype
+        banked = [label for label in labels if label in held]
+        if banked:
+            rows.update(zip(banked, bank.embeddings_for(banked).to(device=device, dtype=dtype)))
+        return torch.stack([rows[label] for label in labels])
+
     def fingerprint(self) -> str:
-        """Text-side fingerprint of the model (see [`model_fingerprint`])."""
+        """Text-side fingerprint of the model, its adapters and label prompter (see [`model_fingerprint`])."""
         return model_fingerprint(self.model, "text")
 
-    def bank(self, labels: Sequence[str], templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE, **metadata: Any):
-        """A [`LabelBank`] of `labels` encoded by this model."""
+    def check_bank(self, bank: LabelBank) -> None:
+        """Raise [`LabelBankMismatchError`] unless `bank` was made by this model (checked once per model and bank)."""
+        key = (self._owner(), bank.fingerprint)
+        if key in self._checked_banks:
+            return
+        bank.check_model(self.fingerprint())
+        self._checked_banks.add(key)
+
+    def bank(
+        self,
+        labels: Sequence[str],
+        templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+        descriptions: Any = None,
+        **metadata: Any,
+    ) -> LabelBank:
+        """A [`LabelBank`] of `labels` encoded by this model (with their `descriptions`, if any)."""
         templates = normalize_templates(templates)
-        embeddings = self.encode_labels(labels, templates)
+        described = descriptions_for(labels, descriptions)
+        embeddings = self.encode_labels(labels, templates, described)
         return LabelBank(
             labels=list(labels),
             embeddings=embeddings.detach().float().cpu(),
             templates=templates,
             fingerprint=self.fingerprint(),
             metadata=dict(metadata),
+            descriptions=described,
         )
 
 
@@ -439,7 +712,7 @@ class LabelBankMismatchError(ValueError):
 @dataclass
 class LabelBank:
     """Label embeddings encoded once, saved, and reused: one safetensors file holding the (K, D) embeddings, with the
-    label texts, templates and the text-side fingerprint of the model that made them in its metadata.
+    label texts, templates, descriptions and the text-side fingerprint of the model that made them in its metadata.
 
     Rows are never re-encoded: [`append`] encodes only new labels and leaves existing rows bit-identical.
 
@@ -447,8 +720,10 @@ class LabelBank:
         labels: label texts, row order.
         embeddings: (K, D) float32 projected label embeddings (before the video-specific prompts).
         templates: the templates each label was ensembled over.
-        fingerprint: `model_fingerprint(model, "text")` of the model (with its adapter) that encoded them.
+        fingerprint: `model_fingerprint(model, "text")` of the model (with its adapter and label prompter) that
+            encoded them.
         metadata: free-form JSON-able information (model name, adapter, ...).
+        descriptions: the descriptions each described label was ensembled with (labels without any are absent).
     """
 
     labels: list[str]
@@ -456,6 +731,7 @@ class LabelBank:
     templates: tuple[str, ...] = (DEFAULT_HYPOTHESIS_TEMPLATE,)
     fingerprint: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    descriptions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels = normalize_labels(self.labels, "labels")
@@ -465,9 +741,16 @@ class LabelBank:
                 f"a label bank needs (num_labels, dim) embeddings: {len(self.labels)} labels, embeddings of shape "
                 f"{tuple(self.embeddings.shape)}."
             )
+        self.descriptions = normalize_descriptions(self.descriptions, "descriptions")
+        unknown = sorted(set(self.descriptions) - set(self.labels))
+        if unknown:
+            raise ValueError(f"the label bank has descriptions of labels it does not hold: {unknown[:10]}.")
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def __contains__(self, label: object) -> bool:
+        return label in set(self.labels)
 
     def check_model(self, model_or_fingerprint: nn.Module | str) -> None:
         """Raise [`LabelBankMismatchError`] unless the bank was made by this model (and adapter)."""
@@ -497,19 +780,30 @@ class LabelBank:
             raise KeyError(f"labels not in the label bank: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
         return self.embeddings[[index[label] for label in labels]]
 
-    def append(self, encoder: LabelEncoder, labels: Sequence[str]) -> list[str]:
-        """Encode the labels the bank does not hold yet with `encoder` and add them as new rows; existing rows are
-        unchanged. Returns the labels added.
+    def append(self, encoder: LabelEncoder, labels: Sequence[str], descriptions: Any = None) -> list[str]:
+        """Encode the labels the bank does not hold yet with `encoder` (in the bank's templates, with their
+        `descriptions`) and add them as new rows; existing rows are unchanged. Returns the labels added.
 
         Raises:
             LabelBankMismatchError: `encoder`'s model is not the one that made the bank.
+            ValueError: `descriptions` of a label the bank holds differ from those it was encoded with.
         """
         self.check_model(encoder.fingerprint())
-        new = [label for label in dict.fromkeys(normalize_labels(labels, "labels")) if label not in set(self.labels)]
+        held = set(self.labels)
+        new = [label for label in dict.fromkeys(normalize_labels(labels, "labels")) if label not in held]
+        described = descriptions_for(list(dict.fromkeys(labels)), descriptions)
+        changed = [label for label in described if label in held and self.descriptions.get(label) != described[label]]
+        if changed:
+            raise ValueError(
+                f"the label bank holds {changed[:5]} encoded with other descriptions; rows are never re-encoded: "
+                "write a new bank to change them."
+            )
         if new:
-            rows = encoder.encode_labels(new, self.templates).detach().float().cpu()
+            new_descriptions = {label: described[label] for label in new if label in described}
+            rows = encoder.encode_labels(new, self.templates, new_descriptions).detach().float().cpu()
             self.embeddings = torch.cat([self.embeddings, rows])
             self.labels = [*self.labels, *new]
+            self.descriptions = {**self.descriptions, **new_descriptions}
         return new
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -526,6 +820,8 @@ class LabelBank:
             "fingerprint": self.fingerprint,
             "metadata": json.dumps(self.metadata, ensure_ascii=False, default=str),
         }
+        if self.descriptions:
+            header["descriptions"] = json.dumps({k: list(v) for k, v in self.descriptions.items()}, ensure_ascii=False)
         partial = path.with_name(f".{path.name}.partial")
         save_file({"embeddings": self.embeddings.detach().float().contiguous().cpu()}, str(partial), metadata=header)
         os.replace(partial, path)
@@ -559,6 +855,7 @@ class LabelBank:
                 templates=tuple(json.loads(header["templates"])),
                 fingerprint=header["fingerprint"],
                 metadata=json.loads(header.get("metadata") or "{}"),
+                descriptions=json.loads(header.get("descriptions") or "{}"),
             )
         except (KeyError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: malformed label bank header ({err}).") from None
@@ -573,11 +870,15 @@ __all__ = [
     "LabelSet",
     "TextEmbeddingCache",
     "class_specific_rows",
+    "descriptions_for",
     "ensemble_text_embeddings",
     "fill_templates",
+    "find_label_prompter",
     "length_chunks",
+    "normalize_descriptions",
     "normalize_labels",
     "normalize_templates",
+    "read_label_descriptions",
     "read_label_file",
     "tokenize_labels",
     "tokenize_texts",

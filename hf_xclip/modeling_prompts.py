@@ -33,6 +33,44 @@ def find_eos_positions(input_ids: torch.Tensor, eos_token_id: int | None) -> tor
     return positions
 
 
+def insert_after_start(
+    context: torch.Tensor,
+    input_ids: torch.LongTensor,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    eos_token_id: int | None,
+    max_positions: int,
+) -> tuple[torch.LongTensor, torch.Tensor, torch.Tensor | None]:
+    """Insert `context` (num_texts, n, hidden) after the start token of every text: `[SOT] class [EOT] pad...`
+    becomes `[SOT] ctx_1..ctx_n class [EOT] pad...`, at most `max_positions` long (the EOT token is moved to the last
+    position where the class tokens had to be cut). The inserted positions get token id 0 and attention 1.
+
+    Returns `(input_ids, inputs_embeds, attention_mask)` of the longer texts (the embeddings carry the gradient of
+    `context`; CoOp contexts and the language-model label prompter both insert through here).
+    """
+    num_texts, seq_length = input_ids.shape
+    num_context = context.shape[1]
+    context = context.to(inputs_embeds.dtype)
+    new_length = min(seq_length + num_context, max_positions)
+    eos_positions = find_eos_positions(input_ids, eos_token_id)
+    moved = eos_positions + num_context >= new_length
+    last = torch.arange(new_length, device=input_ids.device) == new_length - 1
+    rows_index = torch.arange(num_texts, device=input_ids.device)
+
+    embeds = torch.cat([inputs_embeds[:, :1], context, inputs_embeds[:, 1:]], dim=1)[:, :new_length]
+    eos_embeds = inputs_embeds[rows_index, eos_positions]
+    embeds = torch.where((moved[:, None] & last[None, :])[..., None], eos_embeds[:, None, :], embeds)
+
+    filler = input_ids.new_zeros(num_texts, num_context)
+    ids = torch.cat([input_ids[:, :1], filler, input_ids[:, 1:]], dim=1)[:, :new_length]
+    ids = torch.where(moved[:, None] & last[None, :], input_ids[rows_index, eos_positions][:, None], ids)
+    if attention_mask is not None:
+        ones = attention_mask.new_ones(num_texts, num_context)
+        attention_mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)[:, :new_length]
+        attention_mask = torch.where(moved[:, None] & last[None, :], torch.ones_like(attention_mask), attention_mask)
+    return ids, embeds, attention_mask
+
+
 class _LazyPrompts(nn.Module):
     """One parameter (named `lazy_parameter`) that exists only once set: none, and no checkpoint key, by default.
 
@@ -144,32 +182,15 @@ class XClipPromptContext(_LazyPrompts):
             raise ValueError("A prompt context needs `input_ids` to locate the start and end tokens of each text.")
         if inputs_embeds is None:
             inputs_embeds = token_embedding(input_ids)
-        num_texts, seq_length = input_ids.shape
-        rows, num_context = self.context.shape[:2]
+        num_texts = input_ids.shape[0]
+        rows = self.context.shape[0]
         if rows not in (1, num_texts):
             raise ValueError(
                 f"This class-specific prompt context has {rows} classes but {num_texts} texts were given; pass the "
                 f"{rows} class names in training order."
             )
-        context = self.context.to(inputs_embeds.dtype).expand(num_texts, -1, -1)
-        new_length = min(seq_length + num_context, self.max_positions)
-        eos_positions = find_eos_positions(input_ids, eos_token_id)
-        moved = eos_positions + num_context >= new_length
-        last = torch.arange(new_length, device=input_ids.device) == new_length - 1
-        rows_index = torch.arange(num_texts, device=input_ids.device)
-
-        embeds = torch.cat([inputs_embeds[:, :1], context, inputs_embeds[:, 1:]], dim=1)[:, :new_length]
-        eos_embeds = inputs_embeds[rows_index, eos_positions]
-        embeds = torch.where((moved[:, None] & last[None, :])[..., None], eos_embeds[:, None, :], embeds)
-
-        filler = input_ids.new_zeros(num_texts, num_context)
-        ids = torch.cat([input_ids[:, :1], filler, input_ids[:, 1:]], dim=1)[:, :new_length]
-        ids = torch.where(moved[:, None] & last[None, :], input_ids[rows_index, eos_positions][:, None], ids)
-        if attention_mask is not None:
-            ones = attention_mask.new_ones(num_texts, num_context)
-            attention_mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)[:, :new_length]
-            attention_mask = torch.where(moved[:, None] & last[None, :], torch.ones_like(attention_mask), attention_mask)
-        return ids, embeds, attention_mask
+        context = self.context.expand(num_texts, -1, -1)
+        return insert_after_start(context, input_ids, inputs_embeds, attention_mask, eos_token_id, self.max_positions)
 
     def extra_repr(self) -> str:
         shape = None if self.context is None else tuple(self.context.shape)
@@ -332,5 +353,6 @@ __all__ = [
     "XClipPromptContext",
     "XClipVisionPrompts",
     "find_eos_positions",
+    "insert_after_start",
     "saved_prompt_shapes",
 ]

@@ -18,6 +18,9 @@ onto mechanisms peft already has:
   1..depth-1 (deep prompts). They live in the model's `prompt_context`, `vision_model.prompt_tokens` and
   `{text,vision}_model.deep_prompts` modules (empty on a base model; a converted prompted ViFi-CLIP has them) and
   are trained and saved as modules to save.
+* **LLM prompts** (`llm-prompts`): a language-model label prompter (`hf_xclip.llm_prompter`), attached to the model
+  as its `label_prompter` outside peft (it holds a frozen language model); `XClipAdapterConfig.llm_prompter` says how
+  to build it, the training loop trains it and `hf_xclip.adapters.save_adapter` saves it next to the peft adapter.
 
 Any combination is one peft config: a LoRA-family config whose `modules_to_save` carries the CoOp context, the
 VL prompts and the prompt generator (a config without low-rank layers uses peft's dummy target modules).
@@ -50,11 +53,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .fingerprint import LABEL_PROMPTER_MODULE
+from .llm_prompter import LLMPrompterConfig
 from .modeling_prompts import XClipDeepPrompts, XClipPromptContext, XClipVisionPrompts
 from .modeling_xclip import XClipModel
 from .processing_xclip import clean_text
 
-METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts", "full")
+METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts", "llm-prompts", "full")
 # Full fine-tuning: every weight trains, no peft adapter; it combines with no other method.
 FULL_METHOD = "full"
 LORA_TYPES: tuple[str, ...] = ("lora", "dora", "rslora", "loha", "lokr")
@@ -245,6 +250,9 @@ class XClipAdapterConfig:
         metadata={"help": "Train every weight of the model except the logit scale (no peft adapter; the result is "
                           "a whole model). Excludes every other option."},
     )
+    llm_prompter: LLMPrompterConfig | None = field(
+        default=None, metadata={"help": "A language-model label prompter trained with the adapters (None: none)."}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.coop, dict):
@@ -253,11 +261,16 @@ class XClipAdapterConfig:
             self.vl_prompts = VLPromptsConfig(**self.vl_prompts)
         if self.coop is not None and self.vl_prompts is not None:
             raise ValueError("vl-prompts already learn the text context after the start token: drop coop.")
+        if isinstance(self.llm_prompter, dict):
+            self.llm_prompter = LLMPrompterConfig.from_dict(self.llm_prompter)
+        if self.llm_prompter is not None and self.coop is not None and self.coop.class_specific:
+            raise ValueError("llm-prompts cannot be combined with a class-specific CoOp context; use a unified one.")
         if self.full_finetune:
             if (
                 self.lora_type is not None
                 or self.coop is not None
                 or self.vl_prompts is not None
+                or self.llm_prompter is not None
                 or self.modules_to_save()
             ):
                 raise ValueError("full_finetune trains every weight: set lora_type=None and no other method.")
@@ -270,22 +283,25 @@ class XClipAdapterConfig:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
         if self.lora_type is not None and self.target_modules is None:
             self.lora_targets()  # raises when nothing is selected
-        if self.lora_type is None and self.coop is None and self.vl_prompts is None and not self.modules_to_save():
+        adapts = self.lora_type is not None or self.coop is not None or self.vl_prompts is not None
+        if not adapts and self.llm_prompter is None and not self.modules_to_save():
             raise ValueError(
                 "XClipAdapterConfig adapts nothing: set lora_type, coop, vl_prompts, train_prompt_generator, "
-                "train_mit, train_logit_scale or extra_modules_to_save."
+                "train_mit, train_logit_scale, extra_modules_to_save or llm_prompter."
             )
 
     @classmethod
     def for_method(cls, methods: str | Iterable[str], **overrides: Any) -> XClipAdapterConfig:
         """Preset for `hf-xclip finetune --method`: one of, or a combination of, `"lora"`, `"coop"`,
-        `"prompt-generator"`, `"vl-prompts"`. Keyword arguments override fields.
+        `"prompt-generator"`, `"vl-prompts"`, `"llm-prompts"`. Keyword arguments override fields.
 
         * `lora`: LoRA r=8 on the frame attention and the cross-frame message layers (text tower frozen).
         * `coop`: unified context of the token embeddings of "a photo of a".
         * `prompt-generator`: the prompt generator and the MIT trained in full.
         * `vl-prompts`: vision and text prompts in every layer, 10 tokens each (the model's own prompts if it has
           them), as ViFi-CLIP's few-shot prompting.
+        * `llm-prompts`: a language-model label prompter (`llm_prompter=LLMPrompterConfig(language_model=...)`
+          names the language model; required).
         * `full`: every weight (no adapter), alone.
         """
         methods = [methods] if isinstance(methods, str) else list(methods)
@@ -304,6 +320,8 @@ class XClipAdapterConfig:
         if "vl-prompts" in methods:
             preset["vl_prompts"] = VLPromptsConfig()
         preset.update(overrides)
+        if "llm-prompts" in methods and preset.get("llm_prompter") is None:
+            raise ValueError("--method llm-prompts needs a language model: pass llm_prompter=LLMPrompterConfig(...).")
         return cls(**preset)
 
     @property
@@ -322,6 +340,8 @@ class XClipAdapterConfig:
             names.append("prompt-generator")
         if self.train_mit:
             names.append("mit")
+        if self.llm_prompter is not None:
+            names.append("llm-prompts")
         return names
 
     def lora_targets(self) -> str | list[str]:
@@ -669,10 +689,11 @@ def adapter_parameter_count(peft_model: nn.Module) -> tuple[int, int]:
 
 
 def text_is_trainable(peft_model: nn.Module) -> bool:
-    """Whether training changes the text embeddings (CoOp context, LoRA in the text tower or its projection); when
-    not, they can be computed once."""
+    """Whether training changes the text embeddings (CoOp context, LoRA in the text tower or its projection, a label
+    prompter); when not, they can be computed once."""
     return any(
-        param.requires_grad and ("text_model." in name or "text_projection" in name)
+        param.requires_grad
+        and ("text_model." in name or "text_projection" in name or f"{LABEL_PROMPTER_MODULE}." in name)
         for name, param in peft_model.named_parameters()
     )
 
@@ -682,20 +703,27 @@ def default_learning_rates() -> dict[str, float]:
 
     LoRA 2e-4; CoOp context 2e-3 (CoOp's SGD rate); prompt generator / MIT 2e-5 (10x the base rate of the original
     few-shot recipe, 2e-6, as the original gives its new modules 10x); VL prompts 8e-3 (ViFi-CLIP's few-shot
-    prompting recipe, AdamW); full fine-tuning 1e-5.
+    prompting recipe, AdamW); full fine-tuning 1e-5; LLM label prompter 1e-3 (a small transformer trained from scratch
+    and its prompt tokens).
     """
-    return {"lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5, "vl-prompts": 8e-3, FULL_METHOD: 1e-5}
+    return {
+        "lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5, "vl-prompts": 8e-3, "llm-prompts": 1e-3, FULL_METHOD: 1e-5
+    }
 
 
 def parameter_groups(peft_model: nn.Module, learning_rates: dict[str, float], weight_decay: float) -> list[dict]:
-    """AdamW parameter groups by method (`lora`, `coop`, `prompt-generator`, `vl-prompts`; `full` for a model that is
-    not a peft model), without weight decay for 1-D parameters (biases, LayerNorms, `alpha`) as in the original's
-    optimizer, nor for a CoOp context."""
+    """AdamW parameter groups by method (`lora`, `coop`, `prompt-generator`, `vl-prompts`, `llm-prompts`; `full` for
+    a model that is not a peft model), without weight decay for 1-D parameters (biases, LayerNorms, `alpha`) as in the
+    original's optimizer, nor for a CoOp context or the label prompter's prompt tokens, positions and output offsets."""
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     full = not hasattr(peft_model, "peft_config")
     trained = [(name, param) for name, param in peft_model.named_parameters() if param.requires_grad]
     vl_prompts = any(".prompt_tokens." in name or ".deep_prompts." in name for name, _ in trained)
     for name, param in trained:
+        if f"{LABEL_PROMPTER_MODULE}." in name:
+            decay = param.ndim > 1 and not name.endswith(("prompt_tokens", "position", "output_bias"))
+            groups.setdefault(("llm-prompts", decay), []).append(param)
+            continue
         if full:
             method = FULL_METHOD
         elif ".prompt_tokens." in name or ".deep_prompts." in name:

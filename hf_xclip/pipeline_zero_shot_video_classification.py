@@ -12,7 +12,8 @@ How a call runs:
 
 * labels are validated, each label is put in every hypothesis template, and the texts are encoded once by the
   text tower through the label core (`hf_xclip.labels.LabelEncoder`, one per pipeline): encoded texts are cached
-  (same texts on a later call are not encoded again) and several templates are ensembled;
+  (same texts on a later call are not encoded again), several templates and per-label descriptions
+  (``label_descriptions``) are ensembled, and labels held by a label bank (``label_bank``) are not encoded at all;
 * each video is decoded (only the sampled frames), preprocessed into ``num_clips * num_crops`` views, and only the
   vision tower, the MIT, the prompt generator and the similarity run per video;
 * for a list of videos, decoding and preprocessing of the next videos run in background threads while the model
@@ -46,8 +47,10 @@ from transformers.utils import logging
 
 from .labels import (
     DEFAULT_NEGATIVE_TEMPLATE,
+    LabelBank,
     LabelEncoder,
     TextEmbeddingCache,
+    normalize_descriptions,
     normalize_labels,
     normalize_templates,
     resolve_templates,
@@ -77,6 +80,8 @@ _CALL_PARAMETERS = frozenset(
         "timeout",
         "batch_size",
         "num_workers",
+        "label_descriptions",
+        "label_bank",
     }
 )
 
@@ -160,6 +165,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             batch_size=_positive_int(text_batch_size, "text_batch_size"),
             cache_size=text_cache_size,
         )
+        if self._forward_params.get("label_bank") is not None:  # refuse another model's bank at once
+            self.label_encoder.check_bank(self._forward_params["label_bank"])
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """Save model, processor (or video processor and tokenizer) and the code of this pipeline.
@@ -215,6 +222,12 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             num_clips (`int`, defaults to 1): temporal clips per video (views; probabilities are averaged).
             num_crops (`int`, defaults to 1): spatial crops per clip (1 = centre crop, 3 = three crops along the long
                 side; probabilities are averaged).
+            label_descriptions (`dict[str, list[str]]` or a path to such a JSON file, *optional*): sentences per label
+                (e.g. from `hf-xclip labels describe`), ensembled with the label's templates by the label core.
+            label_bank ([`~hf_xclip.labels.LabelBank`] or the path of a saved one, *optional*): label embeddings
+                encoded once (`hf-xclip labels encode`); labels it holds are not encoded again, the others are encoded
+                with its templates. Without `candidate_labels`, all its labels are scored. A bank made by another model
+                or adapter is refused (`LabelBankMismatchError`). Can be given when the pipeline is created.
             return_exceptions (`bool`, defaults to `False`): for lists, return the exception of a video that fails
                 (a `ValueError` naming it) in place of its result instead of raising.
             batch_size (`int`): videos per forward pass. num_workers (`int`): threads decoding ahead (at least 1).
@@ -228,7 +241,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         unknown = set(kwargs) - _CALL_PARAMETERS
         if unknown:
             raise TypeError(f"zero-shot-video-classification got unexpected arguments: {sorted(unknown)}")
-        if candidate_labels is None and "candidate_labels" not in self._forward_params:
+        has_bank = kwargs.get("label_bank") is not None or self._forward_params.get("label_bank") is not None
+        if candidate_labels is None and "candidate_labels" not in self._forward_params and not has_bank:
             normalize_labels(None)  # raises the "needs candidate_labels" error before any decoding
         if isinstance(videos, tuple):
             videos = list(videos)
@@ -252,6 +266,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         num_crops: int | None = None,
         return_exceptions: bool | None = None,
         timeout: float | None = None,
+        label_descriptions: Any = None,
+        label_bank: Any = None,
         **unknown: Any,
     ) -> tuple[dict, dict, dict]:
         if unknown:
@@ -274,6 +290,10 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
                     f"`multi_label_method` must be one of {MULTI_LABEL_METHODS}, got {multi_label_method!r}."
                 )
             forward["multi_label_method"] = multi_label_method
+        if label_descriptions is not None:
+            forward["label_descriptions"] = normalize_descriptions(label_descriptions)
+        if label_bank is not None:
+            forward["label_bank"] = label_bank if isinstance(label_bank, LabelBank) else LabelBank.load(label_bank)
         if top_k is not None:
             postprocess["top_k"] = _positive_int(top_k, "top_k")
         if threshold is not None:
@@ -316,11 +336,18 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         candidate_labels: Sequence[str],
         hypothesis_template: str | Sequence[str] | None = None,
         negative_template: str | None = None,
+        label_descriptions: Any = None,
+        label_bank: LabelBank | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Ensembled label embeddings (K, D) and, with a `negative_template`, the negatives' (K, D); the model's own
-        template when `hypothesis_template` is None."""
-        templates = self.hypothesis_template if hypothesis_template is None else hypothesis_template
-        return self._labels().label_embeddings(candidate_labels, templates, negative_template)
+        """Ensembled label embeddings (K, D) and, with a `negative_template`, the negatives' (K, D)
+        (see `LabelEncoder.label_embeddings`); the templates are `hypothesis_template`, else the label bank's, else
+        the model's own."""
+        templates = hypothesis_template
+        if templates is None and label_bank is None:
+            templates = self.hypothesis_template
+        return self._labels().label_embeddings(
+            candidate_labels, templates, negative_template, label_descriptions, label_bank
+        )
 
     # -- video side -------------------------------------------------------------------------------------------
 
@@ -361,15 +388,20 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         multi_label: bool,
         multi_label_method: str,
         negative_template: str,
+        label_descriptions: Any = None,
+        label_bank: LabelBank | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, str | None]:
-        """Label embeddings, the embeddings of the multi-label method's reference texts, and the method."""
+        """Label embeddings (from the bank where it holds them, with their descriptions), the embeddings of the
+        multi-label method's reference texts, and the method."""
+        labels = (candidate_labels, hypothesis_template)
+        sources = {"label_descriptions": label_descriptions, "label_bank": label_bank}
         if not multi_label:
-            return self.label_embeddings(candidate_labels, hypothesis_template)[0], None, None
+            return self.label_embeddings(*labels, **sources)[0], None, None
         method = resolve_method(multi_label_method, self.model)
         if method == "negative":
-            positives, negatives = self.label_embeddings(candidate_labels, hypothesis_template, negative_template)
+            positives, negatives = self.label_embeddings(*labels, negative_template, **sources)
             return positives, negatives, method
-        positives = self.label_embeddings(candidate_labels, hypothesis_template)[0]
+        positives = self.label_embeddings(*labels, **sources)[0]
         references = reference_texts(method, candidate_labels)
         return positives, None if references is None else self.encode_texts(references), method
 
@@ -381,11 +413,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         multi_label: bool = False,
         multi_label_method: str = "auto",
         negative_template: str = DEFAULT_NEGATIVE_TEMPLATE,
+        label_descriptions: Any = None,
+        label_bank: LabelBank | None = None,
     ) -> dict[str, Any]:
-        if candidate_labels is None:
-            raise ValueError("zero-shot video classification needs `candidate_labels` (a list of label strings).")
+        candidate_labels = _labels_to_score(candidate_labels, label_bank)
         positives, references, method = self._text_side(
-            candidate_labels, hypothesis_template, multi_label, multi_label_method, negative_template
+            candidate_labels, hypothesis_template, multi_label, multi_label_method, negative_template,
+            label_descriptions, label_bank,
         )
         views = model_inputs["pixel_values"]  # list of (V_i, T, 3, S, S)
         counts = [v.shape[0] for v in views]
@@ -435,11 +469,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         postprocess_params = {k: v for k, v in postprocess_params.items() if k != "return_exceptions"}
         # Validate the labels and the method (and fill the text cache) before any video is decoded.
         self._text_side(
-            forward_params.get("candidate_labels") or normalize_labels(None),
+            _labels_to_score(forward_params.get("candidate_labels"), forward_params.get("label_bank")),
             forward_params.get("hypothesis_template"),
             forward_params.get("multi_label", False),
             forward_params.get("multi_label_method", "auto"),
             forward_params.get("negative_template", DEFAULT_NEGATIVE_TEMPLATE),
+            forward_params.get("label_descriptions"),
+            forward_params.get("label_bank"),
         )
 
         def work(video):
@@ -480,6 +516,15 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
                 yield item
             else:
                 yield results[id(item)]
+
+
+def _labels_to_score(candidate_labels: tuple[str, ...] | None, bank: LabelBank | None) -> tuple[str, ...]:
+    """The candidate labels, or every label of the bank when none are given."""
+    if candidate_labels is not None:
+        return tuple(candidate_labels)
+    if bank is not None:
+        return tuple(bank.labels)
+    return tuple(normalize_labels(None))  # raises the "needs candidate_labels" error
 
 
 def _failure(video: Any, err: Exception) -> Exception:

@@ -21,6 +21,7 @@ fitting it to the training clips. Regularisation keeps labels never trained on (
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -34,7 +35,15 @@ from torch.nn import functional as F
 
 from .accelerator import make_accelerator
 from .evaluation import EvaluationResult, MultiLabelResult, evaluate_multi_label, evaluate_videos
-from .labels import LabelEncoder, resolve_templates, tokenize_labels, validate_template
+from .labels import (
+    LabelEncoder,
+    descriptions_for,
+    find_label_prompter,
+    resolve_templates,
+    tokenize_labels,
+    validate_template,
+)
+from .llm_prompter import XClipLLMPrompter, attach_label_prompter
 from .multilabel import (
     SigmoidHead,
     asymmetric_loss,
@@ -177,6 +186,7 @@ class FewShotResult:
     multi_label: bool = False
     sigmoid_head: dict[str, float] | None = None
     novel_labels: list[str] = field(default_factory=list)
+    label_descriptions: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _with_context_sizes(config: XClipAdapterConfig, peft_model: nn.Module) -> XClipAdapterConfig:
@@ -235,7 +245,7 @@ def _run_epochs(peft_model, loader, optimizer, scheduler, accelerator, args, tex
             if batch["pixel_values"] is None:
                 continue
             with accelerator.accumulate(peft_model):
-                output = peft_model(pixel_values=batch["pixel_values"], **text_kwargs, return_dict=True)
+                output = peft_model(pixel_values=batch["pixel_values"], **_resolve(text_kwargs), return_dict=True)
                 loss = loss_fn(output, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
@@ -301,7 +311,7 @@ def _distillation(model: nn.Module, teacher: Callable, text_kwargs: dict, weight
 
     def loss(output, batch):
         with torch.no_grad():
-            reference = teacher(pixel_values=batch["pixel_values"], **text_kwargs)
+            reference = teacher(pixel_values=batch["pixel_values"], **_resolve(text_kwargs))
         video = 1 - F.cosine_similarity(output.video_embeds.float(), reference.video_embeds.float(), dim=-1).mean()
         text = 1 - F.cosine_similarity(output.text_embeds.float(), reference.text_embeds.float(), dim=-1).mean()
         return weight * (video + text)
@@ -372,7 +382,7 @@ def _training_cosines(model, dataset, text_kwargs, batch_size: int, device) -> t
     for batch in loader:
         if batch["pixel_values"] is None:
             continue
-        output = model(pixel_values=batch["pixel_values"].to(device), **text_kwargs, return_dict=True)
+        output = model(pixel_values=batch["pixel_values"].to(device), **_resolve(text_kwargs), return_dict=True)
         values.append(cosines(model, output.logits_per_video).cpu())
         targets.append(batch["targets"])
     model.train(was_training)
@@ -412,12 +422,38 @@ def _wrap(model, adapter_config, tokenizer, class_names, seed):
     return get_xclip_peft_model(model, adapter_config, tokenizer=tokenizer, class_names=class_names, seed=seed)
 
 
-def _text_inputs(unwrapped, tokenizer, class_names, args, device) -> dict[str, torch.Tensor]:
+TextInputs = dict[str, torch.Tensor] | Callable[[], dict[str, torch.Tensor]]
+
+
+def _text_inputs(unwrapped, tokenizer, class_names, args, device, descriptions=None, accelerator=None) -> TextInputs:
+    """The class texts' model inputs: token ids (trainable text side), embeddings encoded once (frozen text side),
+    or, with a label prompter or descriptions and a trainable text side, a function the loop calls every step (the
+    label core with gradients)."""
+    labels = LabelEncoder(unwrapped, tokenizer)
+    if text_is_trainable(unwrapped) and (find_label_prompter(unwrapped) is not None or descriptions):
+
+        def every_step() -> dict[str, torch.Tensor]:
+            with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
+                return {"text_embeds": labels.label_features(class_names, args.template, descriptions)}
+
+        return every_step
     if text_is_trainable(unwrapped):
         max_positions = unwrapped.config.text_config.max_position_embeddings
         return {k: v.to(device) for k, v in tokenize_labels(tokenizer, class_names, args.template, max_positions).items()}
-    with torch.no_grad():  # frozen text side: encode the class prompts once
-        return {"text_embeds": LabelEncoder(unwrapped, tokenizer).encode_labels(class_names, args.template).detach()}
+    # frozen text side: encode the class prompts once
+    return {"text_embeds": labels.encode_labels(class_names, args.template, descriptions).detach()}
+
+
+def _starting_text(model, tokenizer, class_names, args, descriptions) -> dict[str, torch.Tensor]:
+    """The class text embeddings of the starting model (adapters off, before a label prompter is attached): what the
+    distillation teacher reads."""
+    off = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+    with off:
+        return {"text_embeds": LabelEncoder(model, tokenizer).encode_labels(class_names, args.template, descriptions)}
+
+
+def _resolve(text_inputs: TextInputs) -> dict[str, torch.Tensor]:
+    return text_inputs() if callable(text_inputs) else text_inputs
 
 
 def train_few_shot(
@@ -430,6 +466,8 @@ def train_few_shot(
     eval_folder: VideoFolder | None = None,
     evaluate_before: bool = True,
     accelerator: Any = None,
+    label_descriptions: Any = None,
+    label_prompter: XClipLLMPrompter | None = None,
 ) -> FewShotResult:
     """Train PEFT adapters of an [`XClipModel`] (or all its weights) on labelled videos.
 
@@ -446,6 +484,10 @@ def train_few_shot(
             are not training classes are the novel labels (``novel_mAP``).
         evaluate_before: also measure the base model on `eval_folder`.
         accelerator: an `accelerate.Accelerator` (default: one made from `args`).
+        label_descriptions: per-class descriptions (mapping class -> sentences, or a JSON path), ensembled with the
+            class texts by the label core in training and evaluation.
+        label_prompter: a ready label prompter for `llm-prompts` (default: built from `adapter_config.llm_prompter`,
+            which loads its language model).
 
     Returns:
         [`FewShotResult`] with the trained model (unwrapped), losses and metrics.
@@ -463,6 +505,7 @@ def train_few_shot(
     tokenizer = processor.tokenizer
     class_names = list(train_folder.class_names)
     multi_label = train_folder.multi_label
+    descriptions = {label: list(v) for label, v in descriptions_for(class_names, label_descriptions).items()}
 
     train_folder, skipped = drop_unreadable(train_folder)
     empty = [name for name, count in train_folder.counts().items() if count == 0]
@@ -470,6 +513,7 @@ def train_few_shot(
         raise ValueError(f"No readable training video left for class(es) {empty}; see the skipped videos: {skipped}")
     eval_kwargs = {
         "templates": args.template,
+        "descriptions": descriptions,
         "batch_size": args.batch_size,
         "num_workers": args.num_workers,
         "accelerator": accelerator,
@@ -491,12 +535,19 @@ def train_few_shot(
         enable_gradient_checkpointing(model, use_reentrant=False)
     adapter_config = resolve_vl_prompts(adapter_config, model)  # the VL prompt sizes actually used, for the record
     peft_model = _wrap(model, adapter_config, tokenizer, class_names, args.seed)
+    text = (tokenizer, class_names, args, accelerator.device, descriptions, accelerator)
+    teacher_text = _starting_text(peft_model, *text[:3], descriptions) if args.regularization == "distill" else None
+    if adapter_config.llm_prompter is not None:
+        if label_prompter is None:
+            label_prompter = XClipLLMPrompter.for_model(model, tokenizer, adapter_config.llm_prompter)
+        attach_label_prompter(peft_model, label_prompter)
+        label_prompter.requires_grad_(True)  # after peft froze everything but its adapters
     peft_model.to(accelerator.device)
     adapter_config = _with_context_sizes(adapter_config, peft_model)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     groups = parameter_groups(peft_model, args.learning_rates(), args.weight_decay)
     learning_rates = {group["name"]: group["lr"] for group in groups}
-    text_kwargs = _text_inputs(peft_model, tokenizer, class_names, args, accelerator.device)
+    text_kwargs = _text_inputs(peft_model, *text)
 
     head = None
     if multi_label:
@@ -517,7 +568,7 @@ def train_few_shot(
     if args.regularization == "l2sp":
         loss_fn = _combine(loss_fn, _l2sp_penalty(peft_model, start_weights, args.l2sp_weight))
     elif args.regularization == "distill":
-        loss_fn = _combine(loss_fn, _distillation(peft_model, _frozen_teacher(peft_model), text_kwargs,
+        loss_fn = _combine(loss_fn, _distillation(peft_model, _frozen_teacher(peft_model), teacher_text,
                                                   args.distill_weight))
 
     train_dataset, loader = _training_loader(train_folder, processor, args)
@@ -538,7 +589,7 @@ def train_few_shot(
     if multi_label:
         scale, bias = head.values()
         if args.regularization == "wise":  # the head learnt with the fine-tuned weights; fit it to the interpolated ones
-            text_kwargs = _text_inputs(unwrapped, tokenizer, class_names, args, accelerator.device)
+            text_kwargs = _text_inputs(unwrapped, *text)
             scale, bias = _fit_head(unwrapped, train_folder, processor, args, text_kwargs, accelerator.device, None)
         set_sigmoid_head(unwrapped, scale, bias)
         sigmoid_head = {"scale": scale, "bias": bias}
@@ -567,6 +618,7 @@ def train_few_shot(
         multi_label=multi_label,
         sigmoid_head=sigmoid_head,
         novel_labels=novel,
+        label_descriptions=descriptions,
     )
 
 

@@ -257,3 +257,29 @@ def write_synthetic_videos(out_dir: Path, count: int = 3, **kwargs) -> list[Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return [write_video(out_dir / f"video_{i}.mp4", synthetic_frames(i, **kwargs), fps=8, crf=18) for i in range(count)]
+
+
+def save_tiny_causal_lm(out_dir: Path, *, kind: str = "llama", hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
+    """A tiny random causal language model (no download) with the CLIP tokenizer of `save_tokenizer` in `out_dir`:
+    `kind` "llama" (LlamaForCausalLM) or "gpt2" (GPT2LMHeadModel). Returns `(out_dir, model, tokenizer)`."""
+    out_dir = Path(out_dir)
+    tokenizer = save_tokenizer(out_dir)
+    special = dict(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
+    if kind == "llama":
+        config = transformers.LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            **special,
+        )
+    elif kind == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=len(tokenizer), n_embd=hidden_size, n_layer=num_layers, n_head=4, n_positions=128, **special
+        )
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    model.save_pretrained(str(out_dir))
+    return out_dir, model, tokenizer
