@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+from typing import Any
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS: list[str] = ["convert", "classify", "demo", "finetune", "evaluate", "calibrate", "export"]
+COMMANDS: list[str] = ["convert", "classify", "demo", "finetune", "evaluate", "calibrate", "export", "labels"]
 
 # Exit status of every command: success, some items failed (the others were still done), bad input.
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -32,6 +34,63 @@ def model_or_default(model: str | None) -> str:
         return default_model_path()
     except FileNotFoundError as err:
         raise UsageError(f"no --model given and {err}") from None
+
+
+def add_label_side_arguments(parser: argparse.ArgumentParser, *, bank: bool = True, adapter: bool = True) -> None:
+    """The label-side options every command that scores labels shares: descriptions, a label bank, and where the
+    language model of an adapter's LLM prompter lives."""
+    group = parser.add_argument_group("label side")
+    group.add_argument(
+        "--label-descriptions",
+        type=Path,
+        metavar="FILE.json",
+        help="JSON object label -> list of sentences (e.g. from `hf-xclip labels describe`), ensembled with each label",
+    )
+    if bank:
+        group.add_argument(
+            "--label-bank",
+            type=Path,
+            metavar="BANK",
+            help="label embeddings from `hf-xclip labels encode` (same model and adapter): its labels are not re-encoded",
+        )
+    if adapter:
+        group.add_argument(
+            "--language-model",
+            metavar="NAME_OR_PATH",
+            help="for an adapter with an LLM prompter: where its language model is (default: the name it was trained with)",
+        )
+
+
+def read_descriptions_argument(path: Path | None) -> dict[str, list[str]] | None:
+    """`--label-descriptions`, read and checked.
+
+    Raises:
+        UsageError: naming the file (and label) that is wrong.
+    """
+    if path is None:
+        return None
+    from .labels import read_label_descriptions
+
+    try:
+        return read_label_descriptions(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+
+
+def read_bank_argument(path: Path | None) -> Any:
+    """`--label-bank`, loaded (a `LabelBank`), or None.
+
+    Raises:
+        UsageError: the file is missing or not a label bank.
+    """
+    if path is None:
+        return None
+    from .labels import LabelBank
+
+    try:
+        return LabelBank.load(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

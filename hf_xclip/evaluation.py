@@ -70,8 +70,9 @@ def evaluate_videos(
     dataset: VideoClassificationDataset,
     tokenizer: Any = None,
     *,
-    templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+    templates: str | Sequence[str] | None = None,
     descriptions: Any = None,
+    label_bank: Any = None,
     text_embeds: torch.Tensor | None = None,
     batch_size: int = 8,
     num_workers: int = 0,
@@ -83,7 +84,8 @@ def evaluate_videos(
     Class texts are the class names in `templates` (ensembled with their `descriptions`, a mapping class ->
     sentences), encoded by the label core ([`LabelEncoder`]) with `model` as it is (its adapters, learned prompts and
     label prompter applied), or given as `text_embeds` (K, D) in class order (e.g. from a label bank,
-    `LabelEncoder.embeddings_with_bank`). Unreadable videos are skipped and listed in `failed`. Works on one device or,
+    `LabelEncoder.embeddings_with_bank`), or taken from `label_bank` (a `LabelBank`; `templates` default to its own,
+    `descriptions` must agree with it). Unreadable videos are skipped and listed in `failed`. Works on one device or,
     through `accelerator`, on several (predictions are gathered).
     """
     from tqdm.auto import tqdm
@@ -102,7 +104,7 @@ def evaluate_videos(
         if tokenizer is None:
             raise ValueError("evaluate_videos needs the `tokenizer` to encode the class names, or `text_embeds`.")
         with accelerator.autocast():
-            text_embeds = LabelEncoder(unwrapped, tokenizer).encode_labels(class_names, templates, descriptions)
+            text_embeds = _label_embeddings(unwrapped, tokenizer, class_names, templates, descriptions, label_bank)
     text_embeds = text_embeds.to(accelerator.device)
     if text_embeds.shape[0] != len(class_names):
         raise ValueError(f"{text_embeds.shape[0]} class texts for {len(class_names)} classes.")
@@ -305,7 +307,9 @@ def multi_label_scores(
     tokenizer: Any = None,
     *,
     labels: Sequence[str] | None = None,
-    templates: str | Sequence[str] = DEFAULT_HYPOTHESIS_TEMPLATE,
+    templates: str | Sequence[str] | None = None,
+    descriptions: Any = None,
+    label_bank: Any = None,
     method: str = "auto",
     negative_template: str = "not {}",
     background_prompts: Sequence[str] = DEFAULT_BACKGROUND_PROMPTS,
@@ -316,7 +320,8 @@ def multi_label_scores(
 ) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
     """Pre-sigmoid scores (N, K) of every readable video of `dataset` for `labels` (default: its class names),
     their targets (N, K) (zero columns for labels outside the dataset's classes), the unreadable videos, and the
-    method used (`"auto"` resolved, see `hf_xclip.multilabel`)."""
+    method used (`"auto"` resolved, see `hf_xclip.multilabel`). Labels are ensembled with their `descriptions`, or
+    taken from `label_bank` where it holds them (`templates` default to the bank's, else ``"{}"``)."""
     from tqdm.auto import tqdm
 
     folder = dataset.folder
@@ -333,7 +338,9 @@ def multi_label_scores(
     unwrapped.eval()
     encoder = LabelEncoder(unwrapped, tokenizer)
     with accelerator.autocast():
-        label_embeds = encoder.encode_labels(labels, templates)
+        label_embeds = _label_embeddings(unwrapped, tokenizer, labels, templates, descriptions, label_bank, encoder)
+        if templates is None:
+            templates = label_bank.templates if label_bank is not None else DEFAULT_HYPOTHESIS_TEMPLATE
         references = reference_texts(method, labels, negative_template, background_prompts)
         reference_embeds = None
         if references is not None:
@@ -363,6 +370,16 @@ def multi_label_scores(
         scores, targets = accelerator.gather_for_metrics((scores, targets))
         failed = gather_object(failed)
     return scores.cpu(), targets.cpu(), sorted(set(failed)), method
+
+
+def _label_embeddings(model, tokenizer, labels, templates, descriptions, label_bank, encoder=None) -> torch.Tensor:
+    """Label embeddings by the label core: from the bank where it holds them, else encoded (with descriptions)."""
+    if tokenizer is None and encoder is None:
+        raise ValueError("evaluation needs the `tokenizer` to encode the labels, or `text_embeds` / a `label_bank`.")
+    encoder = encoder or LabelEncoder(model, tokenizer)
+    if label_bank is not None:
+        return encoder.embeddings_with_bank(label_bank, labels, templates, descriptions)
+    return encoder.encode_labels(labels, templates if templates is not None else DEFAULT_HYPOTHESIS_TEMPLATE, descriptions)
 
 
 def _targets_for(batch: dict[str, Any], column: dict[int, int], num_classes: int, num_labels: int, device):

@@ -15,6 +15,7 @@ Nothing here runs a model's own code unless `trust_remote_code=True` is passed.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -97,12 +98,17 @@ def load_language_model(
 
 
 def language_model_signature(config: Any) -> dict[str, Any]:
-    """What identifies a language model's architecture: its config without paths, versions, dtypes or quantization
-    (a model loaded in bf16 or 8 bits has the signature of its fp32 original)."""
+    """What identifies a language model's architecture: its config as JSON, without paths, versions, dtypes,
+    quantization, classification-head labels or generation switches (a model loaded in bf16 or 8 bits, or from
+    another folder, has the signature of its original)."""
     data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    skip = {"_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config",
-            "_commit_hash", "_attn_implementation", "_attn_implementation_autoset", "use_cache", "architectures"}
-    return {key: value for key, value in sorted(data.items()) if key not in skip and not key.startswith("_")}
+    skip = {
+        "name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config", "use_cache",
+        "architectures", "id2label", "label2id", "problem_type", "output_attentions", "output_hidden_states",
+        "return_dict", "torchscript", "chunk_size_feed_forward", "pruned_heads",
+    }
+    kept = {key: value for key, value in data.items() if key not in skip and not key.startswith("_")}
+    return json.loads(json.dumps(kept, sort_keys=True, default=str))
 
 
 # ----------------------------------------------------------------------------------------------------------------

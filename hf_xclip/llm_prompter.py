@@ -289,7 +289,14 @@ class XClipLLMPrompter(nn.Module):
         if self._lm.model is None:
             if not self.config.language_model:
                 raise ValueError("This prompter has no language model to load (config.language_model is empty).")
-            self.attach_language_model(*_load(self.config, device=self.prompt_tokens.device))
+            try:
+                loaded = _load(self.config, device=self.prompt_tokens.device)
+            except OSError as err:
+                raise OSError(
+                    f"cannot load the label prompter's language model {self.config.language_model!r} ({err}); "
+                    "pass where it is (language_model= / --language-model), or use a label bank"
+                ) from None
+            self.attach_language_model(*loaded)
         return self._lm.model, self._lm.tokenizer
 
     # -- forward ---------------------------------------------------------------------------------------------

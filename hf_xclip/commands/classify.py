@@ -3,6 +3,8 @@
 ```
 hf-xclip classify videos/ clip.mp4 --model microsoft/xclip-base-patch32 --labels "surfing,juggling,cooking"
 hf-xclip classify videos/ --model ./my-model --labels-file kinetics_400_labels.csv --top-k 5 --csv out.csv
+hf-xclip classify videos/ --model ./my-model --label-bank k400.bank            # every label of the bank
+hf-xclip classify videos/ --model ./my-model --adapter my-adapter --labels "surfing,juggling"
 ```
 
 Folders are walked recursively for video files (`hf_xclip.video_data.VIDEO_EXTENSIONS`); files named explicitly are
@@ -21,7 +23,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_label_side_arguments,
+    model_or_default,
+    read_bank_argument,
+    read_descriptions_argument,
+)
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
 
@@ -38,7 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id")
-    labels = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
+    labels = parser.add_mutually_exclusive_group()
     labels.add_argument("--labels", help="comma-separated labels, e.g. 'surfing,juggling,cooking'")
     labels.add_argument(
         "--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column (id,name files)"
@@ -49,9 +61,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="append",
         dest="templates",
         metavar="TEMPLATE",
-        help="hypothesis template with '{}' for the label (repeat to ensemble; default: the model's own, '{}' for "
-        "X-CLIP, 'a photo of a {}.' for ViFi-CLIP)",
+        help="hypothesis template with '{}' for the label (repeat to ensemble; default: the label bank's, else the "
+        "model's own, '{}' for X-CLIP, 'a photo of a {}.' for ViFi-CLIP)",
     )
+    add_label_side_arguments(parser)
     parser.add_argument("--multi-label", action="store_true", help="independent per-label scores (label vs 'not label')")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
     parser.add_argument("--num-clips", type=int, default=1, help="temporal clips averaged per video (default 1)")
@@ -74,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from ..video_data import find_videos
 
     try:
-        labels = read_labels(args.labels, args.labels_file)
+        bank = read_bank_argument(args.label_bank)
+        labels = read_labels(args.labels, args.labels_file) if bank is None or args.labels or args.labels_file else None
+        descriptions = read_descriptions_argument(args.label_descriptions)
         _check_numbers(args)
         if args.plot:
             _require_matplotlib()
@@ -91,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
     call = dict(
         candidate_labels=labels,
-        hypothesis_template=args.templates or None,  # None: the model's own (its processor's)
+        hypothesis_template=args.templates or None,  # None: the bank's, else the model's own (its processor's)
+        label_descriptions=descriptions,
+        label_bank=bank,
         multi_label=args.multi_label,
         num_frames=args.num_frames,
         num_clips=args.num_clips,
@@ -100,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         results, failures = classify_videos(classifier, videos, call, args)
-    except ValueError as err:  # labels or templates rejected by the pipeline
+    except (ValueError, OSError) as err:  # labels, templates, the bank or the label prompter's language model
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     failures = [*((str(p), reason) for p, reason in missing), *failures]
@@ -122,6 +139,8 @@ def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
     """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (see `hf_xclip.labels.read_label_file`)."""
     from ..labels import normalize_labels, read_label_file
 
+    if labels is None and labels_file is None:
+        raise UsageError("give the labels: --labels, --labels-file or --label-bank")
     try:
         if labels is not None:
             return normalize_labels(labels, "--labels")
@@ -142,14 +161,24 @@ def _load_pipeline(model: str, args: argparse.Namespace):
     import torch
     from transformers import pipeline
 
+    from ..adapters import load_model_with_adapter
     from ..pipeline_zero_shot_video_classification import TASK
 
     dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     model_kwargs = {"quantize": args.quantize} if getattr(args, "quantize", None) else {}
     try:
-        return pipeline(TASK, model=model, device=args.device, dtype=dtype, model_kwargs=model_kwargs)
+        if args.adapter is None:
+            return pipeline(TASK, model=model, device=args.device, dtype=dtype, model_kwargs=model_kwargs)
+        if model_kwargs:
+            raise UsageError("--quantize loads a model folder: it does not combine with --adapter")
+        peft_model, processor, _ = load_model_with_adapter(model, args.adapter, language_model=args.language_model)
+        # The base model carries the adapter's layers (and label prompter) in place: the pipeline scores through them.
+        base = peft_model.get_base_model()
+        if dtype != "auto":
+            base.to(dtype)
+        return pipeline(TASK, model=base, processor=processor, device=args.device)
     except (OSError, ValueError) as err:
-        raise UsageError(f"cannot load model {model!r}: {err}") from None
+        raise UsageError(f"cannot load model {model!r}{f' with adapter {args.adapter!r}' if args.adapter else ''}: {err}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------

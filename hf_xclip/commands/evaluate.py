@@ -16,6 +16,9 @@ precision / recall / F1 at `--threshold`; with `--novel-labels` (labels never tr
 `novel_mAP`. The last line of `--json` is an object with `mAP`, `per_class_ap`, `f1`, ... Candidate labels are the
 labels of the file, of `--labels-file` and of `--novel-labels`.
 
+Either way labels are ensembled with `--label-descriptions` (default: the adapter's), or taken from a `--label-bank`
+(`hf-xclip labels encode`) where it holds them.
+
 Unreadable videos are skipped and counted. Exit status: 0, 1 when some videos were unreadable, 2 for bad input.
 """
 
@@ -26,7 +29,16 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_label_side_arguments,
+    model_or_default,
+    read_bank_argument,
+    read_descriptions_argument,
+)
 
 DESCRIPTION = """Measure an X-CLIP model, optionally with a PEFT adapter (from `hf-xclip finetune`): top-1 / top-5 and
 per-class accuracy on DATA_DIR (one folder of videos per class, the folder name being the class text), or mAP
@@ -48,7 +60,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--data-dir", type=Path, help="one sub-folder of videos per class")
     data.add_argument("--annotations", type=Path, help="JSONL / CSV annotation file (multi-label with label lists)")
-    parser.add_argument("--template", help="prompt template with '{}' (default: the adapter's, else the model's own)")
+    parser.add_argument(
+        "--template", help="prompt template with '{}' (default: the label bank's, else the adapter's, else the model's own)"
+    )
+    add_label_side_arguments(parser)
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default 8)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding videos (default 2)")
@@ -98,10 +113,17 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.threshold <= 1.0:
             raise ValueError("--threshold must be in [0, 1].")
         model_name = model_or_default(args.model)
-        model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
+        bank = read_bank_argument(args.label_bank)
+        descriptions = read_descriptions_argument(args.label_descriptions)
+        model, processor, metadata = load_model_with_adapter(model_name, args.adapter, language_model=args.language_model)
         metadata = metadata or {}
+        if descriptions is None:
+            descriptions = metadata.get("label_descriptions") or None
         folder, novel, extra = _read_data(args, metadata.get("class_names"))
-        template = resolve_templates(args.template or metadata.get("template"), processor, name="--template")
+        if bank is not None and args.template is None:
+            template = None  # the bank's
+        else:
+            template = resolve_templates(args.template or metadata.get("template"), processor, name="--template")
         num_frames = args.num_frames or metadata.get("num_frames")
         if folder.multi_label:
             from ..multilabel import resolve_method
@@ -116,23 +138,31 @@ def run(args: argparse.Namespace) -> int:
     dataset = VideoClassificationDataset(folder, processor, num_frames=num_frames)
     common = dict(
         templates=template, batch_size=args.batch_size, num_workers=args.num_workers, accelerator=accelerator,
-        show_progress=not args.no_progress,
+        show_progress=not args.no_progress, label_bank=bank,
+        # with a bank, only descriptions given here are checked against it (the bank holds its own)
+        descriptions=descriptions if bank is None or args.label_descriptions is not None else None,
     )
-    if folder.multi_label:
-        from ..evaluation import evaluate_multi_label
+    try:
+        if folder.multi_label:
+            from ..evaluation import evaluate_multi_label
 
-        labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
-        result = evaluate_multi_label(
-            model, dataset, processor.tokenizer, labels=labels, novel_labels=novel, threshold=args.threshold,
-            method=args.multi_label_method, **common,
-        )
-    else:
-        from ..evaluation import evaluate_videos
+            labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
+            result = evaluate_multi_label(
+                model, dataset, processor.tokenizer, labels=labels, novel_labels=novel, threshold=args.threshold,
+                method=args.multi_label_method, **common,
+            )
+        else:
+            from ..evaluation import evaluate_videos
 
-        result = evaluate_videos(model, dataset, processor.tokenizer, **common)
+            result = evaluate_videos(model, dataset, processor.tokenizer, **common)
+    except (ValueError, OSError) as err:  # labels the model cannot encode, a bank of another model, ...
+        print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     if accelerator.is_main_process:
         source = args.data_dir or args.annotations
         print(f"model: {model_name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
+        if bank is not None:
+            print(f"labels: from the bank {args.label_bank} ({len(bank)} labels)")
         print(f"data: {source} ({len(folder.class_names)} {'labels' if folder.multi_label else 'classes'})")
         print(result.format())
         if args.json:

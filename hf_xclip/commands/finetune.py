@@ -6,6 +6,8 @@ hf-xclip finetune --model microsoft/xclip-base-patch16 --train-dir ucf101/train 
 hf-xclip finetune --train-annotations train.jsonl --eval-annotations test.jsonl --regularization wise \\
     --output-dir multi-label-lora                      # multi-label: {"video": ..., "labels": [...]} lines
 accelerate launch -m hf_xclip.cli finetune ...      # several GPUs
+hf-xclip finetune --model M --train-dir ucf101/train --method llm-prompts lora \
+    --language-model meta-llama/Llama-3.2-1B --output-dir ucf-llm-prompts
 ```
 
 `--train-dir` holds one folder per class (the folder name is the class text); `--train-annotations` is a JSONL or
@@ -14,7 +16,8 @@ K videos per class are drawn (seeded) and the remaining videos are the held-out 
 / `--eval-annotations` is given. The output folder is a peft adapter (`adapter_config.json`,
 `adapter_model.safetensors`), or a whole model for `--method full`, `xclip_adapter.json` (class names, settings,
 metrics, the sigmoid head of a multi-label run) and a model card (README.md). Exit status: 0 on success, 1 when
-training failed, 2 for bad input (nothing is written then).
+training failed, 2 for bad input (nothing is written then). With `llm-prompts` the folder also holds the label
+prompter (`llm_prompter.safetensors`, `llm_prompter_config.json`; not the language model).
 """
 
 from __future__ import annotations
@@ -24,11 +27,20 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_label_side_arguments,
+    model_or_default,
+    read_descriptions_argument,
+)
 LORA_PARTS = ("text", "vision", "cross-frame", "mit", "prompt-generator", "projections", "mlp")
 
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
-prompts) or in full.
+prompts) or in full, and a language-model label prompter (llm-prompts: soft attributes from a frozen causal
+language model).
 
 TRAIN_DIR holds one folder per class; the folder name is the class text. TRAIN_ANNOTATIONS is a JSONL file of
 {"video": PATH, "labels": [...]} lines or a CSV with columns video,labels (labels separated by ';'; optional
@@ -45,8 +57,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     parser = subparsers.add_parser(
         "finetune",
-        help="few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, full) on folder-per-class videos or "
-        "annotation files",
+        help="few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, LLM prompts, full) on folder-per-class "
+        "videos or annotation files",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -136,6 +148,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     multi.add_argument("--l2sp-weight", type=float, default=0.01, help="weight of the L2-SP penalty (0.01)")
     multi.add_argument("--head-lr", type=float, default=1e-2, help="learning rate of the sigmoid head (1e-2)")
     multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the F1 reported (0.5)")
+    llm = parser.add_argument_group("LLM prompts (--method llm-prompts)")
+    llm.add_argument("--language-model", metavar="NAME_OR_PATH", help="frozen causal language model (required)")
+    llm.add_argument("--llm-prompt-tokens", type=int, help="learnable prompt tokens n (default: tokens of "
+                     "--llm-init-text, or 8)")
+    llm.add_argument("--llm-init-text", default="a video of a", help="CLIP phrase the soft tokens start from; '' = random")
+    llm.add_argument("--llm-template", default="{}", help="what the language model reads, '{}' = the label (default '{}')")
+    llm.add_argument("--llm-no-class-tokens", action="store_true", help="leave the class name out of the CLIP text")
+    llm.add_argument("--llm-hidden-size", type=int, default=256, help="prompting transformer width (default 256)")
+    llm.add_argument("--llm-layers", type=int, default=1, help="prompting transformer layers (default 1)")
+    llm.add_argument("--llm-heads", type=int, default=4, help="prompting transformer heads (default 4)")
+    llm.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                     help="language-model dtype (auto: bf16/fp16 on GPU, fp32 on CPU)")
+    llm.add_argument("--llm-8bit", action="store_true", help="8-bit language model (CUDA GPU + bitsandbytes)")
+    llm.add_argument("--llm-batch-size", type=int, default=64, help="labels per language-model pass (default 64)")
+    llm.add_argument("--trust-remote-code", action="store_true", help="allow a language model with its own code")
+    add_label_side_arguments(parser, bank=False, adapter=False)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     return parser
@@ -143,6 +171,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
+    from ..llm_prompter import LLMPrompterConfig
     from ..peft_utils import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
 
     overrides = {}
@@ -175,6 +204,25 @@ def adapter_config_from_args(args: argparse.Namespace):
         overrides["vl_prompts"] = VLPromptsConfig(**vl_sizes)
     elif any(value is not None for value in vl_sizes.values()):
         raise ValueError("--vision-prompts, --text-prompts and --prompt-depth need --method vl-prompts.")
+    if "llm-prompts" in args.method:
+        if not args.language_model:
+            raise UsageError("--method llm-prompts needs --language-model (a causal language model's name or path)")
+        overrides["llm_prompter"] = LLMPrompterConfig(
+            language_model=args.language_model,
+            num_prompt_tokens=args.llm_prompt_tokens,
+            init_text=args.llm_init_text or None,
+            lm_template=args.llm_template,
+            include_class_tokens=not args.llm_no_class_tokens,
+            hidden_size=args.llm_hidden_size,
+            num_layers=args.llm_layers,
+            num_heads=args.llm_heads,
+            lm_dtype=args.llm_dtype,
+            load_in_8bit=args.llm_8bit,
+            lm_batch_size=args.llm_batch_size,
+            trust_remote_code=args.trust_remote_code,
+        )
+    elif args.language_model:
+        raise UsageError("--language-model is for --method llm-prompts")
     return XClipAdapterConfig.for_method(args.method, **overrides)
 
 
@@ -271,12 +319,21 @@ def run(args: argparse.Namespace) -> int:
         _check(args)
         adapter_config = adapter_config_from_args(args)
         training_args = training_arguments_from_args(args)
+        descriptions = read_descriptions_argument(args.label_descriptions)
         train, heldout, eval_source = _split_data(args)
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
         model = XClipModel.from_pretrained(model_name)
         processor = XClipProcessor.from_pretrained(model_name)
+        prompter = None
+        if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
+            from accelerate.utils import set_seed
+
+            from ..llm_prompter import XClipLLMPrompter
+
+            set_seed(training_args.seed)
+            prompter = XClipLLMPrompter.for_model(model, processor.tokenizer, adapter_config.llm_prompter)
     except (UsageError, ValueError, OSError) as err:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -291,6 +348,8 @@ def run(args: argparse.Namespace) -> int:
             args=training_args,
             eval_folder=heldout,
             accelerator=accelerator,
+            label_descriptions=descriptions,
+            label_prompter=prompter,
         )
     except ValueError as err:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
@@ -306,6 +365,7 @@ def run(args: argparse.Namespace) -> int:
             "train_annotations": str(args.train_annotations) if args.train_annotations else None,
             "shots": args.shots,
             "seed": args.seed,
+            "label_descriptions": str(args.label_descriptions) if args.label_descriptions else None,
             "eval_source": eval_source,
         }
         save_adapter(result, args.output_dir, base_model=model_name, data=data, processor=processor)

@@ -1,0 +1,317 @@
+"""`hf-xclip labels`: the label side on its own: encode labels once into a label bank, or have a language model
+describe them.
+
+```
+hf-xclip labels encode --model microsoft/xclip-base-patch32 --labels-file kinetics_400_labels.csv --output k400.bank
+hf-xclip labels encode --model M --adapter my-adapter --labels-file more_labels.txt --output k400.bank  # appends
+hf-xclip labels describe --generator Qwen/Qwen2.5-1.5B-Instruct --labels-file kinetics_400_labels.csv \\
+    --output k400_descriptions.json
+```
+
+`encode` writes a label bank (one safetensors file: embeddings, label texts, templates, descriptions and the text
+fingerprint of the model + adapter that made them). An existing bank is appended to: labels it already holds are kept
+bit-identical and not re-encoded, so an interrupted run resumes where it stopped (the bank is saved every
+`--save-every` labels). `describe` writes a JSON object label -> list of sentences, saved after every label; a rerun
+only describes the labels still missing. Exit status: 0, 1 when some labels failed (the others are kept), 2 for bad
+input (including a bank made by another model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_label_side_arguments,
+    model_or_default,
+    read_descriptions_argument,
+)
+
+DESCRIPTION = """The label side of X-CLIP on its own.
+
+  encode    encode labels into a label bank (appends to an existing bank; resumes after an interruption)
+  describe  write per-label descriptions with a local text-generation model (JSON label -> sentences)"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "labels",
+        help="label banks (encode labels once) and language-model label descriptions",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="labels_command", metavar="VERB")
+    _add_encode(verbs)
+    _add_describe(verbs)
+    return parser
+
+
+def _add_label_inputs(parser: argparse.ArgumentParser) -> None:
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help="comma-separated labels")
+    labels.add_argument("--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column")
+
+
+def _add_encode(verbs) -> None:
+    parser = verbs.add_parser(
+        "encode",
+        help="encode labels into a label bank (safetensors + texts + the model's fingerprint)",
+        description="Encode labels with an X-CLIP model (and adapter) into a label bank. An existing bank is "
+        "appended to (existing rows unchanged); a bank made by another model or adapter is refused.",
+    )
+    parser.add_argument("--model", help="hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
+    parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
+    _add_label_inputs(parser)
+    parser.add_argument("--output", required=True, type=Path, help="the label bank file (.safetensors)")
+    parser.add_argument(
+        "--template",
+        action="append",
+        dest="templates",
+        metavar="TEMPLATE",
+        help="template with '{}' (repeat to ensemble; default: the adapter's, else '{}'; an existing bank's otherwise)",
+    )
+    add_label_side_arguments(parser, bank=False)
+    parser.add_argument("--batch-size", type=int, default=256, help="texts per text-encoder pass (default 256)")
+    parser.add_argument("--save-every", type=int, default=256, help="labels encoded between saves (default 256)")
+    parser.add_argument("--overwrite", action="store_true", help="write a new bank instead of appending")
+    parser.add_argument("--device", help="torch device (default: first GPU if any, else CPU)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    parser.add_argument("--lm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="LLM prompter's language model")
+    parser.add_argument("--load-in-8bit", action="store_true", help="8-bit language model (CUDA + bitsandbytes)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    parser.set_defaults(_run=run_encode)
+
+
+def _add_describe(verbs) -> None:
+    from ..language_models import DEFAULT_DESCRIPTION_PROMPTS
+
+    parser = verbs.add_parser(
+        "describe",
+        help="write per-label descriptions with a local text-generation model",
+        description="Ask a local transformers text-generation model what each label looks like in a video; write a "
+        "JSON object label -> list of sentences for --label-descriptions. Greedy decoding (deterministic) unless "
+        "--sample (seeded). Prompts default to: " + " | ".join(p.replace("\n", " ") for p in DEFAULT_DESCRIPTION_PROMPTS),
+    )
+    parser.add_argument("--generator", required=True, help="causal language model: Hub id or local folder")
+    _add_label_inputs(parser)
+    parser.add_argument("--output", required=True, type=Path, help="JSON file to write (resumed when it exists)")
+    parser.add_argument(
+        "--prompt", action="append", dest="prompts", metavar="TEMPLATE", help="prompt with '{}' for the label (repeat)"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=40, help="tokens per answer (default 40)")
+    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (seeded)")
+    parser.add_argument("--num-return-sequences", type=int, default=1, help="answers per prompt when sampling")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument(
+        "--chat-template", choices=("auto", "on", "off"), default="auto",
+        help="wrap prompts in the tokenizer's chat template (auto: when it has one)",
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generation call (default 8)")
+    parser.add_argument("--device", help="torch device (default: first GPU if any, else CPU)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow a model whose code is in its repo")
+    parser.add_argument("--overwrite", action="store_true", help="describe every label again")
+    parser.set_defaults(_run=run_describe)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("hf-xclip labels: choose a verb: encode or describe (see hf-xclip labels --help)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _read_labels(args: argparse.Namespace) -> list[str]:
+    from ..labels import normalize_labels, read_label_file
+
+    try:
+        if args.labels is not None:
+            return normalize_labels(args.labels, "--labels")
+        return read_label_file(args.labels_file)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _device(name: str | None):
+    import torch
+
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# encode
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..adapters import load_model_with_adapter
+    from ..labels import LabelBank, LabelBankMismatchError, LabelEncoder, normalize_templates
+
+    start = time.perf_counter()
+    try:
+        if args.batch_size < 1 or args.save_every < 1:
+            raise UsageError("--batch-size and --save-every must be at least 1")
+        labels = _read_labels(args)
+        descriptions = read_descriptions_argument(args.label_descriptions)
+        model_name = model_or_default(args.model)
+        overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
+        if args.load_in_8bit:
+            overrides["load_in_8bit"] = True
+        model, processor, metadata = load_model_with_adapter(
+            model_name, args.adapter, language_model=args.language_model, **overrides
+        )
+        metadata = metadata or {}
+        model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
+        encoder = LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size)
+        existing = args.output.is_file() and not args.overwrite
+        bank = LabelBank.load(args.output) if existing else None
+        default_templates = bank.templates if bank is not None else metadata.get("template") or "{}"
+        templates = normalize_templates(args.templates or default_templates, "--template")
+        if descriptions is None and metadata.get("label_descriptions"):
+            descriptions = metadata["label_descriptions"]
+        if bank is not None:
+            encoder.check_bank(bank)
+            if templates != bank.templates:
+                raise UsageError(
+                    f"{args.output} was encoded with templates {list(bank.templates)}, not {list(templates)}: use "
+                    "--overwrite to write a new bank"
+                )
+    except LabelBankMismatchError as err:
+        print(f"hf-xclip labels encode: error: {args.output}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, ValueError, OSError) as err:
+        print(f"hf-xclip labels encode: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    held = len(bank) if bank is not None else 0
+    todo = [label for label in labels if bank is None or label not in bank]
+    info = {"model": model_name, "adapter": args.adapter}
+    prompter = encoder.prompter
+    if prompter is not None:
+        info["language_model"] = prompter.config.language_model
+    try:
+        for begin in range(0, len(todo), args.save_every):
+            chunk = todo[begin : begin + args.save_every]
+            if bank is None:
+                bank = encoder.bank(chunk, templates, descriptions, **info)
+            else:
+                bank.append(encoder, chunk, descriptions)
+            bank.save(args.output)
+    except ValueError as err:  # descriptions of banked labels changed
+        print(f"hf-xclip labels encode: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if bank is None:  # nothing to add and no bank before: cannot happen (labels are non-empty)
+        return EXIT_USAGE
+    summary = {
+        "output": str(args.output),
+        "labels": len(bank),
+        "added": len(todo),
+        "already_there": held,
+        "dim": int(bank.embeddings.shape[1]),
+        "templates": list(bank.templates),
+        "described_labels": len(bank.descriptions),
+        "fingerprint": bank.fingerprint,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    print(
+        f"label bank {summary['output']}: {summary['labels']} labels ({summary['added']} encoded now, "
+        f"{len(bank) - summary['added']} kept), dim {summary['dim']}, templates {summary['templates']}, "
+        f"{summary['described_labels']} with descriptions, fingerprint {bank.fingerprint[:12]}"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# describe
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    from ..labels import read_label_descriptions
+    from ..language_models import DescriptionSettings, describe_labels
+
+    try:
+        labels = _read_labels(args)
+        if args.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+        settings = DescriptionSettings(
+            **({"prompts": tuple(args.prompts)} if args.prompts else {}),
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.sample,
+            num_return_sequences=args.num_return_sequences,
+            temperature=args.temperature,
+            seed=args.seed,
+            use_chat_template={"auto": None, "on": True, "off": False}[args.chat_template],
+        )
+        done: dict[str, list[str]] = {}
+        if args.output.is_file() and not args.overwrite:
+            done = read_label_descriptions(args.output)
+        generator = _load_generator(args)
+    except (UsageError, ValueError, OSError) as err:
+        print(f"hf-xclip labels describe: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    todo = [label for label in labels if label not in done]
+    results = dict(done)
+    failures: list[tuple[str, str]] = []
+
+    def save(label: str, sentences: list[str]) -> None:
+        results[label] = sentences
+        _write_json_atomically(args.output, _in_order(results, labels))
+
+    for label in todo:
+        try:
+            describe_labels(generator, [label], settings, batch_size=args.batch_size, on_label=save)
+        except Exception as err:  # keep going: one label's failure must not lose the others
+            failures.append((label, f"{type(err).__name__}: {err}"))
+            print(f"hf-xclip labels describe: {label!r} failed: {err}", file=sys.stderr)
+    _write_json_atomically(args.output, _in_order(results, labels))
+    empty = [label for label in labels if label in results and not results[label]]
+    print(
+        f"descriptions written to {args.output}: {len(todo) - len(failures)} labels described now, "
+        f"{len(done)} kept, {len(empty)} without any sentence, {len(failures)} failed"
+    )
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _load_generator(args: argparse.Namespace):
+    import torch
+    from transformers import pipeline
+
+    from ..language_models import resolve_lm_dtype
+
+    device = _device(args.device)
+    dtype = resolve_lm_dtype(args.dtype, device)
+    try:
+        generator = pipeline(
+            "text-generation", model=args.generator, device=device, dtype=dtype, trust_remote_code=args.trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot load the generator {args.generator!r}: {err}") from None
+    torch.manual_seed(args.seed)
+    return generator
+
+
+def _in_order(results: dict[str, list[str]], labels: list[str]) -> dict[str, list[str]]:
+    """Labels of this run first, in their order, then any other labels the file already had."""
+    ordered = {label: results[label] for label in labels if label in results}
+    ordered.update({label: value for label, value in results.items() if label not in ordered})
+    return ordered
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
