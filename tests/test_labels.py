@@ -18,6 +18,8 @@ from hf_xclip.labels import (
     LabelBank,
     LabelBankMismatchError,
     LabelEncoder,
+    ensemble_text_embeddings,
+    read_label_descriptions,
     read_label_file,
     tokenize_labels,
     validate_template,
@@ -207,6 +209,154 @@ def test_text_fingerprint_follows_text_weights_only(model):
     assert model_fingerprint(text_lora, "text") != text
     assert model_fingerprint(model.to(torch.bfloat16), "text") == text  # the same weights in bf16
     model.float()
+
+
+def test_bank_keeps_descriptions_and_refuses_changed_ones(model, tokenizer, tmp_path):
+    encoder = LabelEncoder(model, tokenizer)
+    bank = encoder.bank(LABELS[:2], descriptions=DESCRIPTIONS)
+    loaded = LabelBank.load(bank.save(tmp_path / "bank.safetensors"))
+    assert loaded.descriptions == {"surfing": tuple(DESCRIPTIONS["surfing"])}
+    assert torch.equal(loaded.embeddings, encoder.encode_labels(LABELS[:2], descriptions=DESCRIPTIONS).float())
+    loaded.append(encoder, LABELS, DESCRIPTIONS)
+    assert "juggling" in loaded.descriptions and torch.equal(loaded.embeddings[:2], bank.embeddings)
+    with pytest.raises(ValueError, match="other descriptions"):
+        loaded.append(encoder, ["surfing"], {"surfing": ["something else"]})
+
+
+# ------------------------------------------------------------------------------------------------ descriptions
+
+DESCRIPTIONS = {
+    "surfing": ["a person rides a wave on a board", "the sea and a surfboard"],
+    "juggling": ["balls thrown up and caught in turn"],
+    "not a candidate": ["ignored"],
+}
+
+
+def test_descriptions_join_the_template_ensemble(model, tokenizer):
+    encoder = LabelEncoder(model, tokenizer)
+    templates = ["{}", "a video of {}."]
+    got = encoder.encode_labels(LABELS, templates, DESCRIPTIONS)
+    plain = encoder.encode_labels(LABELS, templates)
+    for row, label in enumerate(LABELS):
+        texts = [t.format(label) for t in templates] + DESCRIPTIONS.get(label, [])
+        expected = ensemble_text_embeddings(encoder.encode_texts(texts)[None])[0]
+        torch.testing.assert_close(got[row], expected, atol=1e-6, rtol=1e-5)
+        if label not in DESCRIPTIONS:
+            assert torch.equal(got[row], plain[row])  # a label without descriptions keeps its plain embedding
+    assert not torch.allclose(got[1], plain[1])
+
+
+def test_descriptions_with_a_class_specific_context_are_refused(model, tokenizer):
+    prompted = XClipModel(model.config).eval()
+    prompted.load_state_dict(model.state_dict())
+    prompted.text_model.prompt_context.set_context(torch.randn(len(LABELS), 2, model.config.text_config.hidden_size))
+    with pytest.raises(ValueError, match="class-specific"):
+        LabelEncoder(prompted, tokenizer).encode_labels(LABELS, descriptions=DESCRIPTIONS)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('["a", "b"]', "JSON object"),
+        ('{"surfing": 3}', "label 'surfing' must be a list"),
+        ('{"surfing": ["ok", ""]}', "description 1 of label 'surfing' is empty"),
+        ('{"surfing": ["same", "same"]}', "label 'surfing' has the same description twice"),
+    ],
+)
+def test_description_file_errors_name_file_and_label(tmp_path, text, message):
+    path = tmp_path / "descriptions.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        read_label_descriptions(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ banks in the pipeline
+
+
+def test_pipeline_scores_with_a_bank_exactly_as_on_the_fly(model_dir, tmp_path):
+    video = (np.random.default_rng(3).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    classifier = pipeline(TASK, model=str(model_dir))
+    templates = ["{}", "a video of {}."]
+    path = classifier.label_encoder.bank(LABELS[:4], templates, DESCRIPTIONS).save(tmp_path / "bank.safetensors")
+    fly = classifier(video, candidate_labels=LABELS, hypothesis_template=templates, label_descriptions=DESCRIPTIONS)
+    fresh = pipeline(TASK, model=str(model_dir), label_bank=str(path))  # a new process would do the same
+    banked = fresh(video, candidate_labels=LABELS, label_descriptions=DESCRIPTIONS)  # 'juggling' is not in the bank
+    assert banked == fly
+    every = fresh(video)  # without candidate labels: every label of the bank
+    assert sorted(item["label"] for item in every) == sorted(LABELS[:4])
+    with pytest.raises(ValueError, match="templates"):
+        fresh(video, candidate_labels=LABELS, hypothesis_template="{}")
+    with pytest.raises(ValueError, match="other descriptions"):
+        fresh(video, candidate_labels=LABELS, label_descriptions={"surfing": ["changed"]})
+    other = XClipModel.from_pretrained(model_dir)
+    randomise_(other, seed=9, style="spread")
+    with pytest.raises(LabelBankMismatchError):
+        pipeline(TASK, model=other, tokenizer=classifier.tokenizer, video_processor=classifier.video_processor,
+                 label_bank=str(path))
+
+
+def test_adding_labels_leaves_the_other_labels_scores_unchanged(model_dir, tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS[:3]) + "\n", encoding="utf-8")
+    bank = tmp_path / "bank.safetensors"
+    argv = ["labels", "encode", "--model", str(model_dir), "--labels-file", str(labels), "--output", str(bank), "--json"]
+    assert cli_main(argv) == 0
+    before = LabelBank.load(bank)
+    labels.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    assert cli_main(argv) == 0
+    after = LabelBank.load(bank)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["added"] == 2 and summary["already_there"] == 3 and after.labels == LABELS
+    assert torch.equal(after.embeddings[:3], before.embeddings)
+    video = (np.random.default_rng(4).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    classifier = pipeline(TASK, model=str(model_dir))
+    old = classifier(video, label_bank=before, multi_label=True)
+    new = classifier(video, label_bank=after, multi_label=True)  # independent per-label scores
+    # Same rows, same scores; only float rounding of the batched prompt generator differs with the label count.
+    assert {item["label"]: item["score"] for item in old} == pytest.approx(
+        {item["label"]: item["score"] for item in new if item["label"] in LABELS[:3]}, rel=1e-5, abs=1e-6
+    )
+    assert cli_main([*argv, "--template", "a video of {}."]) == 2
+    assert "encoded with templates" in capsys.readouterr().err
+
+
+def test_classify_and_evaluate_accept_banks_and_descriptions(model_dir, tmp_path, capsys):
+    frames = (np.random.default_rng(5).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    for label in LABELS[:3]:
+        (tmp_path / "data" / label).mkdir(parents=True)
+        write_video(tmp_path / "data" / label / "v.mp4", frames, fps=6)
+    descriptions = tmp_path / "descriptions.json"
+    descriptions.write_text(json.dumps(DESCRIPTIONS), encoding="utf-8")
+    labels = ",".join(LABELS[:3])
+    bank = tmp_path / "bank.safetensors"
+    assert cli_main(["labels", "encode", "--model", str(model_dir), "--labels", labels, "--output", str(bank),
+                     "--label-descriptions", str(descriptions)]) == 0
+    runs = {}
+    for name, extra in (("fly", ["--labels", labels, "--label-descriptions", str(descriptions)]),
+                        ("bank", ["--label-bank", str(bank)])):
+        out = tmp_path / f"{name}.json"
+        code = cli_main(["classify", str(tmp_path / "data"), "--model", str(model_dir), "--top-k", "0",
+                         "--no-progress", "--json", str(out), *extra])
+        assert code == 0, capsys.readouterr().err
+        runs[name] = json.loads(out.read_text())
+    assert runs["fly"] == runs["bank"]
+    reports = {}
+    for name, extra in (("fly", ["--label-descriptions", str(descriptions)]), ("bank", ["--label-bank", str(bank)]),
+                        ("plain", [])):
+        code = cli_main(["evaluate", "--model", str(model_dir), "--data-dir", str(tmp_path / "data"), "--num-workers",
+                         "0", "--no-progress", "--json", *extra])
+        assert code == 0
+        reports[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert reports["fly"]["per_class"] == reports["bank"]["per_class"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"surfing": [1]}', encoding="utf-8")
+    assert cli_main(["classify", str(tmp_path / "data"), "--model", str(model_dir), "--labels", labels,
+                     "--label-descriptions", str(bad)]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    assert cli_main(["classify", str(tmp_path / "data"), "--model", str(model_dir)]) == 2
+    assert "--label-bank" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ video files
