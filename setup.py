@@ -36,6 +36,8 @@ setup(
         # hf-xclip export / XClipOrtModel: torch's dynamo exporter needs onnxscript (tested: onnx 1.23.2,
         # onnxruntime 1.32.0, onnxscript 0.7.2 with torch 2.13 on Python 3.11)
         "onnx": ONNX,
+        # 8-bit language models for the LLM label prompter (CUDA GPUs only).
+        "llm-8bit": ["bitsandbytes>=0.43"],
         # scikit-learn: the reference the average-precision tests compare with
         "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX],
     },
