@@ -9,6 +9,7 @@ CLIP BPE vocabulary; prompter defaults (4 soft tokens from "a video of a", a 256
 Rows (seconds for all labels, medians over rounds run in alternating order, each from an empty cache):
 
 * `plain`: `LabelEncoder.encode_labels` without a prompter (the reference: ratio = row / plain);
+* `plain, 'a video of a {}'`: the same with 4 more words per text, i.e. as many text tokens as the prompted texts;
 * `prompter`: the same with the prompter attached (language model + prompting transformer + text tower with 4 more
   tokens);
 * `prompter: language model only` / `prompter: prompting transformer only`: its two parts;
@@ -162,6 +163,9 @@ def time_labels(xclip: Path, lm_dir: Path, labels: list[str], rounds: int, workd
 
     fns = {
         "plain": lambda: LabelEncoder(plain_model, tokenizer).encode_labels(labels),
+        "plain, 'a video of a {}' (as many tokens as prompted)": lambda: LabelEncoder(plain_model, tokenizer).encode_labels(
+            labels, "a video of a {}"
+        ),
         "prompter": lambda: LabelEncoder(prompted_model, tokenizer).encode_labels(labels),
         "prompter: language model only": lm_only,
         "prompter: prompting transformer only": mapper_only,
@@ -202,7 +206,6 @@ def cost_model(labels: list[str], workdir: Path, layer_counts: list[int]) -> dic
         flops, _ = count_flops(run)
         times = time_interleaved({"lm": run}, repeats=1, warmup=1, device="cpu")["lm"]
         rows[layers] = {"seconds": median(times), "flops": flops}
-        del lm, prompter
     token_counts = [len(ids) for ids in tokenizer(labels)["input_ids"]]
     return {"slices": rows, "tokens_per_label": sum(token_counts) / len(token_counts) + 4}
 

@@ -15,20 +15,16 @@ import shutil
 import pytest
 import torch
 
-from hf_xclip import XClipConfig, XClipModel, XClipProcessor, XClipVideoProcessor
+from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
-from testing_utils import XClipModelTester
+from testing_utils import few_shot_specs, save_synthetic_xclip
 from hf_xclip.peft_utils import XClipAdapterConfig
-from hf_xclip.synthetic import SyntheticVideoSpec, build_synthetic_tokenizer, write_video_folder
+from hf_xclip.synthetic import build_synthetic_tokenizer, write_video_folder
 from hf_xclip.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.video_data import scan_video_folder, select_shots, split_heldout
 from hf_xclip.video_dataset import VideoClassificationDataset, collate_videos, random_resized_crop
 
-SPECS = [
-    SyntheticVideoSpec("circle", "red", "growing"),
-    SyntheticVideoSpec("square", "green", "moving left"),
-    SyntheticVideoSpec("triangle", "blue", "moving up"),
-]
+SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
 
 
@@ -42,14 +38,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tokenizer):
-    path = tmp_path_factory.mktemp("tiny-xclip")
-    torch.manual_seed(0)
-    config = XClipModelTester.synthetic(tokenizer, patch_size=8, seq_length=16).config()
-    XClipModel(config).save_pretrained(path)
-    XClipProcessor(video_processor=XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer=tokenizer).save_pretrained(
-        path
-    )
-    return path
+    return save_synthetic_xclip(tmp_path_factory.mktemp("tiny-xclip"), tokenizer)
 
 
 @pytest.fixture(scope="module")

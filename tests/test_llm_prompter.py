@@ -14,9 +14,9 @@ import math
 
 import pytest
 import torch
-from testing_utils import XClipModelTester, save_tiny_causal_lm
+from testing_utils import few_shot_specs, save_synthetic_xclip, save_tiny_causal_lm
 
-from hf_xclip import XClipModel, XClipProcessor, XClipVideoProcessor
+from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.adapters import load_model_with_adapter, save_adapter
 from hf_xclip.cli import main as cli_main
 from hf_xclip.fingerprint import model_fingerprint
@@ -31,16 +31,12 @@ from hf_xclip.llm_prompter import (
     detach_label_prompter,
 )
 from hf_xclip.peft_utils import XClipAdapterConfig, get_xclip_peft_model, parameter_groups
-from hf_xclip.synthetic import SyntheticVideoSpec, build_synthetic_tokenizer, write_video_folder
+from hf_xclip.synthetic import build_synthetic_tokenizer, write_video_folder
 from hf_xclip.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.video_data import scan_video_folder
 from hf_xclip.video_dataset import VideoClassificationDataset, collate_videos
 
-SPECS = [
-    SyntheticVideoSpec("circle", "red", "growing"),
-    SyntheticVideoSpec("square", "green", "moving left"),
-    SyntheticVideoSpec("triangle", "blue", "moving up"),
-]
+SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,13 +54,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tokenizer):
-    path = tmp_path_factory.mktemp("tiny-xclip")
-    torch.manual_seed(0)
-    XClipModel(XClipModelTester.synthetic(tokenizer).config()).save_pretrained(path)
-    XClipProcessor(video_processor=XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer=tokenizer).save_pretrained(
-        path
-    )
-    return path
+    return save_synthetic_xclip(tmp_path_factory.mktemp("tiny-xclip"), tokenizer)
 
 
 @pytest.fixture(scope="module")

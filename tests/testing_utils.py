@@ -232,6 +232,29 @@ def save_tiny_transformers_xclip(out_dir: Path, seed: int = 1) -> tuple[Path, tr
     return out_dir, model
 
 
+def few_shot_specs():
+    """The three easy classes of the fine-tuning tests (a shape of one colour doing one motion)."""
+    from hf_xclip.synthetic import SyntheticVideoSpec
+
+    return [
+        SyntheticVideoSpec("circle", "red", "growing"),
+        SyntheticVideoSpec("square", "green", "moving left"),
+        SyntheticVideoSpec("triangle", "blue", "moving up"),
+    ]
+
+
+def save_synthetic_xclip(out_dir: Path, tokenizer, seed: int = 0) -> Path:
+    """The fine-tuning tests' checkpoint: a random tiny XClipModel (`XClipModelTester.synthetic`) with a processor
+    of the synthetic tokenizer, 32 px crops and 4 frames."""
+    from hf_xclip import XClipProcessor, XClipVideoProcessor
+
+    torch.manual_seed(seed)
+    XClipModel(XClipModelTester.synthetic(tokenizer, patch_size=8, seq_length=16).config()).save_pretrained(out_dir)
+    processor = XClipProcessor(video_processor=XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer=tokenizer)
+    processor.save_pretrained(out_dir)
+    return Path(out_dir)
+
+
 def synthetic_frames(kind: int, num_frames: int = 12, size: tuple[int, int] = (40, 48), seed: int = 0) -> np.ndarray:
     """(T, H, W, 3) uint8: a coloured square moving over a gradient; `kind` picks colour and direction."""
     rng = np.random.default_rng(seed + 17 * kind)
