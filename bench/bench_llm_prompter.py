@@ -20,8 +20,9 @@ Memory: peak resident memory of a fresh process loading the model (+ prompter) a
 same process after loading (child processes; `MALLOC_MMAP_THRESHOLD_` so that freed memory leaves the RSS).
 
 Cost model: a Llama-3.2-1B-shaped language model (2048 wide, FFN 8192, 32 heads, 8 KV heads) with 1 and 2 layers is
-timed reading the labels (states at the 4 prompt tokens); the per-layer time is extrapolated to 16 layers and set
-against the FLOPs counted by `torch.utils.flop_counter` and this machine's matmul rate.
+timed reading the labels (states at the 4 prompt tokens; process CPU time, steadier than wall time on a shared
+machine); the per-layer time (2 layers minus 1) is extrapolated to 16 layers and set against the FLOPs counted by
+`torch.utils.flop_counter` and this machine's matmul rate.
 
     python bench/bench_llm_prompter.py           # 400 labels, 3 rounds (a few minutes on 2 busy cores)
     python bench/bench_llm_prompter.py --quick   # 100 labels, 1 round, no 2-layer slice
@@ -173,7 +174,9 @@ def time_labels(xclip: Path, lm_dir: Path, labels: list[str], rounds: int, workd
         "bank: rows only": lambda: checked.embeddings_with_bank(loaded_bank, labels),
     }
     same = torch.equal(bank_full(), LabelEncoder(prompted_model, tokenizer).encode_labels(labels))
-    times = time_interleaved(fns, repeats=rounds, warmup=1, device="cpu")
+    cpu: dict[str, list[float]] = {}
+    times = time_interleaved(fns, repeats=rounds, warmup=1, device="cpu", cpu_times=cpu)
+    times.update({f"_cpu {name}": values for name, values in cpu.items()})
     times["_bank_equals_on_the_fly"] = [float(same)]
     times["_parameters"] = [
         float(sum(p.numel() for p in prompter.parameters())),
@@ -204,8 +207,9 @@ def cost_model(labels: list[str], workdir: Path, layer_counts: list[int]) -> dic
             return [prompter.language_model_states(labels[i : i + batch]) for i in range(0, len(labels), batch)]
 
         flops, _ = count_flops(run)
-        times = time_interleaved({"lm": run}, repeats=1, warmup=1, device="cpu")["lm"]
-        rows[layers] = {"seconds": median(times), "flops": flops}
+        cpu: dict[str, list[float]] = {}
+        times = time_interleaved({"lm": run}, repeats=1, warmup=1, device="cpu", cpu_times=cpu)["lm"]
+        rows[layers] = {"seconds": median(times), "cpu_seconds": median(cpu["lm"]), "flops": flops}
     token_counts = [len(ids) for ids in tokenizer(labels)["input_ids"]]
     return {"slices": rows, "tokens_per_label": sum(token_counts) / len(token_counts) + 4}
 
@@ -216,13 +220,15 @@ def print_report(report: dict) -> None:
     print(f"\nEncoding {report['labels']} Kinetics labels (X-CLIP B/32 text tower, random weights; tiny Llama "
           f"{report['lm_parameters'] / 1e6:.1f} M parameters; prompter {report['prompter_parameters'] / 1e6:.2f} M)")
     print(f"load average at start {report['machine'].get('loadavg_start')}, torch threads {report['threads']}\n")
-    print("| row | seconds (median) | per label | / plain |")
-    print("| --- | --- | --- | --- |")
+    plain_cpu = median(times["_cpu plain"])
+    print("| row | wall s (median) | per label | / plain | CPU s (median) | / plain (CPU) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, values in times.items():
         if name.startswith("_"):
             continue
-        seconds = median(values)
-        print(f"| {name} | {seconds:.3f} | {seconds / report['labels'] * 1e3:.2f} ms | {seconds / plain:.2f}x |")
+        seconds, cpu = median(values), median(times[f"_cpu {name}"])
+        print(f"| {name} | {seconds:.3f} | {seconds / report['labels'] * 1e3:.2f} ms | {seconds / plain:.2f}x | "
+              f"{cpu:.3f} | {cpu / plain_cpu:.2f}x |")
     print(f"\nbank rows equal on-the-fly encoding: {bool(times['_bank_equals_on_the_fly'][0])}")
     memory = report["memory"]
     print("\n| peak memory while encoding | loaded (MiB) | extra while encoding (MiB) | seconds |")
@@ -233,11 +239,11 @@ def print_report(report: dict) -> None:
     slices = cost["slices"]
     layers = sorted(int(k) for k in slices)
     first = slices[layers[0]] if layers[0] in slices else slices[str(layers[0])]
-    per_layer = first["seconds"] / layers[0]
+    per_layer = first["cpu_seconds"] / layers[0]
     flops_per_layer = first["flops"] / layers[0]
     if len(layers) > 1:
         second = slices[layers[1]] if layers[1] in slices else slices[str(layers[1])]
-        per_layer = (second["seconds"] - first["seconds"]) / (layers[1] - layers[0])
+        per_layer = (second["cpu_seconds"] - first["cpu_seconds"]) / (layers[1] - layers[0])
         flops_per_layer = (second["flops"] - first["flops"]) / (layers[1] - layers[0])
     total_seconds = per_layer * ONE_B_LAYERS
     total_flops = flops_per_layer * ONE_B_LAYERS
@@ -246,11 +252,12 @@ def print_report(report: dict) -> None:
           f"{report['labels']} labels, {cost['tokens_per_label']:.1f} tokens per label (label + 4 prompt tokens):")
     for count in layers:
         row = slices[count] if count in slices else slices[str(count)]
-        print(f"  measured, {count} layer(s): {row['seconds']:.2f} s, {row['flops'] / 1e12:.3f} TFLOP")
-    print(f"  per layer: {per_layer:.2f} s, {flops_per_layer / 1e9:.1f} GFLOP -> 16 layers: {total_seconds:.1f} s, "
-          f"{total_flops / 1e12:.2f} TFLOP ({total_flops / report['labels'] / 1e9:.1f} GFLOP per label)")
-    print(f"  this machine's fp32 matmul rate: {peak['wall']:.0f} GFLOP/s wall -> FLOP-bound estimate "
-          f"{total_flops / (peak['wall'] * 1e9):.1f} s")
+        print(f"  measured, {count} layer(s): {row['seconds']:.2f} s wall, {row['cpu_seconds']:.2f} CPU s, "
+              f"{row['flops'] / 1e12:.3f} TFLOP")
+    print(f"  per layer: {per_layer:.2f} CPU s, {flops_per_layer / 1e9:.1f} GFLOP -> 16 layers: {total_seconds:.1f} CPU s "
+          f"(one core), {total_flops / 1e12:.2f} TFLOP ({total_flops / report['labels'] / 1e9:.1f} GFLOP per label)")
+    print(f"  this machine's fp32 matmul rate: {peak['per_cpu_second']:.0f} GFLOP per CPU second -> FLOP-bound "
+          f"estimate {total_flops / (peak['per_cpu_second'] * 1e9):.1f} CPU s")
     print(f"  weights: {ONE_B_PARAMS * 4 / 2**30:.1f} GiB fp32, {ONE_B_PARAMS * 2 / 2**30:.1f} GiB bf16, "
           f"{ONE_B_PARAMS / 2**30:.1f} GiB int8 (+ activations of one batch of {64} labels: "
           f"{64 * cost['tokens_per_label'] * ONE_B['hidden_size'] * 4 * 12 / 2**20:.0f} MiB order)")
