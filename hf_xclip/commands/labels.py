@@ -76,7 +76,8 @@ def _add_encode(verbs) -> None:
         action="append",
         dest="templates",
         metavar="TEMPLATE",
-        help="template with '{}' (repeat to ensemble; default: the adapter's, else '{}'; an existing bank's otherwise)",
+        help="template with '{}' (repeat to ensemble; default: an existing bank's, else the adapter's, else the model's "
+        "own)",
     )
     add_label_side_arguments(parser, bank=False)
     parser.add_argument("--batch-size", type=int, default=256, help="texts per text-encoder pass (default 256)")
@@ -155,7 +156,7 @@ def run_encode(args: argparse.Namespace) -> int:
     import torch
 
     from ..adapters import load_model_with_adapter
-    from ..labels import LabelBank, LabelBankMismatchError, LabelEncoder, normalize_templates
+    from ..labels import LabelBank, LabelBankMismatchError, LabelEncoder, normalize_templates, resolve_templates
 
     start = time.perf_counter()
     try:
@@ -175,8 +176,10 @@ def run_encode(args: argparse.Namespace) -> int:
         encoder = LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size)
         existing = args.output.is_file() and not args.overwrite
         bank = LabelBank.load(args.output) if existing else None
-        default_templates = bank.templates if bank is not None else metadata.get("template") or "{}"
-        templates = normalize_templates(args.templates or default_templates, "--template")
+        if bank is not None:
+            templates = normalize_templates(args.templates or bank.templates, "--template")
+        else:  # the adapter's template, else the model's own
+            templates = resolve_templates(args.templates or metadata.get("template"), processor, name="--template")
         if descriptions is None and metadata.get("label_descriptions"):
             descriptions = metadata["label_descriptions"]
         if bank is not None:
