@@ -14,9 +14,9 @@ import json
 
 import pytest
 import torch
-from testing_utils import XClipModelTester
+from testing_utils import save_synthetic_xclip, save_tiny_causal_lm
 
-from hf_xclip import XClipModel, XClipProcessor, XClipVideoProcessor
+from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.adapters import load_model_with_adapter
 from hf_xclip.cli import main as cli_main
 from hf_xclip.evaluation import evaluate_multi_label
@@ -41,13 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-xclip")
-    tokenizer = build_synthetic_tokenizer(max_length=16)
-    torch.manual_seed(0)
-    XClipModel(XClipModelTester.synthetic(tokenizer).config()).save_pretrained(path)
-    processor = XClipProcessor(video_processor=XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer=tokenizer)
-    processor.save_pretrained(path)
-    return path
+    return save_synthetic_xclip(tmp_path_factory.mktemp("tiny-xclip"), build_synthetic_tokenizer(max_length=16))
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +175,42 @@ def test_adapters_reload_to_identical_scores(model_dir, data, tmp_path):
         assert torch.equal(reloaded.scores, trained.scores), method
     assert (tmp_path / "full" / "model.safetensors").is_file() and (tmp_path / "full" / "tokenizer.json").is_file()
     assert sigmoid_head_of(XClipModel.from_pretrained(tmp_path / "full")) == result.sigmoid_head
+
+
+@pytest.mark.parametrize("regularization", ["none", "wise", "distill"])
+def test_llm_prompts_train_multi_label_and_reload_identically(model_dir, data, tmp_path, regularization):
+    """The label prompter (tiny random Llama) with LoRA under the multi-label loss and each regularisation: it trains,
+    the language model stays bit-identical, and the adapter reloads to identical scores."""
+    from hf_xclip.adapters import save_adapter
+    from hf_xclip.labels import find_label_prompter
+    from hf_xclip.llm_prompter import LLMPrompterConfig, XClipLLMPrompter
+
+    lm_dir = save_tiny_causal_lm(tmp_path / "lm")[0]
+    model, processor = XClipModel.from_pretrained(model_dir), XClipProcessor.from_pretrained(model_dir)
+    torch.manual_seed(0)
+    prompter = XClipLLMPrompter.for_model(model, processor.tokenizer, LLMPrompterConfig(language_model=str(lm_dir)))
+    language_model = prompter.language_model()[0]
+    lm_before = {k: v.clone() for k, v in language_model.state_dict().items()}
+    prompter_before = {k: v.clone() for k, v in prompter.state_dict().items()}
+    train, _ = select_shots(read_annotations(data["train"]), 2, seed=0)
+    args = FewShotTrainingArguments(epochs=2, batch_size=4, learning_rate=5e-3, show_progress=False,
+                                    mixed_precision="no", regularization=regularization)
+    config = XClipAdapterConfig.for_method(["lora", "llm-prompts"], llm_prompter=prompter.config)
+    result = train_few_shot(model, processor, train, adapter_config=config, args=args,
+                            eval_folder=read_annotations(data["novel"]), label_prompter=prompter)
+    assert result.multi_label and all(torch.isfinite(torch.tensor(result.step_losses)))
+    assert result.eval_after.metrics["novel_mAP"] is not None
+    assert find_label_prompter(result.model) is prompter
+    assert all(torch.equal(v, lm_before[k]) for k, v in language_model.state_dict().items())
+    assert not torch.equal(prompter.state_dict()["prompt_tokens"], prompter_before["prompt_tokens"])
+    save_adapter(result, tmp_path / "adapter", base_model=str(model_dir), processor=processor)
+    dataset = VideoClassificationDataset(read_annotations(data["novel"]), processor)
+    trained = evaluate_multi_label(result.model, dataset, processor.tokenizer)
+    reloaded_model, _, _ = load_model_with_adapter(model_dir, tmp_path / "adapter", language_model=language_model,
+                                                   lm_tokenizer=prompter.language_model()[1])
+    reloaded = evaluate_multi_label(reloaded_model, dataset, processor.tokenizer)
+    assert reloaded.method == trained.method == "sigmoid"
+    assert torch.equal(reloaded.scores, trained.scores)
 
 
 @pytest.mark.parametrize("command", ["finetune", "evaluate", "calibrate"])
