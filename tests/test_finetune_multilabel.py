@@ -213,6 +213,22 @@ def test_llm_prompts_train_multi_label_and_reload_identically(model_dir, data, t
     assert torch.equal(reloaded.scores, trained.scores)
 
 
+def test_evaluate_annotations_with_a_bank_equals_encoding_on_the_fly(model_dir, data, tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(read_annotations(data["novel"]).class_names) + "\n", encoding="utf-8")
+    bank = tmp_path / "labels.bank"
+    code, _, err = _run(["labels", "encode", "--model", model_dir, "--labels-file", labels, "--output", bank], capsys)
+    assert code == 0, err
+    common = ["evaluate", "--model", model_dir, "--annotations", data["novel"], "--num-workers", 0, "--no-progress",
+              "--json"]
+    code, fly, err = _run(common, capsys)
+    assert code == 0, err
+    code, banked, err = _run([*common, "--label-bank", bank], capsys)
+    assert code == 0, err
+    fly, banked = _last_json(fly), _last_json(banked)
+    assert banked["per_class_ap"] == fly["per_class_ap"] and banked["mAP"] == fly["mAP"]
+
+
 @pytest.mark.parametrize("command", ["finetune", "evaluate", "calibrate"])
 def test_bad_annotation_files_name_file_and_line_and_write_nothing(model_dir, data, tmp_path, capsys, command):
     lines = data["train"].read_text().splitlines()
