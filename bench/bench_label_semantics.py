@@ -19,7 +19,9 @@ Label texts compared:
   descriptions with content do through the same mechanism.
 
 Fine-tuning (multi-label BCE with the sigmoid head, on base labels only, same seed and schedule): `lora` against
-`lora + llm-prompts` (the tiny Llama), and `llm-prompts` alone.
+`lora + llm-prompts` (the tiny Llama), `llm-prompts` alone, and `lora + llm-prompts` starting from "a video of" (the
+default model's own training template) instead of CoOp's "a video of a". The zero-shot row with the template
+"a video of a {}" is where the prompter starts (its soft tokens equal those words before training).
 
     python bench/bench_label_semantics.py            # 48 training / 48 evaluation clips, 8 epochs
     python bench/bench_label_semantics.py --quick    # 16 / 16 clips, 2 epochs (a smoke run)
@@ -126,6 +128,10 @@ def main() -> None:
     evaluate = ["evaluate", "--annotations", data["eval"], "--novel-labels", data["novel"], "--num-workers", "0",
                 "--no-progress", "--json"]
     rows["zero-shot: plain"] = maps(hf_xclip(*evaluate))
+    # the text the prompter starts from (soft tokens = "a video of a", before any training)
+    rows["zero-shot: template 'a video of a {}' (llm-prompts' starting text)"] = maps(
+        hf_xclip(*evaluate, "--template", "a video of a {}")
+    )
     lm_descriptions = root / "descriptions_tiny_lm.json"
     hf_xclip("labels", "describe", "--generator", lm, "--labels-file", data["all"], "--output", lm_descriptions,
              "--max-new-tokens", "12")
@@ -141,9 +147,12 @@ def main() -> None:
         "fine-tuned: lora": ["--method", "lora"],
         "fine-tuned: lora + llm-prompts": ["--method", "lora", "llm-prompts", "--language-model", lm],
         "fine-tuned: llm-prompts": ["--method", "llm-prompts", "--language-model", lm],
+        "fine-tuned: lora + llm-prompts, --llm-init-text 'a video of'": [
+            "--method", "lora", "llm-prompts", "--language-model", lm, "--llm-init-text", "a video of"
+        ],
     }
     for name, extra in runs.items():
-        out = root / name.split(": ")[1].replace(" + ", "+").replace(" ", "-")
+        out = root / f"adapter-{len(rows)}"
         summary = hf_xclip(*common, "--output-dir", out, *extra)
         report = hf_xclip(*evaluate, "--adapter", out)
         rows[name] = {**maps(report), "seconds": summary.get("seconds"), "final_loss": summary.get("final_loss")}
