@@ -19,6 +19,10 @@ How a call runs:
 * for a list of videos, decoding and preprocessing of the next videos run in background threads while the model
   works on the current batch.
 
+The label side and the scoring are public methods, so that other tools score clips exactly as a call does:
+`prepare_labels` (labels -> embeddings, through the cache) and `score_clips` (pixel values of clips -> scores per
+clip); `hf_xclip.timeline` scores the windows of long videos with them.
+
 Scores (documented in ``docs/zero_shot.md``):
 
 * single-label (default): softmax over the candidate labels of X-CLIP's logits, averaged over the views (the
@@ -38,6 +42,7 @@ import os
 import types
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -112,6 +117,22 @@ def _probability(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not 0 <= value <= 1:
         raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}.")
     return float(value)
+
+
+@dataclass(frozen=True)
+class PreparedLabels:
+    """The label side of a call, encoded: label texts, their (K, D) embeddings, and for multi-label scores the
+    method (`hf_xclip.multilabel`) with the embeddings of its reference texts (negated labels or background prompts);
+    made by [`ZeroShotVideoClassificationPipeline.prepare_labels`] and consumed by `score_clips`."""
+
+    labels: tuple[str, ...]
+    positives: torch.Tensor
+    references: torch.Tensor | None = None
+    method: str | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.method is not None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -381,29 +402,65 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             raise VideoClassificationError(name, str(err)) from err
         return out["pixel_values"]
 
-    def _text_side(
+    def prepare_labels(
         self,
         candidate_labels: Sequence[str],
-        hypothesis_template: Sequence[str] | None,
-        multi_label: bool,
-        multi_label_method: str,
-        negative_template: str,
+        hypothesis_template: str | Sequence[str] | None = None,
+        multi_label: bool = False,
+        multi_label_method: str = "auto",
+        negative_template: str = DEFAULT_NEGATIVE_TEMPLATE,
         label_descriptions: Any = None,
-        label_bank: LabelBank | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, str | None]:
-        """Label embeddings (from the bank where it holds them, with their descriptions), the embeddings of the
-        multi-label method's reference texts, and the method."""
-        labels = (candidate_labels, hypothesis_template)
-        sources = {"label_descriptions": label_descriptions, "label_bank": label_bank}
+        label_bank: Any = None,
+    ) -> PreparedLabels:
+        """The label side of a call, encoded once (through the text cache): what `score_clips` scores against.
+
+        Args: as in [`~ZeroShotVideoClassificationPipeline.__call__`]: the model's own template when
+        `hypothesis_template` is None (or the label bank's), `multi_label_method` resolved for this model (`"auto"`
+        included), labels found in `label_bank` (a `LabelBank` or its path) taken from it, `label_descriptions`
+        (a mapping or a JSON path) ensembled; `candidate_labels` None with a bank: every label of the bank.
+
+        Raises:
+            ValueError: invalid labels, templates, descriptions or method, naming them; `LabelBankMismatchError`
+                for another model's bank.
+        """
+        if label_bank is not None and not isinstance(label_bank, LabelBank):
+            label_bank = LabelBank.load(label_bank)
+        labels = tuple(normalize_labels(_labels_to_score(candidate_labels, label_bank)))
+        templates = None if hypothesis_template is None else normalize_templates(hypothesis_template)
+        sources = {"label_descriptions": normalize_descriptions(label_descriptions) or None, "label_bank": label_bank}
         if not multi_label:
-            return self.label_embeddings(*labels, **sources)[0], None, None
+            return PreparedLabels(labels, self.label_embeddings(labels, templates, **sources)[0])
         method = resolve_method(multi_label_method, self.model)
         if method == "negative":
-            positives, negatives = self.label_embeddings(*labels, negative_template, **sources)
-            return positives, negatives, method
-        positives = self.label_embeddings(*labels, **sources)[0]
-        references = reference_texts(method, candidate_labels)
-        return positives, None if references is None else self.encode_texts(references), method
+            positives, negatives = self.label_embeddings(labels, templates, negative_template, **sources)
+            return PreparedLabels(labels, positives, negatives, method)
+        positives = self.label_embeddings(labels, templates, **sources)[0]
+        references = reference_texts(method, labels)
+        return PreparedLabels(labels, positives, None if references is None else self.encode_texts(references), method)
+
+    @torch.no_grad()
+    def score_clips(self, pixel_values: torch.Tensor, labels: PreparedLabels) -> torch.Tensor:
+        """Scores (N, K) float32 of N clips against prepared labels: the pipeline's scoring of one view, for every
+        caller (a call averages them over the views of a video; `hf_xclip.timeline` uses them per window).
+
+        Args:
+            pixel_values: (N, T, 3, S, S) from the video processor.
+            labels: from [`~ZeroShotVideoClassificationPipeline.prepare_labels`].
+
+        Returns:
+            Single-label: the softmax over the K labels of X-CLIP's logits. Multi-label (prepared with
+            ``multi_label=True``): each label's independent probability by the prepared method
+            (`hf_xclip.multilabel.video_label_scores`).
+        """
+        pixel_values = pixel_values.to(device=self.device, dtype=self.model.dtype)
+        video = self.model.get_video_features(pixel_values, output_prompt_features=True, return_dict=True)
+        if labels.method is None:
+            logits, _ = self.model.get_logits(video.pooler_output, labels.positives, video.prompt_features)
+            return logits.float().softmax(dim=-1)
+        scores = video_label_scores(
+            self.model, video.pooler_output, video.prompt_features, labels.positives, labels.method, labels.references
+        )
+        return torch.sigmoid(scores.float())
 
     def _forward(
         self,
@@ -417,21 +474,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         label_bank: LabelBank | None = None,
     ) -> dict[str, Any]:
         candidate_labels = _labels_to_score(candidate_labels, label_bank)
-        positives, references, method = self._text_side(
+        labels = self.prepare_labels(
             candidate_labels, hypothesis_template, multi_label, multi_label_method, negative_template,
             label_descriptions, label_bank,
         )
         views = model_inputs["pixel_values"]  # list of (V_i, T, 3, S, S)
         counts = [v.shape[0] for v in views]
-        pixel_values = torch.cat(views).to(device=self.device, dtype=self.model.dtype)
-        video = self.model.get_video_features(pixel_values, output_prompt_features=True, return_dict=True)
-        if method is None:
-            logits, _ = self.model.get_logits(video.pooler_output, positives, video.prompt_features)
-            probs = logits.float().softmax(dim=-1)
-        else:
-            probs = torch.sigmoid(
-                video_label_scores(self.model, video.pooler_output, video.prompt_features, positives, method, references)
-            )
+        probs = self.score_clips(torch.cat(views), labels)
         scores = [chunk.mean(dim=0) for chunk in probs.split(counts)]
         return {"scores": scores, "candidate_labels": candidate_labels}
 
@@ -468,8 +517,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         return_exceptions = postprocess_params.get("return_exceptions", False)
         postprocess_params = {k: v for k, v in postprocess_params.items() if k != "return_exceptions"}
         # Validate the labels and the method (and fill the text cache) before any video is decoded.
-        self._text_side(
-            _labels_to_score(forward_params.get("candidate_labels"), forward_params.get("label_bank")),
+        self.prepare_labels(
+            forward_params.get("candidate_labels"),
             forward_params.get("hypothesis_template"),
             forward_params.get("multi_label", False),
             forward_params.get("multi_label_method", "auto"),
@@ -552,4 +601,10 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["TASK", "VideoClassificationError", "ZeroShotVideoClassificationPipeline", "register_pipeline"]
+__all__ = [
+    "TASK",
+    "PreparedLabels",
+    "VideoClassificationError",
+    "ZeroShotVideoClassificationPipeline",
+    "register_pipeline",
+]
