@@ -38,11 +38,12 @@ frames of windows not yet yielded.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -58,12 +59,14 @@ logger = logging.get_logger(__name__)
 SAMPLING_MODES = ("middle", "random", "uniform")
 BACKENDS = ("auto", "decord", "pyav")
 TAIL_MODES = ("shift", "partial")
+BROKEN_TAIL_MODES = ("error", "keep")
 # Times closer than this (seconds) count as equal: a frame shown at t is still "the frame at t" after rounding.
 TIME_TOLERANCE = 1e-6
 
 SamplingMode = Literal["middle", "random", "uniform"]
 Backend = Literal["auto", "decord", "pyav"]
 TailMode = Literal["shift", "partial"]
+BrokenTailMode = Literal["error", "keep"]
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
@@ -446,7 +449,10 @@ class VideoInfo:
 
     ``num_frames`` counts video packets (the frame count decord and the original X-CLIP use); ``frame_pts`` are
     their presentation timestamps in stream time base, sorted (``None`` when the container has none);
-    ``keyframe_pts`` the subset that are keyframes; ``fps`` is the stream's average rate.
+    ``keyframe_pts`` the subset that are keyframes; ``fps`` is the stream's average rate. ``header_duration`` is
+    the duration the header announces (seconds; ``None`` when absent), for comparison with `duration`, which comes
+    from the frames. ``truncated`` says why the readable part ends early when the probe kept the frames before a
+    broken tail (``broken_tail="keep"``); ``None`` for an intact file.
     """
 
     name: str
@@ -459,6 +465,8 @@ class VideoInfo:
     time_base: Any = None
     frame_pts: np.ndarray | None = field(default=None, repr=False)
     keyframe_pts: np.ndarray | None = field(default=None, repr=False)
+    header_duration: float | None = None
+    truncated: str | None = None
 
     @cached_property
     def timestamps(self) -> np.ndarray:
@@ -562,19 +570,25 @@ def _ffmpeg_reason(err: Exception) -> str:
     return text.split(":")[0].strip() if text else type(err).__name__
 
 
-def probe_video(source: VideoSource) -> VideoInfo:
+def probe_video(source: VideoSource, *, broken_tail: BrokenTailMode = "error") -> VideoInfo:
     """Open ``source`` with PyAV and check that it holds a readable, complete video stream.
 
     Demuxes the video packets (no decoding) to count frames, collect timestamps and detect truncation.
+
+    Args:
+        source: path, bytes or binary file object.
+        broken_tail: ``"error"`` (default): truncated or corrupt packets raise. ``"keep"``: keep the frames before
+            the first damaged packet (a recording or download cut short) and say why in ``VideoInfo.truncated``;
+            a file without any readable frame still raises.
 
     Raises:
         VideoNotFoundError: the path does not exist.
         VideoDecodeError: empty, not a video, no video stream, no frames, or truncated / corrupt packets.
     """
-    return _probe(_as_source(source))
+    return _probe(_as_source(source), broken_tail)
 
 
-def _probe(src: _Source) -> VideoInfo:
+def _probe(src: _Source, broken_tail: BrokenTailMode = "error") -> VideoInfo:
     av = _import_av()
     container = _open_container(src)
     try:
@@ -582,11 +596,18 @@ def _probe(src: _Source) -> VideoInfo:
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
             raise VideoDecodeError(src.name, "the video stream has no frame size (broken header)")
+        if broken_tail not in BROKEN_TAIL_MODES:
+            raise ValueError(f"`broken_tail` must be one of {BROKEN_TAIL_MODES}, got {broken_tail!r}.")
+        keep = broken_tail == "keep"
         pts, key_pts, corrupt, has_none = array("q"), array("q"), 0, False  # 8 bytes per frame
+        truncated = None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
+                if packet.is_corrupt and keep:
+                    truncated = f"damaged packet after {len(pts)} frames"
+                    break
                 corrupt += bool(packet.is_corrupt)
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 has_none |= stamp is None
@@ -594,14 +615,19 @@ def _probe(src: _Source) -> VideoInfo:
                 if packet.is_keyframe:
                     key_pts.append(stamp if stamp is not None else 0)
         except av.error.FFmpegError as err:
-            raise VideoDecodeError(src.name, f"truncated or corrupt data ({_ffmpeg_reason(err)})") from None
+            if not (keep and pts):
+                raise VideoDecodeError(src.name, f"truncated or corrupt data ({_ffmpeg_reason(err)})") from None
+            truncated = f"unreadable data after {len(pts)} frames ({_ffmpeg_reason(err)})"
         if not pts:
             raise VideoDecodeError(src.name, "the video stream has no frames")
         if corrupt:
             raise VideoDecodeError(src.name, f"truncated or corrupt data ({corrupt} damaged packet(s))")
         announced = stream.frames or 0
         if announced > len(pts):
-            raise VideoDecodeError(src.name, f"truncated: the header announces {announced} frames, {len(pts)} present")
+            missing = f"the header announces {announced} frames, {len(pts)} present"
+            if not keep:
+                raise VideoDecodeError(src.name, f"truncated: {missing}")
+            truncated = missing if truncated is None else f"{truncated}; {missing}"
         rate = stream.average_rate or stream.guessed_rate
         frame_pts = key = None
         if not has_none:
@@ -620,9 +646,20 @@ def _probe(src: _Source) -> VideoInfo:
             time_base=stream.time_base,
             frame_pts=frame_pts,
             keyframe_pts=key,
+            header_duration=_header_duration(container, stream),
+            truncated=truncated,
         )
     finally:
         container.close()
+
+
+def _header_duration(container, stream) -> float | None:
+    """Seconds the header announces for the video stream (the container's duration when the stream has none)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -723,7 +760,7 @@ def _decode_with_seeks(container, stream, info: VideoInfo, wanted: list[int], si
         keyframe = _keyframe_before(info, index)
         if frames_iter is None or position is None or target <= position or keyframe > position:
             container.seek(keyframe, stream=stream, backward=True, any_frame=False)
-            frames_iter, position = _decode_forward(container, stream, wanted_pts), None
+            frames_iter, position = _decode_forward(container, stream, wanted_pts, info.truncated is not None), None
         for frame in frames_iter:
             stamp = frame.pts if frame.pts is not None else frame.dts
             if stamp is None:
@@ -741,14 +778,31 @@ def _decode_with_seeks(container, stream, info: VideoInfo, wanted: list[int], si
     return np.stack([out[i] for i in wanted])
 
 
-def _decode_forward(container, stream, wanted_pts: set[int]):
+def _decode_forward(container, stream, wanted_pts: set[int] | None, stop_at_damage: bool = False):
     """Frames from the current position on. Unwanted frames that no other frame references (e.g. most B-frames)
-    are not decoded at all (FFmpeg's ``skip_frame = NONREF``), which saves about a third of the decoding."""
+    are not decoded at all (FFmpeg's ``skip_frame = NONREF``), which saves about a third of the decoding;
+    ``wanted_pts=None`` decodes every frame. ``stop_at_damage`` (a file probed with ``broken_tail="keep"``): end at
+    the first damaged packet or unreadable data and flush the frames the decoder still holds."""
+    av = _import_av()
     context = stream.codec_context
-    for packet in container.demux(stream):
-        stamp = packet.pts if packet.pts is not None else packet.dts
-        context.skip_frame = "DEFAULT" if stamp is None or stamp in wanted_pts else "NONREF"
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError:
+            if not stop_at_damage:
+                raise
+            break
+        if stop_at_damage and packet.is_corrupt:
+            break
+        if wanted_pts is not None:
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            context.skip_frame = "DEFAULT" if stamp is None or stamp in wanted_pts else "NONREF"
         yield from context.decode(packet)
+    context.skip_frame = "DEFAULT"
+    yield from context.decode(None)  # flush
 
 
 @dataclass
@@ -793,7 +847,7 @@ def _stream_pyav(
             if seeking:
                 container.seek(_keyframe_before(info, first), stream=stream, backward=True, any_frame=False)
             wanted_pts = {int(p) for p in info.frame_pts[needed]} if by_pts else set()
-            frames = _decode_forward(container, stream, wanted_pts) if by_pts else container.decode(stream)
+            frames = _decode_forward(container, stream, wanted_pts if by_pts else None, info.truncated is not None)
             for position, frame in enumerate(frames):
                 stats.decoded += 1
                 index = _frame_index(info, frame) if by_pts else position
@@ -1118,6 +1172,7 @@ def iter_windows(
     short_side: int | None = None,
     backend: Backend = "auto",
     num_threads: int = 0,
+    broken_tail: BrokenTailMode = "error",
 ) -> VideoWindows:
     """Windows of ``window`` seconds every ``stride`` seconds over a video, ``num_frames`` frames in each, decoded
     in one pass.
@@ -1146,6 +1201,9 @@ def iter_windows(
         short_side: decode-time downscaling so that the short side has this many pixels.
         backend: ``"auto"`` (PyAV; decord when PyAV lacks the codec), ``"pyav"`` or ``"decord"``.
         num_threads: decoder threads (0 = automatic).
+        broken_tail: ``"error"`` (default): a truncated or corrupt file raises at the call. ``"keep"``: the windows
+            cover the frames before the first damaged packet (`probe_video`); ``info.truncated`` says what was
+            cut, and a warning is logged.
 
     Returns:
         A `VideoWindows` iterator of `VideoWindow` (``start``, ``end``, ``indices``, ``timestamps``, ``frames``),
@@ -1177,7 +1235,9 @@ def iter_windows(
     if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
         raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
     src = _as_source(source)
-    info = _probe(src)
+    info = _probe(src, broken_tail)
+    if info.truncated:
+        logger.warning(f"{src.name}: broken tail ({info.truncated}); using the first {info.duration:.3f} s.")
     duration = info.duration
     start, end = _time_range(duration, start_time, end_time, name=repr(src.name))
     spans = window_spans(duration, window, stride, start_time=start, end_time=end, tail=tail)
@@ -1252,7 +1312,7 @@ def _download(url: str, timeout: float | None) -> bytes:
 
 def write_video(
     path: str | os.PathLike,
-    frames: np.ndarray | Sequence[Any],
+    frames: np.ndarray | Sequence[Any] | Iterable[np.ndarray],
     fps: int = 25,
     *,
     codec: str = "libx264",
@@ -1267,7 +1327,8 @@ def write_video(
 
     Args:
         path: output file; the container follows the extension (``.mp4``, ``.mkv``, ``.avi``, ...).
-        frames: (T, H, W, 3) or (T, H, W) uint8 array, or a sequence of such frames (arrays or PIL images).
+        frames: (T, H, W, 3) or (T, H, W) uint8 array, or a sequence of such frames (arrays or PIL images), or an
+            iterator of (H, W, 3) / (H, W) uint8 frames, encoded as they come (a long video never in memory).
         fps: frame rate.
         codec: ``"libx264"`` (H.264, alias ``"h264"``), ``"mpeg4"`` or any encoder PyAV has.
         pix_fmt: pixel format; default ``yuv420p``, or ``yuv444p`` for H.264 with odd sizes.
@@ -1281,8 +1342,15 @@ def write_video(
         The path written.
     """
     av = _import_av()
-    array = _frames_to_array(frames)
-    num, height, width, _ = array.shape
+    if isinstance(frames, (np.ndarray, Sequence)):
+        array = _frames_to_array(frames)
+        images: Iterable[np.ndarray] = array
+    else:
+        iterator = iter(frames)
+        first = next(iterator, None)
+        array = _frames_to_array(np.zeros((0,)) if first is None else np.asarray(first)[None])
+        images = itertools.chain(array, (_frames_to_array(np.asarray(image)[None])[0] for image in iterator))
+    _, height, width, _ = array.shape
     codec = "libx264" if codec == "h264" else codec
     odd = height % 2 or width % 2
     if pix_fmt is None:
@@ -1301,7 +1369,9 @@ def write_video(
             stream.options = {**stream.options, **options}
         if bit_rate is not None:
             stream.bit_rate = bit_rate
-        for image in array:
+        for image in images:
+            if image.shape != (height, width, 3):
+                raise ValueError(f"Frames of a video must share one shape: {image.shape} after {(height, width, 3)}.")
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

@@ -1,17 +1,17 @@
 """Sampling by time, frame timestamps and streaming windows of `hf_xclip.video_io`.
 
 The test videos carry their frame index as a row of black / white 8x8 blocks (binary), which survives lossy H.264
-with B-frames, so a decoded frame says which frame it is.
+with B-frames, so a decoded frame says which frame it is (`testing_utils.coded_frames`).
 """
 
 from __future__ import annotations
 
 import math
 import tracemalloc
-from fractions import Fraction
 
 import numpy as np
 import pytest
+from testing_utils import coded_frames, frame_number, numbers, write_vfr
 from transformers.video_utils import VideoMetadata
 
 from hf_xclip import video_io
@@ -30,49 +30,9 @@ from hf_xclip.video_io import (
     write_video,
 )
 
-BITS, BLOCK = 8, 8
 FPS = 25
 NUM = 60  # 2.4 s at 25 fps
 VFR_STEPS_MS = [40] * 30 + [100] * 30  # 25 fps for 1.2 s, then 10 fps
-
-
-def coded_frames(num: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
-    """Moving texture (so the encoder uses P- and B-frames), frame index in binary in the top row of blocks."""
-    rng = np.random.default_rng(seed)
-    texture = rng.integers(0, 256, (height, 2 * width, 3), dtype=np.uint8)
-    frames = np.stack([texture[:, k % width : k % width + width] for k in range(num)])
-    for k in range(num):
-        for bit in range(BITS):
-            frames[k, :BLOCK, bit * BLOCK : (bit + 1) * BLOCK] = 255 * ((k >> bit) & 1)
-    return frames
-
-
-def frame_number(frame: np.ndarray) -> int:
-    return sum(int(frame[2:6, b * BLOCK + 2 : b * BLOCK + 6].mean() > 127) << b for b in range(BITS))
-
-
-def numbers(frames: np.ndarray) -> list[int]:
-    return [frame_number(frame) for frame in frames]
-
-
-def write_vfr(path, frames: np.ndarray, steps_ms: list[int]):
-    """H.264 mp4 (with B-frames) whose frames are ``steps_ms`` milliseconds apart."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        stamp = 0
-        for image, step in zip(frames, steps_ms):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = stamp, Fraction(1, 1000)
-            stamp += step
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -328,8 +288,8 @@ def test_each_needed_frame_is_decoded_once(videos, name, monkeypatch):
         converted.append(frame.pts)
         return to_array(frame, size)
 
-    def counting_decode(container, stream, wanted_pts):
-        for frame in decode_forward(container, stream, wanted_pts):
+    def counting_decode(*args):
+        for frame in decode_forward(*args):
             decoded.append(frame.pts)
             yield frame
 
@@ -394,12 +354,57 @@ def test_truncated_file_fails_before_the_first_window(videos):
     assert str(videos["truncated"]) in str(caught.value)
 
 
+@pytest.mark.parametrize("ext", ["mp4", "avi"])
+def test_broken_tail_keep_gives_the_frames_before_the_break(videos, tmp_path, ext):
+    """A download or recording cut short: with broken_tail="keep" the windows cover the frames before the break,
+    decoded exactly as in the intact file."""
+    intact = write_video(tmp_path / f"intact.{ext}", coded_frames(NUM), fps=FPS, gop_size=12, faststart=True)
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(intact.read_bytes()[: int(intact.stat().st_size * 0.6)])
+    with pytest.raises(VideoDecodeError, match="truncated"):
+        probe_video(cut)
+    info = probe_video(cut, broken_tail="keep")
+    assert 0 < info.num_frames < NUM and info.truncated and f"{NUM} frames" in info.truncated
+    # packets are cut in decode order: with B-frames a few frames before the last one shown can be missing
+    assert info.timestamps[-1] < info.duration <= info.timestamps[-1] + 3 / FPS
+    assert 0 <= info.duration - info.num_frames / FPS <= 3 / FPS
+    windows = iter_windows(cut, window=0.4, stride=0.2, num_frames=4, broken_tail="keep")
+    got = collect(windows)
+    assert windows.info.truncated and got[-1].end == pytest.approx(info.duration)
+    original = [np.round(w.timestamps * FPS).astype(int) for w in got]  # frame numbers in the intact file
+    assert all(numbers(w.frames) == shown.tolist() for w, shown in zip(got, original))
+    reference = read_frames(intact, np.concatenate(original))[0]
+    assert np.array_equal(np.concatenate([w.frames for w in got]), reference)
+    assert probe_video(intact, broken_tail="keep").truncated is None
+    with pytest.raises(ValueError, match="broken_tail"):
+        probe_video(intact, broken_tail="ignore")
+
+
+def test_header_duration_reveals_a_silently_cut_container(videos, tmp_path):
+    assert probe_video(videos["mp4"]).header_duration == pytest.approx(NUM / FPS)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(videos["mkv"].read_bytes()[: int(videos["mkv"].stat().st_size * 0.6)])
+    info = probe_video(cut)  # Matroska ends cleanly where the data stops: no error, fewer frames
+    assert info.truncated is None and info.duration < 0.7 * NUM / FPS
+    assert info.header_duration == pytest.approx(NUM / FPS)
+
+
+def test_write_video_streams_an_iterator_of_frames(tmp_path):
+    frames = coded_frames(30)
+    path = write_video(tmp_path / "streamed.mp4", (frame for frame in frames), fps=FPS, crf=0)
+    assert numbers(read_video(path, num_frames=None).frames[0]) == list(range(30))
+    with pytest.raises(ValueError, match="share one shape"):
+        write_video(tmp_path / "bad.mp4", iter([frames[0], frames[0][:8]]), fps=FPS)
+    with pytest.raises(ValueError, match="T >= 1"):
+        write_video(tmp_path / "empty.mp4", iter([]), fps=FPS)
+
+
 def test_decode_error_mid_file_names_the_file_and_time(videos, monkeypatch):
     av = pytest.importorskip("av")
     decode_forward = video_io._decode_forward
 
-    def failing(container, stream, wanted_pts):
-        for count, frame in enumerate(decode_forward(container, stream, wanted_pts)):
+    def failing(*args):
+        for count, frame in enumerate(decode_forward(*args)):
             if frame.pts >= 36 * 512:  # frame 36 (time base 1/12800)
                 raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
             yield frame
@@ -417,8 +422,8 @@ def test_decode_error_mid_file_names_the_file_and_time(videos, monkeypatch):
 def test_stream_ending_early_is_an_error_naming_the_time(videos, monkeypatch):
     decode_forward = video_io._decode_forward
 
-    def ends_at_frame_50(container, stream, wanted_pts):
-        for frame in decode_forward(container, stream, wanted_pts):
+    def ends_at_frame_50(*args):
+        for frame in decode_forward(*args):
             if frame.pts >= 50 * 512:
                 return
             yield frame

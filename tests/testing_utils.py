@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +307,47 @@ def save_tiny_causal_lm(out_dir: Path, *, kind: str = "llama", hidden_size: int 
     model = transformers.AutoModelForCausalLM.from_config(config).eval()
     model.save_pretrained(str(out_dir))
     return out_dir, model, tokenizer
+
+
+# Videos whose frames say which frame they are: the index in binary as a row of black / white 8x8 blocks, which
+# survives lossy H.264 with B-frames.
+BITS, BLOCK = 8, 8
+
+
+def coded_frames(num: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """Moving texture (so the encoder uses P- and B-frames), frame index in binary in the top row of blocks."""
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (height, 2 * width, 3), dtype=np.uint8)
+    frames = np.stack([texture[:, k % width : k % width + width] for k in range(num)])
+    for k in range(num):
+        for bit in range(BITS):
+            frames[k, :BLOCK, bit * BLOCK : (bit + 1) * BLOCK] = 255 * ((k >> bit) & 1)
+    return frames
+
+
+def frame_number(frame: np.ndarray) -> int:
+    return sum(int(frame[2:6, b * BLOCK + 2 : b * BLOCK + 6].mean() > 127) << b for b in range(BITS))
+
+
+def numbers(frames: np.ndarray) -> list[int]:
+    return [frame_number(frame) for frame in frames]
+
+
+def write_vfr(path, frames: np.ndarray, steps_ms: list[int], rate: int = 25):
+    """H.264 mp4 (with B-frames) whose frames are ``steps_ms`` milliseconds apart."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stamp = 0
+        for image, step in zip(frames, steps_ms):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = stamp, Fraction(1, 1000)
+            stamp += step
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
