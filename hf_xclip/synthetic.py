@@ -10,6 +10,8 @@ Hub access. Every clip shows one shape of one colour doing one motion, and its c
 * :func:`render_video` draws one clip, ``uint8`` of shape ``(T, H, W, 3)``; the same seed gives bit-identical
   frames. Everything random about a clip (background texture, noise, start position, size, orientation, speed,
   jitter, exact colour) is drawn from that seed.
+* :func:`render_sequence` draws several actions one after another with their true segments (for timelines);
+  :func:`distinct_colour_specs` picks actions of different colours for it.
 * :class:`SyntheticVideoDataset` is a torch ``Dataset`` of such clips; :func:`write_video_folder` writes clips as
   mp4 files in a folder-per-class layout (``root/<caption>/<index>.mp4``).
 * Multi-label clips: a :class:`SyntheticScene` holds 2-3 objects, each its own shape, colour and motion, and its
@@ -378,6 +380,62 @@ def render_video(
     np.clip(frames, 0, 255, out=frames)
     frames += np.float32(0.5)  # round to nearest when truncating
     return frames.astype(np.uint8)
+
+
+def distinct_colour_specs(count: int, seed: int | np.random.SeedSequence = 0) -> list[SyntheticVideoSpec]:
+    """``count`` (at most one per colour) combinations of different colours, in a seeded order, each with a random
+    shape and motion: actions that are told apart by colour at least (for sequences of actions, e.g.
+    :func:`render_sequence`)."""
+    if not 1 <= count <= len(COLOURS):
+        raise ValueError(f"count must lie in [1, {len(COLOURS)}] (one action per colour), got {count}")
+    rng = np.random.default_rng(seed)
+    specs = []
+    for colour in rng.permutation(list(COLOURS))[:count]:
+        choices = [(shape, motion) for shape in SHAPES for motion in MOTIONS
+                   if (shape, motion) not in _INVALID_SHAPE_MOTIONS]
+        shape, motion = choices[rng.integers(len(choices))]
+        specs.append(SyntheticVideoSpec(shape, str(colour), motion))
+    return specs
+
+
+def render_sequence(
+    specs: Sequence[SyntheticVideoSpec],
+    durations: Sequence[float],
+    *,
+    fps: int = 8,
+    size: int | tuple[int, int] = 64,
+    seed: int | np.random.SeedSequence = 0,
+    background: Background = "noise",
+) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """A video of several actions one after another, with the truth: each spec rendered by :func:`render_video`
+    over its duration (its motion spans its whole segment), the clips concatenated.
+
+    Args:
+        specs: the actions, in order.
+        durations: seconds of each action; rounded to whole frames (at least one).
+        fps: frame rate the durations are counted in (write the frames at this rate).
+        size / background: as in :func:`render_video`.
+        seed: seeds every clip (clip ``k`` from ``SeedSequence(seed, spawn_key=(k,))``).
+
+    Returns:
+        ``(frames, truth)``: ``uint8`` frames ``(N, H, W, 3)`` and ``[(caption, start, end), ...]`` in seconds, the
+        segments tiling ``[0, N / fps)``.
+    """
+    if len(specs) != len(durations) or not specs:
+        raise ValueError(
+            f"give one duration per spec (at least one), got {len(specs)} specs, {len(durations)} durations"
+        )
+    if fps < 1:
+        raise ValueError(f"fps must be at least 1, got {fps}")
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    clips, truth, frame = [], [], 0
+    for k, (spec, duration) in enumerate(zip(specs, durations)):
+        count = max(1, round(duration * fps))
+        child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, k))
+        clips.append(render_video(spec, num_frames=count, size=size, seed=child, background=background))
+        truth.append((spec.caption, frame / fps, (frame + count) / fps))
+        frame += count
+    return np.concatenate(clips), truth
 
 
 # ----------------------------------------------------------------------------------------------------------------
