@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS: list[str] = ["convert", "classify", "demo", "finetune", "evaluate", "calibrate", "export", "labels"]
+COMMANDS: list[str] = ["convert", "classify", "timeline", "demo", "finetune", "evaluate", "calibrate", "export", "labels"]
 
 # Exit status of every command: success, some items failed (the others were still done), bad input.
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -91,6 +91,73 @@ def read_bank_argument(path: Path | None) -> Any:
         return LabelBank.load(path)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
+
+
+def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
+    """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (see `hf_xclip.labels.read_label_file`).
+
+    Raises:
+        UsageError: neither is given, or naming the bad label (or file and line).
+    """
+    from .labels import normalize_labels, read_label_file
+
+    if labels is None and labels_file is None:
+        raise UsageError("give the labels: --labels, --labels-file or --label-bank")
+    try:
+        if labels is not None:
+            return normalize_labels(labels, "--labels")
+        return read_label_file(labels_file)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+
+
+def require_matplotlib(option: str = "--plot") -> None:
+    """Raises `UsageError` when matplotlib (the ``plot`` extra) is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            f"{option} needs matplotlib: pip install 'hf_xclip[plot]' (or pip install matplotlib)"
+        ) from None
+
+
+def load_pipeline(
+    model: str,
+    device: str | None = None,
+    dtype: str = "auto",
+    quantize: str | None = None,
+    adapter: str | None = None,
+    language_model: str | None = None,
+) -> Any:
+    """`pipeline("zero-shot-video-classification")` for ``--model`` / ``--device`` / ``--dtype``, ``--quantize``
+    (ONNX exports, see `hf_xclip.loading.load_model`) and ``--adapter`` (a PEFT adapter from `hf-xclip finetune`,
+    applied in place to the base model; ``--language-model`` for an adapter with an LLM prompter).
+
+    Raises:
+        UsageError: the model (or adapter) cannot be loaded.
+    """
+    import torch
+    from transformers import pipeline
+
+    from .adapters import load_model_with_adapter
+    from .pipeline_zero_shot_video_classification import TASK
+
+    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+    model_kwargs = {"quantize": quantize} if quantize else {}
+    try:
+        if adapter is None:
+            return pipeline(TASK, model=model, device=device, dtype=torch_dtype, model_kwargs=model_kwargs)
+        if model_kwargs:
+            raise UsageError("--quantize loads a model folder: it does not combine with --adapter")
+        peft_model, processor, _ = load_model_with_adapter(model, adapter, language_model=language_model)
+        # The base model carries the adapter's layers (and label prompter) in place: the pipeline scores through them.
+        base = peft_model.get_base_model()
+        if torch_dtype != "auto":
+            base.to(torch_dtype)
+        return pipeline(TASK, model=base, processor=processor, device=device)
+    except (OSError, ValueError) as err:
+        with_adapter = f" with adapter {adapter!r}" if adapter else ""
+        raise UsageError(f"cannot load model {model!r}{with_adapter}: {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,9 +29,12 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_label_side_arguments,
+    load_pipeline,
     model_or_default,
     read_bank_argument,
     read_descriptions_argument,
+    read_labels,
+    require_matplotlib,
 )
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
@@ -92,12 +95,14 @@ def run(args: argparse.Namespace) -> int:
         descriptions = read_descriptions_argument(args.label_descriptions)
         _check_numbers(args)
         if args.plot:
-            _require_matplotlib()
+            require_matplotlib()
         model = model_or_default(args.model)
         videos, missing = find_videos(args.paths)
         if not videos and not missing:
             raise UsageError(f"no video files found in {', '.join(args.paths)}")
-        classifier = _load_pipeline(model, args)
+        classifier = load_pipeline(
+            model, args.device, args.dtype, args.quantize, args.adapter, args.language_model
+        )
     except UsageError as err:
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -135,50 +140,12 @@ def run(args: argparse.Namespace) -> int:
 # Inputs
 
 
-def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
-    """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (see `hf_xclip.labels.read_label_file`)."""
-    from ..labels import normalize_labels, read_label_file
-
-    if labels is None and labels_file is None:
-        raise UsageError("give the labels: --labels, --labels-file or --label-bank")
-    try:
-        if labels is not None:
-            return normalize_labels(labels, "--labels")
-        return read_label_file(labels_file)
-    except (ValueError, FileNotFoundError) as err:
-        raise UsageError(str(err)) from None
-
-
 def _check_numbers(args: argparse.Namespace) -> None:
     for name in ("top_k", "num_frames", "num_clips", "batch_size", "workers"):
         value = getattr(args, name)
         minimum = 0 if name in ("top_k", "workers") else 1
         if value is not None and value < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
-
-
-def _load_pipeline(model: str, args: argparse.Namespace):
-    import torch
-    from transformers import pipeline
-
-    from ..adapters import load_model_with_adapter
-    from ..pipeline_zero_shot_video_classification import TASK
-
-    dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
-    model_kwargs = {"quantize": args.quantize} if getattr(args, "quantize", None) else {}
-    try:
-        if args.adapter is None:
-            return pipeline(TASK, model=model, device=args.device, dtype=dtype, model_kwargs=model_kwargs)
-        if model_kwargs:
-            raise UsageError("--quantize loads a model folder: it does not combine with --adapter")
-        peft_model, processor, _ = load_model_with_adapter(model, args.adapter, language_model=args.language_model)
-        # The base model carries the adapter's layers (and label prompter) in place: the pipeline scores through them.
-        base = peft_model.get_base_model()
-        if dtype != "auto":
-            base.to(dtype)
-        return pipeline(TASK, model=base, processor=processor, device=args.device)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot load model {model!r}{f' with adapter {args.adapter!r}' if args.adapter else ''}: {err}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -256,13 +223,6 @@ def _write_csv(target: str, rows: Iterable[Sequence[Any]]) -> None:
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)
-
-
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'hf_xclip[plot]' (or pip install matplotlib)") from None
 
 
 def plot_paths(target: str, videos: Sequence[str]) -> list[Path]:

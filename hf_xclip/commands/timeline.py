@@ -1,0 +1,160 @@
+"""`hf-xclip timeline`: when does each label happen in a long video (zero-shot temporal localisation).
+
+```
+hf-xclip timeline match.mp4 --model microsoft/xclip-base-patch32 --labels "running,jumping,falling" --plot t.png
+hf-xclip timeline lecture.mp4 --labels-file actions.txt --window 8 --stride 4 --json t.json --html t.html
+hf-xclip timeline cam.mkv --labels "a person,a dog,a car" --multi-label --threshold 0.6 --csv windows.csv
+```
+
+The video is cut into windows of `--window` seconds every `--stride` seconds, decoded once from front to back, and
+each window is scored against the labels (`hf_xclip.timeline.video_timeline`). The segments are printed (or written
+with `--json`); `--csv` writes one row per window, `--plot` a heat strip, `--html` a page with the video.
+Exit status: 0; 1 when the video cannot be read, or broke before its end (the windows before the break are still
+written); 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    load_pipeline,
+    model_or_default,
+    read_labels,
+    require_matplotlib,
+)
+
+DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
+label happens. Windows of --window seconds every --stride seconds; the model's frame count is sampled inside each.
+Single-label: the best label of each window; --multi-label: every label reaching --threshold. Results: the segments
+on stdout (or --json), windows as --csv, a --plot heat strip, an --html page with the video."""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..timeline import TimelineConfig
+
+    defaults = TimelineConfig()
+    parser = subparsers.add_parser(
+        "timeline",
+        help="per-label timeline of a long video: window scores, segments, plot",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("video", metavar="VIDEO", help="video file")
+    parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help="comma-separated labels, e.g. 'surfing,juggling,cooking'")
+    labels.add_argument(
+        "--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column (id,name files)"
+    )
+    parser.add_argument(
+        "--template", action="append", dest="templates", metavar="TEMPLATE",
+        help="hypothesis template with '{}' (repeat to ensemble; default: the model's own)",
+    )
+    windows = parser.add_argument_group("windows")
+    windows.add_argument("--window", type=float, default=defaults.window, metavar="SECONDS",
+                         help=f"window length (default {defaults.window:g})")
+    windows.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between windows (default window/2)")
+    windows.add_argument("--start", type=float, metavar="SECONDS", help="cover the video from here")
+    windows.add_argument("--end", type=float, metavar="SECONDS", help="cover the video up to here")
+    windows.add_argument("--num-frames", type=int, help="frames per window (default: the model's)")
+    windows.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                         help=f"windows per forward pass (default {defaults.batch_size})")
+    segments = parser.add_argument_group("segments")
+    segments.add_argument("--multi-label", action="store_true",
+                          help="independent per-label scores; segments where a label reaches --threshold")
+    segments.add_argument("--threshold", type=float,
+                          help="score a label needs (multi-label default 0.5; single-label default: none)")
+    segments.add_argument("--smoothing", type=int, default=defaults.smoothing, metavar="WINDOWS",
+                          help="moving average of the scores over this many windows (default 1: none)")
+    segments.add_argument("--min-gap", type=float, metavar="SECONDS",
+                          help="merge a label's segments this close (default: one stride)")
+    segments.add_argument("--min-duration", type=float, default=defaults.min_duration, metavar="SECONDS",
+                          help="drop shorter segments (default 0)")
+    output = parser.add_argument_group("outputs")
+    output.add_argument("--json", metavar="OUT", help="windows and segments as JSON ('-' for stdout)")
+    output.add_argument("--csv", metavar="OUT", help="one row per window: start,end,top label,score per label ('-')")
+    output.add_argument("--plot", metavar="OUT.png", help="labels x time heat strip with segments (needs matplotlib)")
+    output.add_argument("--html", metavar="OUT.html", help="one page: the video, the strip, clickable segments")
+    output.add_argument("--top-labels", type=int, default=20, help="labels drawn in --plot / --html (default 20)")
+    output.add_argument("--html-link-video", action="store_true",
+                        help="link the video from the page instead of embedding it (default: embed up to 64 MiB)")
+    parser.add_argument("--exact-resize", action="store_true",
+                        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
+                             "call's pixels) instead of downscaling while decoding")
+    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..timeline import TimelineConfig, video_timeline
+    from ..video_io import VideoDecodeError
+
+    try:
+        labels = read_labels(args.labels, args.labels_file)
+        if args.plot:
+            require_matplotlib()
+        if args.top_labels < 1:
+            raise UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
+        try:
+            config = TimelineConfig(
+                window=args.window, stride=args.stride, multi_label=args.multi_label, threshold=args.threshold,
+                smoothing=args.smoothing, min_gap=args.min_gap, min_duration=args.min_duration,
+                hypothesis_template=tuple(args.templates) if args.templates else None, num_frames=args.num_frames,
+                batch_size=args.batch_size, start_time=args.start, end_time=args.end,
+                decode_resize=not args.exact_resize,
+            )
+        except ValueError as err:
+            raise UsageError(str(err).replace("`", "")) from None
+        model = model_or_default(args.model)
+        if not Path(args.video).is_file():  # before loading the model
+            reason = "not found" if not Path(args.video).exists() else "not a file"
+            print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
+            return EXIT_FAILURES
+        classifier = load_pipeline(model, args.device, args.dtype)
+        try:
+            timeline = video_timeline(classifier, args.video, labels, config, progress=not args.no_progress)
+        except VideoDecodeError as err:  # missing or unreadable video: names the file
+            print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
+            return EXIT_FAILURES
+        except ValueError as err:  # labels, templates or options the library rejects
+            raise UsageError(str(err)) from None
+    except UsageError as err:
+        print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    write_outputs(timeline, args)
+    for warning in timeline.warnings:
+        print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
+    return EXIT_FAILURES if timeline.truncated else EXIT_OK
+
+
+def write_outputs(timeline, args: argparse.Namespace) -> None:
+    if args.json == "-":
+        sys.stdout.write(timeline.to_json())
+    elif args.json:
+        timeline.to_json(args.json)
+    if args.csv == "-":
+        timeline.to_csv(sys.stdout)
+    elif args.csv:
+        timeline.to_csv(args.csv)
+    if args.plot:
+        timeline.plot(args.plot, top_labels=args.top_labels)
+    if args.html:
+        timeline.to_html(args.html, top_labels=args.top_labels, embed_video=False if args.html_link_video else None)
+    if "-" not in (args.json, args.csv):
+        stats = timeline.stats
+        print(f"{timeline.video}: {timeline.duration:.1f} s, {stats['windows']} windows of {timeline.window:g} s every "
+              f"{timeline.stride:g} s, {stats['frames_needed']} frames read, {stats['seconds']:.1f} s")
+        print(timeline.format_segments())
+    for name, target in (("json", args.json), ("csv", args.csv), ("plot", args.plot), ("html", args.html)):
+        if target and target != "-":
+            print(f"{name}: {target}", file=sys.stderr)
