@@ -138,7 +138,8 @@ def test_demo_runs_and_prints_a_table(tmp_path, capsys):
     assert cli_main(["demo", "--num-clips", "4", "--seed", "3", "--keep-videos", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "true caption" in out and "held-out" in out and "seen:" in out
-    assert len(list(tmp_path.glob("*.mp4"))) == 4
+    assert "timeline of timeline_sequence.mp4" in out and "segments right:" in out  # truth and found segments
+    assert len(list(tmp_path.glob("*.mp4"))) == 5  # 4 clips and the action sequence
 
 
 def test_demo_rejects_bad_clip_count(capsys):

@@ -5,6 +5,9 @@ Clips of seen and of held-out (zero-shot) shape-colour-motion combinations are r
 `pipeline("zero-shot-video-classification")`. Each clip is classified among every caption with the clip's shape
 (6 colours x 7 motions = 42 captions, 36 for a circle, which has no "rotating"), seen and held-out combinations
 alike: the shape is given, colour and motion must be read from the video. Chance is 1/42 (1/36).
+
+Then a timeline (`hf_xclip.timeline`): a video of four generated actions one after another, cut into windows, and
+the segments found in it printed next to the true ones.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip choice and rendering (default 0)")
     parser.add_argument("--model", help="model directory or Hub id (default: the embedded default model)")
     parser.add_argument("--keep-videos", type=Path, metavar="DIR", help="write the mp4 files here and keep them")
+    parser.add_argument("--no-timeline", action="store_true", help="skip the timeline of a generated action sequence")
     return parser
 
 
@@ -97,7 +101,19 @@ def run(args: argparse.Namespace) -> int:
             top = classifier(str(path), candidate_labels=labels, top_k=3)
             rank = next((k + 1 for k, r in enumerate(top) if r["label"] == spec.caption), None)
             rows.append((path.name, spec.caption, held, top[0]["label"], top[0]["score"], len(labels), rank))
-    print_table(rows)
+        print_table(rows)
+        print_summary(rows)
+        if not args.no_timeline:
+            print()
+            demo_timeline(classifier, out_dir, 2 * size, args.seed)
+    print(f"model: {model}   {len(rows)} clips{'' if args.no_timeline else ' and a timeline'} in "
+          f"{time.perf_counter() - start:.1f} s")
+    if args.keep_videos:
+        print(f"videos kept in {args.keep_videos}")
+    return EXIT_OK
+
+
+def print_summary(rows) -> None:
     for name, held in (("seen", False), ("held-out", True)):
         part = [row for row in rows if row[2] == held]
         if part:
@@ -106,10 +122,37 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {right}/{len(part)} right (top-3: {top3}/{len(part)})", end="   ")
     chance = np.mean([1 / row[5] for row in rows])
     print(f"(chance {chance:.1%}: each clip is scored against every caption of its shape, 42 or 36 for circles)")
-    print(f"model: {model}   {len(rows)} clips in {time.perf_counter() - start:.1f} s")
-    if args.keep_videos:
-        print(f"videos kept in {args.keep_videos}")
-    return EXIT_OK
+
+
+TIMELINE_FPS, TIMELINE_WINDOW, TIMELINE_STRIDE = 8, 2.0, 0.5
+
+
+def demo_timeline(classifier, out_dir: Path, size: int, seed: int) -> None:
+    """Four actions (different colours) of 3-5 s one after another; their timeline against the truth."""
+    from ..synthetic import distinct_colour_specs, render_sequence
+    from ..timeline import evaluate_segments, format_time, video_timeline
+    from ..video_io import write_video
+
+    specs = distinct_colour_specs(4, np.random.SeedSequence(seed, spawn_key=(103,)))
+    durations = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(104,))).integers(3, 6, len(specs))
+    frames, truth = render_sequence(specs, durations.tolist(), fps=TIMELINE_FPS, size=size, seed=seed)
+    path = write_video(out_dir / "timeline_sequence.mp4", frames, fps=TIMELINE_FPS, crf=12)
+    timeline = video_timeline(
+        classifier, path, [spec.caption for spec in specs], window=TIMELINE_WINDOW, stride=TIMELINE_STRIDE
+    )
+    print(f"timeline of {path.name} ({timeline.duration:g} s, 4 actions): windows of {TIMELINE_WINDOW:g} s every "
+          f"{TIMELINE_STRIDE:g} s, {len(timeline.spans)} windows, labels = the 4 captions")
+    print("  truth:")
+    for label, begin, end in truth:
+        print(f"    {format_time(begin, 1):>7} - {format_time(end, 1):<7} {label}")
+    print("  found:")
+    for segment in timeline.segments:
+        print(f"    {format_time(segment.start, 1):>7} - {format_time(segment.end, 1):<7} {segment.label} "
+              f"({segment.score:.2f})")
+    result = evaluate_segments(timeline.segments, truth)
+    errors = ", ".join(f"{error:.2f}" for error in result["boundary_errors"])
+    print(f"  segments right: {result['segment_accuracy']:.0%}, time labelled right: {result['time_accuracy']:.0%}, "
+          f"boundary errors: {errors} s")
 
 
 def print_table(rows) -> None:
