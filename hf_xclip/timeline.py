@@ -2,7 +2,8 @@
 
 `video_timeline(classifier, video, labels)` cuts the video into windows of ``window`` seconds every ``stride``
 seconds and scores every window against the labels with the zero-shot pipeline's own scoring, so a window's scores
-are what ``classifier`` gives for that clip (single-label softmax, or the pipeline's multi-label scores):
+are what ``classifier`` gives for that clip (single-label softmax, or the pipeline's calibrated multi-label
+probabilities, `hf_xclip.multilabel`):
 
 1. the labels are encoded once ([`ZeroShotVideoClassificationPipeline.prepare_labels`], through the label core);
 2. the video is decoded once, front to back ([`hf_xclip.video_io.iter_windows`]): the model's frame count is
@@ -46,6 +47,7 @@ import torch
 from transformers.utils import logging
 
 from .labels import DEFAULT_NEGATIVE_TEMPLATE
+from .multilabel import MULTI_LABEL_METHODS
 from .video_io import BROKEN_TAIL_MODES, TAIL_MODES, VideoDecodeError, iter_windows, video_name
 
 logger = logging.get_logger(__name__)
@@ -71,7 +73,14 @@ class TimelineConfig:
     )
     multi_label: bool = field(
         default=False,
-        metadata={"help": "Independent per-label scores (the pipeline's multi-label scoring) instead of a softmax."},
+        metadata={"help": "Independent per-label probabilities (the pipeline's multi-label scores) instead of a "
+                          "softmax over the labels."},
+    )
+    multi_label_method: str = field(
+        default="auto",
+        metadata={"help": "Multi-label scores (hf_xclip.multilabel): 'sigmoid' (the model's calibrated head), "
+                          "'background' (each label against generic prompts), 'negative' (against 'not {label}'); "
+                          "'auto': the head when the model has one, else 'background'."},
     )
     threshold: float | None = field(
         default=None,
@@ -90,7 +99,7 @@ class TimelineConfig:
         default=None, metadata={"help": "Text template(s) of the labels; default: the model's own."}
     )
     negative_template: str = field(
-        default=DEFAULT_NEGATIVE_TEMPLATE, metadata={"help": "Negative prompt of the multi-label scores."}
+        default=DEFAULT_NEGATIVE_TEMPLATE, metadata={"help": "Negative prompt of multi_label_method='negative'."}
     )
     num_frames: int | None = field(default=None, metadata={"help": "Frames per window; default: the model's."})
     batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
@@ -130,6 +139,10 @@ class TimelineConfig:
             raise ValueError(f"`num_frames` must be a positive integer, got {self.num_frames!r}.")
         if self.tail not in TAIL_MODES:
             raise ValueError(f"`tail` must be one of {TAIL_MODES}, got {self.tail!r}.")
+        if self.multi_label_method not in MULTI_LABEL_METHODS:
+            raise ValueError(
+                f"`multi_label_method` must be one of {MULTI_LABEL_METHODS}, got {self.multi_label_method!r}."
+            )
         if self.broken_tail not in BROKEN_TAIL_MODES:
             raise ValueError(f"`broken_tail` must be one of {BROKEN_TAIL_MODES}, got {self.broken_tail!r}.")
 
@@ -250,6 +263,7 @@ class Timeline:
             "stride": float(self.stride),
             "labels": list(self.labels),
             "multi_label": self.multi_label,
+            "multi_label_method": self.stats.get("multi_label_method"),
             "threshold": self.config.effective_threshold,
             "windows": [
                 {"start": _seconds(a), "end": _seconds(b),
@@ -536,7 +550,8 @@ def video_timeline(
     classifier = _as_pipeline(classifier)
     started = time.perf_counter()
     labels = classifier.prepare_labels(
-        candidate_labels, config.hypothesis_template, config.multi_label, config.negative_template
+        candidate_labels, config.hypothesis_template, config.multi_label, config.multi_label_method,
+        config.negative_template,
     )
     processor = classifier.video_processor
     num_frames = config.num_frames or classifier.model.config.vision_config.num_frames
@@ -582,6 +597,7 @@ def video_timeline(
         warnings=warnings,
         stats={
             "model": getattr(classifier.model, "name_or_path", None) or None,
+            "multi_label_method": labels.method,
             "windows": done,
             "frames_per_window": num_frames,
             "frames_needed": int(len(np.unique(windows.indices[:done]))),

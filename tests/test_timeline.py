@@ -72,13 +72,13 @@ def videos(workdir):
     return paths
 
 
-def pipeline_scores(clf, video, start, end, short_side=None, multi_label=False) -> np.ndarray:
+def pipeline_scores(clf, video, start, end, short_side=None, **call) -> np.ndarray:
     """The pipeline's scores (label order) of the clip [start, end) of a video, frames sampled as a window's."""
     processor = clf.video_processor
     saved = processor.start_time, processor.end_time, processor.decode_short_side
     processor.start_time, processor.end_time, processor.decode_short_side = start, end, short_side
     try:
-        result = clf(str(video), candidate_labels=LABELS, multi_label=multi_label)
+        result = clf(str(video), candidate_labels=LABELS, **call)
     finally:
         processor.start_time, processor.end_time, processor.decode_short_side = saved
     scores = {item["label"]: item["score"] for item in result}
@@ -89,16 +89,36 @@ def pipeline_scores(clf, video, start, end, short_side=None, multi_label=False) 
 # Scores: the pipeline's, window by window
 
 
-@pytest.mark.parametrize("multi_label", [False, True])
-def test_window_scores_equal_the_pipeline_scores_of_the_same_clip(clf, videos, multi_label):
-    timeline = video_timeline(clf, videos["mp4"], LABELS, window=1.2, stride=0.7, multi_label=multi_label,
-                              batch_size=3)
+@pytest.mark.parametrize(
+    "call, method",
+    [({}, None), ({"multi_label": True}, "background"), ({"multi_label": True, "multi_label_method": "negative"},
+                                                           "negative")],
+)
+def test_window_scores_equal_the_pipeline_scores_of_the_same_clip(clf, videos, call, method):
+    timeline = video_timeline(clf, videos["mp4"], LABELS, window=1.2, stride=0.7, batch_size=3, **call)
+    assert timeline.stats["multi_label_method"] == method  # "auto": background prompts for a model without a head
     short_side = clf.video_processor.resize_short_side(num_crops=1)
     assert timeline.stats["decode_short_side"] == short_side == 32  # the processor's resize (size: 32)
     assert len(timeline.spans) == 5
     for (start, end), scores in zip(timeline.spans, timeline.scores):
-        expected = pipeline_scores(clf, videos["mp4"], start, end, short_side, multi_label)
+        expected = pipeline_scores(clf, videos["mp4"], start, end, short_side, **call)
         np.testing.assert_allclose(scores, expected, atol=1e-5)  # batched vs single: float rounding only
+
+
+def test_multi_label_uses_the_models_calibrated_head(clf, videos, monkeypatch):
+    monkeypatch.setattr(clf.model.config, "multi_label_scale", 8.0)
+    timeline = video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1, multi_label=True, threshold=0.64)
+    assert timeline.stats["multi_label_method"] == "sigmoid" and timeline.to_dict()["multi_label_method"] == "sigmoid"
+    short_side = clf.video_processor.resize_short_side(num_crops=1)
+    for (start, end), scores in zip(timeline.spans, timeline.scores):
+        expected = pipeline_scores(clf, videos["mp4"], start, end, short_side, multi_label=True)
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+    cells = window_cells(timeline.spans)
+    for (start, end), scores in zip(cells, timeline.scores):  # a window reaching 0.64 lies in its label's segment
+        for label, score in zip(LABELS, scores):
+            inside = [s for s in timeline.segments if s.start <= start + 1e-9 and end <= s.end + 1e-9]
+            assert score < 0.64 or label in [s.label for s in inside]
+    assert timeline.segments and all(s.score >= 0.64 for s in timeline.segments)
 
 
 def test_exact_resize_equals_a_plain_pipeline_call(clf, videos):
@@ -476,6 +496,7 @@ def test_cli_json_to_stdout_and_multi_label(model_dir, videos, capsys):
         (["--labels", "a", "--window", "0"], "window must be a positive number"),
         (["--labels", "a", "--smoothing", "0"], "smoothing must be an integer >= 1"),
         (["--labels", "a", "--template", "no placeholder"], "template"),
+        (["--labels", "a", "--multi-label", "--multi-label-method", "sigmoid"], "needs a model with a sigmoid head"),
     ],
 )
 def test_cli_usage_errors(model_dir, videos, capsys, extra, message):

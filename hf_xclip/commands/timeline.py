@@ -37,6 +37,7 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..multilabel import MULTI_LABEL_METHODS
     from ..timeline import TimelineConfig
 
     defaults = TimelineConfig()
@@ -69,6 +70,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     segments = parser.add_argument_group("segments")
     segments.add_argument("--multi-label", action="store_true",
                           help="independent per-label scores; segments where a label reaches --threshold")
+    segments.add_argument("--multi-label-method", choices=MULTI_LABEL_METHODS, default="auto",
+                          help="multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
+                          "'background', 'negative'; default 'auto': the head when the model has one, else "
+                          "'background'")
     segments.add_argument("--threshold", type=float,
                           help="score a label needs (multi-label default 0.5; single-label default: none)")
     segments.add_argument("--smoothing", type=int, default=defaults.smoothing, metavar="WINDOWS",
@@ -106,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
         try:
             config = TimelineConfig(
-                window=args.window, stride=args.stride, multi_label=args.multi_label, threshold=args.threshold,
+                window=args.window, stride=args.stride, multi_label=args.multi_label,
+                multi_label_method=args.multi_label_method, threshold=args.threshold,
                 smoothing=args.smoothing, min_gap=args.min_gap, min_duration=args.min_duration,
                 hypothesis_template=tuple(args.templates) if args.templates else None, num_frames=args.num_frames,
                 batch_size=args.batch_size, start_time=args.start, end_time=args.end,
