@@ -93,6 +93,32 @@ def read_bank_argument(path: Path | None) -> Any:
         raise UsageError(str(err)) from None
 
 
+def add_label_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--labels`` / ``--labels-file`` (one of them) and ``--template`` (repeatable); read them with `read_labels`."""
+    labels = parser.add_mutually_exclusive_group(required=required)
+    labels.add_argument("--labels", help="comma-separated labels, e.g. 'surfing,juggling,cooking'")
+    labels.add_argument(
+        "--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column (id,name files)"
+    )
+    parser.add_argument(
+        "--template",
+        action="append",
+        dest="templates",
+        metavar="TEMPLATE",
+        help="hypothesis template with '{}' for the label (repeat to ensemble; default: the label bank's, else the "
+        "model's own, '{}' for X-CLIP, 'a photo of a {}.' for ViFi-CLIP)",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--adapter``, ``--device``, ``--dtype`` and ``--quantize``, for `load_pipeline`."""
+    parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
+    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    parser.add_argument("--quantize", choices=("int8", "none"),
+                        help="ONNX exports (hf-xclip export): int8 or float32 graphs (default: the export's own)")
+
+
 def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
     """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (see `hf_xclip.labels.read_label_file`).
 

@@ -28,7 +28,9 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_label_arguments,
     add_label_side_arguments,
+    add_model_arguments,
     load_pipeline,
     model_or_default,
     read_bank_argument,
@@ -52,21 +54,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id")
-    parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
-    labels = parser.add_mutually_exclusive_group()
-    labels.add_argument("--labels", help="comma-separated labels, e.g. 'surfing,juggling,cooking'")
-    labels.add_argument(
-        "--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column (id,name files)"
-    )
+    add_label_arguments(parser, required=False)  # or --label-bank
     parser.add_argument("--top-k", type=int, default=5, help="labels to report per video (default 5; 0 = all)")
-    parser.add_argument(
-        "--template",
-        action="append",
-        dest="templates",
-        metavar="TEMPLATE",
-        help="hypothesis template with '{}' for the label (repeat to ensemble; default: the label bank's, else the "
-        "model's own, '{}' for X-CLIP, 'a photo of a {}.' for ViFi-CLIP)",
-    )
     add_label_side_arguments(parser)
     parser.add_argument("--multi-label", action="store_true", help="independent per-label scores (label vs 'not label')")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
@@ -78,10 +67,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="OUT.png", help="draw sampled frames and top-k scores (needs matplotlib)")
     parser.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
-    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
-    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
-    parser.add_argument("--quantize", choices=("int8", "none"),
-                        help="ONNX exports (hf-xclip export): int8 or float32 graphs (default: the export's own)")
+    add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 

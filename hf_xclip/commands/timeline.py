@@ -24,6 +24,8 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_model_arguments,
+    add_label_arguments,
     load_pipeline,
     model_or_default,
     read_labels,
@@ -49,15 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("video", metavar="VIDEO", help="video file")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
-    labels = parser.add_mutually_exclusive_group(required=True)
-    labels.add_argument("--labels", help="comma-separated labels, e.g. 'surfing,juggling,cooking'")
-    labels.add_argument(
-        "--labels-file", type=Path, help="one label per line, or a CSV with a 'name' column (id,name files)"
-    )
-    parser.add_argument(
-        "--template", action="append", dest="templates", metavar="TEMPLATE",
-        help="hypothesis template with '{}' (repeat to ensemble; default: the model's own)",
-    )
+    add_label_arguments(parser)
     windows = parser.add_argument_group("windows")
     windows.add_argument("--window", type=float, default=defaults.window, metavar="SECONDS",
                          help=f"window length (default {defaults.window:g})")
@@ -93,8 +87,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--exact-resize", action="store_true",
                         help="decode full frames and resize them in the processor (slower; exactly a pipeline "
                              "call's pixels) instead of downscaling while decoding")
-    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
-    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -125,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             reason = "not found" if not Path(args.video).exists() else "not a file"
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
-        classifier = load_pipeline(model, args.device, args.dtype)
+        classifier = load_pipeline(model, args.device, args.dtype, args.quantize)
         try:
             timeline = video_timeline(classifier, args.video, labels, config, progress=not args.no_progress)
         except VideoDecodeError as err:  # missing or unreadable video: names the file
