@@ -234,17 +234,19 @@ class Timeline:
         return replace(self, config=config, segments=segments)
 
     def top_labels(self, count: int) -> list[str]:
-        """Up to `count` labels to show: those with segments first (by their first segment), then by peak score."""
-        first_start: dict[str, float] = {}
+        """Up to `count` labels to show: those with the most segment time first, then the highest-scoring others;
+        labels with segments in order of their first segment, the others after them by peak score."""
+        first: dict[str, float] = {}
+        total: dict[str, float] = {}
         for segment in self.segments:
-            first_start.setdefault(segment.label, segment.start)
-        peak = self.scores.max(axis=0) if len(self.scores) else np.zeros(len(self.labels))
-        with_segments = sorted(first_start, key=lambda label: (first_start[label], -peak[self.labels.index(label)]))
-        chosen = with_segments[:count]
-        if len(chosen) < count:
-            rest = [self.labels[k] for k in np.argsort(-peak, kind="stable") if self.labels[k] not in first_start]
-            chosen += rest[: count - len(chosen)]
-        return chosen
+            first.setdefault(segment.label, segment.start)
+            total[segment.label] = total.get(segment.label, 0.0) + segment.duration
+        peaks = self.scores.max(axis=0).tolist() if len(self.scores) else [0.0] * len(self.labels)
+        peak = dict(zip(self.labels, peaks))
+        chosen = sorted(total, key=lambda label: (-total[label], first[label]))[:count]
+        chosen.sort(key=lambda label: first[label])
+        rest = sorted((label for label in self.labels if label not in total), key=lambda label: -peak[label])
+        return chosen + rest[: count - len(chosen)]
 
     # -- serialisation ----------------------------------------------------------------------------------------
 
@@ -842,8 +844,9 @@ def _strip_columns(timeline: Timeline) -> tuple[np.ndarray, list[int | None]]:
 def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, top_labels: int = 20, dpi: int = 100) -> Path:
     """Save a labels x time heat strip of the window scores with the segments outlined on it; time in mm:ss.
 
-    With more than `top_labels` labels only those are drawn: labels with segments first (in order of appearance),
-    then the highest-scoring ones; the title says how many were left out.
+    With more than `top_labels` labels only that many are drawn ([`Timeline.top_labels`]): the labels with the most
+    segment time (rows in order of appearance), then the highest-scoring others; the title says how many were left
+    out.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'hf_xclip[plot]'``).

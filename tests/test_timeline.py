@@ -414,11 +414,12 @@ def test_plot_is_readable_for_few_and_many_labels(workdir, num_labels):
 
 def test_top_labels_prefer_labels_with_segments():
     labels = ["a", "b", "c", "d"]
-    scores = np.array([[0.5, 0.1, 0.0, 0.4], [0.1, 0.5, 0.0, 0.4]], np.float32)
-    timeline = Timeline("v.mp4", 3.0, 25.0, 2.0, 1.0, labels, spans_every(2), scores,
-                        find_segments(spans_every(2), scores, labels, min_gap=0))
-    assert timeline.top_labels(3) == ["a", "b", "d"]
-    assert timeline.top_labels(1) == ["a"]
+    scores = np.array([[0.5, 0.1, 0.0, 0.4], [0.1, 0.5, 0.0, 0.4], [0.1, 0.5, 0.0, 0.4]], np.float32)
+    timeline = Timeline("v.mp4", 4.0, 25.0, 2.0, 1.0, labels, spans_every(3), scores,
+                        find_segments(spans_every(3), scores, labels, min_gap=0))
+    assert triples(timeline.segments) == [("a", 0, 1.5), ("b", 1.5, 4)]
+    assert timeline.top_labels(3) == ["a", "b", "d"]  # segments by first appearance, then the best of the others
+    assert timeline.top_labels(1) == ["b"]  # the most segment time
 
 
 def test_html_page_holds_the_video_strip_and_seeking_segments(timeline, videos, workdir):
