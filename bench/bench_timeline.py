@@ -54,6 +54,7 @@ from common import (  # noqa: E402
 )
 
 SETTINGS = ((1.0, 0.5), (2.0, 1.0), (4.0, 2.0))  # accuracy part: (window, stride) seconds
+RESIZE_SETTING = (2.0, 1.0)  # where decode-time scaling is compared with the processor's own resize
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -116,6 +117,7 @@ def run_accuracy(args) -> dict[str, Any]:
     folder = args.workdir / "actions"
     folder.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict]] = {}
+    resize: list[dict] = []
     for seed in range(count):
         specs, frames, truth = action_sequence(seed)
         path = write_video(folder / f"actions_{seed}.mp4", frames, fps=16, crf=12)
@@ -124,6 +126,15 @@ def run_accuracy(args) -> dict[str, Any]:
             timeline = video_timeline(classifier, path, labels, window=window, stride=stride)
             rows.setdefault(f"window {window:g} s, stride {stride:g} s", []).append(
                 {**evaluate_segments(timeline.segments, truth), "windows": len(timeline.spans)})
+            if (window, stride) == RESIZE_SETTING:  # decode-time scaling against decoding full frames
+                exact = video_timeline(classifier, path, labels, window=window, stride=stride, decode_resize=False)
+                difference = np.abs(timeline.scores - exact.scores)
+                resize.append({
+                    "mean_abs_difference": float(difference.mean()), "max_abs_difference": float(difference.max()),
+                    "same_best_label": float((timeline.scores.argmax(1) == exact.scores.argmax(1)).mean()),
+                    "time_accuracy": evaluate_segments(timeline.segments, truth)["time_accuracy"],
+                    "time_accuracy_exact": evaluate_segments(exact.segments, truth)["time_accuracy"],
+                })
         guess = whole_segment_predictions(classifier, path, labels, truth, short_side)
         rows.setdefault("reference: each true segment as one clip", []).append(
             {**evaluate_segments(guess, truth), "windows": len(truth)})
@@ -139,7 +150,7 @@ def run_accuracy(args) -> dict[str, Any]:
             "mean_boundary_error_s": statistics.mean(errors), "median_boundary_error_s": statistics.median(errors),
             "max_boundary_error_s": max(errors), "predicted_segments": sum(r["num_predicted"] for r in results),
         }
-    return {"videos": count, "rows": table}
+    return {"videos": count, "rows": table, "decode_resize": resize}
 
 
 def print_accuracy(report: dict[str, Any]) -> None:
@@ -153,6 +164,15 @@ def print_accuracy(report: dict[str, Any]) -> None:
                   f"{row['max_boundary_error_s']:.2f}")
         print(f"| {name} | {row['windows']} | {row['segment_accuracy']:.1%} | {row['time_accuracy']:.1%} | {errors} "
               f"| {row['predicted_segments']} / {row['segments']} |")
+    resize = report.get("decode_resize") or []
+    if resize:
+        print(f"\ndecode-time scaling (default) against full frames resized by the processor (decode_resize=False), "
+              f"window {RESIZE_SETTING[0]:g} s, stride {RESIZE_SETTING[1]:g} s, per video:\n")
+        print("| video | mean / max abs score difference | same best label | time accuracy: scaled / exact |")
+        print("| ---: | ---: | ---: | ---: |")
+        for seed, row in enumerate(resize):
+            print(f"| {seed} | {row['mean_abs_difference']:.4f} / {row['max_abs_difference']:.3f} "
+                  f"| {row['same_best_label']:.1%} | {row['time_accuracy']:.1%} / {row['time_accuracy_exact']:.1%} |")
 
 
 # ---------------------------------------------------------------------------------------------------------- scaling
