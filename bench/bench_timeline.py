@@ -22,8 +22,9 @@ Two parts (``--part accuracy|scaling|all``):
   equal them), frames the decoder returned, frames in the file.
 
 Run: ``python bench/bench_timeline.py`` (17 min on a shared 2-core machine at load 4-6, 4 of them writing the 5 and
-10-minute videos, which are kept in ``bench/results/timeline``; ``--quick``: 0.5, 1 and 2 minutes, 2 accuracy videos). Prints markdown
-tables and writes ``bench/results/bench_timeline.json`` (``--report-only`` prints its tables again).
+10-minute videos, which are kept in ``bench/results/timeline``; ``--quick``: 0.5, 1 and 2 minutes, 2 accuracy
+videos). Prints markdown tables and writes ``bench/results/bench_timeline.json`` (``--report-only`` prints its
+tables again).
 """
 
 from __future__ import annotations
@@ -321,9 +322,9 @@ def print_scaling(report: dict[str, Any]) -> None:
         frames = (f"{row['frames_needed']} / {row['frames_converted']} / {row['frames_decoded']} / "
                   f"{row['frames_in_video']}")
         print(f"| {row['minutes']:g} min | {row['windows']} | {row['wall_s']:.1f} s "
-              f"| {row['forward_in_timeline_s']:.1f} s | **{row['ratio_in_run']:.3f}** | {row['per_window_forward_s']:.3f} s | {row['ratio']:.3f} "
-              f"| {row['ratio_cpu']:.3f} | {row['decode_only_s']:.1f} s | {peak} | {frames} "
-              f"| {row['load_average'][0]:.1f} |")
+              f"| {row['forward_in_timeline_s']:.1f} s | **{row['ratio_in_run']:.3f}** "
+              f"| {row['per_window_forward_s']:.3f} s | {row['ratio']:.3f} | {row['ratio_cpu']:.3f} "
+              f"| {row['decode_only_s']:.1f} s | {peak} | {frames} | {row['load_average'][0]:.1f} |")
     summary = report["summary"]
     print("\nratio = wall / the model's forward time inside the same timeline run (windows x per-window forward); "
           "separate: the per-window forward measured in the same process before and after the timeline on random "
