@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS: list[str] = ["convert", "classify", "timeline", "demo", "finetune", "evaluate", "calibrate", "export", "labels"]
+COMMANDS: list[str] = [
+    "convert", "classify", "timeline", "demo", "finetune", "evaluate", "calibrate", "export", "labels"
+]
 
 # Exit status of every command: success, some items failed (the others were still done), bad input.
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2

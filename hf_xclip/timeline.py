@@ -507,6 +507,8 @@ def video_timeline(
     candidate_labels: Any,
     config: TimelineConfig | None = None,
     *,
+    label_descriptions: Any = None,
+    label_bank: Any = None,
     progress: bool | Callable[[int], Any] = False,
     **options: Any,
 ) -> Timeline:
@@ -516,9 +518,13 @@ def video_timeline(
         classifier: a `pipeline("zero-shot-video-classification")` (its model, processor, label cache, device and
             scoring are used), or a model directory / Hub id to build one from.
         video: a path, ``bytes`` or binary file object of a video file.
-        candidate_labels: label texts (a list, or one comma-separated string).
+        candidate_labels: label texts (a list, or one comma-separated string); None with a `label_bank`: all of
+            its labels.
         config: a [`TimelineConfig`]; keyword `options` override its fields (``window=``, ``stride=``,
             ``multi_label=``, ``threshold=``, ``smoothing=``, ``min_gap=``, ...).
+        label_descriptions / label_bank: the pipeline's label-side options (sentences per label ensembled with the
+            templates; label embeddings encoded once, `hf_xclip.labels.LabelBank` or its path), see
+            [`ZeroShotVideoClassificationPipeline.prepare_labels`].
         progress: show a progress bar on stderr, or a callable given the number of windows done after each batch.
 
     Returns:
@@ -553,7 +559,7 @@ def video_timeline(
     started = time.perf_counter()
     labels = classifier.prepare_labels(
         candidate_labels, config.hypothesis_template, config.multi_label, config.multi_label_method,
-        config.negative_template,
+        config.negative_template, label_descriptions, label_bank,
     )
     processor = classifier.video_processor
     num_frames = config.num_frames or classifier.model.config.vision_config.num_frames

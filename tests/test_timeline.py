@@ -121,6 +121,22 @@ def test_multi_label_uses_the_models_calibrated_head(clf, videos, monkeypatch):
     assert timeline.segments and all(s.score >= 0.64 for s in timeline.segments)
 
 
+def test_label_bank_and_descriptions_go_through_the_pipelines_label_side(clf, videos, workdir):
+    plain = video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1)
+    bank = clf.label_encoder.bank(LABELS, clf.hypothesis_template)
+    path = bank.save(workdir / "labels.bank")
+    from_bank = video_timeline(clf, videos["mp4"], None, window=2, stride=1, label_bank=path)  # all its labels
+    assert from_bank.labels == LABELS
+    np.testing.assert_allclose(from_bank.scores, plain.scores, atol=1e-6)
+    descriptions = {"surfing": ["riding a wave on a board", "standing on a surfboard"]}
+    described = video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1, label_descriptions=descriptions)
+    short_side = clf.video_processor.resize_short_side(num_crops=1)
+    for (start, end), scores in zip(described.spans, described.scores):
+        expected = pipeline_scores(clf, videos["mp4"], start, end, short_side, label_descriptions=descriptions)
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert not np.allclose(described.scores, plain.scores, atol=1e-4)  # the descriptions changed "surfing"
+
+
 def test_exact_resize_equals_a_plain_pipeline_call(clf, videos):
     timeline = video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1, decode_resize=False)
     assert timeline.stats["decode_short_side"] is None
@@ -503,6 +519,18 @@ def test_cli_json_to_stdout_and_multi_label(model_dir, videos, capsys):
 def test_cli_usage_errors(model_dir, videos, capsys, extra, message):
     assert main(["timeline", str(videos["mp4"]), "--model", str(model_dir), *extra, "--no-progress"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_label_bank(model_dir, videos, workdir, capsys):
+    clf = pipeline(TASK, model=str(model_dir))
+    path = clf.label_encoder.bank(LABELS, clf.hypothesis_template).save(workdir / "cli.bank")
+    out = workdir / "cli" / "bank.json"
+    code = main(["timeline", str(videos["mp4"]), "--model", str(model_dir), "--label-bank", str(path),
+                 "--window", "1", "--stride", "0.5", "--json", str(out), "--no-progress"])
+    assert code == 0
+    assert json.loads(out.read_text())["labels"] == LABELS
+    assert main(["timeline", str(videos["mp4"]), "--model", str(model_dir), "--no-progress"]) == 2
+    assert "give the labels" in capsys.readouterr().err
 
 
 def test_cli_unreadable_and_broken_videos(model_dir, videos, workdir, capsys):

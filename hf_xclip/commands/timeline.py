@@ -4,6 +4,7 @@
 hf-xclip timeline match.mp4 --model microsoft/xclip-base-patch32 --labels "running,jumping,falling" --plot t.png
 hf-xclip timeline lecture.mp4 --labels-file actions.txt --window 8 --stride 4 --json t.json --html t.html
 hf-xclip timeline cam.mkv --labels "a person,a dog,a car" --multi-label --threshold 0.6 --csv windows.csv
+hf-xclip timeline match.mp4 --model ./base --adapter ./my-adapter --label-bank k400.bank --plot t.png
 ```
 
 The video is cut into windows of `--window` seconds every `--stride` seconds, decoded once from front to back, and
@@ -26,8 +27,11 @@ from ..cli import (
     UsageError,
     add_model_arguments,
     add_label_arguments,
+    add_label_side_arguments,
     load_pipeline,
     model_or_default,
+    read_bank_argument,
+    read_descriptions_argument,
     read_labels,
     require_matplotlib,
 )
@@ -51,7 +55,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("video", metavar="VIDEO", help="video file")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
-    add_label_arguments(parser)
+    add_label_arguments(parser, required=False)  # or --label-bank
+    add_label_side_arguments(parser)
     windows = parser.add_argument_group("windows")
     windows.add_argument("--window", type=float, default=defaults.window, metavar="SECONDS",
                          help=f"window length (default {defaults.window:g})")
@@ -97,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     from ..video_io import VideoDecodeError
 
     try:
-        labels = read_labels(args.labels, args.labels_file)
+        bank = read_bank_argument(args.label_bank)
+        labels = read_labels(args.labels, args.labels_file) if bank is None or args.labels or args.labels_file else None
+        descriptions = read_descriptions_argument(args.label_descriptions)
         if args.plot:
             require_matplotlib()
         if args.top_labels < 1:
@@ -118,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
             reason = "not found" if not Path(args.video).exists() else "not a file"
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
-        classifier = load_pipeline(model, args.device, args.dtype, args.quantize)
+        classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
         try:
-            timeline = video_timeline(classifier, args.video, labels, config, progress=not args.no_progress)
+            timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
+                                      label_bank=bank, progress=not args.no_progress)
         except VideoDecodeError as err:  # missing or unreadable video: names the file
             print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
             return EXIT_FAILURES
-        except ValueError as err:  # labels, templates or options the library rejects
+        except (ValueError, OSError) as err:  # labels, templates, the bank, options, the prompter's language model
             raise UsageError(str(err)) from None
     except UsageError as err:
         print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
