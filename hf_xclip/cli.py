@@ -121,6 +121,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX exports (hf-xclip export): int8 or float32 graphs (default: the export's own)")
 
 
+def read_label_arguments(args: argparse.Namespace) -> tuple[list[str] | None, Any, dict[str, list[str]] | None]:
+    """``(labels, bank, descriptions)`` from `add_label_arguments` and `add_label_side_arguments`: the labels may be
+    left out when a ``--label-bank`` is given (then None: every label of the bank).
+
+    Raises:
+        UsageError: no labels at all, or naming the bad label, file or bank.
+    """
+    bank = read_bank_argument(args.label_bank)
+    given = args.labels is not None or args.labels_file is not None
+    labels = read_labels(args.labels, args.labels_file) if bank is None or given else None
+    return labels, bank, read_descriptions_argument(args.label_descriptions)
+
+
 def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
     """Labels from ``--labels`` (comma-separated) or ``--labels-file`` (see `hf_xclip.labels.read_label_file`).
 

@@ -33,9 +33,7 @@ from ..cli import (
     add_model_arguments,
     load_pipeline,
     model_or_default,
-    read_bank_argument,
-    read_descriptions_argument,
-    read_labels,
+    read_label_arguments,
     require_matplotlib,
 )
 
@@ -76,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..video_data import find_videos
 
     try:
-        bank = read_bank_argument(args.label_bank)
-        labels = read_labels(args.labels, args.labels_file) if bank is None or args.labels or args.labels_file else None
-        descriptions = read_descriptions_argument(args.label_descriptions)
+        labels, bank, descriptions = read_label_arguments(args)
         _check_numbers(args)
         if args.plot:
             require_matplotlib()
