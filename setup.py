@@ -4,6 +4,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 ONNX = ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"]
+INDEX = ["datasets>=3.0", "faiss-cpu>=1.8"]
 
 setup(
     name="hf_xclip",
@@ -36,8 +37,11 @@ setup(
         # hf-xclip export / XClipOrtModel: torch's dynamo exporter needs onnxscript (tested: onnx 1.23.2,
         # onnxruntime 1.32.0, onnxscript 0.7.2 with torch 2.13 on Python 3.11)
         "onnx": ONNX,
+        # video index and search: Arrow shards (datasets / pyarrow), FAISS candidates (tested: datasets 5.2.0,
+        # pyarrow 26.0.1, faiss-cpu 1.15.1 on Python 3.11)
+        "index": INDEX,
         # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX],
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

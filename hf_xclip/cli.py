@@ -8,7 +8,9 @@ import importlib
 import sys
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS: list[str] = ["convert", "classify", "demo", "finetune", "evaluate", "calibrate", "export"]
+COMMANDS: list[str] = [
+    "convert", "classify", "demo", "finetune", "evaluate", "calibrate", "export", "index", "search",
+]
 
 # Exit status of every command: success, some items failed (the others were still done), bad input.
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
