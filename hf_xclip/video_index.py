@@ -705,6 +705,12 @@ def build_index(
     _require("faiss")
     output = Path(output)
     state = PartialState(cpu=_cpu_only(device))
+    if state.num_processes == 1 and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
+        logger.warning(
+            "accelerate launch asked for several processes but started one: with --cpu it starts several only "
+            "through MPI (--mpirun_hostfile). On a machine without GPUs use `accelerate launch --multi_gpu "
+            "--num_processes N` or `torchrun --nproc_per_node N` (the processes then run on the CPU)."
+        )
     existing = read_info(output) if output.is_dir() else None
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} exists and is not a folder.")
