@@ -79,7 +79,7 @@ FLAT_MAX_FLOATS = 2**26
 TEST_PAUSE_ENV = "HF_XCLIP_INDEX_TEST_PAUSE"
 
 
-def _require(module: str):
+def require_extra(module: str):
     """Import one of the ``index`` extra's modules, or say how to install it."""
     import importlib
 
@@ -224,6 +224,17 @@ def read_info(index_dir: str | os.PathLike) -> IndexInfo | None:
     return IndexInfo.from_json(path.read_text(encoding="utf-8"), str(path))
 
 
+def create_index(index_dir: str | os.PathLike, info: IndexInfo) -> Path:
+    """Start an empty index: write ``index.json`` (atomically) into `index_dir` (created). Rows are then added with
+    [`write_shard`]; `build_index` does both."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    if not info.created:
+        info.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _atomic_write_text(index_dir / INDEX_FILE, info.to_json())
+    return index_dir
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
@@ -236,7 +247,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def shard_schema(projection_dim: int, num_patches: int, precision: str):
     """The Arrow schema of a shard (without its manifest metadata)."""
-    pa = _require("pyarrow")
+    pa = require_extra("pyarrow")
     fields = [
         pa.field("video", pa.string(), nullable=False),
         pa.field("start", pa.float64(), nullable=False),
@@ -245,19 +256,35 @@ def shard_schema(projection_dim: int, num_patches: int, precision: str):
     ]
     if num_patches:
         value = {"int8": pa.int8(), "float16": pa.float16(), "float32": pa.float32()}[precision]
-        fields.append(pa.field("prompt_features", pa.list_(pa.list_(value, projection_dim), num_patches), nullable=False))
+        features = pa.list_(pa.list_(value, projection_dim), num_patches)
+        fields.append(pa.field("prompt_features", features, nullable=False))
         if precision == "int8":
             fields.append(pa.field("prompt_scale", pa.list_(pa.float32(), num_patches), nullable=False))
     return pa.schema(fields)
 
 
-def quantize_prompt_features(features: torch.Tensor | np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray | None]:
+def quantize_prompt_features(
+    features: torch.Tensor | np.ndarray, precision: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(values, scales)`` to store for prompt features ``(B, P, D)``.
 
     ``"int8"``: symmetric per-patch quantisation, ``values = round(x / s)`` in [-127, 127] with ``s = max|x| / 127``
     over the patch's D values (``scales`` (B, P) float32); ``"float16"`` / ``"float32"``: the values cast, no scales.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> values, scales = quantize_prompt_features(torch.tensor([[[0.5, -1.0, 0.25]]]), "int8")
+    >>> values.tolist(), round(float(scales[0, 0]) * 127, 6)
+    ([[[64, -127, 32]]], 1.0)
+    >>> [round(float(x), 3) for x in dequantize_prompt_features(values, scales)[0, 0]]  # off by half a step at most
+    [0.504, -1.0, 0.252]
+    ```
     """
-    x = features.detach().float().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float32)
+    if isinstance(features, torch.Tensor):
+        features = features.detach().float().cpu().numpy()
+    x = np.asarray(features, np.float32)
     if precision == "float32":
         return np.ascontiguousarray(x, dtype=np.float32), None
     if precision == "float16":
@@ -272,9 +299,10 @@ def quantize_prompt_features(features: torch.Tensor | np.ndarray, precision: str
 
 def dequantize_prompt_features(values: np.ndarray, scales: np.ndarray | None = None) -> np.ndarray:
     """float32 ``(B, P, D)`` prompt features from stored ``values`` (and int8 ``scales`` (B, P))."""
-    if scales is None:
-        return values.astype(np.float32, copy=False)
-    return values.astype(np.float32) * scales[..., None]
+    out = values.astype(np.float32, copy=scales is not None)
+    if scales is not None:
+        out *= scales[..., None]
+    return out
 
 
 @dataclass
@@ -310,7 +338,7 @@ class RowBatch:
 
 def _fixed_list(values: np.ndarray, depth: int):
     """A nested fixed-size-list Arrow array over a C-contiguous array whose first axis is the row (no copy)."""
-    pa = _require("pyarrow")
+    pa = require_extra("pyarrow")
     flat = pa.array(np.ascontiguousarray(values).reshape(-1))
     for size in reversed(values.shape[1 : 1 + depth]):
         flat = pa.FixedSizeListArray.from_arrays(flat, size)
@@ -353,7 +381,7 @@ def write_shard(
     The file is written under a hidden name and renamed into place: readers and a restarted run see the whole
     shard or nothing.
     """
-    pa = _require("pyarrow")
+    pa = require_extra("pyarrow")
     if sum(count for _, count in files) != len(rows):
         raise ValueError(f"a shard's files list {sum(c for _, c in files)} rows but it holds {len(rows)}.")
     schema = shard_schema(info.projection_dim, info.num_patches, info.settings.precision)
@@ -403,25 +431,27 @@ def shard_paths(index_dir: str | os.PathLike) -> list[Path]:
 
 def open_shard(path: Path):
     """``(table, manifest)`` of a shard: a memory-mapped Arrow table (no copy) and its manifest dict."""
-    pa = _require("pyarrow")
+    pa = require_extra("pyarrow")
     try:
         reader = pa.ipc.open_stream(pa.memory_map(str(path)))
         table = reader.read_all()
     except (OSError, pa.ArrowInvalid) as err:
         raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
-    raw = (reader.schema.metadata or {}).get(SHARD_METADATA_KEY)
-    if raw is None:
-        raise ValueError(f"shard {path} has no hf_xclip manifest.")
-    return table, json.loads(raw.decode("utf-8"))
+    return table, _manifest(reader.schema, path)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    pa = _require("pyarrow")
+    """The manifest of a shard, from its schema (the rows are not read)."""
+    pa = require_extra("pyarrow")
     try:
         with pa.memory_map(str(path)) as source:
             schema = pa.ipc.open_stream(source).schema
     except (OSError, pa.ArrowInvalid) as err:
         raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
+    return _manifest(schema, path)
+
+
+def _manifest(schema: Any, path: Path) -> dict[str, Any]:
     raw = (schema.metadata or {}).get(SHARD_METADATA_KEY)
     if raw is None:
         raise ValueError(f"shard {path} has no hf_xclip manifest.")
@@ -530,7 +560,7 @@ def build_faiss(vectors: np.ndarray, kind: FaissKind = "auto", calibration_candi
     queries drawn from the rows (searched for themselves, the self match left out); pass ``nprobe=`` to a search to
     trade speed for recall.
     """
-    faiss = _require("faiss")
+    faiss = require_extra("faiss")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     count, dim = vectors.shape
     if kind not in ("auto", "flat", "ivf"):
@@ -573,7 +603,7 @@ def load_or_build_faiss(index_dir: str | os.PathLike, shards: Sequence[Shard], t
     """``(faiss index, FaissInfo)`` for the committed `shards`: read from ``faiss-<key>.index`` when it covers
     exactly these shards (and `kind` allows it), else built from their embeddings and, with `write`, saved
     atomically (older FAISS files are removed). `tables` are the shards' tables when already open."""
-    faiss = _require("faiss")
+    faiss = require_extra("faiss")
     index_dir = Path(index_dir)
     key = faiss_key(shards)
     path, sidecar = index_dir / f"faiss-{key}.index", index_dir / f"faiss-{key}.json"
@@ -677,8 +707,9 @@ def build_index(
         window / stride / num_frames / tail / precision: see `IndexSettings`; fixed when the index is created
             (``None``: the index's own, or the defaults for a new index). A different value for an existing
             index raises.
-        batch_size: rows per forward pass. shard_size: rows per shard (a shard closes at the end of a video once
-            it holds this many rows; smaller shards lose less work to a kill, more files to open).
+        batch_size: rows per forward pass.
+        shard_size: rows per shard (a shard closes at the end of a video once it holds this many rows; smaller
+            shards lose less work to a kill, and make more files to open).
         num_workers: threads decoding and preprocessing ahead of the model.
         retry_failed: also redo videos an earlier run recorded as failed.
         faiss_kind: ``"auto"``, ``"flat"`` or ``"ivf"`` (see `build_faiss`).
@@ -701,8 +732,8 @@ def build_index(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}.")
-    _require("pyarrow")
-    _require("faiss")
+    require_extra("pyarrow")
+    require_extra("faiss")
     output = Path(output)
     state = PartialState(cpu=_cpu_only(device))
     if state.num_processes == 1 and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
@@ -728,8 +759,7 @@ def build_index(
         try:
             lock = _IndexLock(output)
             if existing is None:
-                info.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                _atomic_write_text(output / INDEX_FILE, info.to_json())
+                create_index(output, info)
             for stale in (output / SHARDS_DIR).glob(".*.partial") if (output / SHARDS_DIR).is_dir() else ():
                 stale.unlink(missing_ok=True)  # written by a run that was killed before committing it
         except (OSError, RuntimeError) as err:
@@ -886,7 +916,8 @@ def load_index_model(
         try:
             model, loaded_processor, _ = load_model_with_adapter(_model_source(name), adapter)
         except (OSError, ValueError) as err:
-            raise ValueError(f"cannot load model {name!r}{f' with adapter {adapter}' if adapter else ''}: {err}") from None
+            with_adapter = f" with adapter {adapter}" if adapter else ""
+            raise ValueError(f"cannot load model {name!r}{with_adapter}: {err}") from None
         processor = processor or loaded_processor
         name = _model_name(name)
         if adapter is not None:
@@ -897,9 +928,14 @@ def load_index_model(
         name = _model_name(source) if source else None
     if device is not None:
         model.to(device)
-    core = _core_model(model)
+    from .video_processing_xclip import XClipVideoProcessor
+
+    core = unwrap_model(model)
+    video_processor = None
+    if isinstance(processor, XClipVideoProcessor):  # a video processor alone: the tokenizer comes from the model
+        video_processor, processor = processor, None
     _, video_processor, tokenizer = resolve_components(
-        getattr(core, "name_or_path", None) or None, processor, None, tokenizer
+        getattr(core, "name_or_path", None) or None, processor, video_processor, tokenizer
     )
     return LoadedModel(
         model=model,
@@ -908,9 +944,15 @@ def load_index_model(
         processor=processor,
         name=name,
         adapter=None if adapter is None else os.fspath(adapter),
-        video_fingerprint=model_fingerprint(model, "video"),
-        text_fingerprint=model_fingerprint(model, "text"),
+        **index_fingerprints(model),
     )
+
+
+def index_fingerprints(model: Any) -> dict[str, str]:
+    """Both sides' fingerprints, hashed in two threads (hashing and dtype conversion release the GIL)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        video, text = pool.map(lambda part: model_fingerprint(model, part), ("video", "text"))
+    return {"video_fingerprint": video, "text_fingerprint": text}
 
 
 def _model_source(name: str) -> str:
@@ -934,14 +976,14 @@ def _model_name(source: str) -> str:
     return os.path.abspath(source) if os.path.exists(source) else source
 
 
-def _core_model(model: Any) -> Any:
+def unwrap_model(model: Any) -> Any:
     """The `XClipModel` inside a peft model (the model itself otherwise)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
 
 
 def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str, Any]) -> IndexInfo:
-    config = _core_model(loaded.model).config
+    config = unwrap_model(loaded.model).config
     projection_dim = int(config.projection_dim)
     num_patches = 0
     if getattr(config, "use_prompt_generator", True):
@@ -982,7 +1024,9 @@ def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str
 # -- rows of one video --------------------------------------------------------------------------------------------
 
 
-def video_rows(video: str, video_processor: Any, settings: IndexSettings) -> Iterator[tuple[float, float, torch.Tensor]]:
+def video_rows(
+    video: str, video_processor: Any, settings: IndexSettings
+) -> Iterator[tuple[float, float, torch.Tensor]]:
     """``(start, end, pixel_values (1, T, 3, S, S))`` of each row of one video: the whole video sampled as the
     pipeline samples it, or each window of `iter_windows` (decoded once)."""
     source = fetch_video(video)
@@ -1087,7 +1131,9 @@ class _OpenVideo:
 
 def _index_videos(videos: list[str], output: Path, info: IndexInfo, loaded: LoadedModel, batch_size: int,
                   shard_size: int, num_workers: int, rank: int, progress: bool) -> None:
-    """Embed `videos` and commit them in shards of about `shard_size` rows (whole videos only)."""
+    """Embed `videos` and commit them in shards of about `shard_size` rows (whole videos only). Decoding runs
+    ahead in `num_workers` threads and each shard is written by a background thread while the model goes on (one
+    write at a time, in order)."""
     from tqdm.auto import tqdm
 
     if not videos:
@@ -1097,6 +1143,8 @@ def _index_videos(videos: list[str], output: Path, info: IndexInfo, loaded: Load
     batch: list[tuple[_OpenVideo, torch.Tensor]] = []
     ready: list[_OpenVideo] = []  # finished videos waiting for their shard
     by_name: dict[str, _OpenVideo] = {}
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xclip-index-writer")
+    writing: list = []  # the shard write in flight (at most one)
 
     def run_batch() -> None:
         if not batch:
@@ -1112,35 +1160,41 @@ def _index_videos(videos: list[str], output: Path, info: IndexInfo, loaded: Load
             ready.append(opened.popleft())
         rows = sum(len(v.outputs) for v in ready if v.failure is None)
         if ready and (rows >= shard_size or final):
-            _commit_shard(output, info, ready, rank)
+            if writing:
+                writing.pop().result()  # raises what the previous write raised
+            writing.append(writer.submit(_commit_shard, output, info, list(ready), rank))
             bar.update(len(ready))
             ready.clear()
 
     produce = lambda video: video_rows(video, loaded.video_processor, settings)  # noqa: E731
     events = prefetch_rows(videos, produce, num_workers=num_workers, depth=batch_size)
-    with tqdm(total=len(videos), unit="video", disable=not progress, dynamic_ncols=True) as bar:
-        for event in events:
-            item = by_name.get(event.video)
-            if item is None:
-                item = by_name[event.video] = _OpenVideo(event.video)
-                opened.append(item)
-            if event.kind == "row":
-                item.spans.append((event.start, event.end))
-                batch.append((item, event.pixel_values))
-                if len(batch) >= batch_size:
-                    run_batch()
-            elif event.kind == "done":
-                item.read = True
-            else:
-                item.failure = event.reason
-                batch[:] = [(v, p) for v, p in batch if v is not item]
-                del item.spans[len(item.outputs):]
-                logger.warning(f"skipping {event.video}: {event.reason}")
-            if event.kind != "row":
-                by_name.pop(event.video, None)
-            commit()
-        run_batch()
-        commit(final=True)
+    try:
+        with tqdm(total=len(videos), unit="video", disable=not progress, dynamic_ncols=True) as bar:
+            for event in events:
+                item = by_name.get(event.video)
+                if item is None:
+                    item = by_name[event.video] = _OpenVideo(event.video)
+                    opened.append(item)
+                if event.kind == "row":
+                    item.spans.append((event.start, event.end))
+                    batch.append((item, event.pixel_values))
+                    if len(batch) >= batch_size:
+                        run_batch()
+                elif event.kind == "done":
+                    item.read = True
+                else:  # its rows are dropped: a video is committed whole or recorded as failed
+                    item.failure = event.reason
+                    batch[:] = [(v, p) for v, p in batch if v is not item]
+                    logger.warning(f"skipping {event.video}: {event.reason}")
+                if event.kind != "row":
+                    by_name.pop(event.video, None)
+                commit()
+            run_batch()
+            commit(final=True)
+            if writing:
+                writing.pop().result()
+    finally:
+        writer.shutdown(wait=True)  # a write under way completes (a whole shard) even when the loop failed
 
 
 def _check_row_shapes(outputs, info: IndexInfo) -> None:
@@ -1172,15 +1226,17 @@ def _commit_shard(output: Path, info: IndexInfo, videos: list[_OpenVideo], rank:
     failed = [(v.video, v.failure) for v in videos if v.failure is not None]
     outputs = [row for v in good for row in v.outputs]
     spans = [span for v in good for span in v.spans]
-    has_prompts = info.num_patches > 0
-    dim = info.projection_dim
+
+    def stacked(column: int, present: bool) -> np.ndarray | None:
+        return np.stack([o[column] for o in outputs]) if present and outputs else None
+
     rows = RowBatch(
         videos=[v.video for v in good for _ in v.outputs],
         starts=np.array([s for s, _ in spans], np.float64),
         ends=np.array([e for _, e in spans], np.float64),
-        embeddings=np.stack([o[0] for o in outputs]) if outputs else np.zeros((0, dim), np.float32),
-        prompt_values=np.stack([o[1] for o in outputs]) if outputs and has_prompts else None,
-        prompt_scales=np.stack([o[2] for o in outputs]) if outputs and has_prompts and outputs[0][2] is not None else None,
+        embeddings=stacked(0, True) if outputs else np.zeros((0, info.projection_dim), np.float32),
+        prompt_values=stacked(1, info.num_patches > 0),
+        prompt_scales=stacked(2, info.num_patches > 0 and info.settings.precision == "int8"),
     )
     return write_shard(output, info, rows, [(v.video, len(v.outputs)) for v in good], failed, rank)
 
@@ -1199,12 +1255,17 @@ __all__ = [
     "Shard",
     "build_faiss",
     "build_index",
+    "create_index",
     "dequantize_prompt_features",
+    "index_fingerprints",
     "load_index_model",
     "load_or_build_faiss",
+    "open_shard",
     "quantize_prompt_features",
     "read_info",
     "read_manifest",
+    "require_extra",
     "shard_paths",
+    "unwrap_model",
     "write_shard",
 ]

@@ -39,8 +39,6 @@ from .labels import LabelEncoder, ensemble_text_embeddings, fill_templates, reso
 from .video_index import (
     IndexInfo,
     LoadedModel,
-    _core_model,
-    _require,
     column_array,
     dequantize_prompt_features,
     embed_videos,
@@ -49,12 +47,14 @@ from .video_index import (
     open_shard,
     read_info,
     read_manifest,
+    require_extra,
+    unwrap_model,
 )
 from .video_io import fetch_video
 
 # Candidates re-ranked per query: max(DEFAULT_CANDIDATES, CANDIDATES_PER_RESULT * top_k), at most the index size.
-DEFAULT_CANDIDATES = 100
-CANDIDATES_PER_RESULT = 4
+DEFAULT_CANDIDATES = 50
+CANDIDATES_PER_RESULT = 5
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def exact_scores(
             ignored (may be None) for a model without a prompt generator.
         chunk_size: videos per step (bounds memory: ``chunk_size * P * D`` floats).
     """
-    core = _core_model(model)
+    core = unwrap_model(model)
     param = next(core.parameters())
     device, dtype = param.device, param.dtype
     text = text_embed.reshape(1, -1).to(device=device, dtype=dtype)
@@ -104,7 +104,9 @@ def exact_scores(
         raise ValueError("This model has a prompt generator: exact scores need the videos' prompt features.")
     generator = core.prompts_generator
     layers_plain = all(
-        _plain_linear(getattr(layer.cross_attn, name)) for layer in generator.decoder for name in ("q_proj", "k_proj", "v_proj")
+        _plain_linear(getattr(layer.cross_attn, name))
+        for layer in generator.decoder
+        for name in ("q_proj", "k_proj", "v_proj")
     )
     scores = []
     for start in range(0, len(videos), chunk_size):
@@ -170,7 +172,7 @@ class VideoIndex:
         self.encoder = LabelEncoder(model.model, model.tokenizer)
         manifest = read_manifest(self.path)
         if manifest.duplicates:
-            warnings.warn(f"{self.path}: videos indexed in more than one shard: {manifest.duplicates[:5]}", stacklevel=3)
+            warnings.warn(f"{self.path}: videos in more than one shard: {manifest.duplicates[:5]}", stacklevel=3)
         self.manifest = manifest
         self._tables = [open_shard(shard.path)[0] for shard in manifest.shards]
         counts = [table.num_rows for table in self._tables]
@@ -213,7 +215,7 @@ class VideoIndex:
             FileNotFoundError: no such folder. ValueError: not an hf_xclip video index.
             IndexModelMismatchError: the model (or adapter) is not the one that built the index.
         """
-        _require("pyarrow")
+        require_extra("pyarrow")
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"video index {path} not found")
@@ -222,7 +224,7 @@ class VideoIndex:
             raise ValueError(f"{path} is not an hf_xclip video index (no index.json).")
         loaded = load_index_model(model, adapter, processor, info, tokenizer=tokenizer, device=device)
         info.check_model(loaded.video_fingerprint, loaded.text_fingerprint, f"the index {path}")
-        source = getattr(_core_model(loaded.model), "name_or_path", None) or None
+        source = getattr(unwrap_model(loaded.model), "name_or_path", None) or None
         return cls(path, info, loaded, resolve_templates(templates, loaded.processor, source), faiss_kind)
 
     # -- contents -------------------------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ class VideoIndex:
 
     def dataset(self):
         """The rows as one `datasets.Dataset`, memory-mapped from the shard files (no copy)."""
-        datasets = _require("datasets")
+        datasets = require_extra("datasets")
         parts = [datasets.Dataset.from_file(str(shard.path)) for shard in self.manifest.shards if shard.rows]
         if not parts:
             raise ValueError(f"the index {self.path} holds no rows.")
@@ -268,19 +270,23 @@ class VideoIndex:
         """``(embeddings (N, D), prompt_features (N, P, D) or None)`` of rows, float32 (prompt features
         dequantised)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return torch.zeros(0, self.info.projection_dim), None
         shard, local = self._locate(rows)
-        dim, patches = self.info.projection_dim, self.info.num_patches
-        embeddings = np.empty((len(rows), dim), np.float32)
-        prompts = np.empty((len(rows), patches, dim), np.float32) if patches else None
-        for s in np.unique(shard):
-            mask = shard == s
-            embeddings[mask] = self._embeddings[s][local[mask]]
-            if prompts is not None:
-                scales = self._prompt_scales[s]
-                prompts[mask] = dequantize_prompt_features(
-                    self._prompt_values[s][local[mask]], None if scales is None else scales[local[mask]]
-                )
-        return torch.from_numpy(embeddings), None if prompts is None else torch.from_numpy(prompts)
+        order = np.argsort(shard, kind="stable")  # gather shard by shard, then put the rows back in order
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        starts = np.flatnonzero(np.diff(shard[order], prepend=-1))
+        groups = [(int(shard[order[a]]), local[order[a:b]]) for a, b in zip(starts, [*starts[1:], len(order)])]
+
+        def gather(columns: list) -> np.ndarray:
+            return np.concatenate([columns[s][picked] for s, picked in groups])[back]
+
+        embeddings = torch.from_numpy(gather(self._embeddings))
+        if not self.info.num_patches:
+            return embeddings, None
+        scales = gather(self._prompt_scales) if self._prompt_scales[groups[0][0]] is not None else None
+        return embeddings, torch.from_numpy(dequantize_prompt_features(gather(self._prompt_values), scales))
 
     # -- FAISS ------------------------------------------------------------------------------------------------------
 
@@ -297,7 +303,7 @@ class VideoIndex:
     def candidates(self, queries: torch.Tensor, count: int, nprobe: int | None = None) -> np.ndarray:
         """``(Q, count)`` rows whose embeddings are closest (cosine) to the normalised `queries` ``(Q, D)``;
         ``-1`` pads when an IVF search finds fewer."""
-        faiss = _require("faiss")
+        faiss = require_extra("faiss")
         vectors = F.normalize(queries.detach().float().cpu(), dim=-1).numpy()
         index = self.faiss_index
         params = None
@@ -332,7 +338,7 @@ class VideoIndex:
         Args:
             query: a text, or a list of texts (then a list of results per text).
             top_k: results per text.
-            num_candidates: rows re-ranked exactly (default ``max(100, 4 * top_k)``).
+            num_candidates: rows re-ranked exactly (default ``max(50, 5 * top_k)``).
             nprobe: IVF cells probed (default: the calibrated value recorded with the FAISS index).
             exhaustive: score every row exactly instead (no FAISS).
 
@@ -380,7 +386,8 @@ class VideoIndex:
             text_embeds = text_embeds[None]
         if text_embeds.ndim != 2 or text_embeds.shape[1] != self.info.projection_dim:
             raise ValueError(
-                f"text embeddings must have shape (num_queries, {self.info.projection_dim}), got {tuple(text_embeds.shape)}."
+                f"text embeddings must have shape (num_queries, {self.info.projection_dim}), got "
+                f"{tuple(text_embeds.shape)}."
             )
         if not len(self):
             return [[] for _ in text_embeds]

@@ -109,7 +109,8 @@ def test_rows_are_the_videos_as_the_pipeline_samples_them(videos, tmp_path):
     step = expected.prompt_features.abs().amax(dim=-1, keepdim=True) / 127
     assert ((prompts - expected.prompt_features).abs() <= step / 2 + 1e-6).all()
     info = read_info(tmp_path / "index")
-    assert (info.projection_dim, info.num_patches, info.settings.num_frames, info.settings.precision) == (64, 16, 4, "int8")
+    settings = info.settings
+    assert (info.projection_dim, info.num_patches, settings.num_frames, settings.precision) == (64, 16, 4, "int8")
     assert info.video_fingerprint == video_index.model_fingerprint(model, "video")
 
 

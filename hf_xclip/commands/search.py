@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--template", action="append", dest="templates", metavar="TEMPLATE",
         help="text template with '{}' for the query (repeat to ensemble; default: the model's own)",
     )
-    parser.add_argument("--candidates", type=int, help="rows re-ranked exactly (default max(100, 4 x top-k))")
+    parser.add_argument("--candidates", type=int, help="rows re-ranked exactly (default max(50, 5 x top-k))")
     parser.add_argument("--nprobe", type=int, help="IVF cells probed (default: calibrated when the index was built)")
     parser.add_argument("--exhaustive", action="store_true", help="score every row exactly (no FAISS; slow)")
     parser.add_argument("--device", help="torch device for the model (default cpu)")
