@@ -1213,7 +1213,8 @@ def embed_videos(model: Any, pixel_values: torch.Tensor, precision: str = "int8"
     """``(embeddings (B, D) float32, prompt values, prompt scales)`` of a batch of videos as an index stores them
     (prompt values / scales are per row lists of arrays, or None per row without a prompt generator)."""
     param = next(model.parameters())
-    out = model.get_video_features(pixel_values.to(device=param.device, dtype=param.dtype), output_prompt_features=True)
+    pixels = pixel_values.to(device=param.device, dtype=param.dtype)
+    out = model.get_video_features(pixels, output_prompt_features=True, return_dict=True)
     embeddings = out.pooler_output.float().cpu().numpy()
     if out.prompt_features is None:
         return list(embeddings), [None] * len(embeddings), [None] * len(embeddings)
