@@ -745,7 +745,7 @@ def build_index(
     existing = read_info(output) if output.is_dir() else None
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} exists and is not a folder.")
-    if existing is None and output.is_dir() and any(output.iterdir()):
+    if existing is None and output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
         raise ValueError(f"{output} is not empty and is not an hf_xclip video index (no {INDEX_FILE}).")
     loaded = load_index_model(model, adapter, processor, existing, device=device or state.device)
     given = {"window": window, "stride": stride, "num_frames": num_frames, "tail": tail, "precision": precision}
