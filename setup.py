@@ -4,6 +4,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 ONNX = ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"]
+INDEX = ["datasets>=3.0", "faiss-cpu>=1.8"]
 
 setup(
     name="hf_xclip",
@@ -38,8 +39,11 @@ setup(
         "onnx": ONNX,
         # 8-bit language models for the LLM label prompter (CUDA GPUs only).
         "llm-8bit": ["bitsandbytes>=0.43"],
+        # video index and search: Arrow shards (datasets / pyarrow), FAISS candidates (tested: datasets 5.2.0,
+        # pyarrow 26.0.1, faiss-cpu 1.15.1 on Python 3.11)
+        "index": INDEX,
         # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX],
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

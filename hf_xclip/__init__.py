@@ -19,8 +19,10 @@ from .processing_xclip import XClipProcessor
 from .registration import register
 from .training import FewShotTrainingArguments, train_few_shot
 from .video_data import find_videos, scan_video_folder
+from .video_index import build_index
 from .video_io import VideoDecodeError
 from .video_processing_xclip import XClipVideoProcessor
+from .video_search import VideoIndex
 
 register()
 
@@ -55,4 +57,6 @@ __all__ = [
     "find_videos",
     "scan_video_folder",
     "train_few_shot",
+    "build_index",
+    "VideoIndex",
 ]

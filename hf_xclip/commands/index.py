@@ -1,0 +1,114 @@
+"""`hf-xclip index`: embed a video collection into a searchable index (resumable, several processes with accelerate).
+
+```
+hf-xclip index videos/ --output videos.index
+hf-xclip index long_recordings/ --output rec.index --window 4 --stride 2 --model ./my-xclip
+accelerate launch --num_processes 4 $(which hf-xclip) index videos/ --output videos.index
+```
+
+Running it again on the same `--output` appends new videos and resumes an interrupted run: videos already indexed
+are skipped, videos that failed are recorded and skipped (`--retry-failed` redoes them). Unreadable videos are
+listed on stderr; the others are still indexed. Exit status: 0, 1 when some videos failed, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError
+
+DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
+(video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
+it with `hf-xclip search`.
+
+The index records the model and its fingerprint: appending or searching with another model is refused. A run that
+is killed resumes where it stopped when started again. Under `accelerate launch` the videos are split between the
+processes."""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "index",
+        help="embed videos into a searchable index (resumable; accelerate launch for several processes)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
+    parser.add_argument("--output", "-o", required=True, metavar="INDEX", help="index folder (created or appended to)")
+    parser.add_argument(
+        "--model", help="X-CLIP folder or Hub id (default: the index's model, else the embedded default model)"
+    )
+    parser.add_argument("--adapter", help="PEFT adapter folder or Hub id to load onto --model")
+    parser.add_argument("--window", type=float, metavar="S", help="index windows of S seconds instead of whole videos")
+    parser.add_argument("--stride", type=float, metavar="S", help="seconds between window starts (default: --window)")
+    parser.add_argument("--num-frames", type=int, help="frames per row (default: the model's)")
+    parser.add_argument("--tail", choices=("shift", "partial"), help="last window: ends at the video's end (shift, "
+                        "default) or keeps the grid (partial)")
+    parser.add_argument("--precision", choices=("int8", "float16", "float32"),
+                        help="storage of prompt features (default int8 with a scale per patch)")
+    parser.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (default 8)")
+    parser.add_argument("--shard-size", type=int, default=256, help="rows per committed shard (default 256)")
+    parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
+    parser.add_argument("--retry-failed", action="store_true", help="redo videos an earlier run could not read")
+    parser.add_argument("--faiss", choices=("auto", "flat", "ivf"), default="auto",
+                        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF above (auto, default)")
+    parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..video_index import IndexModelMismatchError, build_index
+
+    try:
+        for name in ("batch_size", "shard_size", "num_frames"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if args.workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {args.workers}")
+        if args.stride is not None and args.window is None:
+            raise UsageError("--stride needs --window")
+        try:
+            result = build_index(
+                args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
+                stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
+                batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers,
+                retry_failed=args.retry_failed, faiss_kind=args.faiss, device=args.device,
+                progress=not args.no_progress,
+            )
+        except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
+            raise UsageError(str(err)) from None
+    except UsageError as err:
+        print(f"hf-xclip index: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    failures = [*result.missing, *result.failed]
+    if _is_main_process():
+        for path, reason in failures:
+            print(f"hf-xclip index: skipped {path}: {reason}", file=sys.stderr)
+        if result.previously_failed:
+            print(f"hf-xclip index: {len(result.previously_failed)} video(s) failed in an earlier run and were "
+                  "skipped (--retry-failed redoes them)", file=sys.stderr)
+        faiss = f"FAISS {result.faiss.kind}" if result.faiss else "no FAISS index"
+        print(
+            f"indexed {result.indexed} video(s) ({result.rows} rows); {result.skipped} already indexed; "
+            f"{len(failures)} failed\n{result.output}: {result.total_rows} rows from {result.total_videos} videos, "
+            f"{faiss}"
+        )
+        if args.json:
+            print(json.dumps({
+                "output": str(result.output), "indexed": result.indexed, "rows": result.rows,
+                "skipped": result.skipped, "failed": [list(f) for f in failures],
+                "previously_failed": result.previously_failed, "total_rows": result.total_rows,
+                "total_videos": result.total_videos, "faiss": result.faiss.kind if result.faiss else None,
+            }))
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process

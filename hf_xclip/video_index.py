@@ -1,0 +1,1272 @@
+"""A video collection as a searchable index: rows on disk, written in atomic shards, resumable, sharded across
+processes with accelerate; the FAISS index over them.
+
+An index is a folder:
+
+```
+INDEX/
+  index.json                         what made the rows: model, adapter, fingerprints, sizes, row settings
+  shards/<time>-r<rank>.arrow         committed shards (Arrow IPC stream files, each listing the videos it holds)
+  faiss-<key>.index / .json          the FAISS index over the committed shards (derived, rebuilt when stale)
+```
+
+* A **row** is one video (sampled as the zero-shot pipeline samples it: the model's frame count, middle frames of
+  equal segments, by the model's `XClipVideoProcessor`) or, with ``window`` / ``stride``, one window of a long video
+  (`hf_xclip.video_io.iter_windows`, one decoding pass per file). Its columns: ``video`` (absolute path or URL),
+  ``start`` / ``end`` (seconds; the whole video is ``[0, duration)``), ``embedding`` (the video embedding,
+  `get_video_features(...).pooler_output`, float32) and, for models with a prompt generator, ``prompt_features``
+  (the patch features the prompt generator attends to, ``(num_patches, projection_dim)``) stored as int8 with one
+  float32 scale per patch (``prompt_scale``; or float16 / float32, see [`PRECISIONS`]).
+* **Shards** are written to a hidden temporary name and renamed into ``shards/`` (`os.replace`, atomic): a shard
+  is there completely or not at all, and it carries its own manifest in its schema metadata (the videos it holds
+  with their row counts, and the videos that failed). All rows of a video go into one shard. A run killed at any
+  point (``kill -9`` included) and started again skips the committed videos and redoes the rest: no lost, partial
+  or duplicated rows. Videos that failed are recorded with the reason and not retried unless asked.
+* **Several processes** (``accelerate launch --num_processes N``): `accelerate.PartialState` splits the videos not
+  yet indexed between the processes (``split_between_processes``); each writes its own shards, named by its rank.
+  The rows are those of a one-process run.
+* The **FAISS index** (exact ``IndexFlatIP`` on the normalised embeddings up to [`FLAT_MAX_FLOATS`] floats, IVF
+  above) is derived from the committed shards and named after them: it is rebuilt at the end of a run and
+  whenever the shards changed (an append, a resumed run), so it can never disagree with the rows.
+
+The table loads with `datasets` (memory-mapped, no copy): ``datasets.Dataset.from_file(shard)`` per shard, or
+``datasets.load_dataset("arrow", data_files="INDEX/shards/*.arrow", split="train")``; ``VideoIndex.dataset()`` in
+`hf_xclip.video_search` concatenates the shards. Search is in `hf_xclip.video_search`.
+
+Needs the ``index`` extra: ``pip install 'hf_xclip[index]'`` (datasets / pyarrow, faiss-cpu).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from transformers.utils import logging
+
+from .fingerprint import model_fingerprint
+from .video_io import URL_PREFIXES, fetch_video, iter_windows
+
+logger = logging.get_logger(__name__)
+
+INDEX_FORMAT = "hf_xclip-video-index"
+INDEX_VERSION = 1
+INDEX_FILE = "index.json"
+SHARDS_DIR = "shards"
+SHARD_SUFFIX = ".arrow"
+LOCK_FILE = ".lock"
+SHARD_METADATA_KEY = b"hf_xclip_index"
+DEFAULT_MODEL_NAME = "hf_xclip:default"  # index.json's name for the embedded default model (found wherever installed)
+Precision = Literal["int8", "float16", "float32"]
+PRECISIONS: tuple[str, ...] = ("int8", "float16", "float32")
+FaissKind = Literal["auto", "flat", "ivf"]
+# Exhaustive (exact) FAISS search while the embedding matrix holds at most this many float32 values (256 MiB:
+# 131,072 rows of 512, about 30 ms of one core per query); an IVF index above.
+FLAT_MAX_FLOATS = 2**26
+# Test hook: seconds to sleep after a shard's temporary file is written, before it is committed.
+TEST_PAUSE_ENV = "HF_XCLIP_INDEX_TEST_PAUSE"
+
+
+def require_extra(module: str):
+    """Import one of the ``index`` extra's modules, or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"the video index needs {module.split('.')[0]}: pip install 'hf_xclip[index]' (datasets, faiss-cpu)"
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What made the rows: index.json
+
+
+class IndexModelMismatchError(ValueError):
+    """The model used with an index is not the one (with the same adapter) that made its rows."""
+
+
+@dataclass
+class IndexSettings:
+    """How rows are made; fixed when an index is created (an append uses the same).
+
+    Attributes:
+        window: window length in seconds; ``None``: one row per video.
+        stride: seconds between window starts (default: ``window``, windows side by side).
+        num_frames: frames per row (default: the model's ``vision_config.num_frames``).
+        tail: the last window of a video, ``"shift"`` or ``"partial"`` (see `hf_xclip.video_io.window_spans`).
+        precision: how prompt features are stored: ``"int8"`` (one float32 scale per patch), ``"float16"`` or
+            ``"float32"``.
+    """
+
+    window: float | None = None
+    stride: float | None = None
+    num_frames: int | None = None
+    tail: str = "shift"
+    precision: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.window is not None:
+            if not _positive(self.window):
+                raise ValueError(f"window must be a positive number of seconds, got {self.window!r}.")
+            self.window = float(self.window)
+            self.stride = self.window if self.stride is None else self.stride
+            if not _positive(self.stride):
+                raise ValueError(f"stride must be a positive number of seconds, got {self.stride!r}.")
+            self.stride = float(self.stride)
+        elif self.stride is not None:
+            raise ValueError("stride needs a window: give window (seconds) with stride.")
+        if self.num_frames is not None and (isinstance(self.num_frames, bool) or int(self.num_frames) < 1):
+            raise ValueError(f"num_frames must be a positive integer, got {self.num_frames!r}.")
+        if self.tail not in ("shift", "partial"):
+            raise ValueError(f"tail must be 'shift' or 'partial', got {self.tail!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+@dataclass
+class IndexInfo:
+    """The contents of ``index.json``: what the rows of an index depend on.
+
+    Attributes:
+        model: the model's directory or Hub id (`DEFAULT_MODEL_NAME` for the embedded default model), or None.
+        adapter: the PEFT adapter loaded onto it, or None.
+        video_fingerprint / text_fingerprint: `model_fingerprint(model, "video")` (what rows depend on: vision
+            tower, MIT, prompt generator, logit scale) and `model_fingerprint(model, "text")` (what queries depend
+            on). A model whose fingerprints differ is refused.
+        projection_dim: size of an embedding (D).
+        num_patches: prompt-feature tokens per row (P); 0 for a model without a prompt generator.
+        settings: how rows are made.
+        created: when the index was created (UTC, ISO 8601).
+    """
+
+    model: str | None
+    adapter: str | None
+    video_fingerprint: str
+    text_fingerprint: str
+    projection_dim: int
+    num_patches: int
+    settings: IndexSettings
+    created: str = ""
+
+    def to_json(self) -> str:
+        data = {"format": INDEX_FORMAT, "version": INDEX_VERSION, **asdict(self)}
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "index.json") -> IndexInfo:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where} is not valid JSON ({err}).") from None
+        if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
+            raise ValueError(f"{where} is not an hf_xclip video index (no format '{INDEX_FORMAT}').")
+        if data.get("version") != INDEX_VERSION:
+            raise ValueError(f"{where} has index version {data.get('version')!r}; this hf_xclip reads {INDEX_VERSION}.")
+        try:
+            settings = IndexSettings(**data["settings"])
+            return cls(
+                model=data["model"],
+                adapter=data["adapter"],
+                video_fingerprint=data["video_fingerprint"],
+                text_fingerprint=data["text_fingerprint"],
+                projection_dim=int(data["projection_dim"]),
+                num_patches=int(data["num_patches"]),
+                settings=settings,
+                created=data.get("created", ""),
+            )
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{where} is malformed ({type(err).__name__}: {err}).") from None
+
+    def check_model(self, video_fingerprint: str, text_fingerprint: str, where: str = "this index") -> None:
+        """Raise [`IndexModelMismatchError`] unless both fingerprints are those the index was made with."""
+        sides = [
+            side
+            for side, mine, theirs in (
+                ("video", self.video_fingerprint, video_fingerprint),
+                ("text", self.text_fingerprint, text_fingerprint),
+            )
+            if mine != theirs
+        ]
+        if sides:
+            made_by = self.model or "another model"
+            adapter = f" + adapter {self.adapter}" if self.adapter else ""
+            raise IndexModelMismatchError(
+                f"{where} was made by {made_by}{adapter} ({' and '.join(sides)} fingerprint "
+                f"{(self.video_fingerprint if sides[0] == 'video' else self.text_fingerprint)[:12]}), not by the model "
+                f"given ({(video_fingerprint if sides[0] == 'video' else text_fingerprint)[:12]}): search it with the "
+                "model (and adapter) that built it, or build a new index for this model."
+            )
+
+
+def read_info(index_dir: str | os.PathLike) -> IndexInfo | None:
+    """The `IndexInfo` of an index folder, or None when the folder holds no ``index.json``."""
+    path = Path(index_dir) / INDEX_FILE
+    if not path.is_file():
+        return None
+    return IndexInfo.from_json(path.read_text(encoding="utf-8"), str(path))
+
+
+def create_index(index_dir: str | os.PathLike, info: IndexInfo) -> Path:
+    """Start an empty index: write ``index.json`` (atomically) into `index_dir` (created). Rows are then added with
+    [`write_shard`]; `build_index` does both."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    if not info.created:
+        info.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _atomic_write_text(index_dir / INDEX_FILE, info.to_json())
+    return index_dir
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rows: schema, quantisation, shards
+
+
+def shard_schema(projection_dim: int, num_patches: int, precision: str):
+    """The Arrow schema of a shard (without its manifest metadata)."""
+    pa = require_extra("pyarrow")
+    fields = [
+        pa.field("video", pa.string(), nullable=False),
+        pa.field("start", pa.float64(), nullable=False),
+        pa.field("end", pa.float64(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float32(), projection_dim), nullable=False),
+    ]
+    if num_patches:
+        value = {"int8": pa.int8(), "float16": pa.float16(), "float32": pa.float32()}[precision]
+        features = pa.list_(pa.list_(value, projection_dim), num_patches)
+        fields.append(pa.field("prompt_features", features, nullable=False))
+        if precision == "int8":
+            fields.append(pa.field("prompt_scale", pa.list_(pa.float32(), num_patches), nullable=False))
+    return pa.schema(fields)
+
+
+def quantize_prompt_features(
+    features: torch.Tensor | np.ndarray, precision: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(values, scales)`` to store for prompt features ``(B, P, D)``.
+
+    ``"int8"``: symmetric per-patch quantisation, ``values = round(x / s)`` in [-127, 127] with ``s = max|x| / 127``
+    over the patch's D values (``scales`` (B, P) float32); ``"float16"`` / ``"float32"``: the values cast, no scales.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> values, scales = quantize_prompt_features(torch.tensor([[[0.5, -1.0, 0.25]]]), "int8")
+    >>> values.tolist(), round(float(scales[0, 0]) * 127, 6)
+    ([[[64, -127, 32]]], 1.0)
+    >>> [round(float(x), 3) for x in dequantize_prompt_features(values, scales)[0, 0]]  # off by half a step at most
+    [0.504, -1.0, 0.252]
+    ```
+    """
+    if isinstance(features, torch.Tensor):
+        features = features.detach().float().cpu().numpy()
+    x = np.asarray(features, np.float32)
+    if precision == "float32":
+        return np.ascontiguousarray(x, dtype=np.float32), None
+    if precision == "float16":
+        return x.astype(np.float16), None
+    if precision != "int8":
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    scales = np.abs(x).max(axis=-1) / 127.0
+    scales[scales == 0] = 1.0
+    values = np.clip(np.rint(x / scales[..., None]), -127, 127).astype(np.int8)
+    return values, scales.astype(np.float32)
+
+
+def dequantize_prompt_features(values: np.ndarray, scales: np.ndarray | None = None) -> np.ndarray:
+    """float32 ``(B, P, D)`` prompt features from stored ``values`` (and int8 ``scales`` (B, P))."""
+    out = values.astype(np.float32, copy=scales is not None)
+    if scales is not None:
+        out *= scales[..., None]
+    return out
+
+
+@dataclass
+class RowBatch:
+    """Rows in memory, before they are written: ``videos`` / ``starts`` / ``ends`` (N,), ``embeddings`` (N, D)
+    float32, ``prompt_values`` (N, P, D) and ``prompt_scales`` (N, P) as stored (None without a prompt generator)."""
+
+    videos: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    embeddings: np.ndarray
+    prompt_values: np.ndarray | None = None
+    prompt_scales: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    @classmethod
+    def concatenate(cls, batches: Sequence[RowBatch]) -> RowBatch:
+        def cat(name):
+            parts = [getattr(b, name) for b in batches]
+            return None if any(p is None for p in parts) or not parts else np.concatenate(parts)
+
+        return cls(
+            videos=[v for b in batches for v in b.videos],
+            starts=cat("starts") if batches else np.zeros(0),
+            ends=cat("ends") if batches else np.zeros(0),
+            embeddings=cat("embeddings") if batches else np.zeros((0, 0), np.float32),
+            prompt_values=cat("prompt_values"),
+            prompt_scales=cat("prompt_scales"),
+        )
+
+
+def _fixed_list(values: np.ndarray, depth: int):
+    """A nested fixed-size-list Arrow array over a C-contiguous array whose first axis is the row (no copy)."""
+    pa = require_extra("pyarrow")
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+    for size in reversed(values.shape[1 : 1 + depth]):
+        flat = pa.FixedSizeListArray.from_arrays(flat, size)
+    return flat
+
+
+@dataclass
+class Shard:
+    """A committed shard: its file, rows, and manifest (videos with their row counts, failures)."""
+
+    path: Path
+    rows: int
+    files: list[tuple[str, int]]
+    failed: list[tuple[str, str]]
+    rank: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def write_shard(
+    index_dir: str | os.PathLike,
+    info: IndexInfo,
+    rows: RowBatch,
+    files: Sequence[tuple[str, int]],
+    failed: Sequence[tuple[str, str]] = (),
+    rank: int = 0,
+) -> Shard:
+    """Write one shard and commit it atomically.
+
+    Args:
+        index_dir: the index folder (``shards/`` is created).
+        info: the index's `IndexInfo` (sizes and precision of the columns).
+        rows: the rows, grouped by video in the order of `files`.
+        files: ``(video, rows)`` of every video whose rows this shard holds (all of them), in order.
+        failed: ``(video, reason)`` of videos that failed, recorded with the shard.
+        rank: the writing process (part of the file name).
+
+    The file is written under a hidden name and renamed into place: readers and a restarted run see the whole
+    shard or nothing.
+    """
+    pa = require_extra("pyarrow")
+    if sum(count for _, count in files) != len(rows):
+        raise ValueError(f"a shard's files list {sum(c for _, c in files)} rows but it holds {len(rows)}.")
+    schema = shard_schema(info.projection_dim, info.num_patches, info.settings.precision)
+    manifest = {"files": [list(f) for f in files], "failed": [list(f) for f in failed], "rank": rank,
+                "rows": len(rows), "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    schema = schema.with_metadata({SHARD_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode("utf-8")})
+    folder = Path(index_dir) / SHARDS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-r{rank:04d}{SHARD_SUFFIX}"
+    final, partial = folder / name, folder / f".{name}.partial"
+    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        if len(rows):
+            columns = [
+                pa.array(rows.videos, pa.string()),
+                pa.array(np.asarray(rows.starts, np.float64)),
+                pa.array(np.asarray(rows.ends, np.float64)),
+                _fixed_list(np.asarray(rows.embeddings, np.float32), 1),
+            ]
+            if info.num_patches:
+                columns.append(_fixed_list(rows.prompt_values, 2))
+                if info.settings.precision == "int8":
+                    columns.append(_fixed_list(rows.prompt_scales, 1))
+            writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
+    _fsync(partial)
+    pause = float(os.environ.get(TEST_PAUSE_ENV) or 0)
+    if pause:
+        time.sleep(pause)
+    os.replace(partial, final)
+    return Shard(final, len(rows), [tuple(f) for f in files], [tuple(f) for f in failed], rank)
+
+
+def _fsync(path: Path) -> None:
+    try:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    except OSError:  # not every filesystem syncs
+        pass
+
+
+def shard_paths(index_dir: str | os.PathLike) -> list[Path]:
+    """Committed shard files, in commit order (their names start with the commit time)."""
+    folder = Path(index_dir) / SHARDS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith(SHARD_SUFFIX) and not p.name.startswith("."))
+
+
+def open_shard(path: Path):
+    """``(table, manifest)`` of a shard: a memory-mapped Arrow table (no copy) and its manifest dict."""
+    pa = require_extra("pyarrow")
+    try:
+        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        table = reader.read_all()
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
+    return table, _manifest(reader.schema, path)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a shard, from its schema (the rows are not read)."""
+    pa = require_extra("pyarrow")
+    try:
+        with pa.memory_map(str(path)) as source:
+            schema = pa.ipc.open_stream(source).schema
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
+    return _manifest(schema, path)
+
+
+def _manifest(schema: Any, path: Path) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(SHARD_METADATA_KEY)
+    if raw is None:
+        raise ValueError(f"shard {path} has no hf_xclip manifest.")
+    return json.loads(raw.decode("utf-8"))
+
+
+@dataclass
+class Manifest:
+    """What the committed shards of an index hold.
+
+    Attributes:
+        shards: committed shards in commit order (row order of the index).
+        files: ``{video: rows}`` of every indexed video.
+        failed: ``{video: reason}`` of videos that failed and are not indexed (a failure later fixed by a retry is
+            not listed).
+        duplicates: videos held by more than one shard (only possible when shards are copied in by hand).
+    """
+
+    shards: list[Shard]
+    files: dict[str, int]
+    failed: dict[str, str]
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(shard.rows for shard in self.shards)
+
+
+def read_manifest(index_dir: str | os.PathLike) -> Manifest:
+    """Read the manifests of all committed shards (their schema metadata only, not their rows)."""
+    shards, files, failed, duplicates = [], {}, {}, []
+    for path in shard_paths(index_dir):
+        data = _read_manifest(path)
+        shard = Shard(path, int(data["rows"]), [tuple(f) for f in data["files"]], [tuple(f) for f in data["failed"]],
+                      int(data.get("rank", 0)))
+        shards.append(shard)
+        for video, count in shard.files:
+            if video in files:
+                duplicates.append(video)
+            files[video] = files.get(video, 0) + int(count)
+        for video, reason in shard.failed:
+            failed[video] = reason
+    failed = {video: reason for video, reason in failed.items() if video not in files}
+    return Manifest(shards, files, failed, duplicates)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# FAISS over the committed shards
+
+
+@dataclass
+class FaissInfo:
+    """How the FAISS index was built: ``kind`` ("flat" or "ivf"), ``rows``, ``nlist`` and the default ``nprobe``
+    (IVF), and the ``key`` of the shard list it covers."""
+
+    kind: str
+    rows: int
+    key: str
+    nlist: int = 0
+    nprobe: int = 0
+    calibration_recall: float | None = None
+
+
+def faiss_key(shards: Sequence[Shard]) -> str:
+    """Names the shard list a FAISS index covers (a changed list means a stale FAISS index)."""
+    digest = hashlib.sha256("\n".join(f"{s.name}:{s.rows}" for s in shards).encode()).hexdigest()
+    return digest[:16]
+
+
+def normalized_embeddings(tables: Sequence[Any]) -> np.ndarray:
+    """(N, D) float32 L2-normalised ``embedding`` column of shard tables (rows in order)."""
+    parts = [column_array(table, "embedding") for table in tables if table.num_rows]
+    if not parts:
+        return np.zeros((0, 0), np.float32)
+    vectors = np.concatenate(parts).astype(np.float32, copy=True)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    vectors /= norms
+    return vectors
+
+
+def column_array(table: Any, name: str) -> np.ndarray:
+    """A fixed-size-list column of a shard table as a numpy array ``(rows, ...)``, without copying when the table
+    is one chunk (a shard read from disk)."""
+    column = table.column(name)
+    chunks = column.chunks if column.num_chunks else []
+    parts = []
+    for chunk in chunks:
+        shape = [len(chunk)]
+        values = chunk
+        while hasattr(values, "flatten") and hasattr(values.type, "list_size"):
+            shape.append(values.type.list_size)
+            values = values.flatten()
+        parts.append(values.to_numpy(zero_copy_only=False).reshape(shape))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+def build_faiss(vectors: np.ndarray, kind: FaissKind = "auto", calibration_candidates: int = 100, seed: int = 0):
+    """``(faiss index, FaissInfo)`` over L2-normalised ``vectors`` (N, D), searched by inner product (= cosine).
+
+    ``kind="auto"``: exact ``IndexFlatIP`` while ``N * D <= FLAT_MAX_FLOATS``, else ``IndexIVFFlat`` with
+    ``nlist = 4 * sqrt(N)`` cells (k-means on up to 256 points per cell). Its default ``nprobe`` is calibrated: the
+    smallest power of two for which the IVF search finds 99 % of the exact top-`calibration_candidates` of 256
+    queries drawn from the rows (searched for themselves, the self match left out); pass ``nprobe=`` to a search to
+    trade speed for recall.
+    """
+    faiss = require_extra("faiss")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    count, dim = vectors.shape
+    if kind not in ("auto", "flat", "ivf"):
+        raise ValueError(f"kind must be 'auto', 'flat' or 'ivf', got {kind!r}.")
+    if kind == "auto":
+        kind = "flat" if count * dim <= FLAT_MAX_FLOATS else "ivf"
+    nlist = max(1, min(int(4 * math.sqrt(count)), count // 39)) if kind == "ivf" else 0
+    if kind == "flat" or nlist < 2:
+        index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return index, FaissInfo("flat", count, "")
+    rng = np.random.default_rng(seed)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    train = vectors[rng.choice(count, size=min(count, 256 * nlist), replace=False)]
+    index.cp.seed = seed
+    index.train(train)
+    index.add(vectors)
+    nprobe, recall = _calibrate_nprobe(index, vectors, min(calibration_candidates, count - 1), rng)
+    index.nprobe = nprobe
+    return index, FaissInfo("ivf", count, "", nlist=nlist, nprobe=nprobe, calibration_recall=recall)
+
+
+def _calibrate_nprobe(index, vectors: np.ndarray, k: int, rng: np.random.Generator) -> tuple[int, float]:
+    queries = rng.choice(len(vectors), size=min(256, len(vectors)), replace=False)
+    exact = np.argsort(-(vectors[queries] @ vectors.T), axis=1)[:, : k + 1]
+    truth = [set(row.tolist()) - {int(q)} for row, q in zip(exact, queries)]
+    nprobe, recall = 1, 0.0
+    while True:
+        index.nprobe = nprobe
+        _, found = index.search(vectors[queries], k + 1)
+        recall = float(np.mean([len(t & set(f.tolist())) / max(1, len(t)) for t, f in zip(truth, found)]))
+        if recall >= 0.99 or nprobe >= index.nlist:
+            return min(nprobe, index.nlist), recall
+        nprobe *= 2
+
+
+def load_or_build_faiss(index_dir: str | os.PathLike, shards: Sequence[Shard], tables: Sequence[Any] | None = None,
+                        kind: FaissKind = "auto", write: bool = True):
+    """``(faiss index, FaissInfo)`` for the committed `shards`: read from ``faiss-<key>.index`` when it covers
+    exactly these shards (and `kind` allows it), else built from their embeddings and, with `write`, saved
+    atomically (older FAISS files are removed). `tables` are the shards' tables when already open."""
+    faiss = require_extra("faiss")
+    index_dir = Path(index_dir)
+    key = faiss_key(shards)
+    path, sidecar = index_dir / f"faiss-{key}.index", index_dir / f"faiss-{key}.json"
+    if path.is_file() and sidecar.is_file():
+        try:
+            info = FaissInfo(**json.loads(sidecar.read_text(encoding="utf-8")))
+            if kind in ("auto", info.kind):
+                index = faiss.read_index(str(path))
+                if info.kind == "ivf":
+                    faiss.extract_index_ivf(index).nprobe = info.nprobe
+                return index, info
+        except (OSError, TypeError, ValueError, RuntimeError) as err:
+            logger.warning(f"rebuilding the FAISS index of {index_dir}: {path.name} is unreadable ({err}).")
+    if tables is None:
+        tables = [open_shard(shard.path)[0] for shard in shards]
+    vectors = normalized_embeddings(tables)
+    if not len(vectors):
+        vectors = np.zeros((0, read_info(index_dir).projection_dim), np.float32)
+    index, info = build_faiss(vectors, kind)
+    info.key = key
+    if write:
+        try:
+            partial = index_dir / f".faiss-{key}.index.partial"
+            _atomic_write_text(sidecar, json.dumps(asdict(info), indent=2) + "\n")
+            faiss.write_index(index, str(partial))
+            os.replace(partial, path)  # the .index file is the commit: a sidecar alone is ignored
+            for old in index_dir.glob("faiss-*"):
+                if old.name not in (path.name, sidecar.name):
+                    old.unlink(missing_ok=True)
+        except OSError as err:  # a read-only index still searches, with its FAISS index in memory
+            logger.warning(f"could not save the FAISS index of {index_dir} ({err}); it is kept in memory.")
+    return index, info
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building: videos -> rows -> shards
+
+
+@dataclass
+class IndexingResult:
+    """What `build_index` did (the same in every process of a multi-process run).
+
+    Attributes:
+        output: the index folder.
+        indexed: videos indexed by this run (all processes); ``rows``: their rows.
+        skipped: videos already in the index (not redone).
+        failed: ``(video, reason)`` of videos that failed in this run (recorded, skipped; not retried unless asked).
+        previously_failed: videos skipped because an earlier run recorded them as failed.
+        missing: ``(path, reason)`` of paths that do not exist.
+        total_rows / total_videos: the whole index after the run.
+        faiss: the FAISS index built (`FaissInfo`), or None when not built.
+    """
+
+    output: Path
+    indexed: int = 0
+    rows: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    previously_failed: list[str] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    total_rows: int = 0
+    total_videos: int = 0
+    faiss: FaissInfo | None = None
+
+
+def video_key(video: str) -> str:
+    """How a video is named in an index: the absolute path of a file, a URL as it is."""
+    return video if video.startswith(URL_PREFIXES) else os.path.abspath(video)
+
+
+def build_index(
+    paths: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    model: Any = None,
+    adapter: str | os.PathLike | None = None,
+    processor: Any = None,
+    window: float | None = None,
+    stride: float | None = None,
+    num_frames: int | None = None,
+    tail: str | None = None,
+    precision: str | None = None,
+    batch_size: int = 8,
+    shard_size: int = 256,
+    num_workers: int = 2,
+    retry_failed: bool = False,
+    faiss_kind: FaissKind = "auto",
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> IndexingResult:
+    """Index videos into `output` (created, or appended to), resuming where an earlier run stopped.
+
+    Args:
+        paths: video files and folders (walked recursively, `hf_xclip.video_data.find_videos`), URLs.
+        output: the index folder.
+        model: a model directory or Hub id (default: the model recorded in an existing index, else the embedded
+            default model), or an `XClipModel` (or a peft model around one) with `processor`.
+        adapter: a PEFT adapter folder to load onto a model given by name.
+        processor: an `XClipProcessor` (or `XClipVideoProcessor`) for a model given as an object; by default the
+            one saved with the model.
+        window / stride / num_frames / tail / precision: see `IndexSettings`; fixed when the index is created
+            (``None``: the index's own, or the defaults for a new index). A different value for an existing
+            index raises.
+        batch_size: rows per forward pass.
+        shard_size: rows per shard (a shard closes at the end of a video once it holds this many rows; smaller
+            shards lose less work to a kill, and make more files to open).
+        num_workers: threads decoding and preprocessing ahead of the model.
+        retry_failed: also redo videos an earlier run recorded as failed.
+        faiss_kind: ``"auto"``, ``"flat"`` or ``"ivf"`` (see `build_faiss`).
+        device: torch device (default: this process's accelerate device).
+        progress: show a progress bar (main process).
+
+    Under ``accelerate launch`` each process indexes its part of the videos not yet indexed
+    (`PartialState.split_between_processes`) into its own shards; the main process then builds the FAISS index.
+
+    Raises:
+        IndexModelMismatchError: appending with another model or adapter than the one that made the index.
+        ValueError: settings that differ from the index's, a folder that is not an index, bad arguments.
+        RuntimeError: another run is writing the same index.
+    """
+    from accelerate import PartialState
+
+    from .video_data import find_videos
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}.")
+    require_extra("pyarrow")
+    require_extra("faiss")
+    output = Path(output)
+    state = PartialState(cpu=_cpu_only(device))
+    if state.num_processes == 1 and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
+        logger.warning(
+            "accelerate launch asked for several processes but started one: with --cpu it starts several only "
+            "through MPI (--mpirun_hostfile). On a machine without GPUs use `accelerate launch --multi_gpu "
+            "--num_processes N` or `torchrun --nproc_per_node N` (the processes then run on the CPU)."
+        )
+    existing = read_info(output) if output.is_dir() else None
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} exists and is not a folder.")
+    if existing is None and output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
+        raise ValueError(f"{output} is not empty and is not an hf_xclip video index (no {INDEX_FILE}).")
+    loaded = load_index_model(model, adapter, processor, existing, device=device or state.device)
+    given = {"window": window, "stride": stride, "num_frames": num_frames, "tail": tail, "precision": precision}
+    info = _index_info(loaded, existing, given)
+    if existing is not None:
+        existing.check_model(info.video_fingerprint, info.text_fingerprint, f"the index {output}")
+
+    lock = None
+    error = None
+    if state.is_main_process:
+        try:
+            lock = _IndexLock(output)
+            if existing is None:
+                create_index(output, info)
+            for stale in (output / SHARDS_DIR).glob(".*.partial") if (output / SHARDS_DIR).is_dir() else ():
+                stale.unlink(missing_ok=True)  # written by a run that was killed before committing it
+        except (OSError, RuntimeError) as err:
+            error = f"{type(err).__name__}: {err}"
+    error = _broadcast(state, error)
+    if error is not None:
+        if lock is not None:
+            lock.release()
+        raise RuntimeError(f"cannot write the index {output}: {error}")
+    try:
+        videos, missing = find_videos(paths)
+        videos = list(dict.fromkeys(video_key(v) for v in videos))
+        before = read_manifest(output)
+        state.wait_for_everyone()  # every process has read the same committed state before any writes
+        pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]
+        result = IndexingResult(
+            output, skipped=sum(v in before.files for v in videos),
+            previously_failed=[v for v in videos if v in before.failed and not retry_failed],
+            missing=[(str(p), r) for p, r in missing],
+        )
+        with state.split_between_processes(pending) as mine:
+            _index_videos(list(mine), output, info, loaded, batch_size, shard_size, num_workers, state.process_index,
+                          progress and state.is_main_process)
+        state.wait_for_everyone()
+        after = read_manifest(output)
+        if state.is_main_process:
+            _, result.faiss = load_or_build_faiss(output, after.shards, kind=faiss_kind)
+        state.wait_for_everyone()
+        if result.faiss is None:  # other processes read what the main process wrote
+            result.faiss = _faiss_info_on_disk(output, after.shards)
+    finally:
+        if lock is not None:
+            lock.release()
+    mine_now = set(pending)
+    result.indexed = sum(v in after.files for v in mine_now)
+    result.rows = sum(after.files.get(v, 0) for v in mine_now)
+    result.failed = [(v, r) for v, r in after.failed.items() if v in mine_now]
+    result.total_rows, result.total_videos = after.rows, len(after.files)
+    return result
+
+
+def _cpu_only(device: str | torch.device | None) -> bool:
+    """Whether the processes run on the CPU: asked for (``device="cpu"``, ``accelerate launch --cpu``), or no
+    accelerator. accelerate makes a CPU-only multi-process group (gloo) only when told so, e.g. under
+    ``accelerate launch --multi_gpu`` or ``torchrun`` on a machine without GPUs."""
+    from accelerate.utils import parse_flag_from_env
+
+    if device is not None:
+        return torch.device(device).type == "cpu"
+    if parse_flag_from_env("ACCELERATE_USE_CPU"):
+        return True
+    available = getattr(getattr(torch, "accelerator", None), "is_available", None)
+    return not (available() if callable(available) else torch.cuda.is_available())
+
+
+def _faiss_info_on_disk(index_dir: Path, shards: Sequence[Shard]) -> FaissInfo | None:
+    sidecar = index_dir / f"faiss-{faiss_key(shards)}.json"
+    try:
+        return FaissInfo(**json.loads(sidecar.read_text(encoding="utf-8")))
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _broadcast(state, value: Any) -> Any:
+    """The main process's `value` in every process."""
+    if state.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+class _IndexLock:
+    """An exclusive lock on an index folder (``flock`` on ``.lock``), held by the main process of a writing run;
+    the operating system releases it when the process dies (``kill -9`` included)."""
+
+    def __init__(self, index_dir: Path):
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.handle = open(index_dir / LOCK_FILE, "a+")
+        try:
+            import fcntl
+
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock (Windows): one writer at a time is then the user's job
+            pass
+        except OSError:
+            self.handle.close()
+            raise RuntimeError(f"another run is writing {index_dir} (its {LOCK_FILE} is locked)") from None
+
+    def release(self) -> None:
+        self.handle.close()
+
+
+# -- the model ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to embed videos and queries: the model (eval mode, on its device), its video processor and
+    tokenizer, where it came from, and its fingerprints."""
+
+    model: Any
+    video_processor: Any
+    tokenizer: Any
+    processor: Any
+    name: str | None
+    adapter: str | None
+    video_fingerprint: str
+    text_fingerprint: str
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+def load_index_model(
+    model: Any = None,
+    adapter: str | os.PathLike | None = None,
+    processor: Any = None,
+    info: IndexInfo | None = None,
+    *,
+    tokenizer: Any = None,
+    device: str | torch.device | None = None,
+) -> LoadedModel:
+    """The model of an index: `model` (a name, or an object with `processor` / `tokenizer`), else the one `info`
+    records (with its adapter), else the embedded default model; with its fingerprints.
+
+    Raises:
+        ValueError: the model or its processor cannot be loaded.
+    """
+    from .loading import resolve_components
+
+    if model is None and info is not None:
+        if info.model is None:
+            raise ValueError("the index does not record a model it can load: pass the model that built it.")
+        model, adapter = info.model, adapter if adapter is not None else info.adapter
+    if model is None:
+        model = DEFAULT_MODEL_NAME
+    name = None
+    if isinstance(model, (str, os.PathLike)):
+        from .adapters import load_model_with_adapter
+
+        name = os.fspath(model)
+        try:
+            model, loaded_processor, _ = load_model_with_adapter(_model_source(name), adapter)
+        except (OSError, ValueError) as err:
+            with_adapter = f" with adapter {adapter}" if adapter else ""
+            raise ValueError(f"cannot load model {name!r}{with_adapter}: {err}") from None
+        processor = processor or loaded_processor
+        name = _model_name(name)
+        if adapter is not None:
+            adapter = os.path.abspath(adapter) if os.path.exists(adapter) else os.fspath(adapter)
+    else:
+        model.eval()
+        source = getattr(getattr(model, "config", None), "name_or_path", None) or getattr(model, "name_or_path", None)
+        name = _model_name(source) if source else None
+    if device is not None:
+        model.to(device)
+    from .video_processing_xclip import XClipVideoProcessor
+
+    core = unwrap_model(model)
+    video_processor = None
+    if isinstance(processor, XClipVideoProcessor):  # a video processor alone: the tokenizer comes from the model
+        video_processor, processor = processor, None
+    _, video_processor, tokenizer = resolve_components(
+        getattr(core, "name_or_path", None) or None, processor, video_processor, tokenizer
+    )
+    return LoadedModel(
+        model=model,
+        video_processor=video_processor,
+        tokenizer=tokenizer,
+        processor=processor,
+        name=name,
+        adapter=None if adapter is None else os.fspath(adapter),
+        **index_fingerprints(model),
+    )
+
+
+def index_fingerprints(model: Any) -> dict[str, str]:
+    """Both sides' fingerprints, hashed in two threads (hashing and dtype conversion release the GIL)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        video, text = pool.map(lambda part: model_fingerprint(model, part), ("video", "text"))
+    return {"video_fingerprint": video, "text_fingerprint": text}
+
+
+def _model_source(name: str) -> str:
+    if name == DEFAULT_MODEL_NAME:
+        from .defaults import default_model_path
+
+        return default_model_path()
+    return name
+
+
+def _model_name(source: str) -> str:
+    """How index.json names a model: the default model by `DEFAULT_MODEL_NAME`, a folder by its absolute path, a
+    Hub id as it is."""
+    from .defaults import default_model_path
+
+    try:
+        if os.path.exists(source) and os.path.samefile(source, default_model_path()):
+            return DEFAULT_MODEL_NAME
+    except FileNotFoundError:
+        pass
+    return os.path.abspath(source) if os.path.exists(source) else source
+
+
+def unwrap_model(model: Any) -> Any:
+    """The `XClipModel` inside a peft model (the model itself otherwise)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str, Any]) -> IndexInfo:
+    config = unwrap_model(loaded.model).config
+    projection_dim = int(config.projection_dim)
+    num_patches = 0
+    if getattr(config, "use_prompt_generator", True):
+        crop = loaded.video_processor.crop_size
+        size = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop), int(crop))
+        patch = config.vision_config.patch_size
+        num_patches = (size[0] // patch) * (size[1] // patch)
+    if existing is not None:
+        recorded = asdict(existing.settings)
+        differ = {k: (v, recorded[k]) for k, v in given.items() if v is not None and v != recorded[k]
+                  and not (k == "stride" and given.get("window") is None)}
+        if given.get("window") is not None and given.get("stride") is None and recorded["stride"] != given["window"]:
+            differ.setdefault("stride", (given["window"], recorded["stride"]))
+        if differ:
+            raise ValueError(
+                "this index was made with other settings: "
+                + ", ".join(f"{k}={theirs!r} (given {mine!r})" for k, (mine, theirs) in differ.items())
+                + "; append with the index's settings (leave them out) or build a new index."
+            )
+        if (existing.projection_dim, existing.num_patches) != (projection_dim, num_patches):
+            raise IndexModelMismatchError(
+                f"the index holds rows of {existing.projection_dim} x {existing.num_patches} patches, the model makes "
+                f"{projection_dim} x {num_patches}."
+            )
+        return IndexInfo(loaded.name, loaded.adapter, loaded.video_fingerprint, loaded.text_fingerprint,
+                         projection_dim, num_patches, existing.settings, existing.created)
+    settings = IndexSettings(
+        window=given["window"],
+        stride=given["stride"],
+        num_frames=given["num_frames"] or int(config.vision_config.num_frames),
+        tail=given["tail"] or "shift",
+        precision=given["precision"] or "int8",
+    )
+    return IndexInfo(loaded.name, loaded.adapter, loaded.video_fingerprint, loaded.text_fingerprint, projection_dim,
+                     num_patches, settings)
+
+
+# -- rows of one video --------------------------------------------------------------------------------------------
+
+
+def video_rows(
+    video: str, video_processor: Any, settings: IndexSettings
+) -> Iterator[tuple[float, float, torch.Tensor]]:
+    """``(start, end, pixel_values (1, T, 3, S, S))`` of each row of one video: the whole video sampled as the
+    pipeline samples it, or each window of `iter_windows` (decoded once)."""
+    source = fetch_video(video)
+    frames = settings.num_frames
+    if settings.window is None:
+        out = video_processor(source, num_frames=frames, num_clips=1, num_crops=1, return_metadata=True)
+        duration = out["video_metadata"][0].duration
+        yield 0.0, float(duration) if duration is not None else float("nan"), out["pixel_values"]
+        return
+    windows = iter_windows(
+        source, window=settings.window, stride=settings.stride, num_frames=frames, tail=settings.tail,
+        short_side=video_processor.decode_short_side, backend=video_processor.decode_backend,
+        num_threads=video_processor.decode_threads,
+    )
+    with windows:
+        for window in windows:
+            pixels = video_processor(window.frames, num_frames=frames, num_clips=1, num_crops=1)["pixel_values"]
+            yield window.start, window.end, pixels
+
+
+_DONE = object()
+
+
+@dataclass
+class _Event:
+    kind: str  # "row", "done" or "failed"
+    video: str
+    start: float = 0.0
+    end: float = 0.0
+    pixel_values: torch.Tensor | None = None
+    reason: str = ""
+
+
+def prefetch_rows(
+    videos: Sequence[str], produce: Callable[[str], Iterator[tuple[float, float, torch.Tensor]]],
+    num_workers: int = 2, depth: int = 8,
+) -> Iterator[_Event]:
+    """The rows of `videos` in order, produced by `num_workers` threads ahead of the caller: for each video its
+    ``row`` events, then ``done`` (or ``failed`` with the reason; rows already yielded for it must be dropped).
+    At most ``depth + num_workers`` videos are in flight and each holds at most ``depth`` rows."""
+    stop = threading.Event()
+
+    def work(video: str, out: queue.Queue) -> None:
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        if stop.is_set():
+            return
+        try:
+            for start, end, pixels in produce(video):
+                if not put(_Event("row", video, start, end, pixels)):
+                    return
+            put(_Event("done", video))
+        except Exception as err:  # one video's failure never stops the others
+            reason = str(err) if video in str(err) else f"{type(err).__name__}: {err}"
+            put(_Event("failed", video, reason=reason))
+
+    ahead = depth + num_workers
+    pool = ThreadPoolExecutor(max_workers=max(1, num_workers), thread_name_prefix="xclip-index")
+    pending: collections.deque[tuple[str, queue.Queue]] = collections.deque()
+    source = iter(videos)
+    try:
+        while True:
+            while len(pending) < ahead:
+                video = next(source, _DONE)
+                if video is _DONE:
+                    break
+                channel: queue.Queue = queue.Queue(maxsize=depth)
+                pool.submit(work, video, channel)
+                pending.append((video, channel))
+            if not pending:
+                return
+            video, channel = pending.popleft()
+            while True:
+                event = channel.get()
+                yield event
+                if event.kind != "row":
+                    break
+    finally:  # also when the caller stops early: queued videos are dropped, running ones stop at their next row
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _OpenVideo:
+    video: str
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    outputs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = field(default_factory=list)
+    read: bool = False
+    failure: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.failure is not None or (self.read and len(self.outputs) == len(self.spans))
+
+
+def _index_videos(videos: list[str], output: Path, info: IndexInfo, loaded: LoadedModel, batch_size: int,
+                  shard_size: int, num_workers: int, rank: int, progress: bool) -> None:
+    """Embed `videos` and commit them in shards of about `shard_size` rows (whole videos only). Decoding runs
+    ahead in `num_workers` threads and each shard is written by a background thread while the model goes on (one
+    write at a time, in order)."""
+    from tqdm.auto import tqdm
+
+    if not videos:
+        return
+    settings = info.settings
+    opened: collections.deque[_OpenVideo] = collections.deque()
+    batch: list[tuple[_OpenVideo, torch.Tensor]] = []
+    ready: list[_OpenVideo] = []  # finished videos waiting for their shard
+    by_name: dict[str, _OpenVideo] = {}
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xclip-index-writer")
+    writing: list = []  # the shard write in flight (at most one)
+
+    def run_batch() -> None:
+        if not batch:
+            return
+        outputs = embed_videos(loaded.model, torch.cat([pixels for _, pixels in batch]), settings.precision)
+        _check_row_shapes(outputs, info)
+        for (item, _), row in zip(batch, zip(*outputs)):
+            item.outputs.append(row)
+        batch.clear()
+
+    def commit(final: bool = False) -> None:
+        while opened and opened[0].finished:
+            ready.append(opened.popleft())
+        rows = sum(len(v.outputs) for v in ready if v.failure is None)
+        if ready and (rows >= shard_size or final):
+            if writing:
+                writing.pop().result()  # raises what the previous write raised
+            writing.append(writer.submit(_commit_shard, output, info, list(ready), rank))
+            bar.update(len(ready))
+            ready.clear()
+
+    produce = lambda video: video_rows(video, loaded.video_processor, settings)  # noqa: E731
+    events = prefetch_rows(videos, produce, num_workers=num_workers, depth=batch_size)
+    try:
+        with tqdm(total=len(videos), unit="video", disable=not progress, dynamic_ncols=True) as bar:
+            for event in events:
+                item = by_name.get(event.video)
+                if item is None:
+                    item = by_name[event.video] = _OpenVideo(event.video)
+                    opened.append(item)
+                if event.kind == "row":
+                    item.spans.append((event.start, event.end))
+                    batch.append((item, event.pixel_values))
+                    if len(batch) >= batch_size:
+                        run_batch()
+                elif event.kind == "done":
+                    item.read = True
+                else:  # its rows are dropped: a video is committed whole or recorded as failed
+                    item.failure = event.reason
+                    batch[:] = [(v, p) for v, p in batch if v is not item]
+                    logger.warning(f"skipping {event.video}: {event.reason}")
+                if event.kind != "row":
+                    by_name.pop(event.video, None)
+                commit()
+            run_batch()
+            commit(final=True)
+            if writing:
+                writing.pop().result()
+    finally:
+        writer.shutdown(wait=True)  # a write under way completes (a whole shard) even when the loop failed
+
+
+def _check_row_shapes(outputs, info: IndexInfo) -> None:
+    embedding, prompts = outputs[0][0], outputs[1][0]
+    shape = None if prompts is None else tuple(prompts.shape)
+    expected = (info.num_patches, info.projection_dim) if info.num_patches else None
+    if embedding.shape != (info.projection_dim,) or shape != expected:
+        raise ValueError(
+            f"the model makes rows of embedding {tuple(embedding.shape)} and prompt features {shape}; the index "
+            f"holds ({info.projection_dim},) and {expected} (another crop size or patch size?)."
+        )
+
+
+@torch.inference_mode()
+def embed_videos(model: Any, pixel_values: torch.Tensor, precision: str = "int8"):
+    """``(embeddings (B, D) float32, prompt values, prompt scales)`` of a batch of videos as an index stores them
+    (prompt values / scales are per row lists of arrays, or None per row without a prompt generator)."""
+    param = next(model.parameters())
+    pixels = pixel_values.to(device=param.device, dtype=param.dtype)
+    out = model.get_video_features(pixels, output_prompt_features=True, return_dict=True)
+    embeddings = out.pooler_output.float().cpu().numpy()
+    if out.prompt_features is None:
+        return list(embeddings), [None] * len(embeddings), [None] * len(embeddings)
+    values, scales = quantize_prompt_features(out.prompt_features, precision)
+    return list(embeddings), list(values), [None] * len(values) if scales is None else list(scales)
+
+
+def _commit_shard(output: Path, info: IndexInfo, videos: list[_OpenVideo], rank: int) -> Shard:
+    good = [v for v in videos if v.failure is None]
+    failed = [(v.video, v.failure) for v in videos if v.failure is not None]
+    outputs = [row for v in good for row in v.outputs]
+    spans = [span for v in good for span in v.spans]
+
+    def stacked(column: int, present: bool) -> np.ndarray | None:
+        return np.stack([o[column] for o in outputs]) if present and outputs else None
+
+    rows = RowBatch(
+        videos=[v.video for v in good for _ in v.outputs],
+        starts=np.array([s for s, _ in spans], np.float64),
+        ends=np.array([e for _, e in spans], np.float64),
+        embeddings=stacked(0, True) if outputs else np.zeros((0, info.projection_dim), np.float32),
+        prompt_values=stacked(1, info.num_patches > 0),
+        prompt_scales=stacked(2, info.num_patches > 0 and info.settings.precision == "int8"),
+    )
+    return write_shard(output, info, rows, [(v.video, len(v.outputs)) for v in good], failed, rank)
+
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "FLAT_MAX_FLOATS",
+    "FaissInfo",
+    "IndexInfo",
+    "IndexModelMismatchError",
+    "IndexSettings",
+    "IndexingResult",
+    "Manifest",
+    "PRECISIONS",
+    "RowBatch",
+    "Shard",
+    "build_faiss",
+    "build_index",
+    "create_index",
+    "dequantize_prompt_features",
+    "index_fingerprints",
+    "load_index_model",
+    "load_or_build_faiss",
+    "open_shard",
+    "quantize_prompt_features",
+    "read_info",
+    "read_manifest",
+    "require_extra",
+    "shard_paths",
+    "unwrap_model",
+    "write_shard",
+]
