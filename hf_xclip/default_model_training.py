@@ -49,7 +49,7 @@ from .evaluation import multi_label_metrics
 from .hub import remove_remote_code
 from .model_cards import default_model_card
 from .modeling_xclip import XClipModel
-from .multilabel import SigmoidHead, cosines, set_sigmoid_head
+from .multilabel import SigmoidHead, cosines, set_sigmoid_head, sigmoid_head_of
 from .processing_xclip import XClipProcessor
 from .synthetic import (
     PROMPT_TEMPLATES,
@@ -426,6 +426,7 @@ def save_default_model(
             "machine": platform.machine(),
         },
         "command": "python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model",
+        "multi_label_head": sigmoid_head_of(model),
     }
     (output_dir / LOG_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     default_model_card(record).save(output_dir / "README.md")
