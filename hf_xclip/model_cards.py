@@ -379,15 +379,21 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
     """
     data = data or {}
     methods = result.adapter_config.methods
+    full = getattr(result.adapter_config, "full_finetune", False)
     hub_base = base_model if base_model and not Path(base_model).exists() else None
-    metadata = card_data(library_name="peft", base_model=hub_base, tags=["x-clip", "few-shot", "peft", *methods])
+    metadata = card_data(
+        library_name="hf_xclip" if full else "peft", base_model=hub_base,
+        tags=["x-clip", "few-shot", *([] if full else ["peft"]), *methods],
+    )
     shots, seed = data.get("shots"), data.get("seed")
     args = result.args
     held_out = data.get("eval_source") or ("none" if result.eval_after is None else "held-out videos")
     lines = [
-        f"# X-CLIP few-shot adapter ({' + '.join(methods)})",
+        f"# X-CLIP few-shot {'fine-tuned model (every weight)' if full else 'adapter (' + ' + '.join(methods) + ')'}",
         "",
-        f"A PEFT adapter for the X-CLIP model `{base_model or 'unknown'}`, trained with `hf-xclip finetune` (hf_xclip).",
+        (f"X-CLIP fine-tuned in full from `{base_model or 'unknown'}`" if full else
+         f"A PEFT adapter for the X-CLIP model `{base_model or 'unknown'}`")
+        + ", trained with `hf-xclip finetune` (hf_xclip).",
         "",
         "## Data",
         "",
@@ -424,20 +430,40 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
         "",
         "## Usage",
         "",
+        *_adapter_usage(result, base_model, full),
+    ]
+    return render_card(metadata, lines)
+
+
+def _adapter_usage(result: Any, base_model: str | None, full: bool) -> list[str]:
+    base = base_model or "BASE_MODEL"
+    data_option = "--annotations ANNOTATIONS" if getattr(result, "multi_label", False) else "--data-dir VIDEOS"
+    if full:
+        return [
+            "```python",
+            "from hf_xclip import XClipModel, XClipProcessor",
+            "",
+            'model = XClipModel.from_pretrained("PATH_TO_THIS_FOLDER").eval()',
+            'processor = XClipProcessor.from_pretrained("PATH_TO_THIS_FOLDER")',
+            "```",
+            "",
+            f"or `hf-xclip evaluate --model PATH_TO_THIS_FOLDER {data_option}` (the sigmoid head is in `config.json`).",
+        ]
+    lines = [
         "```python",
-        "from peft import PeftModel",
-        "from hf_xclip import XClipModel, XClipProcessor",
+        "from hf_xclip.adapters import load_model_with_adapter",
         "",
-        f'base = XClipModel.from_pretrained("{base_model or "BASE_MODEL"}")',
-        'model = PeftModel.from_pretrained(base, "PATH_TO_THIS_ADAPTER").eval()',
-        f'processor = XClipProcessor.from_pretrained("{base_model or "BASE_MODEL"}")',
+        f'model, processor, metadata = load_model_with_adapter("{base}", "PATH_TO_THIS_ADAPTER")',
         "```",
         "",
-        "or `hf-xclip evaluate --model BASE_MODEL --adapter PATH_TO_THIS_ADAPTER --data-dir VIDEOS`. "
+        "(or `peft.PeftModel.from_pretrained(XClipModel.from_pretrained(BASE), PATH)`"
+        + (", then `hf_xclip.adapters.apply_adapter_head(model, metadata)` for the sigmoid head)"
+           if getattr(result, "multi_label", False) else ")"),
+        f"or `hf-xclip evaluate --model {base} --adapter PATH_TO_THIS_ADAPTER {data_option}`. "
         "The class names, in training order, are in `xclip_adapter.json`"
         + (" (required order: the CoOp context is class-specific)." if _class_specific(result.adapter_config) else "."),
     ]
-    return render_card(metadata, lines)
+    return lines
 
 
 def _multi_label_loss_text(args: Any) -> str:
