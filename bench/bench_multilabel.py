@@ -15,6 +15,7 @@ Everything runs through the command line (`hf-xclip evaluate / calibrate / finet
 Prints a table (mAP, base mAP, novel mAP, micro AP, F1 at 0.5) and writes `bench/results/multilabel.json`.
 
     python bench/bench_multilabel.py [--model DIR] [--epochs 10] [--lr 1e-3] [--sections zero-shot,finetune]
+        [--runs lora:none,lora:wise,lora:distill,lora:l2sp,full:none,full:wise,lora:none:asl]
 """
 
 from __future__ import annotations
@@ -128,20 +129,25 @@ def zero_shot_rows(model: str, data: dict[str, Path], workdir: Path) -> list[dic
 
 
 def finetune_rows(model: str, data: dict[str, Path], workdir: Path, args: argparse.Namespace) -> list[dict]:
+    """One `finetune` + `evaluate` per run; a run is METHOD:REGULARIZATION[:LOSS] (e.g. lora:wise, full:none:asl)."""
     rows = []
-    for regularization in args.regularizations:
-        output = workdir / f"adapter-{regularization}"
+    for run in args.runs:
+        method, regularization, loss = (run.split(":") + ["bce"])[:3]
+        output = workdir / f"finetuned-{method}-{regularization}-{loss}"
         argv = ["finetune", "--model", model, "--train-annotations", data["train"], "--eval-fraction", 0,
-                "--epochs", args.epochs, "--lr", args.lr, "--batch-size", 16, "--num-workers", 0, "--seed", 0,
-                "--lora-targets", args.lora_targets, "--regularization", regularization, "--output-dir", output,
-                "--no-progress", "--json", *args.finetune_args]
+                "--method", method, "--epochs", args.epochs, "--lr", args.full_lr if method == "full" else args.lr,
+                "--batch-size", 16, "--num-workers", 0, "--seed", 0, "--regularization", regularization,
+                "--loss", loss, "--output-dir", output, "--no-progress", "--json", *args.finetune_args]
+        if method == "lora":
+            argv += ["--lora-targets", args.lora_targets]
         start = time.perf_counter()
         code, summary, err = run_cli(argv)
         if code != 0 or summary is None:
             raise RuntimeError(f"finetune failed ({code}): {err[-2000:]}")
         payload = evaluate(model, data, "auto", adapter=output)
-        rows.append(row(f"LoRA fine-tuned, regularization {regularization}", payload, time.perf_counter() - start,
-                        head=summary["sigmoid_head"], final_loss=summary["final_loss"]))
+        name = f"{'LoRA' if method == 'lora' else method} fine-tuned, {regularization}" + (f", {loss}" if loss != "bce" else "")
+        rows.append(row(name, payload, time.perf_counter() - start, head=summary["sigmoid_head"],
+                        final_loss=summary["final_loss"], run=run))
     return rows
 
 
@@ -160,18 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder (default: the embedded default model)")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "results" / "multilabel_data")
-    parser.add_argument("--train-scenes", type=int, default=240)
+    parser.add_argument("--train-scenes", type=int, default=600)
     parser.add_argument("--calibration-scenes", type=int, default=16)
     parser.add_argument("--test-scenes", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", default="1e-3")
     parser.add_argument("--lora-targets", default="vision,cross-frame")
-    parser.add_argument("--regularizations", default=",".join(REGULARIZATIONS))
+    parser.add_argument("--runs", default=",".join(f"lora:{r}" for r in REGULARIZATIONS),
+                        help="fine-tuning runs METHOD:REGULARIZATION[:LOSS], comma-separated")
+    parser.add_argument("--full-lr", default="1e-4", help="learning rate of --method full runs")
     parser.add_argument("--sections", default="zero-shot,finetune")
     parser.add_argument("--finetune-args", default="", help="more finetune options, space-separated")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    args.regularizations = [r for r in args.regularizations.split(",") if r]
+    args.runs = [r for r in args.runs.split(",") if r]
     args.finetune_args = args.finetune_args.split()
     sections = set(args.sections.split(","))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
