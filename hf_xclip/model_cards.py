@@ -379,15 +379,21 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
     """
     data = data or {}
     methods = result.adapter_config.methods
+    full = getattr(result.adapter_config, "full_finetune", False)
     hub_base = base_model if base_model and not Path(base_model).exists() else None
-    metadata = card_data(library_name="peft", base_model=hub_base, tags=["x-clip", "few-shot", "peft", *methods])
+    metadata = card_data(
+        library_name="hf_xclip" if full else "peft", base_model=hub_base,
+        tags=["x-clip", "few-shot", *([] if full else ["peft"]), *methods],
+    )
     shots, seed = data.get("shots"), data.get("seed")
     args = result.args
     held_out = data.get("eval_source") or ("none" if result.eval_after is None else "held-out videos")
     lines = [
-        f"# X-CLIP few-shot adapter ({' + '.join(methods)})",
+        f"# X-CLIP few-shot {'fine-tuned model (every weight)' if full else 'adapter (' + ' + '.join(methods) + ')'}",
         "",
-        f"A PEFT adapter for the X-CLIP model `{base_model or 'unknown'}`, trained with `hf-xclip finetune` (hf_xclip).",
+        (f"X-CLIP fine-tuned in full from `{base_model or 'unknown'}`" if full else
+         f"A PEFT adapter for the X-CLIP model `{base_model or 'unknown'}`")
+        + ", trained with `hf-xclip finetune` (hf_xclip).",
         "",
         "## Data",
         "",
@@ -424,20 +430,40 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
         "",
         "## Usage",
         "",
+        *_adapter_usage(result, base_model, full),
+    ]
+    return render_card(metadata, lines)
+
+
+def _adapter_usage(result: Any, base_model: str | None, full: bool) -> list[str]:
+    base = base_model or "BASE_MODEL"
+    data_option = "--annotations ANNOTATIONS" if getattr(result, "multi_label", False) else "--data-dir VIDEOS"
+    if full:
+        return [
+            "```python",
+            "from hf_xclip import XClipModel, XClipProcessor",
+            "",
+            'model = XClipModel.from_pretrained("PATH_TO_THIS_FOLDER").eval()',
+            'processor = XClipProcessor.from_pretrained("PATH_TO_THIS_FOLDER")',
+            "```",
+            "",
+            f"or `hf-xclip evaluate --model PATH_TO_THIS_FOLDER {data_option}` (the sigmoid head is in `config.json`).",
+        ]
+    lines = [
         "```python",
-        "from peft import PeftModel",
-        "from hf_xclip import XClipModel, XClipProcessor",
+        "from hf_xclip.adapters import load_model_with_adapter",
         "",
-        f'base = XClipModel.from_pretrained("{base_model or "BASE_MODEL"}")',
-        'model = PeftModel.from_pretrained(base, "PATH_TO_THIS_ADAPTER").eval()',
-        f'processor = XClipProcessor.from_pretrained("{base_model or "BASE_MODEL"}")',
+        f'model, processor, metadata = load_model_with_adapter("{base}", "PATH_TO_THIS_ADAPTER")',
         "```",
         "",
-        "or `hf-xclip evaluate --model BASE_MODEL --adapter PATH_TO_THIS_ADAPTER --data-dir VIDEOS`. "
+        "(or `peft.PeftModel.from_pretrained(XClipModel.from_pretrained(BASE), PATH)`"
+        + (", then `hf_xclip.adapters.apply_adapter_head(model, metadata)` for the sigmoid head)"
+           if getattr(result, "multi_label", False) else ")"),
+        f"or `hf-xclip evaluate --model {base} --adapter PATH_TO_THIS_ADAPTER {data_option}`. "
         "The class names, in training order, are in `xclip_adapter.json`"
         + (" (required order: the CoOp context is class-specific)." if _class_specific(result.adapter_config) else "."),
     ]
-    return render_card(metadata, lines)
+    return lines
 
 
 def _multi_label_loss_text(args: Any) -> str:
@@ -488,6 +514,36 @@ def _method_text(config: Any) -> str:
     return "\n".join(parts)
 
 
+def _default_multi_label_recipe(settings: dict[str, Any]) -> str:
+    if not settings.get("scene_batch_size"):
+        return ""
+    return (
+        f"\nand {settings['scene_batch_size']} clips of 2-3 objects (seen combinations only) per step, trained with the "
+        "sigmoid head (binary cross-entropy against all seen captions, head initialised at scale 10, bias -10) plus "
+        f"{settings['scene_rank_weight']} x the cross-entropy of each present caption against the absent ones,"
+    )
+
+
+def _default_multi_label_section(record: dict[str, Any]) -> str:
+    metrics = record["metrics"].get("multi_label")
+    if not metrics:
+        return ""
+    head = record.get("multi_label_head") or {}
+    head_text = f"`sigmoid({head['scale']:.4g} * cosine {head['bias']:+.4g})`" if head else "the sigmoid head"
+    return f"""
+### Multi-label
+
+{metrics['num_videos']} fresh clips (seed {metrics['seed']}) of 2-3 objects, each its own shape, colour and motion,
+at least one of a seen and one of a held-out combination; every clip is scored against all 204 captions, each on its
+own, by the model's sigmoid head {head_text} (stored in `config.json`, used by `pipeline(..., multi_label=True)`).
+Novel labels are the 64 held-out captions (never trained on, alone or in a scene).
+
+| mAP | base mAP (140 seen captions) | novel mAP (64 held-out captions) | micro AP | precision / recall / F1 at {metrics['threshold']:g} |
+|---|---|---|---|---|
+| {metrics['mAP']:.3f} | {metrics['base_mAP']:.3f} | {metrics['novel_mAP']:.3f} | {metrics['micro_AP']:.3f} | {metrics['precision']:.3f} / {metrics['recall']:.3f} / {metrics['f1']:.3f} |
+"""
+
+
 def default_model_card(record: dict[str, Any]) -> ModelCard:
     """The card of the embedded default model, with its measured accuracies, from its training record
     (`training_log.json`, written by `hf_xclip.default_model_training`)."""
@@ -523,14 +579,14 @@ colour with a motion or a shape never seen together in training (`hf_xclip.synth
 | held-out ({held['combinations']}) | {held['clips']} | {held['accuracy_same_shape']:.1%} | {held['accuracy_all']:.1%} | {held['colour_accuracy']:.1%} | {held['shape_accuracy']:.1%} | {held['motion_accuracy']:.1%} |
 
 (colour / shape / motion: how often that attribute of the best caption among all captions is right.)
-
+{_default_multi_label_section(record)}
 ## Training
 
 `python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model` (settings below are its defaults).
 {s['steps']} AdamW steps of {s['batch_size']} fresh clips of the seen combinations ({s['num_frames']} frames,
 {s['image_size']} px), cross-entropy of each clip against all seen captions (one random prompt template per step)
 plus {s['motion_loss_weight']} x the cross-entropy among the seen captions with the clip's shape and colour (negatives
-that differ in motion only),
+that differ in motion only),{_default_multi_label_recipe(s)}
 learning rate {s['learning_rate']} with {s['warmup_steps']} warm-up steps and cosine decay, seed {s['seed']}, 
 {s['num_threads']} CPU thread(s), deterministic algorithms: {record['train_seconds']:.0f} s on the training machine
 (torch {record['environment']['torch']}). Architecture: widths {s['width']} (text and vision),

@@ -121,6 +121,11 @@ class FewShotTrainingArguments:
     distill_weight: float = field(default=1.0, metadata={"help": "Weight of the feature distillation loss."})
     l2sp_weight: float = field(default=0.01, metadata={"help": "Weight of the L2-SP penalty (sum of squares / 2)."})
     head_learning_rate: float = field(default=1e-2, metadata={"help": "Learning rate of the sigmoid head (multi-label)."})
+    head_min_scale: float | None = field(
+        default=None,
+        metadata={"help": "Smallest scale of the head fitted before training (None: the model's logit scale); a "
+                          "flatter head cannot express confident scores until it has grown."},
+    )
     threshold: float = field(default=0.5, metadata={"help": "Probability threshold of the F1 reported (multi-label)."})
 
     def __post_init__(self) -> None:
@@ -555,7 +560,8 @@ def train_few_shot(
         # a model without a head starts from one fitted to the training clips, at least as sharp as the model's own
         # logit scale (a flat head fitted to a model that cannot rank the labels yet would pass no gradient)
         scale, bias = (initial["scale"], initial["bias"]) if initial else _fit_head(
-            peft_model, train_folder, processor, args, text_kwargs, accelerator.device, _logit_scale(peft_model)
+            peft_model, train_folder, processor, args, text_kwargs, accelerator.device,
+            _logit_scale(peft_model) if args.head_min_scale is None else args.head_min_scale,
         )
         head = SigmoidHead(scale, bias).to(accelerator.device)
         groups.append({"params": list(head.parameters()), "lr": args.head_learning_rate, "weight_decay": 0.0,

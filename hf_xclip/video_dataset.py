@@ -152,29 +152,36 @@ class VideoClassificationDataset(torch.utils.data.Dataset):
             result["target"] = self._target(index)
         return result
 
+    def _substitutes(self, index: int) -> list[int]:
+        """Readable-so-far videos that may stand in for `index`: its class's (multi-label: any other video)."""
+        items = self.folder.items
+        if self.folder.multi_label:
+            others = (i for i in range(len(items)) if i != index)
+        else:
+            others = (i for i, other in enumerate(items) if other.label == items[index].label and i != index)
+        return [i for i in others if i not in self._bad]
+
+    def _try_load(self, index: int, failed: list[str]) -> torch.Tensor | None:
+        try:
+            return self.load(index)
+        except DECODE_ERRORS as err:
+            self._bad.add(index)
+            failed.append(f"{self.folder.items[index].path}: {err}")
+            return None
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.folder.items[index]
-        failed = []
-        candidates = [index]
-        if self.substitute_failed:
-            if self.folder.multi_label:  # another video with its own labels
-                others = [i for i in range(len(self.folder.items)) if i != index]
-            else:
-                others = [i for i, other in enumerate(self.folder.items) if other.label == item.label and i != index]
-            candidates += [i for i in others if i not in self._bad]
-        for candidate in candidates:
-            if candidate in self._bad and candidate != index:
-                continue
-            try:
-                pixels = self.load(candidate)
-            except DECODE_ERRORS as err:
-                self._bad.add(candidate)
-                failed.append(f"{self.folder.items[candidate].path}: {err}")
-            else:
-                # a substitute of a multi-label item brings its own labels; of a single-label item, the same class
-                return self._result(candidate if self.folder.multi_label else index, pixels, failed)
-            if not self.substitute_failed:
-                break
+        failed: list[str] = []
+        pixels = self._try_load(index, failed)
+        if pixels is not None:
+            return self._result(index, pixels, failed)
+        if self.substitute_failed:  # the other candidates are listed only after a failure
+            for candidate in self._substitutes(index):
+                if candidate in self._bad:
+                    continue
+                pixels = self._try_load(candidate, failed)
+                if pixels is not None:
+                    # a substitute of a multi-label item brings its own labels; of a single-label item, its class
+                    return self._result(candidate if self.folder.multi_label else index, pixels, failed)
         return self._result(index, None, failed)
 
 

@@ -206,3 +206,26 @@ def test_multi_label_shots_cover_every_label_and_split_whole_videos(root, tmp_pa
 def test_video_item_keeps_single_label_construction():
     item = VideoItem(Path("v.mp4"), 3)
     assert item.labels == (3,) and item.label == 3 and not item.is_clip
+
+
+def test_a_failed_multi_label_item_is_replaced_with_its_own_labels(root):
+    folder = read_annotations(_jsonl(root / "swap.jsonl", [
+        {"video": "videos/a.mp4", "labels": ["x"]},
+        {"video": "videos/b.mp4", "labels": ["y", "z"]},
+    ]))
+    processor = XClipVideoProcessor(crop_size=32, num_frames=4)
+    dataset = VideoClassificationDataset(folder, processor, training=True)
+    load = dataset.load
+
+    def failing(index: int):
+        if index == 0:
+            raise ValueError("corrupt frame")
+        return load(index)
+
+    dataset.load = failing
+    item = dataset[0]
+    assert item["pixel_values"] is not None and len(item["failed"]) == 1
+    torch.testing.assert_close(item["target"], torch.tensor([0.0, 1.0, 1.0]))  # b's labels came with b
+    strict = VideoClassificationDataset(folder, processor)
+    strict.load = failing
+    assert strict[0]["pixel_values"] is None and collate_videos([strict[0]])["targets"].shape == (0, 3)

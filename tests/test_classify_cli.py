@@ -193,3 +193,22 @@ def test_transformers_format_model_and_entry_point(workdir, video_tree):
     payload = json.loads(result.stdout)
     assert payload[0]["video"].endswith("video_1.mp4")
     assert sum(p["score"] for p in payload[0]["predictions"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_multi_label_threshold_and_method(model_dir, video_tree, capsys):
+    video = str(video_tree / "a" / "video_0.mp4")
+    common = ["classify", video, "--model", str(model_dir), "--labels", ",".join(LABELS), "--multi-label", "--top-k", "0",
+              "--json", "-", "--no-progress"]
+    assert main(common) == 0
+    every = json.loads(capsys.readouterr().out)[0]["predictions"]
+    assert len(every) == len(LABELS) and all(0 <= p["score"] <= 1 for p in every)
+    cut = every[1]["score"]
+    assert main([*common, "--threshold", str(cut)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["predictions"] == [p for p in every if p["score"] >= cut]
+    assert main([*common, "--multi-label-method", "negative"]) == 0
+    negative = json.loads(capsys.readouterr().out)[0]["predictions"]
+    assert {p["label"] for p in negative} == set(LABELS) and negative != every
+    assert main([*common, "--multi-label-method", "sigmoid"]) == 2
+    assert "sigmoid head" in capsys.readouterr().err
+    assert main(["classify", video, "--model", str(model_dir), "--labels", "a,b", "--threshold", "2"]) == 2
+    assert "--threshold" in capsys.readouterr().err

@@ -174,6 +174,9 @@ def test_adapters_reload_to_identical_scores(model_dir, data, tmp_path):
         assert reloaded.method == trained.method == "sigmoid"
         assert torch.equal(reloaded.scores, trained.scores), method
     assert (tmp_path / "full" / "model.safetensors").is_file() and (tmp_path / "full" / "tokenizer.json").is_file()
+    card = (tmp_path / "full" / "README.md").read_text()
+    assert "fine-tuned model (every weight)" in card and "library_name: hf_xclip" in card
+    assert "apply_adapter_head" in (tmp_path / "lora" / "README.md").read_text()
     assert sigmoid_head_of(XClipModel.from_pretrained(tmp_path / "full")) == result.sigmoid_head
 
 

@@ -44,6 +44,8 @@ stderr and skipped; the exit status is 1 when some failed."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..multilabel import MULTI_LABEL_METHODS
+
     parser = subparsers.add_parser(
         "classify",
         help="zero-shot classification of videos against free-text labels",
@@ -55,7 +57,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_label_arguments(parser, required=False)  # or --label-bank
     parser.add_argument("--top-k", type=int, default=5, help="labels to report per video (default 5; 0 = all)")
     add_label_side_arguments(parser)
-    parser.add_argument("--multi-label", action="store_true", help="independent per-label scores (label vs 'not label')")
+    parser.add_argument(
+        "--multi-label", action="store_true",
+        help="an independent probability per label (the model's sigmoid head, else background prompts)",
+    )
+    parser.add_argument(
+        "--multi-label-method", choices=MULTI_LABEL_METHODS, default="auto",
+        help="auto (default): sigmoid head if the model has one, else background; negative: label vs 'not label'",
+    )
+    parser.add_argument("--threshold", type=float, help="report only labels scoring at or above it (0 to 1)")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
     parser.add_argument("--num-clips", type=int, default=1, help="temporal clips averaged per video (default 1)")
     parser.add_argument("--num-crops", type=int, default=1, choices=(1, 3), help="spatial crops per clip (1 or 3)")
@@ -97,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         label_descriptions=descriptions,
         label_bank=bank,
         multi_label=args.multi_label,
+        multi_label_method=args.multi_label_method,
+        threshold=args.threshold,
         num_frames=args.num_frames,
         num_clips=args.num_clips,
         num_crops=args.num_crops,
@@ -128,6 +140,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
         minimum = 0 if name in ("top_k", "workers") else 1
         if value is not None and value < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.multi_label_method != "auto" and not args.multi_label:
+        raise UsageError("--multi-label-method needs --multi-label")
 
 
 # ----------------------------------------------------------------------------------------------------------------

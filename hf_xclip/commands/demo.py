@@ -1,11 +1,14 @@
 """`hf-xclip demo`: classify a few freshly generated clips with the embedded default model, offline.
 
-Clips of seen and of held-out (zero-shot) shape-colour-motion combinations are rendered with
+Single-label: clips of seen and of held-out (zero-shot) shape-colour-motion combinations are rendered with
 `hf_xclip.synthetic`, written as mp4 files (so the real decoding path runs) and classified with
 `pipeline("zero-shot-video-classification")`. Each clip is classified among every caption with the clip's shape
 (6 colours x 7 motions = 42 captions, 36 for a circle, which has no "rotating"), seen and held-out combinations
 alike: the shape is given, colour and motion must be read from the video. Chance is 1/42 (1/36).
 
+Multi-label: clips holding 2-3 objects (each its own shape, colour and motion; at least one of a held-out
+combination) are scored with ``multi_label=True`` against all 204 captions, each on its own (the model's sigmoid
+head); the labels at or above ``--threshold`` are what the clip is said to show.
 Then a timeline (`hf_xclip.timeline`): a video of four generated actions one after another, cut into windows, and
 the segments found in it printed next to the true ones.
 """
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
     from ..synthetic import SyntheticVideoSpec
 
 DESCRIPTION = """Generate a few synthetic clips (seen and held-out combinations), write them as mp4, classify each with
-the embedded default model (or --model) among all captions of its shape, and print the results."""
+the embedded default model (or --model) among all captions of its shape, then label multi-object clips among all
+captions (multi-label), and print the results."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,6 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--num-clips", type=int, default=8, help="clips to generate, half of them held-out (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip choice and rendering (default 0)")
     parser.add_argument("--model", help="model directory or Hub id (default: the embedded default model)")
+    parser.add_argument("--num-scenes", type=int, default=4, help="multi-object clips for the multi-label part (4)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="multi-label: report labels at or above it (0.5)")
     parser.add_argument("--keep-videos", type=Path, metavar="DIR", help="write the mp4 files here and keep them")
     parser.add_argument("--no-timeline", action="store_true", help="skip the timeline of a generated action sequence")
     return parser
@@ -74,10 +80,70 @@ def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> 
     return paths
 
 
+def pick_scenes(num_scenes: int, seed: int):
+    """Multi-object scenes: each holds a seen and a held-out combination (and sometimes a third object)."""
+    from ..synthetic import heldout_specs, sample_scenes, train_specs
+
+    return sample_scenes(num_scenes, seed=seed, require=[train_specs(), heldout_specs()])
+
+
+def write_scenes(scenes, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
+    from ..synthetic import render_scene
+    from ..video_io import write_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, scene in enumerate(scenes):
+        frames = render_scene(
+            scene, num_frames=2 * num_frames, size=size, seed=np.random.SeedSequence(seed, spawn_key=(105, i))
+        )
+        paths.append(write_video(out_dir / f"scene_{i:02d}.mp4", frames, fps=8, crf=12))
+    return paths
+
+
+def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: int) -> None:
+    """Label multi-object clips among every caption, each label scored on its own, and print what was found: each
+    object's probability and rank among all captions, and the best-scoring captions."""
+    from ..multilabel import describe, resolve_method
+    from ..synthetic import all_specs, heldout_specs
+
+    scenes = pick_scenes(args.num_scenes, args.seed)
+    paths = write_scenes(scenes, out_dir, size, classifier.video_processor.num_frames, args.seed)
+    labels = [spec.caption for spec in all_specs()]
+    held = {spec.caption for spec in heldout_specs()}
+    method = resolve_method("auto", classifier.model)
+    print()
+    print(f"multi-label: each clip shows 2-3 objects; all {len(labels)} captions are scored on their own "
+          f"({describe(method, classifier.model)})")
+    found = top5 = total = wrong = 0
+    for i, (scene, path) in enumerate(zip(scenes, paths)):
+        results = classifier(str(path), candidate_labels=labels, multi_label=True)
+        rank = {r["label"]: k + 1 for k, r in enumerate(results)}
+        score = {r["label"]: r["score"] for r in results}
+        truth = set(scene.captions)
+        print(f"clip {i} ({path.name}):")
+        for caption in scene.captions:
+            split = "held-out" if caption in held else "seen"
+            mark = "found" if score[caption] >= args.threshold else "below threshold"
+            print(f"  shows  {caption:<30} {split:<8}  p {score[caption]:.3f}  rank {rank[caption]:>3}  {mark}")
+        best = ", ".join(f"{r['label']} {r['score']:.3f}{'' if r['label'] in truth else ' (no)'}" for r in results[:3])
+        print(f"  best   {best}")
+        found += sum(score[caption] >= args.threshold for caption in truth)
+        wrong += sum(r["score"] >= args.threshold and r["label"] not in truth for r in results)
+        top5 += sum(rank[caption] <= 5 for caption in truth)
+        total += len(truth)
+    print(f"multi-label: {top5}/{total} objects among the 5 best of {len(labels)} captions; at p >= {args.threshold:g}: "
+          f"{found}/{total} objects found, {wrong} wrong labels")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         if args.num_clips < 1:
             raise UsageError(f"--num-clips must be at least 1, got {args.num_clips}")
+        if args.num_scenes < 0:
+            raise UsageError(f"--num-scenes must be >= 0, got {args.num_scenes}")
+        if not 0.0 <= args.threshold <= 1.0:
+            raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
         model = model_or_default(args.model)
     except UsageError as err:
         print(f"hf-xclip demo: error: {err}", file=sys.stderr)
@@ -103,10 +169,12 @@ def run(args: argparse.Namespace) -> int:
             rows.append((path.name, spec.caption, held, top[0]["label"], top[0]["score"], len(labels), rank))
         print_table(rows)
         print_summary(rows)
+        if args.num_scenes:
+            run_multi_label(classifier, args, out_dir, 2 * size)
         if not args.no_timeline:
             print()
             demo_timeline(classifier, out_dir, 2 * size, args.seed)
-    print(f"model: {model}   {len(rows)} clips{'' if args.no_timeline else ' and a timeline'} in "
+    print(f"model: {model}   {len(rows) + args.num_scenes} clips{'' if args.no_timeline else ' and a timeline'} in "
           f"{time.perf_counter() - start:.1f} s")
     if args.keep_videos:
         print(f"videos kept in {args.keep_videos}")

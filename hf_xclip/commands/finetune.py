@@ -147,6 +147,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     multi.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation loss (1.0)")
     multi.add_argument("--l2sp-weight", type=float, default=0.01, help="weight of the L2-SP penalty (0.01)")
     multi.add_argument("--head-lr", type=float, default=1e-2, help="learning rate of the sigmoid head (1e-2)")
+    multi.add_argument("--head-min-scale", type=float,
+                       help="smallest scale of the head fitted before training (default: the model's logit scale)")
     multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the F1 reported (0.5)")
     llm = parser.add_argument_group("LLM prompts (--method llm-prompts)")
     llm.add_argument("--language-model", metavar="NAME_OR_PATH", help="frozen causal language model (required)")
@@ -255,6 +257,7 @@ def training_arguments_from_args(args: argparse.Namespace):
         distill_weight=args.distill_weight,
         l2sp_weight=args.l2sp_weight,
         head_learning_rate=args.head_lr,
+        head_min_scale=args.head_min_scale,
         threshold=args.threshold,
     )
 
