@@ -550,8 +550,10 @@ def video_timeline(
     >>> timeline = video_timeline(classifier, path, [spec.caption for spec in specs], window=1.5, stride=0.5)
     >>> truth  # (label, start, end) seconds
     [('a red circle moving left', 0.0, 3.0), ('a blue square growing', 3.0, 6.0)]
-    >>> [(s.label, s.start, s.end) for s in timeline.segments]  # the boundary found within one stride
-    [('a red circle moving left', 0.0, 3.5), ('a blue square growing', 3.5, 6.0)]
+    >>> [s.label for s in timeline.segments]
+    ['a red circle moving left', 'a blue square growing']
+    >>> abs(timeline.segments[1].start - 3.0) <= 0.5  # the boundary found within one stride
+    True
     ```
     """
     config = replace(config or TimelineConfig(), **options) if options else (config or TimelineConfig())

@@ -84,14 +84,14 @@ def test_exact_scores_with_adapters_on_the_prompt_generator():
 
 
 def test_two_stage_ranking_matches_brute_force(collection):
-    """recall@10 of FAISS candidates (20 of 120 rows) + exact re-ranking against exact scores of every row, over
+    """recall@10 of FAISS candidates (30 of 120 rows) + exact re-ranking against exact scores of every row, over
     all 204 synthetic captions as queries (42 % of them describe no clip of the collection)."""
     index = collection["index"]
     captions = [spec.caption for spec in all_specs()]
     queries = index.encode_queries(captions)
     exact = index.exact_scores(queries)  # (204, 120) by XClipModel.get_logits
     assert exact.shape == (len(captions), len(index))
-    ranked = index.rank(queries, 10, num_candidates=20)
+    ranked = index.rank(queries, 10, num_candidates=30)
     recall = np.mean([
         len(set(exact[q].topk(10).indices.tolist()) & {row for row, _ in ranked[q]}) / 10 for q in range(len(captions))
     ])
