@@ -20,8 +20,9 @@ Recipe (:class:`DefaultModelTrainingConfig` holds every setting; the defaults ar
 * optionally (``scene_batch_size > 0``, off by default) multi-object clips in every step (seen combinations only),
   trained through the sigmoid head (SigLIP's initialisation ``s = 10``, ``b = -10``) with the binary cross-entropy
   against all seen captions plus (``scene_rank_weight``) a cross-entropy of each present caption against the absent
-  ones. Measured (``docs/multilabel.md``): multi-label mAP 0.126 -> 0.170 on the card's clips, but same-shape
-  accuracy of held-out combinations 71.5 % -> 56.6 % on the test clips, so the shipped model does not use it;
+  ones. Measured (``docs/multilabel.md``, the card's evaluation clips): with ``scene_batch_size=16`` multi-label
+  mAP 0.128 -> 0.170, but same-shape accuracy of held-out combinations 70.7 % -> 62.9 %, so the shipped model does
+  not use it;
 * AdamW with linear warm-up and cosine decay; one CPU thread and deterministic algorithms, so a run is
   reproducible bit for bit on the same torch build (``bench/check_default_model.py`` retrains the first steps
   and compares the loss curve with ``training_log.json``).
