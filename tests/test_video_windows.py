@@ -11,7 +11,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from testing_utils import coded_frames, frame_number, numbers, write_vfr
+from testing_utils import coded_frames, numbers, write_vfr
 from transformers.video_utils import VideoMetadata
 
 from hf_xclip import video_io
