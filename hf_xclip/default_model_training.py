@@ -326,6 +326,24 @@ def _train(
 
 
 @torch.no_grad()
+def caption_logits(
+    model: XClipModel, tokenizer, processor: XClipVideoProcessor, captions: Sequence[str], clips: Any,
+    template: str = "{}", batch_size: int = 64,
+) -> torch.Tensor:
+    """``(len(clips), len(captions))`` X-CLIP logits of synthetic clips (``clips.frames(i)``, as
+    `SyntheticVideoDataset` and `SyntheticSceneDataset` give them) against the captions filled into ``template``,
+    ``batch_size`` clips per forward pass."""
+    tokens = tokenizer([template.format(c) for c in captions], padding=True, return_tensors="pt")
+    text_embeds = model.get_text_features(**tokens).pooler_output
+    logits = []
+    for begin in range(0, len(clips), batch_size):
+        frames = np.stack([clips.frames(i) for i in range(begin, min(begin + batch_size, len(clips)))])
+        video = model.get_video_features(frames_to_pixel_values(frames, processor), output_prompt_features=True)
+        logits.append(model.get_logits(video.pooler_output, text_embeds, video.prompt_features)[0])
+    return torch.cat(logits)
+
+
+@torch.no_grad()
 def calibrate_head(model: XClipModel, tokenizer, processor: XClipVideoProcessor, config: DefaultModelTrainingConfig):
     """Fit the sigmoid head, training-free, on ``config.calibration_scenes`` fresh clips of 2-3 objects of seen
     combinations (seed ``config.calibration_seed``) scored against all seen captions, and write it into the model's
@@ -336,10 +354,7 @@ def calibrate_head(model: XClipModel, tokenizer, processor: XClipVideoProcessor,
         sample_scenes(config.calibration_scenes, seed=config.calibration_seed, specs=specs), captions,
         seed=config.calibration_seed, num_frames=processor.num_frames, size=processor.crop_size["height"],
     )
-    text_embeds = model.get_text_features(**tokenizer(captions, padding=True, return_tensors="pt")).pooler_output
-    frames = np.stack([scenes.frames(i) for i in range(len(scenes))])
-    video = model.get_video_features(frames_to_pixel_values(frames, processor), output_prompt_features=True)
-    logits, _ = model.get_logits(video.pooler_output, text_embeds, video.prompt_features)
+    logits = caption_logits(model, tokenizer, processor, captions, scenes, batch_size=max(len(scenes), 1))
     scale, bias = fit_sigmoid_head(cosines(model, logits), scenes.targets())
     set_sigmoid_head(model, scale, bias)
     return scale, bias
@@ -369,8 +384,6 @@ def evaluate_zero_shot(
     """
     specs = all_specs()
     captions = [spec.caption for spec in specs]
-    tokens = tokenizer([template.format(c) for c in captions], padding=True, return_tensors="pt")
-    text_embeds = model.get_text_features(**tokens).pooler_output
     results: dict[str, Any] = {}
     for split, split_specs in (("seen", train_specs()), ("heldout", heldout_specs())):
         data = SyntheticVideoDataset(
@@ -378,20 +391,16 @@ def evaluate_zero_shot(
             num_frames=processor.num_frames, size=processor.crop_size["height"],
         )
         counts = dict.fromkeys(("same_shape", "all", "colour", "shape", "motion"), 0)
-        for begin in range(0, len(data), 64):
-            indices = range(begin, min(begin + 64, len(data)))
-            frames = np.stack([data.frames(i) for i in indices])
-            video = model.get_video_features(frames_to_pixel_values(frames, processor), output_prompt_features=True)
-            logits, _ = model.get_logits(video.pooler_output, text_embeds, video.prompt_features)
-            for row, i in zip(logits, indices):
-                truth = split_specs[int(data.labels[i])]
-                predicted = specs[int(row.argmax())]
-                same = [k for k, s in enumerate(specs) if s.shape == truth.shape]
-                counts["same_shape"] += specs[same[int(row[same].argmax())]] == truth
-                counts["all"] += predicted == truth
-                counts["colour"] += predicted.colour == truth.colour
-                counts["shape"] += predicted.shape == truth.shape
-                counts["motion"] += predicted.motion == truth.motion
+        logits = caption_logits(model, tokenizer, processor, captions, data, template)
+        for i, row in enumerate(logits):
+            truth = split_specs[int(data.labels[i])]
+            predicted = specs[int(row.argmax())]
+            same = [k for k, s in enumerate(specs) if s.shape == truth.shape]
+            counts["same_shape"] += specs[same[int(row[same].argmax())]] == truth
+            counts["all"] += predicted == truth
+            counts["colour"] += predicted.colour == truth.colour
+            counts["shape"] += predicted.shape == truth.shape
+            counts["motion"] += predicted.motion == truth.motion
         results[split] = {
             "clips": len(data),
             "combinations": len(split_specs),
@@ -418,15 +427,8 @@ def evaluate_multi_label(
         sample_scenes(num_scenes, seed=seed, require=[train_specs(), heldout_specs()]), captions, seed=seed,
         num_frames=processor.num_frames, size=processor.crop_size["height"],
     )
-    tokens = tokenizer([template.format(c) for c in captions], padding=True, return_tensors="pt")
-    text_embeds = model.get_text_features(**tokens).pooler_output
-    scores = []
-    for begin in range(0, len(scenes), 64):
-        frames = np.stack([scenes.frames(i) for i in range(begin, min(begin + 64, len(scenes)))])
-        video = model.get_video_features(frames_to_pixel_values(frames, processor), output_prompt_features=True)
-        logits, _ = model.get_logits(video.pooler_output, text_embeds, video.prompt_features)
-        scores.append(model.multi_label_logits(logits))
-    metrics = multi_label_metrics(torch.cat(scores), scenes.targets(), captions, novel_labels=novel_labels())
+    scores = model.multi_label_logits(caption_logits(model, tokenizer, processor, captions, scenes, template))
+    metrics = multi_label_metrics(scores, scenes.targets(), captions, novel_labels=novel_labels())
     keep = ("mAP", "base_mAP", "novel_mAP", "micro_AP", "precision", "recall", "f1", "threshold", "num_videos")
     return {**{key: metrics[key] for key in keep}, "seed": seed, "template": template}
 
