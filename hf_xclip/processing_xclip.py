@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from functools import lru_cache
@@ -10,7 +11,7 @@ from typing import Any
 
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
-from transformers.utils import logging
+from transformers.utils import PROCESSOR_NAME, cached_file, logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_processing_xclip import XClipVideoProcessor, as_xclip_video_processor, auto_map_left_in_files
@@ -22,6 +23,10 @@ CLIP_CONTEXT_LENGTH = 77
 # The text template X-CLIP was trained with: the bare class name. (`labels.py`, the label core, re-exports it.)
 DEFAULT_HYPOTHESIS_TEMPLATE = "{}"
 _WHITESPACE = re.compile(r"\s+")
+# The processor's own options read from processor_config.json (the rest of the file belongs to sub-processors).
+_PROCESSOR_KEYS = ("hypothesis_template",)
+# Keyword arguments that AutoProcessor / pipelines pass to every from_pretrained and that mean nothing here.
+_LOADER_KWARGS = ("trust_remote_code", "_from_auto", "_from_pipeline", "proxies", "use_fast", "code_revision")
 
 
 @lru_cache(maxsize=1)
@@ -170,34 +175,84 @@ class XClipProcessor(ProcessorMixin):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
-    def get_processor_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        processor_dict, kwargs = super().get_processor_dict(pretrained_model_name_or_path, **kwargs)
-        for key in ("image_processor", "feature_extractor"):  # transformers' X-CLIP layout nests its own processor
-            processor_dict.pop(key, None)
-        return processor_dict, kwargs
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        cache_dir: str | os.PathLike | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        revision: str = "main",
+        **kwargs,
+    ) -> XClipProcessor:
+        """Load the processor from a directory or Hub repo in any layout a user meets (see the class docstring).
 
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        subfolder = kwargs.pop("subfolder", "")
-        path = pretrained_model_name_or_path
-        video_processor = XClipVideoProcessor.from_pretrained(path, subfolder=subfolder, **kwargs)
-        tokenizer = _load_clip_tokenizer(path, subfolder, **kwargs)
-        return [video_processor, tokenizer]
+        The files are read here, not through transformers' sub-processor auto-resolution, which changes between
+        releases (5.25 resolves the video processor through ``AutoVideoProcessor`` and refuses the Hub's 2022
+        layout). ``video_processor`` / ``tokenizer`` objects given as keyword arguments are used as they are;
+        other keyword arguments that are video-processor options (``num_frames=16``) go to the video processor,
+        ``hypothesis_template`` to the processor.
+        """
+        hub = {
+            "cache_dir": cache_dir,
+            "force_download": force_download,
+            "local_files_only": local_files_only,
+            "token": token,
+            "revision": revision,
+            "subfolder": kwargs.pop("subfolder", "") or "",
+        }
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        for key in _LOADER_KWARGS:
+            kwargs.pop(key, None)
+        path = os.fspath(pretrained_model_name_or_path)
+        processor_dict = read_processor_config(path, hub)
+        video_options = {k: kwargs.pop(k) for k in list(kwargs) if k in XClipVideoProcessor.valid_kwargs.__annotations__}
+        video_processor = kwargs.pop("video_processor", None)
+        if video_processor is None:
+            video_processor = XClipVideoProcessor.from_pretrained(path, **hub, **video_options)
+        elif video_options:
+            raise ValueError(f"Give video options {sorted(video_options)} or a `video_processor`, not both.")
+        tokenizer = kwargs.pop("tokenizer", None)
+        if tokenizer is None:
+            tokenizer = _load_clip_tokenizer(path, **hub)
+        init = {key: processor_dict[key] for key in _PROCESSOR_KEYS if processor_dict.get(key) is not None}
+        init.update({key: kwargs.pop(key) for key in _PROCESSOR_KEYS if key in kwargs})
+        processor = cls(video_processor=video_processor, tokenizer=tokenizer, **init)
+        return (processor, kwargs) if return_unused else processor
 
     @property
     def model_input_names(self) -> list[str]:
         return list(dict.fromkeys([*self.tokenizer.model_input_names, *self.video_processor.model_input_names]))
 
 
-def _load_clip_tokenizer(path: str | os.PathLike, subfolder: str, **kwargs):
-    """AutoTokenizer, or CLIPTokenizer for folders holding only ``vocab.json`` + ``merges.txt``."""
+def read_processor_config(path: str | os.PathLike, hub: dict[str, Any]) -> dict[str, Any]:
+    """The top level of ``processor_config.json`` (``{}`` when there is none), read with `cached_file`: our
+    layout and transformers' both keep the processor's own options there, next to nested sub-processor dicts."""
+    if os.path.isfile(path):
+        return {}
+    resolved = cached_file(path, PROCESSOR_NAME, _raise_exceptions_for_missing_entries=False, **hub)
+    if resolved is None:
+        return {}
+    with open(resolved, encoding="utf-8") as handle:
+        try:
+            config = json.load(handle)
+        except json.JSONDecodeError as err:
+            raise OSError(f"{resolved} is not valid JSON: {err}. Fix or delete the file.") from None
+    if not isinstance(config, dict):
+        raise OSError(f"{resolved} must hold a JSON object, got {type(config).__name__}.")
+    return config
+
+
+def _load_clip_tokenizer(path: str | os.PathLike, **hub: Any):
+    """AutoTokenizer (``tokenizer.json`` / ``tokenizer_config.json``), or a CLIPTokenizer for folders holding only
+    ``vocab.json`` + ``merges.txt`` (the Hub's 2022 layout without a tokenizer config)."""
     from transformers import AutoTokenizer, CLIPTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path, subfolder=subfolder, **kwargs)
+        return AutoTokenizer.from_pretrained(path, **hub)
     except (OSError, ValueError, KeyError) as err:
         logger.info(f"AutoTokenizer could not load {path} ({err}); loading it as a CLIPTokenizer.")
-        return CLIPTokenizer.from_pretrained(path, subfolder=subfolder, **kwargs)
+        return CLIPTokenizer.from_pretrained(path, **hub)
 
 
 __all__ = ["DEFAULT_HYPOTHESIS_TEMPLATE", "XClipProcessor", "clean_text", "validate_template"]

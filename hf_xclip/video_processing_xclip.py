@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import Unpack, VideosKwargs
-from transformers.utils import PROCESSOR_NAME, cached_file, logging
+from transformers.utils import PROCESSOR_NAME, VIDEO_PROCESSOR_NAME, cached_file, logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_io import (
@@ -187,17 +187,14 @@ class XClipVideoProcessor(VideoProcessorMixin):
 
     @classmethod
     def get_video_processor_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Like transformers', plus a ``processor_config.json`` that nests an ``image_processor`` (transformers'
-        X-CLIP layout) and ``num_frames`` from the model's ``config.json`` when the processor file has none."""
-        lookup = {key: kwargs.get(key) for key in _HUB_KWARGS}
-        lookup["subfolder"] = kwargs.get("subfolder", "")
-        nested = _nested_processor_dict(pretrained_model_name_or_path, lookup)
-        if nested is not None:
-            for key in (*_HUB_KWARGS, "proxies", "subfolder", "_from_pipeline", "_from_auto"):
-                kwargs.pop(key, None)
-            processor_dict = nested
-        else:
-            processor_dict, kwargs = super().get_video_processor_dict(pretrained_model_name_or_path, **kwargs)
+        """The options of a folder / Hub repo in any layout (`_VIDEO_PROCESSOR_FILES`, read here rather than by
+        transformers' resolution, which changes between releases), plus ``num_frames`` from the model's
+        ``config.json`` when the processor file has none."""
+        lookup = {key: kwargs.pop(key, None) for key in _HUB_KWARGS}
+        lookup["subfolder"] = kwargs.pop("subfolder", "") or ""
+        for key in ("proxies", "_from_pipeline", "_from_auto", "trust_remote_code"):
+            kwargs.pop(key, None)
+        processor_dict = _video_processor_dict(pretrained_model_name_or_path, lookup)
         if "num_frames" not in processor_dict:
             num_frames = _num_frames_from_model_config(pretrained_model_name_or_path, lookup)
             if num_frames is not None:
@@ -474,22 +471,47 @@ def _translate_foreign_config(config: dict[str, Any]) -> dict[str, Any]:
     return translated
 
 
-def _nested_processor_dict(path: str | os.PathLike, lookup: dict[str, Any]) -> dict[str, Any] | None:
-    """The sub-processor dict of a ``processor_config.json`` (our layout or transformers' X-CLIP layout)."""
+# Where each layout keeps the video processor's options, in the order they are looked for: a processor_config.json
+# nesting it (ours, transformers' 5.x X-CLIP), then transformers' video processor file, then the 2022 feature
+# extractor file of the Hub's X-CLIP repos. Read here, not through transformers' resolution (it changes between
+# releases).
+_VIDEO_PROCESSOR_FILES = (PROCESSOR_NAME, VIDEO_PROCESSOR_NAME, "preprocessor_config.json")
+
+
+def _video_processor_dict(path: str | os.PathLike, lookup: dict[str, Any]) -> dict[str, Any]:
+    """The video processor's options from a JSON file or a folder / Hub repo in any known layout."""
     if os.path.isfile(path):
-        return None
-    resolved = cached_file(path, PROCESSOR_NAME, _raise_exceptions_for_missing_entries=False, **lookup)
-    if resolved is None:
-        return None
-    with open(resolved, encoding="utf-8") as handle:
+        return _read_json(path)
+    for name in _VIDEO_PROCESSOR_FILES:
         try:
+            resolved = cached_file(path, name, _raise_exceptions_for_missing_entries=False, **lookup)
+        except OSError:
+            if name == _VIDEO_PROCESSOR_FILES[-1]:
+                raise
+            continue
+        if resolved is None:
+            continue
+        config = _read_json(resolved)
+        if name != PROCESSOR_NAME:
+            return config
+        nested = next((config[key] for key in _NESTED_KEYS if isinstance(config.get(key), dict)), None)
+        if nested is not None:
+            return dict(nested)
+    raise OSError(
+        f"Can't load a video processor from {os.fspath(path)!r}: none of {', '.join(_VIDEO_PROCESSOR_FILES)} holds "
+        "one. Save one with `XClipVideoProcessor.save_pretrained`, or give `crop_size` / `num_frames` directly."
+    )
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
-        except json.JSONDecodeError as err:
-            raise OSError(f"{resolved} is not valid JSON: {err}") from None
-    for key in _NESTED_KEYS:
-        if isinstance(config.get(key), dict):
-            return dict(config[key])
-    return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise OSError(f"{os.fspath(path)} is not valid JSON: {err}. Fix or delete the file.") from None
+    if not isinstance(config, dict):
+        raise OSError(f"{os.fspath(path)} must hold a JSON object, got {type(config).__name__}.")
+    return config
 
 
 def _num_frames_from_model_config(path: str | os.PathLike, lookup: dict[str, Any]) -> int | None:
