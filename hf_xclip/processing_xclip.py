@@ -26,7 +26,7 @@ _WHITESPACE = re.compile(r"\s+")
 # The processor's own options read from processor_config.json (the rest of the file belongs to sub-processors).
 _PROCESSOR_KEYS = ("hypothesis_template",)
 # Keyword arguments that AutoProcessor / pipelines pass to every from_pretrained and that mean nothing here.
-_LOADER_KWARGS = ("trust_remote_code", "_from_auto", "_from_pipeline", "proxies", "use_fast", "code_revision")
+_LOADER_KWARGS = ("_from_auto", "_from_pipeline", "proxies", "use_fast", "code_revision")
 
 
 @lru_cache(maxsize=1)
@@ -202,6 +202,7 @@ class XClipProcessor(ProcessorMixin):
             "subfolder": kwargs.pop("subfolder", "") or "",
         }
         return_unused = kwargs.pop("return_unused_kwargs", False)
+        trust_remote_code = kwargs.pop("trust_remote_code", None)
         for key in _LOADER_KWARGS:
             kwargs.pop(key, None)
         path = os.fspath(pretrained_model_name_or_path)
@@ -214,7 +215,9 @@ class XClipProcessor(ProcessorMixin):
             raise ValueError(f"Give video options {sorted(video_options)} or a `video_processor`, not both.")
         tokenizer = kwargs.pop("tokenizer", None)
         if tokenizer is None:
-            tokenizer = _load_clip_tokenizer(path, **hub)
+            # AutoTokenizer reads config.json too: a model saved with its code (`auto_map`) must not make it ask
+            remote = {} if trust_remote_code is None else {"trust_remote_code": trust_remote_code}
+            tokenizer = _load_clip_tokenizer(path, **hub, **remote)
         init = {key: processor_dict[key] for key in _PROCESSOR_KEYS if processor_dict.get(key) is not None}
         init.update({key: kwargs.pop(key) for key in _PROCESSOR_KEYS if key in kwargs})
         processor = cls(video_processor=video_processor, tokenizer=tokenizer, **init)
@@ -252,6 +255,7 @@ def _load_clip_tokenizer(path: str | os.PathLike, **hub: Any):
         return AutoTokenizer.from_pretrained(path, **hub)
     except (OSError, ValueError, KeyError) as err:
         logger.info(f"AutoTokenizer could not load {path} ({err}); loading it as a CLIPTokenizer.")
+        hub.pop("trust_remote_code", None)
         return CLIPTokenizer.from_pretrained(path, **hub)
 
 
