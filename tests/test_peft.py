@@ -10,7 +10,7 @@ import torch
 from peft import PeftModel, get_peft_model
 
 from hf_xclip import XClipConfig, XClipModel
-from hf_xclip.peft_utils import (
+from hf_xclip.finetuning.peft_model import (
     CoOpConfig,
     VLPromptsConfig,
     XClipAdapterConfig,
@@ -22,7 +22,7 @@ from hf_xclip.peft_utils import (
     text_is_trainable,
     to_peft_config,
 )
-from hf_xclip.synthetic import build_synthetic_tokenizer
+from hf_xclip.data.synthetic import build_synthetic_tokenizer
 from testing_utils import XClipModelTester
 
 MAX_POSITIONS = 16

@@ -18,9 +18,9 @@ onto mechanisms peft already has:
   1..depth-1 (deep prompts). They live in the model's `prompt_context`, `vision_model.prompt_tokens` and
   `{text,vision}_model.deep_prompts` modules (empty on a base model; a converted prompted ViFi-CLIP has them) and
   are trained and saved as modules to save.
-* **LLM prompts** (`llm-prompts`): a language-model label prompter (`hf_xclip.llm_prompter`), attached to the model
+* **LLM prompts** (`llm-prompts`): a language-model label prompter (`hf_xclip.language.prompter`), attached to the model
   as its `label_prompter` outside peft (it holds a frozen language model); `XClipAdapterConfig.llm_prompter` says how
-  to build it, the training loop trains it and `hf_xclip.adapters.save_adapter` saves it next to the peft adapter.
+  to build it, the training loop trains it and `hf_xclip.finetuning.adapters.save_adapter` saves it next to the peft adapter.
 
 Any combination is one peft config: a LoRA-family config whose `modules_to_save` carries the CoOp context, the
 VL prompts and the prompt generator (a config without low-rank layers uses peft's dummy target modules).
@@ -37,7 +37,7 @@ Example:
 
 ```python
 >>> from hf_xclip import XClipModel
->>> from hf_xclip.peft_utils import XClipAdapterConfig, get_xclip_peft_model
+>>> from hf_xclip.finetuning.peft_model import XClipAdapterConfig, get_xclip_peft_model
 >>> model = XClipModel.from_pretrained("microsoft/xclip-base-patch32")  # doctest: +SKIP
 >>> peft_model = get_xclip_peft_model(model, XClipAdapterConfig.for_method("lora"))  # doctest: +SKIP
 >>> peft_model.save_pretrained("my-adapter")  # doctest: +SKIP
@@ -53,11 +53,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .fingerprint import LABEL_PROMPTER_MODULE
-from .llm_prompter import LLMPrompterConfig
-from .modeling_prompts import XClipDeepPrompts, XClipPromptContext, XClipVisionPrompts
-from .modeling_xclip import XClipModel
-from .processing_xclip import clean_text
+from ..fingerprint import LABEL_PROMPTER_MODULE
+from ..language.prompter import LLMPrompterConfig
+from ..modeling_prompts import XClipDeepPrompts, XClipPromptContext, XClipVisionPrompts
+from ..modeling_xclip import XClipModel
+from ..processing_xclip import clean_text
 
 METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts", "llm-prompts", "full")
 # Full fine-tuning: every weight trains, no peft adapter; it combines with no other method.

@@ -31,7 +31,7 @@ INDEX/
 
 The table loads with `datasets` (memory-mapped, no copy): ``datasets.Dataset.from_file(shard)`` per shard, or
 ``datasets.load_dataset("arrow", data_files="INDEX/shards/*.arrow", split="train")``; ``VideoIndex.dataset()`` in
-`hf_xclip.video_search` concatenates the shards. Search is in `hf_xclip.video_search`.
+`hf_xclip.search.index` concatenates the shards. Search is in `hf_xclip.search.index`.
 
 Needs the ``index`` extra: ``pip install 'hf_xclip[index]'`` (datasets / pyarrow, faiss-cpu).
 """
@@ -56,8 +56,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .fingerprint import model_fingerprint
-from .video_io import URL_PREFIXES, fetch_video, iter_windows
+from ..fingerprint import model_fingerprint
+from ..video_io import URL_PREFIXES, fetch_video, iter_windows
 
 logger = logging.get_logger(__name__)
 
@@ -697,7 +697,7 @@ def build_index(
     """Index videos into `output` (created, or appended to), resuming where an earlier run stopped.
 
     Args:
-        paths: video files and folders (walked recursively, `hf_xclip.video_data.find_videos`), URLs.
+        paths: video files and folders (walked recursively, `hf_xclip.data.folders.find_videos`), URLs.
         output: the index folder.
         model: a model directory or Hub id (default: the model recorded in an existing index, else the embedded
             default model), or an `XClipModel` (or a peft model around one) with `processor`.
@@ -726,7 +726,7 @@ def build_index(
     """
     from accelerate import PartialState
 
-    from .video_data import find_videos
+    from ..data.folders import find_videos
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -900,7 +900,7 @@ def load_index_model(
     Raises:
         ValueError: the model or its processor cannot be loaded.
     """
-    from .loading import resolve_components
+    from ..loading import resolve_components
 
     if model is None and info is not None:
         if info.model is None:
@@ -910,7 +910,7 @@ def load_index_model(
         model = DEFAULT_MODEL_NAME
     name = None
     if isinstance(model, (str, os.PathLike)):
-        from .adapters import load_model_with_adapter
+        from ..finetuning.adapters import load_model_with_adapter
 
         name = os.fspath(model)
         try:
@@ -928,7 +928,7 @@ def load_index_model(
         name = _model_name(source) if source else None
     if device is not None:
         model.to(device)
-    from .video_processing_xclip import XClipVideoProcessor
+    from ..video_processing_xclip import XClipVideoProcessor
 
     core = unwrap_model(model)
     video_processor = None
@@ -957,7 +957,7 @@ def index_fingerprints(model: Any) -> dict[str, str]:
 
 def _model_source(name: str) -> str:
     if name == DEFAULT_MODEL_NAME:
-        from .defaults import default_model_path
+        from ..embedded_model.location import default_model_path
 
         return default_model_path()
     return name
@@ -966,7 +966,7 @@ def _model_source(name: str) -> str:
 def _model_name(source: str) -> str:
     """How index.json names a model: the default model by `DEFAULT_MODEL_NAME`, a folder by its absolute path, a
     Hub id as it is."""
-    from .defaults import default_model_path
+    from ..embedded_model.location import default_model_path
 
     try:
         if os.path.exists(source) and os.path.samefile(source, default_model_path()):

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .labels import DEFAULT_NEGATIVE_TEMPLATE
-from .multilabel import MULTI_LABEL_METHODS
-from .video_io import BROKEN_TAIL_MODES, TAIL_MODES, VideoDecodeError, iter_windows, video_name
+from ..labels import DEFAULT_NEGATIVE_TEMPLATE
+from ..multilabel import MULTI_LABEL_METHODS
+from ..video_io import BROKEN_TAIL_MODES, TAIL_MODES, VideoDecodeError, iter_windows, video_name
 
 logger = logging.get_logger(__name__)
 
@@ -540,8 +540,8 @@ def video_timeline(
     ```python
     >>> import numpy as np, hf_xclip
     >>> from transformers import pipeline
-    >>> from hf_xclip.synthetic import SyntheticVideoSpec, render_sequence
-    >>> from hf_xclip.timeline import video_timeline
+    >>> from hf_xclip.data.synthetic import SyntheticVideoSpec, render_sequence
+    >>> from hf_xclip.timeline.runner import video_timeline
     >>> from hf_xclip.video_io import write_video
     >>> specs = [SyntheticVideoSpec("circle", "red", "moving left"), SyntheticVideoSpec("square", "blue", "growing")]
     >>> frames, truth = render_sequence(specs, [3, 3], fps=8)
@@ -626,7 +626,7 @@ def _as_pipeline(classifier: Any):
     if isinstance(classifier, (str, os.PathLike)):
         from transformers import pipeline
 
-        from .pipeline_zero_shot_video_classification import TASK
+        from ..pipeline_zero_shot_video_classification import TASK
 
         return pipeline(TASK, model=os.fspath(classifier))
     if not (hasattr(classifier, "prepare_labels") and hasattr(classifier, "score_clips")):
