@@ -18,7 +18,7 @@ from torch import nn
 
 Part = Literal["text", "video", "all"]
 
-# Where a language-model label prompter (`hf_xclip.language.prompter`) is attached to an `XClipModel`: its weights (and
+# Where a language-model label prompter (`hf_xclip.llm_prompter`) is attached to an `XClipModel`: its weights (and
 # its identity buffer, which covers its settings and the language model's architecture) decide the label embeddings.
 LABEL_PROMPTER_MODULE = "label_prompter"
 

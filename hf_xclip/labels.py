@@ -17,7 +17,7 @@ the model:
   video-specific prompts), encoded once per distinct text (an LRU [`TextEmbeddingCache`]) in groups of similar
   length; prompt ensembling over several templates and descriptions ([`ensemble_text_embeddings`]); class-specific
   learned contexts (CoOp) encoded in class order; a language-model label prompter attached to the model
-  (`hf_xclip.language.prompter`, found by [`find_label_prompter`]) gives every text of a label its soft tokens; label
+  (`hf_xclip.llm_prompter`, found by [`find_label_prompter`]) gives every text of a label its soft tokens; label
   banks used in place of encoding ([`LabelEncoder.label_embeddings`] with `bank=`).
 * [`LabelBank`]: label embeddings saved to one safetensors file with their label texts, templates, descriptions and
   the text-side fingerprint of the model that made them ([`model_fingerprint`]), so a set of labels is encoded once
@@ -380,7 +380,7 @@ def class_specific_rows(model: nn.Module) -> int | None:
 
 def find_label_prompter(model: nn.Module) -> nn.Module | None:
     """The language-model label prompter attached to `model` (its `label_prompter` module, see
-    `hf_xclip.language.prompter.attach_label_prompter`; through a peft wrapper too), or None."""
+    `hf_xclip.llm_prompter.attach_label_prompter`; through a peft wrapper too), or None."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     modules = getattr(base, "_modules", None)
     return modules.get(LABEL_PROMPTER_MODULE) if modules is not None else None

@@ -1,6 +1,6 @@
 """X-CLIP on onnxruntime: the three exported graphs of a model directory behind `XClipModel`'s inference API.
 
-A directory written by `hf-xclip export` (:func:`hf_xclip.export.onnx_export.export_onnx`) holds:
+A directory written by `hf-xclip export` (:func:`hf_xclip.onnx_export.export_onnx`) holds:
 
 * ``text_encoder.onnx``: ``input_ids``, ``attention_mask`` (labels, sequence) -> ``text_embeds`` (labels, D), the
   projected text embedding before the video-specific prompts (`XClipModel.get_text_features(...).pooler_output`);
