@@ -123,7 +123,7 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
                           seed: int = 0) -> None:
     """Random unit embeddings and random prompt features, as shards of an index of `model`."""
     from hf_xclip.fingerprint import model_fingerprint
-    from hf_xclip.search.build import (
+    from hf_xclip.search import (
         IndexInfo, IndexSettings, RowBatch, create_index, quantize_prompt_features, write_shard,
     )
 
@@ -248,7 +248,7 @@ def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[
 
 
 def _bytes_per_row(folder: Path, rows: int) -> float:
-    from hf_xclip.search.build import shard_paths
+    from hf_xclip.search import shard_paths
 
     return sum(p.stat().st_size for p in shard_paths(folder)) / rows
 
@@ -256,7 +256,7 @@ def _bytes_per_row(folder: Path, rows: int) -> float:
 # ---------------------------------------------------------------------------------------------------------- exactness
 def bench_exactness(args, workdir: Path, results: dict) -> list[str]:
     from hf_xclip.data.synthetic import all_specs, write_video_folder
-    from hf_xclip.search.build import build_index
+    from hf_xclip.search import build_index
     from hf_xclip.search.index import VideoIndex
 
     per_caption = args.clips_per_caption or (1 if args.quick else 3)
@@ -333,7 +333,7 @@ def bench_build(args, workdir: Path, results: dict) -> list[str]:
     from transformers import pipeline
 
     import hf_xclip  # noqa: F401
-    from hf_xclip.search.build import build_index, index_fingerprints
+    from hf_xclip.search import build_index, index_fingerprints
 
     count = args.videos or (6 if args.quick else 16)
     rounds = args.rounds or (1 if args.quick else 5)

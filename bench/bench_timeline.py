@@ -1,4 +1,4 @@
-"""Timelines of long videos (`hf_xclip.timeline.runner.video_timeline`): segment accuracy on generated actions, and cost
+"""Timelines of long videos (`hf_xclip.timeline.video_timeline`): segment accuracy on generated actions, and cost
 against video length.
 
 Two parts (``--part accuracy|scaling|all``):
@@ -7,7 +7,7 @@ Two parts (``--part accuracy|scaling|all``):
   a different colour, random shape and motion, 4-8 s each, 16 fps, 64 px; `hf_xclip.data.synthetic.render_sequence`)
   with known boundaries. For each window / stride setting: the fraction of true segments whose most-covering
   predicted label is right, the fraction of time labelled right, and the distance from each true boundary to the
-  nearest predicted one (`hf_xclip.timeline.runner.evaluate_segments`). Reference in the same run: the same model
+  nearest predicted one (`hf_xclip.timeline.evaluate_segments`). Reference in the same run: the same model
   classifying each true segment as one clip, boundaries given (what the model can do at best on these actions).
 * **scaling** (random model of X-CLIP B/32 size: ViT-B/32 at 224 px, 8 frames, 12 + 12 layers, so that the model's
   forward dominates as it does with a real checkpoint; the embedded model is so small that decoding would
@@ -109,7 +109,7 @@ def run_accuracy(args) -> dict[str, Any]:
     import hf_xclip
     from transformers import pipeline
 
-    from hf_xclip.timeline.runner import evaluate_segments, video_timeline
+    from hf_xclip.timeline import evaluate_segments, video_timeline
     from hf_xclip.video_io import write_video
 
     classifier = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())
@@ -214,7 +214,7 @@ def scaling_child(payload: dict[str, Any]) -> dict[str, Any]:
     import hf_xclip  # noqa: F401
     from transformers import pipeline
 
-    from hf_xclip.timeline.runner import video_timeline
+    from hf_xclip.timeline import video_timeline
     from hf_xclip.video_io import iter_windows
 
     classifier = pipeline("zero-shot-video-classification", model=payload["model"], device="cpu")

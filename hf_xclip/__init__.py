@@ -5,7 +5,8 @@ from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
 from .data.folders import find_videos, scan_video_folder
 from .embedded_model.location import default_model_path
 from .evaluation.evaluate import EvaluationResult, evaluate_videos
-from .finetuning.peft_model import CoOpConfig, XClipAdapterConfig, get_xclip_peft_model, lora_target_modules
+from .finetuning.peft_config import CoOpConfig, XClipAdapterConfig, lora_target_modules
+from .finetuning.peft_model import get_xclip_peft_model
 from .finetuning.training import FewShotTrainingArguments, train_few_shot
 from .labels import LabelBank, LabelEncoder
 from .modeling_ort import XClipOrtModel

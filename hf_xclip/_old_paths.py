@@ -1,9 +1,12 @@
-"""Module paths from before the feature packages (layout v2), kept importable: ``import hf_xclip.video_index``
-returns the module object of its new home (`hf_xclip.search.build`), so imports, attribute access and
-``unittest.mock.patch("hf_xclip.video_index.x")`` keep working. New code imports the new paths.
+"""Module paths from before the feature packages (layout v2), kept importable: ``import hf_xclip.video_search``
+returns the module object of its new home (`hf_xclip.search.index`), so imports, attribute access and
+``unittest.mock.patch("hf_xclip.video_search.x")`` keep working. New code imports the new paths.
 
 The old paths are aliases instead of re-export files so that the moves stay pure renames for git. ``hf_xclip.timeline``,
-``hf_xclip.evaluation`` and ``hf_xclip.hub`` became packages that re-export the old modules' public names."""
+``hf_xclip.evaluation`` and ``hf_xclip.hub`` became packages that re-export the old modules' public names;
+``hf_xclip.video_index`` (split into `search.format`, `search.faiss_index` and `search.build`) is the `hf_xclip.search`
+package and ``hf_xclip.peft_utils`` (split into `finetuning.peft_config` and `finetuning.peft_model`) the
+`hf_xclip.finetuning` package, which export all of their public names."""
 
 from __future__ import annotations
 
@@ -21,12 +24,12 @@ MOVED_MODULES = {
     "hf_xclip.llm_prompter": "hf_xclip.language.prompter",
     "hf_xclip.model_cards": "hf_xclip.hub.model_cards",
     "hf_xclip.onnx_export": "hf_xclip.export.onnx_export",
-    "hf_xclip.peft_utils": "hf_xclip.finetuning.peft_model",
+    "hf_xclip.peft_utils": "hf_xclip.finetuning",
     "hf_xclip.synthetic": "hf_xclip.data.synthetic",
     "hf_xclip.training": "hf_xclip.finetuning.training",
     "hf_xclip.video_data": "hf_xclip.data.folders",
     "hf_xclip.video_dataset": "hf_xclip.data.clip_dataset",
-    "hf_xclip.video_index": "hf_xclip.search.build",
+    "hf_xclip.video_index": "hf_xclip.search",
     "hf_xclip.video_search": "hf_xclip.search.index",
 }
 

@@ -159,7 +159,8 @@ def test_old_module_paths_are_the_new_modules():
     for old, new in MOVED_MODULES.items():
         assert new in _modules(), f"{old} points to {new}, which does not exist"
         assert importlib.import_module(old) is importlib.import_module(new)
-    from hf_xclip.timeline import video_timeline
-    from hf_xclip.timeline.runner import video_timeline as runner_video_timeline
+    from hf_xclip import search, timeline
 
-    assert video_timeline is runner_video_timeline
+    assert timeline.video_timeline is importlib.import_module("hf_xclip.timeline.runner").video_timeline
+    assert importlib.import_module("hf_xclip.video_index") is search  # split module: its package exports its names
+    assert {"build_index", "read_manifest", "build_faiss"} <= set(search.__all__)

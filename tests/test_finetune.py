@@ -18,7 +18,7 @@ import torch
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
 from testing_utils import few_shot_specs, save_synthetic_xclip
-from hf_xclip.finetuning.peft_model import XClipAdapterConfig
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
 from hf_xclip.data.synthetic import build_synthetic_tokenizer, write_video_folder
 from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.data.folders import scan_video_folder, select_shots, split_heldout

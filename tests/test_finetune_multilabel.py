@@ -21,7 +21,7 @@ from hf_xclip.finetuning.adapters import load_model_with_adapter
 from hf_xclip.cli import main as cli_main
 from hf_xclip.evaluation.evaluate import evaluate_multi_label
 from hf_xclip.multilabel import sigmoid_head_of
-from hf_xclip.finetuning.peft_model import XClipAdapterConfig
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
 from hf_xclip.data.synthetic import SyntheticScene, SyntheticVideoSpec, build_synthetic_tokenizer, write_scene_videos
 from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.data.folders import read_annotations, select_shots

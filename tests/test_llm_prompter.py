@@ -30,7 +30,8 @@ from hf_xclip.language.prompter import (
     attach_label_prompter,
     detach_label_prompter,
 )
-from hf_xclip.finetuning.peft_model import XClipAdapterConfig, get_xclip_peft_model, parameter_groups
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.finetuning.peft_model import get_xclip_peft_model, parameter_groups
 from hf_xclip.data.synthetic import build_synthetic_tokenizer, write_video_folder
 from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.data.folders import scan_video_folder

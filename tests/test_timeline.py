@@ -1,4 +1,4 @@
-"""`hf_xclip.timeline.runner` and `hf-xclip timeline`: window scores equal the pipeline's, streaming (each needed frame
+"""`hf_xclip.timeline` and `hf-xclip timeline`: window scores equal the pipeline's, streaming (each needed frame
 decoded once, labels encoded once, windows batched), segments, awkward videos, outputs."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hf_xclip import video_io
 from hf_xclip.cli import main
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from hf_xclip.data.synthetic import SyntheticVideoSpec, render_sequence
-from hf_xclip.timeline.runner import (
+from hf_xclip.timeline import (
     Segment,
     Timeline,
     TimelineConfig,

@@ -198,7 +198,7 @@ TIMELINE_FPS, TIMELINE_WINDOW, TIMELINE_STRIDE = 8, 2.0, 0.5
 def demo_timeline(classifier, out_dir: Path, size: int, seed: int) -> None:
     """Four actions (different colours) of 3-5 s one after another; their timeline against the truth."""
     from ..data.synthetic import distinct_colour_specs, render_sequence
-    from ..timeline.runner import evaluate_segments, format_time, video_timeline
+    from ..timeline import evaluate_segments, format_time, video_timeline
     from ..video_io import write_video
 
     specs = distinct_colour_specs(4, np.random.SeedSequence(seed, spawn_key=(103,)))

@@ -52,7 +52,7 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..finetuning.peft_model import LORA_TYPES, METHODS
+    from ..finetuning.peft_config import LORA_TYPES, METHODS
     from ..finetuning.training import MULTI_LABEL_LOSSES, REGULARIZATIONS
 
     parser = subparsers.add_parser(
@@ -174,7 +174,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
     from ..language.prompter import LLMPrompterConfig
-    from ..finetuning.peft_model import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
+    from ..finetuning.peft_config import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
 
     overrides = {}
     if "lora" in args.method:

@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search.build import IndexModelMismatchError
+    from ..search import IndexModelMismatchError
     from ..search.index import VideoIndex
 
     try:

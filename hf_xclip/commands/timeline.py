@@ -8,7 +8,7 @@ hf-xclip timeline match.mp4 --model ./base --adapter ./my-adapter --label-bank k
 ```
 
 The video is cut into windows of `--window` seconds every `--stride` seconds, decoded once from front to back, and
-each window is scored against the labels (`hf_xclip.timeline.runner.video_timeline`). The segments are printed (or written
+each window is scored against the labels (`hf_xclip.timeline.video_timeline`). The segments are printed (or written
 with `--json`); `--csv` writes one row per window, `--plot` a heat strip, `--html` a page with the video.
 Exit status: 0; 1 when the video cannot be read, or broke before its end (the windows before the break are still
 written); 2 for usage errors.
@@ -42,7 +42,7 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..multilabel import MULTI_LABEL_METHODS
-    from ..timeline.runner import TimelineConfig
+    from ..timeline import TimelineConfig
 
     defaults = TimelineConfig()
     parser = subparsers.add_parser(
@@ -96,7 +96,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..timeline.runner import TimelineConfig, video_timeline
+    from ..timeline import TimelineConfig, video_timeline
     from ..video_io import VideoDecodeError
 
     try:

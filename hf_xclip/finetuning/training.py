@@ -52,8 +52,8 @@ from ..multilabel import (
     set_sigmoid_head,
     sigmoid_head_of,
 )
+from .peft_config import XClipAdapterConfig
 from .peft_model import (
-    XClipAdapterConfig,
     default_learning_rates,
     enable_gradient_checkpointing,
     get_xclip_peft_model,
