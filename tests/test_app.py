@@ -223,7 +223,7 @@ def test_search_gives_the_commands_results(served, capsys):
     assert [r["score"] for r in results] == pytest.approx([r["score"] for r in expected], abs=1e-4)
     assert Path(expected[0]["video"]).name == served["state"].clips[2].path.name  # the caption finds its clip
     assert len(gallery) == 3 and gallery[0]["caption"].startswith("1. ")
-    assert Path(expected[0]["video"]).name in gallery[0]["caption"]
+    assert Path(expected[0]["video"]).stem in gallery[0]["caption"]
     assert Path(gallery[0]["image"]).suffix == ".png"
     assert Path(window).suffix == ".mp4"  # the best window plays
 

@@ -359,10 +359,10 @@ def search(state: AppState, query: str | None, index_path: str | None = None, to
 
 def search_thumbnails(state: AppState, results: list[dict[str, Any]]) -> list[tuple[str | None, str]]:
     """``(image path, caption)`` per result: the frame at the start of its window (None when the video cannot be
-    read any more) and "rank. score, start-end s, video name"."""
+    read any more) and "rank. video start-end s · score"."""
     items = []
     for rank, item in enumerate(results, start=1):
-        caption = f"{rank}. {item['score']:.2f}  {item['start']:.1f}-{item['end']:.1f} s  {Path(item['video']).name}"
+        caption = f"{rank}. {Path(item['video']).stem} {item['start']:g}-{item['end']:g} s · {item['score']:.1f}"
         items.append((_start_frame(state, item), caption))
     return items
 

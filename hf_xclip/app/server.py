@@ -112,7 +112,7 @@ def _label_inputs(state: AppState, default: str, prefix: str):
 def _classify_tab(state: AppState, names: list[str], first) -> None:
     with gr.Row():
         with gr.Column():
-            upload = gr.Video(label="upload a video", sources=["upload"], elem_id="classify-upload")
+            upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id="classify-upload")
             clip = gr.Dropdown(names, value=first.name if first else None, label="or a generated clip",
                                elem_id="classify-clip")
             labels, label_file, use_bank = _label_inputs(state, ", ".join(first.choices) if first else "", "classify")
@@ -122,7 +122,8 @@ def _classify_tab(state: AppState, names: list[str], first) -> None:
                 top_k = gr.Slider(0, 50, value=0, step=1, label="top-k (0: all)")
             run = gr.Button("Classify", variant="primary", elem_id="classify-run")
         with gr.Column():
-            player = gr.Video(label="clip", interactive=False, autoplay=True, loop=True, elem_id="classify-video")
+            player = gr.Video(label="clip", interactive=False, autoplay=True, loop=True, height=320,
+                              elem_id="classify-video")
             bars = gr.Label(label="scores", elem_id="classify-scores")
             exact = gr.JSON(label="scores (exact)", elem_id="classify-json")
 
@@ -150,7 +151,7 @@ def _clip_labels(state: AppState):
 def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
     with gr.Row():
         with gr.Column():
-            upload = gr.Video(label="upload a video", sources=["upload"], elem_id="timeline-upload")
+            upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id="timeline-upload")
             clip = gr.Dropdown(names, value=sequence.name if sequence else None, label="or a generated clip",
                                elem_id="timeline-clip")
             labels, label_file, use_bank = _label_inputs(
@@ -163,7 +164,7 @@ def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
                 threshold = gr.Slider(0, 1, value=0.0, step=0.01, label="threshold (0: none; multi-label 0.5)")
             run = gr.Button("Find when", variant="primary", elem_id="timeline-run")
         with gr.Column():
-            player = gr.Video(label="video", interactive=False, elem_id="timeline-video")
+            player = gr.Video(label="video", interactive=False, height=320, elem_id="timeline-video")
             strip = gr.Image(label="labels x time", type="filepath", interactive=False, elem_id="timeline-strip")
             segments = gr.Dataframe(headers=["label", "start", "end", "score"], label="segments (click to seek)",
                                     interactive=False, elem_id="timeline-segments")
@@ -211,11 +212,12 @@ def _search_tab(state: AppState) -> None:
                                elem_id="search-query")
             top_k = gr.Slider(1, 50, value=8, step=1, label="results")
             run = gr.Button("Search", variant="primary", elem_id="search-run")
-            player = gr.Video(label="window", interactive=False, autoplay=True, loop=True, elem_id="search-video")
+            player = gr.Video(label="window", interactive=False, autoplay=True, loop=True, height=280,
+                              elem_id="search-video")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="best windows (start frame; click to play)", columns=4, height="auto",
                                  allow_preview=False, elem_id="search-gallery")
-            results = gr.JSON(label="results", elem_id="search-json")
+            results = gr.JSON(label="results", max_height=320, elem_id="search-json")
 
     @_shown_errors
     def on_search(index_path, text, k, progress=gr.Progress()):  # noqa: B008  # noqa: B008 (Gradio's idiom)
