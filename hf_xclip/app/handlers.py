@@ -10,6 +10,7 @@ sentence in the page.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -18,7 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .clips import DemoClip, write_demo_clips
+
+logger = logging.getLogger(__name__)
 
 # Called with (fraction done in [0, 1], what is being done): Gradio's progress, or None.
 Progress = Callable[[float, str], Any] | None
@@ -82,10 +87,18 @@ class AppState:
     def warm_up(self) -> None:
         """Load the model, the label bank and the `--index` now (instead of on the first request); raises
         `AppError` when one cannot be loaded."""
-        _ = self.classifier
+        classifier = self.classifier
         _ = self.bank
         if self.config.index:
             self.index(self.config.index)
+        with self.lock:  # one forward pass on blank frames, so that the first request does not pay torch's start-up
+            count = getattr(classifier.video_processor, "num_frames", None) or 8
+            frames = np.zeros((count, 64, 64, 3), dtype=np.uint8)
+            try:
+                classifier(frames, candidate_labels=["warm-up"])
+            except (ValueError, OSError, RuntimeError) as err:  # not a reason to refuse to serve
+                logger.warning("hf-xclip app: warm-up classification failed: %s", err)
+            classifier.clear_text_cache()  # the cache holds what users asked for only
 
     # -- long-lived objects ---------------------------------------------------------------------------------------
 

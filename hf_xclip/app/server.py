@@ -82,6 +82,10 @@ def build_app(state: AppState) -> gr.Blocks:
             _timeline_tab(state, names, sequence)
         with gr.Tab("Search", id="search"):
             _search_tab(state)
+        # Called once by `launch` (Gradio's first event pays ~1 s of start-up; users should not).
+        ready = gr.Textbox(visible=False)
+        gr.Button(visible=False).click(lambda: "ready", None, ready, api_name="warm_up",
+                                       api_visibility="undocumented")
     return app
 
 
@@ -122,21 +126,35 @@ def _classify_tab(state: AppState, names: list[str], first) -> None:
                 top_k = gr.Slider(0, 50, value=0, step=1, label="top-k (0: all)")
             run = gr.Button("Classify", variant="primary", elem_id="classify-run")
         with gr.Column():
-            player = gr.Video(label="clip", interactive=False, autoplay=True, loop=True, height=320,
-                              elem_id="classify-video")
+            # The clip plays here from the moment it is picked or uploaded: a classification does not send it
+            # again (a video output costs an ffprobe per request).
+            player = gr.Video(str(first.path) if first else None, label="clip", interactive=False, autoplay=True,
+                              loop=True, height=320, elem_id="classify-video")
             bars = gr.Label(label="scores", elem_id="classify-scores")
             exact = gr.JSON(label="scores (exact)", elem_id="classify-json")
 
     @_shown_errors
     def on_classify(video, clip_name, text, file, bank, multi, threshold_value, k):
-        path, predictions = classify(state, video, text, clip=clip_name, label_file=file, use_bank=bank,
-                                     multi_label=multi, threshold=threshold_value, top_k=int(k or 0))
+        _, predictions = classify(state, video, text, clip=clip_name, label_file=file, use_bank=bank,
+                                  multi_label=multi, threshold=threshold_value, top_k=int(k or 0))
         chart = {item["label"]: float(item["score"]) for item in predictions}
-        return path, gr.Label(chart, num_top_classes=len(chart) or None), predictions
+        return gr.Label(chart, num_top_classes=len(chart) or None), predictions
 
     run.click(on_classify, [upload, clip, labels, label_file, use_bank, multi_label, threshold, top_k],
-              [player, bars, exact], api_name="classify")
+              [bars, exact], api_name="classify")
     clip.change(_clip_labels(state), clip, labels, api_name=False)
+    shown = _shown_video(state)
+    clip.change(shown, [upload, clip], player, api_name=False)
+    upload.change(shown, [upload, clip], player, api_name=False)
+
+
+def _shown_video(state: AppState):
+    def video_of(upload, clip_name):
+        if upload:
+            return upload
+        return str(state.clip(clip_name).path) if clip_name else None
+
+    return video_of
 
 
 def _clip_labels(state: AppState):
@@ -269,10 +287,24 @@ def launch(config: AppConfig, *, state: AppState | None = None, block: bool = Tr
     app.queue(default_concurrency_limit=1)
     _, url, _ = app.launch(
         server_name=config.host, server_port=config.port or free_port(config.host), share=config.share,
-        max_file_size=config.max_upload_bytes, prevent_thread_lock=not block, quiet=quiet, show_error=True,
+        max_file_size=config.max_upload_bytes, prevent_thread_lock=True, quiet=quiet, show_error=True,
         footer_links=["api"], css=CSS, allowed_paths=[str(state.workdir)],
     )
+    _first_event(url)
+    if block:
+        app.block_thread()
     return app, url
+
+
+def _first_event(url: str) -> None:
+    """Run the hidden ``warm_up`` event once, through the queue, before anyone else does."""
+    import httpx
+
+    try:
+        event = httpx.post(f"{url}gradio_api/call/warm_up", json={"data": []}, timeout=60).json()["event_id"]
+        httpx.get(f"{url}gradio_api/call/warm_up/{event}", timeout=60)
+    except (httpx.HTTPError, KeyError, ValueError) as err:
+        logger.warning("hf-xclip app: warm-up request failed: %s", err)
 
 
 __all__ = ["build_app", "free_port", "host_warning", "launch"]
