@@ -65,9 +65,13 @@ def make_inputs(workdir: Path, model_size: str) -> tuple[str, str, list[str]]:
         model = default_model_path()
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_pipeline import save_processor_files
         from common import SPECS, checkpoint_dir
 
-        model = str(checkpoint_dir(SPECS["B/32"], 8, workdir))
+        path = checkpoint_dir(SPECS["B/32"], 8, workdir)
+        if not (path / "preprocessor_config.json").exists():
+            save_processor_files(path, SPECS["B/32"].image_size)  # CLIP tokenizer + VideoMAE preprocessor config
+        model = str(path)
     return model, str(clip), [spec.caption for spec in chosen]
 
 
