@@ -53,8 +53,8 @@ def make_inputs(workdir: Path, model_size: str) -> tuple[str, str, list[str]]:
     """(model, clip path, labels): a 4 s clip (32 frames at 8 fps, 128 px) and 8 captions, its own among them."""
     import numpy as np
 
-    from hf_xclip.defaults import default_model_path
-    from hf_xclip.synthetic import all_specs, render_video
+    from hf_xclip.embedded_model import default_model_path
+    from hf_xclip.data.synthetic import all_specs, render_video
     from hf_xclip.video_io import write_video
 
     specs = all_specs()

@@ -1,5 +1,5 @@
 """The generated clips the app offers next to an upload: a few single-action clips of the embedded model's world
-(`hf_xclip.synthetic`, seen and held-out combinations), one clip of several objects, and a sequence of four
+(`hf_xclip.data.synthetic`, seen and held-out combinations), one clip of several objects, and a sequence of four
 actions for the timeline; written once as mp4 files when the app starts."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class DemoClip:
 
 def single_action_specs(count: int, seed: int = 0):
     """`count` combinations of different colours, alternating seen / held-out (zero-shot) ones."""
-    from ..synthetic import heldout_specs, train_specs
+    from ..data.synthetic import heldout_specs, train_specs
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(301,)))
     pools = [train_specs(), heldout_specs()]
@@ -43,7 +43,7 @@ def write_demo_clips(out_dir: str | Path, num_clips: int = 4, seed: int = 0, sec
     """Write the demo clips into `out_dir`: `num_clips` single actions of `seconds` each (their candidate labels:
     every clip's caption, so each clip is classified among the others' captions too), a clip of several objects
     and a sequence of four actions of 3-5 s (for the timeline; its labels are the four captions)."""
-    from ..synthetic import (
+    from ..data.synthetic import (
         distinct_colour_specs,
         render_scene,
         render_sequence,

@@ -171,8 +171,7 @@ class AppState:
             return self._indexes[key]
 
     def _open_index(self, path: str) -> Any:
-        from ..video_index import IndexModelMismatchError
-        from ..video_search import VideoIndex
+        from ..search import IndexModelMismatchError, VideoIndex
 
         try:
             if not Path(path).is_dir():

@@ -94,7 +94,7 @@ def _display_model(state: AppState) -> str:
         name = state.model_name
     except AppError as err:
         return f"(none: {err})"
-    from ..defaults import default_model_path
+    from ..embedded_model import default_model_path
 
     try:
         return "embedded default model" if name == default_model_path() else name
