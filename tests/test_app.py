@@ -23,37 +23,14 @@ from hf_xclip.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-UPLOAD_LIMIT_MB = 1.0
 WINDOW, STRIDE = 2.0, 0.5
 
 
-def _has_index_extra() -> bool:
-    try:
-        import datasets  # noqa: F401
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The app on 127.0.0.1 (a free port) with the embedded default model, its generated clips, and (with the
-    index extra) an index of those clips made by `hf-xclip index`."""
-    root = tmp_path_factory.mktemp("app")
-    state = AppState(AppConfig(port=0, max_upload_mb=UPLOAD_LIMIT_MB, workdir=str(root / "work")))
-    index = None
-    if _has_index_extra():
-        index = root / "clips.index"
-        videos = [str(clip.path) for clip in state.clips]
-        assert main(["index", *videos, "--output", str(index), "--window", "2", "--no-progress"]) == 0
-        state.config.index = str(index)
-    app, url = server.launch(state.config, state=state, block=False, quiet=True)
-    try:
-        client = Client(url, verbose=False, download_files=str(root / "downloads"))
-        yield {"state": state, "client": client, "url": url, "index": index, "root": root}
-    finally:
-        app.close()
+def served(app_server):
+    """The app of `app_server` (tests/conftest.py) and a `gradio_client` connected to it."""
+    client = Client(app_server["url"], verbose=False, download_files=str(app_server["root"] / "downloads"))
+    return {**app_server, "client": client}
 
 
 # ------------------------------------------------------------------------------------------------ serving
@@ -76,10 +53,11 @@ def test_command_defaults_are_local_and_without_share():
 # ------------------------------------------------------------------------------------------------ Classify
 
 
-def _classify(client, video=None, clip=None, labels="", label_file=None, multi=False, threshold=0.0, top_k=0):
+def _classify(client, video=None, clip=None, labels="", label_file=None, multi=False, threshold=0.0, top_k=0,
+              bank=False):
     upload = handle_file(str(video)) if video else None
     label_upload = handle_file(str(label_file)) if label_file else None
-    return client.predict(upload, clip, labels, label_upload, False, multi, threshold, top_k, api_name="/classify")
+    return client.predict(upload, clip, labels, label_upload, bank, multi, threshold, top_k, api_name="/classify")
 
 
 @pytest.mark.parametrize("multi_label", [False, True])
@@ -116,6 +94,20 @@ def test_classify_with_a_label_file(served, tmp_path):
     assert sorted(item["label"] for item in exact) == sorted(clip.choices)
 
 
+def test_classify_against_the_label_bank(served):
+    """The bank's labels (all of them when none are typed), scored as the pipeline scores them with that bank."""
+    from hf_xclip.labels import LabelBank
+
+    state = served["state"]
+    clip = state.clips[1]
+    bank = LabelBank.load(served["bank"])
+    _, exact = _classify(served["client"], clip=clip.name, bank=True, top_k=5)
+    expected = state.classifier(str(clip.path), label_bank=bank, top_k=5)
+    assert [(item["label"], round(item["score"], 6)) for item in exact] == [
+        (item["label"], round(item["score"], 6)) for item in expected]
+    assert len(bank.labels) > 5 and exact[0]["label"] == clip.labels[0]
+
+
 # ------------------------------------------------------------------------------------------------ errors
 
 
@@ -131,7 +123,7 @@ def test_a_file_that_is_not_a_video_is_a_clear_error(served, tmp_path):
 
 def test_an_upload_over_the_limit_is_refused(served, tmp_path):
     big = tmp_path / "big.mp4"
-    big.write_bytes(b"\0" * int(UPLOAD_LIMIT_MB * 2**20 * 1.5))
+    big.write_bytes(b"\0" * int(served["state"].config.max_upload_bytes * 1.5))
     with pytest.raises(Exception) as caught:
         _classify(served["client"], video=big, labels="a, b")
     assert "big.mp4" not in served["state"].workdir.as_posix()

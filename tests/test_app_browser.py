@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("gradio")
-pytest.importorskip("faiss")
-pytest.importorskip("datasets")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
 from selenium import webdriver
@@ -24,8 +22,6 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hf_xclip.app import server
-from hf_xclip.app.handlers import AppConfig, AppState
 from hf_xclip.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,21 +67,14 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def page(browser, tmp_path_factory):
-    """The app (embedded model, generated clips, an index of them) open in the browser."""
-    root = tmp_path_factory.mktemp("app-browser")
-    state = AppState(AppConfig(port=0, workdir=str(root / "work")))
-    index = root / "clips.index"
-    assert main(["index", *[str(clip.path) for clip in state.clips], "--output", str(index), "--window", "2",
-                 "--no-progress"]) == 0
-    state.config.index = str(index)
-    app, url = server.launch(state.config, state=state, block=False, quiet=True)
-    try:
-        browser.get(url)
-        _wait(browser, lambda b: b.find_elements(By.ID, "classify-run"), "the page to load")
-        yield {"browser": browser, "state": state, "shots": _screenshot_dir(root)}
-    finally:
-        app.close()
+def page(browser, app_server):
+    """The app of `app_server` (tests/conftest.py: embedded model, generated clips, an index of them) open in the
+    browser."""
+    if app_server["index"] is None:
+        pytest.skip("the index extra (datasets, faiss) is not installed")
+    browser.get(app_server["url"])
+    _wait(browser, lambda b: b.find_elements(By.ID, "classify-run"), "the page to load")
+    return {"browser": browser, "state": app_server["state"], "shots": _screenshot_dir(app_server["root"])}
 
 
 def _screenshot_dir(root: Path) -> Path:
