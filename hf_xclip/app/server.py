@@ -13,7 +13,10 @@ import logging
 import socket
 from pathlib import Path
 
-import gradio as gr
+try:
+    import gradio as gr
+except ImportError:  # importable without Gradio (API listings, doctests); `build_app` / `launch` need it
+    gr = None
 
 from .handlers import (
     AppConfig,
@@ -64,8 +67,15 @@ def _shown_errors(fn):
     return wrapper
 
 
-def build_app(state: AppState) -> gr.Blocks:
-    """The page: a header naming the model, then the Classify, Timeline and Search tabs."""
+def require_gradio() -> None:
+    """Raises `ImportError` naming the extra to install when Gradio is missing."""
+    if gr is None:
+        raise ImportError("the app needs Gradio: pip install 'hf_xclip[app]'")
+
+
+def build_app(state: AppState):
+    """The page (a `gr.Blocks`): a header naming the model, then the Classify, Timeline and Search tabs."""
+    require_gradio()
     config = state.config
     clips = state.clips
     names = [clip.name for clip in clips]
@@ -307,4 +317,4 @@ def _first_event(url: str) -> None:
         logger.warning("hf-xclip app: warm-up request failed: %s", err)
 
 
-__all__ = ["build_app", "free_port", "host_warning", "launch"]
+__all__ = ["build_app", "free_port", "host_warning", "launch", "require_gradio"]

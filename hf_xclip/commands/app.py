@@ -54,10 +54,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        from ..app import server
+
         try:
-            from ..app import server
+            server.require_gradio()
         except ImportError as err:
-            raise UsageError(f"the app needs Gradio: pip install 'hf_xclip[app]' ({err})") from None
+            raise UsageError(str(err)) from None
         from ..app.handlers import AppConfig, AppError, AppState
 
         try:
