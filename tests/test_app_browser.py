@@ -172,6 +172,11 @@ def test_search_in_the_browser(page):
     assert f"{expected[0]['score']:.1f}" in captions[0]
     _wait(browser, lambda b: _video_shows(b, "search-video"), "the best window to play")
     _screenshot(browser, page["shots"] / "app_search.png")
+    source = "return document.querySelector('#search-video video').currentSrc"
+    first = browser.execute_script(source)
+    browser.find_elements(By.CSS_SELECTOR, "#search-gallery img")[1].click()  # the second window plays instead
+    _wait(browser, lambda b: (b.execute_script(source) or first) != first, "the clicked window to play", 30)
+    _wait(browser, lambda b: _video_shows(b, "search-video"), "the clicked window to play")
 
 
 def test_a_bad_upload_shows_a_message(page, tmp_path):

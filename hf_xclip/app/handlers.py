@@ -302,14 +302,15 @@ def timeline(
     except ValueError as err:
         raise AppError(str(err).replace("`", "")) from None
     classifier = state.classifier
-    windows_done = [0]
+    total = _window_count(path, config) if progress is not None else 1
+    done = 0
 
     def tick(count: int) -> None:
-        windows_done[0] += count
+        nonlocal done
+        done += count
         if progress is not None:
-            progress(min(1.0, windows_done[0] / max(1, tick.total)), "scoring windows")  # type: ignore[attr-defined]
+            progress(min(1.0, done / max(1, total)), "scoring windows")
 
-    tick.total = _window_count(path, config)  # type: ignore[attr-defined]
     with state.lock:
         try:
             return video_timeline(classifier, path, candidates, config, label_bank=bank, progress=tick)

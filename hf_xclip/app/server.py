@@ -247,25 +247,28 @@ def _search_tab(state: AppState) -> None:
                                  allow_preview=False, elem_id="search-gallery")
             results = gr.JSON(label="results", max_height=320, elem_id="search-json")
 
+    shown = gr.State([])  # the results the gallery shows, in its order (a result without a thumbnail is left out)
+
     @_shown_errors
-    def on_search(index_path, text, k, progress=gr.Progress()):  # noqa: B008  # noqa: B008 (Gradio's idiom)
+    def on_search(index_path, text, k, progress=gr.Progress()):  # noqa: B008
         progress(0, desc="opening the index")
         found = search(state, text, index_path, int(k))
         progress(0.8, desc="thumbnails")
-        thumbs = [(image, caption) for image, caption in search_thumbnails(state, found) if image is not None]
+        items = [(item, image, caption) for item, (image, caption) in zip(found, search_thumbnails(state, found))
+                 if image is not None]
         best = window_clip(state, found[0]) if found else None
-        return thumbs, found, best
+        return [(image, caption) for _, image, caption in items], found, best, [item for item, _, _ in items]
 
-    run.click(on_search, [index, query, top_k], [gallery, results, player], api_name="search")
-    query.submit(on_search, [index, query, top_k], [gallery, results, player], api_name=False)
+    run.click(on_search, [index, query, top_k], [gallery, results, player, shown], api_name="search")
+    query.submit(on_search, [index, query, top_k], [gallery, results, player, shown], api_name=False)
 
     @_shown_errors
-    def on_pick(found, evt: gr.SelectData):
-        if not found or evt.index is None or evt.index >= len(found):
+    def on_pick(items, evt: gr.SelectData):
+        if not items or evt.index is None or evt.index >= len(items):
             return gr.update()
-        return window_clip(state, found[evt.index])
+        return window_clip(state, items[evt.index])
 
-    gallery.select(on_pick, results, player, api_name=False)
+    gallery.select(on_pick, shown, player, api_name=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------
