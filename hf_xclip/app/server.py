@@ -159,6 +159,7 @@ def _classify_tab(state: AppState, names: list[str], first) -> None:
 
 
 def _shown_video(state: AppState):
+    @_shown_errors
     def video_of(upload, clip_name):
         if upload:
             return upload
@@ -168,6 +169,7 @@ def _shown_video(state: AppState):
 
 
 def _clip_labels(state: AppState):
+    @_shown_errors
     def labels_of(name):
         if not name:
             return gr.update()
