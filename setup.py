@@ -5,6 +5,8 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 ONNX = ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"]
 INDEX = ["datasets>=3.0", "faiss-cpu>=1.8"]
+# hf-xclip app (tested: gradio 6.31.0, gradio_client 2.7.2); the browser test drives Chromium with selenium.
+APP = ["gradio>=6.0,<7", "gradio_client>=2.0"]
 
 setup(
     name="hf_xclip",
@@ -42,8 +44,10 @@ setup(
         # video index and search: Arrow shards (datasets / pyarrow), FAISS candidates (tested: datasets 5.2.0,
         # pyarrow 26.0.1, faiss-cpu 1.15.1 on Python 3.11)
         "index": INDEX,
+        # hf-xclip app: the web page (Gradio)
+        "app": APP,
         # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX],
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "selenium>=4.10", *ONNX, *INDEX, *APP],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

@@ -12,7 +12,7 @@ from typing import Any
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS: list[str] = [
     "convert", "classify", "timeline", "demo", "finetune", "evaluate", "calibrate", "export", "labels", "index",
-    "search",
+    "search", "app",
 ]
 
 # Exit status of every command: success, some items failed (the others were still done), bad input.

@@ -41,3 +41,37 @@ def reference_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"reference file {path} not found")
     return path
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """`hf-xclip app` served once per session on 127.0.0.1 (a free port) for tests/test_app*.py: the embedded default
+    model, its generated clips, a label bank of their captions (`hf-xclip labels encode`), an upload limit of 1 MiB
+    and, with the index extra, an index of the clips (`hf-xclip index`, windows of 2 s). Skipped without Gradio."""
+    pytest.importorskip("gradio")
+    from hf_xclip.app import server
+    from hf_xclip.app.handlers import AppConfig, AppState
+    from hf_xclip.cli import main
+
+    root = tmp_path_factory.mktemp("app")
+    state = AppState(AppConfig(port=0, max_upload_mb=1.0, workdir=str(root / "work")))
+    bank = root / "captions.bank"
+    captions = sorted({label for clip in state.clips for label in clip.choices})
+    assert main(["labels", "encode", "--labels", ", ".join(captions), "--output", str(bank)]) == 0
+    state.config.label_bank = str(bank)
+    index = None
+    try:
+        import datasets  # noqa: F401
+        import faiss  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        index = root / "clips.index"
+        videos = [str(clip.path) for clip in state.clips]
+        assert main(["index", *videos, "--output", str(index), "--window", "2", "--no-progress"]) == 0
+        state.config.index = str(index)
+    app, url = server.launch(state.config, state=state, block=False, quiet=True)
+    try:
+        yield {"state": state, "url": url, "index": index, "bank": bank, "root": root}
+    finally:
+        app.close()

@@ -82,6 +82,9 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
                                               "write_video_folder", "SyntheticScene", "sample_scenes", "render_scene",
                                               "SyntheticSceneDataset", "write_scene_videos", "base_labels",
                                               "novel_labels", "build_synthetic_tokenizer"]),
+    ("hf_xclip.app.handlers", "The web app (hf-xclip app)",
+     ["AppConfig", "AppState", "AppError", "classify", "timeline", "timeline_files", "search", "search_thumbnails",
+      "window_clip"]),
     ("hf_xclip.registration", "Registration", ["register"]),
     ("hf_xclip.embedded_model.location", "Embedded default model", ["default_model_path"]),
 ]
