@@ -64,6 +64,7 @@ from .peft_model import (
 )
 from ..data.folders import VideoFolder, drop_unreadable
 from ..data.clip_dataset import VideoClassificationDataset, collate_videos
+from ..utils import unwrap_model
 
 REGULARIZATIONS: tuple[str, ...] = ("none", "wise", "distill", "l2sp")
 MULTI_LABEL_LOSSES: tuple[str, ...] = ("bce", "asl")
@@ -402,7 +403,7 @@ def _fit_head(model, folder, processor, args, text_kwargs, device, min_scale: fl
 
 
 def _logit_scale(model) -> float:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     return float(base.logit_scale_module().detach())
 
 
