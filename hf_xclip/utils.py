@@ -51,8 +51,8 @@ def check_positive_number(value: Any, name: str, unit: str = "") -> float:
         ValueError: naming `name`, for anything else.
     """
     if not is_positive_number(value):
-        raise ValueError(f"`{name}` must be a positive{', finite' if unit else ''} number{' of ' + unit if unit else ''}, "
-                         f"got {value!r}.")
+        kind = f"positive, finite number of {unit}" if unit else "positive number"
+        raise ValueError(f"`{name}` must be a {kind}, got {value!r}.")
     return float(value)
 
 
