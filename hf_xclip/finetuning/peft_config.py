@@ -53,18 +53,7 @@ from typing import Any, Literal
 from torch import nn
 
 from ..language.prompter import LLMPrompterConfig
-from ..modeling_prompts import XClipPromptContext
 from ..modeling_xclip import XClipModel
-
-
-def _prompt_context(model: nn.Module) -> XClipPromptContext:
-    contexts = [m for m in model.modules() if isinstance(m, XClipPromptContext)]
-    if len(contexts) != 1:
-        raise ValueError(
-            f"CoOp needs exactly one XClipPromptContext in the model (the text model's `prompt_context`), "
-            f"found {len(contexts)}."
-        )
-    return contexts[0]
 
 METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts", "llm-prompts", "full")
 # Full fine-tuning: every weight trains, no peft adapter; it combines with no other method.
