@@ -14,7 +14,8 @@ when the folder does not exist, and reused):
 * ``timeline``: `video_timeline`'s JSON document of a generated two-action video (wall-clock stats dropped);
 * ``index``: `build_index` rows (SHA-256 of each column) and the results of a text search and a video search;
 * ``evaluate``: ``hf-xclip evaluate --json`` on a class-per-folder set (timings dropped);
-* ``few_shot_lora``: the step losses of a short LoRA run of `train_few_shot`.
+* ``few_shot_lora``: the step losses of a short LoRA run of `train_few_shot`;
+* ``few_shot_multi_label_wise``: the losses and the sigmoid head of a short multi-label LoRA run with WiSE-FT.
 
 Floats are compared exactly (JSON keeps every bit of a float64, and float32 values convert exactly). The script
 imports only the package's public paths that exist before and after the feature-package layout, so the same file
@@ -159,6 +160,32 @@ def _few_shot(clips: Path) -> dict[str, Any]:
     return {"step_losses": result.step_losses, "epoch_losses": result.epoch_losses}
 
 
+def _few_shot_multi_label(root: Path, videos: list[Path], labels: list[str]) -> dict[str, Any]:
+    """A multi-label LoRA run with WiSE-FT (head fitted before training, refitted after the interpolation): each clip
+    is labelled with its caption and the next class's."""
+    from hf_xclip import FewShotTrainingArguments, XClipAdapterConfig, XClipModel, XClipProcessor, default_model_path
+    from hf_xclip import train_few_shot
+
+    try:
+        from hf_xclip.data.folders import read_annotations
+    except ImportError:  # the flat layout before feature packages
+        from hf_xclip.video_data import read_annotations
+    annotations = root / "multi_label.jsonl"
+    lines = []
+    for video in videos:
+        own = labels.index(video.parent.name)
+        lines.append(json.dumps({"video": str(video), "labels": [labels[own], labels[(own + 1) % len(labels)]]}))
+    annotations.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = default_model_path()
+    model, processor = XClipModel.from_pretrained(path), XClipProcessor.from_pretrained(path)
+    args = FewShotTrainingArguments(epochs=2, batch_size=4, seed=0, num_workers=0, show_progress=False,
+                                    regularization="wise")
+    result = train_few_shot(model, processor, read_annotations(annotations),
+                            adapter_config=XClipAdapterConfig.for_method("lora"), args=args, evaluate_before=False)
+    return {"step_losses": result.step_losses, "epoch_losses": result.epoch_losses,
+            "sigmoid_head": result.sigmoid_head}
+
+
 def record(folder: Path) -> dict[str, Any]:
     import torch
     from transformers import pipeline
@@ -179,6 +206,7 @@ def record(folder: Path) -> dict[str, Any]:
         results["index"] = _index(root, videos, labels)
         results["evaluate"] = _evaluate(clips)
         results["few_shot_lora"] = _few_shot(clips)
+        results["few_shot_multi_label_wise"] = _few_shot_multi_label(root, videos, labels)
         paths = {str(root): "<run>", str(folder): "<videos>", hf_xclip.default_model_path(): "<default model>",
                  str(REPO): "<repo>"}
         return _strip(json.loads(json.dumps(results, default=float)), paths)
