@@ -251,11 +251,23 @@ def descriptions_for(labels: Sequence[str], descriptions: Any) -> Descriptions:
 # Tokenizing and ensembling
 
 
-def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int = 77, **kwargs: Any):
-    """Tokenize texts as the original does: cleaned ([`clean_text`]), truncated to `max_length`; extra keyword
-    arguments go to the tokenizer (e.g. ``padding=True, return_tensors="pt"``)."""
+def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int = 77, clean: bool = True, **kwargs: Any):
+    """Tokenize texts as the original does: cleaned ([`clean_text`]; ``clean=False`` for models whose tokenizer
+    does its own normalisation, e.g. SigLIP), truncated to `max_length`; extra keyword arguments go to the tokenizer
+    (e.g. ``padding=True, return_tensors="pt"``)."""
     max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
-    return tokenizer([clean_text(text) for text in texts], truncation=True, max_length=max_length, **kwargs)
+    texts = [clean_text(text) for text in texts] if clean else list(texts)
+    return tokenizer(texts, truncation=True, max_length=max_length, **kwargs)
+
+
+def text_capabilities(model: nn.Module) -> tuple[bool, int | None]:
+    """``(clean_texts, pad_texts_to)`` of a model (video-text interface's capabilities; X-CLIP's when it says
+    nothing)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    capabilities = getattr(base, "capabilities", None)
+    if capabilities is None:
+        return True, None
+    return capabilities.clean_texts, capabilities.pad_texts_to
 
 
 def tokenize_labels(tokenizer: Any, labels: Sequence[str], template: str = "{}", max_length: int = 77):
@@ -485,7 +497,8 @@ class LabelEncoder:
 
     def _encode(self, pairs: list[Pair], chunked: bool, cached: bool) -> torch.Tensor:
         """Text embeddings (N, D) of `pairs`; gradients follow the caller's grad mode."""
-        tokenized = tokenize_texts(self.tokenizer, [text for _, text in pairs], self.max_length)["input_ids"]
+        clean, pad_to = text_capabilities(self.model)
+        tokenized = tokenize_texts(self.tokenizer, [text for _, text in pairs], self.max_length, clean)["input_ids"]
         lengths = [len(ids) for ids in tokenized]
         chunks = length_chunks(lengths, self.batch_size) if chunked else [list(range(len(pairs)))]
         prompter = self.prompter
@@ -494,7 +507,7 @@ class LabelEncoder:
         out: list[torch.Tensor | None] = [None] * len(pairs)
         device = self.model.device
         for chunk in chunks:
-            width = max(lengths[i] for i in chunk)
+            width = pad_to or max(lengths[i] for i in chunk)  # SigLIP pools the last position: fixed length
             batch = self.tokenizer.pad(
                 {"input_ids": [tokenized[i] for i in chunk]}, padding="max_length", max_length=width, return_tensors="pt"
             )

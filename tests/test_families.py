@@ -1,0 +1,126 @@
+"""Every video-text family behind one interface: the pipeline's scores equal the transformers model's own recipe
+computed by hand (frames through `get_image_features` then the mean, or `get_video_features`; the model's logit
+formula), the loader picks the family from config.json, and a model without a text side gets one clear error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from testing_families import (
+    FAMILIES,
+    NUM_FRAMES,
+    by_hand_scores,
+    save_tiny_family_model,
+)
+from testing_utils import save_tiny_xclip, synthetic_frames
+from transformers import pipeline
+
+import hf_xclip  # noqa: F401  (registers the task)
+from hf_xclip.loading import load_model
+from hf_xclip.modeling_video_text import UnsupportedModelError
+from hf_xclip.pipeline_zero_shot_video_classification import TASK
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+LABELS = ["playing guitar", "surfing", "a dog", "juggling"]
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("families")
+    return {family: save_tiny_family_model(root / family, family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def videos():
+    return [synthetic_frames(kind, num_frames=12) for kind in range(2)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pipeline_scores_equal_the_transformers_recipe(family, family_dirs, videos):
+    clf = pipeline(TASK, model=str(family_dirs[family]))
+    assert clf.model.capabilities.family == family
+    results = clf(videos, candidate_labels=LABELS, hypothesis_template="{}", batch_size=2)
+    for video, result in zip(videos, results):
+        pixel_values = clf.video_processor(video, num_frames=NUM_FRAMES)["pixel_values"]
+        expected = by_hand_scores(family_dirs[family], pixel_values, LABELS)[0]
+        got = torch.tensor([{r["label"]: r["score"] for r in result}[label] for label in LABELS])
+        assert (got - expected).abs().max() <= 1e-5
+        assert got.std() > 1e-3  # the labels are told apart (not a degenerate constant)
+    if family in ("siglip", "siglip2"):  # independent sigmoids, as transformers' zero-shot image pipeline gives
+        assert sum(r["score"] for r in results[0]) != pytest.approx(1.0, abs=1e-3)
+    else:
+        assert sum(r["score"] for r in results[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["siglip", "siglip2"])
+def test_siglip_multi_label_auto_is_the_models_own_sigmoid(family, family_dirs, videos):
+    clf = pipeline(TASK, model=str(family_dirs[family]))
+    single = {r["label"]: r["score"] for r in clf(videos[0], candidate_labels=LABELS, hypothesis_template="{}")}
+    multi = {r["label"]: r["score"] for r in clf(videos[0], candidate_labels=LABELS, hypothesis_template="{}",
+                                                 multi_label=True)}
+    alone = clf(videos[0], candidate_labels=LABELS[:1], hypothesis_template="{}", multi_label=True)[0]
+    for label in LABELS:
+        assert multi[label] == pytest.approx(single[label], abs=1e-6)
+    assert alone["score"] == pytest.approx(multi[LABELS[0]], abs=1e-6)  # other labels do not matter
+
+
+def test_clip_multi_label_auto_is_the_training_free_method(family_dirs, videos):
+    clf = pipeline(TASK, model=str(family_dirs["clip"]))
+    auto = clf(videos[0], candidate_labels=LABELS, multi_label=True)
+    background = clf(videos[0], candidate_labels=LABELS, multi_label=True, multi_label_method="background")
+    assert auto == background
+
+
+def test_frame_pooling_is_a_config_option(family_dirs, videos):
+    model = load_model(family_dirs["clip"], video_text_pooling="max")
+    assert model.config.video_text_pooling == "max"
+    pixel_values = torch.randn(2, NUM_FRAMES, 3, 32, 32)
+    with torch.no_grad():
+        out = model.encode_videos(pixel_values)
+        assert torch.equal(out.pooler_output, out.frame_embeds.amax(dim=1))
+    with pytest.raises(ValueError, match="video_text_pooling"):
+        load_model(family_dirs["clip"], video_text_pooling="median")
+
+
+def test_xclip_implements_the_interface(tmp_path):
+    model = load_model(save_tiny_xclip(tmp_path / "xclip"))
+    assert model.capabilities.family == "xclip" and model.capabilities.video_conditioned_prompts
+    input_ids = torch.randint(0, 100, (3, 6))
+    pixel_values = torch.randn(2, model.num_frames, 3, 32, 32)
+    with torch.no_grad():
+        text = model.encode_texts(input_ids)
+        video = model.encode_videos(pixel_values)
+        expected = model.get_logits(video.pooler_output, text, video.prompt_features)[0]
+        assert torch.equal(model.score(video, text), expected)
+
+
+@pytest.mark.parametrize("model_type", ["videomae", "bert"])
+def test_models_without_a_text_side_get_one_clear_error(tmp_path, model_type):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    with pytest.raises(UnsupportedModelError, match="Supported families.*siglip2.*videoprism"):
+        load_model(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_xclip.cli", "classify", "--model", str(tmp_path), "--labels", "a,b", "x.mp4"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and model_type in result.stderr and "Traceback" not in result.stderr
+
+
+def test_classify_command_runs_every_family(family_dirs, tmp_path):
+    from hf_xclip.video_io import write_video
+
+    video = write_video(tmp_path / "clip.mp4", synthetic_frames(0, num_frames=12), fps=8, crf=18)
+    for family in ("siglip2", "videoprism"):
+        result = subprocess.run(
+            [sys.executable, "-m", "hf_xclip.cli", "classify", "--model", str(family_dirs[family]), "--labels",
+             ",".join(LABELS), str(video)],
+            capture_output=True, text=True,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert all(label in result.stdout for label in LABELS)
