@@ -690,6 +690,12 @@ class LabelEncoder:
         key = (self._owner(), bank.fingerprint)
         if key in self._checked_banks:
             return
+        made_by, family = bank.metadata.get("model_family"), _family_of(self.model)
+        if made_by is not None and made_by != family:
+            raise LabelBankMismatchError(
+                f"the label bank was made by a {made_by} model; this is a {family} model: re-encode the labels with "
+                "`hf-xclip labels encode` for this model."
+            )
         bank.check_model(self.fingerprint())
         self._checked_banks.add(key)
 
@@ -709,9 +715,16 @@ class LabelEncoder:
             embeddings=embeddings.detach().float().cpu(),
             templates=templates,
             fingerprint=self.fingerprint(),
-            metadata=dict(metadata),
+            metadata={"model_family": _family_of(self.model), **metadata},
             descriptions=described,
         )
+
+
+def _family_of(model: nn.Module) -> str:
+    """The model family (`hf_xclip.modeling_video_text`) a bank records: "xclip" for models that say nothing."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    capabilities = getattr(base, "capabilities", None)
+    return capabilities.family if capabilities is not None else "xclip"
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -227,6 +227,18 @@ def _family_components(family: str, model: Any, source, processor, video_process
     return processor, video_processor, tokenizer
 
 
+def load_family_model(name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[Any, Any]:
+    """`(model, processor)` of an image-text / video-text family checkpoint: the model behind the interface and a
+    `VideoTextProcessor` (its video processor, tokenizer and default template)."""
+    from .modeling_video_text import family_by_name
+    from .processing_video_text import VideoTextProcessor
+
+    model = load_model(name_or_path, **kwargs)
+    _, video_processor, tokenizer = resolve_components(os.fspath(name_or_path), None, None, None, model=model)
+    template = family_by_name(model_family(model)).default_template
+    return model, VideoTextProcessor(video_processor, tokenizer, template)
+
+
 def _families():
     from .modeling_video_text import FAMILIES
 
@@ -240,6 +252,7 @@ __all__ = [
     "as_xclip_model",
     "check_model_family",
     "is_xclip_family",
+    "load_family_model",
     "load_model",
     "load_video_processor",
     "resolve_components",

@@ -318,11 +318,16 @@ class _WrappedVideoTextModel(VideoTextModelMixin, nn.Module):
         cosine = self.cosines(logits_per_video)
         return scale * cosine + float(getattr(self.config, "multi_label_bias", 0.0) or 0.0)
 
-    def forward(self, input_ids=None, pixel_values=None, attention_mask=None, return_dict=None, **kwargs):
-        """``logits_per_video`` (B, K) and ``logits_per_text`` of videos against texts."""
+    def forward(self, input_ids=None, pixel_values=None, attention_mask=None, text_embeds=None, return_dict=None,
+                **kwargs):
+        """``logits_per_video`` (B, K) and ``logits_per_text`` of videos against texts (`input_ids`, or encoded
+        `text_embeds` (K, D) as `XClipModel.forward` takes them)."""
         video = self.encode_videos(pixel_values)
-        logits = self.score(video, self.encode_texts(input_ids, attention_mask))
-        return ModelOutput(logits_per_video=logits, logits_per_text=logits.T, video_embeds=video.pooler_output)
+        if text_embeds is None:
+            text_embeds = self.encode_texts(input_ids, attention_mask)
+        logits = self.score(video, text_embeds)
+        return ModelOutput(logits_per_video=logits, logits_per_text=logits.T, video_embeds=video.pooler_output,
+                           text_embeds=text_embeds)
 
 
 class ImageTextVideoModel(_WrappedVideoTextModel):
@@ -358,6 +363,11 @@ class ImageTextVideoModel(_WrappedVideoTextModel):
             frame_pooling=pooling,
             pad_texts_to=_siglip_text_length(model.config) if family.name in ("siglip", "siglip2") else None,
         )
+
+    @property
+    def embed_dim(self) -> int:
+        """Size of the text and video embeddings."""
+        return int(getattr(self.config, "projection_dim", None) or self.config.vision_config.hidden_size)
 
     @property
     def pooling(self) -> str:
@@ -399,6 +409,10 @@ class NativeVideoTextModel(_WrappedVideoTextModel):
         if temperature is not None:
             model.config.video_text_temperature = float(temperature)
         self.capabilities = VideoTextCapabilities(family=family.name, scores=family.scores)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config.vision_config.hidden_size)
 
     @property
     def temperature(self) -> float:

@@ -87,6 +87,28 @@ class FrameVideoProcessor(XClipVideoProcessor):
         return pixels.reshape(clips, -1, *pixels.shape[1:]).contiguous()
 
 
+class VideoTextProcessor:
+    """A family's video processor and tokenizer together, with the attributes tools read from `XClipProcessor`
+    (``video_processor``, ``tokenizer``, ``hypothesis_template``)."""
+
+    def __init__(self, video_processor: Any, tokenizer: Any, hypothesis_template: str = "{}") -> None:
+        self.video_processor = video_processor
+        self.tokenizer = tokenizer
+        self.hypothesis_template = hypothesis_template
+
+    def __call__(self, text: Any = None, videos: Any = None, **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if text is not None:
+            out.update(self.tokenizer(text, padding=True, truncation=True, return_tensors="pt"))
+        if videos is not None:
+            out.update(self.video_processor(videos, **kwargs))
+        return out
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        self.video_processor.save_pretrained(save_directory)
+        self.tokenizer.save_pretrained(save_directory)
+
+
 def pack_siglip2_patches(pixel_values: torch.Tensor, spatial_shapes: torch.Tensor) -> torch.Tensor:
     """(N, P, C) patches and (N, 2) grids -> (N, P + 1, C) with the grid in the last row."""
     extra = torch.zeros(pixel_values.shape[0], 1, pixel_values.shape[2], dtype=pixel_values.dtype)
@@ -141,5 +163,5 @@ def _video_options_as_image_processor(source: str | os.PathLike) -> Any:
     return SiglipImageProcessorPil(**{key: config[key] for key in keys if config.get(key) is not None})
 
 
-__all__ = ["FrameVideoProcessor", "VIDEO_PROCESSOR_HINT", "has_torchvision", "load_family_video_processor",
+__all__ = ["FrameVideoProcessor", "VideoTextProcessor", "VIDEO_PROCESSOR_HINT", "has_torchvision", "load_family_video_processor",
            "pack_siglip2_patches"]

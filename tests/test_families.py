@@ -124,3 +124,51 @@ def test_classify_command_runs_every_family(family_dirs, tmp_path):
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert all(label in result.stdout for label in LABELS)
+
+
+# -- every tool x every family (in process, through the command line) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def video_files(tmp_path_factory) -> Path:
+    from testing_utils import write_synthetic_videos
+
+    root = tmp_path_factory.mktemp("family_videos")
+    paths = write_synthetic_videos(root / "videos", count=2, num_frames=24)
+    for name, path in zip(("a", "b"), paths):
+        (root / "folder" / name).mkdir(parents=True)
+        (root / "folder" / name / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+def run_cli(*argv: str) -> int:
+    from hf_xclip.cli import main
+
+    return main([str(arg) for arg in argv])
+
+
+@pytest.mark.parametrize(
+    "family", [pytest.param(f, marks=() if f == "siglip" else pytest.mark.slow) for f in FAMILIES]
+)
+def test_every_tool_runs_every_family(family, family_dirs, video_files, tmp_path, capsys):
+    model, videos = family_dirs[family], video_files / "videos"
+    assert run_cli("timeline", "--model", model, "--labels", "a dog,surfing", "--window", "1", "--stride", "1",
+                   "--json", tmp_path / "timeline.json", videos / "video_0.mp4") == 0
+    assert json.loads((tmp_path / "timeline.json").read_text())
+    assert run_cli("index", "--model", model, "--output", tmp_path / "index", videos, "--no-progress") == 0
+    assert run_cli("search", tmp_path / "index", "a dog", "--json") == 0
+    hits = json.loads(_last_json(capsys, tmp_path))
+    assert len(hits) == 2
+    assert run_cli("evaluate", "--model", model, "--data-dir", video_files / "folder", "--no-progress", "--json") == 0
+    assert run_cli("labels", "encode", "--model", model, "--labels", "a dog,surfing", "--output", tmp_path / "bank") == 0
+    assert run_cli("classify", "--model", model, "--label-bank", tmp_path / "bank", videos / "video_0.mp4") == 0
+    other = family_dirs["clip" if family != "clip" else "siglip"]
+    capsys.readouterr()
+    assert run_cli("classify", "--model", other, "--label-bank", tmp_path / "bank", videos / "video_0.mp4") == 2
+    assert f"made by a {family} model" in capsys.readouterr().err
+
+
+def _last_json(capsys, tmp_path) -> str:
+    out = capsys.readouterr().out
+    start = out.index("[")
+    return out[start:]
