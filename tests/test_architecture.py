@@ -139,6 +139,8 @@ SHIPPED_CLOSURE = {
     "fingerprint",
     "loading",
     "pipeline_zero_shot_video_classification",
+    "modeling_video_text",
+    "processing_video_text",
 }
 PLUMBING = {"__init__", "_old_paths", "cli", "registration"}
 
