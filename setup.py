@@ -42,6 +42,9 @@ setup(
         # video index and search: Arrow shards (datasets / pyarrow), FAISS candidates (tested: datasets 5.2.0,
         # pyarrow 26.0.1, faiss-cpu 1.15.1 on Python 3.11)
         "index": INDEX,
+        # transformers' video processors (VideoPrism) and fast image processors; install the torchvision build that
+        # matches your torch. Without it the PIL processors are used (docs/models.md).
+        "video-processors": ["torchvision"],
         # scikit-learn: the reference the average-precision tests compare with
         "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX],
     },
