@@ -172,3 +172,16 @@ def _last_json(capsys, tmp_path) -> str:
     out = capsys.readouterr().out
     start = out.index("[")
     return out[start:]
+
+
+@pytest.mark.parametrize("command", ["finetune", "export"])
+def test_unsupported_tools_refuse_other_families_by_name(command, family_dirs, video_files, tmp_path, capsys):
+    model = family_dirs["siglip"]
+    argv = {
+        "finetune": ["finetune", "--model", model, "--train-dir", video_files / "folder", "--output-dir", tmp_path / "out"],
+        "export": ["export", "--model", model, "--output", tmp_path / "out"],
+    }[command]
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert "siglip model" in err and "docs/models.md" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

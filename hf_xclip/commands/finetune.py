@@ -311,6 +311,18 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--num-frames must be at least 1.")
 
 
+def _require_xclip(model_name: str) -> None:
+    """Fine-tuning trains X-CLIP's modules; other families are refused by name (docs/models.md)."""
+    from ..loading import check_model_family
+
+    family = check_model_family(model_name)
+    if family != "xclip":
+        raise UsageError(
+            f"{model_name} is a {family} model: hf-xclip finetune trains X-CLIP models only for now "
+            "(see docs/models.md, 'Not supported yet'); the pipeline, timeline, index, evaluate and labels run it."
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..finetuning.accelerator import make_accelerator
     from ..finetuning.adapters import save_adapter
@@ -327,6 +339,7 @@ def run(args: argparse.Namespace) -> int:
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
+        _require_xclip(model_name)
         model = XClipModel.from_pretrained(model_name)
         processor = XClipProcessor.from_pretrained(model_name)
         prompter = None
