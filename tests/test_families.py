@@ -178,7 +178,8 @@ def _last_json(capsys, tmp_path) -> str:
 def test_unsupported_tools_refuse_other_families_by_name(command, family_dirs, video_files, tmp_path, capsys):
     model = family_dirs["siglip"]
     argv = {
-        "finetune": ["finetune", "--model", model, "--train-dir", video_files / "folder", "--output-dir", tmp_path / "out"],
+        "finetune": ["finetune", "--model", model, "--train-dir", video_files / "folder", "--output-dir", tmp_path / "out",
+                     "--method", "coop"],
         "export": ["export", "--model", model, "--output", tmp_path / "out"],
     }[command]
     assert run_cli(*argv) == 2
@@ -242,3 +243,22 @@ def test_siglip_lora_few_shot_goes_from_chance_to_090(family_dirs, tmp_path):
     with torch.no_grad():
         reloaded = clf.model.encode_videos(video).pooler_output
         assert torch.allclose(reloaded, model.encode_videos(video).pooler_output, atol=1e-5)
+
+
+def test_finetune_command_trains_a_siglip_with_lora(family_dirs, tmp_path, capsys):
+    from testing_utils import few_shot_specs
+
+    from hf_xclip.data.synthetic import write_video_folder
+
+    for split, seed in (("train", 1), ("eval", 2)):
+        write_video_folder(tmp_path / split, 4, specs=few_shot_specs(), seed=seed, num_frames=8, size=32,
+                           background="plain")
+    code = run_cli("finetune", "--model", family_dirs["siglip"], "--train-dir", tmp_path / "train", "--eval-dir",
+                   tmp_path / "eval", "--output-dir", tmp_path / "tuned", "--method", "lora", "--epochs", "40",
+                   "--lr", "5e-3", "--batch-size", "4", "--json")
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["family"] == "siglip" and summary["final_loss"] < summary["first_loss"]
+    assert summary["top1"] > summary["top1_before"]
+    clf = pipeline(TASK, model=str(tmp_path / "tuned"))
+    assert clf.model.capabilities.family == "siglip"

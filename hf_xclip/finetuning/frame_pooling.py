@@ -138,4 +138,59 @@ def save_frame_pooling_model(model: Any, processor: Any, output_dir: str | os.Pa
     processor.save_pretrained(output_dir)
 
 
-__all__ = ["FramePoolingResult", "FramePoolingTrainingArguments", "save_frame_pooling_model", "train_frame_pooling"]
+def folder_clips(processor: Any, folder: Any, num_frames: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pixel values (N, T, ...) and targets ((N,) class indices, (N, K) multi-hot for a multi-label folder) of the
+    readable videos of a `hf_xclip.data.folders.VideoFolder`, and the messages of the unreadable ones."""
+    pixels, targets, skipped = [], [], []
+    for item in folder.items:
+        options = {"start_time": item.start, "end_time": item.end} if item.start is not None else {}
+        try:
+            pixels.append(processor.video_processor(str(item.path), num_frames=num_frames, **options)["pixel_values"][0])
+        except (OSError, ValueError) as err:
+            skipped.append(f"{item.path}: {err}")
+            continue
+        if folder.multi_label:
+            hot = torch.zeros(len(folder.class_names))
+            hot[list(item.labels)] = 1.0
+            targets.append(hot)
+        else:
+            targets.append(torch.tensor(item.label))
+    if not pixels:
+        raise ValueError("no readable training video.")
+    return torch.stack(pixels), torch.stack(targets), skipped
+
+
+def top1(model: Any, tokenizer: Any, pixel_values: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str],
+         template: str = "{}") -> float:
+    """Top-1 accuracy of single-label clips against the class names."""
+    with torch.no_grad():
+        text = LabelEncoder(model, tokenizer).encode_labels(list(class_names), (template,))
+        logits = model.score(model.encode_videos(pixel_values), text)
+    return float((logits.argmax(-1) == targets).float().mean())
+
+
+def finetune_folder(model_name: str | os.PathLike, train: Any, heldout: Any, output_dir: str | os.PathLike,
+                    args: FramePoolingTrainingArguments) -> dict[str, Any]:
+    """`hf-xclip finetune` for a frame-pooling family: train on a folder, measure held-out top-1 before and after
+    (single-label), save the plain checkpoint. Returns the summary."""
+    from ..loading import load_family_model
+
+    model, processor = load_family_model(model_name)
+    num_frames = model.num_frames
+    x, y, skipped = folder_clips(processor, train, num_frames)
+    evaluation = folder_clips(processor, heldout, num_frames) if heldout is not None and len(heldout) else None
+    names = list(train.class_names)
+    before = None if evaluation is None or train.multi_label else top1(model, processor.tokenizer, *evaluation[:2], names, args.template)
+    result = train_frame_pooling(model, processor.tokenizer, x, y, names, args)
+    after = None if evaluation is None or train.multi_label else top1(model, processor.tokenizer, *evaluation[:2], names, args.template)
+    save_frame_pooling_model(model, processor, output_dir)
+    return {"output_dir": str(output_dir), "methods": [args.method], "family": model.capabilities.family,
+            "multi_label": bool(train.multi_label), "train_videos": len(x), "skipped_videos": skipped,
+            "epochs": args.epochs, "first_loss": result.epoch_losses[0], "final_loss": result.epoch_losses[-1],
+            "top1_before": before, "top1": after}
+
+
+__all__ = [
+    "finetune_folder",
+    "folder_clips",
+    "top1","FramePoolingResult", "FramePoolingTrainingArguments", "save_frame_pooling_model", "train_frame_pooling"]
