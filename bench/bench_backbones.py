@@ -24,11 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REFERENCE_DIR, median, paired_ratio, quiet_transformers, time_interleaved
-
 import numpy as np
 import torch
 import transformers
+from common import (
+    REFERENCE_DIR,
+    median,
+    paired_ratio,
+    quiet_transformers,
+    time_interleaved,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hf_xclip  # noqa: E402,F401  (registers the pipeline)
