@@ -262,3 +262,33 @@ def test_finetune_command_trains_a_siglip_with_lora(family_dirs, tmp_path, capsy
     assert summary["top1"] > summary["top1_before"]
     clf = pipeline(TASK, model=str(tmp_path / "tuned"))
     assert clf.model.capabilities.family == "siglip"
+
+
+def test_convert_from_clip_takes_metaclip_2(tmp_path):
+    """`hf-xclip convert --from clip` on a MetaCLIP 2 directory (the same ViT and text layout as CLIP): the X-CLIP's
+    text tower equals MetaClip2Model's."""
+    import transformers
+    from testing_utils import save_tokenizer
+
+    from hf_xclip import XClipModel
+
+    source = tmp_path / "metaclip2"
+    tokenizer = save_tokenizer(source)
+    size = len(tokenizer)
+    layer = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 1}
+    config = transformers.MetaClip2Config(
+        text_config={**layer, "vocab_size": size, "max_position_embeddings": 77, "eos_token_id": size - 1,
+                     "bos_token_id": size - 2, "pad_token_id": size - 1},
+        vision_config={**layer, "image_size": 32, "patch_size": 16}, projection_dim=64,
+    )
+    torch.manual_seed(0)
+    metaclip = transformers.MetaClip2Model(config).eval()
+    metaclip.save_pretrained(source)
+    assert run_cli("convert", "--from", "clip", "--checkpoint", source, "--output-dir", tmp_path / "xclip",
+                   "--num-frames", "4") == 0
+    xclip = XClipModel.from_pretrained(tmp_path / "xclip").eval()
+    tokens = tokenizer(["a dog", "surfing on a wave"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ours = xclip.get_text_features(**tokens).pooler_output
+        theirs = metaclip.get_text_features(**tokens).pooler_output
+    assert (ours - theirs).abs().max() <= 1e-5
