@@ -23,6 +23,7 @@ from .modeling_video_text import (
     wrap_video_text_model,
 )
 from .modeling_xclip import XClipModel
+from .utils import unwrap_model
 from .video_processing_xclip import XClipVideoProcessor, as_xclip_video_processor
 
 
@@ -205,7 +206,7 @@ def _family_components(family: str, model: Any, source, processor, video_process
     from .processing_video_text import FrameVideoProcessor, load_family_video_processor
 
     spec = family_by_name(family) if family in {f.name for f in _families()} else None
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     if video_processor is None or isinstance(video_processor, (str, os.PathLike)):
         where = os.fspath(video_processor) if video_processor is not None else source
         if where is None:

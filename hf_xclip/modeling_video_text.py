@@ -43,6 +43,8 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
+from .utils import unwrap_model
+
 # --------------------------------------------------------------------------------------------------------------
 # Families
 
@@ -138,7 +140,7 @@ def read_model_type(name_or_path: str | os.PathLike, **kwargs: Any) -> str | Non
 
 def model_family(model: Any) -> str:
     """The family name of a model object (any implementation of the interface, or a peft model around one)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     capabilities = getattr(base, "capabilities", None)
     if capabilities is not None:
         return capabilities.family

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .utils import unwrap_model
+
 MULTI_LABEL_METHODS: tuple[str, ...] = ("auto", "sigmoid", "background", "negative")
 # What `scores_from_logits` computes: the methods, and the plain cosine similarity (what a head is fitted on).
 SCORE_KINDS: tuple[str, ...] = (*MULTI_LABEL_METHODS, "cosine")
@@ -44,7 +46,7 @@ def has_sigmoid_head(model: nn.Module) -> bool:
 
 def native_sigmoid(model: nn.Module) -> bool:
     """Whether the model's own logits are per-label sigmoid logits (SigLIP, SigLIP 2)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     capabilities = getattr(base, "capabilities", None)
     return capabilities is not None and capabilities.scores == "sigmoid"
 
@@ -123,7 +125,7 @@ def video_label_scores(
 
 def cosines(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
     """X-CLIP's video-label cosine similarities from its logits (``logit_scale * cosine``)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     if hasattr(base, "cosines"):  # the video-text interface: removes the scale (and a SigLIP-style bias)
         return base.cosines(logits)
     return logits.float() / base.logit_scale_module().float()

@@ -141,6 +141,7 @@ SHIPPED_CLOSURE = {
     "pipeline_zero_shot_video_classification",
     "modeling_video_text",
     "processing_video_text",
+    "utils",
 }
 PLUMBING = {"__init__", "_old_paths", "cli", "registration"}
 
