@@ -255,9 +255,10 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
             f"{model_name} is a {family} model: hf-xclip finetune trains it with --method lora or --method full "
             "(frame-pooling image-text families only; see docs/models.md, 'Not supported yet')."
         )
+    learning_rate = getattr(args, "learning_rate", None) or getattr(args, "lr", None)
     settings = FramePoolingTrainingArguments(
         method=methods[0], epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lora_rank=args.lora_r,
-        template=args.template or "{}", **({"learning_rate": args.lr} if args.lr else {}),
+        template=getattr(args, "template", None) or "{}", **({"learning_rate": learning_rate} if learning_rate else {}),
     )
     if os.path.exists(args.output_dir) and os.listdir(args.output_dir):
         raise UsageError(f"--output-dir {args.output_dir} is not empty; choose a new folder.")
