@@ -65,7 +65,7 @@ def _sentencepiece_tokenizer(out_dir: Path, family: str):
     return tokenizer
 
 
-def family_config(family: str, vocab_size: int):
+def family_config(family: str, vocab_size: int, patch_size: int = 16):
     if family in ("clip", "metaclip_2"):
         cls = transformers.CLIPConfig if family == "clip" else transformers.MetaClip2Config
         tokenizer_ids = dict(eos_token_id=vocab_size - 1, bos_token_id=vocab_size - 2, pad_token_id=vocab_size - 1)
@@ -77,7 +77,7 @@ def family_config(family: str, vocab_size: int):
     if family == "siglip":
         return transformers.SiglipConfig(
             text_config=dict(TEXT, vocab_size=vocab_size, max_position_embeddings=16, **special),
-            vision_config=dict(VISION, image_size=IMAGE_SIZE, patch_size=16),
+            vision_config=dict(VISION, image_size=IMAGE_SIZE, patch_size=patch_size),
         )
     if family == "siglip2":
         return transformers.Siglip2Config(
@@ -112,7 +112,7 @@ def _save_processor(out_dir: Path, family: str) -> None:
     processor.save_pretrained(str(out_dir))
 
 
-def save_tiny_family_model(out_dir: Path, family: str, seed: int = 0) -> Path:
+def save_tiny_family_model(out_dir: Path, family: str, seed: int = 0, patch_size: int = 16) -> Path:
     """A checkpoint directory of `family`: random tiny model (its transformers class) + tokenizer + processor."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def save_tiny_family_model(out_dir: Path, family: str, seed: int = 0) -> Path:
         tokenizer = _siglip2_tokenizer(out_dir)
     else:
         tokenizer = _sentencepiece_tokenizer(out_dir, family)
-    config = family_config(family, len(tokenizer))
+    config = family_config(family, len(tokenizer), patch_size)
     torch.manual_seed(seed)
     model_class = {"clip": "CLIPModel", "metaclip_2": "MetaClip2Model", "siglip": "SiglipModel",
                    "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}[family]
