@@ -100,18 +100,16 @@ def test_xclip_implements_the_interface(tmp_path):
 
 
 @pytest.mark.parametrize("model_type", ["videomae", "bert"])
-def test_models_without_a_text_side_get_one_clear_error(tmp_path, model_type):
+def test_models_without_a_text_side_get_one_clear_error(tmp_path, model_type, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
     with pytest.raises(UnsupportedModelError, match="Supported families.*siglip2.*videoprism"):
         load_model(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "hf_xclip.cli", "classify", "--model", str(tmp_path), "--labels", "a,b", "x.mp4"],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and model_type in result.stderr and "Traceback" not in result.stderr
+    assert run_cli("classify", "--model", tmp_path, "--labels", "a,b", "x.mp4") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and model_type in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_classify_command_runs_every_family(family_dirs, tmp_path):
     from hf_xclip.video_io import write_video
 
@@ -245,6 +243,7 @@ def test_siglip_lora_few_shot_goes_from_chance_to_090(family_dirs, tmp_path):
         assert torch.allclose(reloaded, model.encode_videos(video).pooler_output, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetune_command_trains_a_siglip_with_lora(family_dirs, tmp_path, capsys):
     from testing_utils import few_shot_specs
 
