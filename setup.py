@@ -46,6 +46,9 @@ setup(
         "index": INDEX,
         # hf-xclip app: the web page (Gradio)
         "app": APP,
+        # transformers' video processors (VideoPrism) and fast image processors; install the torchvision build that
+        # matches your torch. Without it the PIL processors are used (docs/models.md).
+        "video-processors": ["torchvision"],
         # scikit-learn: the reference the average-precision tests compare with
         "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "selenium>=4.10", *ONNX, *INDEX, *APP],
     },

@@ -233,11 +233,14 @@ def load_pipeline(
     from transformers import pipeline
 
     from .finetuning.adapters import load_model_with_adapter
+    from .loading import check_model_family
     from .pipeline_zero_shot_video_classification import TASK
 
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
     model_kwargs = {"quantize": quantize} if quantize else {}
     try:
+        if isinstance(model, str):
+            check_model_family(model)  # one line for a model without a text side, not transformers' wrapped errors
         if adapter is None:
             return pipeline(TASK, model=model, device=device, dtype=torch_dtype, model_kwargs=model_kwargs)
         if model_kwargs:

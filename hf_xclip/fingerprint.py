@@ -26,6 +26,9 @@ LABEL_PROMPTER_MODULE = "label_prompter"
 _TEXT_MODULES = ("text_model", "text_projection", LABEL_PROMPTER_MODULE)
 _VIDEO_MODULES = (
     "vision_model",
+    "video_model",  # VideoPrism's video tower (hf_xclip.modeling_video_text)
+    "logit_scale",  # image-text models' scale and bias (X-CLIP's lives in logit_scale_module)
+    "logit_bias",
     "visual_projection",
     "mit",
     "prompts_visual_layernorm",

@@ -252,11 +252,23 @@ def descriptions_for(labels: Sequence[str], descriptions: Any) -> Descriptions:
 # Tokenizing and ensembling
 
 
-def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int = 77, **kwargs: Any):
-    """Tokenize texts as the original does: cleaned ([`clean_text`]), truncated to `max_length`; extra keyword
-    arguments go to the tokenizer (e.g. ``padding=True, return_tensors="pt"``)."""
+def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int = 77, clean: bool = True, **kwargs: Any):
+    """Tokenize texts as the original does: cleaned ([`clean_text`]; ``clean=False`` for models whose tokenizer
+    does its own normalisation, e.g. SigLIP), truncated to `max_length`; extra keyword arguments go to the tokenizer
+    (e.g. ``padding=True, return_tensors="pt"``)."""
     max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
-    return tokenizer([clean_text(text) for text in texts], truncation=True, max_length=max_length, **kwargs)
+    texts = [clean_text(text) for text in texts] if clean else list(texts)
+    return tokenizer(texts, truncation=True, max_length=max_length, **kwargs)
+
+
+def text_capabilities(model: nn.Module) -> tuple[bool, int | None]:
+    """``(clean_texts, pad_texts_to)`` of a model (video-text interface's capabilities; X-CLIP's when it says
+    nothing)."""
+    base = unwrap_model(model)
+    capabilities = getattr(base, "capabilities", None)
+    if capabilities is None:
+        return True, None
+    return capabilities.clean_texts, capabilities.pad_texts_to
 
 
 def tokenize_labels(tokenizer: Any, labels: Sequence[str], template: str = "{}", max_length: int = 77):
@@ -486,7 +498,8 @@ class LabelEncoder:
 
     def _encode(self, pairs: list[Pair], chunked: bool, cached: bool) -> torch.Tensor:
         """Text embeddings (N, D) of `pairs`; gradients follow the caller's grad mode."""
-        tokenized = tokenize_texts(self.tokenizer, [text for _, text in pairs], self.max_length)["input_ids"]
+        clean, pad_to = text_capabilities(self.model)
+        tokenized = tokenize_texts(self.tokenizer, [text for _, text in pairs], self.max_length, clean)["input_ids"]
         lengths = [len(ids) for ids in tokenized]
         chunks = length_chunks(lengths, self.batch_size) if chunked else [list(range(len(pairs)))]
         prompter = self.prompter
@@ -495,7 +508,7 @@ class LabelEncoder:
         out: list[torch.Tensor | None] = [None] * len(pairs)
         device = self.model.device
         for chunk in chunks:
-            width = max(lengths[i] for i in chunk)
+            width = pad_to or max(lengths[i] for i in chunk)  # SigLIP pools the last position: fixed length
             batch = self.tokenizer.pad(
                 {"input_ids": [tokenized[i] for i in chunk]}, padding="max_length", max_length=width, return_tensors="pt"
             )
@@ -678,6 +691,12 @@ class LabelEncoder:
         key = (self._owner(), bank.fingerprint)
         if key in self._checked_banks:
             return
+        made_by, family = bank.metadata.get("model_family"), _family_of(self.model)
+        if made_by is not None and made_by != family:
+            raise LabelBankMismatchError(
+                f"the label bank was made by a {made_by} model; this is a {family} model: re-encode the labels with "
+                "`hf-xclip labels encode` for this model."
+            )
         bank.check_model(self.fingerprint())
         self._checked_banks.add(key)
 
@@ -697,9 +716,16 @@ class LabelEncoder:
             embeddings=embeddings.detach().float().cpu(),
             templates=templates,
             fingerprint=self.fingerprint(),
-            metadata=dict(metadata),
+            metadata={"model_family": _family_of(self.model), **metadata},
             descriptions=described,
         )
+
+
+def _family_of(model: nn.Module) -> str:
+    """The model family (`hf_xclip.modeling_video_text`) a bank records: "xclip" for models that say nothing."""
+    base = unwrap_model(model)
+    capabilities = getattr(base, "capabilities", None)
+    return capabilities.family if capabilities is not None else "xclip"
 
 
 # ----------------------------------------------------------------------------------------------------------------

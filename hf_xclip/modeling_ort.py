@@ -34,6 +34,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .configuration_xclip import XClipConfig
+from .modeling_video_text import VideoTextCapabilities, VideoTextModelMixin
 from .modeling_xclip import XClipOutput, XClipVideoOutput
 
 MANIFEST_NAME = "onnx_config.json"
@@ -199,7 +200,7 @@ def check_quantization(quantize: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------- model
-class XClipOrtModel:
+class XClipOrtModel(VideoTextModelMixin):
     """An exported X-CLIP run by onnxruntime, with the inference API of [`XClipModel`].
 
     It implements what the zero-shot pipeline, `hf-xclip classify` and evaluation code call on a model:
@@ -213,6 +214,17 @@ class XClipOrtModel:
 
     main_input_name = "pixel_values"
     input_modalities = ("video", "text")
+
+    @property
+    def capabilities(self) -> VideoTextCapabilities:
+        """What the video-text model interface (`hf_xclip.modeling_video_text`) says about this model."""
+        return VideoTextCapabilities(
+            family="xclip", video_conditioned_prompts=bool(self.config.use_prompt_generator), clean_texts=True
+        )
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.config.vision_config.num_frames)
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
+from .modeling_video_text import VideoTextCapabilities, VideoTextModelMixin
 from .modeling_prompts import (
     PromptContextAdapterMixin,
     XClipDeepPrompts,
@@ -941,7 +942,7 @@ def video_text_contrastive_loss(logits_per_video: torch.Tensor) -> torch.Tensor:
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
-class XClipModel(XClipPreTrainedModel):
+class XClipModel(VideoTextModelMixin, XClipPreTrainedModel):
     """X-CLIP (original: `XCLIP` in `models/xclip.py`): text encoder, cross-frame vision encoder, MIT, video-specific
     prompt generator.
 
@@ -987,6 +988,22 @@ class XClipModel(XClipPreTrainedModel):
             self.prompts_visual_proj = XClipPromptsVisualProjection(self.vision_embed_dim, self.projection_dim)
             self.prompts_generator = XClipPromptGenerator(config)
         self.post_init()
+
+    @property
+    def capabilities(self) -> VideoTextCapabilities:
+        """What the video-text model interface (`hf_xclip.modeling_video_text`) says about this model."""
+        return VideoTextCapabilities(
+            family="xclip",
+            video_conditioned_prompts=bool(self.config.use_prompt_generator),
+            clean_texts=True,
+            learned_prompts=True,
+            onnx_export=True,
+        )
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip the model was trained with (the default of every tool)."""
+        return int(self.config.vision_config.num_frames)
 
     # transformers' attribute names, kept for code written against XCLIPModel
     @property

@@ -39,8 +39,16 @@ DEFAULT_BACKGROUND_PROMPTS: tuple[str, ...] = ("a video", "a photo", "a clip", "
 
 
 def has_sigmoid_head(model: nn.Module) -> bool:
-    """Whether the model (or the model a peft model wraps) has a sigmoid head in its config."""
-    return getattr(model.config, "multi_label_scale", None) is not None
+    """Whether the model (or the model a peft model wraps) has a sigmoid head: one in its config, or logits trained
+    as independent per-label sigmoids (SigLIP-style models: ``logit_scale * cosine + logit_bias``)."""
+    return getattr(model.config, "multi_label_scale", None) is not None or native_sigmoid(model)
+
+
+def native_sigmoid(model: nn.Module) -> bool:
+    """Whether the model's own logits are per-label sigmoid logits (SigLIP, SigLIP 2)."""
+    base = unwrap_model(model)
+    capabilities = getattr(base, "capabilities", None)
+    return capabilities is not None and capabilities.scores == "sigmoid"
 
 
 def resolve_method(method: str, model: nn.Module) -> str:
@@ -118,6 +126,8 @@ def video_label_scores(
 def cosines(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
     """X-CLIP's video-label cosine similarities from its logits (``logit_scale * cosine``)."""
     base = unwrap_model(model)
+    if hasattr(base, "cosines"):  # the video-text interface: removes the scale (and a SigLIP-style bias)
+        return base.cosines(logits)
     return logits.float() / base.logit_scale_module().float()
 
 
@@ -217,8 +227,8 @@ def set_sigmoid_head(model: nn.Module, scale: float | None, bias: float = 0.0) -
 
 
 def sigmoid_head_of(model: nn.Module) -> dict[str, float] | None:
-    """``{"scale", "bias"}`` of the model's head, or None."""
-    if not has_sigmoid_head(model):
+    """``{"scale", "bias"}`` of the model's head in its config, or None."""
+    if getattr(model.config, "multi_label_scale", None) is None:
         return None
     return {"scale": float(model.config.multi_label_scale), "bias": float(model.config.multi_label_bias)}
 
@@ -264,6 +274,8 @@ def describe(method: str, model: Any = None) -> str:
     """One line saying how scores are computed (for reports)."""
     if method == "sigmoid" and model is not None and has_sigmoid_head(model):
         head = sigmoid_head_of(model)
+        if head is None:
+            return "the model's own sigmoid: sigmoid(logit_scale * cosine + logit_bias)"
         return f"sigmoid head: sigmoid({head['scale']:.4g} * cosine {head['bias']:+.4g})"
     return {
         "sigmoid": "sigmoid head",

@@ -60,7 +60,7 @@ from .labels import (
     normalize_templates,
     resolve_templates,
 )
-from .loading import XClipAutoModel, as_xclip_model, resolve_components
+from .loading import XClipAutoModel, as_video_text_model, is_xclip_family, resolve_components
 from .modeling_xclip import XClipModel
 from .multilabel import MULTI_LABEL_METHODS, reference_texts, resolve_method, video_label_scores
 from .utils import check_positive_int, prefetch_map
@@ -165,16 +165,18 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         text_batch_size: int = 256,
         **kwargs,
     ) -> None:
-        model = as_xclip_model(model)
+        model = as_video_text_model(model)
         source = model.name_or_path or None
         processor, video_processor, tokenizer = resolve_components(
             source, processor, video_processor or image_processor or feature_extractor, tokenizer,
-            config=None if isinstance(model, XClipModel) else model.config,
+            config=None if isinstance(model, XClipModel) else model.config, model=model,
         )
         super().__init__(model=model, tokenizer=tokenizer, video_processor=video_processor, processor=processor, **kwargs)
         self.model.eval()
         # the model's text template (its processor's), the default of every call
-        self.hypothesis_template = resolve_templates(None, processor, source)
+        self.hypothesis_template = (
+            resolve_templates(None, processor, source) if is_xclip_family(model) else _family_template(model)
+        )
         self.label_encoder = LabelEncoder(
             self.model,
             self.tokenizer,
@@ -448,10 +450,9 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             (`hf_xclip.multilabel.video_label_scores`).
         """
         pixel_values = pixel_values.to(device=self.device, dtype=self.model.dtype)
-        video = self.model.get_video_features(pixel_values, output_prompt_features=True, return_dict=True)
+        video = self.model.encode_videos(pixel_values)
         if labels.method is None:
-            logits, _ = self.model.get_logits(video.pooler_output, labels.positives, video.prompt_features)
-            return logits.float().softmax(dim=-1)
+            return self.model.probabilities(self.model.score(video, labels.positives))
         scores = video_label_scores(
             self.model, video.pooler_output, video.prompt_features, labels.positives, labels.method, labels.references
         )
@@ -558,6 +559,14 @@ def _labels_to_score(candidate_labels: tuple[str, ...] | None, bank: LabelBank |
     if bank is not None:
         return tuple(bank.labels)
     return tuple(normalize_labels(None))  # raises the "needs candidate_labels" error
+
+
+def _family_template(model: Any) -> tuple[str, ...]:
+    """The default template of an image-text / video-text family (`ModelFamily.default_template`)."""
+    from .modeling_video_text import FAMILIES, model_family
+
+    name = model_family(model)
+    return tuple(family.default_template for family in FAMILIES if family.name == name) or ("{}",)
 
 
 def _failure(video: Any, err: Exception) -> Exception:

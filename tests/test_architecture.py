@@ -100,7 +100,15 @@ def test_commands_import_the_library_not_each_other():
 
 
 @pytest.mark.parametrize(
-    "module", ["hf_xclip.modeling_xclip", "hf_xclip.pipeline_zero_shot_video_classification", "hf_xclip.processing_xclip"]
+    "module",
+    [
+        "hf_xclip.modeling_xclip",
+        "hf_xclip.pipeline_zero_shot_video_classification",
+        "hf_xclip.processing_xclip",
+        "hf_xclip.modeling_video_text",
+        "hf_xclip.processing_video_text",
+        "hf_xclip.loading",
+    ],
 )
 def test_remote_code_modules_only_import_flat_siblings(module):
     """What `save_pretrained` ships is a flat folder of files: their hf_xclip imports must be flat siblings, closed
@@ -131,6 +139,8 @@ SHIPPED_CLOSURE = {
     "fingerprint",
     "loading",
     "pipeline_zero_shot_video_classification",
+    "modeling_video_text",
+    "processing_video_text",
     "utils",
 }
 PLUMBING = {"__init__", "_old_paths", "cli", "registration"}

@@ -143,7 +143,7 @@ def test_bank_round_trip_gives_bit_identical_scores(model, tokenizer, tmp_path):
     bank = encoder.bank(LABELS, templates, model="tiny")
     path = bank.save(tmp_path / "labels.safetensors")
     loaded = LabelBank.load(path)
-    assert loaded.labels == LABELS and loaded.templates == templates and loaded.metadata == {"model": "tiny"}
+    assert loaded.labels == LABELS and loaded.templates == templates and loaded.metadata == {"model_family": "xclip", "model": "tiny"}
     loaded.check_model(model)
     pixel_values = XClipModelTester.pipeline(model.config.text_config.vocab_size).pixel_values(batch_size=2)
     with torch.no_grad():

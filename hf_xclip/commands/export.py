@@ -84,9 +84,16 @@ def _export(args: argparse.Namespace):
 
 
 def _load_model(name: str):
+    from ..loading import check_model_family
     from ..modeling_xclip import XClipModel
 
     try:
+        family = check_model_family(name)
+        if family != "xclip":
+            raise UsageError(
+                f"{name} is a {family} model: hf-xclip export writes X-CLIP's three graphs and exports X-CLIP models "
+                "only for now (see docs/models.md, 'Not supported yet')."
+            )
         return XClipModel.from_pretrained(name)
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot load model {name!r}: {err}") from None

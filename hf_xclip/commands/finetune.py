@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -236,6 +237,42 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--num-frames must be at least 1.")
 
 
+def _family(model_name: str) -> str:
+    from ..loading import check_model_family
+
+    return check_model_family(model_name)
+
+
+def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout) -> int:
+    """CLIP / MetaCLIP 2 / SigLIP / SigLIP 2: ViFi-CLIP's recipe (`hf_xclip.finetuning.frame_pooling`), LoRA or full;
+    the output folder is a plain transformers checkpoint."""
+    from ..finetuning.frame_pooling import FramePoolingTrainingArguments, finetune_folder
+
+    family = _family(model_name)
+    methods = list(args.method or ["lora"])
+    if family == "videoprism" or len(methods) != 1 or methods[0] not in ("lora", "full"):
+        raise UsageError(
+            f"{model_name} is a {family} model: hf-xclip finetune trains it with --method lora or --method full "
+            "(frame-pooling image-text families only; see docs/models.md, 'Not supported yet')."
+        )
+    learning_rate = getattr(args, "learning_rate", None) or getattr(args, "lr", None)
+    settings = FramePoolingTrainingArguments(
+        method=methods[0], epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lora_rank=args.lora_r,
+        template=getattr(args, "template", None) or "{}", **({"learning_rate": learning_rate} if learning_rate else {}),
+    )
+    if os.path.exists(args.output_dir) and os.listdir(args.output_dir):
+        raise UsageError(f"--output-dir {args.output_dir} is not empty; choose a new folder.")
+    summary = finetune_folder(model_name, train, heldout, args.output_dir, settings)
+    for message in summary["skipped_videos"]:
+        print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
+    summary["skipped_videos"] = len(summary["skipped_videos"])
+    print(f"fine-tuned {family} ({methods[0]}): loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}, "
+          f"held-out top-1 {summary['top1_before']} -> {summary['top1']}; wrote {args.output_dir}")
+    if args.json:
+        print(json.dumps(summary))
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     from ..finetuning.accelerator import make_accelerator
     from ..finetuning.adapters import save_adapter
@@ -252,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
+        if _family(model_name) != "xclip":
+            return _run_frame_pooling(args, model_name, train, heldout)
         model = XClipModel.from_pretrained(model_name)
         processor = XClipProcessor.from_pretrained(model_name)
         prompter = None

@@ -42,7 +42,7 @@ def _check_transformers_heads(directory: Path, weights: dict[str, torch.Tensor])
     if not config_path.is_file():
         return
     config = json.loads(config_path.read_text())
-    if config.get("model_type") not in (None, "clip"):
+    if config.get("model_type") not in (None, "clip", "metaclip_2"):  # MetaCLIP 2: the same ViT and text layout
         raise ConversionError(f"{directory} holds a `{config.get('model_type')}` model; expected a CLIP model.")
     for section, key in (("text_config", "text_model.final_layer_norm.weight"),
                          ("vision_config", "vision_model.post_layernorm.weight")):

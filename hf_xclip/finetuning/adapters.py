@@ -115,10 +115,20 @@ def load_model_with_adapter(
         ValueError: `adapter` is a folder without `adapter_config.json`.
         OSError: the model or adapter cannot be found.
     """
+    from ..loading import check_model_family, load_family_model
     from ..modeling_xclip import XClipModel
     from ..processing_xclip import XClipProcessor
 
-    if adapter is not None and is_full_model_folder(adapter):  # `--method full`: the folder is the model
+    full = adapter is not None and is_full_model_folder(adapter)
+    if check_model_family(adapter if full else model_name) != "xclip":  # CLIP, SigLIP, VideoPrism, ...
+        if adapter is not None and not full:
+            raise ValueError(
+                f"PEFT adapters are loaded onto X-CLIP models only; {os.fspath(model_name)!r} is a "
+                f"{check_model_family(model_name)} model (fine-tune it with --method full)."
+            )
+        model, processor = load_family_model(adapter if full else model_name)
+        return model.eval(), processor, load_adapter_metadata(adapter) if full else None
+    if full:  # `--method full`: the folder is the model
         model = XClipModel.from_pretrained(adapter)
         source = adapter if (Path(adapter) / "processor_config.json").is_file() else model_name
         return model.eval(), XClipProcessor.from_pretrained(source), load_adapter_metadata(adapter)

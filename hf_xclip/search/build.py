@@ -415,10 +415,12 @@ def _model_name(source: str) -> str:
 
 
 def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str, Any]) -> IndexInfo:
-    config = unwrap_model(loaded.model).config
-    projection_dim = int(config.projection_dim)
+    core = unwrap_model(loaded.model)
+    config = core.config
+    projection_dim = int(getattr(core, "embed_dim", None) or config.projection_dim)
     num_patches = 0
-    if getattr(config, "use_prompt_generator", True):
+    capabilities = getattr(core, "capabilities", None)  # the video-text interface: no prompts outside X-CLIP
+    if getattr(config, "use_prompt_generator", True) and (capabilities is None or capabilities.video_conditioned_prompts):
         crop = loaded.video_processor.crop_size
         size = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop), int(crop))
         patch = config.vision_config.patch_size

@@ -97,6 +97,9 @@ def exact_scores(
     param = next(core.parameters())
     device, dtype = param.device, param.dtype
     text = text_embed.reshape(1, -1).to(device=device, dtype=dtype)
+    capabilities = getattr(core, "capabilities", None)
+    if capabilities is not None and capabilities.family != "xclip":  # the model's own formula (video-text interface)
+        return core.get_logits(video_embeds.to(device=device, dtype=dtype), text)[0][:, 0].float()
     videos = video_embeds.to(device=device, dtype=dtype)
     videos = videos / videos.norm(dim=-1, keepdim=True)
     scale = core.logit_scale_module()
