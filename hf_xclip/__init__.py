@@ -1,62 +1,94 @@
-"""hf_xclip: X-CLIP (video-text CLIP with cross-frame attention) for the Hugging Face ecosystem."""
+"""hf_xclip: X-CLIP (video-text CLIP with cross-frame attention) for the Hugging Face ecosystem.
 
-from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
-from .defaults import default_model_path
-from .evaluation import EvaluationResult, evaluate_videos
-from .labels import LabelBank, LabelEncoder
-from .modeling_ort import XClipOrtModel
-from .modeling_xclip import (
-    XClipModel,
-    XClipOutput,
-    XClipPreTrainedModel,
-    XClipTextModel,
-    XClipVideoOutput,
-    XClipVisionModel,
-)
-from .peft_utils import CoOpConfig, XClipAdapterConfig, get_xclip_peft_model, lora_target_modules
-from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline
-from .processing_xclip import XClipProcessor
-from .registration import register
-from .training import FewShotTrainingArguments, train_few_shot
-from .video_data import find_videos, scan_video_folder
-from .video_index import build_index
-from .video_io import VideoDecodeError
-from .video_processing_xclip import XClipVideoProcessor
-from .video_search import VideoIndex
+The public names below are imported on first use (``from hf_xclip import XClipModel`` imports the model module then),
+so that ``import hf_xclip`` and the `hf-xclip` command start without torch or transformers. Registration with
+transformers' Auto classes and ``pipeline("zero-shot-video-classification")`` happens as soon as transformers is
+imported (see `hf_xclip.registration`)."""
 
-register()
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+from .registration import register, register_on_transformers_import
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "XClipConfig",
-    "XClipModel",
-    "XClipOutput",
-    "XClipPreTrainedModel",
-    "XClipTextConfig",
-    "XClipTextModel",
-    "XClipVideoOutput",
-    "XClipVisionConfig",
-    "XClipVisionModel",
-    "XClipOrtModel",
-    "XClipProcessor",
-    "XClipVideoProcessor",
-    "VideoDecodeError",
-    "ZeroShotVideoClassificationPipeline",
-    "register",
-    "default_model_path",
-    "CoOpConfig",
-    "XClipAdapterConfig",
-    "get_xclip_peft_model",
-    "lora_target_modules",
-    "EvaluationResult",
-    "FewShotTrainingArguments",
-    "LabelBank",
-    "LabelEncoder",
-    "evaluate_videos",
-    "find_videos",
-    "scan_video_folder",
-    "train_few_shot",
-    "build_index",
-    "VideoIndex",
-]
+# Public name -> the module that defines it.
+_LAZY_NAMES: dict[str, str] = {
+    "XClipConfig": ".configuration_xclip",
+    "XClipTextConfig": ".configuration_xclip",
+    "XClipVisionConfig": ".configuration_xclip",
+    "XClipModel": ".modeling_xclip",
+    "XClipOutput": ".modeling_xclip",
+    "XClipPreTrainedModel": ".modeling_xclip",
+    "XClipTextModel": ".modeling_xclip",
+    "XClipVideoOutput": ".modeling_xclip",
+    "XClipVisionModel": ".modeling_xclip",
+    "XClipOrtModel": ".modeling_ort",
+    "XClipProcessor": ".processing_xclip",
+    "XClipVideoProcessor": ".video_processing_xclip",
+    "VideoDecodeError": ".video_io",
+    "ZeroShotVideoClassificationPipeline": ".pipeline_zero_shot_video_classification",
+    "default_model_path": ".defaults",
+    "CoOpConfig": ".peft_utils",
+    "XClipAdapterConfig": ".peft_utils",
+    "get_xclip_peft_model": ".peft_utils",
+    "lora_target_modules": ".peft_utils",
+    "EvaluationResult": ".evaluation",
+    "evaluate_videos": ".evaluation",
+    "FewShotTrainingArguments": ".training",
+    "train_few_shot": ".training",
+    "LabelBank": ".labels",
+    "LabelEncoder": ".labels",
+    "find_videos": ".video_data",
+    "scan_video_folder": ".video_data",
+    "build_index": ".video_index",
+    "VideoIndex": ".video_search",
+}
+
+__all__ = [*_LAZY_NAMES, "register"]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
+    from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
+    from .defaults import default_model_path
+    from .evaluation import EvaluationResult, evaluate_videos
+    from .labels import LabelBank, LabelEncoder
+    from .modeling_ort import XClipOrtModel
+    from .modeling_xclip import (
+        XClipModel,
+        XClipOutput,
+        XClipPreTrainedModel,
+        XClipTextModel,
+        XClipVideoOutput,
+        XClipVisionModel,
+    )
+    from .peft_utils import CoOpConfig, XClipAdapterConfig, get_xclip_peft_model, lora_target_modules
+    from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline
+    from .processing_xclip import XClipProcessor
+    from .training import FewShotTrainingArguments, train_few_shot
+    from .video_data import find_videos, scan_video_folder
+    from .video_index import build_index
+    from .video_io import VideoDecodeError
+    from .video_processing_xclip import XClipVideoProcessor
+    from .video_search import VideoIndex
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        # `hf_xclip.labels` & co. without importing them first, as when this package imported them all eagerly
+        if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
+        raise AttributeError(f"module 'hf_xclip' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_NAMES})
+
+
+register_on_transformers_import()

@@ -4,7 +4,9 @@ the usage error, the model argument). Commands import the library and this modul
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,58 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad command-line input (exit status `EXIT_USAGE`)."""
+
+
+def _static_definition(module: str, name: str) -> ast.stmt:
+    """The statement defining `name` in `module` (following ``from .x import name`` re-exports), read from its
+    source without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise LookupError(f"no module {module}")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return node
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return node
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return node
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+            package = module if spec.submodule_search_locations is not None else module.rpartition(".")[0]
+            source = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                else node.module or ""
+            original = next(a.name for a in node.names if (a.asname or a.name) == name)
+            return _static_definition(source, original)
+    raise LookupError(f"{module} defines no {name}")
+
+
+def static_value(module: str, name: str) -> Any:
+    """A module-level literal constant (a tuple of choices, a default) without importing its module: the command
+    parsers show the library's choices while `hf-xclip ... --help` stays free of torch and transformers."""
+    node = _static_definition(module, name)
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+        raise LookupError(f"{module}.{name} is not a constant")
+    return ast.literal_eval(node.value)
+
+
+def static_defaults(module: str, name: str) -> dict[str, Any]:
+    """The literal field defaults of dataclass `name` in `module` (``x: int = 1`` or ``field(default=1, ...)``),
+    read without importing the module."""
+    node = _static_definition(module, name)
+    if not isinstance(node, ast.ClassDef):
+        raise LookupError(f"{module}.{name} is not a class")
+    defaults: dict[str, Any] = {}
+    for item in node.body:
+        if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None):
+            continue
+        value = item.value
+        if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
+            value = next((k.value for k in value.keywords if k.arg == "default"), None)
+        try:
+            defaults[item.target.id] = ast.literal_eval(value) if value is not None else None
+        except ValueError:
+            continue  # not a literal: not needed by a parser
+    return defaults
 
 
 def model_or_default(model: str | None) -> str:

@@ -35,6 +35,7 @@ from ..cli import (
     model_or_default,
     read_label_arguments,
     require_matplotlib,
+    static_value,
 )
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
@@ -44,7 +45,7 @@ stderr and skipped; the exit status is 1 when some failed."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..multilabel import MULTI_LABEL_METHODS
+    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
 
     parser = subparsers.add_parser(
         "classify",

@@ -38,6 +38,7 @@ from ..cli import (
     model_or_default,
     read_bank_argument,
     read_descriptions_argument,
+    static_value,
 )
 
 DESCRIPTION = """Measure an X-CLIP model, optionally with a PEFT adapter (from `hf-xclip finetune`): top-1 / top-5 and
@@ -47,7 +48,7 @@ or a CSV with columns video,labels)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..multilabel import MULTI_LABEL_METHODS
+    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
 
     parser = subparsers.add_parser(
         "evaluate",

@@ -35,6 +35,7 @@ from ..cli import (
     add_label_side_arguments,
     model_or_default,
     read_descriptions_argument,
+    static_value,
 )
 LORA_PARTS = ("text", "vision", "cross-frame", "mit", "prompt-generator", "projections", "mlp")
 
@@ -52,8 +53,11 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..peft_utils import LORA_TYPES, METHODS
-    from ..training import MULTI_LABEL_LOSSES, REGULARIZATIONS
+    # the library's choices, read without importing torch
+    LORA_TYPES, METHODS = (static_value("hf_xclip.peft_utils", name) for name in ("LORA_TYPES", "METHODS"))
+    MULTI_LABEL_LOSSES, REGULARIZATIONS = (
+        static_value("hf_xclip.training", name) for name in ("MULTI_LABEL_LOSSES", "REGULARIZATIONS")
+    )
 
     parser = subparsers.add_parser(
         "finetune",

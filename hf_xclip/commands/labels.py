@@ -33,6 +33,7 @@ from ..cli import (
     add_label_side_arguments,
     model_or_default,
     read_descriptions_argument,
+    static_value,
 )
 
 DESCRIPTION = """The label side of X-CLIP on its own.
@@ -92,7 +93,7 @@ def _add_encode(verbs) -> None:
 
 
 def _add_describe(verbs) -> None:
-    from ..language_models import DEFAULT_DESCRIPTION_PROMPTS
+    DEFAULT_DESCRIPTION_PROMPTS = static_value("hf_xclip.language_models", "DEFAULT_DESCRIPTION_PROMPTS")
 
     parser = verbs.add_parser(
         "describe",

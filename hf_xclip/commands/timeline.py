@@ -32,6 +32,8 @@ from ..cli import (
     model_or_default,
     read_label_arguments,
     require_matplotlib,
+    static_defaults,
+    static_value,
 )
 
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
@@ -41,10 +43,8 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..multilabel import MULTI_LABEL_METHODS
-    from ..timeline import TimelineConfig
-
-    defaults = TimelineConfig()
+    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
+    defaults = argparse.Namespace(**static_defaults("hf_xclip.timeline", "TimelineConfig"))
     parser = subparsers.add_parser(
         "timeline",
         help="per-label timeline of a long video: window scores, segments, plot",
