@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, loading, model_or_default
 
 DESCRIPTION = """Fit a model's multi-label sigmoid head (one scale and bias on the video-label cosine, for all labels)
 on a few labelled clips (ANNOTATIONS: JSONL {"video": PATH, "labels": [...]} lines, or a CSV video,labels) and
@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         if args.adapter is not None and not Path(args.adapter).is_dir():
             raise UsageError(f"--adapter {args.adapter} is not a local folder (calibrate writes a copy of it)")
         model_name = model_or_default(args.model)
-        model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
+        with loading(model_name, args.adapter):
+            model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
         metadata = metadata or {}
         template = validate_template(args.template or metadata.get("template") or "{}", "--template")
     except (UsageError, ValueError, OSError) as err:

@@ -35,6 +35,7 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_label_side_arguments,
+    loading,
     model_or_default,
     read_bank_argument,
     read_descriptions_argument,
@@ -116,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         model_name = model_or_default(args.model)
         bank = read_bank_argument(args.label_bank)
         descriptions = read_descriptions_argument(args.label_descriptions)
-        model, processor, metadata = load_model_with_adapter(model_name, args.adapter, language_model=args.language_model)
+        with loading(model_name, args.adapter):
+            model, processor, metadata = load_model_with_adapter(
+                model_name, args.adapter, language_model=args.language_model
+            )
         metadata = metadata or {}
         if descriptions is None:
             descriptions = metadata.get("label_descriptions") or None

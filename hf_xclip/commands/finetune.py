@@ -33,6 +33,7 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_label_side_arguments,
+    loading,
     model_or_default,
     read_descriptions_argument,
     static_value,
@@ -331,8 +332,9 @@ def run(args: argparse.Namespace) -> int:
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
-        model = XClipModel.from_pretrained(model_name)
-        processor = XClipProcessor.from_pretrained(model_name)
+        with loading(model_name):
+            model = XClipModel.from_pretrained(model_name)
+            processor = XClipProcessor.from_pretrained(model_name)
         prompter = None
         if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
             from accelerate.utils import set_seed

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, check_model_source
 
 DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
 (video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--workers must be >= 0, got {args.workers}")
         if args.stride is not None and args.window is None:
             raise UsageError("--stride needs --window")
+        if args.model is not None:
+            check_model_source(args.model)
         try:
             result = build_index(
                 args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,

@@ -31,6 +31,7 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_label_side_arguments,
+    loading,
     model_or_default,
     read_descriptions_argument,
     static_value,
@@ -169,9 +170,10 @@ def run_encode(args: argparse.Namespace) -> int:
         overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
         if args.load_in_8bit:
             overrides["load_in_8bit"] = True
-        model, processor, metadata = load_model_with_adapter(
-            model_name, args.adapter, language_model=args.language_model, **overrides
-        )
+        with loading(model_name, args.adapter):
+            model, processor, metadata = load_model_with_adapter(
+                model_name, args.adapter, language_model=args.language_model, **overrides
+            )
         metadata = metadata or {}
         model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
         encoder = LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size)
