@@ -43,14 +43,14 @@ def run_once(tree: Path, argv: list[str]) -> float:
     """Wall seconds of one fresh process."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     start = time.perf_counter()
-    subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+    subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, check=False)
     return time.perf_counter() - start
 
 
 def heavy_imports(tree: Path, argv: list[str]) -> set[str]:
     """Which of torch / transformers one fresh process imports (`python -X importtime`)."""
     env = dict(os.environ, PYTHONPATH=str(tree))
-    done = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, capture_output=True, text=True, check=False)
     names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     return {name for name in ("torch", "transformers") if name in names}
 

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from ._old_paths import install as _install_old_paths
 from .registration import register, register_on_transformers_import
 
 __version__ = "0.1.0"
@@ -31,29 +32,68 @@ _LAZY_NAMES: dict[str, str] = {
     "XClipVideoProcessor": ".video_processing_xclip",
     "VideoDecodeError": ".video_io",
     "ZeroShotVideoClassificationPipeline": ".pipeline_zero_shot_video_classification",
-    "default_model_path": ".defaults",
-    "CoOpConfig": ".peft_utils",
-    "XClipAdapterConfig": ".peft_utils",
-    "get_xclip_peft_model": ".peft_utils",
-    "lora_target_modules": ".peft_utils",
-    "EvaluationResult": ".evaluation",
-    "evaluate_videos": ".evaluation",
-    "FewShotTrainingArguments": ".training",
-    "train_few_shot": ".training",
+    "default_model_path": ".embedded_model.location",
+    "CoOpConfig": ".finetuning.peft_config",
+    "XClipAdapterConfig": ".finetuning.peft_config",
+    "get_xclip_peft_model": ".finetuning.peft_model",
+    "lora_target_modules": ".finetuning.peft_config",
+    "EvaluationResult": ".evaluation.evaluate",
+    "evaluate_videos": ".evaluation.evaluate",
+    "FewShotTrainingArguments": ".finetuning.training",
+    "train_few_shot": ".finetuning.training",
     "LabelBank": ".labels",
     "LabelEncoder": ".labels",
-    "find_videos": ".video_data",
-    "scan_video_folder": ".video_data",
-    "build_index": ".video_index",
-    "VideoIndex": ".video_search",
+    "find_videos": ".data.folders",
+    "scan_video_folder": ".data.folders",
+    "build_index": ".search.build",
+    "VideoIndex": ".search.index",
 }
 
-__all__ = [*_LAZY_NAMES, "register"]
+__all__ = [
+    "XClipConfig",
+    "XClipModel",
+    "XClipOutput",
+    "XClipPreTrainedModel",
+    "XClipTextConfig",
+    "XClipTextModel",
+    "XClipVideoOutput",
+    "XClipVisionConfig",
+    "XClipVisionModel",
+    "XClipOrtModel",
+    "XClipProcessor",
+    "XClipVideoProcessor",
+    "VideoDecodeError",
+    "ZeroShotVideoClassificationPipeline",
+    "register",
+    "default_model_path",
+    "CoOpConfig",
+    "XClipAdapterConfig",
+    "get_xclip_peft_model",
+    "lora_target_modules",
+    "EvaluationResult",
+    "FewShotTrainingArguments",
+    "LabelBank",
+    "LabelEncoder",
+    "evaluate_videos",
+    "find_videos",
+    "scan_video_folder",
+    "train_few_shot",
+    "build_index",
+    "VideoIndex",
+]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
-    from .defaults import default_model_path
-    from .evaluation import EvaluationResult, evaluate_videos
+    from .data.folders import find_videos, scan_video_folder
+    from .embedded_model.location import default_model_path
+    from .evaluation.evaluate import EvaluationResult, evaluate_videos
+    from .finetuning.peft_config import (
+        CoOpConfig,
+        XClipAdapterConfig,
+        lora_target_modules,
+    )
+    from .finetuning.peft_model import get_xclip_peft_model
+    from .finetuning.training import FewShotTrainingArguments, train_few_shot
     from .labels import LabelBank, LabelEncoder
     from .modeling_ort import XClipOrtModel
     from .modeling_xclip import (
@@ -64,15 +104,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         XClipVideoOutput,
         XClipVisionModel,
     )
-    from .peft_utils import CoOpConfig, XClipAdapterConfig, get_xclip_peft_model, lora_target_modules
-    from .pipeline_zero_shot_video_classification import ZeroShotVideoClassificationPipeline
+    from .pipeline_zero_shot_video_classification import (
+        ZeroShotVideoClassificationPipeline,
+    )
     from .processing_xclip import XClipProcessor
-    from .training import FewShotTrainingArguments, train_few_shot
-    from .video_data import find_videos, scan_video_folder
-    from .video_index import build_index
+    from .search.build import build_index
+    from .search.index import VideoIndex
     from .video_io import VideoDecodeError
     from .video_processing_xclip import XClipVideoProcessor
-    from .video_search import VideoIndex
 
 
 def __getattr__(name: str) -> Any:
@@ -92,3 +131,4 @@ def __dir__() -> list[str]:
 
 
 register_on_transformers_import()
+_install_old_paths()  # `hf_xclip.video_index` & co. (the paths before the feature packages) keep importing

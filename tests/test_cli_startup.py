@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run_python(code: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -57,6 +57,7 @@ def test_importing_a_module_of_the_package_first_registers_the_auto_classes():
 def test_every_public_name_imports():
     import hf_xclip
 
+    assert set(hf_xclip.__all__) == {*hf_xclip._LAZY_NAMES, "register"}
     for name in hf_xclip.__all__:
         assert getattr(hf_xclip, name) is not None, name
     assert "XClipModel" in dir(hf_xclip)
@@ -65,18 +66,18 @@ def test_every_public_name_imports():
 
 
 def test_static_values_are_the_library_values():
-    from hf_xclip.language_models import DEFAULT_DESCRIPTION_PROMPTS
+    from hf_xclip.finetuning.peft_config import LORA_TYPES, METHODS
+    from hf_xclip.finetuning.training import MULTI_LABEL_LOSSES, REGULARIZATIONS
+    from hf_xclip.language.causal_lm import DEFAULT_DESCRIPTION_PROMPTS
     from hf_xclip.multilabel import MULTI_LABEL_METHODS
-    from hf_xclip.peft_utils import LORA_TYPES, METHODS
     from hf_xclip.timeline import TimelineConfig
-    from hf_xclip.training import MULTI_LABEL_LOSSES, REGULARIZATIONS
 
     assert static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS") == MULTI_LABEL_METHODS
-    assert static_value("hf_xclip.peft_utils", "METHODS") == METHODS
-    assert static_value("hf_xclip.peft_utils", "LORA_TYPES") == LORA_TYPES
-    assert static_value("hf_xclip.training", "MULTI_LABEL_LOSSES") == MULTI_LABEL_LOSSES
-    assert static_value("hf_xclip.training", "REGULARIZATIONS") == REGULARIZATIONS
-    assert static_value("hf_xclip.language_models", "DEFAULT_DESCRIPTION_PROMPTS") == DEFAULT_DESCRIPTION_PROMPTS
+    assert static_value("hf_xclip.finetuning.peft_config", "METHODS") == METHODS
+    assert static_value("hf_xclip.finetuning.peft_config", "LORA_TYPES") == LORA_TYPES
+    assert static_value("hf_xclip.finetuning.training", "MULTI_LABEL_LOSSES") == MULTI_LABEL_LOSSES
+    assert static_value("hf_xclip.finetuning.training", "REGULARIZATIONS") == REGULARIZATIONS
+    assert static_value("hf_xclip.language.causal_lm", "DEFAULT_DESCRIPTION_PROMPTS") == DEFAULT_DESCRIPTION_PROMPTS
     defaults = static_defaults("hf_xclip.timeline", "TimelineConfig")
     for name in ("window", "batch_size", "smoothing", "min_duration"):
         assert defaults[name] == getattr(TimelineConfig(), name), name
