@@ -34,10 +34,14 @@ class UsageError(Exception):
 def _static_definition(module: str, name: str) -> ast.stmt:
     """The statement defining `name` in `module` (following ``from .x import name`` re-exports), read from its
     source without importing it."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
+    # the file of an hf_xclip module, found without importing its parent packages (which import torch)
+    root, _, rest = module.partition(".")
+    base = Path(__file__).resolve().parent.joinpath(*rest.split(".")) if rest else Path(__file__).resolve().parent
+    is_package = (base / "__init__.py").is_file()
+    source = base / "__init__.py" if is_package else base.with_suffix(".py")
+    if root != __package__ or not source.is_file():
         raise LookupError(f"no module {module}")
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    tree = ast.parse(source.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == name:
             return node
@@ -46,11 +50,11 @@ def _static_definition(module: str, name: str) -> ast.stmt:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return node
         if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
-            package = module if spec.submodule_search_locations is not None else module.rpartition(".")[0]
-            source = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+            package = module if is_package else module.rpartition(".")[0]
+            origin = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
                 else node.module or ""
             original = next(a.name for a in node.names if (a.asname or a.name) == name)
-            return _static_definition(source, original)
+            return _static_definition(origin, original)
     raise LookupError(f"{module} defines no {name}")
 
 
