@@ -226,6 +226,28 @@ def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
         raise UsageError(_naming(labels_file, err)) from None
 
 
+def unknown_labels(tokenizer: Any, labels: list[str]) -> list[tuple[str, int, int]]:
+    """``(label, unknown tokens, tokens)`` for every label whose tokens are at least half the tokenizer's unknown
+    token: such labels all look alike to the model, and their scores say little."""
+    unknown_id = getattr(tokenizer, "unk_token_id", None)
+    if unknown_id is None:
+        return []
+    found = []
+    for label in labels:
+        ids = tokenizer(label, add_special_tokens=False)["input_ids"]
+        count = sum(1 for token in ids if token == unknown_id)
+        if ids and 2 * count >= len(ids):
+            found.append((label, count, len(ids)))
+    return found
+
+
+def warn_unknown_labels(tokenizer: Any, labels: list[str], command: str) -> None:
+    """Warn on stderr, naming each label that is mostly unknown tokens (see `unknown_labels`)."""
+    for label, count, total in unknown_labels(tokenizer, labels):
+        print(f"hf-xclip {command}: warning: label {label!r} is mostly unknown to the model's tokenizer ({count} of "
+              f"{total} tokens): its score says little; use words the model was trained on", file=sys.stderr)
+
+
 def require_matplotlib(option: str = "--plot") -> None:
     """Raises `UsageError` when matplotlib (the ``plot`` extra) is missing."""
     try:
@@ -566,6 +588,65 @@ def progress_bars(enabled: bool) -> Iterator[None]:
             tf_logging.enable_progress_bar()
 
 
+class _JsonStdout:
+    """A stdout for ``--json``: the JSON document a command prints (its last output, from a line starting with
+    ``{`` or ``[``) goes to stdout, every other line (tables, summaries) to stderr as it comes."""
+
+    def __init__(self, stdout: Any, stderr: Any) -> None:
+        self.stdout, self.stderr = stdout, stderr
+        self.partial = ""
+        self.held: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.partial += text
+        *lines, self.partial = self.partial.split("\n")
+        for line in lines:
+            if self.held or line.lstrip().startswith(("{", "[")):
+                self.held.append(line)
+            else:
+                self.stderr.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close_out(self) -> None:
+        if self.partial:
+            self.held.append(self.partial)
+        text = "\n".join(self.held)
+        candidates = [text, self.held[-1]] if self.held else []
+        for candidate in candidates:
+            try:
+                json.loads(candidate)
+            except ValueError:
+                continue
+            before = text[: len(text) - len(candidate)]
+            if before.strip():
+                self.stderr.write(before)
+            self.stdout.write(candidate + "\n")
+            break
+        else:
+            if text:
+                self.stderr.write(text + "\n")
+        self.stdout.flush()
+
+
+@contextlib.contextmanager
+def _json_alone_on_stdout(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    stream = _JsonStdout(sys.stdout, sys.stderr)
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        stream.close_out()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -573,9 +654,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = " ".join(str(part) for part in (args.command, getattr(args, "labels_command", None)) if part)
+    json_only = getattr(args, "json", None) is True  # `--json` as a flag: the JSON summary alone on stdout
     try:
         check_output_arguments(args)
-        with progress_bars(not getattr(args, "no_progress", False)):
+        with progress_bars(not getattr(args, "no_progress", False)), _json_alone_on_stdout(json_only):
             return int(args._run(args) or 0)
     except UsageError as err:  # commands report their own; this catches what they let through
         print(f"hf-xclip {name}: error: {err}", file=sys.stderr)

@@ -36,6 +36,7 @@ from ..cli import (
     read_label_arguments,
     require_matplotlib,
     static_value,
+    warn_unknown_labels,
 )
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
@@ -115,11 +116,16 @@ def run(args: argparse.Namespace) -> int:
         num_crops=args.num_crops,
         top_k=args.top_k or None,
     )
+    if args.threshold is not None:  # every score comes back: the threshold and top-k apply here (see _keep)
+        call.update(threshold=None, top_k=None)
+    warn_unknown_labels(classifier.tokenizer, labels or [], "classify")
     try:
         results, failures = classify_videos(classifier, videos, call, args)
     except (ValueError, OSError) as err:  # labels, templates, the bank or the label prompter's language model
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if args.threshold is not None:
+        results = [(video, _keep(video, predictions, args)) for video, predictions in results]
     failures = [*((str(p), reason) for p, reason in missing), *failures]
     write_results(results, args)
     if args.plot and results:
@@ -198,10 +204,22 @@ def write_results(results: list[tuple[str, list[dict]]], args: argparse.Namespac
         print(format_table(results))
 
 
+def _keep(video: str, predictions: list[dict], args: argparse.Namespace) -> list[dict]:
+    """The labels at or above ``--threshold`` (then ``--top-k``); when none is, say so with the top score."""
+    kept = [item for item in predictions if item["score"] >= args.threshold][: args.top_k or None]
+    if not kept and predictions:
+        top = max(predictions, key=lambda item: item["score"])
+        print(f"hf-xclip classify: {video}: no label reached --threshold {args.threshold:g} (top: {top['label']!r} "
+              f"{top['score']:.4f})", file=sys.stderr)
+    return kept
+
+
 def format_table(results: list[tuple[str, list[dict]]]) -> str:
     lines = []
     for video, predictions in results:
         lines.append(video)
+        if not predictions:
+            lines.append("  (no label reached the threshold)")
         width = max((len(item["label"]) for item in predictions), default=0)
         lines.extend(f"  {item['score']:7.2%}  {item['label']:<{width}}" for item in predictions)
     return "\n".join(lines)

@@ -74,6 +74,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--train-annotations", type=Path, help="JSONL / CSV annotation file (multi-label when it has label lists)"
     )
     parser.add_argument("--output-dir", required=True, type=Path, help="where the adapter and model card are written")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output-dir")
     parser.add_argument(
         "--method", nargs="+", choices=METHODS, default=["lora"],
         help="what to train; several combine (default lora); 'full' trains every weight, alone",
@@ -314,6 +315,15 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--eval-dir goes with --train-dir; with --train-annotations use --eval-annotations.")
     if args.num_frames is not None and args.num_frames < 1:
         raise ValueError("--num-frames must be at least 1.")
+    if args.output_dir.is_dir() and any(args.output_dir.iterdir()) and not args.overwrite:
+        raise UsageError(f"--output-dir {args.output_dir} exists and is not empty: choose another folder, or pass "
+                         "--overwrite to replace its files")
+
+
+def _warn_single_class(train) -> None:
+    if len(train.class_names) == 1:
+        print(f"hf-xclip finetune: warning: the training data has a single class ({train.class_names[0]!r}): "
+              "there is nothing to tell apart, the loss goes to 0 without learning anything useful", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -329,6 +339,7 @@ def run(args: argparse.Namespace) -> int:
         training_args = training_arguments_from_args(args)
         descriptions = read_descriptions_argument(args.label_descriptions)
         train, heldout, eval_source = _split_data(args)
+        _warn_single_class(train)
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, check_model_source
@@ -60,6 +61,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_there_are_videos(paths: list[str]) -> None:
+    """Refuse (before anything is written) when the paths hold no video at all."""
+    from ..data.folders import find_videos
+
+    videos, missing = find_videos(paths)
+    if videos:
+        return
+    if missing:
+        shown = "; ".join(f"{path}: {reason}" for path, reason in missing[:3])
+        raise UsageError(f"nothing to index ({shown}); nothing written")
+    raise UsageError(f"no video files found in {', '.join(map(str, paths))}: nothing to index, nothing written")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..search import IndexModelMismatchError, build_index
 
@@ -74,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--stride needs --window")
         if args.model is not None:
             check_model_source(args.model)
+        _check_there_are_videos(args.paths)
         try:
+            # each failure is reported below, once: the library's own warnings of them are held back
+            logging.getLogger(build_index.__module__).setLevel(logging.ERROR)
             result = build_index(
                 args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
                 stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,

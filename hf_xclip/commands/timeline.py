@@ -34,6 +34,7 @@ from ..cli import (
     require_matplotlib,
     static_defaults,
     static_value,
+    warn_unknown_labels,
 )
 
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
         classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
+        warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         try:
             timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
                                       label_bank=bank, progress=not args.no_progress)
@@ -135,9 +137,21 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     write_outputs(timeline, args)
+    _say_when_nothing_reached_the_threshold(timeline)
     for warning in timeline.warnings:
         print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
     return EXIT_FAILURES if timeline.truncated else EXIT_OK
+
+
+def _say_when_nothing_reached_the_threshold(timeline) -> None:
+    config = timeline.config
+    if timeline.segments or not config.multi_label or timeline.scores.size == 0:
+        return
+    window, label = divmod(int(timeline.scores.argmax()), timeline.scores.shape[1])
+    start, end = timeline.spans[window]
+    print(f"hf-xclip timeline: no label reached --threshold {config.effective_threshold:g} in any window (top: "
+          f"{timeline.labels[label]!r} {float(timeline.scores[window, label]):.4f} at {start:.1f}-{end:.1f} s)",
+          file=sys.stderr)
 
 
 def write_outputs(timeline, args: argparse.Namespace) -> None:
