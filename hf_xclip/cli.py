@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -588,6 +589,12 @@ def progress_bars(enabled: bool) -> Iterator[None]:
             tf_logging.enable_progress_bar()
 
 
+# Warnings a user can do nothing about (raised inside peft / transformers on every run with an adapter).
+IGNORED_WARNINGS = (
+    r"`is_gradient_checkpointing` is deprecated",  # transformers 5, when peft wraps or loads a model
+)
+
+
 class _JsonStdout:
     """A stdout for ``--json``: the JSON document a command prints (its last output, from a line starting with
     ``{`` or ``[``) goes to stdout, every other line (tables, summaries) to stderr as it comes."""
@@ -657,7 +664,10 @@ def main(argv: list[str] | None = None) -> int:
     json_only = getattr(args, "json", None) is True  # `--json` as a flag: the JSON summary alone on stdout
     try:
         check_output_arguments(args)
-        with progress_bars(not getattr(args, "no_progress", False)), _json_alone_on_stdout(json_only):
+        with progress_bars(not getattr(args, "no_progress", False)), _json_alone_on_stdout(json_only), \
+                warnings.catch_warnings():
+            for message in IGNORED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
             return int(args._run(args) or 0)
     except UsageError as err:  # commands report their own; this catches what they let through
         print(f"hf-xclip {name}: error: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,19 @@ def test_an_unreadable_video_is_reported_once(capfd, model_dir, videos, tmp_path
                                    "--no-progress"])
     assert code == EXIT_FAILURES
     assert len([line for line in err.splitlines() if str(broken) in line]) == 1, err
+
+
+def test_no_progress_and_no_peft_warning_with_an_adapter(capfd, model_dir, videos, tmp_path):
+    from hf_xclip import XClipAdapterConfig, XClipModel, get_xclip_peft_model
+
+    adapter = tmp_path / "adapter"
+    get_xclip_peft_model(XClipModel.from_pretrained(model_dir), XClipAdapterConfig.for_method(["lora"])).save_pretrained(
+        adapter
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, stdout, err = run_cli(capfd, ["classify", videos[0], "--model", model_dir, "--adapter", adapter,
+                                            "--labels", "a,b", "--no-progress"])
+    assert code == EXIT_OK and stdout
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
+    assert "Loading weights" not in err and "%|" not in err, err
