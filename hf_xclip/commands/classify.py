@@ -116,16 +116,17 @@ def run(args: argparse.Namespace) -> int:
         num_crops=args.num_crops,
         top_k=args.top_k or None,
     )
-    if args.threshold is not None:  # every score comes back: the threshold and top-k apply here (see _keep)
-        call.update(threshold=None, top_k=None)
+    cuts = _label_cuts(classifier, labels or (bank.labels if bank is not None else []), args)
+    if cuts is not None:  # every score comes back: the thresholds and top-k apply here (see _keep)
+        call.update(threshold=0.0, top_k=None)
     warn_unknown_labels(classifier.tokenizer, labels or [], "classify")
     try:
         results, failures = classify_videos(classifier, videos, call, args)
     except (ValueError, OSError) as err:  # labels, templates, the bank or the label prompter's language model
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    if args.threshold is not None:
-        results = [(video, _keep(video, predictions, args)) for video, predictions in results]
+    if cuts is not None:
+        results = [(video, _keep(video, predictions, cuts, args)) for video, predictions in results]
     failures = [*((str(p), reason) for p, reason in missing), *failures]
     write_results(results, args)
     if args.plot and results:
@@ -204,13 +205,32 @@ def write_results(results: list[tuple[str, list[dict]]], args: argparse.Namespac
         print(format_table(results))
 
 
-def _keep(video: str, predictions: list[dict], args: argparse.Namespace) -> list[dict]:
-    """The labels at or above ``--threshold`` (then ``--top-k``); when none is, say so with the top score."""
-    kept = [item for item in predictions if item["score"] >= args.threshold][: args.top_k or None]
+def _label_cuts(classifier, labels: list[str], args: argparse.Namespace) -> dict[str, float] | None:
+    """Label -> the score it needs: ``--threshold``, else (multi-label with the model's sigmoid head) the head's
+    decision thresholds fitted by `hf-xclip calibrate`; None when every label is reported (top-k only)."""
+    if args.threshold is not None:
+        return dict.fromkeys(labels, args.threshold)
+    if not args.multi_label:
+        return None
+    from ..multilabel import decision_thresholds, resolve_method
+
+    try:
+        method = resolve_method(args.multi_label_method, classifier.model)
+    except ValueError:
+        return None  # reported by the pipeline call
+    fitted = decision_thresholds(classifier.model, labels) if method == "sigmoid" else None
+    return dict(zip(labels, fitted)) if fitted is not None else None
+
+
+def _keep(video: str, predictions: list[dict], cuts: dict[str, float], args: argparse.Namespace) -> list[dict]:
+    """The labels at or above their threshold (then ``--top-k``); when none is, say so with the top score."""
+    kept = [item for item in predictions if item["score"] >= cuts.get(item["label"], 0.0)][: args.top_k or None]
     if not kept and predictions:
         top = max(predictions, key=lambda item: item["score"])
-        print(f"hf-xclip classify: {video}: no label reached --threshold {args.threshold:g} (top: {top['label']!r} "
-              f"{top['score']:.4f})", file=sys.stderr)
+        which = f"--threshold {args.threshold:g}" if args.threshold is not None else (
+            f"the calibrated threshold ({cuts.get(top['label'], 0.0):.4g} for it)")
+        print(f"hf-xclip classify: {video}: no label reached {which} (top: {top['label']!r} {top['score']:.4f})",
+              file=sys.stderr)
     return kept
 
 

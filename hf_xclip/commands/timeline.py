@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_FAILURES
         classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
         warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
+        config = _calibrated_threshold(config, classifier.model)
         try:
             timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
                                       label_bank=bank, progress=not args.no_progress)
@@ -141,6 +142,26 @@ def run(args: argparse.Namespace) -> int:
     for warning in timeline.warnings:
         print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
     return EXIT_FAILURES if timeline.truncated else EXIT_OK
+
+
+def _calibrated_threshold(config, model):
+    """Multi-label without --threshold, scored by the model's sigmoid head: the head's decision threshold fitted by
+    `hf-xclip calibrate` (the global one; segments use one threshold), when it has one."""
+    from dataclasses import replace
+
+    from ..multilabel import resolve_method
+
+    fitted = getattr(model.config, "multi_label_threshold", None)
+    if not config.multi_label or config.threshold is not None or fitted is None:
+        return config
+    try:
+        if resolve_method(config.multi_label_method, model) != "sigmoid":
+            return config
+    except ValueError:
+        return config  # reported when scoring
+    print(f"hf-xclip timeline: using the sigmoid head's calibrated threshold {fitted:.4g} (--threshold overrides)",
+          file=sys.stderr)
+    return replace(config, threshold=float(fitted))
 
 
 def _say_when_nothing_reached_the_threshold(timeline) -> None:
