@@ -116,7 +116,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--template", help="prompt template with '{}' for the class (default: the model's own, '{}' for X-CLIP)"
     )
     data.add_argument("--no-augment", action="store_true", help="no random resized crop / flip (centre crop)")
-    data.add_argument("--hflip-prob", type=float, default=0.5, help="flip probability; 0 for left/right classes")
+    data.add_argument("--hflip-prob", type=float,
+                      help="flip probability (default 0.5; 0 when a label names a direction: left/right)")
     lora = parser.add_argument_group("LoRA (--method lora)")
     lora.add_argument("--lora-type", choices=LORA_TYPES, default="lora", help="low-rank adapter family")
     lora.add_argument("--lora-r", type=int, default=8, help="rank (default 8)")
@@ -252,7 +253,7 @@ def training_arguments_from_args(args: argparse.Namespace):
         seed=args.seed,
         template=args.template,
         augment=not args.no_augment,
-        hflip_prob=args.hflip_prob,
+        hflip_prob=0.5 if args.hflip_prob is None else args.hflip_prob,
         num_frames=args.num_frames,
         show_progress=not args.no_progress,
         loss=args.loss,
@@ -320,6 +321,26 @@ def _check(args: argparse.Namespace) -> None:
                          "--overwrite to replace its files")
 
 
+# Words that a horizontal flip turns into each other: a label naming one is not flip-invariant.
+DIRECTION_WORDS = ("left", "right", "leftward", "rightward", "leftwards", "rightwards", "clockwise",
+                   "counterclockwise", "anticlockwise")
+
+
+def _direction_aware_flip(training_args, class_names: list[str], given: float | None):
+    """``--hflip-prob`` as given; by default 0.5, or 0 (with a notice) when a label names a left/right direction."""
+    from dataclasses import replace
+
+    if given is not None:
+        return training_args
+    directional = [name for name in class_names if set(name.lower().replace("-", " ").split()) & set(DIRECTION_WORDS)]
+    if not directional or not training_args.augment:
+        return training_args
+    print(f"hf-xclip finetune: note: label {directional[0]!r}{f' (and {len(directional) - 1} more)' if len(directional) > 1 else ''} "
+          "names a direction a horizontal flip would reverse: random flips are off (--hflip-prob 0.5 turns them on)",
+          file=sys.stderr)
+    return replace(training_args, hflip_prob=0.0)
+
+
 def _warn_single_class(train) -> None:
     if len(train.class_names) == 1:
         print(f"hf-xclip finetune: warning: the training data has a single class ({train.class_names[0]!r}): "
@@ -340,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
         descriptions = read_descriptions_argument(args.label_descriptions)
         train, heldout, eval_source = _split_data(args)
         _warn_single_class(train)
+        training_args = _direction_aware_flip(training_args, train.class_names, args.hflip_prob)
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
@@ -431,6 +453,8 @@ def _summary(result, output_dir: Path) -> dict:
         summary[key] = after.metrics.get(key) if after else None
     summary.update(regularization=result.args.regularization, loss=result.args.loss, sigmoid_head=result.sigmoid_head,
                    novel_labels=len(result.novel_labels))
+    if summary["mAP"] is not None and summary["mAP_before"] is not None:
+        summary["worse_than_training_free"] = summary["mAP"] < summary["mAP_before"]
     return summary
 
 
@@ -446,6 +470,10 @@ def _print_summary(summary: dict) -> None:
         if summary["mAP"] is not None:
             print(f"held-out mAP: {number(summary['mAP_before'])} -> {number(summary['mAP'])} on "
                   f"{summary['eval_videos']} videos")
+            if summary["mAP_before"] is not None and summary["mAP"] < summary["mAP_before"]:
+                print(f"hf-xclip finetune: warning: training made the held-out mAP worse than the training-free model "
+                      f"({summary['mAP_before']:.4f} -> {summary['mAP']:.4f}); the model card says so too",
+                      file=sys.stderr)
         if summary.get("novel_mAP") is not None:
             print(f"base mAP: {number(summary['base_mAP_before'])} -> {number(summary['base_mAP'])}   novel mAP "
                   f"({summary['novel_labels']} labels): {number(summary['novel_mAP_before'])} -> "
