@@ -182,3 +182,19 @@ def test_no_progress_and_no_peft_warning_with_an_adapter(capfd, model_dir, video
     assert code == EXIT_OK and stdout
     assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
     assert "Loading weights" not in err and "%|" not in err, err
+
+
+def test_a_truncated_shard_is_refused_by_search_and_redone_by_index(capfd, model_dir, videos, tmp_path):
+    index = tmp_path / "index"
+    assert run_cli(capfd, ["index", *videos, "--model", model_dir, "--output", index, "--no-progress"])[0] == EXIT_OK
+    (shard,) = (index / "shards").glob("*.arrow")
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) * 2 // 3])
+    code, out, err = run_cli(capfd, ["search", index, "a red square", "--model", model_dir, "--json"])
+    assert code == EXIT_USAGE and out == ""
+    assert shard.name in err and "truncated" in err and "hf-xclip index" in err
+    code, out, _ = run_cli(capfd, ["index", *videos, "--model", model_dir, "--output", index, "--no-progress"])
+    assert code == EXIT_OK and "indexed 2 video(s)" in out  # the damaged shard's videos are redone
+    assert (index / "shards" / f".{shard.name}.broken").is_file()
+    code, out, _ = run_cli(capfd, ["search", index, "a red square", "--model", model_dir, "--json"])
+    assert code == EXIT_OK and len(json.loads(out)) == 2

@@ -61,6 +61,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+class _NoSkipWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("skipping ")
+
+
 def _check_there_are_videos(paths: list[str]) -> None:
     """Refuse (before anything is written) when the paths hold no video at all."""
     from ..data.folders import find_videos
@@ -91,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         _check_there_are_videos(args.paths)
         try:
             # each failure is reported below, once: the library's own warnings of them are held back
-            logging.getLogger(build_index.__module__).setLevel(logging.ERROR)
+            logger = logging.getLogger(build_index.__module__)
+            if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
+                logger.addFilter(_NoSkipWarnings())
             result = build_index(
                 args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
                 stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
