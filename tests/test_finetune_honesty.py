@@ -14,12 +14,12 @@ from hf_xclip.hub.model_cards import _worse_than_training_free
 def test_direction_labels_turn_the_default_flip_off_with_a_notice(capsys):
     args = FewShotTrainingArguments()
     assert args.hflip_prob == 0.5
-    flipped = _direction_aware_flip(args, ["a red square moving left", "a blue circle growing"], None)
+    flipped = _direction_aware_flip(args, ["a red square moving left", "a blue circle growing"], False)
     assert flipped.hflip_prob == 0.0
     assert "'a red square moving left'" in capsys.readouterr().err
     # no direction, or a flip probability the user chose: unchanged, silent
-    assert _direction_aware_flip(args, ["a red square", "a leftover sandwich"], None).hflip_prob == 0.5
-    assert _direction_aware_flip(args, ["moving right"], 0.3) is args
+    assert _direction_aware_flip(args, ["a red square", "a leftover sandwich"], False).hflip_prob == 0.5
+    assert _direction_aware_flip(args, ["moving right"], True) is args
     assert capsys.readouterr().err == ""
 
 
