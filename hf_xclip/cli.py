@@ -51,7 +51,7 @@ def _static_definition(module: str, name: str) -> ast.stmt:
             return node
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
             return node
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+        if isinstance(node, ast.Assign) and any(name in _assigned_names(t) for t in node.targets):
             return node
         if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
             package = module if is_package else module.rpartition(".")[0]
@@ -62,12 +62,22 @@ def _static_definition(module: str, name: str) -> ast.stmt:
     raise LookupError(f"{module} defines no {name}")
 
 
+def _assigned_names(target: ast.expr) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple):
+        return [element.id if isinstance(element, ast.Name) else "" for element in target.elts]
+    return []
+
+
 def static_value(module: str, name: str) -> Any:
     """A module-level literal constant (a tuple of choices, a default) without importing its module: the command
     parsers show the library's choices while `hf-xclip ... --help` stays free of torch and transformers."""
     node = _static_definition(module, name)
     if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
         raise LookupError(f"{module}.{name} is not a constant")
+    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple):  # A, B = "a", "b"
+        return ast.literal_eval(node.value)[_assigned_names(node.targets[0]).index(name)]
     return ast.literal_eval(node.value)
 
 
@@ -89,6 +99,50 @@ def static_defaults(module: str, name: str) -> dict[str, Any]:
         except ValueError:
             continue  # not a literal: not needed by a parser
     return defaults
+
+
+def static_dataclass(module: str, name: str) -> type:
+    """A stand-in for dataclass `name` of `module`, read from its source without importing it: the same fields,
+    annotations, literal defaults and metadata (module-level constants resolved), for `add_dataclass_arguments`
+    (a command's flags) while `hf-xclip ... --help` stays free of torch. Build the real class from the parsed
+    arguments with `dataclass_from_args`."""
+    import typing
+
+    node = _static_definition(module, name)
+    if not isinstance(node, ast.ClassDef):
+        raise LookupError(f"{module}.{name} is not a class")
+    constants: dict[str, Any] = {}
+
+    def value(expr: ast.expr) -> Any:
+        if isinstance(expr, ast.Name):
+            if expr.id not in constants:
+                constants[expr.id] = static_value(module, expr.id)
+            return constants[expr.id]
+        if isinstance(expr, ast.Dict):
+            return {value(k): value(v) for k, v in zip(expr.keys, expr.values) if k is not None}
+        return ast.literal_eval(expr)
+
+    namespace = {"Literal": typing.Literal, "int": int, "float": float, "str": str, "bool": bool, "tuple": tuple,
+                 "list": list, "dict": dict, "None": None}
+    fields = []
+    for item in node.body:
+        if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
+            continue
+        annotation = eval(ast.unparse(item.annotation), namespace)  # noqa: S307 (this package's own source)
+        default, metadata = dataclasses.MISSING, {}
+        if isinstance(item.value, ast.Call) and getattr(item.value.func, "id", None) == "field":
+            keywords = {k.arg: k.value for k in item.value.keywords}
+            if "default" in keywords:
+                default = value(keywords["default"])
+            if "metadata" in keywords:
+                metadata = value(keywords["metadata"])
+        elif item.value is not None:
+            default = value(item.value)
+        if default is dataclasses.MISSING:
+            metadata = {**metadata, "cli": metadata.get("cli", True) and "default_factory" not in ast.unparse(item)}
+            default = None
+        fields.append((item.target.id, annotation, dataclasses.field(default=default, metadata=metadata)))
+    return dataclasses.make_dataclass(name, fields)
 
 
 def model_or_default(model: str | None) -> str:

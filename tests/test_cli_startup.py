@@ -81,3 +81,18 @@ def test_static_values_are_the_library_values():
     defaults = static_defaults("hf_xclip.timeline", "TimelineConfig")
     for name in ("window", "batch_size", "smoothing", "min_duration"):
         assert defaults[name] == getattr(TimelineConfig(), name), name
+
+
+def test_static_dataclass_is_the_training_arguments_without_torch():
+    import dataclasses
+
+    from hf_xclip.cli import static_dataclass
+    from hf_xclip.finetuning.arguments import FewShotTrainingArguments
+
+    static = static_dataclass("hf_xclip.finetuning.arguments", "FewShotTrainingArguments")
+    real = {f.name: f for f in dataclasses.fields(FewShotTrainingArguments)}
+    assert [f.name for f in dataclasses.fields(static)] == list(real)
+    for field in dataclasses.fields(static):
+        if field.metadata.get("cli", True) and real[field.name].default is not dataclasses.MISSING:
+            assert field.default == real[field.name].default, field.name
+            assert dict(field.metadata) == dict(real[field.name].metadata), field.name

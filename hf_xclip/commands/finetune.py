@@ -38,6 +38,8 @@ from ..cli import (
     loading,
     model_or_default,
     read_descriptions_argument,
+    static_dataclass,
+    static_value,
 )
 
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
@@ -54,8 +56,11 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..finetuning.peft_config import LORA_PARTS, LORA_TYPES, METHODS
-    from ..finetuning.training import FewShotTrainingArguments
+    # the library's choices and training options, read from its source without importing torch
+    LORA_PARTS, LORA_TYPES, METHODS = (
+        static_value("hf_xclip.finetuning.peft_config", name) for name in ("LORA_PARTS", "LORA_TYPES", "METHODS")
+    )
+    FewShotTrainingArguments = static_dataclass("hf_xclip.finetuning.arguments", "FewShotTrainingArguments")
 
     parser = subparsers.add_parser(
         "finetune",
