@@ -3,8 +3,8 @@ main checkout before lazy imports), measured in the same run, interleaved, in fr
 
     python bench/bench_startup.py --reference /work/main --repeats 3
 
-Each row is the median wall time of a fresh `hf-xclip ...` (the console script's code) (or `python -c ...`) with PYTHONPATH set to
-the tree, plus whether torch / transformers were imported (`-X importtime` of the same command).
+Each row is the median wall time of a fresh `hf-xclip ...` (the console script's code, or `python -c ...`)
+with PYTHONPATH set to the tree, plus whether torch / transformers were imported (`-X importtime` of the same command).
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def run_once(tree: Path, argv: list[str]) -> float:
 def heavy_imports(tree: Path, argv: list[str]) -> set[str]:
     """Which of torch / transformers one fresh process imports (`python -X importtime`)."""
     env = dict(os.environ, PYTHONPATH=str(tree))
-    done = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, capture_output=True, text=True, check=False)
-    names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    command = [sys.executable, "-X", "importtime", *argv]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    names = {line.rsplit("|", 1)[-1].strip() for line in lines}
     return {name for name in ("torch", "transformers") if name in names}
 
 

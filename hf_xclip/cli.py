@@ -527,7 +527,10 @@ def _broken_safetensors(folder: Path) -> Path | None:
     return None
 
 
-_MISMATCH = re.compile(r"^(\S+)\s*\|\s*MISMATCH\s*\|.*ckpt: torch\.Size\((\[[^\]]*\])\) vs model: ?torch\.Size\((\[[^\]]*\])\)")
+# a MISMATCH row of transformers' LOAD REPORT: key, checkpoint shape, model shape
+_MISMATCH = re.compile(
+    r"^(\S+)\s*\|\s*MISMATCH\s*\|.*ckpt: torch\.Size\((\[[^\]]*\])\) vs model: ?torch\.Size\((\[[^\]]*\])\)"
+)
 
 
 def explain_load_error(err: BaseException, name: str, log: str = "") -> str | None:
