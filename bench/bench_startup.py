@@ -43,7 +43,8 @@ def run_once(tree: Path, argv: list[str]) -> float:
     """Wall seconds of one fresh process."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     start = time.perf_counter()
-    subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, check=False)
+    # run in the tree: `python -c` puts the working directory first on sys.path
+    subprocess.run([sys.executable, *argv], env=env, cwd=tree, capture_output=True, text=True, check=False)
     return time.perf_counter() - start
 
 
@@ -51,7 +52,9 @@ def heavy_imports(tree: Path, argv: list[str]) -> set[str]:
     """Which of torch / transformers one fresh process imports (`python -X importtime`)."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     command = [sys.executable, "-X", "importtime", *argv]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 2):
+        raise RuntimeError(f"{' '.join(argv)} failed in {tree}: {done.stderr[-500:]}")
     lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
     names = {line.rsplit("|", 1)[-1].strip() for line in lines}
     return {name for name in ("torch", "transformers") if name in names}
