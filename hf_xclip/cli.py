@@ -604,7 +604,9 @@ def loading(model: str | os.PathLike, adapter: str | os.PathLike | None = None, 
     check_model_source(model, "model", trust_remote_code)
     if adapter is not None:
         check_model_source(adapter, "adapter", trust_remote_code)
-    logger = logging.getLogger("transformers")
+    from transformers.utils import logging as transformers_logging
+
+    logger = transformers_logging.get_logger("transformers")  # configured now: its own handler is not added mid-load
     capture = _CaptureLog()
     handlers, logger.handlers = logger.handlers, [capture]
     propagate, logger.propagate = logger.propagate, False
