@@ -33,6 +33,7 @@ from ..cli import (
     loading,
     model_or_default,
     read_descriptions_argument,
+    read_labels,
     static_value,
 )
 
@@ -131,14 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_labels(args: argparse.Namespace) -> list[str]:
-    from ..labels import normalize_labels, read_label_file
-
-    try:
-        if args.labels is not None:
-            return normalize_labels(args.labels, "--labels")
-        return read_label_file(args.labels_file)
-    except (ValueError, FileNotFoundError) as err:
-        raise UsageError(str(err)) from None
+    return read_labels(args.labels, args.labels_file)  # naming the file (e.g. one that is not UTF-8)
 
 
 def _device(name: str | None):
