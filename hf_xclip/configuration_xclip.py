@@ -228,6 +228,10 @@ class XClipConfig(PreTrainedConfig):
             (default, every converted checkpoint): the model has no head, its outputs are unchanged, and float
             (multi-label) ``labels`` train on the plain logits. Set by multi-label training or `hf-xclip calibrate`.
         multi_label_bias: bias ``b`` of the sigmoid head.
+        multi_label_threshold: probability at or above which the sigmoid head's labels count as present, fitted by
+            `hf-xclip calibrate` (best F1 on its clips); used when no threshold is given. ``None``: none fitted.
+        multi_label_thresholds: label -> its own fitted threshold (labels with enough positive calibration clips);
+            other labels use ``multi_label_threshold``.
 
     Example:
 
@@ -258,6 +262,8 @@ class XClipConfig(PreTrainedConfig):
     label_smoothing: float = 0.0
     multi_label_scale: float | int | None = None
     multi_label_bias: float | int = 0.0
+    multi_label_threshold: float | int | None = None
+    multi_label_thresholds: dict | None = None
 
     def __post_init__(self, **kwargs):
         if self.prompt_num_attention_heads is None:
@@ -283,6 +289,9 @@ class XClipConfig(PreTrainedConfig):
             raise ValueError(f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}.")
         if self.multi_label_scale is not None and not self.multi_label_scale > 0:
             raise ValueError(f"`multi_label_scale` must be positive (or None: no sigmoid head), got {self.multi_label_scale}.")
+        thresholds = [self.multi_label_threshold, *(self.multi_label_thresholds or {}).values()]
+        if any(value is not None and not 0.0 <= value <= 1.0 for value in thresholds):
+            raise ValueError(f"`multi_label_threshold(s)` must be probabilities in [0, 1], got {thresholds}.")
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):

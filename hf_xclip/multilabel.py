@@ -221,9 +221,66 @@ def _fit_bias(x: torch.Tensor, y: torch.Tensor, scale: float, bias: float, max_i
 
 
 def set_sigmoid_head(model: nn.Module, scale: float | None, bias: float = 0.0) -> None:
-    """Write a sigmoid head into the model's config (``None``: remove it)."""
+    """Write a sigmoid head into the model's config (``None``: remove it). A decision threshold fitted for another
+    head no longer applies: it is removed (see `set_decision_threshold`)."""
     model.config.multi_label_scale = None if scale is None else float(scale)
     model.config.multi_label_bias = float(bias)
+    set_decision_threshold(model, None)
+
+
+# Labels need this many positive calibration clips for a threshold of their own (else the global one applies).
+MIN_POSITIVES_PER_LABEL_THRESHOLD = 5
+
+
+def _best_f1_cut(probs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    """``(threshold, F1)``: the probability cut (one of `probs`, midway to the next lower one) with the best micro
+    F1 of ``probs >= cut`` against `targets` (ties: the higher cut)."""
+    probs, targets = probs.flatten().double(), targets.flatten() > 0.5
+    order = torch.argsort(probs, descending=True)
+    sorted_probs, hits = probs[order], targets[order].double()
+    true_pos = hits.cumsum(0)
+    predicted = torch.arange(1, len(hits) + 1, dtype=torch.float64)
+    f1 = 2 * true_pos / (predicted + hits.sum())
+    last_of_ties = torch.ones_like(sorted_probs, dtype=torch.bool)  # a cut keeps every equal probability
+    last_of_ties[:-1] = sorted_probs[:-1] != sorted_probs[1:]
+    f1 = torch.where(last_of_ties, f1, torch.zeros_like(f1))
+    best = int(torch.argmax(f1))
+    below = float(sorted_probs[best + 1]) if best + 1 < len(sorted_probs) else 0.0
+    return (float(sorted_probs[best]) + below) / 2, float(f1[best])
+
+
+def fit_decision_threshold(
+    probs: torch.Tensor, targets: torch.Tensor, labels: Sequence[str],
+    min_positives: int = MIN_POSITIVES_PER_LABEL_THRESHOLD,
+) -> tuple[float, dict[str, float]]:
+    """The probability threshold with the best micro F1 over (N, K) `probs` of a calibrated head, and a threshold
+    of its own (best F1 of that label) for every label with at least `min_positives` positive clips."""
+    targets = targets > 0.5
+    if not targets.any():
+        raise ValueError("fitting a decision threshold needs at least one positive (clip, label) pair.")
+    threshold, _ = _best_f1_cut(probs, targets)
+    per_label = {
+        label: _best_f1_cut(probs[:, k], targets[:, k])[0]
+        for k, label in enumerate(labels)
+        if int(targets[:, k].sum()) >= min_positives
+    }
+    return threshold, per_label
+
+
+def set_decision_threshold(model: nn.Module, threshold: float | None, per_label: dict[str, float] | None = None) -> None:
+    """Write the sigmoid head's decision threshold (and per-label ones) into the model's config (``None``: remove)."""
+    model.config.multi_label_threshold = None if threshold is None else float(threshold)
+    model.config.multi_label_thresholds = {k: float(v) for k, v in per_label.items()} if per_label else None
+
+
+def decision_thresholds(model: nn.Module, labels: Sequence[str]) -> list[float] | None:
+    """Each label's fitted threshold (its own, else the global one), or None when the model has none fitted."""
+    config = getattr(model, "config", None)
+    threshold = getattr(config, "multi_label_threshold", None)
+    if threshold is None:
+        return None
+    own = getattr(config, "multi_label_thresholds", None) or {}
+    return [float(own.get(label, threshold)) for label in labels]
 
 
 def sigmoid_head_of(model: nn.Module) -> dict[str, float] | None:
@@ -291,13 +348,17 @@ __all__ = [
     "SigmoidHead",
     "TRAINING_FREE_METHOD",
     "asymmetric_loss",
+    "MIN_POSITIVES_PER_LABEL_THRESHOLD",
     "cosines",
+    "decision_thresholds",
     "describe",
+    "fit_decision_threshold",
     "fit_sigmoid_head",
     "has_sigmoid_head",
     "reference_texts",
     "resolve_method",
     "scores_from_logits",
+    "set_decision_threshold",
     "set_sigmoid_head",
     "sigmoid_head_of",
     "video_label_scores",

@@ -62,7 +62,13 @@ from .labels import (
 )
 from .loading import XClipAutoModel, as_video_text_model, is_xclip_family, resolve_components
 from .modeling_xclip import XClipModel
-from .multilabel import MULTI_LABEL_METHODS, reference_texts, resolve_method, video_label_scores
+from .multilabel import (
+    MULTI_LABEL_METHODS,
+    decision_thresholds,
+    reference_texts,
+    resolve_method,
+    video_label_scores,
+)
 from .utils import check_positive_int, prefetch_map
 from .video_io import fetch_video, video_name
 
@@ -236,6 +242,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             negative_template (`str`, defaults to `"not {}"`): the negative prompt of `multi_label_method="negative"`
                 (giving it without a method selects that method).
             threshold (`float`, *optional*): return only labels whose score is at or above it (then `top_k`).
+                Multi-label with the model's sigmoid head: by default the head's decision thresholds fitted by
+                `hf-xclip calibrate` (``config.multi_label_threshold(s)``) when it has them.
             num_frames (`int`, *optional*): frames per clip (defaults to the processor's / model's).
             num_clips (`int`, defaults to 1): temporal clips per video (views; probabilities are averaged).
             num_crops (`int`, defaults to 1): spatial crops per clip (1 = centre crop, 3 = three crops along the long
@@ -478,7 +486,9 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         counts = [v.shape[0] for v in views]
         probs = self.score_clips(torch.cat(views), labels)
         scores = [chunk.mean(dim=0) for chunk in probs.split(counts)]
-        return {"scores": scores, "candidate_labels": candidate_labels}
+        # the sigmoid head's fitted decision thresholds (hf-xclip calibrate) apply when no threshold is given
+        cuts = decision_thresholds(self.model, candidate_labels) if labels.method == "sigmoid" else None
+        return {"scores": scores, "candidate_labels": candidate_labels, "decision_thresholds": cuts}
 
     def postprocess(
         self,
@@ -488,9 +498,16 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         return_exceptions: bool = False,
     ):
         scores = model_outputs["scores"][0].tolist()
+        cuts = model_outputs.get("decision_thresholds")
+        if threshold is None and cuts is not None:
+            kept = {label for score, label, cut in zip(scores, model_outputs["candidate_labels"], cuts) if score >= cut}
+        else:
+            kept = None
         ranked = sorted(zip(scores, model_outputs["candidate_labels"]), key=lambda pair: -pair[0])
         if threshold is not None:
             ranked = [(score, label) for score, label in ranked if score >= threshold]
+        elif kept is not None:
+            ranked = [(score, label) for score, label in ranked if label in kept]
         if top_k is not None:
             ranked = ranked[:top_k]
         return [{"score": score, "label": label} for score, label in ranked]
@@ -541,7 +558,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             batch = {"pixel_values": [g["pixel_values"] for g in good], "video_name": [g["video_name"] for g in good]}
             outputs = self.forward(batch, **forward_params)
             for g, scores in zip(good, outputs["scores"]):
-                one = {"scores": [scores], "candidate_labels": outputs["candidate_labels"]}
+                one = {"scores": [scores], "candidate_labels": outputs["candidate_labels"],
+                       "decision_thresholds": outputs.get("decision_thresholds")}
                 results[id(g)] = self.postprocess(one, **postprocess_params)
         for item in items:
             if isinstance(item, Exception):

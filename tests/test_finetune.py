@@ -95,7 +95,7 @@ def test_cli_lora_four_shots_reaches_high_heldout_accuracy(model_dir, data_dir, 
     report = _last_json(out)
     assert report["top1"] == pytest.approx(summary["top1"])
     assert sum(c["total"] for c in report["per_class"].values()) == report["num_videos"] == 18
-    assert "top-1:" in out and "a red circle growing" in out
+    assert "top-1:" in err and "a red circle growing" in err  # with --json, stdout is the JSON alone
     code, out, _ = _run_cli(
         ["evaluate", "--model", str(model_dir), "--data-dir", str(data_dir / "eval"), "--num-workers", "0",
          "--no-progress", "--json"],

@@ -105,7 +105,7 @@ def test_cli_four_shot_multi_label_lora_reaches_high_heldout_map(model_dir, data
     report = _last_json(out)
     assert code == 0 and report["novel_mAP"] == report["per_class_ap"][NOVEL.caption]
     assert report["base_mAP"] == pytest.approx(sum(report["per_class_ap"][s.caption] for s in OBJECTS) / 4)
-    assert "base mAP" in out and "novel" in out
+    assert "base mAP" in err and "novel" in err  # with --json, stdout is the JSON alone
     # without the adapter: the training-free scores of the base model
     code, out, _ = _run(
         ["evaluate", "--model", model_dir, "--annotations", data["test"], "--num-workers", 0, "--no-progress",
@@ -286,7 +286,7 @@ def test_calibrate_writes_a_model_whose_pipeline_uses_the_head(data, tmp_path, c
     assert code == 0, err
     summary = _last_json(out)
     assert summary["scale"] > 0 and summary["num_videos"] == 12
-    assert summary["after"]["micro_AP"] > 0 and "sigmoid(" in out
+    assert summary["after"]["micro_AP"] > 0 and "sigmoid(" in err  # with --json, stdout is the JSON alone
     calibrated = XClipModel.from_pretrained(out_dir)
     assert sigmoid_head_of(calibrated) == {"scale": summary["scale"], "bias": summary["bias"]}
     original = XClipModel.from_pretrained(hf_xclip.default_model_path())
@@ -295,7 +295,7 @@ def test_calibrate_writes_a_model_whose_pipeline_uses_the_head(data, tmp_path, c
     classifier = pipeline("zero-shot-video-classification", model=str(out_dir))
     video = str(few.parent / json.loads(few.read_text().splitlines()[0])["video"])
     labels = json.loads(few.read_text().splitlines()[0])["labels"]
-    scores = classifier(video, candidate_labels=labels, multi_label=True)
+    scores = classifier(video, candidate_labels=labels, multi_label=True, threshold=0.0)  # every label
     pixel_values = classifier.video_processor(video)["pixel_values"]
     tokens = classifier.tokenizer(labels, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -320,9 +320,12 @@ def test_calibrate_an_adapter_copies_it_with_the_head(model_dir, data, tmp_path,
     assert code == 0, err
     summary = _last_json(out)
     metadata = json.loads((tmp_path / "calibrated" / "xclip_adapter.json").read_text())
-    assert metadata["multi_label_head"] == {"scale": summary["scale"], "bias": summary["bias"]}
+    head = metadata["multi_label_head"]
+    assert {key: head[key] for key in ("scale", "bias")} == {"scale": summary["scale"], "bias": summary["bias"]}
+    assert head["threshold"] == summary["decision_threshold"]
     assert (tmp_path / "calibrated" / "adapter_model.safetensors").read_bytes() == (
         tmp_path / "adapter" / "adapter_model.safetensors"
     ).read_bytes()
     model, _, _ = load_model_with_adapter(model_dir, tmp_path / "calibrated")
-    assert sigmoid_head_of(model) == metadata["multi_label_head"]
+    assert sigmoid_head_of(model) == {"scale": head["scale"], "bias": head["bias"]}
+    assert model.config.multi_label_threshold == head["threshold"]

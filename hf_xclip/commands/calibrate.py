@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, loading, model_or_default
 
 DESCRIPTION = """Fit a model's multi-label sigmoid head (one scale and bias on the video-label cosine, for all labels)
 on a few labelled clips (ANNOTATIONS: JSONL {"video": PATH, "labels": [...]} lines, or a CSV video,labels) and
@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.adapter is not None and not Path(args.adapter).is_dir():
             raise UsageError(f"--adapter {args.adapter} is not a local folder (calibrate writes a copy of it)")
         model_name = model_or_default(args.model)
-        model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
+        with loading(model_name, args.adapter):
+            model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
         metadata = metadata or {}
         template = validate_template(args.template or metadata.get("template") or "{}", "--template")
     except (UsageError, ValueError, OSError) as err:
@@ -98,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(args, model, processor, calibration, metadata_file: str) -> None:
     """The model (or adapter) copy with the head, written in a temporary folder and moved into place at the end."""
-    from ..multilabel import set_sigmoid_head
+    from ..multilabel import set_decision_threshold, set_sigmoid_head
     from ..utils import atomic_directory
 
-    head = {"scale": calibration.scale, "bias": calibration.bias}
+    head = {"scale": calibration.scale, "bias": calibration.bias, "threshold": calibration.decision_threshold,
+            "thresholds": calibration.label_thresholds}
     record = {**head, "annotations": str(args.annotations), "num_videos": calibration.num_videos,
               "num_labels": len(calibration.labels)}
     with atomic_directory(args.output_dir) as staging:  # the output is empty (checked before)
@@ -113,6 +115,7 @@ def _write(args, model, processor, calibration, metadata_file: str) -> None:
             path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         else:  # a model folder: the head goes into its config
             set_sigmoid_head(model, calibration.scale, calibration.bias)
+            set_decision_threshold(model, calibration.decision_threshold, calibration.label_thresholds)
             model.save_pretrained(str(staging))
             processor.save_pretrained(str(staging))
             (staging / "calibration.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -125,6 +128,11 @@ def _report(args, calibration) -> None:
     print(f"sigmoid head: sigmoid({calibration.scale:.4g} * cosine {calibration.bias:+.4g})")
     print(f"on these clips, at threshold {args.threshold:g}: F1 {before['f1']:.4f} ({calibration.before_method}) -> "
           f"{after['f1']:.4f} (head); micro AP {before['micro_AP']:.4f} -> {after['micro_AP']:.4f}")
+    fitted = calibration.at_decision_threshold
+    own = f", {len(calibration.label_thresholds)} label(s) with their own" if calibration.label_thresholds else ""
+    print(f"decision threshold fitted on these clips: {calibration.decision_threshold:.4g}{own}: F1 {fitted['f1']:.4f} "
+          f"(precision {fitted['precision']:.4f}, recall {fitted['recall']:.4f}) vs {after['f1']:.4f} at "
+          f"{args.threshold:g}; used when no --threshold is given")
     print(f"written to {args.output_dir}")
     for message in calibration.failed:
         print(f"hf-xclip calibrate: skipped unreadable clip {message}", file=sys.stderr)

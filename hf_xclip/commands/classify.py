@@ -35,6 +35,8 @@ from ..cli import (
     model_or_default,
     read_label_arguments,
     require_matplotlib,
+    static_value,
+    warn_unknown_labels,
 )
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
@@ -44,7 +46,7 @@ stderr and skipped; the exit status is 1 when some failed."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..multilabel import MULTI_LABEL_METHODS
+    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
 
     parser = subparsers.add_parser(
         "classify",
@@ -114,11 +116,17 @@ def run(args: argparse.Namespace) -> int:
         num_crops=args.num_crops,
         top_k=args.top_k or None,
     )
+    cuts = _label_cuts(classifier, labels or (bank.labels if bank is not None else []), args)
+    if cuts is not None:  # every score comes back: the thresholds and top-k apply here (see _keep)
+        call.update(threshold=0.0, top_k=None)
+    warn_unknown_labels(classifier.tokenizer, labels or [], "classify")
     try:
         results, failures = classify_videos(classifier, videos, call, args)
     except (ValueError, OSError) as err:  # labels, templates, the bank or the label prompter's language model
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if cuts is not None:
+        results = [(video, _keep(video, predictions, cuts, args)) for video, predictions in results]
     failures = [*((str(p), reason) for p, reason in missing), *failures]
     write_results(results, args)
     if args.plot and results:
@@ -197,10 +205,41 @@ def write_results(results: list[tuple[str, list[dict]]], args: argparse.Namespac
         print(format_table(results))
 
 
+def _label_cuts(classifier, labels: list[str], args: argparse.Namespace) -> dict[str, float] | None:
+    """Label -> the score it needs: ``--threshold``, else (multi-label with the model's sigmoid head) the head's
+    decision thresholds fitted by `hf-xclip calibrate`; None when every label is reported (top-k only)."""
+    if args.threshold is not None:
+        return dict.fromkeys(labels, args.threshold)
+    if not args.multi_label:
+        return None
+    from ..multilabel import decision_thresholds, resolve_method
+
+    try:
+        method = resolve_method(args.multi_label_method, classifier.model)
+    except ValueError:
+        return None  # reported by the pipeline call
+    fitted = decision_thresholds(classifier.model, labels) if method == "sigmoid" else None
+    return dict(zip(labels, fitted)) if fitted is not None else None
+
+
+def _keep(video: str, predictions: list[dict], cuts: dict[str, float], args: argparse.Namespace) -> list[dict]:
+    """The labels at or above their threshold (then ``--top-k``); when none is, say so with the top score."""
+    kept = [item for item in predictions if item["score"] >= cuts.get(item["label"], 0.0)][: args.top_k or None]
+    if not kept and predictions:
+        top = max(predictions, key=lambda item: item["score"])
+        which = f"--threshold {args.threshold:g}" if args.threshold is not None else (
+            f"the calibrated threshold ({cuts.get(top['label'], 0.0):.4g} for it)")
+        print(f"hf-xclip classify: {video}: no label reached {which} (top: {top['label']!r} {top['score']:.4f})",
+              file=sys.stderr)
+    return kept
+
+
 def format_table(results: list[tuple[str, list[dict]]]) -> str:
     lines = []
     for video, predictions in results:
         lines.append(video)
+        if not predictions:
+            lines.append("  (no label reached the threshold)")
         width = max((len(item["label"]) for item in predictions), default=0)
         lines.extend(f"  {item['score']:7.2%}  {item['label']:<{width}}" for item in predictions)
     return "\n".join(lines)

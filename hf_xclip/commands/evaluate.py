@@ -35,9 +35,11 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_label_side_arguments,
+    loading,
     model_or_default,
     read_bank_argument,
     read_descriptions_argument,
+    static_value,
 )
 
 DESCRIPTION = """Measure an X-CLIP model, optionally with a PEFT adapter (from `hf-xclip finetune`): top-1 / top-5 and
@@ -47,7 +49,7 @@ or a CSV with columns video,labels)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..multilabel import MULTI_LABEL_METHODS
+    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -115,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         model_name = model_or_default(args.model)
         bank = read_bank_argument(args.label_bank)
         descriptions = read_descriptions_argument(args.label_descriptions)
-        model, processor, metadata = load_model_with_adapter(model_name, args.adapter, language_model=args.language_model)
+        with loading(model_name, args.adapter):
+            model, processor, metadata = load_model_with_adapter(
+                model_name, args.adapter, language_model=args.language_model
+            )
         metadata = metadata or {}
         if descriptions is None:
             descriptions = metadata.get("label_descriptions") or None

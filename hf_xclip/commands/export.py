@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, loading, model_or_default
 
 DESCRIPTION = """Export an X-CLIP model to ONNX: text encoder, video encoder (video embedding + prompt features) and
 scorer (prompt generator + logits), with dynamic batch, frame, label and sequence axes. The graphs are checked
@@ -87,7 +87,7 @@ def _load_model(name: str):
     from ..loading import check_model_family
     from ..modeling_xclip import XClipModel
 
-    try:
+    with loading(name):
         family = check_model_family(name)
         if family != "xclip":
             raise UsageError(
@@ -95,8 +95,6 @@ def _load_model(name: str):
                 "only for now (see docs/models.md, 'Not supported yet')."
             )
         return XClipModel.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot load model {name!r}: {err}") from None
 
 
 def _print_summary(result) -> None:

@@ -36,8 +36,11 @@ from ..cli import (
     add_dataclass_arguments,
     add_label_side_arguments,
     dataclass_from_args,
+    loading,
     model_or_default,
     read_descriptions_argument,
+    static_dataclass,
+    static_value,
 )
 
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
@@ -54,8 +57,11 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..finetuning.peft_config import LORA_PARTS, LORA_TYPES, METHODS
-    from ..finetuning.training import FewShotTrainingArguments
+    # the library's choices and training options, read from its source without importing torch
+    LORA_PARTS, LORA_TYPES, METHODS = (
+        static_value("hf_xclip.finetuning.peft_config", name) for name in ("LORA_PARTS", "LORA_TYPES", "METHODS")
+    )
+    FewShotTrainingArguments = static_dataclass("hf_xclip.finetuning.arguments", "FewShotTrainingArguments")
 
     parser = subparsers.add_parser(
         "finetune",
@@ -71,6 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--train-annotations", type=Path, help="JSONL / CSV annotation file (multi-label when it has label lists)"
     )
     parser.add_argument("--output-dir", required=True, type=Path, help="where the adapter and model card are written")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output-dir")
     parser.add_argument(
         "--method", nargs="+", choices=METHODS, default=["lora"],
         help="what to train; several combine (default lora); 'full' trains every weight, alone",
@@ -90,6 +97,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-eval-per-class", type=int, help="cap the held-out videos per class")
     add_dataclass_arguments(parser, FewShotTrainingArguments)  # optimisation, data and multi-label options
+    # None = not given: labels naming a left/right direction then turn the flip off (see _direction_aware_flip)
+    parser.set_defaults(hflip_prob=None)
     lora = parser.add_argument_group("LoRA (--method lora)")
     lora.add_argument("--lora-type", choices=LORA_TYPES, default="lora", help="low-rank adapter family")
     lora.add_argument("--lora-r", type=int, default=8, help="rank (default 8)")
@@ -235,6 +244,37 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--eval-dir goes with --train-dir; with --train-annotations use --eval-annotations.")
     if args.num_frames is not None and args.num_frames < 1:
         raise ValueError("--num-frames must be at least 1.")
+    if args.output_dir.is_dir() and any(args.output_dir.iterdir()) and not args.overwrite:
+        raise UsageError(f"--output-dir {args.output_dir} exists and is not empty: choose another folder, or pass "
+                         "--overwrite to replace its files")
+
+
+# Words that a horizontal flip turns into each other: a label naming one is not flip-invariant.
+DIRECTION_WORDS = ("left", "right", "leftward", "rightward", "leftwards", "rightwards", "clockwise",
+                   "counterclockwise", "anticlockwise")
+HFLIP_PROB_DEFAULT = 0.5
+
+
+def _direction_aware_flip(training_args, class_names: list[str], given: bool):
+    """The flip probability as given; by default 0.5, or 0 (with a notice) when a label names a left/right
+    direction (a flip would turn "moving left" into "moving right")."""
+    from dataclasses import replace
+
+    if given:
+        return training_args
+    directional = [name for name in class_names if set(name.lower().replace("-", " ").split()) & set(DIRECTION_WORDS)]
+    if not directional or not training_args.augment:
+        return training_args
+    more = f" (and {len(directional) - 1} more)" if len(directional) > 1 else ""
+    print(f"hf-xclip finetune: note: label {directional[0]!r}{more} names a direction a horizontal flip would "
+          f"reverse: random flips are off (--hflip-prob {HFLIP_PROB_DEFAULT} turns them on)", file=sys.stderr)
+    return replace(training_args, hflip_prob=0.0)
+
+
+def _warn_single_class(train) -> None:
+    if len(train.class_names) == 1:
+        print(f"hf-xclip finetune: warning: the training data has a single class ({train.class_names[0]!r}): "
+              "there is nothing to tell apart, the loss goes to 0 without learning anything useful", file=sys.stderr)
 
 
 def _family(model_name: str) -> str:
@@ -260,8 +300,6 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
         method=methods[0], epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lora_rank=args.lora_r,
         template=getattr(args, "template", None) or "{}", **({"learning_rate": learning_rate} if learning_rate else {}),
     )
-    if os.path.exists(args.output_dir) and os.listdir(args.output_dir):
-        raise UsageError(f"--output-dir {args.output_dir} is not empty; choose a new folder.")
     summary = finetune_folder(model_name, train, heldout, args.output_dir, settings)
     for message in summary["skipped_videos"]:
         print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
@@ -283,16 +321,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check(args)
         adapter_config = adapter_config_from_args(args)
+        flip_given = args.hflip_prob is not None
+        if not flip_given:
+            args.hflip_prob = HFLIP_PROB_DEFAULT
         training_args = training_arguments_from_args(args)
         descriptions = read_descriptions_argument(args.label_descriptions)
         train, heldout, eval_source = _split_data(args)
+        _warn_single_class(train)
+        training_args = _direction_aware_flip(training_args, train.class_names, flip_given)
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
         model_name = model_or_default(args.model)
-        if _family(model_name) != "xclip":
-            return _run_frame_pooling(args, model_name, train, heldout)
-        model = XClipModel.from_pretrained(model_name)
-        processor = XClipProcessor.from_pretrained(model_name)
+        with loading(model_name):
+            if _family(model_name) != "xclip":
+                return _run_frame_pooling(args, model_name, train, heldout)
+            model = XClipModel.from_pretrained(model_name)
+            processor = XClipProcessor.from_pretrained(model_name)
         prompter = None
         if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
             from accelerate.utils import set_seed
@@ -378,6 +422,8 @@ def _summary(result, output_dir: Path) -> dict:
         summary[key] = after.metrics.get(key) if after else None
     summary.update(regularization=result.args.regularization, loss=result.args.loss, sigmoid_head=result.sigmoid_head,
                    novel_labels=len(result.novel_labels))
+    if summary["mAP"] is not None and summary["mAP_before"] is not None:
+        summary["worse_than_training_free"] = summary["mAP"] < summary["mAP_before"]
     return summary
 
 
@@ -393,6 +439,10 @@ def _print_summary(summary: dict) -> None:
         if summary["mAP"] is not None:
             print(f"held-out mAP: {number(summary['mAP_before'])} -> {number(summary['mAP'])} on "
                   f"{summary['eval_videos']} videos")
+            if summary["mAP_before"] is not None and summary["mAP"] < summary["mAP_before"]:
+                print(f"hf-xclip finetune: warning: training made the held-out mAP worse than the training-free model "
+                      f"({summary['mAP_before']:.4f} -> {summary['mAP']:.4f}); the model card says so too",
+                      file=sys.stderr)
         if summary.get("novel_mAP") is not None:
             print(f"base mAP: {number(summary['base_mAP_before'])} -> {number(summary['base_mAP'])}   novel mAP "
                   f"({summary['novel_labels']} labels): {number(summary['novel_mAP_before'])} -> "

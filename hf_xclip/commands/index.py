@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, check_model_source
 
 DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
 (video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
@@ -60,6 +61,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+class _NoSkipWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("skipping ")
+
+
+def _check_there_are_videos(paths: list[str]) -> None:
+    """Refuse (before anything is written) when the paths hold no video at all."""
+    from ..data.folders import find_videos
+
+    videos, missing = find_videos(paths)
+    if videos:
+        return
+    if missing:
+        shown = "; ".join(f"{path}: {reason}" for path, reason in missing[:3])
+        raise UsageError(f"nothing to index ({shown}); nothing written")
+    raise UsageError(f"no video files found in {', '.join(map(str, paths))}: nothing to index, nothing written")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..search import IndexModelMismatchError, build_index
 
@@ -72,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--workers must be >= 0, got {args.workers}")
         if args.stride is not None and args.window is None:
             raise UsageError("--stride needs --window")
+        if args.model is not None:
+            check_model_source(args.model)
+        _check_there_are_videos(args.paths)
         try:
+            # each failure is reported below, once: the library's own warnings of them are held back
+            logger = logging.getLogger(build_index.__module__)
+            if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
+                logger.addFilter(_NoSkipWarnings())
             result = build_index(
                 args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
                 stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,

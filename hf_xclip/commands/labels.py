@@ -30,8 +30,11 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_label_side_arguments,
+    loading,
     model_or_default,
     read_descriptions_argument,
+    read_labels,
+    static_value,
 )
 
 DESCRIPTION = """The label side of X-CLIP on its own.
@@ -91,7 +94,7 @@ def _add_encode(verbs) -> None:
 
 
 def _add_describe(verbs) -> None:
-    from ..language.causal_lm import DEFAULT_DESCRIPTION_PROMPTS
+    DEFAULT_DESCRIPTION_PROMPTS = static_value("hf_xclip.language.causal_lm", "DEFAULT_DESCRIPTION_PROMPTS")
 
     parser = verbs.add_parser(
         "describe",
@@ -129,14 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_labels(args: argparse.Namespace) -> list[str]:
-    from ..labels import normalize_labels, read_label_file
-
-    try:
-        if args.labels is not None:
-            return normalize_labels(args.labels, "--labels")
-        return read_label_file(args.labels_file)
-    except (ValueError, FileNotFoundError) as err:
-        raise UsageError(str(err)) from None
+    return read_labels(args.labels, args.labels_file)  # naming the file (e.g. one that is not UTF-8)
 
 
 def _device(name: str | None):
@@ -167,9 +163,10 @@ def run_encode(args: argparse.Namespace) -> int:
         overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
         if args.load_in_8bit:
             overrides["load_in_8bit"] = True
-        model, processor, metadata = load_model_with_adapter(
-            model_name, args.adapter, language_model=args.language_model, **overrides
-        )
+        with loading(model_name, args.adapter):
+            model, processor, metadata = load_model_with_adapter(
+                model_name, args.adapter, language_model=args.language_model, **overrides
+            )
         metadata = metadata or {}
         model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
         encoder = LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size)

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError
+from ..cli import EXIT_OK, EXIT_USAGE, UsageError, check_model_source
 
 DESCRIPTION = """Search INDEX (made by `hf-xclip index`) for TEXT: FAISS candidates, re-ranked by the exact X-CLIP
 score. Prints a table (rank, score, time span, video) or, with --json, a list of {"video", "start", "end", "score"}
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if args.model is not None:
+            check_model_source(args.model)
         try:
             index = VideoIndex.open(args.index, args.model, adapter=args.adapter, templates=args.templates,
                                     device=args.device)

@@ -25,13 +25,16 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    add_model_arguments,
     add_label_arguments,
     add_label_side_arguments,
+    add_model_arguments,
     load_pipeline,
     model_or_default,
     read_label_arguments,
     require_matplotlib,
+    static_defaults,
+    static_value,
+    warn_unknown_labels,
 )
 
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
@@ -41,10 +44,8 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..multilabel import MULTI_LABEL_METHODS
-    from ..timeline import TimelineConfig
-
-    defaults = TimelineConfig()
+    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
+    defaults = argparse.Namespace(**static_defaults("hf_xclip.timeline", "TimelineConfig"))
     parser = subparsers.add_parser(
         "timeline",
         help="per-label timeline of a long video: window scores, segments, plot",
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
         classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
+        warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
+        config = _calibrated_threshold(config, classifier.model)
         try:
             timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
                                       label_bank=bank, progress=not args.no_progress)
@@ -135,9 +138,41 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     write_outputs(timeline, args)
+    _say_when_nothing_reached_the_threshold(timeline)
     for warning in timeline.warnings:
         print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
     return EXIT_FAILURES if timeline.truncated else EXIT_OK
+
+
+def _calibrated_threshold(config, model):
+    """Multi-label without --threshold, scored by the model's sigmoid head: the head's decision threshold fitted by
+    `hf-xclip calibrate` (the global one; segments use one threshold), when it has one."""
+    from dataclasses import replace
+
+    from ..multilabel import resolve_method
+
+    fitted = getattr(model.config, "multi_label_threshold", None)
+    if not config.multi_label or config.threshold is not None or fitted is None:
+        return config
+    try:
+        if resolve_method(config.multi_label_method, model) != "sigmoid":
+            return config
+    except ValueError:
+        return config  # reported when scoring
+    print(f"hf-xclip timeline: using the sigmoid head's calibrated threshold {fitted:.4g} (--threshold overrides)",
+          file=sys.stderr)
+    return replace(config, threshold=float(fitted))
+
+
+def _say_when_nothing_reached_the_threshold(timeline) -> None:
+    config = timeline.config
+    if timeline.segments or not config.multi_label or timeline.scores.size == 0:
+        return
+    window, label = divmod(int(timeline.scores.argmax()), timeline.scores.shape[1])
+    start, end = timeline.spans[window]
+    print(f"hf-xclip timeline: no label reached --threshold {config.effective_threshold:g} in any window (top: "
+          f"{timeline.labels[label]!r} {float(timeline.scores[window, label]):.4f} at {start:.1f}-{end:.1f} s)",
+          file=sys.stderr)
 
 
 def write_outputs(timeline, args: argparse.Namespace) -> None:

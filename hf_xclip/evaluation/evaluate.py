@@ -433,6 +433,9 @@ class Calibration:
     after: dict[str, Any]
     before_method: str
     failed: list[str] = field(default_factory=list)
+    decision_threshold: float | None = None
+    label_thresholds: dict[str, float] = field(default_factory=dict)
+    at_decision_threshold: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         keep = ("mAP", "micro_AP", "precision", "recall", "f1", "threshold")
@@ -444,8 +447,20 @@ class Calibration:
             "before_method": self.before_method,
             "before": {key: self.before[key] for key in keep},
             "after": {key: self.after[key] for key in keep},
+            "decision_threshold": self.decision_threshold,
+            "label_thresholds": self.label_thresholds,
+            "at_decision_threshold": self.at_decision_threshold,
             "failed": self.failed,
         }
+
+
+def _micro_prf(predicted: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    predicted, targets = predicted.bool(), targets > 0.5
+    hits = int((predicted & targets).sum())
+    precision = hits / int(predicted.sum()) if predicted.any() else 0.0
+    recall = hits / int(targets.sum()) if targets.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def calibrate_sigmoid_head(
@@ -463,7 +478,7 @@ def calibrate_sigmoid_head(
     Every video is scored against every label of `labels` (default: the dataset's class names; a label the video
     does not hold is a negative). ``kwargs`` go to [`multi_label_scores`] (templates, batch size, ...).
     """
-    from ..multilabel import TRAINING_FREE_METHOD, fit_sigmoid_head
+    from ..multilabel import TRAINING_FREE_METHOD, fit_decision_threshold, fit_sigmoid_head
 
     labels = list(labels) if labels is not None else list(dataset.folder.class_names)
     kwargs.pop("method", None)
@@ -474,7 +489,13 @@ def calibrate_sigmoid_head(
     scale, bias = fit_sigmoid_head(cosine, targets)
     before = multi_label_metrics(before_scores, targets, labels, threshold=threshold)
     after = multi_label_metrics(scale * cosine + bias, targets, labels, threshold=threshold)
-    return Calibration(scale, bias, labels, int(cosine.shape[0]), before, after, before_method, failed)
+    # the head is honest about a rare label (its probabilities stay low): the threshold that serves F1 is fitted too
+    probs = torch.sigmoid((scale * cosine + bias).double())
+    decision, per_label = fit_decision_threshold(probs, targets, labels)
+    cuts = torch.tensor([per_label.get(label, decision) for label in labels], dtype=torch.float64)
+    at_decision = _micro_prf(probs >= cuts, targets)
+    return Calibration(scale, bias, labels, int(cosine.shape[0]), before, after, before_method, failed,
+                       decision, per_label, at_decision)
 
 
 __all__ = [

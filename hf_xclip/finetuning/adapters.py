@@ -158,11 +158,12 @@ def is_full_model_folder(path: str | os.PathLike) -> bool:
 
 def apply_adapter_head(model: Any, metadata: dict[str, Any] | None) -> None:
     """Write the sigmoid head an adapter was trained with (`xclip_adapter.json`) into the model's config."""
-    from ..multilabel import set_sigmoid_head
+    from ..multilabel import set_decision_threshold, set_sigmoid_head
 
     head = (metadata or {}).get("multi_label_head")
     if head:
         set_sigmoid_head(model, head["scale"], head["bias"])
+        set_decision_threshold(model, head.get("threshold"), head.get("thresholds"))
 
 
 __all__ = [

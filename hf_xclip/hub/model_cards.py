@@ -366,7 +366,20 @@ def _results_lines(result: Any) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
         _map_row("base model", result.eval_before),
         _map_row("with this adapter", result.eval_after),
+        *_worse_than_training_free(result),
     ]
+
+
+def _worse_than_training_free(result: Any) -> list[str]:
+    """A warning line when training lowered the held-out mAP below the training-free model's."""
+    before, after = result.eval_before, result.eval_after
+    if before is None or after is None or before.metrics.get("mAP") is None or after.metrics.get("mAP") is None:
+        return []
+    if after.metrics["mAP"] >= before.metrics["mAP"]:
+        return []
+    return ["", f"**Warning:** training made the held-out mAP worse than the training-free base model "
+                f"({before.metrics['mAP']:.4f} -> {after.metrics['mAP']:.4f}): use the base model, or train "
+                "differently (more clips, other --lr / --lora-targets)."]
 
 
 def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict[str, Any] | None = None) -> ModelCard:

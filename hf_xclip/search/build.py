@@ -210,6 +210,10 @@ def build_index(
     try:
         videos, missing = find_videos(paths)
         videos = list(dict.fromkeys(video_key(v) for v in videos))
+        if state.is_main_process:  # a damaged shard is set aside (its videos are redone) before anyone reads
+            for path in read_manifest(output, repair=True).set_aside:
+                logger.warning(f"set aside the damaged shard {path}: its videos are indexed again")
+        state.wait_for_everyone()
         before = read_manifest(output)
         state.wait_for_everyone()  # every process has read the same committed state before any writes
         pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]

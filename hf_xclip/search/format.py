@@ -383,14 +383,21 @@ def open_shard(path: Path):
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a shard, from its schema (the rows are not read)."""
+    """The manifest of a shard, from its schema, checked against the rows the file holds (its record batches are
+    walked through a memory map, not copied): a shard truncated or damaged on disk is refused here, not found out
+    when a search reads it."""
     pa = require_extra("pyarrow")
     try:
         with pa.memory_map(str(path)) as source:
-            schema = pa.ipc.open_stream(source).schema
+            reader = pa.ipc.open_stream(source)
+            schema = reader.schema
+            rows = sum(batch.num_rows for batch in reader)
     except (OSError, pa.ArrowInvalid) as err:
-        raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
-    return _manifest(schema, path)
+        raise ValueError(f"shard {path} is truncated or not a readable Arrow stream ({err}).") from None
+    manifest = _manifest(schema, path)
+    if rows != int(manifest["rows"]):
+        raise ValueError(f"shard {path} holds {rows} rows, its manifest lists {manifest['rows']} (truncated?).")
+    return manifest
 
 
 def _manifest(schema: Any, path: Path) -> dict[str, Any]:
@@ -410,23 +417,42 @@ class Manifest:
         failed: ``{video: reason}`` of videos that failed and are not indexed (a failure later fixed by a retry is
             not listed).
         duplicates: videos held by more than one shard (only possible when shards are copied in by hand).
+        set_aside: damaged shards `read_manifest(..., repair=True)` renamed out of the way.
     """
 
     shards: list[Shard]
     files: dict[str, int]
     failed: dict[str, str]
     duplicates: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return sum(shard.rows for shard in self.shards)
 
 
-def read_manifest(index_dir: str | os.PathLike) -> Manifest:
-    """Read the manifests of all committed shards (their schema metadata only, not their rows)."""
-    shards, files, failed, duplicates = [], {}, {}, []
+def read_manifest(index_dir: str | os.PathLike, repair: bool = False) -> Manifest:
+    """Read the manifests of all committed shards, each checked against its rows.
+
+    Args:
+        repair: set a damaged shard aside (renamed ``.NAME.broken``, listed in ``Manifest.set_aside``) so that its
+            videos count as not indexed and an indexing run redoes them; else refuse it.
+
+    Raises:
+        ValueError: a shard is truncated or damaged (without `repair`), naming it and the fix.
+    """
+    shards, files, failed, duplicates, set_aside = [], {}, {}, [], []
     for path in shard_paths(index_dir):
-        data = _read_manifest(path)
+        try:
+            data = _read_manifest(path)
+        except ValueError as err:
+            if not repair:
+                raise ValueError(f"{err} Re-run `hf-xclip index` into {index_dir} to set it aside and redo its "
+                                 "videos.") from None
+            aside = path.with_name(f".{path.name}.broken")
+            os.replace(path, aside)
+            set_aside.append(str(aside))
+            continue
         shard = Shard(path, int(data["rows"]), [tuple(f) for f in data["files"]], [tuple(f) for f in data["failed"]],
                       int(data.get("rank", 0)))
         shards.append(shard)
@@ -437,7 +463,7 @@ def read_manifest(index_dir: str | os.PathLike) -> Manifest:
         for video, reason in shard.failed:
             failed[video] = reason
     failed = {video: reason for video, reason in failed.items() if video not in files}
-    return Manifest(shards, files, failed, duplicates)
+    return Manifest(shards, files, failed, duplicates, set_aside)
 
 
 __all__ = [
