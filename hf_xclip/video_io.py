@@ -2,11 +2,17 @@
 
 Reading follows the original X-CLIP data pipeline (decord): the frame count is the number of video packets (what
 decord's ``len(VideoReader)`` reports), frames are addressed in presentation order, and only the sampled frames are
-read. Two backends decode identical pixels at the video's own size (tested bit for bit on H.264 and MPEG-4 Part 2);
+read. The backends decode identical pixels at the video's own size (tested bit for bit on H.264 and MPEG-4 Part 2);
 with decode-time downscaling (``short_side``) their scalers differ (a few levels out of 255 on average on 4:2:0
 video, more at sharp edges):
 
-* PyAV (``"auto"``, the default): seek to the keyframe before each wanted frame and decode forward, skipping the
+* torchcodec (``"torchcodec"``; what ``"auto"``, the default, uses when it imports *and* decodes a probe video in
+  this process, see `torchcodec_status`): ``VideoDecoder(seek_mode="exact").get_frames_at``, the decoder of
+  transformers 5.x, ``datasets`` and vLLM. It needs FFmpeg's shared libraries (``apt-get install ffmpeg``) and a
+  build matching the installed torch. Its frame count and every returned timestamp are checked against the probe;
+  under ``"auto"`` a file it cannot open or that disagrees is read with PyAV instead, as are AVI files and streams
+  without reliable timestamps.
+* PyAV (``"pyav"``; ``"auto"`` without a working torchcodec): seek to the keyframe before each wanted frame and decode forward, skipping the
   unwanted non-reference frames (``skip_frame = NONREF``); about 40 % less CPU than decord on H.264
   (``bench/bench_decode.py``). Where seeking is unreliable (AVI, whose packets carry decode-order stamps; a seek
   that lands after the wanted frame, as in some MPEG-TS files) it decodes from the start instead.
@@ -37,6 +43,7 @@ frames of windows not yet yielded.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import math
@@ -57,14 +64,14 @@ from transformers.video_utils import VideoMetadata
 logger = logging.get_logger(__name__)
 
 SAMPLING_MODES = ("middle", "random", "uniform")
-BACKENDS = ("auto", "decord", "pyav")
+BACKENDS = ("auto", "torchcodec", "pyav", "decord")
 TAIL_MODES = ("shift", "partial")
 BROKEN_TAIL_MODES = ("error", "keep")
 # Times closer than this (seconds) count as equal: a frame shown at t is still "the frame at t" after rounding.
 TIME_TOLERANCE = 1e-6
 
 SamplingMode = Literal["middle", "random", "uniform"]
-Backend = Literal["auto", "decord", "pyav"]
+Backend = Literal["auto", "torchcodec", "pyav", "decord"]
 TailMode = Literal["shift", "partial"]
 BrokenTailMode = Literal["error", "keep"]
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
@@ -681,6 +688,153 @@ def decord_available() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------------------------
+# torchcodec
+# --------------------------------------------------------------------------------------------------------------
+
+TORCHCODEC_INSTALL = (
+    "`pip install 'hf_xclip[torchcodec]'` (a torchcodec built for the installed torch: the PyPI wheels link the CUDA "
+    "build of torch) and FFmpeg's shared libraries (`apt-get install ffmpeg`, or the libavcodec / libavformat / "
+    "libavutil / libswscale packages of FFmpeg 4 to 8)"
+)
+
+
+class DecodeBackendUnavailableError(ImportError):
+    """A decoding backend asked for by name cannot run here (not installed, or its native libraries do not load).
+    The message says why and what to install."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:300]
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_clip() -> bytes:
+    """A 2-frame 16x16 MPEG-4 video in memory: what `torchcodec_status` decodes."""
+    av = _import_av()
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for value in (0, 255):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), value, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def torchcodec_status() -> str | None:
+    """``None`` when torchcodec works here: it imports (its native libraries, FFmpeg's included, load next to this
+    torch) and decodes a probe video to the right frames. Otherwise the reason it does not. Computed once per
+    process (``torchcodec_status.cache_clear()`` to look again)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except Exception as err:  # ImportError, OSError / RuntimeError from the native libraries
+        return f"torchcodec does not load ({_first_line(err)})"
+    try:
+        decoder = VideoDecoder(_probe_clip(), seek_mode="exact", dimension_order="NHWC")
+        frames = decoder.get_frames_at([0, 1]).data.numpy()
+    except Exception as err:
+        return f"torchcodec cannot decode a probe video ({_first_line(err)})"
+    if frames.shape != (2, 16, 16, 3) or not (frames[0].mean() < 40 < 215 < frames[1].mean()):
+        return f"torchcodec decoded a probe video wrongly (shape {frames.shape})"
+    return None
+
+
+def torchcodec_available() -> bool:
+    """Whether the ``"torchcodec"`` backend works in this process (see `torchcodec_status`)."""
+    return torchcodec_status() is None
+
+
+def require_backend(backend: str) -> None:
+    """Check that a backend asked for by name can run here.
+
+    Raises:
+        ValueError: an unknown backend.
+        DecodeBackendUnavailableError: ``"torchcodec"`` or ``"decord"`` cannot run; the message names what to install.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
+    if backend == "torchcodec" and not torchcodec_available():
+        raise DecodeBackendUnavailableError(
+            f"decode_backend='torchcodec' cannot run here: {torchcodec_status()}. It needs {TORCHCODEC_INSTALL}; "
+            "or use decode_backend='auto' (torchcodec when it works, else PyAV) or 'pyav'."
+        )
+    if backend == "decord" and not decord_available():
+        raise DecodeBackendUnavailableError("decode_backend='decord' needs decord: `pip install decord`; or use 'auto'.")
+
+
+def _torchcodec_first(backend: str, info: VideoInfo) -> bool:
+    """Whether to try torchcodec: asked for by name, or ``"auto"`` with a working torchcodec on a file whose frames
+    are identified by timestamps (not AVI: its packets carry decode-order stamps)."""
+    if backend == "torchcodec":
+        require_backend(backend)
+        return True
+    return backend == "auto" and _pts_reliable(info) and torchcodec_available()
+
+
+def _open_torchcodec(src: _Source, info: VideoInfo, size: tuple[int, int] | None, threads: int):
+    """A torchcodec ``VideoDecoder`` (exact seeking, NHWC) that agrees with the probe on the frame count.
+
+    Raises:
+        VideoDecodeError: torchcodec cannot open the file, or counts other frames than the probe.
+    """
+    from torchcodec.decoders import VideoDecoder
+
+    transforms = None
+    if size is not None:
+        from torchcodec.transforms import Resize
+
+        transforms = [Resize(size=size)]
+    try:
+        decoder = VideoDecoder(
+            src.path if src.path is not None else src.data,
+            seek_mode="exact",
+            dimension_order="NHWC",
+            num_ffmpeg_threads=max(threads, 0),
+            transforms=transforms,
+        )
+    except Exception as err:
+        raise VideoDecodeError(src.name, f"torchcodec cannot open it ({_first_line(err)})") from None
+    count = decoder.metadata.num_frames
+    if count != info.num_frames:
+        raise VideoDecodeError(src.name, f"torchcodec counts {count} frames, the probe {info.num_frames}")
+    return decoder
+
+
+def _torchcodec_frames(decoder, src: _Source, info: VideoInfo, indices: np.ndarray) -> np.ndarray:
+    """Frames at the sorted, unique ``indices``; each one's timestamp must be the probe's for that index.
+
+    Raises:
+        VideoDecodeError: decoding fails, or a frame comes back with another timestamp than the probe's.
+    """
+    try:
+        batch = decoder.get_frames_at([int(i) for i in indices])
+    except Exception as err:
+        raise VideoDecodeError(src.name, f"torchcodec failed ({_first_line(err)})") from None
+    if info.frame_pts is not None and info.time_base:
+        expected = info.frame_pts[indices].astype(np.float64) * float(info.time_base)
+        got = batch.pts_seconds.double().numpy()
+        tolerance = 0.5 * float(info.time_base) + TIME_TOLERANCE
+        wrong = np.flatnonzero(np.abs(got - expected) > tolerance)
+        if wrong.size:
+            k = int(wrong[0])
+            raise VideoDecodeError(
+                src.name,
+                f"torchcodec returned frame {int(indices[k])} at {got[k]:.6f} s, the probe has it at {expected[k]:.6f} s",
+            )
+    return batch.data.numpy()
+
+
+def _read_with_torchcodec(src: _Source, info: VideoInfo, indices: np.ndarray, size, threads: int) -> np.ndarray:
+    return _torchcodec_frames(_open_torchcodec(src, info, size, threads), src, info, indices)
+
+
+
 def _read_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size: tuple[int, int] | None, threads: int):
     try:  # inside `try` so that trust_remote_code's import check does not require decord (optional on some platforms)
         import decord
@@ -935,10 +1089,14 @@ def read_frames(
     Args:
         source: path, bytes or binary file object.
         indices: frame indices in presentation order.
-        backend: ``"pyav"``, ``"decord"`` or ``"auto"`` (PyAV; decord when PyAV has no decoder for the codec).
+        backend: ``"auto"`` (torchcodec when it works here, else PyAV; decord when PyAV has no decoder for the
+            codec), ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
         short_side: decode-time downscaling so that the short side has this many pixels (aspect kept).
         num_threads: decoder threads (0 = automatic).
         info: result of `probe_video` for this source, to skip probing again.
+
+    Raises:
+        DecodeBackendUnavailableError: ``"torchcodec"`` / ``"decord"`` asked for by name cannot run here.
 
     Returns:
         ``(frames, backend_used)`` with frames (len(indices), H, W, 3) uint8 RGB.
@@ -963,6 +1121,13 @@ def _read_frames(src: _Source, info: VideoInfo, indices: np.ndarray, backend: st
         raise ValueError(f"Frame indices must lie in [0, {info.num_frames}) for {src.name!r}, got {indices.tolist()}.")
     unique, inverse = np.unique(indices, return_inverse=True)
     size = _decode_size(info, short_side)
+    if _torchcodec_first(backend, info):
+        try:
+            return _read_with_torchcodec(src, info, unique, size, threads)[inverse.reshape(-1)], "torchcodec"
+        except VideoDecodeError as err:
+            if backend == "torchcodec":
+                raise
+            logger.info(f"torchcodec cannot read {src.name!r} ({err.reason}); using PyAV.")
     if backend == "decord":
         return _read_with_decord(src, info, unique, size, threads)[inverse.reshape(-1)], "decord"
     try:
@@ -1129,7 +1294,18 @@ class VideoWindows:
                 window += 1
 
     def _frames(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        if self._requested != "decord":
+        if _torchcodec_first(self._requested, self.info):
+            try:
+                decoder = _open_torchcodec(self._src, self.info, self._size, self._threads)
+            except VideoDecodeError as err:
+                if self._requested == "torchcodec":
+                    raise
+                logger.info(f"torchcodec cannot read {self._src.name!r} ({err.reason}); using PyAV.")
+            else:
+                self.backend = "torchcodec"
+                yield from self._frames_batched(needed, lambda chunk: _torchcodec_frames(decoder, self._src, self.info, chunk))
+                return
+        if self._requested not in ("decord", "torchcodec"):
             stream = _stream_pyav(self._src, self.info, needed, self._size, self._threads, self._stats)
             try:
                 first = next(stream, None)  # PyAV opens the decoder on the first packet
@@ -1144,16 +1320,19 @@ class VideoWindows:
                     yield from stream
                 return
         self.backend = "decord"
-        yield from self._frames_decord(needed)
+        yield from self._frames_batched(
+            needed, lambda chunk: _read_with_decord(self._src, self.info, chunk, self._size, self._threads)
+        )
 
-    def _frames_decord(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """decord has no streaming decode: read each window's not yet read frames in one ``get_batch``."""
+    def _frames_batched(self, needed: np.ndarray, read) -> Iterator[tuple[int, np.ndarray]]:
+        """decord and torchcodec have no streaming decode here: read each window's not yet read frames in one
+        batch (``read(indices)``)."""
         done = 0
         for last in self.indices.max(axis=1):
             stop = int(np.searchsorted(needed, last, side="right"))
             if stop > done:
                 chunk = needed[done:stop]
-                frames = _read_with_decord(self._src, self.info, chunk, self._size, self._threads)
+                frames = read(chunk)
                 self._stats.decoded += len(chunk)
                 self._stats.converted += len(chunk)
                 yield from zip((int(i) for i in chunk), frames)
@@ -1199,7 +1378,8 @@ def iter_windows(
         start_time / end_time: the part of the video to cover, in seconds (default: all of it).
         tail: ``"shift"`` or ``"partial"``, see `window_spans`.
         short_side: decode-time downscaling so that the short side has this many pixels.
-        backend: ``"auto"`` (PyAV; decord when PyAV lacks the codec), ``"pyav"`` or ``"decord"``.
+        backend: ``"auto"`` (torchcodec when it works here, else PyAV; decord when PyAV lacks the codec),
+            ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
         num_threads: decoder threads (0 = automatic).
         broken_tail: ``"error"`` (default): a truncated or corrupt file raises at the call. ``"keep"``: the windows
             cover the frames before the first damaged packet (`probe_video`); ``info.truncated`` says what was
@@ -1232,6 +1412,8 @@ def iter_windows(
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
+    if backend != "auto":
+        require_backend(backend)
     if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
         raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
     src = _as_source(source)
