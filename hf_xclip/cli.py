@@ -64,6 +64,40 @@ def add_label_side_arguments(parser: argparse.ArgumentParser, *, bank: bool = Tr
         )
 
 
+DECODE_BACKENDS = ("auto", "torchcodec", "pyav", "decord")
+
+
+def add_decode_argument(parser: argparse.ArgumentParser) -> None:
+    """``--decode-backend``, shared by every command that decodes videos (see `hf_xclip.video_io`)."""
+    parser.add_argument(
+        "--decode-backend",
+        choices=DECODE_BACKENDS,
+        help="video decoder: auto (default: torchcodec when it loads and decodes here, else PyAV), torchcodec "
+        "(needs FFmpeg's libraries: pip install 'hf_xclip[torchcodec]' and apt-get install ffmpeg), pyav or decord",
+    )
+
+
+def apply_decode_backend(video_processor: Any, backend: str | None) -> Any:
+    """Set ``--decode-backend`` on a video processor (or on the ``video_processor`` of a processor / pipeline);
+    ``None`` keeps its own. Returns the previous value (to restore before saving the processor).
+
+    Raises:
+        UsageError: the backend cannot run here, naming what to install.
+    """
+    target = getattr(video_processor, "video_processor", video_processor)
+    previous = target.decode_backend
+    if backend is None:
+        return previous
+    from .video_io import require_backend
+
+    try:
+        require_backend(backend)
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+    target.decode_backend = backend
+    return previous
+
+
 def read_descriptions_argument(path: Path | None) -> dict[str, list[str]] | None:
     """`--label-descriptions`, read and checked.
 

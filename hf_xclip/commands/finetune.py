@@ -32,7 +32,9 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_decode_argument,
     add_label_side_arguments,
+    apply_decode_backend,
     model_or_default,
     read_descriptions_argument,
 )
@@ -168,6 +170,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_label_side_arguments(parser, bank=False, adapter=False)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    add_decode_argument(parser)
     return parser
 
 
@@ -329,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
         model_name = model_or_default(args.model)
         model = XClipModel.from_pretrained(model_name)
         processor = XClipProcessor.from_pretrained(model_name)
+        saved_backend = apply_decode_backend(processor, args.decode_backend)
         prompter = None
         if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
             from accelerate.utils import set_seed
@@ -371,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
             "label_descriptions": str(args.label_descriptions) if args.label_descriptions else None,
             "eval_source": eval_source,
         }
+        processor.video_processor.decode_backend = saved_backend  # the saved processor keeps its own
         save_adapter(result, args.output_dir, base_model=model_name, data=data, processor=processor)
         _print_summary(summary)
         if args.json:

@@ -25,9 +25,11 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    add_model_arguments,
+    add_decode_argument,
     add_label_arguments,
     add_label_side_arguments,
+    add_model_arguments,
+    apply_decode_backend,
     load_pipeline,
     model_or_default,
     read_label_arguments,
@@ -92,6 +94,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "call's pixels) instead of downscaling while decoding")
     add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_decode_argument(parser)
     return parser
 
 
@@ -122,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
         classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
+        apply_decode_backend(classifier.video_processor, args.decode_backend)
         try:
             timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
                                       label_bank=bank, progress=not args.no_progress)
