@@ -42,8 +42,13 @@ setup(
         # video index and search: Arrow shards (datasets / pyarrow), FAISS candidates (tested: datasets 5.2.0,
         # pyarrow 26.0.1, faiss-cpu 1.15.1 on Python 3.11)
         "index": INDEX,
-        # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX],
+        # torchcodec decoding (`decode_backend="torchcodec"`, what "auto" prefers when it works): also needs FFmpeg's
+        # shared libraries (apt-get install ffmpeg) and a build matching the installed torch (the PyPI wheels link the
+        # CUDA build of torch; tested: torchcodec 0.17.0 with torch 2.13.0 (CUDA 13 build, run on CPU), FFmpeg 5.1).
+        "torchcodec": ["torchcodec>=0.8"],
+        # scikit-learn: the reference the average-precision tests compare with; parameterized: transformers' test
+        # harness (tests/test_transformers_harness.py) imports it
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "parameterized>=0.9", *ONNX, *INDEX],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

@@ -63,7 +63,7 @@ from .labels import (
 from .loading import XClipAutoModel, as_xclip_model, resolve_components
 from .modeling_xclip import XClipModel
 from .multilabel import MULTI_LABEL_METHODS, reference_texts, resolve_method, video_label_scores
-from .video_io import fetch_video, video_name
+from .video_io import fetch_video, is_loaded_video, video_name
 
 logger = logging.get_logger(__name__)
 
@@ -223,7 +223,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
 
         Args:
             videos: a path, URL (http/https), `bytes` of a video file, binary file object, or frames as an array or
-                tensor of shape (T, H, W, 3) (uint8 RGB); or a list of these (a list of results is returned), or a
+                tensor of shape (T, H, W, 3) (uint8 RGB), or the `(frames, metadata)` tuple of transformers'
+                `load_video` (its `VideoMetadata` gives the frames' times); or a list of these (a list of results is returned), or a
                 generator / dataset (an iterator of results is returned).
             candidate_labels (`list[str]`): distinct, non-empty label texts (a single string is split on commas).
             hypothesis_template (`str` or `list[str]`, *optional*): where the label goes in the text; defaults to the
@@ -265,7 +266,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         has_bank = kwargs.get("label_bank") is not None or self._forward_params.get("label_bank") is not None
         if candidate_labels is None and "candidate_labels" not in self._forward_params and not has_bank:
             normalize_labels(None)  # raises the "needs candidate_labels" error before any decoding
-        if isinstance(videos, tuple):
+        if isinstance(videos, tuple) and not is_loaded_video(videos):  # (frames, metadata) of load_video: one video
             videos = list(videos)
         elif isinstance(videos, Iterator) and not isinstance(videos, types.GeneratorType):
             videos = (video for video in videos)  # the base class streams generators only

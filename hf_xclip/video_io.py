@@ -1443,6 +1443,15 @@ def _decode_size(info: VideoInfo, short_side: int | None) -> tuple[int, int] | N
 URL_PREFIXES = ("http://", "https://")
 
 
+def is_loaded_video(obj: Any) -> bool:
+    """Whether ``obj`` is what `transformers.video_utils.load_video` returns: a ``(frames, metadata)`` tuple with a
+    `VideoMetadata` (or a mapping with ``fps``) second. One video, not a batch of two."""
+    if not (isinstance(obj, tuple) and len(obj) == 2):
+        return False
+    metadata = obj[1]
+    return isinstance(metadata, VideoMetadata) or (isinstance(metadata, dict) and "fps" in metadata)
+
+
 def video_name(video: Any) -> str:
     """A short name of a video input for messages: its path, or a description of bytes / frames / objects."""
     if isinstance(video, (str, os.PathLike)):
@@ -1451,6 +1460,8 @@ def video_name(video: Any) -> str:
         return f"<{len(video)} bytes>"
     if hasattr(video, "shape") and hasattr(video, "ndim"):
         return f"<{type(video).__name__} of shape {tuple(video.shape)}>"
+    if is_loaded_video(video):
+        return f"<loaded video: {video_name(video[0])}>"
     return f"<{type(video).__name__}>"
 
 
