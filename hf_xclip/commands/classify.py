@@ -7,7 +7,7 @@ hf-xclip classify videos/ --model ./my-model --label-bank k400.bank            #
 hf-xclip classify videos/ --model ./my-model --adapter my-adapter --labels "surfing,juggling"
 ```
 
-Folders are walked recursively for video files (`hf_xclip.video_data.VIDEO_EXTENSIONS`); files named explicitly are
+Folders are walked recursively for video files (`hf_xclip.data.folders.VIDEO_EXTENSIONS`); files named explicitly are
 always read.
 A video that cannot be read is reported on stderr and skipped; the others are still classified and written, and the
 exit status is 1 when any video failed (2 for usage errors).
@@ -84,7 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..video_data import find_videos
+    from ..data.folders import find_videos
 
     try:
         labels, bank, descriptions = read_label_arguments(args)
