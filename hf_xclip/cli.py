@@ -72,8 +72,9 @@ def add_decode_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decode-backend",
         choices=DECODE_BACKENDS,
-        help="video decoder: auto (default: torchcodec when it loads and decodes here, else PyAV), torchcodec "
-        "(needs FFmpeg's libraries: pip install 'hf_xclip[torchcodec]' and apt-get install ffmpeg), pyav or decord",
+        help="video decoder: auto (default: PyAV; torchcodec, then decord, for codecs PyAV cannot decode), "
+        "torchcodec (needs FFmpeg's libraries: pip install 'hf_xclip[torchcodec]' and apt-get install ffmpeg), "
+        "pyav or decord",
     )
 
 

@@ -6,18 +6,20 @@ read. The backends decode identical pixels at the video's own size (tested bit f
 with decode-time downscaling (``short_side``) their scalers differ (a few levels out of 255 on average on 4:2:0
 video, more at sharp edges):
 
-* torchcodec (``"torchcodec"``; what ``"auto"``, the default, uses when it imports *and* decodes a probe video in
-  this process, see `torchcodec_status`): ``VideoDecoder(seek_mode="exact").get_frames_at``, the decoder of
-  transformers 5.x, ``datasets`` and vLLM. It needs FFmpeg's shared libraries (``apt-get install ffmpeg``) and a
-  build matching the installed torch. Its frame count and every returned timestamp are checked against the probe;
-  under ``"auto"`` a file it cannot open or that disagrees is read with PyAV instead, as are AVI files and streams
-  without reliable timestamps.
-* PyAV (``"pyav"``; ``"auto"`` without a working torchcodec): seek to the keyframe before each wanted frame and decode forward, skipping the
+* ``"auto"`` (the default) tries the backends in `AUTO_ORDER` (PyAV, torchcodec, decord), moving to the next only
+  when one cannot decode the file; torchcodec only when it imports *and* decodes a probe video in this process
+  (`torchcodec_status`, computed once), never on AVI or streams without reliable timestamps. PyAV comes first
+  because it reads the same frames with about 40 % less CPU (``bench/bench_decode.py --backends``).
+* torchcodec (``"torchcodec"``): ``VideoDecoder(seek_mode="exact").get_frames_at``, the decoder of transformers 5.x,
+  ``datasets`` and vLLM. It needs FFmpeg's shared libraries (``apt-get install ffmpeg``) and a build matching the
+  installed torch; asked for by name where it cannot run, `DecodeBackendUnavailableError` says what to install.
+  Its frame count and every returned timestamp are checked against the probe (a disagreement is a
+  `VideoDecodeError`, and ``"auto"`` moves on).
+* PyAV (``"pyav"``): seek to the keyframe before each wanted frame and decode forward, skipping the
   unwanted non-reference frames (``skip_frame = NONREF``); about 40 % less CPU than decord on H.264
   (``bench/bench_decode.py``). Where seeking is unreliable (AVI, whose packets carry decode-order stamps; a seek
   that lands after the wanted frame, as in some MPEG-TS files) it decodes from the start instead.
-* decord (``"decord"``, the original's decoder): ``VideoReader.get_batch``. ``"auto"`` also falls back to it when
-  PyAV's FFmpeg has no decoder for the codec.
+* decord (``"decord"``, the original's decoder): ``VideoReader.get_batch``; last in ``"auto"``'s order.
 
 Every file is probed with PyAV first (container opens, has a video stream, its packets demux without corruption
 and as many as the header announces), so decord never sees the broken inputs it can abort or hang on. Anything
@@ -768,13 +770,34 @@ def require_backend(backend: str) -> None:
         raise DecodeBackendUnavailableError("decode_backend='decord' needs decord: `pip install decord`; or use 'auto'.")
 
 
-def _torchcodec_first(backend: str, info: VideoInfo) -> bool:
-    """Whether to try torchcodec: asked for by name, or ``"auto"`` with a working torchcodec on a file whose frames
-    are identified by timestamps (not AVI: its packets carry decode-order stamps)."""
-    if backend == "torchcodec":
+# What ``"auto"`` tries, in order, for a file: the next one only when the previous cannot decode it (PyAV has no
+# decoder for the codec; torchcodec cannot open the file or disagrees with the probe). PyAV first because it decodes
+# the same frames with about 40 % less CPU than torchcodec (it skips the non-reference frames it does not need):
+# `bench/bench_decode.py --backends`, docs/videos.md. Put "torchcodec" first to prefer it.
+AUTO_ORDER = ("pyav", "torchcodec", "decord")
+
+
+def _candidates(backend: str, info: VideoInfo) -> list[str]:
+    """The backends to try for ``backend`` on this file: the one asked for by name (checked to run here), or the
+    usable ones of `AUTO_ORDER` (torchcodec only where it works in this process and frames are identified by
+    timestamps: not AVI, whose packets carry decode-order stamps; decord only when installed)."""
+    if backend != "auto":
         require_backend(backend)
-        return True
-    return backend == "auto" and _pts_reliable(info) and torchcodec_available()
+        return [backend]
+    usable = {
+        "pyav": True,
+        "torchcodec": _pts_reliable(info) and torchcodec_available(),
+        "decord": decord_available(),
+    }
+    return [name for name in AUTO_ORDER if usable[name]]
+
+
+def _falls_through(name: str, err: Exception, last: bool) -> bool:
+    """Whether ``auto`` moves on from backend ``name`` after ``err``: PyAV without a decoder for the codec, or
+    torchcodec failing on the file (its errors are about the file as it sees it); never for the last one."""
+    if last:
+        return False
+    return isinstance(err, _NoDecoderError) if name == "pyav" else name == "torchcodec"
 
 
 def _open_torchcodec(src: _Source, info: VideoInfo, size: tuple[int, int] | None, threads: int):
@@ -1089,8 +1112,8 @@ def read_frames(
     Args:
         source: path, bytes or binary file object.
         indices: frame indices in presentation order.
-        backend: ``"auto"`` (torchcodec when it works here, else PyAV; decord when PyAV has no decoder for the
-            codec), ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
+        backend: ``"auto"`` (`AUTO_ORDER`: PyAV; torchcodec, then decord, when PyAV has no decoder for the codec),
+            ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
         short_side: decode-time downscaling so that the short side has this many pixels (aspect kept).
         num_threads: decoder threads (0 = automatic).
         info: result of `probe_video` for this source, to skip probing again.
@@ -1121,22 +1144,16 @@ def _read_frames(src: _Source, info: VideoInfo, indices: np.ndarray, backend: st
         raise ValueError(f"Frame indices must lie in [0, {info.num_frames}) for {src.name!r}, got {indices.tolist()}.")
     unique, inverse = np.unique(indices, return_inverse=True)
     size = _decode_size(info, short_side)
-    if _torchcodec_first(backend, info):
+    readers = {"pyav": _read_pyav, "torchcodec": _read_with_torchcodec, "decord": _read_with_decord}
+    candidates = _candidates(backend, info)
+    for position, name in enumerate(candidates):
         try:
-            return _read_with_torchcodec(src, info, unique, size, threads)[inverse.reshape(-1)], "torchcodec"
+            return readers[name](src, info, unique, size, threads)[inverse.reshape(-1)], name
         except VideoDecodeError as err:
-            if backend == "torchcodec":
+            if not _falls_through(name, err, position == len(candidates) - 1):
                 raise
-            logger.info(f"torchcodec cannot read {src.name!r} ({err.reason}); using PyAV.")
-    if backend == "decord":
-        return _read_with_decord(src, info, unique, size, threads)[inverse.reshape(-1)], "decord"
-    try:
-        return _read_pyav(src, info, unique, size, threads)[inverse.reshape(-1)], "pyav"
-    except _NoDecoderError:
-        if backend == "pyav" or not decord_available():
-            raise
-        logger.info(f"PyAV cannot decode {src.name!r}; using decord.")
-        return _read_with_decord(src, info, unique, size, threads)[inverse.reshape(-1)], "decord"
+            logger.info(f"{name} cannot read {src.name!r} ({err.reason}); trying {candidates[position + 1]}.")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _read_with_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size, threads: int) -> np.ndarray:
@@ -1294,35 +1311,35 @@ class VideoWindows:
                 window += 1
 
     def _frames(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        if _torchcodec_first(self._requested, self.info):
+        """Frames from the first backend of `_candidates` that opens the file (PyAV: its decoder opens on the first
+        packet; torchcodec: the decoder and its frame count); errors after that are the file's."""
+        candidates = _candidates(self._requested, self.info)
+        for position, name in enumerate(candidates):
             try:
-                decoder = _open_torchcodec(self._src, self.info, self._size, self._threads)
+                first, rest = self._open(name, needed)
             except VideoDecodeError as err:
-                if self._requested == "torchcodec":
+                if not _falls_through(name, err, position == len(candidates) - 1):
                     raise
-                logger.info(f"torchcodec cannot read {self._src.name!r} ({err.reason}); using PyAV.")
-            else:
-                self.backend = "torchcodec"
-                yield from self._frames_batched(needed, lambda chunk: _torchcodec_frames(decoder, self._src, self.info, chunk))
-                return
-        if self._requested not in ("decord", "torchcodec"):
-            stream = _stream_pyav(self._src, self.info, needed, self._size, self._threads, self._stats)
-            try:
-                first = next(stream, None)  # PyAV opens the decoder on the first packet
-            except _NoDecoderError:
-                if self._requested == "pyav" or not decord_available():
-                    raise
-                logger.info(f"PyAV cannot decode {self._src.name!r}; using decord.")
-            else:
-                self.backend = "pyav"
-                if first is not None:
-                    yield first
-                    yield from stream
-                return
-        self.backend = "decord"
-        yield from self._frames_batched(
-            needed, lambda chunk: _read_with_decord(self._src, self.info, chunk, self._size, self._threads)
-        )
+                logger.info(f"{name} cannot read {self._src.name!r} ({err.reason}); trying {candidates[position + 1]}.")
+                continue
+            self.backend = name
+            if first is not None:
+                yield first
+            yield from rest
+            return
+
+    def _open(self, name: str, needed: np.ndarray) -> tuple[tuple[int, np.ndarray] | None, Iterator]:
+        """``(first frame or None, the other frames)`` of backend ``name``, raising when it cannot open the file."""
+        src, info, size, threads = self._src, self.info, self._size, self._threads
+        if name == "pyav":
+            stream = _stream_pyav(src, info, needed, size, threads, self._stats)
+            return next(stream, None), stream
+        if name == "torchcodec":
+            decoder = _open_torchcodec(src, info, size, threads)
+            return None, self._frames_batched(needed, lambda chunk: _torchcodec_frames(decoder, src, info, chunk))
+        if not decord_available():
+            raise DecodeBackendUnavailableError("decode_backend='decord' needs decord: `pip install decord`.")
+        return None, self._frames_batched(needed, lambda chunk: _read_with_decord(src, info, chunk, size, threads))
 
     def _frames_batched(self, needed: np.ndarray, read) -> Iterator[tuple[int, np.ndarray]]:
         """decord and torchcodec have no streaming decode here: read each window's not yet read frames in one
@@ -1367,8 +1384,8 @@ def iter_windows(
     non-reference frames are not decoded at all. A window is yielded as soon as its last frame is decoded, and a
     frame is dropped after the last window that uses it, so memory holds at most the frames of the windows that
     overlap the current one (about ``T * ceil(window / stride)`` frames), whatever the length of the video. The
-    plan (timestamps and indices) costs a few bytes per frame. decord is used only when PyAV has no decoder for the
-    codec (or with ``backend="decord"``), reading each window's new frames in one batch.
+    plan (timestamps and indices) costs a few bytes per frame. torchcodec and decord (asked for by name, or when
+    PyAV has no decoder for the codec) read each window's new frames in one batch.
 
     Args:
         source: path, bytes or binary file object.
@@ -1378,7 +1395,7 @@ def iter_windows(
         start_time / end_time: the part of the video to cover, in seconds (default: all of it).
         tail: ``"shift"`` or ``"partial"``, see `window_spans`.
         short_side: decode-time downscaling so that the short side has this many pixels.
-        backend: ``"auto"`` (torchcodec when it works here, else PyAV; decord when PyAV lacks the codec),
+        backend: ``"auto"`` (`AUTO_ORDER`: PyAV; torchcodec, then decord, when PyAV lacks the codec),
             ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
         num_threads: decoder threads (0 = automatic).
         broken_tail: ``"error"`` (default): a truncated or corrupt file raises at the call. ``"keep"``: the windows
@@ -1413,7 +1430,7 @@ def iter_windows(
     if backend not in BACKENDS:
         raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
     if backend != "auto":
-        require_backend(backend)
+        require_backend(backend)  # at the call, not on the first window
     if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
         raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
     src = _as_source(source)

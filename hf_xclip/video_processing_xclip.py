@@ -65,8 +65,8 @@ class XClipVideoProcessorKwargs(VideosKwargs, total=False):
         num_clips: temporal clips (views) per video.
         num_crops: 1 (centre crop) or 3 (three crops along the long side after resizing the short side to S).
         antialias: antialias when downscaling (the original does not).
-        decode_backend: ``"auto"`` (PyAV seeks; decord if PyAV lacks the codec), ``"pyav"`` or ``"decord"``; both
-            decode identical pixels (see `hf_xclip.video_io`).
+        decode_backend: ``"auto"`` (PyAV seeks; torchcodec, then decord, if PyAV lacks the codec), ``"torchcodec"``,
+            ``"pyav"`` or ``"decord"``; they decode identical pixels (see `hf_xclip.video_io`).
         decode_short_side: downscale while decoding so the short side has this many pixels (faster; frames then
             differ slightly from the original's resize, and between the two backends' scalers).
         decode_threads: decoder threads (0 = automatic).

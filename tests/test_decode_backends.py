@@ -2,7 +2,8 @@
 silent fallback under ``auto`` when torchcodec does not load / cannot decode / cannot open a file, one clear message
 when it is asked for by name, and ``--decode-backend`` on the command line.
 
-The tests that decode with torchcodec for real skip where it does not work (the PyPI wheels are CUDA builds that
+``auto`` tries PyAV, then torchcodec, then decord (`hf_xclip.video_io.AUTO_ORDER`). The tests that decode with
+torchcodec for real skip where it does not work (the PyPI wheels are CUDA builds that
 do not load next to the CPU build of torch; see docs/videos.md for a venv where they run)."""
 
 from __future__ import annotations
@@ -123,21 +124,37 @@ def test_probe_result_is_cached_per_process(monkeypatch, torchcodec_broken):
     assert calls == []  # the first answer is kept
 
 
-def test_auto_reads_with_pyav_when_torchcodec_fails_on_a_file(files, monkeypatch):
-    """A file torchcodec cannot open (or that it reads other frames of) is decoded by PyAV under ``auto``; asked for
-    by name, the error names the file and torchcodec's reason."""
-    monkeypatch.setattr(video_io, "torchcodec_status", lambda: None)
+def test_auto_order_moves_on_only_when_a_backend_cannot_decode_the_file(files, monkeypatch, caplog):
+    """``auto``: PyAV; torchcodec when PyAV has no decoder for the codec; decord when torchcodec cannot open the
+    file either (a file torchcodec cannot open but another can). By name, no fallback: the error names the file."""
+    monkeypatch.setattr(video_io, "torchcodec_status", lambda: None)  # pretend torchcodec works here
+    opened = []
 
     def cannot_open(src, *args, **kwargs):
+        opened.append(src.name)
         raise VideoDecodeError(src.name, "torchcodec cannot open it (unsupported stream)")
+
+    def no_decoder(src, *args, **kwargs):
+        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
 
     monkeypatch.setattr(video_io, "_open_torchcodec", cannot_open)
     frames, used = read_frames(files["cfr"], [9, 2, 9])
-    assert used == "pyav" and numbers(frames) == [9, 2, 9]
-    windows = iter_windows(files["cfr"], window=1, stride=1, num_frames=4)
-    assert [numbers(w.frames) for w in windows] == windows.indices.tolist() and windows.backend == "pyav"
+    assert used == "pyav" and numbers(frames) == [9, 2, 9] and opened == []  # PyAV first: torchcodec not tried
+    monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
+    monkeypatch.setattr(video_io, "_stream_pyav", no_decoder)
+    if video_io.decord_available():
+        frames, used = read_frames(files["cfr"], [9, 2, 9])
+        assert used == "decord" and numbers(frames) == [9, 2, 9] and len(opened) == 1
+        windows = iter_windows(files["cfr"], window=1, stride=1, num_frames=4)
+        assert [numbers(w.frames) for w in windows] == windows.indices.tolist() and windows.backend == "decord"
+    monkeypatch.setattr(video_io, "decord_available", lambda: False)
+    with pytest.raises(VideoDecodeError, match="torchcodec cannot open it"):  # the last one's error
+        read_frames(files["cfr"], [1])
     with pytest.raises(VideoDecodeError, match=r"cfr\.mp4.*torchcodec cannot open it"):
         read_frames(files["cfr"], [1], backend="torchcodec")
+    monkeypatch.setattr(video_io, "AUTO_ORDER", ("torchcodec", "pyav", "decord"))  # the order is one constant
+    with pytest.raises(VideoDecodeError, match="no decoder"):
+        read_frames(files["cfr"], [1])
 
 
 def test_unknown_backend_and_decord_by_name(monkeypatch):
@@ -200,14 +217,24 @@ def test_torchcodec_reads_the_frames_pyav_reads(files, name):
 
 
 @needs_torchcodec
-def test_torchcodec_is_what_auto_picks_and_windows_match(files):
-    assert read_video(files["cfr"], 4).backend == "torchcodec"
+def test_windows_match_and_auto_uses_torchcodec_for_codecs_pyav_lacks(files, monkeypatch):
     pyav = list(iter_windows(files["vfr"], window=0.8, stride=0.5, num_frames=4, backend="pyav"))
     windows = iter_windows(files["vfr"], window=0.8, stride=0.5, num_frames=4, backend="torchcodec")
     got = list(windows)
     assert windows.backend == "torchcodec" and len(got) == len(pyav)
     for a, b in zip(pyav, got):
         assert np.array_equal(a.indices, b.indices) and np.array_equal(a.frames, b.frames)
+    assert read_video(files["cfr"], 4).backend == "pyav"  # auto: PyAV first (less CPU, docs/videos.md)
+
+    def no_decoder(src, *args, **kwargs):
+        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
+
+    monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
+    monkeypatch.setattr(video_io, "_stream_pyav", no_decoder)
+    video = read_video(files["vfr"], 6)
+    assert video.backend == "torchcodec" and numbers(video.frames[0]) == video.indices[0].tolist()
+    windows = iter_windows(files["vfr"], window=0.8, stride=0.5, num_frames=4)
+    assert [numbers(w.frames) for w in windows] == windows.indices.tolist() and windows.backend == "torchcodec"
 
 
 @needs_torchcodec
@@ -220,8 +247,8 @@ def test_torchcodec_downscaling_stays_close_to_pyav(files):
 
 @needs_torchcodec
 def test_file_torchcodec_cannot_open_but_pyav_can(files):
-    """A raw H.264 stream (no container, no timestamps): torchcodec's exact-seek scan refuses it; ``auto`` reads it
-    with PyAV; by name the error names the file."""
+    """A raw H.264 stream (no container, no timestamps): torchcodec's exact-seek scan refuses it (``auto`` never
+    offers it such a stream) and PyAV reads it; by name the error names the file."""
     video = read_video(files["raw_h264"], 4)
     assert video.backend == "pyav" and numbers(video.frames[0]) == video.indices[0].tolist()
     with pytest.raises(VideoDecodeError, match=r"stream\.h264.*torchcodec"):
