@@ -18,10 +18,12 @@ from hf_xclip.video_io import (
     read_frames,
     read_video,
     sample_frame_indices,
+    torchcodec_available,
     write_video,
 )
 
-BACKENDS = ["pyav", "decord"] if decord_available() else ["pyav"]
+# every backend that runs here (torchcodec only where it loads and decodes: see tests/test_decode_backends.py)
+BACKENDS = ["pyav", *(["decord"] if decord_available() else []), *(["torchcodec"] if torchcodec_available() else [])]
 NUM_FRAMES = 60
 LEVEL_STEP = 4  # frame k carries gray level 4 * k in its top-left block, so decoded frames identify themselves
 
