@@ -346,3 +346,20 @@ def test_pipeline_runs_on_every_layout(layout, tiny_transformers_model, tmp_path
         expected = classifier.model(**inputs).logits_per_video.softmax(-1)[0]
     got = {item["label"]: item["score"] for item in result}
     assert torch.allclose(torch.tensor([got[label] for label in labels]), expected, atol=1e-5)
+
+
+@pytest.mark.slow  # a pytest subprocess
+def test_transformers_harness_module_skips_cleanly_without_the_harness(tmp_path):
+    """Where transformers' tests/ cannot be found, tests/test_transformers_harness.py skips, saying where it looked
+    and how to get it (it is fetched by .ci/run, never committed)."""
+    import os
+    import subprocess
+    import sys
+
+    module = Path(__file__).with_name("test_transformers_harness.py")
+    env = {**os.environ, "HF_XCLIP_TRANSFORMERS_TESTS": str(tmp_path / "nowhere"), "COLUMNS": "400"}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(module)],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert out.returncode in (0, 5), out.stdout + out.stderr  # 5: nothing left to run after the module skip
+    assert "1 skipped" in out.stdout and "transformers' test harness not found" in out.stdout
+    assert "HF_XCLIP_TRANSFORMERS_TESTS" in out.stdout

@@ -179,6 +179,7 @@ class TransformersXCLIPProcessorHarness(_TinyProcessorComponents, processing_com
         return transformers.VideoMAEImageProcessor(size={"shortest_edge": CROP}, crop_size=CROP)
 
 
+@pytest.mark.slow  # ~70 tests that save and load processors: a minute or more on 2 cores; CI runs it
 class XClipProcessorHarness(_TinyProcessorComponents, processing_common.ProcessorTesterMixin, unittest.TestCase):
     """Ours: `XClipProcessor` (`XClipVideoProcessor` + CLIP tokenizer)."""
 
