@@ -9,7 +9,7 @@ video, more at sharp edges):
 * ``"auto"`` (the default) tries the backends in `AUTO_ORDER` (PyAV, torchcodec, decord), moving to the next only
   when one cannot decode the file; torchcodec only when it imports *and* decodes a probe video in this process
   (`torchcodec_status`, computed once), never on AVI or streams without reliable timestamps. PyAV comes first
-  because it reads the same frames with about 40 % less CPU (``bench/bench_decode.py --backends``).
+  because it reads the same frames with 24 to 42 % less CPU (``bench/bench_decode.py --backends``).
 * torchcodec (``"torchcodec"``): ``VideoDecoder(seek_mode="exact").get_frames_at``, the decoder of transformers 5.x,
   ``datasets`` and vLLM. It needs FFmpeg's shared libraries (``apt-get install ffmpeg``) and a build matching the
   installed torch; asked for by name where it cannot run, `DecodeBackendUnavailableError` says what to install.
@@ -772,7 +772,7 @@ def require_backend(backend: str) -> None:
 
 # What ``"auto"`` tries, in order, for a file: the next one only when the previous cannot decode it (PyAV has no
 # decoder for the codec; torchcodec cannot open the file or disagrees with the probe). PyAV first because it decodes
-# the same frames with about 40 % less CPU than torchcodec (it skips the non-reference frames it does not need):
+# the same frames with 24 to 42 % less CPU than torchcodec (it skips the non-reference frames it does not need):
 # `bench/bench_decode.py --backends`, docs/videos.md. Put "torchcodec" first to prefer it.
 AUTO_ORDER = ("pyav", "torchcodec", "decord")
 
