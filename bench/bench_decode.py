@@ -270,7 +270,8 @@ def bench_backends(args) -> int:
     }
     rows = []
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
-    header = f"{'video':22s} {'sampling':22s} {'backend':11s} {'frames':>6s} {'wall s':>7s} {'CPU s':>7s} {'frames/s':>9s} {'max|diff|':>9s}"
+    header = (f"{'video':22s} {'sampling':22s} {'backend':11s} {'frames':>6s} {'wall s':>7s} {'CPU s':>7s} "
+              f"{'frames/s':>9s} {'max|diff|':>9s}")
     print(header)
     print("-" * len(header))
     for name in args.backend_videos:

@@ -767,7 +767,9 @@ def require_backend(backend: str) -> None:
             "or use decode_backend='auto' (torchcodec when it works, else PyAV) or 'pyav'."
         )
     if backend == "decord" and not decord_available():
-        raise DecodeBackendUnavailableError("decode_backend='decord' needs decord: `pip install decord`; or use 'auto'.")
+        raise DecodeBackendUnavailableError(
+            "decode_backend='decord' needs decord: `pip install decord`; or use 'auto'."
+        )
 
 
 # What ``"auto"`` tries, in order, for a file: the next one only when the previous cannot decode it (PyAV has no
@@ -848,7 +850,8 @@ def _torchcodec_frames(decoder, src: _Source, info: VideoInfo, indices: np.ndarr
             k = int(wrong[0])
             raise VideoDecodeError(
                 src.name,
-                f"torchcodec returned frame {int(indices[k])} at {got[k]:.6f} s, the probe has it at {expected[k]:.6f} s",
+                f"torchcodec returned frame {int(indices[k])} at {got[k]:.6f} s, "
+                f"the probe has it at {expected[k]:.6f} s",
             )
     return batch.data.numpy()
 

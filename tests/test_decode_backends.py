@@ -30,7 +30,9 @@ from hf_xclip.video_io import (
 )
 
 VFR_STEPS_MS = [40, 40, 80, 20, 100, 40, 60, 30] * 8  # 64 frames, 20 to 100 ms apart
-needs_torchcodec = pytest.mark.skipif(not torchcodec_available(), reason=f"torchcodec does not work here: {torchcodec_status()}")
+needs_torchcodec = pytest.mark.skipif(
+    not torchcodec_available(), reason=f"torchcodec does not work here: {torchcodec_status()}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +214,8 @@ def test_torchcodec_reads_the_frames_pyav_reads(files, name):
         assert b.backend == "torchcodec"
         assert np.array_equal(a.indices, b.indices) and np.array_equal(a.timestamps, b.timestamps)
         assert numbers(b.frames.reshape(-1, *b.frames.shape[2:])) == b.indices.reshape(-1).tolist()
-        assert np.array_equal(a.frames, b.frames), f"{name} {sampling}: max diff {np.abs(a.frames.astype(int) - b.frames).max()}"
+        diff = np.abs(a.frames.astype(int) - b.frames).max()
+        assert np.array_equal(a.frames, b.frames), f"{name} {sampling}: max diff {diff}"
         assert b.metadata.video_backend == "torchcodec" and b.metadata.timestamps == a.metadata.timestamps
 
 

@@ -312,7 +312,9 @@ def test_transformers_own_save_pretrained_output_loads(tokenizer_dir, tmp_path):
     """The issue's case: transformers 5.25's `XCLIPProcessor.save_pretrained` (one processor_config.json holding
     the image processor, next to tokenizer.json) loads in `XClipProcessor.from_pretrained`."""
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
-    image_processor = transformers.VideoMAEImageProcessor(size={"shortest_edge": 48}, crop_size=48, image_mean=[0.5] * 3)
+    image_processor = transformers.VideoMAEImageProcessor(
+        size={"shortest_edge": 48}, crop_size=48, image_mean=[0.5] * 3
+    )
     transformers.XCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp_path)
     assert "image_processor" in json.loads((tmp_path / "processor_config.json").read_text())
     processor = XClipProcessor.from_pretrained(tmp_path)

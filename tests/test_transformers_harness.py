@@ -113,18 +113,24 @@ def _load_harness(root: Path) -> types.ModuleType:
         package.__path__ = [str(tests)]
         sys.modules[PACKAGE] = package
         missing = {
-            "exporters/test_export.py": (f"{PACKAGE}.exporters.test_export", {"ExportTesterMixin": type("ExportTesterMixin", (), {})}),
-            "generation/test_utils.py": (f"{PACKAGE}.generation.test_utils", {"GenerationTesterMixin": type("GenerationTesterMixin", (), {})}),
-            "utils/test_configuration_utils.py": (f"{PACKAGE}.utils.test_configuration_utils", {"config_common_kwargs": {}}),
+            "exporters/test_export.py": (
+                "exporters.test_export", {"ExportTesterMixin": type("ExportTesterMixin", (), {})}
+            ),
+            "generation/test_utils.py": (
+                "generation.test_utils", {"GenerationTesterMixin": type("GenerationTesterMixin", (), {})}
+            ),
+            "utils/test_configuration_utils.py": ("utils.test_configuration_utils", {"config_common_kwargs": {}}),
         }
         for relative, (name, attributes) in missing.items():
+            name = f"{PACKAGE}.{name}"
             if not (tests / relative).is_file():
                 parent = name.rsplit(".", 1)[0]
                 if parent not in sys.modules:
                     _shim(parent, __path__=[])
                 _shim(name, **attributes)
-        if not (root / "utils" / "fetch_hub_objects_for_ci.py").is_file() and "fetch_hub_objects_for_ci" not in sys.modules:
-            _shim("fetch_hub_objects_for_ci", url_to_local_path=lambda url, *args, **kwargs: url)
+        fetcher = "fetch_hub_objects_for_ci"
+        if not (root / "utils" / f"{fetcher}.py").is_file() and fetcher not in sys.modules:
+            _shim(fetcher, url_to_local_path=lambda url, *args, **kwargs: url)
     return sys.modules[PACKAGE]
 
 
@@ -149,7 +155,10 @@ def _mark(cls: type, kind: str, ours: bool) -> type:
         marks.update(EXPECTED_DIFFERENCES[kind])
     tests = [name for name in dir(cls) if name.startswith("test_")]
     for pattern, reason in marks.items():
-        names = [n for n in tests if n.startswith(pattern[:-1])] if pattern.endswith("*") else [pattern] * (pattern in tests)
+        if pattern.endswith("*"):
+            names = [name for name in tests if name.startswith(pattern[:-1])]
+        else:
+            names = [pattern] if pattern in tests else []
         if not names:
             raise AttributeError(f"{cls.__name__} has no test {pattern!r}: remove it from the table")
         for name in names:
@@ -169,7 +178,9 @@ class _TinyProcessorComponents:
 
 
 @pytest.mark.slow  # the reference run: CI runs it, iterating need not
-class TransformersXCLIPProcessorHarness(_TinyProcessorComponents, processing_common.ProcessorTesterMixin, unittest.TestCase):
+class TransformersXCLIPProcessorHarness(
+    _TinyProcessorComponents, processing_common.ProcessorTesterMixin, unittest.TestCase
+):
     """The reference: transformers' `XCLIPProcessor` (a VideoMAE image processor + CLIP tokenizer)."""
 
     processor_class = transformers.XCLIPProcessor
