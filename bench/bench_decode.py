@@ -238,21 +238,44 @@ def backend_video(name: str, fps: int) -> Path:
         tmp = path.with_suffix(".partial.mp4")
         if ffmpeg:
             subprocess.run(
-                [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
-                 "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-g", "250", "-pix_fmt", "yuv420p",
-                 str(tmp)],
+                [
+                    ffmpeg,
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"testsrc2=size={width}x{height}:rate={fps}",
+                    "-t",
+                    str(seconds),
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-g",
+                    "250",
+                    "-pix_fmt",
+                    "yuv420p",
+                    str(tmp),
+                ],
                 check=True,
             )
         else:
-            write_video(tmp, streamed_frames(seconds, fps, height, width), fps=fps, gop_size=250,
-                        encoder_options={"preset": "veryfast"})
+            write_video(
+                tmp,
+                streamed_frames(seconds, fps, height, width),
+                fps=fps,
+                gop_size=250,
+                encoder_options={"preset": "veryfast"},
+            )
         tmp.rename(path)
     return path
 
 
 def _windows(path: Path, backend: str):
     with iter_windows(path, window=4, stride=2, num_frames=8, backend=backend) as windows:
-        out = [(w.indices, w.frames[:: 7]) for w in windows]
+        out = [(w.indices, w.frames[::7]) for w in windows]
     return np.concatenate([i for i, _ in out]), np.concatenate([f for _, f in out])
 
 
@@ -270,8 +293,10 @@ def bench_backends(args) -> int:
     }
     rows = []
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
-    header = (f"{'video':22s} {'sampling':22s} {'backend':11s} {'frames':>6s} {'wall s':>7s} {'CPU s':>7s} "
-              f"{'frames/s':>9s} {'max|diff|':>9s}")
+    header = (
+        f"{'video':22s} {'sampling':22s} {'backend':11s} {'frames':>6s} {'wall s':>7s} {'CPU s':>7s} "
+        f"{'frames/s':>9s} {'max|diff|':>9s}"
+    )
     print(header)
     print("-" * len(header))
     for name in args.backend_videos:
@@ -287,15 +312,35 @@ def bench_backends(args) -> int:
                     raise AssertionError(f"{backend} sampled other frames than {backends[0]} on {name}, {mode}")
                 diff = int(np.abs(frames.astype(np.int16) - reference[1]).max())
                 wall, cpu = statistics.median(walls), statistics.median(cpus)
-                row = dict(video=name, sampling=mode, backend=backend, frames=int(indices.size), wall_s=wall,
-                           cpu_s=cpu, frames_per_s=indices.size / wall, max_abs_diff_vs_first=diff)
+                row = dict(
+                    video=name,
+                    sampling=mode,
+                    backend=backend,
+                    frames=int(indices.size),
+                    wall_s=wall,
+                    cpu_s=cpu,
+                    frames_per_s=indices.size / wall,
+                    max_abs_diff_vs_first=diff,
+                )
                 rows.append(row)
-                print(f"{name:22s} {mode:22s} {backend:11s} {indices.size:6d} {wall:7.2f} {cpu:7.2f} "
-                      f"{indices.size / wall:9.1f} {diff:9d}", flush=True)
+                print(
+                    f"{name:22s} {mode:22s} {backend:11s} {indices.size:6d} {wall:7.2f} {cpu:7.2f} "
+                    f"{indices.size / wall:9.1f} {diff:9d}",
+                    flush=True,
+                )
     out = RESULTS / "bench_decode_backends.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "load_average_end": os.getloadavg(),
-                               "torch": torch.__version__, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "load_average_end": os.getloadavg(),
+                "torch": torch.__version__,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
     return 0
 
@@ -310,10 +355,16 @@ def _read(path: Path, backend: str, **sampling):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", action="store_true",
-                        help="compare the decoding backends (torchcodec, PyAV, decord) instead")
-    parser.add_argument("--backend-videos", nargs="+", default=list(BACKEND_VIDEOS), choices=list(BACKEND_VIDEOS),
-                        help="with --backends: which videos")
+    parser.add_argument(
+        "--backends", action="store_true", help="compare the decoding backends (torchcodec, PyAV, decord) instead"
+    )
+    parser.add_argument(
+        "--backend-videos",
+        nargs="+",
+        default=list(BACKEND_VIDEOS),
+        choices=list(BACKEND_VIDEOS),
+        help="with --backends: which videos",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="video length")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--height", type=int, default=720)

@@ -107,9 +107,11 @@ def test_auto_falls_back_to_pyav_silently_and_by_name_is_one_clear_error(files, 
     windows = iter_windows(files["cfr"], window=1, stride=1, num_frames=4)
     assert [numbers(w.frames) for w in windows] == windows.indices.tolist() and windows.backend == "pyav"
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
-    for call in (lambda: read_video(files["cfr"], 8, backend="torchcodec"),
-                 lambda: iter_windows(files["cfr"], window=1, stride=1, backend="torchcodec"),
-                 lambda: XClipVideoProcessor(crop_size=32, decode_backend="torchcodec")(str(files["cfr"]))):
+    for call in (
+        lambda: read_video(files["cfr"], 8, backend="torchcodec"),
+        lambda: iter_windows(files["cfr"], window=1, stride=1, backend="torchcodec"),
+        lambda: XClipVideoProcessor(crop_size=32, decode_backend="torchcodec")(str(files["cfr"])),
+    ):
         with pytest.raises(DecodeBackendUnavailableError) as caught:
             call()
         message = str(caught.value)
@@ -207,8 +209,12 @@ def test_every_decoding_command_has_the_option():
 def test_torchcodec_reads_the_frames_pyav_reads(files, name):
     """Same indices, timestamps and pixels (bit for bit at the video's own size) as PyAV, by count and by time."""
     path = files[name]
-    for sampling in (dict(num_frames=8), dict(num_frames=8, num_clips=2), dict(num_frames=None, fps=7.0),
-                     dict(num_frames=6, start_time=0.5, end_time=1.7)):
+    for sampling in (
+        dict(num_frames=8),
+        dict(num_frames=8, num_clips=2),
+        dict(num_frames=None, fps=7.0),
+        dict(num_frames=6, start_time=0.5, end_time=1.7),
+    ):
         a = read_video(path, backend="pyav", **sampling)
         b = read_video(path, backend="torchcodec", **sampling)
         assert b.backend == "torchcodec"

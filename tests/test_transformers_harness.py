@@ -114,10 +114,12 @@ def _load_harness(root: Path) -> types.ModuleType:
         sys.modules[PACKAGE] = package
         missing = {
             "exporters/test_export.py": (
-                "exporters.test_export", {"ExportTesterMixin": type("ExportTesterMixin", (), {})}
+                "exporters.test_export",
+                {"ExportTesterMixin": type("ExportTesterMixin", (), {})},
             ),
             "generation/test_utils.py": (
-                "generation.test_utils", {"GenerationTesterMixin": type("GenerationTesterMixin", (), {})}
+                "generation.test_utils",
+                {"GenerationTesterMixin": type("GenerationTesterMixin", (), {})},
             ),
             "utils/test_configuration_utils.py": ("utils.test_configuration_utils", {"config_common_kwargs": {}}),
         }
@@ -215,7 +217,6 @@ else:
     MODEL_HARNESS_MISSING = ""
 
 import torch  # noqa: E402
-
 from testing_utils import XClipModelTester  # noqa: E402
 
 from hf_xclip import XClipConfig, XClipModel  # noqa: E402

@@ -332,7 +332,8 @@ def test_write_video_rejects_bad_frames(tmp_path, frames):
 def test_importing_hf_xclip_loads_no_decoder():
     """The decoders (PyAV, decord) are imported on first use, not by `import hf_xclip.video_io` (checked in a fresh
     interpreter, where nothing else could have imported them)."""
-    probe = "import sys, hf_xclip.video_io; print(sorted(m for m in ('av', 'decord', 'torchcodec') if m in sys.modules))"
+    decoders = "('av', 'decord', 'torchcodec')"
+    probe = f"import sys, hf_xclip.video_io; print(sorted(m for m in {decoders} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -22,8 +22,9 @@ def video(tmp_path_factory):
 
 @pytest.fixture()
 def processor():
-    return XClipVideoProcessor(crop_size=32, num_frames=4, do_normalize=False, do_rescale=False, do_resize=False,
-                               do_center_crop=False)
+    return XClipVideoProcessor(
+        crop_size=32, num_frames=4, do_normalize=False, do_rescale=False, do_resize=False, do_center_crop=False
+    )
 
 
 def test_probe_returns_transformers_video_metadata(video):
