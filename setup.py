@@ -49,8 +49,17 @@ setup(
         # transformers' video processors (VideoPrism) and fast image processors; install the torchvision build that
         # matches your torch. Without it the PIL processors are used (docs/models.md).
         "video-processors": ["torchvision"],
-        # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "selenium>=4.10", *ONNX, *INDEX, *APP],
+        # torchcodec decoding (`decode_backend="torchcodec"`; "auto" tries it after PyAV, see docs/videos.md): also
+        # needs FFmpeg's shared libraries (apt-get install ffmpeg) and a build matching the installed torch (the PyPI
+        # wheels link the CUDA build of torch; tested: torchcodec 0.17.0 with torch 2.13.0 (CUDA 13 build, run on
+        # CPU), FFmpeg 5.1).
+        "torchcodec": ["torchcodec>=0.8"],
+        # scikit-learn: the reference the average-precision tests compare with; parameterized: transformers' test
+        # harness (tests/test_transformers_harness.py) imports it
+        "test": [
+            "pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "parameterized>=0.9", "selenium>=4.10",
+            *ONNX, *INDEX, *APP,
+        ],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[

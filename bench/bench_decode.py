@@ -15,6 +15,14 @@ decoding also holds every frame in memory (300 frames of 720p RGB = 830 MB) wher
 
 Run: ``python bench/bench_decode.py`` (``--help`` for sizes); prints a table per video and writes
 ``bench/results/bench_decode.json``.
+
+Backends: ``python bench/bench_decode.py --backends`` decodes the same files with torchcodec, PyAV and decord through
+`hf_xclip.video_io` (a 10 s 720p clip, a 10-minute 640x360 video, a 120 s 1080p video; H.264, keyframe every 250
+frames, B-frames): 8 frames sampled by count (the X-CLIP protocol), frames at 1 fps (sampling by time), and
+windows of 4 s every 2 s with 8 frames each (`iter_windows`, what `hf-xclip timeline` / `index --window` read).
+Frames/s is frames returned per wall second; CPU s counts every thread of the process. Every backend must return
+the same frame indices (checked) and, at the video's own size, the same pixels (max |diff| against PyAV).
+Writes ``bench/results/bench_decode_backends.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +43,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_xclip.video_io import decord_available, probe_video, sample_frame_indices, write_video  # noqa: E402
+from hf_xclip.video_io import (  # noqa: E402
+    decord_available,
+    iter_windows,
+    probe_video,
+    read_video,
+    sample_frame_indices,
+    torchcodec_status,
+    write_video,
+)
 from hf_xclip.video_processing_xclip import XClipVideoProcessor  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -184,8 +202,169 @@ def bench_one(path: Path, gop: int, args) -> dict:
     }
 
 
+BACKEND_VIDEOS = {  # name: (seconds, height, width)
+    "short clip 720p 10 s": (10, 720, 1280),
+    "10 min 640x360": (600, 360, 640),
+    "1080p 120 s": (120, 1080, 1920),
+}
+
+
+def streamed_frames(seconds: float, fps: int, height: int, width: int):
+    """The frames of `make_video`, generated one at a time (a 10-minute video never in memory)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    box_h, box_w = height // 5, width // 6
+    for k in range(int(seconds * fps)):
+        phase = 2 * np.pi * k / fps
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[..., 0] = 127 + 120 * np.sin(xs / 90 + phase)
+        frame[..., 1] = 127 + 120 * np.sin(ys / 70 - phase / 2)
+        frame[..., 2] = (xs + ys + 4 * k) % 256
+        x0, y0 = (37 * k) % (width - box_w), (23 * k) % (height - box_h)
+        frame[y0 : y0 + box_h, x0 : x0 + box_w] = (255 - 3 * k % 256, 40, 200)
+        yield frame
+
+
+def backend_video(name: str, fps: int) -> Path:
+    """The benchmark file: FFmpeg's ``testsrc2`` pattern (moving, textured) encoded by the ``ffmpeg`` command when
+    it is installed (fast), else the frames of `streamed_frames` written with PyAV; H.264 (x264 veryfast, B-frames),
+    keyframe every 250 frames, yuv420p."""
+    seconds, height, width = BACKEND_VIDEOS[name]
+    ffmpeg = shutil.which("ffmpeg")
+    source = "testsrc2" if ffmpeg else "gradients"
+    path = RESULTS / "videos" / f"h264_{source}_{width}x{height}_{seconds}s_{fps}fps_gop250.mp4"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"writing {path.name} ...", flush=True)
+        tmp = path.with_suffix(".partial.mp4")
+        if ffmpeg:
+            subprocess.run(
+                [
+                    ffmpeg,
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"testsrc2=size={width}x{height}:rate={fps}",
+                    "-t",
+                    str(seconds),
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-g",
+                    "250",
+                    "-pix_fmt",
+                    "yuv420p",
+                    str(tmp),
+                ],
+                check=True,
+            )
+        else:
+            write_video(
+                tmp,
+                streamed_frames(seconds, fps, height, width),
+                fps=fps,
+                gop_size=250,
+                encoder_options={"preset": "veryfast"},
+            )
+        tmp.rename(path)
+    return path
+
+
+def _windows(path: Path, backend: str):
+    with iter_windows(path, window=4, stride=2, num_frames=8, backend=backend) as windows:
+        out = [(w.indices, w.frames[::7]) for w in windows]
+    return np.concatenate([i for i, _ in out]), np.concatenate([f for _, f in out])
+
+
+def bench_backends(args) -> int:
+    """torchcodec vs PyAV vs decord on the same files and sampling; one table."""
+    backends = ["torchcodec", "pyav", *(["decord"] if decord_available() else [])]
+    status = torchcodec_status()
+    if status is not None:
+        print(f"torchcodec not measured: {status}")
+        backends.remove("torchcodec")
+    modes = {
+        "8 frames (count)": lambda path, b: _read(path, b, num_frames=8),
+        "1 fps (time)": lambda path, b: _read(path, b, num_frames=None, fps=1.0),
+        "windows 4 s / 2 s x 8": _windows,
+    }
+    rows = []
+    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+    header = (
+        f"{'video':22s} {'sampling':22s} {'backend':11s} {'frames':>6s} {'wall s':>7s} {'CPU s':>7s} "
+        f"{'frames/s':>9s} {'max|diff|':>9s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in args.backend_videos:
+        path = backend_video(name, args.fps)
+        for mode, fn in modes.items():
+            reference = None
+            for backend in backends:
+                repeats = args.repeats if BACKEND_VIDEOS[name][0] <= 10 else 1
+                walls, cpus, (indices, frames) = timed(lambda: fn(path, backend), repeats)
+                if reference is None:
+                    reference = (indices, frames)
+                if not np.array_equal(indices, reference[0]):
+                    raise AssertionError(f"{backend} sampled other frames than {backends[0]} on {name}, {mode}")
+                diff = int(np.abs(frames.astype(np.int16) - reference[1]).max())
+                wall, cpu = statistics.median(walls), statistics.median(cpus)
+                row = dict(
+                    video=name,
+                    sampling=mode,
+                    backend=backend,
+                    frames=int(indices.size),
+                    wall_s=wall,
+                    cpu_s=cpu,
+                    frames_per_s=indices.size / wall,
+                    max_abs_diff_vs_first=diff,
+                )
+                rows.append(row)
+                print(
+                    f"{name:22s} {mode:22s} {backend:11s} {indices.size:6d} {wall:7.2f} {cpu:7.2f} "
+                    f"{indices.size / wall:9.1f} {diff:9d}",
+                    flush=True,
+                )
+    out = RESULTS / "bench_decode_backends.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "load_average_end": os.getloadavg(),
+                "torch": torch.__version__,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _read(path: Path, backend: str, **sampling):
+    video = read_video(path, backend=backend, **sampling)
+    if video.backend != backend:
+        raise AssertionError(f"asked for {backend}, decoded with {video.backend}")
+    frames = video.frames.reshape(-1, *video.frames.shape[2:])
+    return video.indices.reshape(-1), frames[:: max(1, len(frames) // 16)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backends", action="store_true", help="compare the decoding backends (torchcodec, PyAV, decord) instead"
+    )
+    parser.add_argument(
+        "--backend-videos",
+        nargs="+",
+        default=list(BACKEND_VIDEOS),
+        choices=list(BACKEND_VIDEOS),
+        help="with --backends: which videos",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="video length")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--height", type=int, default=720)
@@ -196,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=None, help="benchmark this file instead of a generated one")
     parser.add_argument("--output", type=Path, default=RESULTS / "bench_decode.json")
     args = parser.parse_args(argv)
+    if args.backends:
+        args.fps = 25 if "--fps" not in (argv or sys.argv) else args.fps
+        return bench_backends(args)
 
     reports = []
     for gop in args.gop:

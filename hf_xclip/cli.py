@@ -195,6 +195,38 @@ def _naming(path: Path | None, err: Exception) -> str:
     return text if path is None or str(path) in text else f"{path}: {text}"
 
 
+def add_decode_argument(parser: argparse.ArgumentParser) -> None:
+    """``--decode-backend``, shared by every command that decodes videos (see `hf_xclip.video_io`)."""
+    parser.add_argument(
+        "--decode-backend",
+        choices=static_value("hf_xclip.video_io", "BACKENDS"),  # the video core's list, read without importing it
+        help="video decoder: auto (default: PyAV; torchcodec, then decord, for codecs PyAV cannot decode), "
+        "torchcodec (needs FFmpeg's libraries: pip install 'hf_xclip[torchcodec]' and apt-get install ffmpeg), "
+        "pyav or decord",
+    )
+
+
+def apply_decode_backend(video_processor: Any, backend: str | None) -> Any:
+    """Set ``--decode-backend`` on a video processor (or on the ``video_processor`` of a processor / pipeline);
+    ``None`` keeps its own. Returns the previous value (to restore before saving the processor).
+
+    Raises:
+        UsageError: the backend cannot run here, naming what to install.
+    """
+    target = getattr(video_processor, "video_processor", video_processor)
+    previous = target.decode_backend
+    if backend is None:
+        return previous
+    from .video_io import require_backend
+
+    try:
+        require_backend(backend)
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+    target.decode_backend = backend
+    return previous
+
+
 def read_descriptions_argument(path: Path | None) -> dict[str, list[str]] | None:
     """`--label-descriptions`, read and checked.
 

@@ -70,7 +70,7 @@ from .multilabel import (
     video_label_scores,
 )
 from .utils import check_positive_int, prefetch_map
-from .video_io import fetch_video, video_name
+from .video_io import fetch_video, is_loaded_video, video_name
 
 logger = logging.get_logger(__name__)
 
@@ -226,8 +226,9 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
 
         Args:
             videos: a path, URL (http/https), `bytes` of a video file, binary file object, or frames as an array or
-                tensor of shape (T, H, W, 3) (uint8 RGB); or a list of these (a list of results is returned), or a
-                generator / dataset (an iterator of results is returned).
+                tensor of shape (T, H, W, 3) (uint8 RGB), or the `(frames, metadata)` tuple of transformers'
+                `load_video` (its `VideoMetadata` gives the frames' times); or a list of these (a list of results is
+                returned), or a generator / dataset (an iterator of results is returned).
             candidate_labels (`list[str]`): distinct, non-empty label texts (a single string is split on commas).
             hypothesis_template (`str` or `list[str]`, *optional*): where the label goes in the text; defaults to the
                 model's own template (its processor's `hypothesis_template`: `"{}"` for X-CLIP, which was trained
@@ -270,7 +271,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         has_bank = kwargs.get("label_bank") is not None or self._forward_params.get("label_bank") is not None
         if candidate_labels is None and "candidate_labels" not in self._forward_params and not has_bank:
             normalize_labels(None)  # raises the "needs candidate_labels" error before any decoding
-        if isinstance(videos, tuple):
+        if isinstance(videos, tuple) and not is_loaded_video(videos):  # load_video's (frames, metadata): one video
             videos = list(videos)
         elif isinstance(videos, Iterator) and not isinstance(videos, types.GeneratorType):
             videos = (video for video in videos)  # the base class streams generators only

@@ -143,16 +143,16 @@ class XClipProcessor(ProcessorMixin):
         self.hypothesis_template = validate_template(hypothesis_template)
         super().__init__(as_xclip_video_processor(video_processor), tokenizer, **kwargs)
 
-    def __call__(
-        self, text: Any = None, videos: Any = None, images: Any = None, clean_text: bool | None = None, **kwargs
-    ) -> BatchFeature:
-        """Tokenize ``text`` and preprocess ``videos`` (``images`` is accepted as an alias of ``videos``, as in
-        transformers' X-CLIP processor). Options of the video processor (``num_frames``, ``num_clips``, ...) and of
-        the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``. Texts are cleaned as the
-        original does unless ``clean_text=False`` (``None``, the default, means clean: explicit processor
-        arguments default to ``None`` in transformers)."""
+    def __call__(self, text: Any = None, videos: Any = None, clean_text: bool | None = None, **kwargs) -> BatchFeature:
+        """Tokenize ``text`` and preprocess ``videos`` (``images=`` is accepted as an alias of ``videos``, as in
+        transformers' X-CLIP processor; it is not in the signature, so transformers' generic callers that offer
+        every modality their processor names pass videos only). Options of the video processor (``num_frames``,
+        ``num_clips``, ...) and of the tokenizer can be given directly or as ``videos_kwargs`` / ``text_kwargs``.
+        Texts are cleaned as the original does unless ``clean_text=False`` (``None``, the default, means clean:
+        explicit processor arguments default to ``None`` in transformers)."""
         if clean_text is not False and text is not None:
             text = clean_texts(text)
+        images = kwargs.pop("images", None)
         if images is not None:
             if videos is not None:
                 raise ValueError("Pass the videos as `videos` (`images` is only an alias of it), not both.")
@@ -213,13 +213,14 @@ class XClipProcessor(ProcessorMixin):
             video_processor = XClipVideoProcessor.from_pretrained(path, **hub, **video_options)
         elif video_options:
             raise ValueError(f"Give video options {sorted(video_options)} or a `video_processor`, not both.")
-        tokenizer = kwargs.pop("tokenizer", None)
-        if tokenizer is None:
-            # AutoTokenizer reads config.json too: a model saved with its code (`auto_map`) must not make it ask
-            remote = {} if trust_remote_code is None else {"trust_remote_code": trust_remote_code}
-            tokenizer = _load_clip_tokenizer(path, **hub, **remote)
         init = {key: processor_dict[key] for key in _PROCESSOR_KEYS if processor_dict.get(key) is not None}
         init.update({key: kwargs.pop(key) for key in _PROCESSOR_KEYS if key in kwargs})
+        tokenizer = kwargs.pop("tokenizer", None)
+        if tokenizer is None:  # the remaining options are the tokenizer's (`cls_token="..."`), as in transformers
+            # AutoTokenizer reads config.json too: a model saved with its code (`auto_map`) must not make it ask
+            remote = {} if trust_remote_code is None else {"trust_remote_code": trust_remote_code}
+            tokenizer = _load_clip_tokenizer(path, **hub, **remote, **kwargs)
+            kwargs = {}
         processor = cls(video_processor=video_processor, tokenizer=tokenizer, **init)
         return (processor, kwargs) if return_unused else processor
 

@@ -2,16 +2,24 @@
 
 Reading follows the original X-CLIP data pipeline (decord): the frame count is the number of video packets (what
 decord's ``len(VideoReader)`` reports), frames are addressed in presentation order, and only the sampled frames are
-read. Two backends decode identical pixels at the video's own size (tested bit for bit on H.264 and MPEG-4 Part 2);
+read. The backends decode identical pixels at the video's own size (tested bit for bit on H.264 and MPEG-4 Part 2);
 with decode-time downscaling (``short_side``) their scalers differ (a few levels out of 255 on average on 4:2:0
 video, more at sharp edges):
 
-* PyAV (``"auto"``, the default): seek to the keyframe before each wanted frame and decode forward, skipping the
+* ``"auto"`` (the default) tries the backends in `AUTO_ORDER` (PyAV, torchcodec, decord), moving to the next only
+  when one cannot decode the file; torchcodec only when it imports *and* decodes a probe video in this process
+  (`torchcodec_status`, computed once), never on AVI or streams without reliable timestamps. PyAV comes first
+  because it reads the same frames with 24 to 42 % less CPU (``bench/bench_decode.py --backends``).
+* torchcodec (``"torchcodec"``): ``VideoDecoder(seek_mode="exact").get_frames_at``, the decoder of transformers 5.x,
+  ``datasets`` and vLLM. It needs FFmpeg's shared libraries (``apt-get install ffmpeg``) and a build matching the
+  installed torch; asked for by name where it cannot run, `DecodeBackendUnavailableError` says what to install.
+  Its frame count and every returned timestamp are checked against the probe (a disagreement is a
+  `VideoDecodeError`, and ``"auto"`` moves on).
+* PyAV (``"pyav"``): seek to the keyframe before each wanted frame and decode forward, skipping the
   unwanted non-reference frames (``skip_frame = NONREF``); about 40 % less CPU than decord on H.264
   (``bench/bench_decode.py``). Where seeking is unreliable (AVI, whose packets carry decode-order stamps; a seek
   that lands after the wanted frame, as in some MPEG-TS files) it decodes from the start instead.
-* decord (``"decord"``, the original's decoder): ``VideoReader.get_batch``. ``"auto"`` also falls back to it when
-  PyAV's FFmpeg has no decoder for the codec.
+* decord (``"decord"``, the original's decoder): ``VideoReader.get_batch``; last in ``"auto"``'s order.
 
 Every file is probed with PyAV first (container opens, has a video stream, its packets demux without corruption
 and as many as the header announces), so decord never sees the broken inputs it can abort or hang on. Anything
@@ -37,6 +45,7 @@ frames of windows not yet yielded.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import math
@@ -59,14 +68,14 @@ from .utils import is_positive_number
 logger = logging.get_logger(__name__)
 
 SAMPLING_MODES = ("middle", "random", "uniform")
-BACKENDS = ("auto", "decord", "pyav")
+BACKENDS = ("auto", "torchcodec", "pyav", "decord")
 TAIL_MODES = ("shift", "partial")
 BROKEN_TAIL_MODES = ("error", "keep")
 # Times closer than this (seconds) count as equal: a frame shown at t is still "the frame at t" after rounding.
 TIME_TOLERANCE = 1e-6
 
 SamplingMode = Literal["middle", "random", "uniform"]
-Backend = Literal["auto", "decord", "pyav"]
+Backend = Literal["auto", "torchcodec", "pyav", "decord"]
 TailMode = Literal["shift", "partial"]
 BrokenTailMode = Literal["error", "keep"]
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
@@ -679,6 +688,177 @@ def decord_available() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------------------------
+# torchcodec
+# --------------------------------------------------------------------------------------------------------------
+
+TORCHCODEC_INSTALL = (
+    "`pip install 'hf_xclip[torchcodec]'` (a torchcodec built for the installed torch: the PyPI wheels link the CUDA "
+    "build of torch) and FFmpeg's shared libraries (`apt-get install ffmpeg`, or the libavcodec / libavformat / "
+    "libavutil / libswscale packages of FFmpeg 4 to 8)"
+)
+
+
+class DecodeBackendUnavailableError(ImportError):
+    """A decoding backend asked for by name cannot run here (not installed, or its native libraries do not load).
+    The message says why and what to install."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:300]
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_clip() -> bytes:
+    """A 2-frame 16x16 MPEG-4 video in memory: what `torchcodec_status` decodes."""
+    av = _import_av()
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for value in (0, 255):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), value, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def torchcodec_status() -> str | None:
+    """``None`` when torchcodec works here: it imports (its native libraries, FFmpeg's included, load next to this
+    torch) and decodes a probe video to the right frames. Otherwise the reason it does not. Computed once per
+    process (``torchcodec_status.cache_clear()`` to look again)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except Exception as err:  # ImportError, OSError / RuntimeError from the native libraries
+        return f"torchcodec does not load ({_first_line(err)})"
+    try:
+        decoder = VideoDecoder(_probe_clip(), seek_mode="exact", dimension_order="NHWC")
+        frames = decoder.get_frames_at([0, 1]).data.numpy()
+    except Exception as err:
+        return f"torchcodec cannot decode a probe video ({_first_line(err)})"
+    if frames.shape != (2, 16, 16, 3) or not (frames[0].mean() < 40 < 215 < frames[1].mean()):
+        return f"torchcodec decoded a probe video wrongly (shape {frames.shape})"
+    return None
+
+
+def torchcodec_available() -> bool:
+    """Whether the ``"torchcodec"`` backend works in this process (see `torchcodec_status`)."""
+    return torchcodec_status() is None
+
+
+def require_backend(backend: str) -> None:
+    """Check that a backend asked for by name can run here.
+
+    Raises:
+        ValueError: an unknown backend.
+        DecodeBackendUnavailableError: ``"torchcodec"`` or ``"decord"`` cannot run; the message names what to install.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
+    if backend == "torchcodec" and not torchcodec_available():
+        raise DecodeBackendUnavailableError(
+            f"decode_backend='torchcodec' cannot run here: {torchcodec_status()}. It needs {TORCHCODEC_INSTALL}; "
+            "or use decode_backend='auto' (torchcodec when it works, else PyAV) or 'pyav'."
+        )
+    if backend == "decord" and not decord_available():
+        raise DecodeBackendUnavailableError(
+            "decode_backend='decord' needs decord: `pip install decord`; or use 'auto'."
+        )
+
+
+# What ``"auto"`` tries, in order, for a file: the next one only when the previous cannot decode it (PyAV has no
+# decoder for the codec; torchcodec cannot open the file or disagrees with the probe). PyAV first because it decodes
+# the same frames with 24 to 42 % less CPU than torchcodec (it skips the non-reference frames it does not need):
+# `bench/bench_decode.py --backends`, docs/videos.md. Put "torchcodec" first to prefer it.
+AUTO_ORDER = ("pyav", "torchcodec", "decord")
+
+
+def _candidates(backend: str, info: VideoInfo) -> list[str]:
+    """The backends to try for ``backend`` on this file: the one asked for by name (checked to run here), or the
+    usable ones of `AUTO_ORDER` (torchcodec only where it works in this process and frames are identified by
+    timestamps: not AVI, whose packets carry decode-order stamps; decord only when installed)."""
+    if backend != "auto":
+        require_backend(backend)
+        return [backend]
+    usable = {
+        "pyav": True,
+        "torchcodec": _pts_reliable(info) and torchcodec_available(),
+        "decord": decord_available(),
+    }
+    return [name for name in AUTO_ORDER if usable[name]]
+
+
+def _falls_through(name: str, err: Exception, last: bool) -> bool:
+    """Whether ``auto`` moves on from backend ``name`` after ``err``: PyAV without a decoder for the codec, or
+    torchcodec failing on the file (its errors are about the file as it sees it); never for the last one."""
+    if last:
+        return False
+    return isinstance(err, _NoDecoderError) if name == "pyav" else name == "torchcodec"
+
+
+def _open_torchcodec(src: _Source, info: VideoInfo, size: tuple[int, int] | None, threads: int):
+    """A torchcodec ``VideoDecoder`` (exact seeking, NHWC) that agrees with the probe on the frame count.
+
+    Raises:
+        VideoDecodeError: torchcodec cannot open the file, or counts other frames than the probe.
+    """
+    from torchcodec.decoders import VideoDecoder
+
+    transforms = None
+    if size is not None:
+        from torchcodec.transforms import Resize
+
+        transforms = [Resize(size=size)]
+    try:
+        decoder = VideoDecoder(
+            src.path if src.path is not None else src.data,
+            seek_mode="exact",
+            dimension_order="NHWC",
+            num_ffmpeg_threads=max(threads, 0),
+            transforms=transforms,
+        )
+    except Exception as err:
+        raise VideoDecodeError(src.name, f"torchcodec cannot open it ({_first_line(err)})") from None
+    count = decoder.metadata.num_frames
+    if count != info.num_frames:
+        raise VideoDecodeError(src.name, f"torchcodec counts {count} frames, the probe {info.num_frames}")
+    return decoder
+
+
+def _torchcodec_frames(decoder, src: _Source, info: VideoInfo, indices: np.ndarray) -> np.ndarray:
+    """Frames at the sorted, unique ``indices``; each one's timestamp must be the probe's for that index.
+
+    Raises:
+        VideoDecodeError: decoding fails, or a frame comes back with another timestamp than the probe's.
+    """
+    try:
+        batch = decoder.get_frames_at([int(i) for i in indices])
+    except Exception as err:
+        raise VideoDecodeError(src.name, f"torchcodec failed ({_first_line(err)})") from None
+    if info.frame_pts is not None and info.time_base:
+        expected = info.frame_pts[indices].astype(np.float64) * float(info.time_base)
+        got = batch.pts_seconds.double().numpy()
+        tolerance = 0.5 * float(info.time_base) + TIME_TOLERANCE
+        wrong = np.flatnonzero(np.abs(got - expected) > tolerance)
+        if wrong.size:
+            k = int(wrong[0])
+            raise VideoDecodeError(
+                src.name,
+                f"torchcodec returned frame {int(indices[k])} at {got[k]:.6f} s, "
+                f"the probe has it at {expected[k]:.6f} s",
+            )
+    return batch.data.numpy()
+
+
+def _read_with_torchcodec(src: _Source, info: VideoInfo, indices: np.ndarray, size, threads: int) -> np.ndarray:
+    return _torchcodec_frames(_open_torchcodec(src, info, size, threads), src, info, indices)
+
+
+
 def _read_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size: tuple[int, int] | None, threads: int):
     try:  # inside `try` so that trust_remote_code's import check does not require decord (optional on some platforms)
         import decord
@@ -933,10 +1113,14 @@ def read_frames(
     Args:
         source: path, bytes or binary file object.
         indices: frame indices in presentation order.
-        backend: ``"pyav"``, ``"decord"`` or ``"auto"`` (PyAV; decord when PyAV has no decoder for the codec).
+        backend: ``"auto"`` (`AUTO_ORDER`: PyAV; torchcodec, then decord, when PyAV has no decoder for the codec),
+            ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
         short_side: decode-time downscaling so that the short side has this many pixels (aspect kept).
         num_threads: decoder threads (0 = automatic).
         info: result of `probe_video` for this source, to skip probing again.
+
+    Raises:
+        DecodeBackendUnavailableError: ``"torchcodec"`` / ``"decord"`` asked for by name cannot run here.
 
     Returns:
         ``(frames, backend_used)`` with frames (len(indices), H, W, 3) uint8 RGB.
@@ -961,15 +1145,16 @@ def _read_frames(src: _Source, info: VideoInfo, indices: np.ndarray, backend: st
         raise ValueError(f"Frame indices must lie in [0, {info.num_frames}) for {src.name!r}, got {indices.tolist()}.")
     unique, inverse = np.unique(indices, return_inverse=True)
     size = _decode_size(info, short_side)
-    if backend == "decord":
-        return _read_with_decord(src, info, unique, size, threads)[inverse.reshape(-1)], "decord"
-    try:
-        return _read_pyav(src, info, unique, size, threads)[inverse.reshape(-1)], "pyav"
-    except _NoDecoderError:
-        if backend == "pyav" or not decord_available():
-            raise
-        logger.info(f"PyAV cannot decode {src.name!r}; using decord.")
-        return _read_with_decord(src, info, unique, size, threads)[inverse.reshape(-1)], "decord"
+    readers = {"pyav": _read_pyav, "torchcodec": _read_with_torchcodec, "decord": _read_with_decord}
+    candidates = _candidates(backend, info)
+    for position, name in enumerate(candidates):
+        try:
+            return readers[name](src, info, unique, size, threads)[inverse.reshape(-1)], name
+        except VideoDecodeError as err:
+            if not _falls_through(name, err, position == len(candidates) - 1):
+                raise
+            logger.info(f"{name} cannot read {src.name!r} ({err.reason}); trying {candidates[position + 1]}.")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _read_with_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size, threads: int) -> np.ndarray:
@@ -1127,31 +1312,45 @@ class VideoWindows:
                 window += 1
 
     def _frames(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        if self._requested != "decord":
-            stream = _stream_pyav(self._src, self.info, needed, self._size, self._threads, self._stats)
+        """Frames from the first backend of `_candidates` that opens the file (PyAV: its decoder opens on the first
+        packet; torchcodec: the decoder and its frame count); errors after that are the file's."""
+        candidates = _candidates(self._requested, self.info)
+        for position, name in enumerate(candidates):
             try:
-                first = next(stream, None)  # PyAV opens the decoder on the first packet
-            except _NoDecoderError:
-                if self._requested == "pyav" or not decord_available():
+                first, rest = self._open(name, needed)
+            except VideoDecodeError as err:
+                if not _falls_through(name, err, position == len(candidates) - 1):
                     raise
-                logger.info(f"PyAV cannot decode {self._src.name!r}; using decord.")
-            else:
-                self.backend = "pyav"
-                if first is not None:
-                    yield first
-                    yield from stream
-                return
-        self.backend = "decord"
-        yield from self._frames_decord(needed)
+                logger.info(f"{name} cannot read {self._src.name!r} ({err.reason}); trying {candidates[position + 1]}.")
+                continue
+            self.backend = name
+            if first is not None:
+                yield first
+            yield from rest
+            return
 
-    def _frames_decord(self, needed: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """decord has no streaming decode: read each window's not yet read frames in one ``get_batch``."""
+    def _open(self, name: str, needed: np.ndarray) -> tuple[tuple[int, np.ndarray] | None, Iterator]:
+        """``(first frame or None, the other frames)`` of backend ``name``, raising when it cannot open the file."""
+        src, info, size, threads = self._src, self.info, self._size, self._threads
+        if name == "pyav":
+            stream = _stream_pyav(src, info, needed, size, threads, self._stats)
+            return next(stream, None), stream
+        if name == "torchcodec":
+            decoder = _open_torchcodec(src, info, size, threads)
+            return None, self._frames_batched(needed, lambda chunk: _torchcodec_frames(decoder, src, info, chunk))
+        if not decord_available():
+            raise DecodeBackendUnavailableError("decode_backend='decord' needs decord: `pip install decord`.")
+        return None, self._frames_batched(needed, lambda chunk: _read_with_decord(src, info, chunk, size, threads))
+
+    def _frames_batched(self, needed: np.ndarray, read) -> Iterator[tuple[int, np.ndarray]]:
+        """decord and torchcodec have no streaming decode here: read each window's not yet read frames in one
+        batch (``read(indices)``)."""
         done = 0
         for last in self.indices.max(axis=1):
             stop = int(np.searchsorted(needed, last, side="right"))
             if stop > done:
                 chunk = needed[done:stop]
-                frames = _read_with_decord(self._src, self.info, chunk, self._size, self._threads)
+                frames = read(chunk)
                 self._stats.decoded += len(chunk)
                 self._stats.converted += len(chunk)
                 yield from zip((int(i) for i in chunk), frames)
@@ -1186,8 +1385,8 @@ def iter_windows(
     non-reference frames are not decoded at all. A window is yielded as soon as its last frame is decoded, and a
     frame is dropped after the last window that uses it, so memory holds at most the frames of the windows that
     overlap the current one (about ``T * ceil(window / stride)`` frames), whatever the length of the video. The
-    plan (timestamps and indices) costs a few bytes per frame. decord is used only when PyAV has no decoder for the
-    codec (or with ``backend="decord"``), reading each window's new frames in one batch.
+    plan (timestamps and indices) costs a few bytes per frame. torchcodec and decord (asked for by name, or when
+    PyAV has no decoder for the codec) read each window's new frames in one batch.
 
     Args:
         source: path, bytes or binary file object.
@@ -1197,7 +1396,8 @@ def iter_windows(
         start_time / end_time: the part of the video to cover, in seconds (default: all of it).
         tail: ``"shift"`` or ``"partial"``, see `window_spans`.
         short_side: decode-time downscaling so that the short side has this many pixels.
-        backend: ``"auto"`` (PyAV; decord when PyAV lacks the codec), ``"pyav"`` or ``"decord"``.
+        backend: ``"auto"`` (`AUTO_ORDER`: PyAV; torchcodec, then decord, when PyAV lacks the codec),
+            ``"torchcodec"``, ``"pyav"`` or ``"decord"``.
         num_threads: decoder threads (0 = automatic).
         broken_tail: ``"error"`` (default): a truncated or corrupt file raises at the call. ``"keep"``: the windows
             cover the frames before the first damaged packet (`probe_video`); ``info.truncated`` says what was
@@ -1230,6 +1430,8 @@ def iter_windows(
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
+    if backend != "auto":
+        require_backend(backend)  # at the call, not on the first window
     if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
         raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
     src = _as_source(source)
@@ -1259,6 +1461,15 @@ def _decode_size(info: VideoInfo, short_side: int | None) -> tuple[int, int] | N
 URL_PREFIXES = ("http://", "https://")
 
 
+def is_loaded_video(obj: Any) -> bool:
+    """Whether ``obj`` is what `transformers.video_utils.load_video` returns: a ``(frames, metadata)`` tuple with a
+    `VideoMetadata` (or a mapping with ``fps``) second. One video, not a batch of two."""
+    if not (isinstance(obj, tuple) and len(obj) == 2):
+        return False
+    metadata = obj[1]
+    return isinstance(metadata, VideoMetadata) or (isinstance(metadata, dict) and "fps" in metadata)
+
+
 def video_name(video: Any) -> str:
     """A short name of a video input for messages: its path, or a description of bytes / frames / objects."""
     if isinstance(video, (str, os.PathLike)):
@@ -1267,6 +1478,8 @@ def video_name(video: Any) -> str:
         return f"<{len(video)} bytes>"
     if hasattr(video, "shape") and hasattr(video, "ndim"):
         return f"<{type(video).__name__} of shape {tuple(video.shape)}>"
+    if is_loaded_video(video):
+        return f"<loaded video: {video_name(video[0])}>"
     return f"<{type(video).__name__}>"
 
 

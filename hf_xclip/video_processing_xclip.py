@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +41,7 @@ from .video_io import (
     SAMPLING_MODES,
     VideoInfo,
     XClipVideoMetadata,
+    is_loaded_video,
     is_video_source,
     read_video,
     sample_frame_indices,
@@ -64,8 +66,8 @@ class XClipVideoProcessorKwargs(VideosKwargs, total=False):
         num_clips: temporal clips (views) per video.
         num_crops: 1 (centre crop) or 3 (three crops along the long side after resizing the short side to S).
         antialias: antialias when downscaling (the original does not).
-        decode_backend: ``"auto"`` (PyAV seeks; decord if PyAV lacks the codec), ``"pyav"`` or ``"decord"``; both
-            decode identical pixels (see `hf_xclip.video_io`).
+        decode_backend: ``"auto"`` (PyAV seeks; torchcodec, then decord, if PyAV lacks the codec), ``"torchcodec"``,
+            ``"pyav"`` or ``"decord"``; they decode identical pixels (see `hf_xclip.video_io`).
         decode_short_side: downscale while decoding so the short side has this many pixels (faster; frames then
             differ slightly from the original's resize, and between the two backends' scalers).
         decode_threads: decoder threads (0 = automatic).
@@ -258,6 +260,12 @@ class XClipVideoProcessor(VideoProcessorMixin):
         _check_options(options)
         rng = _rng(options)
         items = _split_batch(videos)
+        loaded = [is_loaded_video(item) for item in items]
+        if any(loaded):  # `transformers.video_utils.load_video` output: (frames, VideoMetadata)
+            if given_metadata is not None:
+                raise ValueError("Give `video_metadata` or (frames, metadata) pairs from `load_video`, not both.")
+            given_metadata = [item[1] if pair else None for item, pair in zip(items, loaded)]
+            items = [item[0] if pair else item for item, pair in zip(items, loaded)]
         given_metadata = _per_video(given_metadata, len(items))
         views, metadata = [], []
         for position, item in enumerate(items):
@@ -310,6 +318,7 @@ class XClipVideoProcessor(VideoProcessorMixin):
         frames = _frames_tensor(item, position, options["do_convert_rgb"])
         info = VideoInfo(f"<array {position}>", frames.shape[0], frames.shape[1], frames.shape[2],
                          fps=_given_fps(given, position), codec="", container="")
+        _given_frame_times(info, given, position)
         if info.fps is None and any(how[key] is not None for key in ("fps", "start_time", "end_time")):
             raise ValueError(
                 f"Video {position} is an array without a frame rate: sampling by time (fps / start_time / end_time) "
@@ -548,7 +557,7 @@ def _is_pil(obj: Any) -> bool:
 
 def _split_batch(videos: Any) -> list[Any]:
     """One list entry per video."""
-    if is_video_source(videos):
+    if is_video_source(videos) or is_loaded_video(videos):
         return [videos]
     if isinstance(videos, (np.ndarray, torch.Tensor)):
         if videos.ndim == 5:
@@ -624,6 +633,25 @@ def _per_video(metadata: Any, count: int) -> list[Any]:
     if count != 1:
         raise ValueError(f"Give `video_metadata` as a list (one entry per video) for {count} videos.")
     return [metadata]
+
+
+def _given_frame_times(info: VideoInfo, metadata: Any, position: int) -> None:
+    """Frames already sampled from a video (`load_video`'s ``frames_indices``, one per given frame): their times are
+    ``index / fps``, so sampling by time and the returned timestamps refer to the original video."""
+    indices = None if metadata is None else (
+        metadata.get("frames_indices") if hasattr(metadata, "get") else getattr(metadata, "frames_indices", None)
+    )
+    if indices is None or info.fps is None:
+        return
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size != info.num_frames:
+        raise ValueError(
+            f"`video_metadata` of video {position}: {indices.size} frames_indices for {info.num_frames} frames."
+        )
+    if np.any(np.diff(indices) <= 0):
+        raise ValueError(f"`video_metadata` of video {position}: frames_indices must increase.")
+    info.frame_pts = indices
+    info.time_base = Fraction(1) / Fraction(info.fps).limit_denominator(1_000_000)
 
 
 def _given_fps(metadata: Any, position: int) -> float | None:

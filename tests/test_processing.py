@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers
 from transformers import AutoProcessor, CLIPTokenizer
 
 from hf_xclip import XClipProcessor, XClipVideoProcessor
@@ -239,3 +240,128 @@ def test_clean_text_names_non_string_labels():
 
     with pytest.raises(TypeError, match="strings.*3"):
         clean_text(3)
+
+
+# ------------------------------------------------------------------------------------------------ every layout
+# Each layout a user meets, built on disk next to one tiny transformers X-CLIP model (model_type `xclip`): the
+# processor loads from it, and `pipeline(..., model=DIR)` runs on it with the crop size the files say.
+LAYOUT_CROP = {"hub_2022": 32, "transformers_4": 32, "transformers_5": 32, "ours": 32}
+
+
+def _layout_hub_2022(folder: Path, tokenizer) -> None:
+    """microsoft/xclip-* on the Hub: a VideoMAEFeatureExtractor preprocessor_config.json, vocab.json + merges.txt."""
+    source = Path(tokenizer.name_or_path)
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "feature_extractor_type": "VideoMAEFeatureExtractor", "processor_class": "XCLIPProcessor",
+        "do_center_crop": True, "do_normalize": True, "do_resize": True, "resample": 2, "size": 32,
+        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+    }))
+
+
+def _layout_transformers_4(folder: Path, tokenizer) -> None:
+    """transformers 4.x `XCLIPProcessor.save_pretrained`: the image processor's own preprocessor_config.json
+    (``image_processor_type``), the tokenizer files, no processor_config.json."""
+    tokenizer.save_pretrained(str(folder))
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "VideoMAEImageProcessor", "processor_class": "XCLIPProcessor",
+        "do_center_crop": True, "crop_size": {"height": 32, "width": 32}, "size": {"shortest_edge": 32},
+        "do_normalize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_resize": True, "resample": 2,
+        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+    }))
+
+
+def _layout_transformers_5(folder: Path, tokenizer) -> None:
+    """transformers 5.x `XCLIPProcessor.save_pretrained`, run for real: one processor_config.json nesting the image
+    processor, next to the tokenizer files."""
+    image_processor = transformers.VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size=32)
+    transformers.XCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(folder))
+
+
+def _layout_ours(folder: Path, tokenizer) -> None:
+    XClipProcessor(XClipVideoProcessor(crop_size=32, num_frames=4), tokenizer).save_pretrained(str(folder))
+
+
+LAYOUTS = {
+    "hub_2022": _layout_hub_2022,
+    "transformers_4": _layout_transformers_4,
+    "transformers_5": _layout_transformers_5,
+    "ours": _layout_ours,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_transformers_model(tmp_path_factory):
+    from testing_utils import save_tiny_transformers_xclip
+
+    folder, model = save_tiny_transformers_xclip(tmp_path_factory.mktemp("layouts") / "model")
+    return folder, CLIPTokenizer.from_pretrained(str(folder))
+
+
+def _build_layout(name: str, source: Path, tokenizer, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for file in source.iterdir():  # the model's weights and config only
+        if file.name == "config.json" or file.suffix == ".safetensors":
+            (folder / file.name).write_bytes(file.read_bytes())
+    LAYOUTS[name](folder, tokenizer)
+    return folder
+
+
+def test_transformers_own_save_pretrained_output_loads(tokenizer_dir, tmp_path):
+    """The issue's case: transformers 5.25's `XCLIPProcessor.save_pretrained` (one processor_config.json holding
+    the image processor, next to tokenizer.json) loads in `XClipProcessor.from_pretrained`."""
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    image_processor = transformers.VideoMAEImageProcessor(
+        size={"shortest_edge": 48}, crop_size=48, image_mean=[0.5] * 3
+    )
+    transformers.XCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp_path)
+    assert "image_processor" in json.loads((tmp_path / "processor_config.json").read_text())
+    processor = XClipProcessor.from_pretrained(tmp_path)
+    assert processor.video_processor.crop_size == {"height": 48, "width": 48}
+    assert processor.video_processor.image_mean == [0.5, 0.5, 0.5]
+    assert processor.tokenizer.get_vocab() == tokenizer.get_vocab()
+    out = processor(text=["a cat"], videos=VIDEO)
+    assert out["pixel_values"].shape == (1, 8, 3, 48, 48)
+    assert out["input_ids"].tolist() == tokenizer(["a cat"])["input_ids"]
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_pipeline_runs_on_every_layout(layout, tiny_transformers_model, tmp_path):
+    from transformers import pipeline
+
+    import hf_xclip  # noqa: F401  (registers the task)
+
+    source, tokenizer = tiny_transformers_model
+    folder = _build_layout(layout, source, tokenizer, tmp_path / layout)
+    processor = XClipProcessor.from_pretrained(folder)
+    assert processor.video_processor.crop_size == {"height": LAYOUT_CROP[layout], "width": LAYOUT_CROP[layout]}
+    assert processor.video_processor.num_frames == 4  # ours: saved; the others: from the model's config.json
+    classifier = pipeline("zero-shot-video-classification", model=str(folder))
+    labels = ["a cat", "a dog", "cat dog"]
+    result = classifier(VIDEO, candidate_labels=labels)
+    assert sorted(item["label"] for item in result) == sorted(labels)
+    assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+    # the same scores as the model's forward on this layout's processor output
+    inputs = processor(text=labels, videos=VIDEO)
+    with torch.no_grad():
+        expected = classifier.model(**inputs).logits_per_video.softmax(-1)[0]
+    got = {item["label"]: item["score"] for item in result}
+    assert torch.allclose(torch.tensor([got[label] for label in labels]), expected, atol=1e-5)
+
+
+@pytest.mark.slow  # a pytest subprocess
+def test_transformers_harness_module_skips_cleanly_without_the_harness(tmp_path):
+    """Where transformers' tests/ cannot be found, tests/test_transformers_harness.py skips, saying where it looked
+    and how to get it (it is fetched by .ci/run, never committed)."""
+    import os
+    import subprocess
+    import sys
+
+    module = Path(__file__).with_name("test_transformers_harness.py")
+    env = {**os.environ, "HF_XCLIP_TRANSFORMERS_TESTS": str(tmp_path / "nowhere"), "COLUMNS": "400"}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(module)],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert out.returncode in (0, 5), out.stdout + out.stderr  # 5: nothing left to run after the module skip
+    assert "1 skipped" in out.stdout and "transformers' test harness not found" in out.stdout
+    assert "HF_XCLIP_TRANSFORMERS_TESTS" in out.stdout

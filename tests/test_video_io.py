@@ -18,10 +18,12 @@ from hf_xclip.video_io import (
     read_frames,
     read_video,
     sample_frame_indices,
+    torchcodec_available,
     write_video,
 )
 
-BACKENDS = ["pyav", "decord"] if decord_available() else ["pyav"]
+# every backend that runs here (torchcodec only where it loads and decodes: see tests/test_decode_backends.py)
+BACKENDS = ["pyav", *(["decord"] if decord_available() else []), *(["torchcodec"] if torchcodec_available() else [])]
 NUM_FRAMES = 60
 LEVEL_STEP = 4  # frame k carries gray level 4 * k in its top-left block, so decoded frames identify themselves
 
@@ -330,7 +332,8 @@ def test_write_video_rejects_bad_frames(tmp_path, frames):
 def test_importing_hf_xclip_loads_no_decoder():
     """The decoders (PyAV, decord) are imported on first use, not by `import hf_xclip.video_io` (checked in a fresh
     interpreter, where nothing else could have imported them)."""
-    probe = "import sys, hf_xclip.video_io; print(sorted(m for m in ('av', 'decord') if m in sys.modules))"
+    decoders = "('av', 'decord', 'torchcodec')"
+    probe = f"import sys, hf_xclip.video_io; print(sorted(m for m in {decoders} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -343,6 +346,7 @@ def test_auto_falls_back_to_decord_when_pyav_lacks_the_codec(videos, monkeypatch
         raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
 
     monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
+    monkeypatch.setattr(video_io, "torchcodec_status", lambda: "not here")  # decord comes after torchcodec
     frames, used = read_frames(videos["gop"], [7, 3], backend="auto")
     assert used == "decord" and [_decoded_index(f) for f in frames] == [7, 3]
     with pytest.raises(VideoDecodeError, match="no decoder"):

@@ -445,6 +445,7 @@ def test_decord_fallback_when_pyav_has_no_decoder(videos, monkeypatch):
         yield  # a generator, as the real one
 
     monkeypatch.setattr(video_io, "_stream_pyav", no_decoder)
+    monkeypatch.setattr(video_io, "torchcodec_status", lambda: "not here")  # decord comes after torchcodec
     windows = iter_windows(videos["mp4"], window=0.8, stride=0.3, num_frames=5)
     fallback = collect(windows)
     assert windows.backend == "decord" and windows.frames_converted == len(np.unique(windows.indices))

@@ -22,7 +22,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, loading, model_or_default
+from ..cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_decode_argument,
+    apply_decode_backend,
+    loading,
+    model_or_default,
+)
 
 DESCRIPTION = """Fit a model's multi-label sigmoid head (one scale and bias on the video-label cosine, for all labels)
 on a few labelled clips (ANNOTATIONS: JSONL {"video": PATH, "labels": [...]} lines, or a CSV video,labels) and
@@ -48,6 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the F1 reported")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    add_decode_argument(parser)
     return parser
 
 
@@ -76,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         model_name = model_or_default(args.model)
         with loading(model_name, args.adapter):
             model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
+        saved_backend = apply_decode_backend(processor, args.decode_backend)
         metadata = metadata or {}
         template = validate_template(args.template or metadata.get("template") or "{}", "--template")
     except (UsageError, ValueError, OSError) as err:
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # e.g. every clip unreadable, or the model ranks present labels no higher
         print(f"hf-xclip calibrate: error: {err}", file=sys.stderr)
         return EXIT_FAILURES
+    processor.video_processor.decode_backend = saved_backend  # the saved processor keeps its own
     _write(args, model, processor, calibration, ADAPTER_METADATA_FILE)
     _report(args, calibration)
     return EXIT_FAILURES if calibration.failed else EXIT_OK

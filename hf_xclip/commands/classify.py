@@ -28,9 +28,11 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_decode_argument,
     add_label_arguments,
     add_label_side_arguments,
     add_model_arguments,
+    apply_decode_backend,
     load_pipeline,
     model_or_default,
     read_label_arguments,
@@ -79,6 +81,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_decode_argument(parser)
     return parser
 
 
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         classifier = load_pipeline(
             model, args.device, args.dtype, args.quantize, args.adapter, args.language_model
         )
+        apply_decode_backend(classifier.video_processor, args.decode_backend)
     except UsageError as err:
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError, model_or_default
+from ..cli import EXIT_OK, EXIT_USAGE, UsageError, add_decode_argument, apply_decode_backend, model_or_default
 
 if TYPE_CHECKING:
     from ..data.synthetic import SyntheticVideoSpec
@@ -45,6 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=0.5, help="multi-label: report labels at or above it (0.5)")
     parser.add_argument("--keep-videos", type=Path, metavar="DIR", help="write the mp4 files here and keep them")
     parser.add_argument("--no-timeline", action="store_true", help="skip the timeline of a generated action sequence")
+    add_decode_argument(parser)
     return parser
 
 
@@ -154,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
     from ..embedded_model.training import candidate_specs
 
     classifier = pipeline("zero-shot-video-classification", model=model)
+    try:
+        apply_decode_backend(classifier.video_processor, args.decode_backend)
+    except UsageError as err:
+        print(f"hf-xclip demo: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     video_processor = classifier.video_processor
     size = video_processor.crop_size["height"]
     clips = pick_clips(args.num_clips, args.seed)

@@ -34,7 +34,9 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_decode_argument,
     add_label_side_arguments,
+    apply_decode_backend,
     loading,
     model_or_default,
     read_bank_argument,
@@ -82,6 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON object (top1 / mAP, per class, ...) last")
+    add_decode_argument(parser)
     return parser
 
 
@@ -121,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             model, processor, metadata = load_model_with_adapter(
                 model_name, args.adapter, language_model=args.language_model
             )
+        apply_decode_backend(processor, args.decode_backend)
         metadata = metadata or {}
         if descriptions is None:
             descriptions = metadata.get("label_descriptions") or None

@@ -34,7 +34,9 @@ from ..cli import (
     EXIT_USAGE,
     UsageError,
     add_dataclass_arguments,
+    add_decode_argument,
     add_label_side_arguments,
+    apply_decode_backend,
     dataclass_from_args,
     loading,
     model_or_default,
@@ -139,6 +141,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     llm.add_argument("--trust-remote-code", action="store_true", help="allow a language model with its own code")
     add_label_side_arguments(parser, bank=False, adapter=False)
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    add_decode_argument(parser)
     return parser
 
 
@@ -337,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
                 return _run_frame_pooling(args, model_name, train, heldout)
             model = XClipModel.from_pretrained(model_name)
             processor = XClipProcessor.from_pretrained(model_name)
+        saved_backend = apply_decode_backend(processor, args.decode_backend)
         prompter = None
         if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
             from accelerate.utils import set_seed
@@ -379,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
             "label_descriptions": str(args.label_descriptions) if args.label_descriptions else None,
             "eval_source": eval_source,
         }
+        processor.video_processor.decode_backend = saved_backend  # the saved processor keeps its own
         save_adapter(result, args.output_dir, base_model=model_name, data=data, processor=processor)
         _print_summary(summary)
         if args.json:

@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, check_model_source
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, add_decode_argument, check_model_source
 
 DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
 (video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
@@ -58,6 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    add_decode_argument(parser)
     return parser
 
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
                 batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers,
                 retry_failed=args.retry_failed, faiss_kind=args.faiss, device=args.device,
-                progress=not args.no_progress,
+                progress=not args.no_progress, decode_backend=args.decode_backend,
             )
         except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
             raise UsageError(str(err)) from None

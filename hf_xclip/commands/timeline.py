@@ -25,9 +25,11 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_decode_argument,
     add_label_arguments,
     add_label_side_arguments,
     add_model_arguments,
+    apply_decode_backend,
     load_pipeline,
     model_or_default,
     read_label_arguments,
@@ -93,6 +95,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "call's pixels) instead of downscaling while decoding")
     add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_decode_argument(parser)
     return parser
 
 
@@ -125,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
         warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         config = _calibrated_threshold(config, classifier.model)
+        apply_decode_backend(classifier.video_processor, args.decode_backend)
         try:
             timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
                                       label_bank=bank, progress=not args.no_progress)

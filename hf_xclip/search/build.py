@@ -53,8 +53,8 @@ import torch
 from transformers.utils import logging
 
 from ..fingerprint import model_fingerprint
-from ..video_io import URL_PREFIXES, fetch_video, iter_windows
 from ..utils import check_positive_int, prefetch, unwrap_model
+from ..video_io import URL_PREFIXES, fetch_video, iter_windows, require_backend
 from .faiss_index import FaissInfo, FaissKind, faiss_key, load_or_build_faiss
 from .format import (
     DEFAULT_MODEL_NAME,
@@ -133,6 +133,7 @@ def build_index(
     faiss_kind: FaissKind = "auto",
     device: str | torch.device | None = None,
     progress: bool = False,
+    decode_backend: str | None = None,
 ) -> IndexingResult:
     """Index videos into `output` (created, or appended to), resuming where an earlier run stopped.
 
@@ -155,6 +156,7 @@ def build_index(
         faiss_kind: ``"auto"``, ``"flat"`` or ``"ivf"`` (see `build_faiss`).
         device: torch device (default: this process's accelerate device).
         progress: show a progress bar (main process).
+        decode_backend: `"auto"`, `"torchcodec"`, `"pyav"` or `"decord"` for this run (default: the processor's own).
 
     Under ``accelerate launch`` each process indexes its part of the videos not yet indexed
     (`PartialState.split_between_processes`) into its own shards; the main process then builds the FAISS index.
@@ -186,6 +188,9 @@ def build_index(
     if existing is None and output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
         raise ValueError(f"{output} is not empty and is not an hf_xclip video index (no {INDEX_FILE}).")
     loaded = load_index_model(model, adapter, processor, existing, device=device or state.device)
+    if decode_backend is not None:  # `hf-xclip index --decode-backend`
+        require_backend(decode_backend)
+        loaded.video_processor.decode_backend = decode_backend
     given = {"window": window, "stride": stride, "num_frames": num_frames, "tail": tail, "precision": precision}
     info = _index_info(loaded, existing, given)
     if existing is not None:

@@ -120,7 +120,7 @@ def video_timeline(
     windows = iter_windows(
         video, window=config.window, stride=config.effective_stride, num_frames=num_frames,
         start_time=config.start_time, end_time=config.end_time, tail=config.tail, short_side=short_side,
-        broken_tail=config.broken_tail,
+        broken_tail=config.broken_tail, backend=processor.decode_backend, num_threads=processor.decode_threads,
     )
     info = windows.info
     scores = np.zeros((len(windows), len(labels.labels)), dtype=np.float32)
