@@ -762,7 +762,7 @@ def require_backend(backend: str) -> None:
     if backend == "torchcodec" and not torchcodec_available():
         raise DecodeBackendUnavailableError(
             f"decode_backend='torchcodec' cannot run here: {torchcodec_status()}. It needs {TORCHCODEC_INSTALL}; "
-            "or use decode_backend='auto' (torchcodec when it works, else PyAV) or 'pyav'."
+            "or use decode_backend='auto' (PyAV, then torchcodec or decord for what PyAV cannot decode) or 'pyav'."
         )
     if backend == "decord" and not decord_available():
         raise DecodeBackendUnavailableError(
@@ -806,13 +806,16 @@ def _open_torchcodec(src: _Source, info: VideoInfo, size: tuple[int, int] | None
     Raises:
         VideoDecodeError: torchcodec cannot open the file, or counts other frames than the probe.
     """
-    from torchcodec.decoders import VideoDecoder
+    try:  # inside `try`: code shipped for trust_remote_code must not make transformers require torchcodec
+        from torchcodec.decoders import VideoDecoder
 
-    transforms = None
-    if size is not None:
-        from torchcodec.transforms import Resize
+        transforms = None
+        if size is not None:
+            from torchcodec.transforms import Resize
 
-        transforms = [Resize(size=size)]
+            transforms = [Resize(size=size)]
+    except ImportError as err:
+        raise DecodeBackendUnavailableError(f"torchcodec cannot be imported here ({err}); it needs {TORCHCODEC_INSTALL}")
     try:
         decoder = VideoDecoder(
             src.path if src.path is not None else src.data,

@@ -126,9 +126,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
         classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
+        apply_decode_backend(classifier.video_processor, args.decode_backend)
         warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         config = _calibrated_threshold(config, classifier.model)
-        apply_decode_backend(classifier.video_processor, args.decode_backend)
         try:
             timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
                                       label_bank=bank, progress=not args.no_progress)
