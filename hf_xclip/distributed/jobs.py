@@ -265,8 +265,7 @@ def run_job(
     Raises:
         ValueError: bad options; an output folder of another job or not a prediction folder.
     """
-    from ..video_data import find_videos
-    from ..video_index import video_key
+    from ..video_index import _IndexLock
 
     started = time.perf_counter()
     options = options or EngineOptions()
@@ -275,6 +274,20 @@ def run_job(
         raise ValueError("index rows go to an index: use run_index_job.")
     output = Path(output)
     _open_job(output, kwargs)
+    lock = _IndexLock(output)  # one writer per folder (released by the OS when the process dies)
+    try:
+        return _run_job(paths, output, kwargs, options, part_rows, flush_seconds, started)
+    finally:
+        lock.release()
+
+
+def _run_job(paths, output: Path, kwargs: dict[str, Any], options: EngineOptions, part_rows: int,
+             flush_seconds: float, started: float) -> JobResult:
+    from ..video_data import find_videos
+    from ..video_index import video_key
+
+    for stale in output.glob(".*.partial"):  # a part a killed run was writing
+        stale.unlink(missing_ok=True)
     videos, missing = find_videos(paths)
     videos = list(dict.fromkeys(video_key(str(v)) for v in videos))
     done = written_paths(output)
@@ -326,8 +339,6 @@ def _open_job(output: Path, kwargs: dict[str, Any]) -> None:
     if output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
         raise ValueError(f"{output} is not empty and holds no {JOB_FILE}: give a new folder as --output.")
     output.mkdir(parents=True, exist_ok=True)
-    for stale in output.glob(".*.partial"):
-        stale.unlink(missing_ok=True)
     text = json.dumps({"format": JOB_FORMAT, "predictor": recorded}, indent=2, ensure_ascii=False) + "\n"
     partial = output / f".{JOB_FILE}.partial"
     partial.write_text(text, encoding="utf-8")
@@ -477,52 +488,72 @@ def run_index_job(
 
 
 class _ShardWriter:
-    """Index-row tables -> committed shards of whole videos (`hf_xclip.video_index.write_shard`)."""
+    """Index-row tables -> committed shards of whole videos (`hf_xclip.video_index.write_shard`). Rows are picked
+    with numpy, not `pyarrow.compute.filter` (which misreads sliced nested fixed-size lists in pyarrow 26)."""
 
     def __init__(self, output: Path, info: Any, shard_size: int) -> None:
         self.output, self.info, self.shard_size = output, info, shard_size
-        self.tables: list[Any] = []
+        self.tables: list[tuple[Any, list[bool]]] = []
+        self.rows = 0
         self.failed: list[tuple[str, str]] = []
 
     def add(self, table: Any) -> None:
-        import pyarrow.compute as pc
-
-        errors = table.column(ERROR_COLUMN)
-        bad = table.filter(pc.is_valid(errors))
-        self.failed.extend(zip(bad.column("video").to_pylist(), bad.column(ERROR_COLUMN).to_pylist()))
-        good = table.filter(pc.is_null(errors))
-        if good.num_rows:
-            self.tables.append(good)
-        if sum(t.num_rows for t in self.tables) >= self.shard_size:
+        errors = table.column(ERROR_COLUMN).to_pylist()
+        names = table.column("video").to_pylist()
+        self.failed.extend((n, e) for n, e in zip(names, errors) if e is not None)
+        good = [e is None for e in errors]
+        if any(good):
+            self.tables.append((table, good))
+            self.rows += sum(good)
+        if self.rows >= self.shard_size:
             self.commit()
 
     def commit(self) -> None:
         import numpy as np
-        import pyarrow as pa
 
-        from ..video_index import RowBatch, column_array, write_shard
+        from ..video_index import RowBatch, write_shard
 
         if not self.tables and not self.failed:
             return
         info = self.info
+        with_prompts = info.num_patches > 0
+        int8 = with_prompts and info.settings.precision == "int8"
+
+        def column(name: str) -> np.ndarray:
+            return np.concatenate([dense_column(t, name)[np.asarray(m)] for t, m in self.tables])
+
+        names = [n for t, m in self.tables for n, ok in zip(t.column("video").to_pylist(), m) if ok]
         if self.tables:
-            table = pa.concat_tables(self.tables).combine_chunks()
-            names = table.column("video").to_pylist()
-            with_prompts = info.num_patches > 0
             rows = RowBatch(
                 videos=names,
-                starts=table.column("start").to_numpy(),
-                ends=table.column("end").to_numpy(),
-                embeddings=np.ascontiguousarray(column_array(table, "embedding"), np.float32),
-                prompt_values=column_array(table, "prompt_features") if with_prompts else None,
-                prompt_scales=column_array(table, "prompt_scale")
-                if with_prompts and info.settings.precision == "int8" else None,
+                starts=np.concatenate([np.asarray(t.column("start").to_pylist(), np.float64)[m] for t, m in self.tables]),
+                ends=np.concatenate([np.asarray(t.column("end").to_pylist(), np.float64)[m] for t, m in self.tables]),
+                embeddings=np.ascontiguousarray(column("embedding"), np.float32),
+                prompt_values=np.ascontiguousarray(column("prompt_features")) if with_prompts else None,
+                prompt_scales=np.ascontiguousarray(column("prompt_scale")) if int8 else None,
             )
         else:
-            rows, names = RowBatch([], np.zeros(0), np.zeros(0), np.zeros((0, info.projection_dim), np.float32)), []
-        files = list(_counts(names).items())
-        write_shard(self.output, info, rows, files, self.failed)
-        self.tables, self.failed = [], []
+            rows = RowBatch([], np.zeros(0), np.zeros(0), np.zeros((0, info.projection_dim), np.float32))
+        write_shard(self.output, info, rows, list(_counts(names).items()), self.failed)
+        self.tables, self.rows, self.failed = [], 0, []
+
+
+def dense_column(table: Any, name: str):
+    """A (nested) fixed-size-list column as a numpy array ``(rows, ...)``, read through ``.values`` and the
+    arrays' offsets: `FixedSizeListArray.flatten` skips null entries, which shifts rows whose batch held an error
+    row."""
+    import numpy as np
+    import pyarrow as pa
+
+    parts = []
+    for chunk in table.column(name).chunks:
+        shape, array = [len(chunk)], chunk
+        while pa.types.is_fixed_size_list(array.type):
+            size = array.type.list_size
+            shape.append(size)
+            array = array.values.slice(array.offset * size, len(array) * size)
+        parts.append(array.to_numpy(zero_copy_only=False).reshape(shape))
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 def _counts(names: list[str]) -> dict[str, int]:
