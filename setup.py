@@ -5,6 +5,7 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 ONNX = ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"]
 INDEX = ["datasets>=3.0", "faiss-cpu>=1.8"]
+RAY = ["ray[data]>=2.40"]
 
 setup(
     name="hf_xclip",
@@ -42,8 +43,11 @@ setup(
         # video index and search: Arrow shards (datasets / pyarrow), FAISS candidates (tested: datasets 5.2.0,
         # pyarrow 26.0.1, faiss-cpu 1.15.1 on Python 3.11)
         "index": INDEX,
-        # scikit-learn: the reference the average-precision tests compare with
-        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX],
+        # --engine ray, hf_xclip.distributed on Ray Data (tested: ray 2.60.0 on Python 3.11); index jobs need "index"
+        "ray": [*RAY, *INDEX],
+        # scikit-learn: the reference the average-precision tests compare with; ray: the tests on a local Ray (one
+        # ~70 MB wheel; they skip without it)
+        "test": ["pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", *ONNX, *INDEX, *RAY],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},
     classifiers=[
