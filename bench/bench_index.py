@@ -8,7 +8,7 @@ Sections (each compares with a reference measured in the same run):
    embedding: FAISS candidates (exact flat inner product) + exact re-ranking of C candidates. Reported: median and
    p95 wall time, median CPU time, per stage; the re-ranking by `XClipModel.get_logits` on the same candidates is
    the reference. Encoding the query text (B/32 text tower, once per distinct query, then cached) is timed apart.
-2. **exactness**: synthetic clips with known captions (`hf_xclip.synthetic`, mp4 files) indexed with the embedded
+2. **exactness**: synthetic clips with known captions (`hf_xclip.data.synthetic`, mp4 files) indexed with the embedded
    default model; every one of the 204 captions is a query. recall@10 of the two-stage ranking for several
    candidate counts against the exact X-CLIP scores of every row (`get_logits`, brute force); the cost of int8
    prompt features against float32 ones; whether a caption finds its own clips.
@@ -123,7 +123,7 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
                           seed: int = 0) -> None:
     """Random unit embeddings and random prompt features, as shards of an index of `model`."""
     from hf_xclip.fingerprint import model_fingerprint
-    from hf_xclip.video_index import (
+    from hf_xclip.search import (
         IndexInfo, IndexSettings, RowBatch, create_index, quantize_prompt_features, write_shard,
     )
 
@@ -152,7 +152,7 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
 
 
 def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[str]:
-    from hf_xclip.video_search import VideoIndex, exact_scores
+    from hf_xclip.search.index import VideoIndex, exact_scores
 
     rows = args.rows or (20_000 if args.quick else 100_000)
     queries = args.queries or (30 if args.quick else 100)
@@ -248,16 +248,16 @@ def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[
 
 
 def _bytes_per_row(folder: Path, rows: int) -> float:
-    from hf_xclip.video_index import shard_paths
+    from hf_xclip.search import shard_paths
 
     return sum(p.stat().st_size for p in shard_paths(folder)) / rows
 
 
 # ---------------------------------------------------------------------------------------------------------- exactness
 def bench_exactness(args, workdir: Path, results: dict) -> list[str]:
-    from hf_xclip.synthetic import all_specs, write_video_folder
-    from hf_xclip.video_index import build_index
-    from hf_xclip.video_search import VideoIndex
+    from hf_xclip.data.synthetic import all_specs, write_video_folder
+    from hf_xclip.search import build_index
+    from hf_xclip.search.index import VideoIndex
 
     per_caption = args.clips_per_caption or (1 if args.quick else 3)
     specs = all_specs()
@@ -333,7 +333,7 @@ def bench_build(args, workdir: Path, results: dict) -> list[str]:
     from transformers import pipeline
 
     import hf_xclip  # noqa: F401
-    from hf_xclip.video_index import build_index, index_fingerprints
+    from hf_xclip.search import build_index, index_fingerprints
 
     count = args.videos or (6 if args.quick else 16)
     rounds = args.rounds or (1 if args.quick else 5)

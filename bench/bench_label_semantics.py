@@ -2,7 +2,7 @@
 and after multi-label fine-tuning with and without the LLM label prompter. Everything runs through the command line
 (`hf-xclip labels describe`, `evaluate --annotations --novel-labels`, `finetune --train-annotations`).
 
-Data (`hf_xclip.synthetic`): multi-object clips (2-3 objects, each its own shape, colour and motion; labels = their
+Data (`hf_xclip.data.synthetic`): multi-object clips (2-3 objects, each its own shape, colour and motion; labels = their
 captions). Training clips hold base objects only (the combinations the embedded default model was trained on);
 evaluation clips hold at least one base and one novel object (held-out colour-motion / colour-shape pairings), so
 `novel_mAP` measures labels never trained on. Model: the embedded default model (its word-level tokenizer knows the
@@ -54,7 +54,7 @@ def hf_xclip(*argv: object) -> dict:
 
 
 def make_data(root: Path, num_train: int, num_eval: int, size: int) -> dict[str, Path]:
-    from hf_xclip.synthetic import all_specs, heldout_specs, novel_labels, sample_scenes, train_specs, write_scene_videos
+    from hf_xclip.data.synthetic import all_specs, heldout_specs, novel_labels, sample_scenes, train_specs, write_scene_videos
 
     train = write_scene_videos(
         root / "train", sample_scenes(num_train, seed=1, specs=train_specs()), seed=1, num_frames=8, size=size
@@ -93,7 +93,7 @@ def make_tiny_lm(root: Path) -> Path:
 def compositional_descriptions(path: Path) -> Path:
     """Pairs of each caption's attributes: "a red circle", "a circle moving left", "a red thing moving left" is not
     spellable in the vocabulary, so "red moving left"."""
-    from hf_xclip.synthetic import all_specs
+    from hf_xclip.data.synthetic import all_specs
 
     descriptions = {
         spec.caption: [f"a {spec.colour} {spec.shape}", f"a {spec.shape} {spec.motion}", f"{spec.colour} {spec.motion}"]

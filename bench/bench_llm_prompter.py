@@ -97,7 +97,7 @@ def load_xclip(path: Path):
 
 
 def make_prompter(model, tokenizer, lm_dir: Path):
-    from hf_xclip.llm_prompter import LLMPrompterConfig, XClipLLMPrompter
+    from hf_xclip.language.prompter import LLMPrompterConfig, XClipLLMPrompter
 
     torch.manual_seed(0)
     return XClipLLMPrompter.for_model(model, tokenizer, LLMPrompterConfig(language_model=str(lm_dir))).eval()
@@ -109,7 +109,7 @@ def make_prompter(model, tokenizer, lm_dir: Path):
 def child(payload: dict) -> dict:
     """Peak RSS above the loaded state while encoding the labels (one configuration)."""
     from hf_xclip.labels import LabelEncoder
-    from hf_xclip.llm_prompter import attach_label_prompter
+    from hf_xclip.language.prompter import attach_label_prompter
 
     quiet_transformers()
     torch.set_num_threads(payload["threads"])
@@ -134,7 +134,7 @@ def child(payload: dict) -> dict:
 
 def time_labels(xclip: Path, lm_dir: Path, labels: list[str], rounds: int, workdir: Path) -> dict[str, list[float]]:
     from hf_xclip.labels import LabelBank, LabelEncoder
-    from hf_xclip.llm_prompter import attach_label_prompter
+    from hf_xclip.language.prompter import attach_label_prompter
 
     tokenizer = clip_tokenizer()
     plain_model, prompted_model = load_xclip(xclip), load_xclip(xclip)
@@ -187,8 +187,8 @@ def time_labels(xclip: Path, lm_dir: Path, labels: list[str], rounds: int, workd
 
 def cost_model(labels: list[str], workdir: Path, layer_counts: list[int]) -> dict:
     """Seconds and FLOPs of 1B-shaped Llama slices reading the labels; extrapolation to 16 layers."""
-    from hf_xclip.language_models import language_model_signature
-    from hf_xclip.llm_prompter import LLMPrompterConfig, XClipLLMPrompter
+    from hf_xclip.language.causal_lm import language_model_signature
+    from hf_xclip.language.prompter import LLMPrompterConfig, XClipLLMPrompter
 
     tokenizer = clip_tokenizer()
     rows = {}

@@ -3,7 +3,7 @@ scoring labels independently (zero-shot), and after multi-label fine-tuning with
 
 Everything runs through the command line (`hf-xclip evaluate / calibrate / finetune`, called in this process):
 
-* data (`hf_xclip.synthetic` scenes, 2-3 objects per clip, each its own shape, colour and motion; labels are the
+* data (`hf_xclip.data.synthetic` scenes, 2-3 objects per clip, each its own shape, colour and motion; labels are the
   objects' captions): a training set of scenes made of *base* combinations only (`train_specs`, the seen split of
   the default model), a few labelled calibration clips (base only), and a test set whose clips each hold at least
   one base and one novel object (`heldout_specs`, never trained on); candidate labels are all 204 captions;
@@ -36,8 +36,8 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from hf_xclip.cli import main as cli  # noqa: E402
-from hf_xclip.defaults import default_model_path  # noqa: E402
-from hf_xclip.synthetic import (  # noqa: E402
+from hf_xclip.embedded_model.location import default_model_path  # noqa: E402
+from hf_xclip.data.synthetic import (  # noqa: E402
     all_specs,
     heldout_specs,
     novel_labels,

@@ -6,7 +6,7 @@ Sections:
   speed      B/32 video forward (`get_video_features(..., output_prompt_features=True)`, what the pipeline runs
              per video) and the text encoder (100 labels): torch eager (sdpa), ORT float32 and ORT int8
              interleaved round by round; medians of wall and process CPU time, ratios against torch
-  agreement  the embedded model's synthetic evaluation (`hf_xclip.default_model_training.evaluate_zero_shot`'s
+  agreement  the embedded model's synthetic evaluation (`hf_xclip.embedded_model.training.evaluate_zero_shot`'s
              clips: every one of the 204 combinations, among all captions and among the captions of its shape):
              top-1 agreement of ORT int8 (and float32) with torch float32, the largest probability difference,
              and the accuracies of all three
@@ -56,7 +56,7 @@ def exported(model, directory: Path, name: str) -> dict[str, Any]:
     the same weights); the torch model and both ORT models, with export and load times."""
     from hf_xclip.fingerprint import model_fingerprint
     from hf_xclip.modeling_ort import XClipOrtModel, is_onnx_model_dir, read_manifest
-    from hf_xclip.onnx_export import export_onnx
+    from hf_xclip.export.onnx_export import export_onnx
 
     target = directory / name
     export_s, check = None, None
@@ -164,8 +164,8 @@ def section_speed(args, rows: list[dict], bundle: dict, spec_name: str) -> None:
 def section_agreement(args, rows: list[dict], bundle: dict) -> None:
     """The clips of `evaluate_zero_shot` (every combination, `clips_per_class` each, seed 12345 as the model card)."""
     from hf_xclip import XClipProcessor, default_model_path
-    from hf_xclip.default_model_training import candidate_specs, frames_to_pixel_values
-    from hf_xclip.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
+    from hf_xclip.embedded_model.training import candidate_specs, frames_to_pixel_values
+    from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
 
     processor = XClipProcessor.from_pretrained(default_model_path())
     specs = all_specs()

@@ -4,7 +4,7 @@ against video length.
 Two parts (``--part accuracy|scaling|all``):
 
 * **accuracy** (embedded default model, offline): generated videos of six actions one after another (each action
-  a different colour, random shape and motion, 4-8 s each, 16 fps, 64 px; `hf_xclip.synthetic.render_sequence`)
+  a different colour, random shape and motion, 4-8 s each, 16 fps, 64 px; `hf_xclip.data.synthetic.render_sequence`)
   with known boundaries. For each window / stride setting: the fraction of true segments whose most-covering
   predicted label is right, the fraction of time labelled right, and the distance from each true boundary to the
   nearest predicted one (`hf_xclip.timeline.evaluate_segments`). Reference in the same run: the same model
@@ -82,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------------------- accuracy
 def action_sequence(seed: int, fps: int = 16, size: int = 64):
     """Six actions, one per colour, random shape and motion, 4-8 s each."""
-    from hf_xclip.synthetic import distinct_colour_specs, render_sequence
+    from hf_xclip.data.synthetic import distinct_colour_specs, render_sequence
 
     specs = distinct_colour_specs(6, seed)
     durations = np.random.default_rng(seed).uniform(4, 8, len(specs)).round(1)

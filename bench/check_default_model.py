@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import hf_xclip
-from hf_xclip.default_model_training import LOG_FILE, DefaultModelTrainingConfig, evaluate_zero_shot, train
+from hf_xclip.embedded_model.training import LOG_FILE, DefaultModelTrainingConfig, evaluate_zero_shot, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "check_default_model.json"
 

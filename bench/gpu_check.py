@@ -136,8 +136,8 @@ def timed(fn: Callable[[], Any], device: str, repeats: int) -> float:
 def synthetic_clips(count: int):
     """(tokens of all 204 captions, pixel values of `count` clips, truth indices) for the embedded model."""
     from hf_xclip import XClipProcessor, default_model_path
-    from hf_xclip.default_model_training import frames_to_pixel_values
-    from hf_xclip.synthetic import SyntheticVideoDataset, all_specs
+    from hf_xclip.embedded_model.training import frames_to_pixel_values
+    from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs
 
     processor = XClipProcessor.from_pretrained(default_model_path())
     specs = all_specs()
@@ -243,9 +243,9 @@ def section_attention(run: Run) -> None:
 
 def section_lora(run: Run) -> None:
     from hf_xclip import XClipAdapterConfig, XClipProcessor, XClipVideoProcessor, default_model_path
-    from hf_xclip.synthetic import all_specs, write_video_folder
-    from hf_xclip.training import FewShotTrainingArguments, train_few_shot
-    from hf_xclip.video_data import scan_video_folder
+    from hf_xclip.data.synthetic import all_specs, write_video_folder
+    from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
+    from hf_xclip.data.folders import scan_video_folder
 
     model = run.big_model()
     size = model.config.vision_config.image_size

@@ -31,7 +31,7 @@ def model_or_default(model: str | None) -> str:
     """
     if model:
         return model
-    from .defaults import default_model_path
+    from .embedded_model.location import default_model_path
 
     try:
         return default_model_path()
@@ -181,7 +181,7 @@ def load_pipeline(
     import torch
     from transformers import pipeline
 
-    from .adapters import load_model_with_adapter
+    from .finetuning.adapters import load_model_with_adapter
     from .pipeline_zero_shot_video_classification import TASK
 
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)

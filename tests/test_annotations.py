@@ -1,4 +1,4 @@
-"""Annotation files (`hf_xclip.video_data.read_annotations`): JSONL and CSV, multi- and single-label, clips of longer
+"""Annotation files (`hf_xclip.data.folders.read_annotations`): JSONL and CSV, multi- and single-label, clips of longer
 videos (`start` / `end`), errors that name the file and the line, and the multi-label shot selection and split."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from hf_xclip import XClipVideoProcessor
-from hf_xclip.video_data import (
+from hf_xclip.data.folders import (
     AnnotationError,
     VideoItem,
     read_annotations,
     select_shots,
     split_heldout,
 )
-from hf_xclip.video_dataset import VideoClassificationDataset, collate_videos
+from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 from hf_xclip.video_io import clip_frame_range, write_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -81,7 +81,7 @@ def test_cycle_finder_finds_cycles():
 def test_graph_sees_relative_lazy_and_absolute_imports():
     graph = import_graph()
     assert "hf_xclip.labels" in graph["hf_xclip.pipeline_zero_shot_video_classification"]  # module level, relative
-    assert "hf_xclip.video_data" in graph["hf_xclip.commands.classify"]  # inside a function
+    assert "hf_xclip.data.folders" in graph["hf_xclip.commands.classify"]  # inside a function
     assert "hf_xclip.modeling_prompts" in graph["hf_xclip.modeling_xclip"]
 
 
@@ -115,3 +115,52 @@ def test_remote_code_modules_only_import_flat_siblings(module):
         todo.extend(graph[current])
     nested = sorted(m for m in seen if m.count(".") > 1)
     assert not nested, f"{module} needs {nested}, which save_pretrained cannot ship"
+
+
+# The code `save_pretrained` ships (flat siblings) and the package's own plumbing; every feature lives in a package.
+SHIPPED_CLOSURE = {
+    "configuration_xclip",
+    "modeling_xclip",
+    "modeling_prompts",
+    "modeling_ort",
+    "processing_xclip",
+    "video_processing_xclip",
+    "video_io",
+    "labels",
+    "multilabel",
+    "fingerprint",
+    "loading",
+    "pipeline_zero_shot_video_classification",
+}
+PLUMBING = {"__init__", "_old_paths", "cli", "registration"}
+
+
+def test_only_the_shipped_closure_and_plumbing_are_flat():
+    flat = {path.stem for path in PACKAGE.glob("*.py")}
+    assert flat == SHIPPED_CLOSURE | PLUMBING, (
+        f"flat modules outside the shipped closure: {sorted(flat - SHIPPED_CLOSURE - PLUMBING)}; "
+        f"missing: {sorted(SHIPPED_CLOSURE | PLUMBING - flat)} (features go in a package such as hf_xclip/search/)"
+    )
+
+
+def test_shipped_closure_is_closed():
+    """Everything the flat model files import (anywhere) is itself in the shipped closure."""
+    graph = import_graph()
+    for module in SHIPPED_CLOSURE:
+        outside = sorted(t.removeprefix("hf_xclip.") for t in graph[f"hf_xclip.{module}"])
+        assert set(outside) <= SHIPPED_CLOSURE, f"hf_xclip.{module} imports {sorted(set(outside) - SHIPPED_CLOSURE)}"
+
+
+def test_old_module_paths_are_the_new_modules():
+    import importlib
+
+    from hf_xclip._old_paths import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        assert new in _modules(), f"{old} points to {new}, which does not exist"
+        assert importlib.import_module(old) is importlib.import_module(new)
+    from hf_xclip import search, timeline
+
+    assert timeline.video_timeline is importlib.import_module("hf_xclip.timeline.runner").video_timeline
+    assert importlib.import_module("hf_xclip.video_index") is search  # split module: its package exports its names
+    assert {"build_index", "read_manifest", "build_faiss"} <= set(search.__all__)

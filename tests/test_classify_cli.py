@@ -14,7 +14,7 @@ from testing_utils import save_tiny_transformers_xclip, save_tiny_xclip, write_s
 from transformers import pipeline
 
 from hf_xclip.cli import COMMANDS, main
-import hf_xclip.defaults
+import hf_xclip.embedded_model.location
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,10 +146,10 @@ def test_model_defaults_to_default_model_path(model_dir, video_tree, monkeypatch
     def missing():
         raise FileNotFoundError("the embedded default model is missing")
 
-    monkeypatch.setattr(hf_xclip.defaults, "default_model_path", missing)
+    monkeypatch.setattr(hf_xclip.embedded_model.location, "default_model_path", missing)
     assert main(["classify", str(video_tree / "a"), "--labels", "a,b"]) == 2
     assert "no --model given and the embedded default model is missing" in capsys.readouterr().err
-    monkeypatch.setattr(hf_xclip.defaults, "default_model_path", lambda: str(model_dir))
+    monkeypatch.setattr(hf_xclip.embedded_model.location, "default_model_path", lambda: str(model_dir))
     assert main(["classify", str(video_tree / "a"), "--labels", "a,b", "--json", "-", "--no-progress"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
 

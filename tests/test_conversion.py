@@ -18,7 +18,7 @@ from conftest import reference_file
 from hf_xclip import XClipConfig, XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
 from hf_xclip.configuration_xclip import heads_for_width
-from hf_xclip.model_cards import converted_model_card
+from hf_xclip.hub.model_cards import converted_model_card
 from hf_xclip.conversion import (
     RELEASED_CHECKPOINTS,
     ConversionError,
@@ -32,7 +32,7 @@ from hf_xclip.conversion import (
     original_to_hf,
     read_original_checkpoint,
 )
-from hf_xclip import hub as hf_hub_module
+from hf_xclip.hub import push as hf_hub_module
 from hf_xclip.conversion import export as export_module
 from hf_xclip.conversion.checkpoint import OriginalCheckpoint
 from hf_xclip.conversion.vificlip import prompted_template, round_prompts_like_original, vificlip_to_clip_naming

@@ -15,7 +15,7 @@ from transformers import pipeline
 import hf_xclip
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
-from hf_xclip.default_model_training import (
+from hf_xclip.embedded_model.training import (
     LOG_FILE,
     DefaultModelTrainingConfig,
     candidate_specs,
@@ -24,7 +24,7 @@ from hf_xclip.default_model_training import (
     motion_loss,
     train,
 )
-from hf_xclip.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
+from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
 
 # Fresh clips: a seed used neither in training (0) nor in the model card's evaluation (12345).
 TEST_SEED = 2024
@@ -155,7 +155,7 @@ def test_demo_rejects_bad_clip_count(capsys):
 def test_multi_label_head_and_map_on_fresh_scenes(classifier, model_dir):
     """The shipped model has a trained sigmoid head; on fresh multi-object clips (a seed used neither in training nor
     in the card) its mAP is far above what random scores give, on seen and on held-out (novel) captions."""
-    from hf_xclip.default_model_training import evaluate_multi_label
+    from hf_xclip.embedded_model.training import evaluate_multi_label
     from hf_xclip.multilabel import sigmoid_head_of
 
     head = sigmoid_head_of(classifier.model)
@@ -181,7 +181,7 @@ def test_default_model_training_config_checks():
 
 
 def test_rank_loss_leaves_the_other_present_captions_out():
-    from hf_xclip.default_model_training import rank_loss
+    from hf_xclip.embedded_model.training import rank_loss
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
     targets = torch.tensor([[1.0, 1.0, 0.0, 0.0]])

@@ -28,9 +28,8 @@ from hf_xclip.distributed.jobs import (  # noqa: E402
     run_index_job,
     run_job,
 )
-from hf_xclip.synthetic import all_specs, write_video_folder  # noqa: E402
-from hf_xclip.video_index import build_index  # noqa: E402
-from hf_xclip.video_search import VideoIndex  # noqa: E402
+from hf_xclip.data.synthetic import all_specs, write_video_folder  # noqa: E402
+from hf_xclip.search import VideoIndex, build_index  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Few-shot training on folder-per-class videos: `train_few_shot`, `hf-xclip finetune` and `hf-xclip evaluate`.
 
-The data are procedural videos (`hf_xclip.synthetic`) of three easy classes (a shape of one colour doing one motion,
+The data are procedural videos (`hf_xclip.data.synthetic`) of three easy classes (a shape of one colour doing one motion,
 on a plain black background) at 32 px; the model is a tiny X-CLIP with random weights. On noisy backgrounds a random
 tower's video embeddings are dominated by the background (class-mean cosine > 0.99, nearest-class-mean accuracy on
 held-out clips ~0.75), so the plain background keeps the task easy as intended.
@@ -18,11 +18,11 @@ import torch
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
 from testing_utils import few_shot_specs, save_synthetic_xclip
-from hf_xclip.peft_utils import XClipAdapterConfig
-from hf_xclip.synthetic import build_synthetic_tokenizer, write_video_folder
-from hf_xclip.training import FewShotTrainingArguments, train_few_shot
-from hf_xclip.video_data import scan_video_folder, select_shots, split_heldout
-from hf_xclip.video_dataset import VideoClassificationDataset, collate_videos, random_resized_crop
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.data.synthetic import build_synthetic_tokenizer, write_video_folder
+from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
+from hf_xclip.data.folders import scan_video_folder, select_shots, split_heldout
+from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos, random_resized_crop
 
 SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
@@ -159,7 +159,7 @@ def test_cli_vl_prompts_learn_the_task_and_reload_identically(model_dir, data_di
 def test_vl_prompts_with_lora_train_and_reload_identically(model_dir, data_dir, tmp_path):
     from peft import PeftModel
 
-    from hf_xclip.adapters import save_adapter
+    from hf_xclip.finetuning.adapters import save_adapter
 
     model, processor = _load(model_dir)
     train, heldout = select_shots(scan_video_folder(data_dir / "train"), 4, seed=0)

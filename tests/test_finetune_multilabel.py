@@ -2,7 +2,7 @@
 --annotations`, `hf-xclip calibrate`, every method and regularisation, adapters reloading to identical scores, and
 bad annotation files failing before anything is written.
 
-The data are two-object clips (`hf_xclip.synthetic` scenes) of four objects that differ in colour, shape and motion,
+The data are two-object clips (`hf_xclip.data.synthetic` scenes) of four objects that differ in colour, shape and motion,
 on a plain background at 32 px; the model is a tiny X-CLIP with random weights (as a converted checkpoint, it has no
 sigmoid head).
 """
@@ -17,15 +17,15 @@ import torch
 from testing_utils import save_synthetic_xclip, save_tiny_causal_lm
 
 from hf_xclip import XClipModel, XClipProcessor
-from hf_xclip.adapters import load_model_with_adapter
+from hf_xclip.finetuning.adapters import load_model_with_adapter
 from hf_xclip.cli import main as cli_main
-from hf_xclip.evaluation import evaluate_multi_label
+from hf_xclip.evaluation.evaluate import evaluate_multi_label
 from hf_xclip.multilabel import sigmoid_head_of
-from hf_xclip.peft_utils import XClipAdapterConfig
-from hf_xclip.synthetic import SyntheticScene, SyntheticVideoSpec, build_synthetic_tokenizer, write_scene_videos
-from hf_xclip.training import FewShotTrainingArguments, train_few_shot
-from hf_xclip.video_data import read_annotations, select_shots
-from hf_xclip.video_dataset import VideoClassificationDataset
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.data.synthetic import SyntheticScene, SyntheticVideoSpec, build_synthetic_tokenizer, write_scene_videos
+from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
+from hf_xclip.data.folders import read_annotations, select_shots
+from hf_xclip.data.clip_dataset import VideoClassificationDataset
 
 OBJECTS = [
     SyntheticVideoSpec("circle", "red", "growing"),
@@ -162,7 +162,7 @@ def test_wise_alpha_zero_gives_back_the_starting_model(model_dir, data):
 
 
 def test_adapters_reload_to_identical_scores(model_dir, data, tmp_path):
-    from hf_xclip.adapters import save_adapter
+    from hf_xclip.finetuning.adapters import save_adapter
 
     dataset_folder = read_annotations(data["novel"])
     for method in ("lora", "full"):
@@ -186,9 +186,9 @@ def test_adapters_reload_to_identical_scores(model_dir, data, tmp_path):
 def test_llm_prompts_train_multi_label_and_reload_identically(model_dir, data, tmp_path, regularization):
     """The label prompter (tiny random Llama) with LoRA under the multi-label loss and each regularisation: it trains,
     the language model stays bit-identical, and the adapter reloads to identical scores."""
-    from hf_xclip.adapters import save_adapter
+    from hf_xclip.finetuning.adapters import save_adapter
     from hf_xclip.labels import find_label_prompter
-    from hf_xclip.llm_prompter import LLMPrompterConfig, XClipLLMPrompter
+    from hf_xclip.language.prompter import LLMPrompterConfig, XClipLLMPrompter
 
     lm_dir = save_tiny_causal_lm(tmp_path / "lm")[0]
     model, processor = XClipModel.from_pretrained(model_dir), XClipProcessor.from_pretrained(model_dir)
@@ -283,7 +283,7 @@ def test_calibrate_writes_a_model_whose_pipeline_uses_the_head(data, tmp_path, c
     import hf_xclip
     from transformers import pipeline
 
-    from hf_xclip.synthetic import sample_scenes, write_scene_videos
+    from hf_xclip.data.synthetic import sample_scenes, write_scene_videos
 
     few = write_scene_videos(tmp_path / "few", sample_scenes(12, seed=5), num_frames=8, size=64)
     out_dir = tmp_path / "calibrated"
@@ -314,7 +314,7 @@ def test_calibrate_writes_a_model_whose_pipeline_uses_the_head(data, tmp_path, c
 
 def test_calibrate_an_adapter_copies_it_with_the_head(model_dir, data, tmp_path, capsys):
     result = _train(model_dir, data, "lora")
-    from hf_xclip.adapters import save_adapter
+    from hf_xclip.finetuning.adapters import save_adapter
 
     save_adapter(result, tmp_path / "adapter", base_model=str(model_dir))
     code, out, err = _run(

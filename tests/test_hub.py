@@ -13,8 +13,8 @@ import transformers
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
 
 from hf_xclip import XClipModel, XClipProcessor, XClipTextModel
-from hf_xclip.hub import add_remote_code, push_model
-from hf_xclip.model_cards import check_model_card, converted_model_card, finetuned_model_card
+from hf_xclip.hub.push import add_remote_code, push_model
+from hf_xclip.hub.model_cards import check_model_card, converted_model_card, finetuned_model_card
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from test_remote_code import (
     SHIPPED_MODEL_FILES,

@@ -26,8 +26,8 @@ from hf_xclip.labels import (
 )
 from hf_xclip.modeling_prompts import XClipPromptContext
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from hf_xclip.training import FewShotTrainingArguments
-from hf_xclip.video_data import find_videos, scan_video_folder
+from hf_xclip.finetuning.training import FewShotTrainingArguments
+from hf_xclip.data.folders import find_videos, scan_video_folder
 from hf_xclip.video_io import write_video
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]

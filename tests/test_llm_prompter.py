@@ -1,4 +1,4 @@
-"""The language-model label prompter (`hf_xclip.llm_prompter`, `--method llm-prompts`) and language-model label
+"""The language-model label prompter (`hf_xclip.language.prompter`, `--method llm-prompts`) and language-model label
 descriptions (`hf-xclip labels describe`), on tiny random causal language models built from configs (no download).
 
 Spec: soft tokens come from any `AutoModelForCausalLM`; the prompter starts at the hand-written prompt; gradients
@@ -17,12 +17,12 @@ import torch
 from testing_utils import few_shot_specs, save_synthetic_xclip, save_tiny_causal_lm
 
 from hf_xclip import XClipModel, XClipProcessor
-from hf_xclip.adapters import load_model_with_adapter, save_adapter
+from hf_xclip.finetuning.adapters import load_model_with_adapter, save_adapter
 from hf_xclip.cli import main as cli_main
 from hf_xclip.fingerprint import model_fingerprint
 from hf_xclip.labels import LabelBank, LabelEncoder, find_label_prompter
-from hf_xclip.language_models import first_sentence, language_model_signature, load_language_model
-from hf_xclip.llm_prompter import (
+from hf_xclip.language.causal_lm import first_sentence, language_model_signature, load_language_model
+from hf_xclip.language.prompter import (
     PROMPTER_CONFIG_FILE,
     PROMPTER_WEIGHTS_FILE,
     LLMPrompterConfig,
@@ -30,11 +30,12 @@ from hf_xclip.llm_prompter import (
     attach_label_prompter,
     detach_label_prompter,
 )
-from hf_xclip.peft_utils import XClipAdapterConfig, get_xclip_peft_model, parameter_groups
-from hf_xclip.synthetic import build_synthetic_tokenizer, write_video_folder
-from hf_xclip.training import FewShotTrainingArguments, train_few_shot
-from hf_xclip.video_data import scan_video_folder
-from hf_xclip.video_dataset import VideoClassificationDataset, collate_videos
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.finetuning.peft_model import get_xclip_peft_model, parameter_groups
+from hf_xclip.data.synthetic import build_synthetic_tokenizer, write_video_folder
+from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
+from hf_xclip.data.folders import scan_video_folder
+from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 
 SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)

@@ -1,5 +1,5 @@
 """Multi-label scoring (`hf_xclip.multilabel`), the sigmoid head in the config, and the multi-label metrics
-(`hf_xclip.evaluation`): definitions checked against scikit-learn and hand-computed values, heads fitted to
+(`hf_xclip.evaluation.evaluate`): definitions checked against scikit-learn and hand-computed values, heads fitted to
 known parameters, WiSE interpolation exact for the low-rank families."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from testing_utils import XClipModelTester
 
 from hf_xclip import XClipConfig, XClipModel
-from hf_xclip.evaluation import average_precision, multi_label_metrics
+from hf_xclip.evaluation.evaluate import average_precision, multi_label_metrics
 from hf_xclip.multilabel import (
     SigmoidHead,
     asymmetric_loss,
@@ -22,7 +22,7 @@ from hf_xclip.multilabel import (
     sigmoid_head_of,
     video_label_scores,
 )
-from hf_xclip.training import wise_interpolate
+from hf_xclip.finetuning.training import wise_interpolate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -21,7 +21,7 @@ from hf_xclip import XClipModel, XClipProcessor  # noqa: E402
 from hf_xclip.cli import main as cli_main  # noqa: E402
 from hf_xclip.fingerprint import model_fingerprint  # noqa: E402
 from hf_xclip.modeling_ort import MANIFEST_NAME, XClipOrtModel, read_manifest  # noqa: E402
-from hf_xclip.onnx_export import export_onnx, quantize_onnx_dir  # noqa: E402
+from hf_xclip.export.onnx_export import export_onnx, quantize_onnx_dir  # noqa: E402
 
 from testing_utils import save_tiny_transformers_xclip  # noqa: E402
 
@@ -117,8 +117,8 @@ def test_model_protocol(ort_fp32, torch_model):
 # --------------------------------------------------------------------------------------------------------- int8
 @torch.no_grad()
 def test_int8_is_the_default_and_agrees_with_fp32_on_synthetic_clips(torch_model, ort_int8, exported):
-    from hf_xclip.default_model_training import frames_to_pixel_values
-    from hf_xclip.synthetic import SyntheticVideoDataset, all_specs
+    from hf_xclip.embedded_model.training import frames_to_pixel_values
+    from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs
 
     assert ort_int8.quantization == "int8"
     assert read_manifest(exported)["default_quantization"] == "int8"
@@ -254,7 +254,7 @@ def test_missing_onnxruntime_is_a_clear_error(monkeypatch, exported, tmp_path):
 # ------------------------------------------------------------------------------------- pipeline and classify CLI
 @pytest.fixture(scope="module")
 def clip_frames() -> list[np.ndarray]:
-    from hf_xclip.synthetic import SyntheticVideoDataset, all_specs
+    from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs
 
     data = SyntheticVideoDataset(specs=all_specs()[:24], num_videos=4, seed=3, num_frames=12, size=48)
     return [data.frames(i) for i in range(len(data))]
@@ -263,7 +263,7 @@ def clip_frames() -> list[np.ndarray]:
 def test_pipeline_loads_the_export(exported, clip_frames):
     from transformers import pipeline
 
-    from hf_xclip.synthetic import all_specs
+    from hf_xclip.data.synthetic import all_specs
 
     labels = [spec.caption for spec in all_specs()[:24]]
     reference = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())

@@ -10,19 +10,21 @@ import torch
 from peft import PeftModel, get_peft_model
 
 from hf_xclip import XClipConfig, XClipModel
-from hf_xclip.peft_utils import (
+from hf_xclip.finetuning.peft_config import (
     CoOpConfig,
     VLPromptsConfig,
     XClipAdapterConfig,
+    lora_target_modules,
+    to_peft_config,
+)
+from hf_xclip.finetuning.peft_model import (
     enable_gradient_checkpointing,
     get_xclip_peft_model,
     init_prompt_context,
-    lora_target_modules,
     parameter_groups,
     text_is_trainable,
-    to_peft_config,
 )
-from hf_xclip.synthetic import build_synthetic_tokenizer
+from hf_xclip.data.synthetic import build_synthetic_tokenizer
 from testing_utils import XClipModelTester
 
 MAX_POSITIONS = 16

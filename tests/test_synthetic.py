@@ -1,4 +1,4 @@
-"""Tests of the procedural video-text data (hf_xclip.synthetic) and its word-level tokenizer."""
+"""Tests of the procedural video-text data (hf_xclip.data.synthetic) and its word-level tokenizer."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_xclip.synthetic import (
+from hf_xclip.data.synthetic import (
     COLOURS,
     EOT_TOKEN,
     HELDOUT_COLOUR_MOTIONS,
@@ -290,7 +290,7 @@ def test_tokenizer_round_trip_and_eos_pooling_position(tokenizer):
 
 
 def test_scenes_are_deterministic_and_objects_differ_in_every_attribute():
-    from hf_xclip.synthetic import sample_scenes
+    from hf_xclip.data.synthetic import sample_scenes
 
     scenes = sample_scenes(50, seed=3)
     assert scenes == sample_scenes(50, seed=3) and scenes != sample_scenes(50, seed=4)
@@ -306,7 +306,7 @@ def test_scenes_are_deterministic_and_objects_differ_in_every_attribute():
 
 
 def test_scene_rejects_repeated_attributes_and_bad_arguments():
-    from hf_xclip.synthetic import SyntheticScene, sample_scenes
+    from hf_xclip.data.synthetic import SyntheticScene, sample_scenes
 
     with pytest.raises(ValueError, match="differ in colour"):
         SyntheticScene((SyntheticVideoSpec("circle", "red", "growing"), SyntheticVideoSpec("star", "red", "moving up")))
@@ -317,7 +317,7 @@ def test_scene_rejects_repeated_attributes_and_bad_arguments():
 
 
 def test_base_and_novel_labels_split_the_captions():
-    from hf_xclip.synthetic import base_labels, novel_labels
+    from hf_xclip.data.synthetic import base_labels, novel_labels
 
     base, novel = base_labels(), novel_labels()
     assert not set(base) & set(novel)
@@ -326,7 +326,7 @@ def test_base_and_novel_labels_split_the_captions():
 
 
 def test_render_scene_draws_every_object_where_its_single_clip_would_move():
-    from hf_xclip.synthetic import SyntheticScene, render_scene
+    from hf_xclip.data.synthetic import SyntheticScene, render_scene
 
     scene = SyntheticScene((SyntheticVideoSpec("square", "red", "moving right"),
                             SyntheticVideoSpec("circle", "blue", "moving down")))
@@ -345,8 +345,8 @@ def test_render_scene_draws_every_object_where_its_single_clip_would_move():
 def test_scene_dataset_targets_and_writer(tmp_path):
     import json
 
-    from hf_xclip.synthetic import SyntheticSceneDataset, sample_scenes, write_scene_videos
-    from hf_xclip.video_data import read_annotations
+    from hf_xclip.data.synthetic import SyntheticSceneDataset, sample_scenes, write_scene_videos
+    from hf_xclip.data.folders import read_annotations
 
     scenes = sample_scenes(4, seed=1)
     data = SyntheticSceneDataset(scenes, seed=2, num_frames=4, size=32)

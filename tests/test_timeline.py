@@ -20,7 +20,7 @@ import hf_xclip
 from hf_xclip import video_io
 from hf_xclip.cli import main
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from hf_xclip.synthetic import SyntheticVideoSpec, render_sequence
+from hf_xclip.data.synthetic import SyntheticVideoSpec, render_sequence
 from hf_xclip.timeline import (
     Segment,
     Timeline,

@@ -31,11 +31,10 @@ from testing_utils import (  # noqa: E402
 
 from hf_xclip import XClipModel  # noqa: E402
 from hf_xclip.cli import main  # noqa: E402
-from hf_xclip.synthetic import all_specs, write_video_folder  # noqa: E402
-import hf_xclip.video_index as video_index  # noqa: E402
-from hf_xclip.video_index import (  # noqa: E402
+from hf_xclip.data.synthetic import all_specs, write_video_folder  # noqa: E402
+import hf_xclip.search.build as video_index  # noqa: E402
+from hf_xclip.search import (  # noqa: E402
     IndexModelMismatchError,
-    TEST_PAUSE_ENV,
     build_index,
     dequantize_prompt_features,
     quantize_prompt_features,
@@ -43,7 +42,8 @@ from hf_xclip.video_index import (  # noqa: E402
     read_manifest,
     shard_paths,
 )
-from hf_xclip.video_search import VideoIndex  # noqa: E402
+from hf_xclip.search.format import TEST_PAUSE_ENV  # noqa: E402
+from hf_xclip.search.index import VideoIndex  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]

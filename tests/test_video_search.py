@@ -18,10 +18,10 @@ from testing_utils import XClipModelTester, randomise_  # noqa: E402
 import hf_xclip  # noqa: E402
 from hf_xclip import XClipModel  # noqa: E402
 from hf_xclip.cli import main  # noqa: E402
-from hf_xclip.synthetic import SyntheticVideoSpec, all_specs, render_video, write_video_folder  # noqa: E402
-from hf_xclip.video_index import build_faiss, build_index, read_manifest  # noqa: E402
+from hf_xclip.data.synthetic import SyntheticVideoSpec, all_specs, render_video, write_video_folder  # noqa: E402
+from hf_xclip.search import build_faiss, build_index, read_manifest  # noqa: E402
 from hf_xclip.video_io import iter_windows, write_video  # noqa: E402
-from hf_xclip.video_search import VideoIndex, exact_scores  # noqa: E402
+from hf_xclip.search.index import VideoIndex, exact_scores  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -242,7 +242,7 @@ def test_search_with_an_ivf_index(tmp_path, collection):
 def test_search_refuses_another_model(tmp_path, collection):
     from testing_utils import save_tiny_xclip
 
-    from hf_xclip.video_index import IndexModelMismatchError
+    from hf_xclip.search import IndexModelMismatchError
 
     other = save_tiny_xclip(tmp_path / "other")
     with pytest.raises(IndexModelMismatchError, match="made by hf_xclip:default"):

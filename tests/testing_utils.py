@@ -235,7 +235,7 @@ def save_tiny_transformers_xclip(out_dir: Path, seed: int = 1) -> tuple[Path, tr
 
 def few_shot_specs():
     """The three easy classes of the fine-tuning tests (a shape of one colour doing one motion)."""
-    from hf_xclip.synthetic import SyntheticVideoSpec
+    from hf_xclip.data.synthetic import SyntheticVideoSpec
 
     return [
         SyntheticVideoSpec("circle", "red", "growing"),

@@ -12,7 +12,7 @@ With `--output FOLDER` the results go to Parquet parts (path, labels, scores, pr
 `hf_xclip.distributed.jobs`), committed as they complete: a killed run keeps them, and the same command resumes
 it. `--engine ray` runs the videos on Ray Data workers (a local Ray, or `--ray-address`); see docs/distributed.md.
 
-Folders are walked recursively for video files (`hf_xclip.video_data.VIDEO_EXTENSIONS`); files named explicitly are
+Folders are walked recursively for video files (`hf_xclip.data.folders.VIDEO_EXTENSIONS`); files named explicitly are
 always read.
 A video that cannot be read is reported on stderr and skipped; the others are still classified and written, and the
 exit status is 1 when any video failed (2 for usage errors).
@@ -90,7 +90,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..video_data import find_videos
+    from ..data.folders import find_videos
 
     if args.output or args.engine != "local":
         return run_job(args)

@@ -1,7 +1,7 @@
 """`hf-xclip demo`: classify a few freshly generated clips with the embedded default model, offline.
 
 Single-label: clips of seen and of held-out (zero-shot) shape-colour-motion combinations are rendered with
-`hf_xclip.synthetic`, written as mp4 files (so the real decoding path runs) and classified with
+`hf_xclip.data.synthetic`, written as mp4 files (so the real decoding path runs) and classified with
 `pipeline("zero-shot-video-classification")`. Each clip is classified among every caption with the clip's shape
 (6 colours x 7 motions = 42 captions, 36 for a circle, which has no "rotating"), seen and held-out combinations
 alike: the shape is given, colour and motion must be read from the video. Chance is 1/42 (1/36).
@@ -27,7 +27,7 @@ import numpy as np
 from ..cli import EXIT_OK, EXIT_USAGE, UsageError, model_or_default
 
 if TYPE_CHECKING:
-    from ..synthetic import SyntheticVideoSpec
+    from ..data.synthetic import SyntheticVideoSpec
 
 DESCRIPTION = """Generate a few synthetic clips (seen and held-out combinations), write them as mp4, classify each with
 the embedded default model (or --model) among all captions of its shape, then label multi-object clips among all
@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bool]]:
     """``num_clips`` distinct combinations, alternating seen / held-out, chosen with ``seed``."""
-    from ..synthetic import heldout_specs, train_specs
+    from ..data.synthetic import heldout_specs, train_specs
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(101,)))
     seen, held = train_specs(), heldout_specs()
@@ -66,7 +66,7 @@ def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bo
 
 def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
     """Render each clip (16 frames; the processor samples ``num_frames``) and write ``out_dir/NN_<caption>.mp4``."""
-    from ..synthetic import render_video
+    from ..data.synthetic import render_video
     from ..video_io import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,13 +82,13 @@ def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> 
 
 def pick_scenes(num_scenes: int, seed: int):
     """Multi-object scenes: each holds a seen and a held-out combination (and sometimes a third object)."""
-    from ..synthetic import heldout_specs, sample_scenes, train_specs
+    from ..data.synthetic import heldout_specs, sample_scenes, train_specs
 
     return sample_scenes(num_scenes, seed=seed, require=[train_specs(), heldout_specs()])
 
 
 def write_scenes(scenes, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
-    from ..synthetic import render_scene
+    from ..data.synthetic import render_scene
     from ..video_io import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: i
     """Label multi-object clips among every caption, each label scored on its own, and print what was found: each
     object's probability and rank among all captions, and the best-scoring captions."""
     from ..multilabel import describe, resolve_method
-    from ..synthetic import all_specs, heldout_specs
+    from ..data.synthetic import all_specs, heldout_specs
 
     scenes = pick_scenes(args.num_scenes, args.seed)
     paths = write_scenes(scenes, out_dir, size, classifier.video_processor.num_frames, args.seed)
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     from transformers import pipeline
 
-    from ..default_model_training import candidate_specs
+    from ..embedded_model.training import candidate_specs
 
     classifier = pipeline("zero-shot-video-classification", model=model)
     video_processor = classifier.video_processor
@@ -197,7 +197,7 @@ TIMELINE_FPS, TIMELINE_WINDOW, TIMELINE_STRIDE = 8, 2.0, 0.5
 
 def demo_timeline(classifier, out_dir: Path, size: int, seed: int) -> None:
     """Four actions (different colours) of 3-5 s one after another; their timeline against the truth."""
-    from ..synthetic import distinct_colour_specs, render_sequence
+    from ..data.synthetic import distinct_colour_specs, render_sequence
     from ..timeline import evaluate_segments, format_time, video_timeline
     from ..video_io import write_video
 

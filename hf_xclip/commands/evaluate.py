@@ -85,7 +85,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _read_data(args: argparse.Namespace, class_names):
     from ..labels import read_label_file
-    from ..video_data import read_annotations, scan_video_folder
+    from ..data.folders import read_annotations, scan_video_folder
 
     if args.data_dir is not None:
         return scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True), [], []
@@ -100,10 +100,10 @@ def _read_data(args: argparse.Namespace, class_names):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..accelerator import make_accelerator
-    from ..adapters import load_model_with_adapter
+    from ..finetuning.accelerator import make_accelerator
+    from ..finetuning.adapters import load_model_with_adapter
     from ..labels import resolve_templates
-    from ..video_dataset import VideoClassificationDataset
+    from ..data.clip_dataset import VideoClassificationDataset
 
     try:
         if args.batch_size < 1:
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         if folder.multi_label:
-            from ..evaluation import evaluate_multi_label
+            from ..evaluation.evaluate import evaluate_multi_label
 
             labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
             result = evaluate_multi_label(
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                 method=args.multi_label_method, **common,
             )
         else:
-            from ..evaluation import evaluate_videos
+            from ..evaluation.evaluate import evaluate_videos
 
             result = evaluate_videos(model, dataset, processor.tokenizer, **common)
     except (ValueError, OSError) as err:  # labels the model cannot encode, a bank of another model, ...

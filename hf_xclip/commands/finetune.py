@@ -11,7 +11,7 @@ hf-xclip finetune --model M --train-dir ucf101/train --method llm-prompts lora \
 ```
 
 `--train-dir` holds one folder per class (the folder name is the class text); `--train-annotations` is a JSONL or
-CSV annotation file (`hf_xclip.video_data.read_annotations`), multi-label when it has label lists. With `--shots K`,
+CSV annotation file (`hf_xclip.data.folders.read_annotations`), multi-label when it has label lists. With `--shots K`,
 K videos per class are drawn (seeded) and the remaining videos are the held-out evaluation set, unless `--eval-dir`
 / `--eval-annotations` is given. The output folder is a peft adapter (`adapter_config.json`,
 `adapter_model.safetensors`), or a whole model for `--method full`, `xclip_adapter.json` (class names, settings,
@@ -52,8 +52,8 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..peft_utils import LORA_TYPES, METHODS
-    from ..training import MULTI_LABEL_LOSSES, REGULARIZATIONS
+    from ..finetuning.peft_config import LORA_TYPES, METHODS
+    from ..finetuning.training import MULTI_LABEL_LOSSES, REGULARIZATIONS
 
     parser = subparsers.add_parser(
         "finetune",
@@ -173,8 +173,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
-    from ..llm_prompter import LLMPrompterConfig
-    from ..peft_utils import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
+    from ..language.prompter import LLMPrompterConfig
+    from ..finetuning.peft_config import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
 
     overrides = {}
     if "lora" in args.method:
@@ -229,7 +229,7 @@ def adapter_config_from_args(args: argparse.Namespace):
 
 
 def training_arguments_from_args(args: argparse.Namespace):
-    from ..training import FewShotTrainingArguments
+    from ..finetuning.training import FewShotTrainingArguments
 
     return FewShotTrainingArguments(
         epochs=args.epochs,
@@ -264,7 +264,7 @@ def training_arguments_from_args(args: argparse.Namespace):
 
 def _split_data(args: argparse.Namespace):
     """(train folder, held-out folder or None, description of the held-out set)."""
-    from ..video_data import read_annotations, scan_video_folder, select_shots, split_heldout
+    from ..data.folders import read_annotations, scan_video_folder, select_shots, split_heldout
 
     train_source = args.train_dir or args.train_annotations
     if args.train_annotations is not None:
@@ -312,11 +312,11 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..accelerator import make_accelerator
-    from ..adapters import save_adapter
+    from ..finetuning.accelerator import make_accelerator
+    from ..finetuning.adapters import save_adapter
     from ..modeling_xclip import XClipModel
     from ..processing_xclip import XClipProcessor
-    from ..training import train_few_shot
+    from ..finetuning.training import train_few_shot
 
     try:
         _check(args)
@@ -333,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
             from accelerate.utils import set_seed
 
-            from ..llm_prompter import XClipLLMPrompter
+            from ..language.prompter import XClipLLMPrompter
 
             set_seed(training_args.seed)
             prompter = XClipLLMPrompter.for_model(model, processor.tokenizer, adapter_config.llm_prompter)

@@ -67,7 +67,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..video_index import IndexModelMismatchError, build_index
+    from ..search import IndexModelMismatchError, build_index
 
     try:
         for name in ("batch_size", "shard_size", "num_frames"):

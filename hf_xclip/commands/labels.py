@@ -92,7 +92,7 @@ def _add_encode(verbs) -> None:
 
 
 def _add_describe(verbs) -> None:
-    from ..language_models import DEFAULT_DESCRIPTION_PROMPTS
+    from ..language.causal_lm import DEFAULT_DESCRIPTION_PROMPTS
 
     parser = verbs.add_parser(
         "describe",
@@ -155,7 +155,7 @@ def _device(name: str | None):
 def run_encode(args: argparse.Namespace) -> int:
     import torch
 
-    from ..adapters import load_model_with_adapter
+    from ..finetuning.adapters import load_model_with_adapter
     from ..labels import LabelBank, LabelBankMismatchError, LabelEncoder, normalize_templates, resolve_templates
 
     start = time.perf_counter()
@@ -242,7 +242,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 def run_describe(args: argparse.Namespace) -> int:
     from ..labels import read_label_descriptions
-    from ..language_models import DescriptionSettings, describe_labels
+    from ..language.causal_lm import DescriptionSettings, describe_labels
 
     try:
         labels = _read_labels(args)
@@ -292,7 +292,7 @@ def _load_generator(args: argparse.Namespace):
     import torch
     from transformers import pipeline
 
-    from ..language_models import resolve_lm_dtype
+    from ..language.causal_lm import resolve_lm_dtype
 
     device = _device(args.device)
     dtype = resolve_lm_dtype(args.dtype, device)

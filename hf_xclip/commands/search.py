@@ -50,8 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..video_index import IndexModelMismatchError
-    from ..video_search import VideoIndex
+    from ..search import IndexModelMismatchError
+    from ..search.index import VideoIndex
 
     try:
         if (args.query is None) == (args.video is None):

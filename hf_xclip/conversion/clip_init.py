@@ -15,7 +15,7 @@ from .checkpoint import ConversionError, sha256_of
 from .clip_weights import load_clip_state_dict
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
-from ..model_cards import converted_model_card
+from ..hub.model_cards import converted_model_card
 from .output import check_output_dir
 from .xclip import detect_family
 

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
-from ..hub import has_pipeline_files, push_model
+from ..hub.push import has_pipeline_files, push_model
 from ..labels import DEFAULT_HYPOTHESIS_TEMPLATE
 from .checkpoint import ConversionError
 from .key_mapping import original_to_hf
@@ -167,7 +167,7 @@ def export_model(
 
 
 def push_converted(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool | None = None) -> str:
-    """Upload a converted directory with `hf_xclip.hub.push_model` and return the commit URL.
+    """Upload a converted directory with `hf_xclip.hub.push.push_model` and return the commit URL.
 
     The upload is the one every hf_xclip push makes: the model code is shipped for ``trust_remote_code=True`` (and
     the zero-shot pipeline too when the directory has a tokenizer), the card gains a section on loading without

@@ -12,7 +12,7 @@ from ..configuration_xclip import XClipConfig
 from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import CLIP_REQUIRED, XCLIP_MARKERS, build_config, infer_sizes
-from ..model_cards import converted_model_card
+from ..hub.model_cards import converted_model_card
 from .releases import RELEASED_CHECKPOINTS
 from .output import check_output_dir
 

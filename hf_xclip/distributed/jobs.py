@@ -14,7 +14,7 @@ parts; running the same command again skips every path that has rows (error rows
 ``datasets.load_dataset("parquet", data_files="OUTPUT/*.parquet")`` read the folder (names starting with ``_`` or
 ``.`` are skipped by all three).
 
-**Index rows** (`run_index_job`) are committed as the shards of an hf_xclip video index (`hf_xclip.video_index`):
+**Index rows** (`run_index_job`) are committed as the shards of an hf_xclip video index (`hf_xclip.search`):
 the same folder, manifests, lock and FAISS index as ``hf-xclip index`` writes, so an index built by Ray is appended to
 by a local run and the other way round.
 """
@@ -256,7 +256,7 @@ def run_job(
     """Run a ``classify`` or ``timeline`` predictor over videos into a folder of Parquet parts, resuming it.
 
     Args:
-        paths: video files and folders (walked, `hf_xclip.video_data.find_videos`) or URLs.
+        paths: video files and folders (walked, `hf_xclip.data.folders.find_videos`) or URLs.
         output: the folder of parts (created; a folder holding another job's rows is refused).
         predictor: `XClipPredictor` keyword arguments (`PredictorConfig` fields).
         options: the engine (`EngineOptions`; default local).
@@ -265,7 +265,7 @@ def run_job(
     Raises:
         ValueError: bad options; an output folder of another job or not a prediction folder.
     """
-    from ..video_index import _IndexLock
+    from ..search.build import _IndexLock
 
     started = time.perf_counter()
     options = options or EngineOptions()
@@ -283,8 +283,8 @@ def run_job(
 
 def _run_job(paths, output: Path, kwargs: dict[str, Any], options: EngineOptions, part_rows: int,
              flush_seconds: float, started: float) -> JobResult:
-    from ..video_data import find_videos
-    from ..video_index import video_key
+    from ..data.folders import find_videos
+    from ..search.build import video_key
 
     for stale in output.glob(".*.partial"):  # a part a killed run was writing
         stale.unlink(missing_ok=True)
@@ -365,7 +365,7 @@ def write_segments(output: str | os.PathLike, config: Any) -> Path:
     options of `config` (a `TimelineConfig`), as ``hf-xclip timeline --json`` finds them. Rewritten atomically."""
     import numpy as np
 
-    from ..timeline import _segment_options, find_segments
+    from ..timeline.segments import _segment_options, find_segments
 
     output = Path(output)
     lines = []
@@ -413,31 +413,29 @@ def run_index_job(
     faiss_kind: str = "auto",
     device: str | None = None,
 ):
-    """`hf_xclip.video_index.build_index` with the rows made by `XClipPredictor` workers (Ray, or this process):
+    """`hf_xclip.search.build_index` with the rows made by `XClipPredictor` workers (Ray, or this process):
     the same index folder, settings, shards (whole videos, failures in the manifests), resumption and FAISS index.
 
     Returns:
-        An `hf_xclip.video_index.IndexingResult`.
+        An `hf_xclip.search.IndexingResult`.
 
     Raises:
         as `build_index`.
     """
     from dataclasses import asdict
 
-    from ..video_data import find_videos
-    from ..video_index import (
-        SHARDS_DIR,
+    from ..data.folders import find_videos
+    from ..search import (
         IndexingResult,
-        _index_info,
-        _IndexLock,
         create_index,
         load_index_model,
         load_or_build_faiss,
         read_info,
         read_manifest,
         require_extra,
-        video_key,
     )
+    from ..search.build import _index_info, _IndexLock, video_key
+    from ..search.format import SHARDS_DIR
 
     options = options or EngineOptions()
     require_extra("pyarrow")
@@ -488,7 +486,7 @@ def run_index_job(
 
 
 class _ShardWriter:
-    """Index-row tables -> committed shards of whole videos (`hf_xclip.video_index.write_shard`). Rows are picked
+    """Index-row tables -> committed shards of whole videos (`hf_xclip.search.write_shard`). Rows are picked
     with numpy, not `pyarrow.compute.filter` (which misreads sliced nested fixed-size lists in pyarrow 26)."""
 
     def __init__(self, output: Path, info: Any, shard_size: int) -> None:
@@ -511,7 +509,7 @@ class _ShardWriter:
     def commit(self) -> None:
         import numpy as np
 
-        from ..video_index import RowBatch, write_shard
+        from ..search import RowBatch, write_shard
 
         if not self.tables and not self.failed:
             return

@@ -14,7 +14,7 @@ out.write_parquet("results/")
 ```
 
 Each worker builds one predictor: `__init__` loads the model through the project's loaders (`hf_xclip.cli.
-load_pipeline` for classify / timeline, `hf_xclip.video_index.load_index_model` for index rows) and encodes the
+load_pipeline` for classify / timeline, `hf_xclip.search.load_index_model` for index rows) and encodes the
 labels once (`ZeroShotVideoClassificationPipeline.prepare_labels`, or a label bank). `__call__(batch)` takes a
 column of paths (``path``; or ``bytes`` of video files, named by ``path`` when given), decodes and samples inside
 the worker, and returns a `pyarrow.Table` with one schema per mode ([`output_schema`]):
@@ -25,7 +25,7 @@ the worker, and returns a `pyarrow.Table` with one schema per mode ([`output_sch
 * ``timeline``: one row per window (`hf_xclip.timeline.video_timeline`, the local command's code): ``path``,
   ``start``, ``end``, ``labels``, ``scores`` (softmax, or multi-label probabilities with ``multi_label=True``),
   ``error``;
-* ``index``: the rows of an index shard (`hf_xclip.video_index.shard_schema`: ``video``, ``start``, ``end``,
+* ``index``: the rows of an index shard (`hf_xclip.search.shard_schema`: ``video``, ``start``, ``end``,
   ``embedding``, ``prompt_features``, ``prompt_scale``) and ``error``.
 
 A video that fails gives one row whose ``error`` names it (the other columns null): a bad file never raises out of
@@ -149,7 +149,7 @@ class XClipPredictor:
         )
 
     def _load_index_model(self) -> None:
-        from ..video_index import _index_info, load_index_model
+        from ..search.build import _index_info, load_index_model
 
         cfg = self.config
         self.loaded = load_index_model(cfg.model, cfg.adapter, device=cfg.device or _default_device())
@@ -253,7 +253,7 @@ class XClipPredictor:
         return columns
 
     def _index(self, names: list[str], videos: list[Any]) -> dict[str, list]:
-        from ..video_index import embed_videos, video_rows
+        from ..search import embed_videos, video_rows
 
         processor, settings = self.loaded.video_processor, self.settings
         decoded = self._decoded(videos, lambda v: list(video_rows(v, processor, settings)))
@@ -311,7 +311,7 @@ def output_schema(mode: str, projection_dim: int, num_patches: int = 0, precisio
             pa.field("labels", pa.list_(pa.string())), pa.field("scores", scores), pa.field(ERROR_COLUMN, pa.string()),
         ])
     if mode == "index":
-        from ..video_index import shard_schema
+        from ..search import shard_schema
 
         shard = shard_schema(projection_dim, num_patches, precision)
         # nullable copies of the shard's columns (null on error rows), and the error column

@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .labels import find_label_prompter
-from .llm_prompter import XClipLLMPrompter, attach_label_prompter, has_prompter
-from .model_cards import adapter_model_card
+from ..labels import find_label_prompter
+from ..language.prompter import XClipLLMPrompter, attach_label_prompter, has_prompter
+from ..hub.model_cards import adapter_model_card
 
 ADAPTER_METADATA_FILE = "xclip_adapter.json"
 
@@ -35,7 +35,7 @@ def save_adapter(
     (`llm_prompter.safetensors`, `llm_prompter_config.json`).
 
     Args:
-        result: a `hf_xclip.training.FewShotResult` (from `train_few_shot`).
+        result: a `hf_xclip.finetuning.training.FewShotResult` (from `train_few_shot`).
         output_dir: created if needed.
         base_model: name or path of the base model (for the card and peft's config).
         data: description of the data for the card (`train_dir`, `eval_dir`, `shots`, `seed`, ...).
@@ -115,8 +115,8 @@ def load_model_with_adapter(
         ValueError: `adapter` is a folder without `adapter_config.json`.
         OSError: the model or adapter cannot be found.
     """
-    from .modeling_xclip import XClipModel
-    from .processing_xclip import XClipProcessor
+    from ..modeling_xclip import XClipModel
+    from ..processing_xclip import XClipProcessor
 
     if adapter is not None and is_full_model_folder(adapter):  # `--method full`: the folder is the model
         model = XClipModel.from_pretrained(adapter)
@@ -148,7 +148,7 @@ def is_full_model_folder(path: str | os.PathLike) -> bool:
 
 def apply_adapter_head(model: Any, metadata: dict[str, Any] | None) -> None:
     """Write the sigmoid head an adapter was trained with (`xclip_adapter.json`) into the model's config."""
-    from .multilabel import set_sigmoid_head
+    from ..multilabel import set_sigmoid_head
 
     head = (metadata or {}).get("multi_label_head")
     if head:

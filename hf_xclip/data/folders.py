@@ -24,8 +24,8 @@ from typing import Any
 
 from transformers.utils import logging
 
-from .labels import normalize_labels
-from .video_io import URL_PREFIXES, VideoDecodeError, probe_video
+from ..labels import normalize_labels
+from ..video_io import URL_PREFIXES, VideoDecodeError, probe_video
 
 logger = logging.get_logger(__name__)
 

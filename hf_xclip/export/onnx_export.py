@@ -17,7 +17,7 @@ model=dir)``.
 
 ```python
 >>> from hf_xclip import XClipModel, default_model_path
->>> from hf_xclip.onnx_export import export_onnx
+>>> from hf_xclip.export.onnx_export import export_onnx
 >>> model = XClipModel.from_pretrained(default_model_path())
 >>> result = export_onnx(model, "xclip-onnx", quantize="int8")  # doctest: +SKIP
 ```
@@ -37,7 +37,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from .modeling_ort import (
+from ..modeling_ort import (
     GRAPHS,
     INSTALL_HINT,
     MANIFEST_FORMAT,
@@ -51,9 +51,9 @@ from .modeling_ort import (
     quiet_loggers,
     require_onnxruntime,
 )
-from .fingerprint import model_fingerprint
-from .labels import class_specific_rows
-from .modeling_xclip import XClipModel
+from ..fingerprint import model_fingerprint
+from ..labels import class_specific_rows
+from ..modeling_xclip import XClipModel
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def export_onnx(
         [`OnnxExportResult`].
     """
     _require_export_dependencies()
-    from .conversion.output import staged_output_dir
+    from ..conversion.output import staged_output_dir
 
     quantize = check_quantization(quantize)
     if not isinstance(model, XClipModel):
@@ -279,7 +279,7 @@ def export_onnx(
 
 def quantize_onnx_dir(model_dir: str | os.PathLike, quantize: str = "int8", *, make_default: bool = True) -> dict:
     """Add int8 graphs to an exported directory (what ``--quantize int8`` does at export time); returns the manifest."""
-    from .modeling_ort import read_manifest
+    from ..modeling_ort import read_manifest
 
     quantize = check_quantization(quantize)
     if quantize is None:
@@ -323,7 +323,7 @@ def _manifest(model: XClipModel, graphs: dict[str, dict], opset: int) -> dict[st
     import onnx
     import onnxscript
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "format": MANIFEST_FORMAT,
@@ -362,8 +362,8 @@ def _saved_processor(model: XClipModel) -> Any:
     source = model.name_or_path
     if not source:
         return None
-    from .loading import resolve_components
-    from .processing_xclip import XClipProcessor
+    from ..loading import resolve_components
+    from ..processing_xclip import XClipProcessor
 
     try:
         processor, video_processor, tokenizer = resolve_components(source, None, None, None)
@@ -374,7 +374,7 @@ def _saved_processor(model: XClipModel) -> Any:
 
 
 def _save_config_and_processor(model: XClipModel, processor: Any, directory: Path, manifest: dict) -> None:
-    from .hub import remove_remote_code
+    from ..hub.push import remove_remote_code
 
     model.config.to_json_file(directory / "config.json")
     if processor is None:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .accelerator import make_accelerator
-from .labels import DEFAULT_HYPOTHESIS_TEMPLATE, LabelEncoder
-from .multilabel import DEFAULT_BACKGROUND_PROMPTS, reference_texts, resolve_method, video_label_scores
-from .video_dataset import VideoClassificationDataset, collate_videos
+from ..finetuning.accelerator import make_accelerator
+from ..labels import DEFAULT_HYPOTHESIS_TEMPLATE, LabelEncoder
+from ..multilabel import DEFAULT_BACKGROUND_PROMPTS, reference_texts, resolve_method, video_label_scores
+from ..data.clip_dataset import VideoClassificationDataset, collate_videos
 
 
 @dataclass
@@ -463,7 +463,7 @@ def calibrate_sigmoid_head(
     Every video is scored against every label of `labels` (default: the dataset's class names; a label the video
     does not hold is a negative). ``kwargs`` go to [`multi_label_scores`] (templates, batch size, ...).
     """
-    from .multilabel import TRAINING_FREE_METHOD, fit_sigmoid_head
+    from ..multilabel import TRAINING_FREE_METHOD, fit_sigmoid_head
 
     labels = list(labels) if labels is not None else list(dataset.folder.class_names)
     kwargs.pop("method", None)

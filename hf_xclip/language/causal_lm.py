@@ -133,7 +133,7 @@ class DescriptionSettings:
     )
 
     def __post_init__(self) -> None:
-        from .labels import normalize_templates
+        from ..labels import normalize_templates
 
         self.prompts = normalize_templates(self.prompts, "prompts")
         if self.max_new_tokens < 1:

@@ -1,4 +1,4 @@
-"""Searching a video index (`hf_xclip.video_index`) by text, ranked by the exact X-CLIP score.
+"""Searching a video index (`hf_xclip.search.build`) by text, ranked by the exact X-CLIP score.
 
 X-CLIP scores a text against a video with a text embedding that depends on the video: the prompt generator lets
 the text attend to the video's patch features and adds the result to the text embedding before the cosine
@@ -7,7 +7,7 @@ stages:
 
 1. **candidates**: FAISS on the plain (prompt-free) normalised embeddings returns the `num_candidates` rows whose
    video embedding is closest to the query's text embedding (exact inner product below
-   `hf_xclip.video_index.FLAT_MAX_FLOATS`, IVF above);
+   `hf_xclip.search.faiss_index.FLAT_MAX_FLOATS`, IVF above);
 2. **exact re-ranking**: every candidate is scored with the full X-CLIP logit, prompt generator included, from
    its stored embedding and prompt features ([`exact_scores`]), and the best `top_k` are returned.
 
@@ -15,7 +15,7 @@ stages:
 two-stage ranking is measured against: recall@10 in ``docs/search.md``).
 
 ```python
->>> from hf_xclip.video_search import VideoIndex  # doctest: +SKIP
+>>> from hf_xclip.search.index import VideoIndex  # doctest: +SKIP
 >>> index = VideoIndex.open("my_index")  # doctest: +SKIP
 >>> index.search("a red circle moving left", top_k=3)  # doctest: +SKIP
 [{'video': '/data/clips/0007.mp4', 'start': 0.0, 'end': 2.0, 'score': 21.3}, ...]
@@ -35,22 +35,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import LabelEncoder, ensemble_text_embeddings, fill_templates, resolve_templates
-from .video_index import (
+from ..labels import (
+    LabelEncoder,
+    ensemble_text_embeddings,
+    fill_templates,
+    resolve_templates,
+)
+from ..video_io import fetch_video
+from .build import LoadedModel, embed_videos, load_index_model, unwrap_model
+from .faiss_index import column_array, load_or_build_faiss
+from .format import (
     IndexInfo,
-    LoadedModel,
-    column_array,
     dequantize_prompt_features,
-    embed_videos,
-    load_index_model,
-    load_or_build_faiss,
     open_shard,
     read_info,
     read_manifest,
     require_extra,
-    unwrap_model,
 )
-from .video_io import fetch_video
 
 # Candidates re-ranked per query: max(DEFAULT_CANDIDATES, CANDIDATES_PER_RESULT * top_k), at most the index size.
 DEFAULT_CANDIDATES = 50
@@ -149,7 +150,7 @@ def _prompts(generator: nn.Module, text: torch.Tensor, visual: torch.Tensor) -> 
 
 
 class VideoIndex:
-    """An index written by `hf_xclip.video_index.build_index` (or ``hf-xclip index``), opened for search.
+    """An index written by `hf_xclip.search.build.build_index` (or ``hf-xclip index``), opened for search.
 
     Open it with [`VideoIndex.open`]. The rows stay on disk, memory-mapped (the FAISS index and what a query
     touches are in memory); the FAISS index is loaded, or rebuilt from the committed shards when they changed,
@@ -209,7 +210,7 @@ class VideoIndex:
             templates: text template(s) a query is put in (ensembled); default the model's own.
             device: where the model runs (default: where it is, CPU for a loaded name).
             faiss_kind: ``"auto"``, ``"flat"`` or ``"ivf"``: the FAISS index to use (see
-                `hf_xclip.video_index.build_faiss`).
+                `hf_xclip.search.faiss_index.build_faiss`).
 
         Raises:
             FileNotFoundError: no such folder. ValueError: not an hf_xclip video index.

@@ -39,10 +39,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .fingerprint import LABEL_PROMPTER_MODULE
-from .labels import find_label_prompter, validate_template
-from .language_models import LM_DTYPES, language_model_signature, load_language_model
-from .processing_xclip import clean_text
+from ..fingerprint import LABEL_PROMPTER_MODULE
+from ..labels import find_label_prompter, validate_template
+from .causal_lm import LM_DTYPES, language_model_signature, load_language_model
+from ..processing_xclip import clean_text
 
 PROMPTER_CONFIG_FILE = "llm_prompter_config.json"
 PROMPTER_WEIGHTS_FILE = "llm_prompter.safetensors"

@@ -3,9 +3,9 @@
 [`train_few_shot`] wraps the model with [`get_xclip_peft_model`] (or trains every weight, ``full``) and trains with
 the original X-CLIP recipe where it applies (AdamW (0.9, 0.98), weight decay 0.001, cosine schedule with linear
 warm-up, label smoothing 0.1, frozen text encoder unless the method tunes it) under `accelerate` (device placement,
-bf16 / fp16, gradient accumulation, several GPUs with `accelerate launch`). Data come from `hf_xclip.video_data`,
-clips from `hf_xclip.video_dataset`, class texts from `hf_xclip.labels`, metrics from `hf_xclip.evaluation`; the
-result is saved by `hf_xclip.adapters.save_adapter`.
+bf16 / fp16, gradient accumulation, several GPUs with `accelerate launch`). Data come from `hf_xclip.data.folders`,
+clips from `hf_xclip.data.clip_dataset`, class texts from `hf_xclip.labels`, metrics from `hf_xclip.evaluation`; the
+result is saved by `hf_xclip.finetuning.adapters.save_adapter`.
 
 Multi-label data (an annotation file with label lists) train the sigmoid head of `hf_xclip.multilabel` with the
 model: ``sigmoid(s * cosine + b)`` per label, binary cross-entropy or the asymmetric loss, the head initialised by
@@ -34,8 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .accelerator import make_accelerator
-from .evaluation import EvaluationResult, MultiLabelResult, evaluate_multi_label, evaluate_videos
-from .labels import (
+from ..evaluation.evaluate import EvaluationResult, MultiLabelResult, evaluate_multi_label, evaluate_videos
+from ..labels import (
     LabelEncoder,
     descriptions_for,
     find_label_prompter,
@@ -43,8 +43,8 @@ from .labels import (
     tokenize_labels,
     validate_template,
 )
-from .llm_prompter import XClipLLMPrompter, attach_label_prompter
-from .multilabel import (
+from ..language.prompter import XClipLLMPrompter, attach_label_prompter
+from ..multilabel import (
     SigmoidHead,
     asymmetric_loss,
     cosines,
@@ -52,8 +52,8 @@ from .multilabel import (
     set_sigmoid_head,
     sigmoid_head_of,
 )
-from .peft_utils import (
-    XClipAdapterConfig,
+from .peft_config import XClipAdapterConfig
+from .peft_model import (
     default_learning_rates,
     enable_gradient_checkpointing,
     get_xclip_peft_model,
@@ -62,8 +62,8 @@ from .peft_utils import (
     resolve_vl_prompts,
     text_is_trainable,
 )
-from .video_data import VideoFolder, drop_unreadable
-from .video_dataset import VideoClassificationDataset, collate_videos
+from ..data.folders import VideoFolder, drop_unreadable
+from ..data.clip_dataset import VideoClassificationDataset, collate_videos
 
 REGULARIZATIONS: tuple[str, ...] = ("none", "wise", "distill", "l2sp")
 MULTI_LABEL_LOSSES: tuple[str, ...] = ("bce", "asl")

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Literal, Sequence
 import numpy as np
 import torch
 
-from .video_io import write_video
+from ..video_io import write_video
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 # sRGB values far apart from each other and from the (dark, desaturated) backgrounds.

@@ -20,7 +20,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .pipeline_zero_shot_video_classification import TASK as PIPELINE_TASK
+from ..pipeline_zero_shot_video_classification import TASK as PIPELINE_TASK
 
 PAPER_URL = "https://arxiv.org/abs/2208.02816"
 CODE_URL = "https://github.com/microsoft/VideoX/tree/master/X-CLIP"
@@ -287,7 +287,7 @@ def finetuned_model_card(
         dataset_name: the evaluation data of `results` (required with `results`).
         license: licence identifier (X-CLIP's weights are MIT).
         template: the text template the model was trained with.
-        pipeline: the repository ships the zero-shot pipeline (see `hf_xclip.hub.add_remote_code`).
+        pipeline: the repository ships the zero-shot pipeline (see `hf_xclip.hub.push.add_remote_code`).
 
     Raises:
         ValueError: `results` without `dataset_name`, or a non-numeric result.
@@ -373,7 +373,7 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
     """The card of a PEFT adapter written by `hf-xclip finetune`: data, shots, method, settings, measured accuracy.
 
     Args:
-        result: a `hf_xclip.training.FewShotResult`.
+        result: a `hf_xclip.finetuning.training.FewShotResult`.
         base_model: name or path of the base model (a Hub id becomes the ``base_model`` metadata).
         data: description of the data (`train_dir`, `eval_source`, `shots`, `seed`, ...).
     """
@@ -451,13 +451,13 @@ def _adapter_usage(result: Any, base_model: str | None, full: bool) -> list[str]
         ]
     lines = [
         "```python",
-        "from hf_xclip.adapters import load_model_with_adapter",
+        "from hf_xclip.finetuning.adapters import load_model_with_adapter",
         "",
         f'model, processor, metadata = load_model_with_adapter("{base}", "PATH_TO_THIS_ADAPTER")',
         "```",
         "",
         "(or `peft.PeftModel.from_pretrained(XClipModel.from_pretrained(BASE), PATH)`"
-        + (", then `hf_xclip.adapters.apply_adapter_head(model, metadata)` for the sigmoid head)"
+        + (", then `hf_xclip.finetuning.adapters.apply_adapter_head(model, metadata)` for the sigmoid head)"
            if getattr(result, "multi_label", False) else ")"),
         f"or `hf-xclip evaluate --model {base} --adapter PATH_TO_THIS_ADAPTER {data_option}`. "
         "The class names, in training order, are in `xclip_adapter.json`"
@@ -546,14 +546,14 @@ Novel labels are the 64 held-out captions (never trained on, alone or in a scene
 
 def default_model_card(record: dict[str, Any]) -> ModelCard:
     """The card of the embedded default model, with its measured accuracies, from its training record
-    (`training_log.json`, written by `hf_xclip.default_model_training`)."""
+    (`training_log.json`, written by `hf_xclip.embedded_model.training`)."""
     s, m = record["settings"], record["metrics"]
     seen, held = m["seen"], m["heldout"]
     metadata = card_data(license="apache-2.0", library_name="hf_xclip", tags=["x-clip", "synthetic"])
     text = f"""# hf_xclip embedded default model
 
 A tiny X-CLIP (cross-frame ViT, multi-frame integration transformer, video-specific prompt generator) trained from
-scratch on a CPU on the procedural clips of `hf_xclip.synthetic`: one coloured shape (circle, square, triangle,
+scratch on a CPU on the procedural clips of `hf_xclip.data.synthetic`: one coloured shape (circle, square, triangle,
 star, cross; red, green, blue, yellow, white, purple) doing one motion (moving left/right/up/down, growing,
 shrinking, rotating) on a noisy background, captioned e.g. "a red circle moving left". It ships inside the
 `hf_xclip` package so that `hf-xclip demo` and `hf-xclip classify` work offline. It knows nothing about real videos.
@@ -571,7 +571,7 @@ clf("clip.mp4", candidate_labels=["a red circle moving left", "a blue star growi
 Fresh clips (seed {m['seed']}, never seen in training), {m['clips_per_class']} per combination, classified among
 all combinations with the clip's shape (42 captions, 36 for circles; chance {m['chance_same_shape']:.1%}) and among
 all {round(1 / m['chance_all'])} captions (chance {m['chance_all']:.2%}). *Held-out* combinations (zero-shot) pair a
-colour with a motion or a shape never seen together in training (`hf_xclip.synthetic.heldout_specs`).
+colour with a motion or a shape never seen together in training (`hf_xclip.data.synthetic.heldout_specs`).
 
 | combinations | clips | accuracy, same-shape candidates | accuracy, all captions | colour | shape | motion |
 |---|---|---|---|---|---|---|
@@ -582,7 +582,7 @@ colour with a motion or a shape never seen together in training (`hf_xclip.synth
 {_default_multi_label_section(record)}
 ## Training
 
-`python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model` (settings below are its defaults).
+`python -m hf_xclip.embedded_model.training --output-dir hf_xclip/default_model` (settings below are its defaults).
 {s['steps']} AdamW steps of {s['batch_size']} fresh clips of the seen combinations ({s['num_frames']} frames,
 {s['image_size']} px), cross-entropy of each clip against all seen captions (one random prompt template per step)
 plus {s['motion_loss_weight']} x the cross-entropy among the seen captions with the clip's shape and colour (negatives

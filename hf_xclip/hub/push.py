@@ -16,7 +16,7 @@ completes and checks the model card, and uploads everything in one commit.
 Example:
 
 ```python
->>> from hf_xclip.hub import push_model
+>>> from hf_xclip.hub.push import push_model
 >>> push_model("converted/xclip-base-patch32", "me/xclip-base-patch32")  # doctest: +SKIP
 CommitInfo(commit_url='https://huggingface.co/me/xclip-base-patch32/commit/...', ...)
 ```
@@ -35,9 +35,9 @@ from typing import Any
 from huggingface_hub import CommitInfo, HfApi, ModelCard
 from transformers.dynamic_module_utils import custom_object_save
 
-from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
+from ..configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
 from .model_cards import check_model_card, finetuned_model_card, remote_code_usage
-from .modeling_xclip import XClipModel, XClipTextModel, XClipVisionModel
+from ..modeling_xclip import XClipModel, XClipTextModel, XClipVisionModel
 
 # architecture in config.json -> (model class, config class)
 _ARCHITECTURES = {
@@ -85,7 +85,7 @@ def add_remote_code(directory: str | os.PathLike, *, pipeline: bool = False) -> 
     auto_map = dict(getattr(config, "auto_map", None) or {})
     config.auto_map = {**auto_map, "AutoModel": f"modeling_xclip.{model_class.__name__}"}
     if pipeline:
-        from .pipeline_zero_shot_video_classification import (
+        from ..pipeline_zero_shot_video_classification import (
             ZeroShotVideoClassificationPipeline,
             custom_pipelines_config,
         )
@@ -148,8 +148,8 @@ def _saved_architecture(directory: Path) -> tuple[type, type]:
 
 def _resave_processor(directory: Path) -> list[Path]:
     """Save the processor (or video processor) again with its classes so that it records and ships its code."""
-    from .processing_xclip import XClipProcessor
-    from .video_processing_xclip import XClipVideoProcessor
+    from ..processing_xclip import XClipProcessor
+    from ..video_processing_xclip import XClipVideoProcessor
 
     has_tokenizer = any((directory / name).is_file() for name in _TOKENIZER_FILES)
     has_video_processor = any((directory / name).is_file() for name in _VIDEO_PROCESSOR_FILES)
@@ -203,7 +203,7 @@ def push_model(
         ValueError / FileNotFoundError: a directory without config or safetensors weights, a pipeline without a
             processor and tokenizer, or an invalid model card.
     """
-    from . import __version__
+    from .. import __version__
 
     with tempfile.TemporaryDirectory(prefix="hf_xclip-push-") as tmp:
         staging = Path(tmp)

@@ -1,17 +1,17 @@
 """Train the embedded default model (``hf_xclip/default_model/``) from scratch on synthetic clips, on a CPU.
 
 ```
-python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model
+python -m hf_xclip.embedded_model.training --output-dir hf_xclip/default_model
 ```
 
 Recipe (:class:`DefaultModelTrainingConfig` holds every setting; the defaults are what the shipped model used):
 
-* data: :mod:`hf_xclip.synthetic` clips of the *seen* combinations only (:func:`~hf_xclip.synthetic.train_specs`),
+* data: :mod:`hf_xclip.data.synthetic` clips of the *seen* combinations only (:func:`~hf_xclip.data.synthetic.train_specs`),
   a fresh clip for every sample (no epochs, nothing repeats), rendered at the model's input size with noisy
   backgrounds; the held-out combinations are never shown;
 * model: a tiny X-CLIP (cross-frame ViT, MIT, prompt generator) initialised at random from ``seed``;
 * objective: cross-entropy of each clip against *all* seen captions (``labels=``), each step's captions written
-  in one randomly drawn prompt template of :data:`~hf_xclip.synthetic.PROMPT_TEMPLATES`, plus (weighted by
+  in one randomly drawn prompt template of :data:`~hf_xclip.data.synthetic.PROMPT_TEMPLATES`, plus (weighted by
   ``motion_loss_weight``) a cross-entropy among only the seen captions with the clip's shape and colour, whose
   negatives differ in motion alone (without it the easy colour term dominates and motion is barely learnt);
 * the sigmoid head of multi-label scores (``config.multi_label_scale`` / ``multi_label_bias``), fitted after
@@ -48,14 +48,14 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from .configuration_xclip import XClipConfig
-from .evaluation import multi_label_metrics
-from .hub import remove_remote_code
-from .model_cards import default_model_card
-from .modeling_xclip import XClipModel
-from .multilabel import SigmoidHead, cosines, fit_sigmoid_head, set_sigmoid_head, sigmoid_head_of
-from .processing_xclip import XClipProcessor
-from .synthetic import (
+from ..configuration_xclip import XClipConfig
+from ..evaluation.evaluate import multi_label_metrics
+from ..hub.push import remove_remote_code
+from ..hub.model_cards import default_model_card
+from ..modeling_xclip import XClipModel
+from ..multilabel import SigmoidHead, cosines, fit_sigmoid_head, set_sigmoid_head, sigmoid_head_of
+from ..processing_xclip import XClipProcessor
+from ..data.synthetic import (
     PROMPT_TEMPLATES,
     SyntheticSceneDataset,
     SyntheticVideoDataset,
@@ -67,7 +67,7 @@ from .synthetic import (
     sample_scenes,
     train_specs,
 )
-from .video_processing_xclip import XClipVideoProcessor
+from ..video_processing_xclip import XClipVideoProcessor
 
 LOG_FILE = "training_log.json"
 
@@ -420,7 +420,7 @@ def evaluate_multi_label(
     """mAP (base / novel), micro AP and F1 at 0.5 of the model's sigmoid head on fresh multi-object clips.
 
     Each clip holds 2-3 objects, at least one of a seen (base) and one of a held-out (novel) combination
-    (:func:`~hf_xclip.synthetic.sample_scenes` with ``require``); every clip is scored against all 204 captions.
+    (:func:`~hf_xclip.data.synthetic.sample_scenes` with ``require``); every clip is scored against all 204 captions.
     """
     captions = [spec.caption for spec in all_specs()]
     scenes = SyntheticSceneDataset(
@@ -458,7 +458,7 @@ def save_default_model(
             "python": platform.python_version(),
             "machine": platform.machine(),
         },
-        "command": "python -m hf_xclip.default_model_training --output-dir hf_xclip/default_model",
+        "command": "python -m hf_xclip.embedded_model.training --output-dir hf_xclip/default_model",
         "multi_label_head": sigmoid_head_of(model),
     }
     (output_dir / LOG_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
