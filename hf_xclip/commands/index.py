@@ -57,8 +57,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--shard-size", type=int, default=256, help="rows per committed shard (default 256)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     parser.add_argument("--retry-failed", action="store_true", help="redo videos an earlier run could not read")
-    parser.add_argument("--faiss", choices=("auto", "flat", "ivf"), default="auto",
-                        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF above (auto, default)")
+    parser.add_argument("--faiss", choices=("auto", "flat", "ivf", "ivfpq"), default="auto",
+                        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF-PQ above (auto, default; "
+                        "see docs/search.md)")
     parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")

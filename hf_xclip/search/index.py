@@ -209,7 +209,7 @@ class VideoIndex:
             adapter: PEFT adapter to load onto a model given by name.
             templates: text template(s) a query is put in (ensembled); default the model's own.
             device: where the model runs (default: where it is, CPU for a loaded name).
-            faiss_kind: ``"auto"``, ``"flat"`` or ``"ivf"``: the FAISS index to use (see
+            faiss_kind: ``"auto"``, ``"flat"``, ``"ivf"`` or ``"ivfpq"``: the FAISS index to use (see
                 `hf_xclip.search.faiss_index.build_faiss`).
 
         Raises:
@@ -273,21 +273,24 @@ class VideoIndex:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return torch.zeros(0, self.info.projection_dim), None
+        embeddings = torch.from_numpy(self._gather_rows(rows, self._embeddings))
+        if not self.info.num_patches:
+            return embeddings, None
+        with_scales = any(scales is not None for scales in self._prompt_scales)
+        scales = self._gather_rows(rows, self._prompt_scales) if with_scales else None
+        values = self._gather_rows(rows, self._prompt_values)
+        return embeddings, torch.from_numpy(dequantize_prompt_features(values, scales))
+
+    def _gather_rows(self, rows: np.ndarray, columns: list) -> np.ndarray:
+        """``columns[shard][local row]`` for global `rows`, in their order: shard by shard, so that only these rows
+        of the memory-mapped shards are read."""
         shard, local = self._locate(rows)
-        order = np.argsort(shard, kind="stable")  # gather shard by shard, then put the rows back in order
+        order = np.argsort(shard, kind="stable")
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
         starts = np.flatnonzero(np.diff(shard[order], prepend=-1))
         groups = [(int(shard[order[a]]), local[order[a:b]]) for a, b in zip(starts, [*starts[1:], len(order)])]
-
-        def gather(columns: list) -> np.ndarray:
-            return np.concatenate([columns[s][picked] for s, picked in groups])[back]
-
-        embeddings = torch.from_numpy(gather(self._embeddings))
-        if not self.info.num_patches:
-            return embeddings, None
-        scales = gather(self._prompt_scales) if self._prompt_scales[groups[0][0]] is not None else None
-        return embeddings, torch.from_numpy(dequantize_prompt_features(gather(self._prompt_values), scales))
+        return np.concatenate([columns[s][picked] for s, picked in groups])[back]
 
     # -- FAISS ------------------------------------------------------------------------------------------------------
 
@@ -308,10 +311,21 @@ class VideoIndex:
         vectors = F.normalize(queries.detach().float().cpu(), dim=-1).numpy()
         index = self.faiss_index
         params = None
-        if nprobe is not None and self.faiss_info.kind == "ivf":
+        if nprobe is not None and self.faiss_info.kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(nprobe=int(nprobe))
-        _, ids = index.search(vectors, min(count, len(self)), params=params)
-        return ids
+        count = min(count, len(self))
+        refine = self.faiss_info.refine if self.faiss_info.kind == "ivfpq" else 0
+        _, ids = index.search(vectors, min(len(self), count * max(1, refine)), params=params)
+        if not refine:
+            return ids
+        out = np.full((len(ids), count), -1, dtype=np.int64)  # PQ codes ranked them: the stored embeddings decide
+        for q, (vector, found) in enumerate(zip(vectors, ids)):
+            found = found[found >= 0]
+            if len(found):
+                embeddings = F.normalize(torch.from_numpy(self._gather_rows(found, self._embeddings)), dim=-1)
+                best = _best(found, (embeddings @ torch.from_numpy(vector)).numpy(), count)
+                out[q, : len(best)] = [row for row, _ in best]
+        return out
 
     # -- search -----------------------------------------------------------------------------------------------------
 
