@@ -175,15 +175,21 @@ class VideoIndex:
         if manifest.duplicates:
             warnings.warn(f"{self.path}: videos in more than one shard: {manifest.duplicates[:5]}", stacklevel=3)
         self.manifest = manifest
-        self._tables = [open_shard(shard.path)[0] for shard in manifest.shards]
+        opened = [_open_mapped(shard.path) for shard in manifest.shards]
+        self._tables = [table for table, _ in opened]
         counts = [table.num_rows for table in self._tables]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._embeddings = [column_array(t, "embedding") if t.num_rows else None for t in self._tables]
+        # The table (FAISS builds, `dataset`) is memory-mapped; the rows a query needs are read with pread instead
+        # (`_ShardColumn`): a mapped page stays in the RSS, and the kernel maps large folios of the page cache per
+        # fault (about 1 MiB here), so mapped random reads grew the RSS by ~0.5 GB per query on 300k rows.
+        shards = [(shard.path, table, base) for shard, (table, base) in zip(manifest.shards, opened)]
+        self._embeddings = [_ShardColumn.of(p, t, "embedding", b) if t.num_rows else None for p, t, b in shards]
         with_prompts = info.num_patches > 0
-        self._prompt_values = [column_array(t, "prompt_features") if t.num_rows and with_prompts else None
-                               for t in self._tables]
+        self._prompt_values = [_ShardColumn.of(p, t, "prompt_features", b) if t.num_rows and with_prompts else None
+                               for p, t, b in shards]
         int8 = with_prompts and info.settings.precision == "int8"
-        self._prompt_scales = [column_array(t, "prompt_scale") if t.num_rows and int8 else None for t in self._tables]
+        self._prompt_scales = [_ShardColumn.of(p, t, "prompt_scale", b) if t.num_rows and int8 else None
+                               for p, t, b in shards]
         self._faiss = None
         self.faiss_info = None
 
@@ -290,7 +296,7 @@ class VideoIndex:
         back[order] = np.arange(len(order))
         starts = np.flatnonzero(np.diff(shard[order], prepend=-1))
         groups = [(int(shard[order[a]]), local[order[a:b]]) for a, b in zip(starts, [*starts[1:], len(order)])]
-        return np.concatenate([columns[s][picked] for s, picked in groups])[back]
+        return np.concatenate([columns[s].take(picked) for s, picked in groups])[back]
 
     # -- FAISS ------------------------------------------------------------------------------------------------------
 
@@ -461,6 +467,81 @@ class VideoIndex:
         embeddings, _ = self.features(rows)
         scores = (F.normalize(embeddings, dim=-1) @ F.normalize(query.float(), dim=-1)[0]).numpy()
         return [{**self.row(row), "score": score} for row, score in _best(rows, scores, top_k)]
+
+
+def _open_mapped(path: Path) -> tuple[Any, int | None]:
+    """``(table, address of the file's first byte in the mapping)`` of a shard (as `open_shard`, memory-mapped)."""
+    pa = require_extra("pyarrow")
+    try:
+        source = pa.memory_map(str(path))
+        base = source.read_buffer(1).address if source.size() else None
+        source.seek(0)
+        return pa.ipc.open_stream(source).read_all(), base
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
+
+
+class _ShardColumn:
+    """A fixed-size column of one shard file, rows read with ``os.pread`` (runs of consecutive rows in one read), so
+    that reading a query's candidates leaves nothing mapped; ``array`` is the memory-mapped view (whole-column use).
+    Falls back to the view when the column is not one contiguous buffer of the file."""
+
+    def __init__(self, array: np.ndarray, path: Path | None = None, offset: int = 0) -> None:
+        self.array, self.path, self.offset = array, path, offset
+        self.row_bytes = array[0].nbytes if len(array) else 0
+        self._fd: int | None = None
+
+    @classmethod
+    def of(cls, path: Path, table: Any, name: str, base: int | None) -> _ShardColumn:
+        """The column `name` of a shard `table` memory-mapped from `path` at address `base`."""
+        array = column_array(table, name)
+        try:
+            if base is None:
+                return cls(array)
+            offset = array.ctypes.data - base
+            size = os.path.getsize(path)
+            # a second mapping of the file may sit elsewhere: check the view's bytes against the file's
+            if array.flags["C_CONTIGUOUS"] and len(array) and 0 <= offset and offset + array.nbytes <= size:
+                column = cls(array, Path(path), offset)
+                if np.array_equal(column._read(0, 1)[0], array[0]):
+                    return column
+        except (OSError, ValueError, AttributeError):
+            pass
+        return cls(array)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, item):
+        return self.array[item]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.array, dtype=dtype)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
+        return np.frombuffer(data, self.array.dtype).reshape(count, *self.array.shape[1:])
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``(len(rows), ...)`` in the order given."""
+        if self.path is None or not len(rows):
+            return self.array[rows]
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        out = np.empty((len(rows), *self.array.shape[1:]), self.array.dtype)
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        for run in np.split(np.arange(len(ordered)), breaks):
+            out[order[run]] = self._read(int(ordered[run[0]]), len(run))
+        return out
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
 
 def _best(rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[tuple[int, float]]:
