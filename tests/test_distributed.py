@@ -19,6 +19,7 @@ pytest.importorskip("pyarrow")
 pytest.importorskip("faiss")
 
 from hf_xclip.cli import main  # noqa: E402
+from hf_xclip.data.synthetic import all_specs, write_video_folder  # noqa: E402
 from hf_xclip.distributed import XClipPredictor  # noqa: E402
 from hf_xclip.distributed.jobs import (  # noqa: E402
     TEST_EXIT_AFTER_ENV,
@@ -28,7 +29,6 @@ from hf_xclip.distributed.jobs import (  # noqa: E402
     run_index_job,
     run_job,
 )
-from hf_xclip.data.synthetic import all_specs, write_video_folder  # noqa: E402
 from hf_xclip.search import VideoIndex, build_index  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -20,7 +20,11 @@ from hf_xclip.search import (  # noqa: E402
     create_index,
     write_shard,
 )
-from hf_xclip.search.faiss_index import build_faiss, build_faiss_from_tables, choose_kind  # noqa: E402
+from hf_xclip.search.faiss_index import (  # noqa: E402
+    build_faiss,
+    build_faiss_from_tables,
+    choose_kind,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

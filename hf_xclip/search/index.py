@@ -47,7 +47,6 @@ from .faiss_index import column_array, load_or_build_faiss
 from .format import (
     IndexInfo,
     dequantize_prompt_features,
-    open_shard,
     read_info,
     read_manifest,
     require_extra,
