@@ -38,6 +38,8 @@ FLAT_MAX_FLOATS = 2**26
 # An IVF-PQ search returns REFINE_FACTOR x C rows, re-scored by the exact cosine of their stored embeddings (read from
 # the memory-mapped shards), of which the best C are the candidates.
 REFINE_FACTOR = 8
+# IVF-PQ's default nprobe: NPROBE_MARGIN x the calibrated one, at least NPROBE_MIN (see build_faiss_from_tables).
+NPROBE_MARGIN, NPROBE_MIN = 4, 16
 # k-means training points per IVF cell (FAISS asks for at least 39), and at most this many in all.
 TRAIN_PER_CELL, TRAIN_MAX = 64, 131_072
 
@@ -191,7 +193,10 @@ def build_faiss_from_tables(tables: Sequence[Any], dim: int, kind: FaissKind = "
         if recall >= 0.99 or nprobe >= nlist:
             break
         nprobe *= 2
-    index.nprobe = min(nprobe, nlist)
+    # Rows used as queries sit closer to their neighbours than text queries do (measured at 1M rows: 0.9925 on
+    # rows, 0.946 recall@10 on text-like queries at the calibrated nprobe 2); scanning cells of 64-byte codes costs
+    # little next to the re-ranking, so the default probes NPROBE_MARGIN times the calibrated cells, at least 16.
+    index.nprobe = min(nlist, max(NPROBE_MIN, NPROBE_MARGIN * nprobe))
     return index, FaissInfo("ivfpq", count, "", nlist=nlist, nprobe=index.nprobe, calibration_recall=recall,
                             refine=REFINE_FACTOR)
 
