@@ -46,6 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    save_clip_tokenizer,
     RESULTS_DIR,
     SPECS,
     checkpoint_dir,
@@ -100,24 +101,10 @@ def timed(fn) -> tuple[float, float, object]:
 def b32_search_model(workdir: Path):
     """An XClipModel whose text tower, projection and prompt generator have B/32 sizes (random weights) and whose
     vision tower is tiny (search never runs it; 224 px, patch 32: 49 patches), saved with a tokenizer."""
-    from transformers import CLIPTokenizer
-
     from hf_xclip import XClipConfig, XClipModel, XClipProcessor, XClipVideoProcessor
 
     folder = workdir / "b32-search-model"
-    vocab = Path(__file__).resolve().parents[2] / "shared" / "reference" / "clip-tokenizer"
-    folder.mkdir(parents=True, exist_ok=True)
-    if (vocab / "vocab.json").is_file():
-        for name in ("vocab.json", "merges.txt"):
-            shutil.copy(vocab / name, folder / name)
-        tokenizer_source = "CLIP BPE (reference)"
-    else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from testing_utils import save_tokenizer
-
-        save_tokenizer(folder)
-        tokenizer_source = "character-level CLIP vocabulary (reference tokenizer absent)"
-    tokenizer = CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
+    tokenizer, tokenizer_source = save_clip_tokenizer(folder)
     config = XClipConfig(
         projection_dim=B32_DIM, prompt_layers=2, prompt_num_attention_heads=8,
         text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,

@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    save_clip_tokenizer,
     REFERENCE_DIR,
     RESULTS_DIR,
     SPECS,
@@ -85,19 +86,7 @@ def load_labels(count: int) -> tuple[list[str], str]:
 
 def save_processor_files(model_dir: Path, image_size: int) -> str:
     """Tokenizer (CLIP BPE from the reference folder when present) and a 2022-style VideoMAE preprocessor config."""
-    vocab = REFERENCE_DIR / "clip-tokenizer"
-    if (vocab / "vocab.json").is_file():
-        for name in ("vocab.json", "merges.txt"):
-            (model_dir / name).write_bytes((vocab / name).read_bytes())
-        source = "CLIP BPE (reference)"
-    else:  # character-level CLIP vocabulary: same tokenizer class, more tokens per label
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from testing_utils import save_tokenizer
-
-        save_tokenizer(model_dir)
-        source = "character-level CLIP vocabulary (reference tokenizer absent)"
-    tokenizer = transformers.CLIPTokenizer.from_pretrained(str(model_dir), model_max_length=77)
-    tokenizer.save_pretrained(str(model_dir))
+    _, source = save_clip_tokenizer(model_dir)
     config = {
         "do_center_crop": True, "do_normalize": True, "do_resize": True, "feature_extractor_type":
         "VideoMAEFeatureExtractor", "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "processor_class":

@@ -86,6 +86,37 @@ SPECS = {
 }
 
 
+def _byte_level_alphabet() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for bytes (GPT-2 / CLIP convention)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = [b for b in range(256) if b not in printable]
+    return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
+
+
+def save_clip_tokenizer(out_dir: Path) -> tuple[transformers.CLIPTokenizer, str]:
+    """A CLIPTokenizer saved in `out_dir` and where it came from: the real CLIP BPE of the reference folder when
+    present, else a character-level vocabulary (same tokenizer class, more tokens per label)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab_dir = REFERENCE_DIR / "clip-tokenizer"
+    if (vocab_dir / "vocab.json").is_file() and (vocab_dir / "merges.txt").is_file():
+        for name in ("vocab.json", "merges.txt"):
+            (out_dir / name).write_bytes((vocab_dir / name).read_bytes())
+        source = "CLIP BPE (reference)"
+    else:
+        chars = _byte_level_alphabet()
+        vocab = {c: i for i, c in enumerate(chars)}
+        vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+        vocab["<|startoftext|>"] = len(vocab)
+        vocab["<|endoftext|>"] = len(vocab)
+        (out_dir / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (out_dir / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        source = "character-level CLIP vocabulary (reference tokenizer absent)"
+    tokenizer = transformers.CLIPTokenizer.from_pretrained(str(out_dir), model_max_length=77)
+    tokenizer.save_pretrained(str(out_dir))
+    return tokenizer, source
+
+
 def quiet_transformers() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()

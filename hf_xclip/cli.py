@@ -4,8 +4,11 @@ the usage error, the model argument). Commands import the library and this modul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,54 @@ def read_bank_argument(path: Path | None) -> Any:
         return LabelBank.load(path)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field of the dataclass `cls`, with its type, choices (a ``Literal``), default and help (its
+    ``metadata["help"]``, plus the default), so that the dataclass is the one declaration of a command's options.
+
+    A field's metadata may set ``flag`` (e.g. ``"--lr"``; default ``--field-name``), ``group`` (the title of an
+    argument group, made once) and ``cli=False`` (no flag). A bool field defaulting to False is a switch; one
+    defaulting to True is turned off by its flag (name it ``--no-...``). Read the values back with
+    [`dataclass_from_args`].
+    """
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        if meta.get("cli", True) is False:
+            continue
+        target = parser
+        if meta.get("group"):
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_argument_group(meta["group"])
+            target = groups[meta["group"]]
+        flag = meta.get("flag") or "--" + field.name.replace("_", "-")
+        kind, choices = _argument_type(hints[field.name])
+        help_text = meta.get("help", "")
+        if kind is bool:
+            action = "store_false" if field.default is True else "store_true"
+            target.add_argument(flag, dest=field.name, action=action, help=help_text)
+            continue
+        if field.default is not None:
+            help_text = f"{help_text} (default {field.default})"
+        target.add_argument(flag, dest=field.name, type=kind, choices=choices, default=field.default, help=help_text)
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """`cls` built from the flags [`add_dataclass_arguments`] added (and `overrides` for fields without a flag)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **overrides})
+
+
+def _argument_type(hint: Any) -> tuple[type, tuple | None]:
+    """(type for argparse, choices) of a field's type: ``X | None`` is X; a ``Literal`` gives its values."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return type(args[0]), tuple(args)
+    if args and typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return _argument_type(args[0]) if len(args) == 1 else (str, None)
+    return hint, None
 
 
 def add_label_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:

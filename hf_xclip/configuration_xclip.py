@@ -23,6 +23,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.utils import logging
 
+from .utils import check_positive_int
+
 logger = logging.get_logger(__name__)
 
 # transformers' XCLIP configs ship these defaults; we only rewrite them when they contradict the widths.
@@ -44,9 +46,7 @@ def _check_divisible(width: int, heads: int, width_name: str, heads_name: str) -
 
 def _check_positive(config: PreTrainedConfig, *names: str) -> None:
     for name in names:
-        value = getattr(config, name)
-        if value is None or value <= 0:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_int(getattr(config, name), name)
 
 
 def _check_prompts(config: PreTrainedConfig) -> None:

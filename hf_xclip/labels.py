@@ -56,6 +56,7 @@ from torch import nn
 from .fingerprint import LABEL_PROMPTER_MODULE, model_fingerprint
 from .modeling_prompts import XClipPromptContext, insert_after_start
 from .processing_xclip import DEFAULT_HYPOTHESIS_TEMPLATE, clean_text, validate_template
+from .utils import atomic_path, unwrap_model
 
 DEFAULT_NEGATIVE_TEMPLATE = "not {}"
 LABEL_BANK_FORMAT = "hf_xclip-label-bank"
@@ -381,7 +382,7 @@ def class_specific_rows(model: nn.Module) -> int | None:
 def find_label_prompter(model: nn.Module) -> nn.Module | None:
     """The language-model label prompter attached to `model` (its `label_prompter` module, see
     `hf_xclip.llm_prompter.attach_label_prompter`; through a peft wrapper too), or None."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     modules = getattr(base, "_modules", None)
     return modules.get(LABEL_PROMPTER_MODULE) if modules is not None else None
 
@@ -822,9 +823,8 @@ class LabelBank:
         }
         if self.descriptions:
             header["descriptions"] = json.dumps({k: list(v) for k, v in self.descriptions.items()}, ensure_ascii=False)
-        partial = path.with_name(f".{path.name}.partial")
-        save_file({"embeddings": self.embeddings.detach().float().contiguous().cpu()}, str(partial), metadata=header)
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            save_file({"embeddings": self.embeddings.detach().float().contiguous().cpu()}, str(partial), metadata=header)
         return path
 
     @classmethod

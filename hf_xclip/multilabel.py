@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .utils import unwrap_model
+
 MULTI_LABEL_METHODS: tuple[str, ...] = ("auto", "sigmoid", "background", "negative")
 # What `scores_from_logits` computes: the methods, and the plain cosine similarity (what a head is fitted on).
 SCORE_KINDS: tuple[str, ...] = (*MULTI_LABEL_METHODS, "cosine")
@@ -115,7 +117,7 @@ def video_label_scores(
 
 def cosines(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
     """X-CLIP's video-label cosine similarities from its logits (``logit_scale * cosine``)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     return logits.float() / base.logit_scale_module().float()
 
 

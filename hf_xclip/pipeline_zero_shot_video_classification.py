@@ -37,11 +37,11 @@ Scores (documented in ``docs/zero_shot.md``):
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import itertools
 import os
 import types
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ from .labels import (
 from .loading import XClipAutoModel, as_xclip_model, resolve_components
 from .modeling_xclip import XClipModel
 from .multilabel import MULTI_LABEL_METHODS, reference_texts, resolve_method, video_label_scores
+from .utils import check_positive_int, prefetch_map
 from .video_io import fetch_video, video_name
 
 logger = logging.get_logger(__name__)
@@ -105,12 +106,6 @@ class VideoClassificationError(ValueError):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Argument checks
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _probability(value: Any, name: str) -> float:
@@ -183,7 +178,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         self.label_encoder = LabelEncoder(
             self.model,
             self.tokenizer,
-            batch_size=_positive_int(text_batch_size, "text_batch_size"),
+            batch_size=check_positive_int(text_batch_size, "text_batch_size"),
             cache_size=text_cache_size,
         )
         if self._forward_params.get("label_bank") is not None:  # refuse another model's bank at once
@@ -316,15 +311,15 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         if label_bank is not None:
             forward["label_bank"] = label_bank if isinstance(label_bank, LabelBank) else LabelBank.load(label_bank)
         if top_k is not None:
-            postprocess["top_k"] = _positive_int(top_k, "top_k")
+            postprocess["top_k"] = check_positive_int(top_k, "top_k")
         if threshold is not None:
             postprocess["threshold"] = _probability(threshold, "threshold")
         if num_frames is not None:
-            preprocess["num_frames"] = _positive_int(num_frames, "num_frames")
+            preprocess["num_frames"] = check_positive_int(num_frames, "num_frames")
         if num_clips is not None:
-            preprocess["num_clips"] = _positive_int(num_clips, "num_clips")
+            preprocess["num_clips"] = check_positive_int(num_clips, "num_clips")
         if num_crops is not None:
-            preprocess["num_crops"] = _positive_int(num_crops, "num_crops")
+            preprocess["num_crops"] = check_positive_int(num_crops, "num_crops")
         if timeout is not None:
             preprocess["timeout"] = timeout
         if return_exceptions is not None:
@@ -523,7 +518,7 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         return self._iterate(inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params)
 
     def _iterate(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        batch_size = _positive_int(batch_size or 1, "batch_size")
+        batch_size = check_positive_int(batch_size or 1, "batch_size")
         threads = max(1, int(num_workers or 0))
         return_exceptions = postprocess_params.get("return_exceptions", False)
         postprocess_params = {k: v for k, v in postprocess_params.items() if k != "return_exceptions"}
@@ -544,20 +539,9 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             except Exception as err:  # reported per video below
                 return _failure(video, err)
 
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xclip-decode") as pool:
-            pending: collections.deque[Future] = collections.deque()
-            source = iter(inputs)
-            ahead = batch_size + threads
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < ahead:
-                    try:
-                        pending.append(pool.submit(work, next(source)))
-                    except StopIteration:
-                        exhausted = True
-                if not pending:
-                    return
-                items = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
+        videos = prefetch_map(work, inputs, workers=threads, ahead=batch_size + threads, name="xclip-decode")
+        with contextlib.closing(videos):
+            while items := list(itertools.islice(videos, batch_size)):
                 yield from self._run_batch(items, forward_params, postprocess_params, return_exceptions)
 
     def _run_batch(self, items, forward_params, postprocess_params, return_exceptions):

@@ -54,6 +54,8 @@ import numpy as np
 from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
+from .utils import is_positive_number
+
 logger = logging.get_logger(__name__)
 
 SAMPLING_MODES = ("middle", "random", "uniform")
@@ -241,7 +243,7 @@ def sample_frame_indices_by_time(
     if num_clips < 1:
         raise ValueError(f"`num_clips` must be positive, got {num_clips}.")
     if fps is not None:
-        if not _positive_number(fps):
+        if not is_positive_number(fps):
             raise ValueError(f"`fps` must be a positive number, got {fps!r}.")
         if mode == "uniform" or num_clips != 1:
             raise ValueError("Sampling at a rate (`fps`) gives one clip of 'middle' or 'random' frames.")
@@ -288,7 +290,7 @@ def _time_range(
         ValueError: naming ``name``: negative or non-finite times, ``start_time`` at or past the end,
             ``end_time <= start_time``, or a video without duration.
     """
-    if not _positive_number(duration):
+    if not is_positive_number(duration):
         raise ValueError(f"Cannot sample by time from {name}: its duration is {duration!r} s.")
     start = 0.0 if start_time is None else start_time
     if not isinstance(start, (int, float, np.number)) or not math.isfinite(start) or start < 0:
@@ -338,7 +340,7 @@ def window_spans(
     ```
     """
     for name, value in (("window", window), ("stride", stride)):
-        if not _positive_number(value):
+        if not is_positive_number(value):
             raise ValueError(f"`{name}` must be a positive, finite number of seconds, got {value!r}.")
     if tail not in TAIL_MODES:
         raise ValueError(f"`tail` must be one of {TAIL_MODES}, got {tail!r}.")
@@ -352,10 +354,6 @@ def window_spans(
         if starts[-1] + window < end - TIME_TOLERANCE and next_start < end - TIME_TOLERANCE:
             spans.append(np.array([[end - window, end] if tail == "shift" else [next_start, end]]))
     return np.round(np.concatenate(spans), 6)  # microseconds: 1.2, not 1.2000000000000002
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.utils import PROCESSOR_NAME, VIDEO_PROCESSOR_NAME, cached_file, logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
+from .utils import check_positive_int
 from .video_io import (
     BACKENDS,
     SAMPLING_MODES,
@@ -391,13 +392,8 @@ def _normalise_option(name: str, value: Any) -> Any:
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    def positive(name: str) -> None:
-        value = options[name]
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-    positive("num_frames")
-    positive("num_clips")
+    check_positive_int(options["num_frames"], "num_frames")
+    check_positive_int(options["num_clips"], "num_clips")
     if options["frame_sampling"] not in SAMPLING_MODES:
         raise ValueError(f"`frame_sampling` must be one of {SAMPLING_MODES}, got {options['frame_sampling']!r}.")
     if options["frame_sampling"] == "uniform" and options["num_clips"] != 1:

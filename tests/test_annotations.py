@@ -21,7 +21,6 @@ from hf_xclip.data.folders import (
 from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 from hf_xclip.video_io import clip_frame_range, write_video
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frames(value: int, count: int = 8) -> np.ndarray:

@@ -131,6 +131,7 @@ SHIPPED_CLOSURE = {
     "fingerprint",
     "loading",
     "pipeline_zero_shot_video_classification",
+    "utils",
 }
 PLUMBING = {"__init__", "_old_paths", "cli", "registration"}
 

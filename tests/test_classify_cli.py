@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from testing_utils import save_tiny_transformers_xclip, save_tiny_xclip, write_synthetic_videos
+from testing_utils import save_tiny_transformers_xclip, write_synthetic_videos
 from transformers import pipeline
 
 from hf_xclip.cli import COMMANDS, main
@@ -19,16 +19,6 @@ from hf_xclip.pipeline_zero_shot_video_classification import TASK
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["surfing", "juggling", "cooking", "dancing"]
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("classify_cli")
-
-
-@pytest.fixture(scope="module")
-def model_dir(workdir) -> Path:
-    return save_tiny_xclip(workdir / "model")
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ runs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from transformers import pipeline
 
-import hf_xclip
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
 from hf_xclip.embedded_model.training import (
@@ -37,10 +35,7 @@ HELDOUT_FLOOR = 0.25
 MULTI_LABEL_FLOOR = 0.08
 
 
-@pytest.fixture(scope="module")
-def model_dir() -> Path:
-    return Path(hf_xclip.default_model_path())
-
+MODEL_DIR = "default"  # the conftest `model_dir` fixture
 
 @pytest.fixture(scope="module")
 def classifier(model_dir):

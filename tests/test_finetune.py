@@ -17,9 +17,9 @@ import torch
 
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
-from testing_utils import few_shot_specs, save_synthetic_xclip
+from testing_utils import few_shot_specs
 from hf_xclip.finetuning.peft_config import XClipAdapterConfig
-from hf_xclip.data.synthetic import build_synthetic_tokenizer, write_video_folder
+from hf_xclip.data.synthetic import write_video_folder
 from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.data.folders import scan_video_folder, select_shots, split_heldout
 from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos, random_resized_crop
@@ -28,17 +28,7 @@ SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_synthetic_tokenizer(max_length=16)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    return save_synthetic_xclip(tmp_path_factory.mktemp("tiny-xclip"), tokenizer)
+MODEL_DIR = "synthetic"  # the conftest `model_dir` fixture
 
 
 @pytest.fixture(scope="module")

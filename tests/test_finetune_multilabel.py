@@ -14,7 +14,7 @@ import json
 
 import pytest
 import torch
-from testing_utils import save_synthetic_xclip, save_tiny_causal_lm
+from testing_utils import save_tiny_causal_lm
 
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.finetuning.adapters import load_model_with_adapter
@@ -22,7 +22,7 @@ from hf_xclip.cli import main as cli_main
 from hf_xclip.evaluation.evaluate import evaluate_multi_label
 from hf_xclip.multilabel import sigmoid_head_of
 from hf_xclip.finetuning.peft_config import XClipAdapterConfig
-from hf_xclip.data.synthetic import SyntheticScene, SyntheticVideoSpec, build_synthetic_tokenizer, write_scene_videos
+from hf_xclip.data.synthetic import SyntheticScene, SyntheticVideoSpec, write_scene_videos
 from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.data.folders import read_annotations, select_shots
 from hf_xclip.data.clip_dataset import VideoClassificationDataset
@@ -36,12 +36,7 @@ OBJECTS = [
 NOVEL = SyntheticVideoSpec("star", "white", "moving up")
 PAIRS = [SyntheticScene(pair) for pair in itertools.combinations(OBJECTS, 2)]
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_synthetic_xclip(tmp_path_factory.mktemp("tiny-xclip"), build_synthetic_tokenizer(max_length=16))
+MODEL_DIR = "synthetic"  # the conftest `model_dir` fixture
 
 
 @pytest.fixture(scope="module")

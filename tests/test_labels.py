@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from testing_utils import XClipModelTester, randomise_, save_tiny_xclip
+from testing_utils import XClipModelTester, randomise_
 from transformers import AutoTokenizer, pipeline
 
 from hf_xclip import XClipModel
@@ -32,12 +32,6 @@ from hf_xclip.video_io import write_video
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_xclip(tmp_path_factory.mktemp("labels") / "model", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import math
 
 import pytest
 import torch
-from testing_utils import few_shot_specs, save_synthetic_xclip, save_tiny_causal_lm
+from testing_utils import few_shot_specs, save_tiny_causal_lm
 
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.finetuning.adapters import load_model_with_adapter, save_adapter
@@ -32,7 +32,7 @@ from hf_xclip.language.prompter import (
 )
 from hf_xclip.finetuning.peft_config import XClipAdapterConfig
 from hf_xclip.finetuning.peft_model import get_xclip_peft_model, parameter_groups
-from hf_xclip.data.synthetic import build_synthetic_tokenizer, write_video_folder
+from hf_xclip.data.synthetic import write_video_folder
 from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.data.folders import scan_video_folder
 from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
@@ -40,22 +40,12 @@ from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_video
 SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+MODEL_DIR = "synthetic"  # the conftest `model_dir` fixture
 
 
 @pytest.fixture(scope="module")
 def lm_dir(tmp_path_factory):
     return save_tiny_causal_lm(tmp_path_factory.mktemp("llama"), kind="llama")[0]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_synthetic_tokenizer(max_length=16)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    return save_synthetic_xclip(tmp_path_factory.mktemp("tiny-xclip"), tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from hf_xclip.multilabel import (
 )
 from hf_xclip.finetuning.training import wise_interpolate
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from hf_xclip.export.onnx_export import export_onnx, quantize_onnx_dir  # noqa: 
 
 from testing_utils import save_tiny_transformers_xclip  # noqa: E402
 
-pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 LOGIT_TOLERANCE = 1e-4
 
@@ -38,7 +38,6 @@ def torch_model() -> XClipModel:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     """The embedded default model exported by the CLI, with int8 graphs (the directory's default)."""
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("onnx") / "default-onnx"
     assert cli_main(["export", "--output", str(out), "--quantize", "int8"]) == 0
     return out

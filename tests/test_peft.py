@@ -24,19 +24,12 @@ from hf_xclip.finetuning.peft_model import (
     parameter_groups,
     text_is_trainable,
 )
-from hf_xclip.data.synthetic import build_synthetic_tokenizer
 from testing_utils import XClipModelTester
 
 MAX_POSITIONS = 16
 CLASSES = ["a red circle growing", "a green square moving left", "a blue triangle moving up"]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_synthetic_tokenizer(max_length=MAX_POSITIONS)
 
 
 def tiny_config(tokenizer, **overrides) -> XClipConfig:

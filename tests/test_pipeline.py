@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from testing_utils import save_tiny_transformers_xclip, save_tiny_xclip, write_synthetic_videos
+from testing_utils import save_tiny_transformers_xclip, write_synthetic_videos
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
@@ -21,16 +21,6 @@ from hf_xclip.labels import ensemble_text_embeddings
 from hf_xclip.pipeline_zero_shot_video_classification import TASK, ZeroShotVideoClassificationPipeline
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("zero_shot_pipeline")
-
-
-@pytest.fixture(scope="module")
-def model_dir(workdir) -> Path:
-    return save_tiny_xclip(workdir / "tiny-xclip")
 
 
 @pytest.fixture(scope="module")

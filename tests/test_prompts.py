@@ -10,7 +10,6 @@ import torch
 from hf_xclip import XClipConfig, XClipModel
 from testing_utils import XClipModelTester, randomise_
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

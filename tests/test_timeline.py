@@ -34,15 +34,9 @@ from hf_xclip.timeline import (
 )
 from hf_xclip.video_io import VideoDecodeError, VideoNotFoundError, iter_windows, write_video
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog"]
 FPS = 25
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("timeline")
 
 
 @pytest.fixture(scope="module")

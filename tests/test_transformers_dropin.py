@@ -18,7 +18,6 @@ from transformers.models.x_clip.modeling_x_clip import XCLIPOutput
 from hf_xclip import XClipModel, XClipOutput, XClipVisionConfig, XClipVisionModel
 from hf_xclip.modeling_xclip import TRANSFORMERS_PARAMETER_RENAMES, XClipVideoOutput
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,6 @@ from hf_xclip.search import (  # noqa: E402
 from hf_xclip.search.format import TEST_PAUSE_ENV  # noqa: E402
 from hf_xclip.search.index import VideoIndex  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
 
 

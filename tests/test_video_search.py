@@ -23,7 +23,6 @@ from hf_xclip.search import build_faiss, build_index, read_manifest  # noqa: E40
 from hf_xclip.video_io import iter_windows, write_video  # noqa: E402
 from hf_xclip.search.index import VideoIndex, exact_scores  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 NUM_CAPTIONS, PER_CAPTION = 60, 2
 

@@ -20,7 +20,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, model_or_default
@@ -100,14 +99,12 @@ def run(args: argparse.Namespace) -> int:
 def _write(args, model, processor, calibration, metadata_file: str) -> None:
     """The model (or adapter) copy with the head, written in a temporary folder and moved into place at the end."""
     from ..multilabel import set_sigmoid_head
+    from ..utils import atomic_directory
 
-    output = args.output_dir
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        head = {"scale": calibration.scale, "bias": calibration.bias}
-        record = {**head, "annotations": str(args.annotations), "num_videos": calibration.num_videos,
-                  "num_labels": len(calibration.labels)}
+    head = {"scale": calibration.scale, "bias": calibration.bias}
+    record = {**head, "annotations": str(args.annotations), "num_videos": calibration.num_videos,
+              "num_labels": len(calibration.labels)}
+    with atomic_directory(args.output_dir) as staging:  # the output is empty (checked before)
         if hasattr(model, "peft_config"):  # a peft adapter folder: copy it, the head goes into its metadata
             shutil.copytree(args.adapter, staging, dirs_exist_ok=True)
             path = staging / metadata_file
@@ -119,12 +116,6 @@ def _write(args, model, processor, calibration, metadata_file: str) -> None:
             model.save_pretrained(str(staging))
             processor.save_pretrained(str(staging))
             (staging / "calibration.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if output.exists():
-            output.rmdir()  # empty (checked before)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _report(args, calibration) -> None:

@@ -32,11 +32,12 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_dataclass_arguments,
     add_label_side_arguments,
+    dataclass_from_args,
     model_or_default,
     read_descriptions_argument,
 )
-LORA_PARTS = ("text", "vision", "cross-frame", "mit", "prompt-generator", "projections", "mlp")
 
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
 prompts) or in full, and a language-model label prompter (llm-prompts: soft attributes from a frozen causal
@@ -52,8 +53,8 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..finetuning.peft_config import LORA_TYPES, METHODS
-    from ..finetuning.training import MULTI_LABEL_LOSSES, REGULARIZATIONS
+    from ..finetuning.peft_config import LORA_PARTS, LORA_TYPES, METHODS
+    from ..finetuning.training import FewShotTrainingArguments
 
     parser = subparsers.add_parser(
         "finetune",
@@ -74,7 +75,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="what to train; several combine (default lora); 'full' trains every weight, alone",
     )
     parser.add_argument("--shots", type=int, help="videos per class to train on (K-shot); default: all")
-    parser.add_argument("--seed", type=int, default=0, help="seeds shot selection, data order, init (default 0)")
     evaluation = parser.add_mutually_exclusive_group()
     evaluation.add_argument("--eval-dir", type=Path, help="held-out videos (same class folders) to measure accuracy on")
     evaluation.add_argument(
@@ -88,29 +88,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "with --shots the videos not drawn are held out",
     )
     parser.add_argument("--max-eval-per-class", type=int, help="cap the held-out videos per class")
-    train = parser.add_argument_group("optimisation")
-    train.add_argument("--epochs", type=int, default=10, help="passes over the training videos (default 10)")
-    train.add_argument("--lr", type=float, help="learning rate of every part (default: lora 2e-4, coop 2e-3, "
-                       "prompt-generator 2e-5, vl-prompts 8e-3)")
-    train.add_argument("--batch-size", type=int, default=8, help="videos per step and device (default 8)")
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1, help="batches per optimiser step")
-    train.add_argument("--weight-decay", type=float, default=0.001, help="AdamW weight decay (default 0.001)")
-    train.add_argument("--warmup-ratio", type=float, default=0.1, help="fraction of steps warming up (default 0.1)")
-    train.add_argument("--label-smoothing", type=float, default=0.1, help="default 0.1")
-    train.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping, 0 = off (default 1.0)")
-    train.add_argument(
-        "--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
-        help="auto: bf16 (or fp16) on GPU, fp32 on CPU",
-    )
-    train.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
-    train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding videos (default 2)")
-    data = parser.add_argument_group("data")
-    data.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
-    data.add_argument(
-        "--template", help="prompt template with '{}' for the class (default: the model's own, '{}' for X-CLIP)"
-    )
-    data.add_argument("--no-augment", action="store_true", help="no random resized crop / flip (centre crop)")
-    data.add_argument("--hflip-prob", type=float, default=0.5, help="flip probability; 0 for left/right classes")
+    add_dataclass_arguments(parser, FewShotTrainingArguments)  # optimisation, data and multi-label options
     lora = parser.add_argument_group("LoRA (--method lora)")
     lora.add_argument("--lora-type", choices=LORA_TYPES, default="lora", help="low-rank adapter family")
     lora.add_argument("--lora-r", type=int, default=8, help="rank (default 8)")
@@ -118,7 +96,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     lora.add_argument("--lora-dropout", type=float, default=0.0, help="dropout (default 0)")
     lora.add_argument(
         "--lora-targets", default="vision,cross-frame",
-        help=f"comma-separated parts among {','.join(LORA_PARTS)} (default vision,cross-frame; 'mlp' adds MLPs)",
+        help=f"comma-separated parts among {','.join([*LORA_PARTS, 'mlp'])} (default vision,cross-frame; 'mlp' adds "
+        "MLPs)",
     )
     coop = parser.add_argument_group("CoOp (--method coop)")
     coop.add_argument("--n-ctx", type=int, help="context vectors (default: tokens of --ctx-init, or 16)")
@@ -133,23 +112,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     vl.add_argument("--vision-prompts", type=int, help="vision prompt tokens (default: the model's, or 10; 0 = none)")
     vl.add_argument("--text-prompts", type=int, help="text context vectors (default: the model's, or 10)")
     vl.add_argument("--prompt-depth", type=int, help="layers with their own prompts (default: the model's, or all)")
-    multi = parser.add_argument_group("multi-label (annotation files with label lists)")
-    multi.add_argument("--loss", choices=MULTI_LABEL_LOSSES, default="bce",
-                       help="bce: sigmoid binary cross-entropy (default); asl: asymmetric loss for the many negatives")
-    multi.add_argument("--asl-gamma-neg", type=float, default=4.0, help="ASL focusing on negatives (default 4)")
-    multi.add_argument("--asl-clip", type=float, default=0.05, help="ASL margin on negatives (default 0.05)")
-    multi.add_argument(
-        "--regularization", choices=REGULARIZATIONS, default="none",
-        help="keep novel labels working: wise (weight interpolation with the start), distill (feature distillation "
-        "to the frozen start), l2sp (L2 toward the start); default none",
-    )
-    multi.add_argument("--wise-alpha", type=float, default=0.5, help="WiSE: weight of the fine-tuned weights (0.5)")
-    multi.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation loss (1.0)")
-    multi.add_argument("--l2sp-weight", type=float, default=0.01, help="weight of the L2-SP penalty (0.01)")
-    multi.add_argument("--head-lr", type=float, default=1e-2, help="learning rate of the sigmoid head (1e-2)")
-    multi.add_argument("--head-min-scale", type=float,
-                       help="smallest scale of the head fitted before training (default: the model's logit scale)")
-    multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the F1 reported (0.5)")
     llm = parser.add_argument_group("LLM prompts (--method llm-prompts)")
     llm.add_argument("--language-model", metavar="NAME_OR_PATH", help="frozen causal language model (required)")
     llm.add_argument("--llm-prompt-tokens", type=int, help="learnable prompt tokens n (default: tokens of "
@@ -166,7 +128,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     llm.add_argument("--llm-batch-size", type=int, default=64, help="labels per language-model pass (default 64)")
     llm.add_argument("--trust-remote-code", action="store_true", help="allow a language model with its own code")
     add_label_side_arguments(parser, bank=False, adapter=False)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     return parser
 
@@ -174,27 +135,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
     from ..language.prompter import LLMPrompterConfig
-    from ..finetuning.peft_config import CoOpConfig, VLPromptsConfig, XClipAdapterConfig
+    from ..finetuning.peft_config import LORA_PARTS, CoOpConfig, VLPromptsConfig, XClipAdapterConfig
 
     overrides = {}
     if "lora" in args.method:
         parts = [p.strip() for p in args.lora_targets.split(",") if p.strip()]
-        unknown = sorted(set(parts) - set(LORA_PARTS))
+        known = (*LORA_PARTS, "mlp")
+        unknown = sorted(set(parts) - set(known))
         if unknown:
-            raise ValueError(f"--lora-targets: unknown part(s) {unknown}; choose from {LORA_PARTS}.")
-        overrides.update(
-            lora_type=args.lora_type,
-            r=args.lora_r,
-            lora_alpha=args.lora_alpha,
-            lora_dropout=args.lora_dropout,
-            lora_text="text" in parts,
-            lora_vision="vision" in parts,
-            lora_cross_frame="cross-frame" in parts,
-            lora_mit="mit" in parts,
-            lora_prompt_generator="prompt-generator" in parts,
-            lora_projections="projections" in parts,
-            lora_mlp="mlp" in parts,
-        )
+            raise ValueError(f"--lora-targets: unknown part(s) {unknown}; choose from {known}.")
+        overrides.update(lora_type=args.lora_type, r=args.lora_r, lora_alpha=args.lora_alpha,
+                         lora_dropout=args.lora_dropout, lora_mlp="mlp" in parts)
+        overrides.update({f"lora_{keyword}": part in parts for part, keyword in LORA_PARTS.items()})
     if "coop" in args.method:
         overrides["coop"] = CoOpConfig(
             num_context=args.n_ctx, init_text=args.ctx_init or None, class_specific=args.class_specific
@@ -229,37 +181,10 @@ def adapter_config_from_args(args: argparse.Namespace):
 
 
 def training_arguments_from_args(args: argparse.Namespace):
+    """The `FewShotTrainingArguments` of the flags it declared (see `add_parser`)."""
     from ..finetuning.training import FewShotTrainingArguments
 
-    return FewShotTrainingArguments(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio,
-        label_smoothing=args.label_smoothing,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        max_grad_norm=args.max_grad_norm or None,
-        mixed_precision=args.mixed_precision,
-        gradient_checkpointing=args.gradient_checkpointing,
-        num_workers=args.num_workers,
-        seed=args.seed,
-        template=args.template,
-        augment=not args.no_augment,
-        hflip_prob=args.hflip_prob,
-        num_frames=args.num_frames,
-        show_progress=not args.no_progress,
-        loss=args.loss,
-        asl_gamma_neg=args.asl_gamma_neg,
-        asl_clip=args.asl_clip,
-        regularization=args.regularization,
-        wise_alpha=args.wise_alpha,
-        distill_weight=args.distill_weight,
-        l2sp_weight=args.l2sp_weight,
-        head_learning_rate=args.head_lr,
-        head_min_scale=args.head_min_scale,
-        threshold=args.threshold,
-    )
+    return dataclass_from_args(FewShotTrainingArguments, args)
 
 
 def _split_data(args: argparse.Namespace):

@@ -4,11 +4,10 @@ is moved into place only when the conversion (including its checks) succeeded.""
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..utils import atomic_directory
 from .checkpoint import ConversionError
 
 
@@ -26,18 +25,5 @@ def check_output_dir(output_dir: str | Path, overwrite: bool = False) -> Path:
 def staged_output_dir(output_dir: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging directory; on normal exit it replaces `output_dir`, on an exception it is deleted and
     `output_dir` is left as it was."""
-    output_dir = check_output_dir(output_dir, overwrite).resolve()
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
+    with atomic_directory(check_output_dir(output_dir, overwrite)) as staging:
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    previous = None
-    if output_dir.exists():
-        previous = output_dir.with_name(f".{output_dir.name}.previous-{staging.name.rsplit('-', 1)[-1]}")
-        output_dir.rename(previous)
-    staging.rename(output_dir)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)

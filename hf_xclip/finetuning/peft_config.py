@@ -53,23 +53,23 @@ from typing import Any, Literal
 from torch import nn
 
 from ..language.prompter import LLMPrompterConfig
-from ..modeling_prompts import XClipPromptContext
 from ..modeling_xclip import XClipModel
-
-
-def _prompt_context(model: nn.Module) -> XClipPromptContext:
-    contexts = [m for m in model.modules() if isinstance(m, XClipPromptContext)]
-    if len(contexts) != 1:
-        raise ValueError(
-            f"CoOp needs exactly one XClipPromptContext in the model (the text model's `prompt_context`), "
-            f"found {len(contexts)}."
-        )
-    return contexts[0]
 
 METHODS: tuple[str, ...] = ("lora", "coop", "prompt-generator", "vl-prompts", "llm-prompts", "full")
 # Full fine-tuning: every weight trains, no peft adapter; it combines with no other method.
 FULL_METHOD = "full"
 LORA_TYPES: tuple[str, ...] = ("lora", "dora", "rslora", "loha", "lokr")
+# The parts of X-CLIP low-rank layers can go in: CLI name -> `lora_target_modules` keyword (and the
+# `XClipAdapterConfig.lora_<keyword>` switch); the layers inside the chosen transformers are LORA_LAYERS.
+LORA_PARTS: dict[str, str] = {
+    "text": "text",
+    "vision": "vision",
+    "cross-frame": "cross_frame",
+    "mit": "mit",
+    "prompt-generator": "prompt_generator",
+    "projections": "projections",
+}
+LORA_LAYERS: tuple[str, ...] = ("attention", "mlp")
 PROMPT_GENERATOR_MODULES: tuple[str, ...] = ("prompts_generator", "prompts_visual_layernorm", "prompts_visual_proj")
 PROMPT_CONTEXT_MODULE = "prompt_context"
 VISION_PROMPT_MODULE = "vision_model.prompt_tokens"
@@ -355,31 +355,16 @@ class XClipAdapterConfig:
         """peft `target_modules` of the low-rank layers."""
         if self.target_modules is not None:
             return self.target_modules
-        return lora_target_modules(
-            text=self.lora_text,
-            vision=self.lora_vision,
-            cross_frame=self.lora_cross_frame,
-            mit=self.lora_mit,
-            prompt_generator=self.lora_prompt_generator,
-            projections=self.lora_projections,
-            attention=self.lora_attention,
-            mlp=self.lora_mlp,
-        )
+        keywords = [*LORA_PARTS.values(), *LORA_LAYERS]
+        return lora_target_modules(**{keyword: getattr(self, f"lora_{keyword}") for keyword in keywords})
 
     def lora_parts(self) -> str:
         """Human-readable list of where the low-rank layers go."""
         if self.target_modules is not None:
             return f"target_modules={self.target_modules!r}"
-        switches = [
-            ("text", self.lora_text),
-            ("vision", self.lora_vision),
-            ("cross-frame", self.lora_cross_frame),
-            ("mit", self.lora_mit),
-            ("prompt-generator", self.lora_prompt_generator),
-            ("projections", self.lora_projections),
-        ]
-        layers = [name for name, on in (("attention", self.lora_attention), ("mlp", self.lora_mlp)) if on]
-        return f"{', '.join(n for n, on in switches if on)} ({' + '.join(layers)} layers)"
+        parts = [part for part, keyword in LORA_PARTS.items() if getattr(self, f"lora_{keyword}")]
+        layers = [layer for layer in LORA_LAYERS if getattr(self, f"lora_{layer}")]
+        return f"{', '.join(parts)} ({' + '.join(layers)} layers)"
 
     def modules_to_save(self) -> list[str]:
         """Module names peft trains in full and saves with the adapter (for `vl_prompts`, the sizes must be
@@ -467,6 +452,8 @@ def vl_prompt_modules(vl_prompts: VLPromptsConfig) -> list[str]:
 __all__ = [
     "CoOpConfig",
     "FULL_METHOD",
+    "LORA_LAYERS",
+    "LORA_PARTS",
     "LORA_TYPES",
     "METHODS",
     "VLPromptsConfig",

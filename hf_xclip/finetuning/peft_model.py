@@ -14,6 +14,7 @@ from ..fingerprint import LABEL_PROMPTER_MODULE
 from ..modeling_prompts import XClipDeepPrompts, XClipPromptContext, XClipVisionPrompts
 from ..modeling_xclip import XClipModel
 from ..processing_xclip import clean_text
+from ..utils import unwrap_model
 from .peft_config import (
     DEFAULT_ADAPTER_NAME,
     FULL_METHOD,
@@ -189,7 +190,7 @@ def enable_gradient_checkpointing(model: nn.Module, use_reentrant: bool = False)
     frozen embeddings they do not, so `enable_input_require_grads()` makes the token and patch embedding outputs
     require grad (peft does it only when checkpointing was on before wrapping).
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     kwargs = {"use_reentrant": use_reentrant}
     if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)

@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,7 +41,6 @@ from ..labels import (
     find_label_prompter,
     resolve_templates,
     tokenize_labels,
-    validate_template,
 )
 from ..language.prompter import XClipLLMPrompter, attach_label_prompter
 from ..multilabel import (
@@ -52,9 +51,9 @@ from ..multilabel import (
     set_sigmoid_head,
     sigmoid_head_of,
 )
+from .arguments import MULTI_LABEL_LOSSES, REGULARIZATIONS, FewShotTrainingArguments
 from .peft_config import XClipAdapterConfig
 from .peft_model import (
-    default_learning_rates,
     enable_gradient_checkpointing,
     get_xclip_peft_model,
     parameter_groups,
@@ -64,105 +63,7 @@ from .peft_model import (
 )
 from ..data.folders import VideoFolder, drop_unreadable
 from ..data.clip_dataset import VideoClassificationDataset, collate_videos
-
-REGULARIZATIONS: tuple[str, ...] = ("none", "wise", "distill", "l2sp")
-MULTI_LABEL_LOSSES: tuple[str, ...] = ("bce", "asl")
-
-
-@dataclass
-class FewShotTrainingArguments:
-    """Optimisation settings of [`train_few_shot`]; defaults follow the original X-CLIP recipe where it applies."""
-
-    epochs: int = field(default=10, metadata={"help": "Passes over the training videos."})
-    batch_size: int = field(default=8, metadata={"help": "Videos per step and device."})
-    learning_rate: float | None = field(
-        default=None,
-        metadata={"help": "One learning rate for every trained part; None: per method (see default_learning_rates)."},
-    )
-    weight_decay: float = field(default=0.001, metadata={"help": "AdamW weight decay (not on 1-D parameters)."})
-    adam_betas: tuple[float, float] = field(default=(0.9, 0.98), metadata={"help": "AdamW betas."})
-    warmup_ratio: float = field(
-        default=0.1, metadata={"help": "Fraction of the optimiser steps with linear warm-up (original: 5 of 50 epochs)."}
-    )
-    label_smoothing: float = field(default=0.1, metadata={"help": "Label smoothing of the cross-entropy."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimiser step."})
-    max_grad_norm: float | None = field(default=1.0, metadata={"help": "Gradient clipping (None: off)."})
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(
-        default="auto", metadata={"help": "'auto': bf16 on GPUs that have it, else fp16 on GPU, fp32 on CPU."}
-    )
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward."})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
-    seed: int = field(default=0, metadata={"help": "Seeds data order, sampling, augmentation and initialisation."})
-    template: str | None = field(
-        default=None,
-        metadata={"help": "Prompt template; None: the model's own (its processor's `hypothesis_template`; the "
-                  "original X-CLIP uses the class name, ViFi-CLIP 'a photo of a {}.')."},
-    )
-    augment: bool = field(default=True, metadata={"help": "Random resized crop and horizontal flip."})
-    crop_scale: tuple[float, float] = field(default=(0.4, 1.0), metadata={"help": "Area range of the random crop."})
-    hflip_prob: float = field(default=0.5, metadata={"help": "Flip probability (0 for left/right classes)."})
-    num_frames: int | None = field(default=None, metadata={"help": "Frames per clip (None: the processor's)."})
-    show_progress: bool = field(default=True, metadata={"help": "tqdm progress bar with the loss."})
-    loss: Literal["bce", "asl"] = field(
-        default="bce",
-        metadata={"help": "Multi-label loss: 'bce' (sigmoid binary cross-entropy) or 'asl' (asymmetric loss, for the "
-                          "many negatives)."},
-    )
-    asl_gamma_neg: float = field(default=4.0, metadata={"help": "ASL focusing on negatives."})
-    asl_clip: float = field(default=0.05, metadata={"help": "ASL probability margin discarding easy negatives."})
-    regularization: Literal["none", "wise", "distill", "l2sp"] = field(
-        default="none",
-        metadata={"help": "Keep labels not trained on working: 'wise' (weight interpolation with the starting "
-                          "weights), 'distill' (feature distillation to the frozen starting model), 'l2sp' (L2 "
-                          "toward the starting weights)."},
-    )
-    wise_alpha: float = field(default=0.5, metadata={"help": "WiSE: weight of the fine-tuned weights (0 = start, 1 = "
-                                                             "fine-tuned)."})
-    distill_weight: float = field(default=1.0, metadata={"help": "Weight of the feature distillation loss."})
-    l2sp_weight: float = field(default=0.01, metadata={"help": "Weight of the L2-SP penalty (sum of squares / 2)."})
-    head_learning_rate: float = field(default=1e-2, metadata={"help": "Learning rate of the sigmoid head (multi-label)."})
-    head_min_scale: float | None = field(
-        default=None,
-        metadata={"help": "Smallest scale of the head fitted before training (None: the model's logit scale); a "
-                          "flatter head cannot express confident scores until it has grown."},
-    )
-    threshold: float = field(default=0.5, metadata={"help": "Probability threshold of the F1 reported (multi-label)."})
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
-        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}.")
-        if self.template is not None:
-            validate_template(self.template, "template")
-        if self.loss not in MULTI_LABEL_LOSSES:
-            raise ValueError(f"loss must be one of {MULTI_LABEL_LOSSES}, got {self.loss!r}.")
-        if self.regularization not in REGULARIZATIONS:
-            raise ValueError(f"regularization must be one of {REGULARIZATIONS}, got {self.regularization!r}.")
-        if not 0.0 <= self.wise_alpha <= 1.0:
-            raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}.")
-        for name in ("distill_weight", "l2sp_weight", "asl_gamma_neg", "asl_clip"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}.")
-        if not self.head_learning_rate > 0:
-            raise ValueError(f"head_learning_rate must be positive, got {self.head_learning_rate}.")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}.")
-        self.adam_betas = tuple(self.adam_betas)
-        self.crop_scale = tuple(self.crop_scale)
-
-    def learning_rates(self) -> dict[str, float]:
-        rates = default_learning_rates()
-        if self.learning_rate is not None:
-            rates = dict.fromkeys(rates, self.learning_rate)
-        return rates
+from ..utils import unwrap_model
 
 
 @dataclass
@@ -402,7 +303,7 @@ def _fit_head(model, folder, processor, args, text_kwargs, device, min_scale: fl
 
 
 def _logit_scale(model) -> float:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     return float(base.logit_scale_module().detach())
 
 
@@ -497,32 +398,104 @@ def train_few_shot(
     Returns:
         [`FewShotResult`] with the trained model (unwrapped), losses and metrics.
     """
-    from accelerate.utils import set_seed
-    from transformers import get_cosine_schedule_with_warmup
-
     start = time.perf_counter()
+    adapter_config = adapter_config or XClipAdapterConfig.for_method("lora")
+    run = _prepare_run(processor, train_folder, eval_folder, args, accelerator, label_descriptions)
+    model.to(run.device)
+    eval_before = run.evaluate(model) if evaluate_before else None
+    peft_model, adapter_config, teacher_text = _adapt(model, adapter_config, run, label_prompter)
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    step = _optimisation(peft_model, run, teacher_text)
+    peft_model, step_losses, epoch_losses = _train(peft_model, run, step)
+    unwrapped = run.accelerator.unwrap_model(peft_model)
+    sigmoid_head = _finish_weights(unwrapped, run, step)
+    skipped = run.skipped_everywhere()
+    return FewShotResult(
+        model=unwrapped,
+        class_names=run.class_names,
+        adapter_config=adapter_config,
+        args=run.args,
+        step_losses=step_losses,
+        epoch_losses=epoch_losses,
+        num_train_videos=len(run.train_folder),
+        skipped_videos=skipped,
+        eval_before=eval_before,
+        eval_after=run.evaluate(peft_model),
+        seconds=time.perf_counter() - start,
+        trainable_parameters=trainable + (2 if step.head is not None else 0),
+        mixed_precision=run.accelerator.mixed_precision,
+        learning_rates=step.learning_rates,
+        multi_label=run.multi_label,
+        sigmoid_head=sigmoid_head,
+        novel_labels=run.novel,
+        label_descriptions=run.descriptions,
+    )
+
+
+@dataclass
+class _Run:
+    """What one `train_few_shot` call works with: its settings, data and the class texts' side."""
+
+    args: FewShotTrainingArguments
+    processor: Any
+    accelerator: Any
+    class_names: list[str]
+    multi_label: bool
+    descriptions: dict[str, list[str]]
+    train_folder: VideoFolder
+    skipped: list[str]
+    eval_dataset: VideoClassificationDataset | None
+    novel: list[str]
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    def text_inputs(self, model) -> TextInputs:
+        return _text_inputs(model, self.tokenizer, self.class_names, self.args, self.device, self.descriptions,
+                            self.accelerator)
+
+    def starting_text(self, model) -> dict[str, torch.Tensor]:
+        return _starting_text(model, self.tokenizer, self.class_names, self.args, self.descriptions)
+
+    def evaluate(self, model) -> EvaluationResult | MultiLabelResult | None:
+        kwargs = {"templates": self.args.template, "descriptions": self.descriptions,
+                  "batch_size": self.args.batch_size, "num_workers": self.args.num_workers,
+                  "accelerator": self.accelerator}
+        return _evaluate(model, self.eval_dataset, self.tokenizer, self.multi_label, self.class_names, self.novel,
+                         kwargs, self.args.threshold)
+
+    def skipped_everywhere(self) -> list[str]:
+        """The unreadable training videos of every process, sorted."""
+        skipped = sorted(set(self.skipped))
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            skipped = sorted(set(gather_object(skipped)))
+        return skipped
+
+
+def _prepare_run(processor, train_folder: VideoFolder, eval_folder: VideoFolder | None,
+                 args: FewShotTrainingArguments | None, accelerator, label_descriptions) -> _Run:
+    """Settings (the template resolved), the accelerator, the seed, readable training videos, the held-out set."""
+    from accelerate.utils import set_seed
+
     args = args or FewShotTrainingArguments()
     # the model's own template unless one was given; recorded in the result (metadata, card)
     args = replace(args, template=resolve_templates(args.template, processor)[0])
-    adapter_config = adapter_config or XClipAdapterConfig.for_method("lora")
     accelerator = accelerator or make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     set_seed(args.seed)
-    tokenizer = processor.tokenizer
     class_names = list(train_folder.class_names)
     multi_label = train_folder.multi_label
     descriptions = {label: list(v) for label, v in descriptions_for(class_names, label_descriptions).items()}
-
     train_folder, skipped = drop_unreadable(train_folder)
     empty = [name for name, count in train_folder.counts().items() if count == 0]
     if empty:
         raise ValueError(f"No readable training video left for class(es) {empty}; see the skipped videos: {skipped}")
-    eval_kwargs = {
-        "templates": args.template,
-        "descriptions": descriptions,
-        "batch_size": args.batch_size,
-        "num_workers": args.num_workers,
-        "accelerator": accelerator,
-    }
     eval_dataset, novel = None, []
     if eval_folder is not None and len(eval_folder):
         if eval_folder.multi_label != multi_label:
@@ -531,102 +504,99 @@ def train_few_shot(
             raise ValueError("The evaluation folder must have the training classes, in the same order.")
         novel = [label for label in eval_folder.class_names if label not in class_names]
         eval_dataset = VideoClassificationDataset(eval_folder, processor, num_frames=args.num_frames)
+    return _Run(args, processor, accelerator, class_names, multi_label, descriptions, train_folder, list(skipped),
+                eval_dataset, novel)
 
-    model.to(accelerator.device)
-    evaluation = (tokenizer, multi_label, class_names, novel, eval_kwargs, args.threshold)
-    eval_before = _evaluate(model, eval_dataset, *evaluation) if evaluate_before else None
 
-    if args.gradient_checkpointing:
+def _adapt(model, adapter_config: XClipAdapterConfig, run: _Run, label_prompter):
+    """(the model with its adapters or prepared for full fine-tuning, the adapter config as used, the starting
+    class texts a distillation teacher reads or None)."""
+    if run.args.gradient_checkpointing:
         enable_gradient_checkpointing(model, use_reentrant=False)
     adapter_config = resolve_vl_prompts(adapter_config, model)  # the VL prompt sizes actually used, for the record
-    peft_model = _wrap(model, adapter_config, tokenizer, class_names, args.seed)
-    text = (tokenizer, class_names, args, accelerator.device, descriptions, accelerator)
-    teacher_text = _starting_text(peft_model, *text[:3], descriptions) if args.regularization == "distill" else None
+    peft_model = _wrap(model, adapter_config, run.tokenizer, run.class_names, run.args.seed)
+    teacher_text = run.starting_text(peft_model) if run.args.regularization == "distill" else None
     if adapter_config.llm_prompter is not None:
         if label_prompter is None:
-            label_prompter = XClipLLMPrompter.for_model(model, tokenizer, adapter_config.llm_prompter)
+            label_prompter = XClipLLMPrompter.for_model(model, run.tokenizer, adapter_config.llm_prompter)
         attach_label_prompter(peft_model, label_prompter)
         label_prompter.requires_grad_(True)  # after peft froze everything but its adapters
-    peft_model.to(accelerator.device)
-    adapter_config = _with_context_sizes(adapter_config, peft_model)
-    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    peft_model.to(run.device)
+    return peft_model, _with_context_sizes(adapter_config, peft_model), teacher_text
+
+
+@dataclass
+class _Optimisation:
+    """The optimiser side of a run: parameter groups' learning rates, the class texts' inputs, the sigmoid head
+    (multi-label), the loss and the starting weights WiSE / L2-SP need."""
+
+    optimizer: torch.optim.Optimizer
+    learning_rates: dict[str, float]
+    text_kwargs: TextInputs
+    head: SigmoidHead | None
+    loss_fn: Callable
+    start_weights: dict[str, torch.Tensor] | None
+
+
+def _optimisation(peft_model, run: _Run, teacher_text) -> _Optimisation:
+    args = run.args
     groups = parameter_groups(peft_model, args.learning_rates(), args.weight_decay)
     learning_rates = {group["name"]: group["lr"] for group in groups}
-    text_kwargs = _text_inputs(peft_model, *text)
-
+    text_kwargs = run.text_inputs(peft_model)
     head = None
-    if multi_label:
+    if run.multi_label:
         initial = sigmoid_head_of(peft_model)
         # a model without a head starts from one fitted to the training clips, at least as sharp as the model's own
         # logit scale (a flat head fitted to a model that cannot rank the labels yet would pass no gradient)
         scale, bias = (initial["scale"], initial["bias"]) if initial else _fit_head(
-            peft_model, train_folder, processor, args, text_kwargs, accelerator.device,
+            peft_model, run.train_folder, run.processor, args, text_kwargs, run.device,
             _logit_scale(peft_model) if args.head_min_scale is None else args.head_min_scale,
         )
-        head = SigmoidHead(scale, bias).to(accelerator.device)
+        head = SigmoidHead(scale, bias).to(run.device)
         groups.append({"params": list(head.parameters()), "lr": args.head_learning_rate, "weight_decay": 0.0,
                        "name": "sigmoid-head"})
         learning_rates["sigmoid-head"] = args.head_learning_rate
     optimizer = torch.optim.AdamW(groups, betas=args.adam_betas)
-
     start_weights = _trained_parameters(peft_model) if args.regularization in ("wise", "l2sp") else None
-    loss_fn = _multi_label_loss(args, peft_model, head) if multi_label else _single_label_loss(args)
+    loss_fn = _multi_label_loss(args, peft_model, head) if run.multi_label else _single_label_loss(args)
     if args.regularization == "l2sp":
         loss_fn = _combine(loss_fn, _l2sp_penalty(peft_model, start_weights, args.l2sp_weight))
     elif args.regularization == "distill":
         loss_fn = _combine(loss_fn, _distillation(peft_model, _frozen_teacher(peft_model), teacher_text,
                                                   args.distill_weight))
+    return _Optimisation(optimizer, learning_rates, text_kwargs, head, loss_fn, start_weights)
 
-    train_dataset, loader = _training_loader(train_folder, processor, args)
-    args = replace(args, num_frames=train_dataset.num_frames)  # record the frame count actually used
-    peft_model, optimizer, loader = accelerator.prepare(peft_model, optimizer, loader)
-    total_steps = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.epochs
+
+def _train(peft_model, run: _Run, step: _Optimisation):
+    """The epochs over the training clips under accelerate: (the prepared model, loss per step, loss per epoch)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    train_dataset, loader = _training_loader(run.train_folder, run.processor, run.args)
+    run.args = replace(run.args, num_frames=train_dataset.num_frames)  # record the frame count actually used
+    peft_model, step.optimizer, loader = run.accelerator.prepare(peft_model, step.optimizer, loader)
+    total_steps = math.ceil(len(loader) / run.args.gradient_accumulation_steps) * run.args.epochs
     # Stepped by hand once per optimiser update (not through accelerate, which would step it once per process).
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
+    scheduler = get_cosine_schedule_with_warmup(step.optimizer, int(run.args.warmup_ratio * total_steps), total_steps)
     step_losses, epoch_losses, failed = _run_epochs(
-        peft_model, loader, optimizer, scheduler, accelerator, args, text_kwargs, total_steps, loss_fn
+        peft_model, loader, step.optimizer, scheduler, run.accelerator, run.args, step.text_kwargs,
+        total_steps, step.loss_fn,
     )
-    skipped.extend(failed)
-    unwrapped = accelerator.unwrap_model(peft_model)
+    run.skipped.extend(failed)
+    return peft_model, step_losses, epoch_losses
 
-    sigmoid_head = None
-    if args.regularization == "wise":
-        wise_interpolate(unwrapped, start_weights, args.wise_alpha)
-    if multi_label:
-        scale, bias = head.values()
-        if args.regularization == "wise":  # the head learnt with the fine-tuned weights; fit it to the interpolated ones
-            text_kwargs = _text_inputs(unwrapped, *text)
-            scale, bias = _fit_head(unwrapped, train_folder, processor, args, text_kwargs, accelerator.device, None)
-        set_sigmoid_head(unwrapped, scale, bias)
-        sigmoid_head = {"scale": scale, "bias": bias}
 
-    skipped = sorted(set(skipped))
-    if accelerator.num_processes > 1:
-        from accelerate.utils import gather_object
-
-        skipped = sorted(set(gather_object(skipped)))
-    eval_after = _evaluate(peft_model, eval_dataset, *evaluation)
-    return FewShotResult(
-        model=unwrapped,
-        class_names=class_names,
-        adapter_config=adapter_config,
-        args=args,
-        step_losses=step_losses,
-        epoch_losses=epoch_losses,
-        num_train_videos=len(train_folder),
-        skipped_videos=skipped,
-        eval_before=eval_before,
-        eval_after=eval_after,
-        seconds=time.perf_counter() - start,
-        trainable_parameters=trainable + (2 if head is not None else 0),
-        mixed_precision=accelerator.mixed_precision,
-        learning_rates=learning_rates,
-        multi_label=multi_label,
-        sigmoid_head=sigmoid_head,
-        novel_labels=novel,
-        label_descriptions=descriptions,
-    )
-
+def _finish_weights(unwrapped, run: _Run, step: _Optimisation) -> dict[str, float] | None:
+    """WiSE interpolation, and the trained sigmoid head written into the config (multi-label): the head, or None."""
+    if run.args.regularization == "wise":
+        wise_interpolate(unwrapped, step.start_weights, run.args.wise_alpha)
+    if not run.multi_label:
+        return None
+    scale, bias = step.head.values()
+    if run.args.regularization == "wise":  # the head learnt with the fine-tuned weights: fit it to the interpolated
+        text_kwargs = run.text_inputs(unwrapped)
+        scale, bias = _fit_head(unwrapped, run.train_folder, run.processor, run.args, text_kwargs, run.device, None)
+    set_sigmoid_head(unwrapped, scale, bias)
+    return {"scale": scale, "bias": bias}
 
 __all__ = [
     "FewShotResult",

@@ -43,6 +43,7 @@ from ..fingerprint import LABEL_PROMPTER_MODULE
 from ..labels import find_label_prompter, validate_template
 from .causal_lm import LM_DTYPES, language_model_signature, load_language_model
 from ..processing_xclip import clean_text
+from ..utils import atomic_path, unwrap_model
 
 PROMPTER_CONFIG_FILE = "llm_prompter_config.json"
 PROMPTER_WEIGHTS_FILE = "llm_prompter.safetensors"
@@ -365,9 +366,8 @@ class XClipLLMPrompter(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
-        partial = directory / f".{PROMPTER_WEIGHTS_FILE}.partial"
-        save_file(state, str(partial), metadata={"format": PROMPTER_FORMAT})
-        os.replace(partial, directory / PROMPTER_WEIGHTS_FILE)
+        with atomic_path(directory / PROMPTER_WEIGHTS_FILE) as partial:
+            save_file(state, str(partial), metadata={"format": PROMPTER_FORMAT})
         description = {
             "format": PROMPTER_FORMAT,
             "version": 1,
@@ -473,7 +473,7 @@ def attach_label_prompter(model: nn.Module, prompter: XClipLLMPrompter) -> nn.Mo
     Raises:
         ValueError: the prompter was made for another text width.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     width = base.config.text_config.hidden_size
     if prompter.text_hidden_size != width:
         raise ValueError(
@@ -488,7 +488,7 @@ def attach_label_prompter(model: nn.Module, prompter: XClipLLMPrompter) -> nn.Mo
 
 def detach_label_prompter(model: nn.Module) -> XClipLLMPrompter | None:
     """Remove and return the label prompter of `model` (None if it has none)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_model(model)
     prompter = base._modules.pop(LABEL_PROMPTER_MODULE, None)
     if prompter is not None and getattr(base, "_keys_to_ignore_on_save", None):
         base._keys_to_ignore_on_save = {

@@ -39,10 +39,9 @@ Needs the ``index`` extra: ``pip install 'hf_xclip[index]'`` (datasets / pyarrow
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -55,6 +54,7 @@ from transformers.utils import logging
 
 from ..fingerprint import model_fingerprint
 from ..video_io import URL_PREFIXES, fetch_video, iter_windows
+from ..utils import check_positive_int, prefetch, unwrap_model
 from .faiss_index import FaissInfo, FaissKind, faiss_key, load_or_build_faiss
 from .format import (
     DEFAULT_MODEL_NAME,
@@ -168,10 +168,8 @@ def build_index(
 
     from ..data.folders import find_videos
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if not isinstance(shard_size, int) or shard_size < 1:
-        raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}.")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(shard_size, "shard_size")
     require_extra("pyarrow")
     require_extra("faiss")
     output = Path(output)
@@ -416,12 +414,6 @@ def _model_name(source: str) -> str:
     return os.path.abspath(source) if os.path.exists(source) else source
 
 
-def unwrap_model(model: Any) -> Any:
-    """The `XClipModel` inside a peft model (the model itself otherwise)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str, Any]) -> IndexInfo:
     config = unwrap_model(loaded.model).config
     projection_dim = int(config.projection_dim)
@@ -487,8 +479,6 @@ def video_rows(
             yield window.start, window.end, pixels
 
 
-_DONE = object()
-
 
 @dataclass
 class _Event:
@@ -507,53 +497,18 @@ def prefetch_rows(
     """The rows of `videos` in order, produced by `num_workers` threads ahead of the caller: for each video its
     ``row`` events, then ``done`` (or ``failed`` with the reason; rows already yielded for it must be dropped).
     At most ``depth + num_workers`` videos are in flight and each holds at most ``depth`` rows."""
-    stop = threading.Event()
-
-    def work(video: str, out: queue.Queue) -> None:
-        def put(item) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        if stop.is_set():
-            return
-        try:
-            for start, end, pixels in produce(video):
-                if not put(_Event("row", video, start, end, pixels)):
-                    return
-            put(_Event("done", video))
-        except Exception as err:  # one video's failure never stops the others
-            reason = str(err) if video in str(err) else f"{type(err).__name__}: {err}"
-            put(_Event("failed", video, reason=reason))
-
-    ahead = depth + num_workers
-    pool = ThreadPoolExecutor(max_workers=max(1, num_workers), thread_name_prefix="xclip-index")
-    pending: collections.deque[tuple[str, queue.Queue]] = collections.deque()
-    source = iter(videos)
-    try:
-        while True:
-            while len(pending) < ahead:
-                video = next(source, _DONE)
-                if video is _DONE:
-                    break
-                channel: queue.Queue = queue.Queue(maxsize=depth)
-                pool.submit(work, video, channel)
-                pending.append((video, channel))
-            if not pending:
-                return
-            video, channel = pending.popleft()
-            while True:
-                event = channel.get()
-                yield event
-                if event.kind != "row":
-                    break
-    finally:  # also when the caller stops early: queued videos are dropped, running ones stop at their next row
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+    streams = prefetch(videos, produce, workers=num_workers, ahead=depth + num_workers, depth=depth,
+                       name="xclip-index")
+    with contextlib.closing(streams):  # also when the caller stops early: running videos stop at their next row
+        for video, stream in streams:
+            try:
+                for start, end, pixels in stream:
+                    yield _Event("row", video, start, end, pixels)
+            except Exception as err:  # one video's failure never stops the others
+                reason = str(err) if video in str(err) else f"{type(err).__name__}: {err}"
+                yield _Event("failed", video, reason=reason)
+            else:
+                yield _Event("done", video)
 
 
 @dataclass

@@ -26,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 from transformers.utils import logging
 
-from .format import Shard, _atomic_write_text, open_shard, read_info, require_extra
+from ..utils import atomic_path, atomic_write_text
+from .format import Shard, open_shard, read_info, require_extra
 
 logger = logging.get_logger(__name__)
 
@@ -264,10 +265,9 @@ def load_or_build_faiss(index_dir: str | os.PathLike, shards: Sequence[Shard], t
     info.key = key
     if write:
         try:
-            partial = index_dir / f".faiss-{key}.index.partial"
-            _atomic_write_text(sidecar, json.dumps(asdict(info), indent=2) + "\n")
-            faiss.write_index(index, str(partial))
-            os.replace(partial, path)  # the .index file is the commit: a sidecar alone is ignored
+            atomic_write_text(sidecar, json.dumps(asdict(info), indent=2) + "\n")
+            with atomic_path(path) as partial:  # the .index file is the commit: a sidecar alone is ignored
+                faiss.write_index(index, str(partial))
             for old in index_dir.glob("faiss-*"):
                 if old.name not in (path.name, sidecar.name):
                     old.unlink(missing_ok=True)

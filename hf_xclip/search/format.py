@@ -5,7 +5,6 @@ their own manifests, and the manifest of a folder. The folder layout is describe
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -16,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from transformers.utils import logging
+
+from ..utils import atomic_path, atomic_write_text, is_positive_number
 
 logger = logging.get_logger(__name__)
 
@@ -74,11 +75,11 @@ class IndexSettings:
 
     def __post_init__(self) -> None:
         if self.window is not None:
-            if not _positive(self.window):
+            if not is_positive_number(self.window):
                 raise ValueError(f"window must be a positive number of seconds, got {self.window!r}.")
             self.window = float(self.window)
             self.stride = self.window if self.stride is None else self.stride
-            if not _positive(self.stride):
+            if not is_positive_number(self.stride):
                 raise ValueError(f"stride must be a positive number of seconds, got {self.stride!r}.")
             self.stride = float(self.stride)
         elif self.stride is not None:
@@ -89,10 +90,6 @@ class IndexSettings:
             raise ValueError(f"tail must be 'shift' or 'partial', got {self.tail!r}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
-
-
-def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @dataclass
@@ -185,14 +182,8 @@ def create_index(index_dir: str | os.PathLike, info: IndexInfo) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     if not info.created:
         info.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _atomic_write_text(index_dir / INDEX_FILE, info.to_json())
+    atomic_write_text(index_dir / INDEX_FILE, info.to_json())
     return index_dir
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,34 +336,31 @@ def write_shard(
     folder = Path(index_dir) / SHARDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns():020d}-r{rank:04d}{SHARD_SUFFIX}"
-    final, partial = folder / name, folder / f".{name}.partial"
-    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        if len(rows):
-            columns = [
-                pa.array(rows.videos, pa.string()),
-                pa.array(np.asarray(rows.starts, np.float64)),
-                pa.array(np.asarray(rows.ends, np.float64)),
-                _fixed_list(np.asarray(rows.embeddings, np.float32), 1),
-            ]
-            if info.num_patches:
-                columns.append(_fixed_list(rows.prompt_values, 2))
-                if info.settings.precision == "int8":
-                    columns.append(_fixed_list(rows.prompt_scales, 1))
-            writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
-    _fsync(partial)
-    pause = float(os.environ.get(TEST_PAUSE_ENV) or 0)
-    if pause:
-        time.sleep(pause)
-    os.replace(partial, final)
+    final = folder / name
+    with atomic_path(final, fsync=True) as partial:
+        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            if len(rows):
+                writer.write_batch(pa.RecordBatch.from_arrays(_row_columns(rows, info), schema=schema))
+        pause = float(os.environ.get(TEST_PAUSE_ENV) or 0)
+        if pause:
+            time.sleep(pause)
     return Shard(final, len(rows), [tuple(f) for f in files], [tuple(f) for f in failed], rank)
 
 
-def _fsync(path: Path) -> None:
-    try:
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    except OSError:  # not every filesystem syncs
-        pass
+def _row_columns(rows: RowBatch, info: IndexInfo) -> list:
+    import pyarrow as pa
+
+    columns = [
+        pa.array(rows.videos, pa.string()),
+        pa.array(np.asarray(rows.starts, np.float64)),
+        pa.array(np.asarray(rows.ends, np.float64)),
+        _fixed_list(np.asarray(rows.embeddings, np.float32), 1),
+    ]
+    if info.num_patches:
+        columns.append(_fixed_list(rows.prompt_values, 2))
+        if info.settings.precision == "int8":
+            columns.append(_fixed_list(rows.prompt_scales, 1))
+    return columns
 
 
 def shard_paths(index_dir: str | os.PathLike) -> list[Path]:

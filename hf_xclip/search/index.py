@@ -41,6 +41,7 @@ from ..labels import (
     fill_templates,
     resolve_templates,
 )
+from ..utils import check_positive_int
 from ..video_io import fetch_video
 from .build import LoadedModel, embed_videos, load_index_model, unwrap_model
 from .faiss_index import column_array, load_or_build_faiss
@@ -399,8 +400,7 @@ class VideoIndex:
     ) -> list[list[tuple[int, float]]]:
         """``[(row, score), ...]`` best first for each of the text embeddings ``(Q, D)``: the ranking behind
         [`search`]."""
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+        check_positive_int(top_k, "top_k")
         text_embeds = torch.as_tensor(text_embeds).float()
         if text_embeds.ndim == 1:
             text_embeds = text_embeds[None]
@@ -416,8 +416,7 @@ class VideoIndex:
             return [_best(np.arange(len(self)), row.numpy(), top_k) for row in scores]
         if num_candidates is None:
             num_candidates = max(DEFAULT_CANDIDATES, CANDIDATES_PER_RESULT * top_k)
-        if not isinstance(num_candidates, int) or num_candidates < 1:
-            raise ValueError(f"num_candidates must be a positive integer, got {num_candidates!r}.")
+        check_positive_int(num_candidates, "num_candidates")
         ids = self.candidates(text_embeds, max(num_candidates, top_k), nprobe)
         ranked = []
         for text, rows in zip(text_embeds, ids):

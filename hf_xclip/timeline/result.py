@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..utils import atomic_write_text
 from .config import TimelineConfig
 from .segments import Segment, _seconds, _segment_options, find_segments, window_cells
 
@@ -127,7 +128,7 @@ class Timeline:
         """The JSON text of [`to_dict`]; written to `path` when given."""
         text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
         if path is not None:
-            _write_text(path, text)
+            atomic_write_text(path, text)
         return text
 
     @classmethod
@@ -200,11 +201,6 @@ class Timeline:
         """Write a self-contained HTML page: the video, the heat strip, and the segments, which seek the video when
         clicked (see [`timeline_html`])."""
         return timeline_html(self, path, top_labels=top_labels, embed_video=embed_video)
-
-
-def _write_text(path: str | os.PathLike, text: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text, encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -27,9 +27,8 @@ with a known truth.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from ..utils import prefetch
 from ..video_io import VideoDecodeError, iter_windows, video_name
 from .config import TimelineConfig
 from .result import Timeline
@@ -127,7 +127,7 @@ def video_timeline(
     done, forward_seconds, truncated = 0, 0.0, info.truncated
     bar = _progress_bar(progress, len(windows), video_name(video))
     try:
-        with _WindowBatches(windows, processor, config.batch_size, config.prefetch) as batches:
+        with _window_batches(windows, processor, config.batch_size, config.prefetch) as batches:
             for first, pixel_values in batches:
                 tick = time.perf_counter()
                 scores[first : first + len(pixel_values)] = classifier.score_clips(pixel_values, labels).cpu().numpy()
@@ -224,90 +224,42 @@ def _progress_bar(progress: bool | Callable[[int], Any], total: int, name: str) 
     return lambda step: bar.close() if step is None else bar.update(step)
 
 
-_DONE = object()
-
-
-class _WindowBatches:
+@contextlib.contextmanager
+def _window_batches(windows, processor, batch_size: int, depth: int) -> Iterator[Iterator[tuple[int, torch.Tensor]]]:
     """``(index of the first window, pixel_values (B, T, 3, S, S))`` batches of a `VideoWindows`, preprocessed by
-    the video processor, produced by a background thread up to `prefetch` batches ahead (in the calling thread
-    when `prefetch` is 0). A decoding error is raised after the batches before it; leaving the ``with`` block
-    stops the thread and closes the video."""
+    the video processor, produced by a background thread up to `depth` batches ahead (in the calling thread when
+    `depth` is 0). A decoding error is raised after the batches before it; leaving the ``with`` block stops the
+    thread and closes the video."""
+    try:
+        if depth == 0:
+            yield _batches(windows, processor, batch_size)
+            return
+        produce = lambda source: _batches(source, processor, batch_size)  # noqa: E731
+        with contextlib.closing(prefetch([windows], produce, depth=depth, name="xclip-timeline-decode")) as streams:
+            yield next(streams)[1]
+    finally:
+        windows.close()
 
-    def __init__(self, windows, processor, batch_size: int, prefetch: int) -> None:
-        self.windows, self.processor, self.batch_size, self.prefetch = windows, processor, batch_size, prefetch
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Iterator[tuple[int, torch.Tensor]]:
-        if self.prefetch == 0:
-            return self._batches()
-        self._thread = threading.Thread(target=self._produce, name="xclip-timeline-decode", daemon=True)
-        self._thread.start()
-        return self._consume()
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            while self._thread.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    self._queue.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            self._thread.join()
-        self.windows.close()
-
-    def _batches(self) -> Iterator[tuple[int, torch.Tensor]]:
-        batch: list = []
-        try:
-            for window in self.windows:
-                batch.append(window)
-                if len(batch) == self.batch_size:
-                    yield self._pixels(batch)
-                    batch = []
-        except VideoDecodeError:
-            if batch:
-                yield self._pixels(batch)
-            raise
+def _batches(windows, processor, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    batch: list = []
+    try:
+        for window in windows:
+            batch.append(window)
+            if len(batch) == batch_size:
+                yield _pixels(batch, processor)
+                batch = []
+    except VideoDecodeError:
         if batch:
-            yield self._pixels(batch)
+            yield _pixels(batch, processor)
+        raise
+    if batch:
+        yield _pixels(batch, processor)
 
-    def _pixels(self, batch: list) -> tuple[int, torch.Tensor]:
-        frames = [window.frames for window in batch]
-        pixels = self.processor(frames, do_sample_frames=False, num_crops=1, return_tensors="pt")["pixel_values"]
-        return batch[0].index, pixels
 
-    def _produce(self) -> None:
-        try:
-            for item in self._batches():
-                if not self._put(item):
-                    return
-            self._put(_DONE)
-        except BaseException as err:  # handed to the consumer, raised there
-            self._put(err)
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _consume(self) -> Iterator[tuple[int, torch.Tensor]]:
-        while True:
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if self._thread is not None and not self._thread.is_alive() and self._queue.empty():
-                    raise RuntimeError("the decoding thread of the timeline stopped without a result") from None
-                continue
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
+def _pixels(batch: list, processor) -> tuple[int, torch.Tensor]:
+    frames = [window.frames for window in batch]
+    pixels = processor(frames, do_sample_frames=False, num_crops=1, return_tensors="pt")["pixel_values"]
+    return batch[0].index, pixels
 
 __all__ = ["video_timeline"]
