@@ -45,18 +45,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
 from common import (  # noqa: E402
-    save_clip_tokenizer,
     RESULTS_DIR,
     SPECS,
     checkpoint_dir,
     machine_info,
     median,
     quiet_transformers,
+    save_clip_tokenizer,
     write_json,
 )
-
-import torch  # noqa: E402
 
 B32_DIM, B32_PATCHES = 512, 49
 
@@ -73,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated subset of latency,exactness,build,bytes,scale")
     parser.add_argument("--recall-queries", type=int, default=100,
                         help="scale: queries checked against brute-force candidates (default 100)")
-    parser.add_argument("--faiss", default="auto", help="scale: FAISS kind (default auto: flat, IVF-PQ above 131k rows)")
+    parser.add_argument("--faiss", default="auto",
+                        help="scale: FAISS kind (default auto: flat, IVF-PQ above 131k rows)")
     parser.add_argument("--clusters", type=int, default=1024,
                         help="scale: embeddings around this many centres (0: isotropic, the worst case; default 1024)")
     parser.add_argument("--keep", action="store_true", help="scale: keep (and reuse) the index in --workdir")
@@ -128,7 +128,12 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
     centres (cosine ~0.8 to their centre), as clips of a real collection group by content."""
     from hf_xclip.fingerprint import model_fingerprint
     from hf_xclip.search import (
-        IndexInfo, IndexSettings, RowBatch, create_index, quantize_prompt_features, write_shard,
+        IndexInfo,
+        IndexSettings,
+        RowBatch,
+        create_index,
+        quantize_prompt_features,
+        write_shard,
     )
 
     info = IndexInfo(

@@ -34,12 +34,15 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from common import (  # noqa: E402
     REPO,
     RESULTS_DIR,
@@ -51,13 +54,11 @@ from common import (  # noqa: E402
     write_json,
 )
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
 SECTIONS = ("environment", "parity", "autocast", "attention", "lora", "ray", "bench_model")
 PARITY_TOLERANCE = 1e-4
 # The least time (s) a section needs on the GPU; it is skipped when less of the budget is left.
-MIN_SECONDS = {"environment": 0, "parity": 20, "autocast": 20, "attention": 20, "lora": 40, "ray": 60, "bench_model": 60}
+MIN_SECONDS = {"environment": 0, "parity": 20, "autocast": 20, "attention": 20, "lora": 40, "ray": 60,
+               "bench_model": 60}
 
 
 @dataclass
@@ -138,8 +139,8 @@ def timed(fn: Callable[[], Any], device: str, repeats: int) -> float:
 def synthetic_clips(count: int):
     """(tokens of all 204 captions, pixel values of `count` clips, truth indices) for the embedded model."""
     from hf_xclip import XClipProcessor, default_model_path
-    from hf_xclip.embedded_model.training import frames_to_pixel_values
     from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs
+    from hf_xclip.embedded_model.training import frames_to_pixel_values
 
     processor = XClipProcessor.from_pretrained(default_model_path())
     specs = all_specs()
@@ -245,9 +246,9 @@ def section_attention(run: Run) -> None:
 
 def section_lora(run: Run) -> None:
     from hf_xclip import XClipAdapterConfig, XClipProcessor, XClipVideoProcessor, default_model_path
+    from hf_xclip.data.folders import scan_video_folder
     from hf_xclip.data.synthetic import all_specs, write_video_folder
     from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
-    from hf_xclip.data.folders import scan_video_folder
 
     model = run.big_model()
     size = model.config.vision_config.image_size

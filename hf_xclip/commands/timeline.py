@@ -30,9 +30,9 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    add_model_arguments,
     add_label_arguments,
     add_label_side_arguments,
+    add_model_arguments,
     load_pipeline,
     model_or_default,
     read_label_arguments,
@@ -186,7 +186,8 @@ def run_job(args: argparse.Namespace) -> int:
         predictor = dict(
             mode="timeline", model=model_or_default(args.model), adapter=args.adapter, device=args.device,
             dtype=args.dtype, quantize=args.quantize, language_model=args.language_model, labels=labels,
-            label_descriptions=descriptions, label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
+            label_descriptions=descriptions,
+            label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
             timeline={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             batch_size=args.batch_size,
         )

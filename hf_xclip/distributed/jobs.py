@@ -524,8 +524,8 @@ class _ShardWriter:
         if self.tables:
             rows = RowBatch(
                 videos=names,
-                starts=np.concatenate([np.asarray(t.column("start").to_pylist(), np.float64)[m] for t, m in self.tables]),
-                ends=np.concatenate([np.asarray(t.column("end").to_pylist(), np.float64)[m] for t, m in self.tables]),
+                starts=np.concatenate([_floats(t, "start")[m] for t, m in self.tables]),
+                ends=np.concatenate([_floats(t, "end")[m] for t, m in self.tables]),
                 embeddings=np.ascontiguousarray(column("embedding"), np.float32),
                 prompt_values=np.ascontiguousarray(column("prompt_features")) if with_prompts else None,
                 prompt_scales=np.ascontiguousarray(column("prompt_scale")) if int8 else None,
@@ -534,6 +534,12 @@ class _ShardWriter:
             rows = RowBatch([], np.zeros(0), np.zeros(0), np.zeros((0, info.projection_dim), np.float32))
         write_shard(self.output, info, rows, list(_counts(names).items()), self.failed)
         self.tables, self.rows, self.failed = [], 0, []
+
+
+def _floats(table: Any, name: str):
+    import numpy as np
+
+    return np.asarray(table.column(name).to_pylist(), np.float64)
 
 
 def dense_column(table: Any, name: str):

@@ -153,7 +153,8 @@ class XClipPredictor:
 
         cfg = self.config
         self.loaded = load_index_model(cfg.model, cfg.adapter, device=cfg.device or _default_device())
-        given = {"window": None, "stride": None, "num_frames": None, "tail": None, "precision": None, **(cfg.index or {})}
+        given = {key: None for key in ("window", "stride", "num_frames", "tail", "precision")}
+        given.update(cfg.index or {})
         info = _index_info(self.loaded, None, given)  # the index's own rules: sizes, default frames and precision
         self.settings = info.settings
         self.projection_dim, self.num_patches = info.projection_dim, info.num_patches

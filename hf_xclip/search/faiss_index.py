@@ -7,7 +7,8 @@ whenever they change.
 | --- | --- | --- | --- |
 | ``flat`` (``IndexFlatIP``) | 2 KiB | N x D multiply-adds: exact | N x D <= 2^26 (131,072 rows of 512) |
 | ``ivf`` (``IndexIVFFlat``) | 2 KiB | nprobe / nlist of that | never (``--faiss ivf``) |
-| ``ivfpq`` (``IndexIVFPQ``, D / 8 bytes) | 64 B | nprobe / nlist x N table look-ups, then `REFINE_FACTOR` x C embeddings read and re-scored | above |
+| ``ivfpq`` (``IndexIVFPQ``, D / 8 bytes) | 64 B | nprobe / nlist x N code look-ups, then | above |
+| | | `REFINE_FACTOR` x C embeddings read and re-scored | |
 
 The IVF-PQ index is built without holding the embedding matrix: k-means and the PQ codebooks are trained on a sample,
 the rows are added shard by shard from the memory-mapped shards."""
