@@ -21,6 +21,7 @@ from hf_xclip.search import (  # noqa: E402
     write_shard,
 )
 from hf_xclip.search.faiss_index import (  # noqa: E402
+    REFINE_FACTOR,
     build_faiss,
     build_faiss_from_tables,
     choose_kind,
@@ -49,7 +50,7 @@ def test_the_faiss_index_is_chosen_by_size():
 def test_ivfpq_built_chunk_by_chunk_reaches_the_calibrated_recall():
     vectors = clustered(10_000, 32, 60)
     index, info = build_faiss_from_tables(np.array_split(vectors, 7), 32, "ivfpq", calibration_candidates=50)
-    assert (info.kind, info.nlist, info.refine) == ("ivfpq", int(np.sqrt(10_000)), 8)
+    assert (info.kind, info.nlist, info.refine) == ("ivfpq", int(np.sqrt(10_000)), REFINE_FACTOR)
     assert info.calibration_recall >= 0.99 and min(16, info.nlist) <= info.nprobe <= info.nlist
     assert index.ntotal == 10_000 and index.code_size == 32 // 8  # D / 8 bytes per row in memory
     _, again = build_faiss(vectors, "ivfpq", calibration_candidates=50)  # one array: the same index
@@ -86,7 +87,7 @@ def test_ivfpq_search_ranks_as_the_flat_search(synthetic_index):
     assert flat.faiss_index is not None and flat.faiss_info.kind == "flat"
     reference = flat.rank(queries, 10)
     pq = VideoIndex.open(folder, default_model(), faiss_kind="ivfpq")
-    assert pq.faiss_index is not None and pq.faiss_info.kind == "ivfpq" and pq.faiss_info.refine == 8
+    assert pq.faiss_index is not None and pq.faiss_info.kind == "ivfpq" and pq.faiss_info.refine == REFINE_FACTOR
     ranked = pq.rank(queries, 10)
     recall = np.mean([len({r for r, _ in a} & {r for r, _ in b}) / 10 for a, b in zip(ranked, reference)])
     assert recall >= 0.99

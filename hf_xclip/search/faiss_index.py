@@ -39,7 +39,8 @@ FAISS_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "ivfpq")
 FLAT_MAX_FLOATS = 2**26
 # An IVF-PQ search returns REFINE_FACTOR x C rows, re-scored by the exact cosine of their stored embeddings (read from
 # the memory-mapped shards), of which the best C are the candidates.
-REFINE_FACTOR = 8
+# Measured at 1M clustered B/32 rows: 8 x 50 PQ-ranked rows held 93 % of the exact top 50, 16 x 50 held 99.7 %.
+REFINE_FACTOR = 16
 # IVF-PQ's default nprobe: NPROBE_MARGIN x the calibrated one, at least NPROBE_MIN (see build_faiss_from_tables).
 NPROBE_MARGIN, NPROBE_MIN = 4, 16
 # k-means training points per IVF cell (FAISS asks for at least 39), and at most this many in all.
