@@ -57,11 +57,11 @@ def _check_output(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.clip_dataset import VideoClassificationDataset
-    from ..data.folders import read_annotations
-    from ..evaluation.evaluate import calibrate_sigmoid_head
     from ..finetuning.adapters import ADAPTER_METADATA_FILE, load_model_with_adapter
+    from ..evaluation.evaluate import calibrate_sigmoid_head
     from ..labels import read_label_file, validate_template
+    from ..data.folders import read_annotations
+    from ..data.clip_dataset import VideoClassificationDataset
 
     try:
         _check_output(args.output_dir)

@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def pick_clips(num_clips: int, seed: int) -> list[tuple[SyntheticVideoSpec, bool]]:
+def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bool]]:
     """``num_clips`` distinct combinations, alternating seen / held-out, chosen with ``seed``."""
     from ..data.synthetic import heldout_specs, train_specs
 
@@ -104,8 +104,8 @@ def write_scenes(scenes, out_dir: Path, size: int, num_frames: int, seed: int) -
 def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: int) -> None:
     """Label multi-object clips among every caption, each label scored on its own, and print what was found: each
     object's probability and rank among all captions, and the best-scoring captions."""
-    from ..data.synthetic import all_specs, heldout_specs
     from ..multilabel import describe, resolve_method
+    from ..data.synthetic import all_specs, heldout_specs
 
     scenes = pick_scenes(args.num_scenes, args.seed)
     paths = write_scenes(scenes, out_dir, size, classifier.video_processor.num_frames, args.seed)

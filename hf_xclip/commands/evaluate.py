@@ -84,8 +84,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _read_data(args: argparse.Namespace, class_names):
-    from ..data.folders import read_annotations, scan_video_folder
     from ..labels import read_label_file
+    from ..data.folders import read_annotations, scan_video_folder
 
     if args.data_dir is not None:
         return scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True), [], []
@@ -100,10 +100,10 @@ def _read_data(args: argparse.Namespace, class_names):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.clip_dataset import VideoClassificationDataset
     from ..finetuning.accelerator import make_accelerator
     from ..finetuning.adapters import load_model_with_adapter
     from ..labels import resolve_templates
+    from ..data.clip_dataset import VideoClassificationDataset
 
     try:
         if args.batch_size < 1:

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace):
-    from ..export.onnx_export import DEFAULT_OPSET, export_onnx
     from ..modeling_ort import is_onnx_model_dir
+    from ..export.onnx_export import DEFAULT_OPSET, export_onnx
 
     name = model_or_default(args.model)
     if is_onnx_model_dir(name):

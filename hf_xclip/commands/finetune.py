@@ -134,8 +134,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
-    from ..finetuning.peft_config import LORA_PARTS, CoOpConfig, VLPromptsConfig, XClipAdapterConfig
     from ..language.prompter import LLMPrompterConfig
+    from ..finetuning.peft_config import LORA_PARTS, CoOpConfig, VLPromptsConfig, XClipAdapterConfig
 
     overrides = {}
     if "lora" in args.method:
@@ -239,9 +239,9 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..finetuning.accelerator import make_accelerator
     from ..finetuning.adapters import save_adapter
-    from ..finetuning.training import train_few_shot
     from ..modeling_xclip import XClipModel
     from ..processing_xclip import XClipProcessor
+    from ..finetuning.training import train_few_shot
 
     try:
         _check(args)

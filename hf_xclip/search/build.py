@@ -53,8 +53,8 @@ import torch
 from transformers.utils import logging
 
 from ..fingerprint import model_fingerprint
-from ..utils import check_positive_int, prefetch, unwrap_model
 from ..video_io import URL_PREFIXES, fetch_video, iter_windows
+from ..utils import check_positive_int, prefetch, unwrap_model
 from .faiss_index import FaissInfo, FaissKind, faiss_key, load_or_build_faiss
 from .format import (
     DEFAULT_MODEL_NAME,
