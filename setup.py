@@ -7,6 +7,7 @@ ONNX = ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"]
 INDEX = ["datasets>=3.0", "faiss-cpu>=1.8"]
 # hf-xclip app (tested: gradio 6.31.0, gradio_client 2.7.2); the browser test drives Chromium with selenium.
 APP = ["gradio>=6.0,<7", "gradio_client>=2.0"]
+RAY = ["ray[data]>=2.40"]
 
 setup(
     name="hf_xclip",
@@ -54,11 +55,13 @@ setup(
         # wheels link the CUDA build of torch; tested: torchcodec 0.17.0 with torch 2.13.0 (CUDA 13 build, run on
         # CPU), FFmpeg 5.1).
         "torchcodec": ["torchcodec>=0.8"],
+        # --engine ray, hf_xclip.distributed on Ray Data (tested: ray 2.60.0 on Python 3.11); index jobs need "index"
+        "ray": [*RAY, *INDEX],
         # scikit-learn: the reference the average-precision tests compare with; parameterized: transformers' test
         # harness (tests/test_transformers_harness.py) imports it
         "test": [
             "pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "parameterized>=0.9", "selenium>=4.10",
-            *ONNX, *INDEX, *APP,
+            *ONNX, *INDEX, *APP, *RAY,
         ],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},

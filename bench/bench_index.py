@@ -20,13 +20,21 @@ Sections (each compares with a reference measured in the same run):
 
 The machine is shared: every number comes with the load average; CPU times are steadier than wall times.
 
+5. **scale** (``--sections scale``): an index of ``--rows`` synthetic B/32 rows (as in 1.) searched with the FAISS index
+   ``auto`` chooses (IVF-PQ above 131,072 rows): build time (rows written, FAISS trained and filled), bytes on disk,
+   peak RSS of a fresh process that opens the index and answers the queries (shards memory-mapped), query latency
+   (one thread), and recall@10 of `search` at the default candidates against the same search with exact candidates
+   (brute-force cosine over every row, then the same exact re-ranking): what the FAISS index loses.
+
     python bench/bench_index.py            # 100k rows, 612 clips, 16 videos (~15 min on 2 busy cores)
     python bench/bench_index.py --quick    # 20k rows, 204 clips, 6 videos, fewer queries
+    python bench/bench_index.py --sections scale --rows 1000000 --workdir /work/big   # ~27 GB on disk
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -37,18 +45,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
 from common import (  # noqa: E402
-    save_clip_tokenizer,
     RESULTS_DIR,
     SPECS,
     checkpoint_dir,
     machine_info,
     median,
     quiet_transformers,
+    save_clip_tokenizer,
     write_json,
 )
-
-import torch  # noqa: E402
 
 B32_DIM, B32_PATCHES = 512, 49
 
@@ -61,7 +68,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clips-per-caption", type=int, help="exactness collection (default 3, quick 1)")
     parser.add_argument("--videos", type=int, help="build-throughput videos (default 16, quick 6)")
     parser.add_argument("--rounds", type=int, help="build-throughput rounds per side (default 5, quick 1)")
-    parser.add_argument("--sections", default="latency,exactness,build,bytes", help="comma-separated subset")
+    parser.add_argument("--sections", default="latency,exactness,build,bytes",
+                        help="comma-separated subset of latency,exactness,build,bytes,scale")
+    parser.add_argument("--recall-queries", type=int, default=100,
+                        help="scale: queries checked against brute-force candidates (default 100)")
+    parser.add_argument("--faiss", default="auto",
+                        help="scale: FAISS kind (default auto: flat, IVF-PQ above 131k rows)")
+    parser.add_argument("--clusters", type=int, default=1024,
+                        help="scale: embeddings around this many centres (0: isotropic, the worst case; default 1024)")
+    parser.add_argument("--keep", action="store_true", help="scale: keep (and reuse) the index in --workdir")
     parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (default 1)")
     parser.add_argument("--workdir", type=Path, help="folder for indexes and videos (default: a temp dir, removed)")
     parser.add_argument("--out", type=Path, help="JSON output (default bench/results/index_<time>.json)")
@@ -107,11 +122,18 @@ def b32_search_model(workdir: Path):
 
 # ---------------------------------------------------------------------------------------------------------- latency
 def write_synthetic_index(folder: Path, model, processor, rows: int, precision: str = "int8", shard_rows: int = 4096,
-                          seed: int = 0) -> None:
-    """Random unit embeddings and random prompt features, as shards of an index of `model`."""
+                          seed: int = 0, clusters: int = 0) -> None:
+    """Random embeddings and random prompt features, as shards of an index of `model`. Embeddings are isotropic
+    (``clusters=0``: no structure at all, the worst case of an approximate index), or drawn around `clusters` random
+    centres (cosine ~0.8 to their centre), as clips of a real collection group by content."""
     from hf_xclip.fingerprint import model_fingerprint
     from hf_xclip.search import (
-        IndexInfo, IndexSettings, RowBatch, create_index, quantize_prompt_features, write_shard,
+        IndexInfo,
+        IndexSettings,
+        RowBatch,
+        create_index,
+        quantize_prompt_features,
+        write_shard,
     )
 
     info = IndexInfo(
@@ -122,9 +144,13 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
     shutil.rmtree(folder, ignore_errors=True)  # a fresh index each time
     create_index(folder, info)
     rng = np.random.default_rng(seed)
+    centres = synthetic_centres(clusters, seed)
     for start in range(0, rows, shard_rows):
         count = min(shard_rows, rows - start)
         embeddings = rng.standard_normal((count, B32_DIM), dtype=np.float32)
+        if clusters:
+            embeddings = (centres[rng.integers(0, clusters, count)] + 0.75 * embeddings / np.sqrt(B32_DIM)).astype(
+                np.float32)
         embeddings *= (rng.uniform(0.5, 2.0, (count, 1)) / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(
             np.float32)
         if precision == "int8":  # what int8 storage of features ~ N(0, 1) holds, drawn directly (no 10 GB float array)
@@ -136,6 +162,14 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
         videos = [f"synthetic/{i:07d}.mp4" for i in range(start, start + count)]
         batch = RowBatch(videos, np.zeros(count), np.full(count, 10.0), embeddings, values, scales)
         write_shard(folder, info, batch, [(v, 1) for v in videos])
+
+
+def synthetic_centres(clusters: int, seed: int = 0) -> np.ndarray:
+    """`clusters` random unit vectors of B/32 size (the centres of `write_synthetic_index`)."""
+    if not clusters:
+        return np.zeros((0, B32_DIM), np.float32)
+    centres = np.random.default_rng(seed + 10_000).standard_normal((clusters, B32_DIM)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
 
 
 def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[str]:
@@ -238,6 +272,128 @@ def _bytes_per_row(folder: Path, rows: int) -> float:
     from hf_xclip.search import shard_paths
 
     return sum(p.stat().st_size for p in shard_paths(folder)) / rows
+
+
+# ---------------------------------------------------------------------------------------------------------- scale
+def _scale_queries(folder: str, model_dir: str, texts: list, threads: int, out: str, kind: str) -> None:
+    """Child process: open the index, answer the queries (timed), write latencies, rankings and peak RSS."""
+    import json as json_
+
+    import faiss
+
+    from hf_xclip.search.index import VideoIndex
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    opened = time.perf_counter()
+    index = VideoIndex.open(folder, model_dir, faiss_kind=kind)
+    index.faiss_index  # read from disk
+    open_s = time.perf_counter() - opened
+    embeds = torch.tensor(texts, dtype=torch.float32)
+    for warm in embeds[:3]:
+        index.rank(warm[None], 10)
+    walls, cpus, ranked = [], [], []
+    for text in embeds:
+        start, cpu = time.perf_counter(), time.process_time()
+        hits = index.rank(text[None], 10)[0]
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+        ranked.append([row for row, _ in hits])
+    status = Path("/proc/self/status").read_text()
+    field = lambda name: int(next(line.split()[1] for line in status.splitlines() if line.startswith(name)))  # noqa: E731
+    Path(out).write_text(json_.dumps({"walls": walls, "cpus": cpus, "ranked": ranked, "open_s": open_s,
+                                      "peak_rss_kb": field("VmHWM:"), "rss_kb": field("VmRSS:"),
+                                      "faiss": vars(index.faiss_info)}))
+
+
+def bench_scale(args, workdir: Path, model, processor, results: dict) -> list[str]:
+    import multiprocessing
+
+    from hf_xclip.search import shard_paths
+    from hf_xclip.search.index import VideoIndex, exact_scores
+
+    rows = args.rows or (50_000 if args.quick else 1_000_000)
+    queries = args.queries or (30 if args.quick else 100)
+    folder = workdir / f"scale-{rows}-c{args.clusters}"
+    model_dir = workdir / "b32-search-model-saved"
+    model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    reuse = args.keep and len(shard_paths(folder)) == -(-rows // 16384)
+    write_s = 0.0
+    if not reuse:
+        write_s, _, _ = timed(lambda: write_synthetic_index(folder, model, processor, rows, shard_rows=16384,
+                                                            clusters=args.clusters))
+    for old in folder.glob("faiss-*"):
+        old.unlink()
+    index = VideoIndex.open(folder, model, processor=processor, faiss_kind=args.faiss)
+    faiss_s, _, _ = timed(lambda: index.faiss_index)
+    info = index.faiss_info
+    disk = sum(p.stat().st_size for p in shard_paths(folder))
+    faiss_bytes = sum(p.stat().st_size for p in folder.glob("faiss-*.index"))
+    rng = np.random.default_rng(7)
+    texts = rng.standard_normal((queries, B32_DIM)).astype(np.float32)
+    if args.clusters:  # a query is about some cluster's content: near a centre, not on it
+        centres = synthetic_centres(args.clusters)
+        texts = (centres[rng.integers(0, args.clusters, queries)] + texts / np.sqrt(B32_DIM)).astype(np.float32)
+    out = workdir / "scale-queries.json"
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=_scale_queries, args=(str(folder), str(model_dir), texts.tolist(), args.threads,
+                                                         str(out), args.faiss))
+    child.start()
+    child.join()
+    measured = json.loads(out.read_text())
+    walls = measured["walls"]
+
+    # The reference ranking: exact candidates (the cosine of every row, by brute force over the memory-mapped
+    # embeddings), the same exact X-CLIP re-ranking. It isolates what the FAISS index loses; how the two-stage
+    # ranking compares with the X-CLIP score of every row is the "exactness" section (real clips: synthetic random
+    # prompt features do not behave like a model's).
+    count = min(args.recall_queries, queries)
+    probe = torch.from_numpy(texts[:count])
+    brute_start = time.perf_counter()
+    unit = torch.nn.functional.normalize(probe, dim=-1)
+    cosines = torch.cat([torch.nn.functional.normalize(torch.from_numpy(np.asarray(e, np.float32)), dim=-1) @ unit.T
+                         for e in index._embeddings if e is not None])  # (N, count)
+    recalls = []
+    for q in range(count):
+        top = torch.topk(cosines[:, q], min(len(index), 50)).indices.numpy()
+        embeds, prompts = index.features(top)
+        exact = exact_scores(model, probe[q], embeds, prompts).numpy()
+        truth = set(top[np.argsort(-exact)[:10]].tolist())
+        recalls.append(len(truth & set(measured["ranked"][q])) / 10)
+    brute_s = time.perf_counter() - brute_start
+    row = {
+        "rows": rows, "faiss": measured["faiss"], "write_s": write_s, "faiss_build_s": faiss_s,
+        "disk_bytes": disk, "bytes_per_row": disk / rows, "faiss_bytes": faiss_bytes,
+        "open_s": measured["open_s"], "peak_rss_gib": measured["peak_rss_kb"] / 2**20,
+        "rss_after_queries_gib": measured["rss_kb"] / 2**20, "queries": queries,
+        "latency_median_ms": 1e3 * median(walls), "latency_p95_ms": 1e3 * percentile(walls, 95),
+        "cpu_median_ms": 1e3 * median(measured["cpus"]), "cpu_p95_ms": 1e3 * percentile(measured["cpus"], 95),
+        "recall_at_10": float(np.mean(recalls)), "recall_queries": count, "brute_force_s": brute_s,
+        "threads": args.threads, "load": load(), "clusters": args.clusters,
+    }
+    results["scale"] = row
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [
+        f"### Scale: {rows:,} synthetic B/32 rows, FAISS {info.kind} (nlist {info.nlist}, nprobe {info.nprobe}, "
+        f"refine x{info.refine}), {args.threads} thread(s), embeddings "
+        f"{f'around {args.clusters} centres' if args.clusters else 'isotropic (worst case)'}, load {load()}",
+        "",
+        "| measure | value | goal |",
+        "| --- | ---: | --- |",
+        f"| rows written (shards) | {write_s:.0f} s{' (reused)' if reuse else ''} | |",
+        f"| FAISS trained + filled + calibrated | {faiss_s:.0f} s | |",
+        f"| shards on disk | {disk / 2**30:.2f} GiB ({disk / rows / 1024:.1f} KiB per row) | |",
+        f"| FAISS file | {faiss_bytes / 2**20:.0f} MiB ({faiss_bytes / rows:.0f} B per row) | |",
+        f"| peak RSS of the querying process (open + {queries} queries) | {row['peak_rss_gib']:.2f} GiB | <= 4 GB |",
+        f"| query latency median / p95 (top 10, default candidates) | {row['latency_median_ms']:.1f} / "
+        f"{row['latency_p95_ms']:.1f} ms | p95 <= 60 ms |",
+        f"| query CPU time median / p95 (one thread; steadier than wall on a loaded machine) | "
+        f"{row['cpu_median_ms']:.1f} / {row['cpu_p95_ms']:.1f} ms | |",
+        f"| recall@10 vs exact candidates (brute-force cosine over all rows, same re-ranking; {count} queries) | "
+        f"{row['recall_at_10']:.3f} | >= 0.99 |",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------- exactness
@@ -428,7 +584,7 @@ def main(argv=None) -> dict:
     results: dict = {"machine": machine_info("cpu"), "load_start": load(), "command": " ".join(sys.argv)}
     report = [f"load average at start: {load()} ({os.cpu_count()} CPUs)", ""]
     model = processor = None
-    if sections & {"latency", "bytes"}:
+    if sections & {"latency", "bytes", "scale"}:
         model, processor, tokenizer_source = b32_search_model(workdir)
         results["tokenizer"] = tokenizer_source
     if "latency" in sections:
@@ -444,6 +600,10 @@ def main(argv=None) -> dict:
         print("\n".join(lines) + "\n", flush=True)
     if "bytes" in sections:
         lines = bench_bytes(args, workdir, model, processor, results)
+        report += lines + [""]
+        print("\n".join(lines) + "\n", flush=True)
+    if "scale" in sections:
+        lines = bench_scale(args, workdir, model, processor, results)
         report += lines + [""]
         print("\n".join(lines) + "\n", flush=True)
     results["load_end"] = load()

@@ -12,6 +12,8 @@ each started only while the time budget allows:
   attention    sdpa against eager attention (float32 and bf16): logit difference and forward time
   lora         `train_few_shot` with a LoRA adapter, bf16 mixed precision, gradient checkpointing and accelerate
                on synthetic mp4 clips: losses finite, adapter trained, base weights untouched, time, peak memory
+  ray          `hf-xclip classify --engine ray` with one Ray worker holding the GPU (`hf_xclip.distributed`) against
+               the pipeline on the device, on synthetic mp4 clips: same scores (1e-4), clips/s of both
   bench_model  `bench/bench_model.py --device cuda --dtype bf16 --quick` against transformers' X-CLIP
                (clips/s and memory), in a child process with the remaining time as its limit
 
@@ -32,12 +34,15 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from common import (  # noqa: E402
     REPO,
     RESULTS_DIR,
@@ -49,13 +54,11 @@ from common import (  # noqa: E402
     write_json,
 )
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-SECTIONS = ("environment", "parity", "autocast", "attention", "lora", "bench_model")
+SECTIONS = ("environment", "parity", "autocast", "attention", "lora", "ray", "bench_model")
 PARITY_TOLERANCE = 1e-4
 # The least time (s) a section needs on the GPU; it is skipped when less of the budget is left.
-MIN_SECONDS = {"environment": 0, "parity": 20, "autocast": 20, "attention": 20, "lora": 40, "bench_model": 60}
+MIN_SECONDS = {"environment": 0, "parity": 20, "autocast": 20, "attention": 20, "lora": 40, "ray": 60,
+               "bench_model": 60}
 
 
 @dataclass
@@ -136,8 +139,8 @@ def timed(fn: Callable[[], Any], device: str, repeats: int) -> float:
 def synthetic_clips(count: int):
     """(tokens of all 204 captions, pixel values of `count` clips, truth indices) for the embedded model."""
     from hf_xclip import XClipProcessor, default_model_path
-    from hf_xclip.embedded_model.training import frames_to_pixel_values
     from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs
+    from hf_xclip.embedded_model.training import frames_to_pixel_values
 
     processor = XClipProcessor.from_pretrained(default_model_path())
     specs = all_specs()
@@ -243,9 +246,9 @@ def section_attention(run: Run) -> None:
 
 def section_lora(run: Run) -> None:
     from hf_xclip import XClipAdapterConfig, XClipProcessor, XClipVideoProcessor, default_model_path
+    from hf_xclip.data.folders import scan_video_folder
     from hf_xclip.data.synthetic import all_specs, write_video_folder
     from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
-    from hf_xclip.data.folders import scan_video_folder
 
     model = run.big_model()
     size = model.config.vision_config.image_size
@@ -289,6 +292,52 @@ def section_lora(run: Run) -> None:
 def _plain_name(name: str) -> str:
     """A peft model's parameter name as in the plain model (wrapper prefix and `base_layer` level removed)."""
     return name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+
+
+def section_ray(run: Run) -> None:
+    """One Ray worker (1 GPU on cuda) classifying clips through `run_job`, against the pipeline on the device."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        run.add("ray", "(section)", "ray not installed: pip install 'hf_xclip[ray]'", "info")
+        return
+    import ray
+    from transformers import pipeline
+
+    from hf_xclip import default_model_path
+    from hf_xclip.data.synthetic import all_specs, write_video_folder
+    from hf_xclip.distributed.jobs import EngineOptions, read_predictions, run_job
+
+    specs = all_specs()[:8]
+    count = 1 if run.smoke else 8  # clips per caption
+    written = write_video_folder(run.workdir / "ray-clips", count, specs=specs, num_frames=16, size=64, seed=2)
+    clips = sorted(str(p) for paths in written.values() for p in paths)
+    labels = [spec.caption for spec in specs]
+    classifier = pipeline("zero-shot-video-classification", model=default_model_path(), device=run.device)
+    classifier(clips[:2], candidate_labels=labels)  # warm
+    start = time.perf_counter()
+    reference = classifier(clips, candidate_labels=labels, batch_size=8, num_workers=2)
+    local_s = time.perf_counter() - start
+    gpus = 1 if run.device.startswith("cuda") else 0
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+    try:
+        start = time.perf_counter()
+        result = run_job(clips, run.workdir / "ray-results.parquet",
+                         {"mode": "classify", "labels": labels, "device": run.device, "batch_size": 8},
+                         EngineOptions(engine="ray", num_workers=1, num_gpus_per_worker=gpus, videos_per_call=8))
+        ray_s = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    rows = {row["path"]: row for row in read_predictions(run.workdir / "ray-results.parquet").to_pylist()}
+    worst = max(abs(dict(zip(rows[c]["labels"], rows[c]["scores"]))[r["label"]] - r["score"])
+                for c, out in zip(clips, reference) for r in out)
+    status = "ok" if worst <= 1e-4 and not result.failed and len(rows) == len(clips) else "FAIL"
+    run.add("ray", f"1 {'GPU' if gpus else 'CPU'} worker, {len(clips)} clips: scores vs the pipeline",
+            f"max |diff| {worst:.1e} (<= 1e-4)", status, max_abs_diff=worst)
+    run.add("ray", "throughput (worker start-up and model load included)",
+            f"ray {len(clips) / ray_s:.1f} clips/s ({ray_s:.1f} s), pipeline {len(clips) / local_s:.1f} clips/s",
+            "info", ray_s=ray_s, pipeline_s=local_s)
 
 
 def section_bench_model(run: Run) -> None:

@@ -458,8 +458,19 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             ``multi_label=True``): each label's independent probability by the prepared method
             (`hf_xclip.multilabel.video_label_scores`).
         """
+        return self.score_video_features(self.encode_clips(pixel_values), labels)
+
+    @torch.no_grad()
+    def encode_clips(self, pixel_values: torch.Tensor) -> Any:
+        """The video side of `score_clips`: ``get_video_features`` of N clips (``pooler_output`` (N, D), the video
+        embeddings, and ``prompt_features``), for callers that keep the embeddings (`hf_xclip.distributed`)."""
         pixel_values = pixel_values.to(device=self.device, dtype=self.model.dtype)
-        video = self.model.encode_videos(pixel_values)
+        return self.model.encode_videos(pixel_values)
+
+    @torch.no_grad()
+    def score_video_features(self, video: Any, labels: PreparedLabels) -> torch.Tensor:
+        """`score_clips` from the output of [`encode_clips`]: one video forward can be scored against several
+        prepared label sets."""
         if labels.method is None:
             return self.model.probabilities(self.model.score(video, labels.positives))
         scores = video_label_scores(

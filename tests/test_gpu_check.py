@@ -15,7 +15,7 @@ pytest.importorskip("peft")
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "gpu_check.py"
-SECTIONS = ("environment", "parity", "autocast", "attention", "lora", "bench_model")
+SECTIONS = ("environment", "parity", "autocast", "attention", "lora", "ray", "bench_model")
 
 
 def _run(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -5,7 +5,12 @@ hf-xclip classify videos/ clip.mp4 --model microsoft/xclip-base-patch32 --labels
 hf-xclip classify videos/ --model ./my-model --labels-file kinetics_400_labels.csv --top-k 5 --csv out.csv
 hf-xclip classify videos/ --model ./my-model --label-bank k400.bank            # every label of the bank
 hf-xclip classify videos/ --model ./my-model --adapter my-adapter --labels "surfing,juggling"
+hf-xclip classify videos/ --labels-file labels.txt --engine ray --num-workers 4 --output results.parquet
 ```
+
+With `--output FOLDER` the results go to Parquet parts (path, labels, scores, probabilities, video_embeds, error;
+`hf_xclip.distributed.jobs`), committed as they complete: a killed run keeps them, and the same command resumes
+it. `--engine ray` runs the videos on Ray Data workers (a local Ray, or `--ray-address`); see docs/distributed.md.
 
 Folders are walked recursively for video files (`hf_xclip.data.folders.VIDEO_EXTENSIONS`); files named explicitly are
 always read.
@@ -40,6 +45,7 @@ from ..cli import (
     static_value,
     warn_unknown_labels,
 )
+from ..distributed.arguments import add_engine_arguments, engine_options, report_job
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
 
@@ -77,9 +83,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     output.add_argument("--json", metavar="OUT", help="write results as JSON ('-' for stdout)")
     output.add_argument("--csv", metavar="OUT", help="write results as CSV: video,rank,label,score ('-' for stdout)")
     parser.add_argument("--plot", metavar="OUT.png", help="draw sampled frames and top-k scores (needs matplotlib)")
+    output.add_argument("--output", "-o", metavar="FOLDER", help="write every label's scores and the video embeddings "
+                        "as Parquet parts into FOLDER (e.g. results.parquet), resumable; required by --engine ray")
     parser.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     add_model_arguments(parser)
+    add_engine_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_decode_argument(parser)
     return parser
@@ -87,6 +96,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.folders import find_videos
+
+    if args.output or args.engine != "local":
+        return run_job(args)
 
     try:
         labels, bank, descriptions = read_label_arguments(args)
@@ -140,6 +152,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"hf-xclip classify: {len(failures)} of {len(failures) + len(results)} video(s) failed.", file=sys.stderr)
         return EXIT_FAILURES
     return EXIT_OK
+
+
+def run_job(args: argparse.Namespace) -> int:
+    """``--output`` / ``--engine ray``: a resumable job writing Parquet parts (`hf_xclip.distributed.jobs.run_job`)."""
+    from ..distributed.jobs import run_job as run_prediction_job
+
+    try:
+        labels, _, descriptions = read_label_arguments(args)  # a bank is loaded by each worker
+        _check_numbers(args)
+        if not args.output:
+            raise UsageError("--engine ray writes Parquet: give --output FOLDER (e.g. results.parquet)")
+        if args.decode_backend not in (None, "auto"):
+            raise UsageError("--decode-backend goes without --output: jobs decode with the model processor's own "
+                             "backend")
+        if args.plot:
+            raise UsageError("--plot does not combine with --output; plot from a local run")
+        options = engine_options(args, videos_per_call=max(args.batch_size, 4))
+        predictor = dict(
+            mode="classify", model=model_or_default(args.model), adapter=args.adapter, device=args.device,
+            dtype=args.dtype, quantize=args.quantize, language_model=args.language_model, labels=labels,
+            templates=args.templates, label_descriptions=descriptions,
+            label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
+            multi_label=args.multi_label, multi_label_method=args.multi_label_method, num_frames=args.num_frames,
+            num_clips=args.num_clips, num_crops=args.num_crops, batch_size=args.batch_size,
+            decode_threads=max(1, args.workers),
+        )
+    except (UsageError, ValueError) as err:
+        print(f"hf-xclip classify: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return report_job("classify", lambda: run_prediction_job(args.paths, args.output, predictor, options))
 
 
 # ----------------------------------------------------------------------------------------------------------------

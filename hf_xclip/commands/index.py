@@ -4,7 +4,11 @@
 hf-xclip index videos/ --output videos.index
 hf-xclip index long_recordings/ --output rec.index --window 4 --stride 2 --model ./my-xclip
 accelerate launch --num_processes 4 $(which hf-xclip) index videos/ --output videos.index
+hf-xclip index videos/ --output videos.index --engine ray --num-workers 4 [--num-gpus-per-worker 1]
 ```
+
+`--engine ray` makes the rows on Ray Data workers (`hf_xclip.distributed.jobs.run_index_job`) and commits them as
+the same shards: the index is the one a local run builds, and either engine appends to it.
 
 Running it again on the same `--output` appends new videos and resumes an interrupted run: videos already indexed
 are skipped, videos that failed are recorded and skipped (`--retry-failed` redoes them). Unreadable videos are
@@ -19,6 +23,7 @@ import logging
 import sys
 
 from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, add_decode_argument, check_model_source
+from ..distributed.arguments import add_engine_arguments, engine_options
 
 DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
 (video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
@@ -53,12 +58,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--shard-size", type=int, default=256, help="rows per committed shard (default 256)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     parser.add_argument("--retry-failed", action="store_true", help="redo videos an earlier run could not read")
-    parser.add_argument("--faiss", choices=("auto", "flat", "ivf"), default="auto",
-                        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF above (auto, default)")
+    parser.add_argument("--faiss", choices=("auto", "flat", "ivf", "ivfpq"), default="auto",
+                        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF-PQ above (auto, default; "
+                        "see docs/search.md)")
     parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     add_decode_argument(parser)
+    add_engine_arguments(parser)
     return parser
 
 
@@ -96,17 +103,31 @@ def run(args: argparse.Namespace) -> int:
             check_model_source(args.model)
         _check_there_are_videos(args.paths)
         try:
-            # each failure is reported below, once: the library's own warnings of them are held back
-            logger = logging.getLogger(build_index.__module__)
-            if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
-                logger.addFilter(_NoSkipWarnings())
-            result = build_index(
-                args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
-                stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
-                batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers,
-                retry_failed=args.retry_failed, faiss_kind=args.faiss, device=args.device,
-                progress=not args.no_progress, decode_backend=args.decode_backend,
-            )
+            options = engine_options(args, videos_per_call=max(1, args.batch_size // 2))
+            if options.engine == "ray":
+                from ..distributed.jobs import run_index_job
+
+                if args.decode_backend not in (None, "auto"):
+                    raise UsageError("--decode-backend goes with --engine local: Ray workers decode with the "
+                                     "model processor's own backend")
+                result = run_index_job(
+                    args.paths, args.output, options, model=args.model, adapter=args.adapter, window=args.window,
+                    stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
+                    batch_size=args.batch_size, shard_size=args.shard_size, retry_failed=args.retry_failed,
+                    faiss_kind=args.faiss, device=args.device,
+                )
+            else:
+                # each failure is reported below, once: the library's own warnings of them are held back
+                logger = logging.getLogger(build_index.__module__)
+                if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
+                    logger.addFilter(_NoSkipWarnings())
+                result = build_index(
+                    args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
+                    stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
+                    batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers,
+                    retry_failed=args.retry_failed, faiss_kind=args.faiss, device=args.device,
+                    progress=not args.no_progress, decode_backend=args.decode_backend,
+                )
         except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
             raise UsageError(str(err)) from None
     except UsageError as err:

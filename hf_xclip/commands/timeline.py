@@ -5,7 +5,12 @@ hf-xclip timeline match.mp4 --model microsoft/xclip-base-patch32 --labels "runni
 hf-xclip timeline lecture.mp4 --labels-file actions.txt --window 8 --stride 4 --json t.json --html t.html
 hf-xclip timeline cam.mkv --labels "a person,a dog,a car" --multi-label --threshold 0.6 --csv windows.csv
 hf-xclip timeline match.mp4 --model ./base --adapter ./my-adapter --label-bank k400.bank --plot t.png
+hf-xclip timeline recordings/ --labels-file actions.txt --engine ray --num-workers 4 --output timelines/
 ```
+
+With `--output DIR` (several videos or folders; required by `--engine ray`) every window becomes a row of Parquet
+parts in DIR (path, start, end, labels, scores, error; `hf_xclip.distributed.jobs`), committed as they complete and
+resumed by the same command; `DIR/_segments.jsonl` holds each video's segments. See docs/distributed.md.
 
 The video is cut into windows of `--window` seconds every `--stride` seconds, decoded once from front to back, and
 each window is scored against the labels (`hf_xclip.timeline.video_timeline`). The segments are printed (or written
@@ -38,6 +43,7 @@ from ..cli import (
     static_value,
     warn_unknown_labels,
 )
+from ..distributed.arguments import add_engine_arguments, engine_options, report_job
 
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
 label happens. Windows of --window seconds every --stride seconds; the model's frame count is sampled inside each.
@@ -54,7 +60,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("video", metavar="VIDEO", help="video file")
+    parser.add_argument("video", nargs="+", metavar="VIDEO",
+                        help="video file (with --output: several files or folders)")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
     add_label_arguments(parser, required=False)  # or --label-bank
     add_label_side_arguments(parser)
@@ -93,7 +100,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--exact-resize", action="store_true",
                         help="decode full frames and resize them in the processor (slower; exactly a pipeline "
                              "call's pixels) instead of downscaling while decoding")
+    output.add_argument("--output", "-o", metavar="DIR", help="window rows as Parquet parts in DIR and the segments "
+                        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray")
     add_model_arguments(parser)
+    add_engine_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_decode_argument(parser)
     return parser
@@ -103,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
     from ..timeline import TimelineConfig, video_timeline
     from ..video_io import VideoDecodeError
 
+    if args.output or args.engine != "local":
+        return run_job(args)
+    if len(args.video) != 1:
+        print("hf-xclip timeline: error: one VIDEO at a time; for several give --output DIR", file=sys.stderr)
+        return EXIT_USAGE
+    args.video = args.video[0]
     try:
         labels, bank, descriptions = read_label_arguments(args)
         if args.plot:
@@ -177,6 +193,56 @@ def _say_when_nothing_reached_the_threshold(timeline) -> None:
     print(f"hf-xclip timeline: no label reached --threshold {config.effective_threshold:g} in any window (top: "
           f"{timeline.labels[label]!r} {float(timeline.scores[window, label]):.4f} at {start:.1f}-{end:.1f} s)",
           file=sys.stderr)
+
+
+def run_job(args: argparse.Namespace) -> int:
+    """``--output`` / ``--engine ray``: window rows of many videos as Parquet parts, then their segments."""
+    from dataclasses import asdict
+
+    from ..distributed.jobs import run_job as run_prediction_job
+    from ..distributed.jobs import write_segments
+    from ..timeline import TimelineConfig
+
+    try:
+        labels, _, descriptions = read_label_arguments(args)  # a bank is loaded by each worker
+        if not args.output:
+            raise UsageError("--engine ray writes Parquet: give --output DIR")
+        if args.decode_backend not in (None, "auto"):
+            raise UsageError("--decode-backend goes with one video and --engine local: jobs decode with the model "
+                             "processor's own backend")
+        given = [name for name in ("json", "csv", "plot", "html") if getattr(args, name)]
+        if given:
+            raise UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
+        try:
+            config = TimelineConfig(
+                window=args.window, stride=args.stride, multi_label=args.multi_label,
+                multi_label_method=args.multi_label_method, threshold=args.threshold, smoothing=args.smoothing,
+                min_gap=args.min_gap, min_duration=args.min_duration,
+                hypothesis_template=tuple(args.templates) if args.templates else None, num_frames=args.num_frames,
+                batch_size=args.batch_size, start_time=args.start, end_time=args.end,
+                decode_resize=not args.exact_resize,
+            )
+            options = engine_options(args, videos_per_call=1)
+        except ValueError as err:
+            raise UsageError(str(err).replace("`", "")) from None
+        predictor = dict(
+            mode="timeline", model=model_or_default(args.model), adapter=args.adapter, device=args.device,
+            dtype=args.dtype, quantize=args.quantize, language_model=args.language_model, labels=labels,
+            label_descriptions=descriptions,
+            label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
+            timeline={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+            batch_size=args.batch_size,
+        )
+    except UsageError as err:
+        print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def job():
+        result = run_prediction_job(args.video, args.output, predictor, options)
+        write_segments(args.output, config)
+        return result
+
+    return report_job("timeline", job)
 
 
 def write_outputs(timeline, args: argparse.Namespace) -> None:

@@ -48,7 +48,6 @@ from .faiss_index import column_array, load_or_build_faiss
 from .format import (
     IndexInfo,
     dequantize_prompt_features,
-    open_shard,
     read_info,
     read_manifest,
     require_extra,
@@ -179,15 +178,21 @@ class VideoIndex:
         if manifest.duplicates:
             warnings.warn(f"{self.path}: videos in more than one shard: {manifest.duplicates[:5]}", stacklevel=3)
         self.manifest = manifest
-        self._tables = [open_shard(shard.path)[0] for shard in manifest.shards]
+        opened = [_open_mapped(shard.path) for shard in manifest.shards]
+        self._tables = [table for table, _ in opened]
         counts = [table.num_rows for table in self._tables]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._embeddings = [column_array(t, "embedding") if t.num_rows else None for t in self._tables]
+        # The table (FAISS builds, `dataset`) is memory-mapped; the rows a query needs are read with pread instead
+        # (`_ShardColumn`): a mapped page stays in the RSS, and the kernel maps large folios of the page cache per
+        # fault (about 1 MiB here), so mapped random reads grew the RSS by ~0.5 GB per query on 300k rows.
+        shards = [(shard.path, table, base) for shard, (table, base) in zip(manifest.shards, opened)]
+        self._embeddings = [_ShardColumn.of(p, t, "embedding", b) if t.num_rows else None for p, t, b in shards]
         with_prompts = info.num_patches > 0
-        self._prompt_values = [column_array(t, "prompt_features") if t.num_rows and with_prompts else None
-                               for t in self._tables]
+        self._prompt_values = [_ShardColumn.of(p, t, "prompt_features", b) if t.num_rows and with_prompts else None
+                               for p, t, b in shards]
         int8 = with_prompts and info.settings.precision == "int8"
-        self._prompt_scales = [column_array(t, "prompt_scale") if t.num_rows and int8 else None for t in self._tables]
+        self._prompt_scales = [_ShardColumn.of(p, t, "prompt_scale", b) if t.num_rows and int8 else None
+                               for p, t, b in shards]
         self._faiss = None
         self.faiss_info = None
 
@@ -213,7 +218,7 @@ class VideoIndex:
             adapter: PEFT adapter to load onto a model given by name.
             templates: text template(s) a query is put in (ensembled); default the model's own.
             device: where the model runs (default: where it is, CPU for a loaded name).
-            faiss_kind: ``"auto"``, ``"flat"`` or ``"ivf"``: the FAISS index to use (see
+            faiss_kind: ``"auto"``, ``"flat"``, ``"ivf"`` or ``"ivfpq"``: the FAISS index to use (see
                 `hf_xclip.search.faiss_index.build_faiss`).
 
         Raises:
@@ -277,21 +282,24 @@ class VideoIndex:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return torch.zeros(0, self.info.projection_dim), None
+        embeddings = torch.from_numpy(self._gather_rows(rows, self._embeddings))
+        if not self.info.num_patches:
+            return embeddings, None
+        with_scales = any(scales is not None for scales in self._prompt_scales)
+        scales = self._gather_rows(rows, self._prompt_scales) if with_scales else None
+        values = self._gather_rows(rows, self._prompt_values)
+        return embeddings, torch.from_numpy(dequantize_prompt_features(values, scales))
+
+    def _gather_rows(self, rows: np.ndarray, columns: list) -> np.ndarray:
+        """``columns[shard][local row]`` for global `rows`, in their order: shard by shard, so that only these rows
+        of the memory-mapped shards are read."""
         shard, local = self._locate(rows)
-        order = np.argsort(shard, kind="stable")  # gather shard by shard, then put the rows back in order
+        order = np.argsort(shard, kind="stable")
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
         starts = np.flatnonzero(np.diff(shard[order], prepend=-1))
         groups = [(int(shard[order[a]]), local[order[a:b]]) for a, b in zip(starts, [*starts[1:], len(order)])]
-
-        def gather(columns: list) -> np.ndarray:
-            return np.concatenate([columns[s][picked] for s, picked in groups])[back]
-
-        embeddings = torch.from_numpy(gather(self._embeddings))
-        if not self.info.num_patches:
-            return embeddings, None
-        scales = gather(self._prompt_scales) if self._prompt_scales[groups[0][0]] is not None else None
-        return embeddings, torch.from_numpy(dequantize_prompt_features(gather(self._prompt_values), scales))
+        return np.concatenate([columns[s].take(picked) for s, picked in groups])[back]
 
     # -- FAISS ------------------------------------------------------------------------------------------------------
 
@@ -312,10 +320,21 @@ class VideoIndex:
         vectors = F.normalize(queries.detach().float().cpu(), dim=-1).numpy()
         index = self.faiss_index
         params = None
-        if nprobe is not None and self.faiss_info.kind == "ivf":
+        if nprobe is not None and self.faiss_info.kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(nprobe=int(nprobe))
-        _, ids = index.search(vectors, min(count, len(self)), params=params)
-        return ids
+        count = min(count, len(self))
+        refine = self.faiss_info.refine if self.faiss_info.kind == "ivfpq" else 0
+        _, ids = index.search(vectors, min(len(self), count * max(1, refine)), params=params)
+        if not refine:
+            return ids
+        out = np.full((len(ids), count), -1, dtype=np.int64)  # PQ codes ranked them: the stored embeddings decide
+        for q, (vector, found) in enumerate(zip(vectors, ids)):
+            found = found[found >= 0]
+            if len(found):
+                embeddings = F.normalize(torch.from_numpy(self._gather_rows(found, self._embeddings)), dim=-1)
+                best = _best(found, (embeddings @ torch.from_numpy(vector)).numpy(), count)
+                out[q, : len(best)] = [row for row, _ in best]
+        return out
 
     # -- search -----------------------------------------------------------------------------------------------------
 
@@ -449,6 +468,81 @@ class VideoIndex:
         embeddings, _ = self.features(rows)
         scores = (F.normalize(embeddings, dim=-1) @ F.normalize(query.float(), dim=-1)[0]).numpy()
         return [{**self.row(row), "score": score} for row, score in _best(rows, scores, top_k)]
+
+
+def _open_mapped(path: Path) -> tuple[Any, int | None]:
+    """``(table, address of the file's first byte in the mapping)`` of a shard (as `open_shard`, memory-mapped)."""
+    pa = require_extra("pyarrow")
+    try:
+        source = pa.memory_map(str(path))
+        base = source.read_buffer(1).address if source.size() else None
+        source.seek(0)
+        return pa.ipc.open_stream(source).read_all(), base
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(f"shard {path} is not a readable Arrow stream ({err}).") from None
+
+
+class _ShardColumn:
+    """A fixed-size column of one shard file, rows read with ``os.pread`` (runs of consecutive rows in one read), so
+    that reading a query's candidates leaves nothing mapped; ``array`` is the memory-mapped view (whole-column use).
+    Falls back to the view when the column is not one contiguous buffer of the file."""
+
+    def __init__(self, array: np.ndarray, path: Path | None = None, offset: int = 0) -> None:
+        self.array, self.path, self.offset = array, path, offset
+        self.row_bytes = array[0].nbytes if len(array) else 0
+        self._fd: int | None = None
+
+    @classmethod
+    def of(cls, path: Path, table: Any, name: str, base: int | None) -> _ShardColumn:
+        """The column `name` of a shard `table` memory-mapped from `path` at address `base`."""
+        array = column_array(table, name)
+        try:
+            if base is None:
+                return cls(array)
+            offset = array.ctypes.data - base
+            size = os.path.getsize(path)
+            # a second mapping of the file may sit elsewhere: check the view's bytes against the file's
+            if array.flags["C_CONTIGUOUS"] and len(array) and 0 <= offset and offset + array.nbytes <= size:
+                column = cls(array, Path(path), offset)
+                if np.array_equal(column._read(0, 1)[0], array[0]):
+                    return column
+        except (OSError, ValueError, AttributeError):
+            pass
+        return cls(array)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, item):
+        return self.array[item]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.array, dtype=dtype)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
+        return np.frombuffer(data, self.array.dtype).reshape(count, *self.array.shape[1:])
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``(len(rows), ...)`` in the order given."""
+        if self.path is None or not len(rows):
+            return self.array[rows]
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        out = np.empty((len(rows), *self.array.shape[1:]), self.array.dtype)
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        for run in np.split(np.arange(len(ordered)), breaks):
+            out[order[run]] = self._read(int(ordered[run[0]]), len(run))
+        return out
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
 
 def _best(rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[tuple[int, float]]:
