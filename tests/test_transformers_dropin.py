@@ -194,7 +194,7 @@ def test_both_names_for_one_parameter_raise(pair, tester):
 
 
 def test_pipeline_converts_a_transformers_model_through_load_state_dict(pair, tester):
-    from hf_xclip.pipeline_zero_shot_video_classification import as_xclip_model
+    from hf_xclip.loading import as_xclip_model
 
     reference, _ = pair
     converted = as_xclip_model(reference)
