@@ -60,8 +60,15 @@ setup(
         # scikit-learn: the reference the average-precision tests compare with; parameterized: transformers' test
         # harness (tests/test_transformers_harness.py) imports it
         "test": [
-            "pytest>=8", "matplotlib>=3.7", "scikit-learn>=1.3", "parameterized>=0.9", "selenium>=4.10",
-            *ONNX, *INDEX, *APP, *RAY,
+            "pytest>=8",
+            "matplotlib>=3.7",
+            "scikit-learn>=1.3",
+            "parameterized>=0.9",
+            "selenium>=4.10",
+            *ONNX,
+            *INDEX,
+            *APP,
+            *RAY,
         ],
     },
     entry_points={"console_scripts": ["hf-xclip=hf_xclip.cli:main"]},

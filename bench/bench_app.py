@@ -37,8 +37,12 @@ LABELS = 8
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-size", choices=("default", "B/32"), default="default",
-                        help="the embedded default model, or a random B/32-shaped X-CLIP (default: default)")
+    parser.add_argument(
+        "--model-size",
+        choices=("default", "B/32"),
+        default="default",
+        help="the embedded default model, or a random B/32-shaped X-CLIP (default: default)",
+    )
     parser.add_argument("--rounds", type=int, default=20, help="warm calls per side (default 20)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--workdir", type=Path, help="where the clip and the model go (default: a temp dir)")
@@ -53,8 +57,8 @@ def make_inputs(workdir: Path, model_size: str) -> tuple[str, str, list[str]]:
     """(model, clip path, labels): a 4 s clip (32 frames at 8 fps, 128 px) and 8 captions, its own among them."""
     import numpy as np
 
-    from hf_xclip.embedded_model import default_model_path
     from hf_xclip.data.synthetic import all_specs, render_video
+    from hf_xclip.embedded_model import default_model_path
     from hf_xclip.video_io import write_video
 
     specs = all_specs()
@@ -135,8 +139,18 @@ def cold_child(args: argparse.Namespace) -> None:
 
 def run_cold(side: str, model: str, clip: str, labels: list[str], threads: int) -> dict:
     env = {**os.environ, "BENCH_APP_LABELS": json.dumps(labels), "PYTHONPATH": str(REPO)}
-    command = [sys.executable, __file__, "--cold-child", side, "--model", model, "--clip", clip,
-               "--threads", str(threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--cold-child",
+        side,
+        "--model",
+        model,
+        "--clip",
+        clip,
+        "--threads",
+        str(threads),
+    ]
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=1200)
     if done.returncode:
         raise RuntimeError(f"cold {side} run failed:\n{done.stderr[-3000:]}")
@@ -162,8 +176,11 @@ def run_warm(model: str, clip: str, labels: list[str], rounds: int) -> dict:
         same = True
         for side in ("app", "client"):  # warms the app's label cache too
             shown = calls[side]()
-            same = same and [r["label"] for r in shown] == [r["label"] for r in expected] and all(
-                abs(a["score"] - b["score"]) <= 1e-6 for a, b in zip(shown, expected))
+            same = (
+                same
+                and [r["label"] for r in shown] == [r["label"] for r in expected]
+                and all(abs(a["score"] - b["score"]) <= 1e-6 for a, b in zip(shown, expected))
+            )
         times: dict[str, list[float]] = {side: [] for side in calls}
         order = list(calls)
         for round_ in range(rounds):
@@ -193,26 +210,45 @@ def main(argv=None) -> int:
         warm = run_warm(model, clip, labels, args.rounds)
     med = {side: statistics.median(values) for side, values in warm["times"].items()}
     rows = [
-        ("start: imports + model load (app: + page, server, one warm-up pass)", cold["direct"]["load"],
-         cold["app"]["load"]),
+        (
+            "start: imports + model load (app: + page, server, one warm-up pass)",
+            cold["direct"]["load"],
+            cold["app"]["load"],
+        ),
         ("first classify (cold)", cold["direct"]["first"], cold["app"]["first"]),
         (f"warm classify (median of {args.rounds})", med["direct"], med["app"]),
         (f"warm classify, app through gradio_client (median of {args.rounds})", med["direct"], med["client"]),
     ]
     load = os.getloadavg()
-    print(f"model: {args.model_size} ({model}); clip: 4 s, 32 frames, 128 px; {LABELS} labels; torch threads "
-          f"{torch.get_num_threads()}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"model: {args.model_size} ({model}); clip: 4 s, 32 frames, 128 px; {LABELS} labels; torch threads "
+        f"{torch.get_num_threads()}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     print("| case | pipeline direct | through the app (HTTP API) | app overhead |")
     print("| --- | ---: | ---: | ---: |")
     for name, direct_s, app_s in rows:
-        print(f"| {name} | {direct_s * 1000:.1f} ms | {app_s * 1000:.1f} ms | "
-              f"{(app_s / direct_s - 1) * 100:+.0f} % ({(app_s - direct_s) * 1000:+.1f} ms) |")
+        print(
+            f"| {name} | {direct_s * 1000:.1f} ms | {app_s * 1000:.1f} ms | "
+            f"{(app_s / direct_s - 1) * 100:+.0f} % ({(app_s - direct_s) * 1000:+.1f} ms) |"
+        )
     same = warm["same_scores"] and cold["direct"]["scores"] == cold["app"]["scores"]
-    print(f"same scores through the app as direct: {same}; warm overhead goal <= 15 %: "
-          f"{'met' if med['app'] <= 1.15 * med['direct'] else 'NOT met'}")
+    print(
+        f"same scores through the app as direct: {same}; warm overhead goal <= 15 %: "
+        f"{'met' if med['app'] <= 1.15 * med['direct'] else 'NOT met'}"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "warm_times": warm["times"], "load_average": load,
-                                         "model": args.model_size, "same_scores": same}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "warm_times": warm["times"],
+                    "load_average": load,
+                    "model": args.model_size,
+                    "same_scores": same,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -39,10 +39,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hf_xclip  # noqa: E402,F401  (registers the pipeline)
 from hf_xclip.pipeline_zero_shot_video_classification import TASK  # noqa: E402
 
-VERBS = ["playing", "holding", "throwing", "cleaning", "painting", "riding", "carrying", "washing", "cutting", "opening",
-         "pushing", "pulling", "lifting", "kicking", "catching", "folding", "fixing", "building", "drawing", "eating"]
-OBJECTS = ["a guitar", "a ball", "a bike", "a car", "a box", "a door", "a dog", "a cake", "a wall", "a chair",
-           "a kite", "a boat", "a shirt", "a window", "a horse", "a table", "a drum", "a tree", "a fish", "a book"]
+VERBS = [
+    "playing",
+    "holding",
+    "throwing",
+    "cleaning",
+    "painting",
+    "riding",
+    "carrying",
+    "washing",
+    "cutting",
+    "opening",
+    "pushing",
+    "pulling",
+    "lifting",
+    "kicking",
+    "catching",
+    "folding",
+    "fixing",
+    "building",
+    "drawing",
+    "eating",
+]
+OBJECTS = [
+    "a guitar",
+    "a ball",
+    "a bike",
+    "a car",
+    "a box",
+    "a door",
+    "a dog",
+    "a cake",
+    "a wall",
+    "a chair",
+    "a kite",
+    "a boat",
+    "a shirt",
+    "a window",
+    "a horse",
+    "a table",
+    "a drum",
+    "a tree",
+    "a fish",
+    "a book",
+]
 
 
 def label_set(count: int) -> list[str]:
@@ -86,19 +126,35 @@ def build(family: str, out_dir: Path, vision_layers: int, text_layers: int, num_
     if family == "clip":
         tokenizer = clip_tokenizer(out_dir)
         config = transformers.CLIPConfig(
-            text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=text_layers,
-                             num_attention_heads=8, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
-                             bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id),
-            vision_config=dict(vision, image_size=224, patch_size=16), projection_dim=512,
+            text_config=dict(
+                hidden_size=512,
+                intermediate_size=2048,
+                num_hidden_layers=text_layers,
+                num_attention_heads=8,
+                vocab_size=len(tokenizer),
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            ),
+            vision_config=dict(vision, image_size=224, patch_size=16),
+            projection_dim=512,
         )
         model = transformers.CLIPModel(config)
         processor = transformers.CLIPImageProcessorPil()
     else:
         tokenizer = siglip2_tokenizer(out_dir)
         config = transformers.Siglip2Config(
-            text_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=text_layers,
-                             num_attention_heads=12, vocab_size=len(tokenizer), max_position_embeddings=64,
-                             pad_token_id=0, eos_token_id=1, bos_token_id=None),
+            text_config=dict(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=text_layers,
+                num_attention_heads=12,
+                vocab_size=len(tokenizer),
+                max_position_embeddings=64,
+                pad_token_id=0,
+                eos_token_id=1,
+                bos_token_id=None,
+            ),
             vision_config=dict(vision, patch_size=16, num_patches=256),
         )
         model = transformers.Siglip2Model(config)
@@ -147,12 +203,19 @@ def run_family(family: str, args, workdir: Path) -> dict:
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
     image_processor = transformers.AutoImageProcessor.from_pretrained(str(path))
     videos, labels = make_videos(args.videos), label_set(args.labels)
-    difference = float((ours(clf, videos, labels) - by_hand(model, tokenizer, image_processor, family, videos, labels,
-                                                           args.frames)).abs().max())
+    difference = float(
+        (ours(clf, videos, labels) - by_hand(model, tokenizer, image_processor, family, videos, labels, args.frames))
+        .abs()
+        .max()
+    )
     times = time_interleaved(
-        {"ours": lambda: ours(clf, videos, labels),
-         "by hand": lambda: by_hand(model, tokenizer, image_processor, family, videos, labels, args.frames)},
-        repeats=args.repeats, warmup=1, device="cpu",
+        {
+            "ours": lambda: ours(clf, videos, labels),
+            "by hand": lambda: by_hand(model, tokenizer, image_processor, family, videos, labels, args.frames),
+        },
+        repeats=args.repeats,
+        warmup=1,
+        device="cpu",
     )
     # frames/s: the whole frame-pooling path vs the image tower alone on preprocessed frames
     one = label_set(1)
@@ -160,14 +223,22 @@ def run_family(family: str, args, workdir: Path) -> dict:
     with torch.no_grad():
         speed = time_interleaved(
             {"pipeline": lambda: ours(clf, videos, one), "forward": lambda: model.get_image_features(**pixel)},
-            repeats=args.repeats, warmup=1, device="cpu",
+            repeats=args.repeats,
+            warmup=1,
+            device="cpu",
         )
     frames = len(videos) * args.frames
     return {
-        "family": family, "labels": len(labels), "videos": len(videos), "frames": args.frames,
-        "ours_s": median(times["ours"]), "by_hand_s": median(times["by hand"]),
-        "speedup": paired_ratio(times, "ours", "by hand"), "max_abs_diff": difference,
-        "pipeline_fps": frames / median(speed["pipeline"]), "forward_fps": frames / median(speed["forward"]),
+        "family": family,
+        "labels": len(labels),
+        "videos": len(videos),
+        "frames": args.frames,
+        "ours_s": median(times["ours"]),
+        "by_hand_s": median(times["by hand"]),
+        "speedup": paired_ratio(times, "ours", "by hand"),
+        "max_abs_diff": difference,
+        "pipeline_fps": frames / median(speed["pipeline"]),
+        "forward_fps": frames / median(speed["forward"]),
         "fps_ratio": median(speed["forward"]) / median(speed["pipeline"]),
     }
 
@@ -186,21 +257,27 @@ def main() -> None:
     quiet_transformers()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"load average {os.getloadavg()}, {torch.get_num_threads()} torch threads, "
-          f"layers vision {args.vision_layers} / text {args.text_layers}")
+    print(
+        f"load average {os.getloadavg()}, {torch.get_num_threads()} torch threads, "
+        f"layers vision {args.vision_layers} / text {args.text_layers}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families:
             start = time.perf_counter()
             rows.append(run_family(family, args, Path(tmp)))
             print(f"  {family}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    print("| family | labels x videos | pipeline (warm) | by hand | speed-up (paired) | max abs diff "
-          "| pipeline frames/s | forward frames/s | pipeline / forward |")
+    print(
+        "| family | labels x videos | pipeline (warm) | by hand | speed-up (paired) | max abs diff "
+        "| pipeline frames/s | forward frames/s | pipeline / forward |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['family']} | {r['labels']} x {r['videos']} ({r['frames']} frames) | {r['ours_s']:.2f} s "
-              f"| {r['by_hand_s']:.2f} s | {r['speedup']:.2f}x | {r['max_abs_diff']:.1e} | {r['pipeline_fps']:.1f} "
-              f"| {r['forward_fps']:.1f} | {100 * r['fps_ratio']:.0f} % |")
+        print(
+            f"| {r['family']} | {r['labels']} x {r['videos']} ({r['frames']} frames) | {r['ours_s']:.2f} s "
+            f"| {r['by_hand_s']:.2f} s | {r['speedup']:.2f}x | {r['max_abs_diff']:.1e} | {r['pipeline_fps']:.1f} "
+            f"| {r['forward_fps']:.1f} | {100 * r['fps_ratio']:.0f} % |"
+        )
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -97,11 +97,19 @@ def main(argv=None) -> dict:
     videos = sorted(str(p) for paths in written.values() for p in paths)[: args.videos]
     labels = [spec.caption for spec in specs[:10]]
     device = None if args.device == "cpu" else args.device
-    predictor = {"mode": "classify", "labels": labels, "batch_size": 4, "decode_threads": args.cpus,
-                 "device": args.device}
+    predictor = {
+        "mode": "classify",
+        "labels": labels,
+        "batch_size": 4,
+        "decode_threads": args.cpus,
+        "device": args.device,
+    }
     rows: list[dict] = []
-    report = [f"load average at start: {load()} ({os.cpu_count()} CPUs); {len(videos)} videos (2 s, 64 px), "
-              f"{len(labels)} labels, embedded default model, {args.cpus} CPUs per engine", ""]
+    report = [
+        f"load average at start: {load()} ({os.cpu_count()} CPUs); {len(videos)} videos (2 s, 64 px), "
+        f"{len(labels)} labels, embedded default model, {args.cpus} CPUs per engine",
+        "",
+    ]
 
     start = time.perf_counter()
     classifier = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path(), device=device)
@@ -110,8 +118,15 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     reference = classifier(videos, candidate_labels=labels, batch_size=4, num_workers=args.cpus)
     seconds = time.perf_counter() - start
-    rows.append({"engine": "pipeline", "workers": 0, "seconds": seconds + load_s, "startup_s": load_s,
-                 "steady_videos_per_s": len(videos) / seconds})
+    rows.append(
+        {
+            "engine": "pipeline",
+            "workers": 0,
+            "seconds": seconds + load_s,
+            "startup_s": load_s,
+            "steady_videos_per_s": len(videos) / seconds,
+        }
+    )
     reference = {v: {r["label"]: r["score"] for r in out} for v, out in zip(videos, reference)}
 
     def check(output) -> float:
@@ -134,34 +149,54 @@ def main(argv=None) -> dict:
             tables.append(table)
         seconds = time.perf_counter() - start
         rest = len(videos) - first_rows
-        return {"seconds": seconds, "startup_s": first, "steady_videos_per_s": rest / max(seconds - first, 1e-9),
-                "max_abs_diff": check(pa.concat_tables(tables))}
+        return {
+            "seconds": seconds,
+            "startup_s": first,
+            "steady_videos_per_s": rest / max(seconds - first, 1e-9),
+            "max_abs_diff": check(pa.concat_tables(tables)),
+        }
 
     from hf_xclip.distributed.jobs import predictions, predictor_kwargs
 
     out = workdir / "local.parquet"
     start = time.perf_counter()
     run_job(videos, out, predictor, EngineOptions(videos_per_call=4))
-    rows.append({"engine": "local engine (run_job, Parquet)", "workers": 0, "seconds": time.perf_counter() - start,
-                 "max_abs_diff": check(out)})
+    rows.append(
+        {
+            "engine": "local engine (run_job, Parquet)",
+            "workers": 0,
+            "seconds": time.perf_counter() - start,
+            "max_abs_diff": check(out),
+        }
+    )
     rows.append({"engine": "local engine (stream)", "workers": 0, **timed_stream(EngineOptions(videos_per_call=4))})
 
     start = time.perf_counter()
-    ray.init(num_cpus=args.cpus, num_gpus=None if device is None else 1, include_dashboard=False,
-             log_to_driver=False)
+    ray.init(num_cpus=args.cpus, num_gpus=None if device is None else 1, include_dashboard=False, log_to_driver=False)
     ray_init_s = time.perf_counter() - start
     for workers in [int(w) for w in args.workers.split(",")]:
-        options = EngineOptions(engine="ray", num_workers=workers, videos_per_call=4,
-                                num_gpus_per_worker=0 if device is None else 1 / workers)
+        options = EngineOptions(
+            engine="ray",
+            num_workers=workers,
+            videos_per_call=4,
+            num_gpus_per_worker=0 if device is None else 1 / workers,
+        )
         with WorkerRss() as rss:
             measured = timed_stream(options)
-        rows.append({"engine": "ray", "workers": workers, **measured,
-                     "peak_rss_per_worker_mib": sorted(v / 2**20 for v in rss.peaks.values())})
+        rows.append(
+            {
+                "engine": "ray",
+                "workers": workers,
+                **measured,
+                "peak_rss_per_worker_mib": sorted(v / 2**20 for v in rss.peaks.values()),
+            }
+        )
     ray.shutdown()
 
     base = rows[0]["steady_videos_per_s"]
     report += [
-        f"ray.init: {ray_init_s:.1f} s (once per session, not in the rows)", "",
+        f"ray.init: {ray_init_s:.1f} s (once per session, not in the rows)",
+        "",
         "| engine | workers | seconds in all | start-up (first batch out) | videos/s after it | vs pipeline | "
         "peak RSS per worker | max score diff |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
@@ -172,13 +207,21 @@ def main(argv=None) -> dict:
         startup = f"{row['startup_s']:.1f} s" if "startup_s" in row else "-"
         steady = row.get("steady_videos_per_s")
         ratio = f"{steady / base:.2f}x" if steady else "-"
-        report.append(f"| {row['engine']} | {row['workers'] or '-'} | {row['seconds']:.1f} | {startup} | "
-                      f"{steady or len(videos) / row['seconds']:.1f} | {ratio} | {rss} | {diff} |")
+        report.append(
+            f"| {row['engine']} | {row['workers'] or '-'} | {row['seconds']:.1f} | {startup} | "
+            f"{steady or len(videos) / row['seconds']:.1f} | {ratio} | {rss} | {diff} |"
+        )
     report.append("")
     report.append(f"load average at end: {load()}")
     print("\n".join(report))
-    results = {"machine": machine_info(args.device), "command": " ".join(sys.argv), "videos": len(videos),
-               "ray_init_s": ray_init_s, "rows": rows, "report": report}
+    results = {
+        "machine": machine_info(args.device),
+        "command": " ".join(sys.argv),
+        "videos": len(videos),
+        "ray_init_s": ray_init_s,
+        "rows": rows,
+        "report": report,
+    }
     write_json(args.out or RESULTS_DIR / f"distributed_{time.strftime('%Y%m%d-%H%M%S')}.json", results)
     shutil.rmtree(workdir, ignore_errors=True)
     return results

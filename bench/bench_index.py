@@ -68,14 +68,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clips-per-caption", type=int, help="exactness collection (default 3, quick 1)")
     parser.add_argument("--videos", type=int, help="build-throughput videos (default 16, quick 6)")
     parser.add_argument("--rounds", type=int, help="build-throughput rounds per side (default 5, quick 1)")
-    parser.add_argument("--sections", default="latency,exactness,build,bytes",
-                        help="comma-separated subset of latency,exactness,build,bytes,scale")
-    parser.add_argument("--recall-queries", type=int, default=100,
-                        help="scale: queries checked against brute-force candidates (default 100)")
-    parser.add_argument("--faiss", default="auto",
-                        help="scale: FAISS kind (default auto: flat, IVF-PQ above 131k rows)")
-    parser.add_argument("--clusters", type=int, default=1024,
-                        help="scale: embeddings around this many centres (0: isotropic, the worst case; default 1024)")
+    parser.add_argument(
+        "--sections",
+        default="latency,exactness,build,bytes",
+        help="comma-separated subset of latency,exactness,build,bytes,scale",
+    )
+    parser.add_argument(
+        "--recall-queries",
+        type=int,
+        default=100,
+        help="scale: queries checked against brute-force candidates (default 100)",
+    )
+    parser.add_argument(
+        "--faiss", default="auto", help="scale: FAISS kind (default auto: flat, IVF-PQ above 131k rows)"
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=1024,
+        help="scale: embeddings around this many centres (0: isotropic, the worst case; default 1024)",
+    )
     parser.add_argument("--keep", action="store_true", help="scale: keep (and reuse) the index in --workdir")
     parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (default 1)")
     parser.add_argument("--workdir", type=Path, help="folder for indexes and videos (default: a temp dir, removed)")
@@ -106,13 +118,31 @@ def b32_search_model(workdir: Path):
     folder = workdir / "b32-search-model"
     tokenizer, tokenizer_source = save_clip_tokenizer(folder)
     config = XClipConfig(
-        projection_dim=B32_DIM, prompt_layers=2, prompt_num_attention_heads=8,
-        text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
-                         vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=224, patch_size=32, num_frames=8, mit_hidden_size=B32_DIM,
-                           mit_intermediate_size=2048, mit_num_attention_heads=8),
+        projection_dim=B32_DIM,
+        prompt_layers=2,
+        prompt_num_attention_heads=8,
+        text_config=dict(
+            hidden_size=512,
+            intermediate_size=2048,
+            num_hidden_layers=12,
+            num_attention_heads=8,
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=224,
+            patch_size=32,
+            num_frames=8,
+            mit_hidden_size=B32_DIM,
+            mit_intermediate_size=2048,
+            mit_num_attention_heads=8,
+        ),
     )
     torch.manual_seed(0)
     model = XClipModel(config).eval()
@@ -121,8 +151,16 @@ def b32_search_model(workdir: Path):
 
 
 # ---------------------------------------------------------------------------------------------------------- latency
-def write_synthetic_index(folder: Path, model, processor, rows: int, precision: str = "int8", shard_rows: int = 4096,
-                          seed: int = 0, clusters: int = 0) -> None:
+def write_synthetic_index(
+    folder: Path,
+    model,
+    processor,
+    rows: int,
+    precision: str = "int8",
+    shard_rows: int = 4096,
+    seed: int = 0,
+    clusters: int = 0,
+) -> None:
     """Random embeddings and random prompt features, as shards of an index of `model`. Embeddings are isotropic
     (``clusters=0``: no structure at all, the worst case of an approximate index), or drawn around `clusters` random
     centres (cosine ~0.8 to their centre), as clips of a real collection group by content."""
@@ -137,9 +175,14 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
     )
 
     info = IndexInfo(
-        model=None, adapter=None, video_fingerprint=model_fingerprint(model, "video"),
-        text_fingerprint=model_fingerprint(model, "text"), projection_dim=B32_DIM, num_patches=B32_PATCHES,
-        settings=IndexSettings(num_frames=8, precision=precision), created="synthetic",
+        model=None,
+        adapter=None,
+        video_fingerprint=model_fingerprint(model, "video"),
+        text_fingerprint=model_fingerprint(model, "text"),
+        projection_dim=B32_DIM,
+        num_patches=B32_PATCHES,
+        settings=IndexSettings(num_frames=8, precision=precision),
+        created="synthetic",
     )
     shutil.rmtree(folder, ignore_errors=True)  # a fresh index each time
     create_index(folder, info)
@@ -150,15 +193,18 @@ def write_synthetic_index(folder: Path, model, processor, rows: int, precision: 
         embeddings = rng.standard_normal((count, B32_DIM), dtype=np.float32)
         if clusters:
             embeddings = (centres[rng.integers(0, clusters, count)] + 0.75 * embeddings / np.sqrt(B32_DIM)).astype(
-                np.float32)
+                np.float32
+            )
         embeddings *= (rng.uniform(0.5, 2.0, (count, 1)) / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(
-            np.float32)
+            np.float32
+        )
         if precision == "int8":  # what int8 storage of features ~ N(0, 1) holds, drawn directly (no 10 GB float array)
             values = rng.integers(-127, 128, (count, B32_PATCHES, B32_DIM), dtype=np.int8)
             scales = rng.uniform(0.02, 0.04, (count, B32_PATCHES)).astype(np.float32)
         else:
             values, scales = quantize_prompt_features(
-                rng.standard_normal((count, B32_PATCHES, B32_DIM), dtype=np.float32), precision)
+                rng.standard_normal((count, B32_PATCHES, B32_DIM), dtype=np.float32), precision
+            )
         videos = [f"synthetic/{i:07d}.mp4" for i in range(start, start + count)]
         batch = RowBatch(videos, np.zeros(count), np.full(count, 10.0), embeddings, values, scales)
         write_shard(folder, info, batch, [(v, 1) for v in videos])
@@ -209,9 +255,11 @@ def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[
             if count in (50, 100) and order < max(10, queries // 5):  # the reference re-ranking (fewer runs)
                 rows_ = ids[0]
                 embeds, prompts = index.features(rows_)
+
                 def reference():
                     with torch.inference_mode():
                         return model.get_logits(embeds, text[None], prompts)[0][:, 0]
+
                 wall, cpu, ref = timed(reference)
                 ref_walls.append(wall)
                 ref_cpus.append(cpu)
@@ -219,20 +267,30 @@ def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[
                 assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-5), (ours - ref).abs().max()
         row = {
             "candidates": count,
-            "total_wall_median_ms": 1e3 * median(walls), "total_wall_p95_ms": 1e3 * percentile(walls, 95),
+            "total_wall_median_ms": 1e3 * median(walls),
+            "total_wall_p95_ms": 1e3 * percentile(walls, 95),
             "total_cpu_median_ms": 1e3 * median(cpus),
-            "faiss_wall_median_ms": 1e3 * median(faiss_walls), "faiss_cpu_median_ms": 1e3 * median(faiss_cpus),
+            "faiss_wall_median_ms": 1e3 * median(faiss_walls),
+            "faiss_cpu_median_ms": 1e3 * median(faiss_cpus),
         }
-        lines.append(f"| {count} | FAISS + exact re-rank (search) | {row['total_wall_median_ms']:.1f} ms | "
-                     f"{row['total_wall_p95_ms']:.1f} ms | {row['total_cpu_median_ms']:.1f} ms | target < 50 ms |")
-        lines.append(f"| {count} | FAISS candidates only | {row['faiss_wall_median_ms']:.1f} ms | "
-                     f"{1e3 * percentile(faiss_walls, 95):.1f} ms | {row['faiss_cpu_median_ms']:.1f} ms | |")
+        lines.append(
+            f"| {count} | FAISS + exact re-rank (search) | {row['total_wall_median_ms']:.1f} ms | "
+            f"{row['total_wall_p95_ms']:.1f} ms | {row['total_cpu_median_ms']:.1f} ms | target < 50 ms |"
+        )
+        lines.append(
+            f"| {count} | FAISS candidates only | {row['faiss_wall_median_ms']:.1f} ms | "
+            f"{1e3 * percentile(faiss_walls, 95):.1f} ms | {row['faiss_cpu_median_ms']:.1f} ms | |"
+        )
         if ref_walls:
-            row.update(reference_rerank_wall_median_ms=1e3 * median(ref_walls),
-                       reference_rerank_cpu_median_ms=1e3 * median(ref_cpus))
-            lines.append(f"| {count} | re-rank by `get_logits` (reference, {len(ref_walls)} runs) | "
-                         f"{row['reference_rerank_wall_median_ms']:.1f} ms | {1e3 * percentile(ref_walls, 95):.1f} ms "
-                         f"| {row['reference_rerank_cpu_median_ms']:.1f} ms | same scores (checked) |")
+            row.update(
+                reference_rerank_wall_median_ms=1e3 * median(ref_walls),
+                reference_rerank_cpu_median_ms=1e3 * median(ref_cpus),
+            )
+            lines.append(
+                f"| {count} | re-rank by `get_logits` (reference, {len(ref_walls)} runs) | "
+                f"{row['reference_rerank_wall_median_ms']:.1f} ms | {1e3 * percentile(ref_walls, 95):.1f} ms "
+                f"| {row['reference_rerank_cpu_median_ms']:.1f} ms | same scores (checked) |"
+            )
         table.append(row)
 
     # Text encoding: the B/32 text tower on one query, cache emptied before each call; then a cached query.
@@ -258,11 +316,16 @@ def bench_latency(args, workdir: Path, model, processor, results: dict) -> list[
         f"{1e3 * percentile(cached, 95):.1f} ms | - | |",
     ]
     results["latency"] = {
-        "rows": rows, "queries": queries, "faiss": index.faiss_info.kind, "threads": args.threads,
-        "table": table, "text_encoding_wall_median_ms": 1e3 * median(encode_walls),
+        "rows": rows,
+        "queries": queries,
+        "faiss": index.faiss_info.kind,
+        "threads": args.threads,
+        "table": table,
+        "text_encoding_wall_median_ms": 1e3 * median(encode_walls),
         "text_encoding_cpu_median_ms": 1e3 * median(encode_cpus),
         "search_uncached_wall_median_ms": 1e3 * median(search_walls),
-        "search_cached_wall_median_ms": 1e3 * median(cached), "load": load(),
+        "search_cached_wall_median_ms": 1e3 * median(cached),
+        "load": load(),
         "bytes_per_row": _bytes_per_row(folder, rows),
     }
     return lines
@@ -301,9 +364,19 @@ def _scale_queries(folder: str, model_dir: str, texts: list, threads: int, out: 
         ranked.append([row for row, _ in hits])
     status = Path("/proc/self/status").read_text()
     field = lambda name: int(next(line.split()[1] for line in status.splitlines() if line.startswith(name)))  # noqa: E731
-    Path(out).write_text(json_.dumps({"walls": walls, "cpus": cpus, "ranked": ranked, "open_s": open_s,
-                                      "peak_rss_kb": field("VmHWM:"), "rss_kb": field("VmRSS:"),
-                                      "faiss": vars(index.faiss_info)}))
+    Path(out).write_text(
+        json_.dumps(
+            {
+                "walls": walls,
+                "cpus": cpus,
+                "ranked": ranked,
+                "open_s": open_s,
+                "peak_rss_kb": field("VmHWM:"),
+                "rss_kb": field("VmRSS:"),
+                "faiss": vars(index.faiss_info),
+            }
+        )
+    )
 
 
 def bench_scale(args, workdir: Path, model, processor, results: dict) -> list[str]:
@@ -321,8 +394,9 @@ def bench_scale(args, workdir: Path, model, processor, results: dict) -> list[st
     reuse = args.keep and len(shard_paths(folder)) == -(-rows // 16384)
     write_s = 0.0
     if not reuse:
-        write_s, _, _ = timed(lambda: write_synthetic_index(folder, model, processor, rows, shard_rows=16384,
-                                                            clusters=args.clusters))
+        write_s, _, _ = timed(
+            lambda: write_synthetic_index(folder, model, processor, rows, shard_rows=16384, clusters=args.clusters)
+        )
     for old in folder.glob("faiss-*"):
         old.unlink()
     index = VideoIndex.open(folder, model, processor=processor, faiss_kind=args.faiss)
@@ -337,8 +411,9 @@ def bench_scale(args, workdir: Path, model, processor, results: dict) -> list[st
         texts = (centres[rng.integers(0, args.clusters, queries)] + texts / np.sqrt(B32_DIM)).astype(np.float32)
     out = workdir / "scale-queries.json"
     context = multiprocessing.get_context("spawn")
-    child = context.Process(target=_scale_queries, args=(str(folder), str(model_dir), texts.tolist(), args.threads,
-                                                         str(out), args.faiss))
+    child = context.Process(
+        target=_scale_queries, args=(str(folder), str(model_dir), texts.tolist(), args.threads, str(out), args.faiss)
+    )
     child.start()
     child.join()
     measured = json.loads(out.read_text())
@@ -352,8 +427,13 @@ def bench_scale(args, workdir: Path, model, processor, results: dict) -> list[st
     probe = torch.from_numpy(texts[:count])
     brute_start = time.perf_counter()
     unit = torch.nn.functional.normalize(probe, dim=-1)
-    cosines = torch.cat([torch.nn.functional.normalize(torch.from_numpy(np.asarray(e, np.float32)), dim=-1) @ unit.T
-                         for e in index._embeddings if e is not None])  # (N, count)
+    cosines = torch.cat(
+        [
+            torch.nn.functional.normalize(torch.from_numpy(np.asarray(e, np.float32)), dim=-1) @ unit.T
+            for e in index._embeddings
+            if e is not None
+        ]
+    )  # (N, count)
     recalls = []
     for q in range(count):
         top = torch.topk(cosines[:, q], min(len(index), 50)).indices.numpy()
@@ -363,14 +443,27 @@ def bench_scale(args, workdir: Path, model, processor, results: dict) -> list[st
         recalls.append(len(truth & set(measured["ranked"][q])) / 10)
     brute_s = time.perf_counter() - brute_start
     row = {
-        "rows": rows, "faiss": measured["faiss"], "write_s": write_s, "faiss_build_s": faiss_s,
-        "disk_bytes": disk, "bytes_per_row": disk / rows, "faiss_bytes": faiss_bytes,
-        "open_s": measured["open_s"], "peak_rss_gib": measured["peak_rss_kb"] / 2**20,
-        "rss_after_queries_gib": measured["rss_kb"] / 2**20, "queries": queries,
-        "latency_median_ms": 1e3 * median(walls), "latency_p95_ms": 1e3 * percentile(walls, 95),
-        "cpu_median_ms": 1e3 * median(measured["cpus"]), "cpu_p95_ms": 1e3 * percentile(measured["cpus"], 95),
-        "recall_at_10": float(np.mean(recalls)), "recall_queries": count, "brute_force_s": brute_s,
-        "threads": args.threads, "load": load(), "clusters": args.clusters,
+        "rows": rows,
+        "faiss": measured["faiss"],
+        "write_s": write_s,
+        "faiss_build_s": faiss_s,
+        "disk_bytes": disk,
+        "bytes_per_row": disk / rows,
+        "faiss_bytes": faiss_bytes,
+        "open_s": measured["open_s"],
+        "peak_rss_gib": measured["peak_rss_kb"] / 2**20,
+        "rss_after_queries_gib": measured["rss_kb"] / 2**20,
+        "queries": queries,
+        "latency_median_ms": 1e3 * median(walls),
+        "latency_p95_ms": 1e3 * percentile(walls, 95),
+        "cpu_median_ms": 1e3 * median(measured["cpus"]),
+        "cpu_p95_ms": 1e3 * percentile(measured["cpus"], 95),
+        "recall_at_10": float(np.mean(recalls)),
+        "recall_queries": count,
+        "brute_force_s": brute_s,
+        "threads": args.threads,
+        "load": load(),
+        "clusters": args.clusters,
     }
     results["scale"] = row
     if not args.keep:
@@ -406,7 +499,8 @@ def bench_exactness(args, workdir: Path, results: dict) -> list[str]:
     specs = all_specs()
     videos = workdir / "captions"
     wall_write, _, written = timed(
-        lambda: write_video_folder(videos, per_caption, specs=specs, num_frames=16, size=64, seed=7))
+        lambda: write_video_folder(videos, per_caption, specs=specs, num_frames=16, size=64, seed=7)
+    )
     indexes = {}
     for precision in ("int8", "float32"):
         wall, _, _ = timed(lambda: build_index([videos], workdir / f"captions-{precision}", precision=precision))
@@ -419,8 +513,10 @@ def bench_exactness(args, workdir: Path, results: dict) -> list[str]:
     n = len(index)
 
     def recall(ranked, reference):
-        return [len(set(reference[q].topk(10).indices.tolist()) & {r for r, _ in ranked[q]}) / 10
-                for q in range(len(captions))]
+        return [
+            len(set(reference[q].topk(10).indices.tolist()) & {r for r, _ in ranked[q]}) / 10
+            for q in range(len(captions))
+        ]
 
     lines = [
         f"### Exactness: {n} clips ({len(specs)} captions x {per_caption}) indexed with the embedded default model, "
@@ -436,10 +532,18 @@ def bench_exactness(args, workdir: Path, results: dict) -> list[str]:
         if count > n:
             continue
         scores = recall(index.rank(queries, 10, num_candidates=count), exact)
-        table.append({"candidates": count, "recall_at_10": float(np.mean(scores)), "min": float(np.min(scores)),
-                      "imperfect_queries": int(sum(s < 1 for s in scores))})
-        lines.append(f"| {count} | {count / n:.1%} | **{np.mean(scores):.4f}** | {np.min(scores):.1f} | "
-                     f"{sum(s < 1 for s in scores)} |")
+        table.append(
+            {
+                "candidates": count,
+                "recall_at_10": float(np.mean(scores)),
+                "min": float(np.min(scores)),
+                "imperfect_queries": int(sum(s < 1 for s in scores)),
+            }
+        )
+        lines.append(
+            f"| {count} | {count / n:.1%} | **{np.mean(scores):.4f}** | {np.min(scores):.1f} | "
+            f"{sum(s < 1 for s in scores)} |"
+        )
     int8_vs_32 = recall([[(int(r), 0.0) for r in exact[q].topk(10).indices] for q in range(len(captions))], exact32)
     diff = (exact - exact32).abs()
     own = {spec.caption: {str(p.resolve()) for p in written[spec.caption]} for spec in specs}
@@ -461,10 +565,17 @@ def bench_exactness(args, workdir: Path, results: dict) -> list[str]:
         f"(chance top-1: {per_caption / n:.2%}).",
     ]
     results["exactness"] = {
-        "rows": n, "captions": len(specs), "clips_per_caption": per_caption, "table": table,
-        "int8_vs_float32_recall_at_10": float(np.mean(int8_vs_32)), "int8_logit_diff_max": float(diff.max()),
-        "int8_logit_diff_mean": float(diff.mean()), "caption_top1": float(np.mean(top1)),
-        "caption_hit_at_10": float(np.mean(hit10)), "caption_mrr": float(np.mean(reciprocal)), "load": load(),
+        "rows": n,
+        "captions": len(specs),
+        "clips_per_caption": per_caption,
+        "table": table,
+        "int8_vs_float32_recall_at_10": float(np.mean(int8_vs_32)),
+        "int8_logit_diff_max": float(diff.max()),
+        "int8_logit_diff_mean": float(diff.mean()),
+        "caption_top1": float(np.mean(top1)),
+        "caption_hit_at_10": float(np.mean(hit10)),
+        "caption_mrr": float(np.mean(reciprocal)),
+        "load": load(),
         "bytes_per_row": {p: _bytes_per_row(workdir / f"captions-{p}", n) for p in ("int8", "float32")},
     }
     return lines
@@ -500,8 +611,9 @@ def bench_build(args, workdir: Path, results: dict) -> list[str]:
     def run_index(round_index):
         out = workdir / f"build-index-{round_index}"
         shutil.rmtree(out, ignore_errors=True)
-        return build_index(paths, out, model=classifier.model, processor=processor, batch_size=batch_size,
-                           num_workers=2)
+        return build_index(
+            paths, out, model=classifier.model, processor=processor, batch_size=batch_size, num_workers=2
+        )
 
     for round_index in range(rounds):
         order = ["pipeline", "index"] if round_index % 2 == 0 else ["index", "pipeline"]
@@ -534,11 +646,18 @@ def bench_build(args, workdir: Path, results: dict) -> list[str]:
         f"(a long run): {steady_wall:.2f}x wall, {steady_cpu:.2f}x CPU.",
     ]
     results["build"] = {
-        "videos": count, "rounds": rounds, "batch_size": batch_size, "seconds_per_video": times,
-        "cpu_seconds_per_video": cpu, "throughput_ratio_wall": ratio_wall, "throughput_ratio_cpu": ratio_cpu,
+        "videos": count,
+        "rounds": rounds,
+        "batch_size": batch_size,
+        "seconds_per_video": times,
+        "cpu_seconds_per_video": cpu,
+        "throughput_ratio_wall": ratio_wall,
+        "throughput_ratio_cpu": ratio_cpu,
         "throughput_ratio_without_fingerprints_wall": steady_wall,
         "throughput_ratio_without_fingerprints_cpu": steady_cpu,
-        "fingerprint_wall_s": fingerprint_wall, "fingerprint_cpu_s": fingerprint_cpu, "load": load(),
+        "fingerprint_wall_s": fingerprint_wall,
+        "fingerprint_cpu_s": fingerprint_cpu,
+        "load": load(),
     }
     return lines
 
@@ -560,11 +679,14 @@ def bench_bytes(args, workdir: Path, model, processor, results: dict) -> list[st
     ]
     for precision, size in measured.items():
         features = B32_PATCHES * B32_DIM * {"int8": 1, "float16": 2, "float32": 4}[precision] + (
-            4 * B32_PATCHES if precision == "int8" else 0)
+            4 * B32_PATCHES if precision == "int8" else 0
+        )
         lines.append(f"| B/32 (512-d, 49 patches) | {precision} | {size:,.0f} | {features:,} |")
     for precision, size in tiny.items():
-        lines.append(f"| embedded default model (64-d, 16 patches) | {precision} | {size:,.0f} | "
-                     f"{16 * 64 * (1 if precision == 'int8' else 4) + (64 if precision == 'int8' else 0):,} |")
+        lines.append(
+            f"| embedded default model (64-d, 16 patches) | {precision} | {size:,.0f} | "
+            f"{16 * 64 * (1 if precision == 'int8' else 4) + (64 if precision == 'int8' else 0):,} |"
+        )
     results["bytes_per_row"] = {"B/32": measured, "default_model": tiny}
     return lines
 

@@ -54,14 +54,24 @@ def hf_xclip(*argv: object) -> dict:
 
 
 def make_data(root: Path, num_train: int, num_eval: int, size: int) -> dict[str, Path]:
-    from hf_xclip.data.synthetic import all_specs, heldout_specs, novel_labels, sample_scenes, train_specs, write_scene_videos
+    from hf_xclip.data.synthetic import (
+        all_specs,
+        heldout_specs,
+        novel_labels,
+        sample_scenes,
+        train_specs,
+        write_scene_videos,
+    )
 
     train = write_scene_videos(
         root / "train", sample_scenes(num_train, seed=1, specs=train_specs()), seed=1, num_frames=8, size=size
     )
     evaluation = write_scene_videos(
-        root / "eval", sample_scenes(num_eval, seed=2, require=[train_specs(), heldout_specs()]), seed=2,
-        num_frames=8, size=size,
+        root / "eval",
+        sample_scenes(num_eval, seed=2, require=[train_specs(), heldout_specs()]),
+        seed=2,
+        num_frames=8,
+        size=size,
     )
     novel = root / "novel_labels.txt"
     novel.write_text("\n".join(novel_labels()) + "\n", encoding="utf-8")
@@ -80,9 +90,16 @@ def make_tiny_lm(root: Path) -> Path:
     path = root / "tiny-llama"
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_xclip.default_model_path())
     config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     transformers.AutoModelForCausalLM.from_config(config).save_pretrained(path)
@@ -125,30 +142,70 @@ def main() -> None:
     lm = make_tiny_lm(root)
 
     rows: dict[str, dict] = {}
-    evaluate = ["evaluate", "--annotations", data["eval"], "--novel-labels", data["novel"], "--num-workers", "0",
-                "--no-progress", "--json"]
+    evaluate = [
+        "evaluate",
+        "--annotations",
+        data["eval"],
+        "--novel-labels",
+        data["novel"],
+        "--num-workers",
+        "0",
+        "--no-progress",
+        "--json",
+    ]
     rows["zero-shot: plain"] = maps(hf_xclip(*evaluate))
     # the text the prompter starts from (soft tokens = "a video of a", before any training)
     rows["zero-shot: template 'a video of a {}' (llm-prompts' starting text)"] = maps(
         hf_xclip(*evaluate, "--template", "a video of a {}")
     )
     lm_descriptions = root / "descriptions_tiny_lm.json"
-    hf_xclip("labels", "describe", "--generator", lm, "--labels-file", data["all"], "--output", lm_descriptions,
-             "--max-new-tokens", "12")
+    hf_xclip(
+        "labels",
+        "describe",
+        "--generator",
+        lm,
+        "--labels-file",
+        data["all"],
+        "--output",
+        lm_descriptions,
+        "--max-new-tokens",
+        "12",
+    )
     rows["zero-shot: descriptions, tiny LM"] = maps(hf_xclip(*evaluate, "--label-descriptions", lm_descriptions))
     hand = compositional_descriptions(root / "descriptions_compositional.json")
     rows["zero-shot: descriptions, compositional (hand-written)"] = maps(
         hf_xclip(*evaluate, "--label-descriptions", hand)
     )
 
-    common = ["finetune", "--train-annotations", data["train"], "--eval-annotations", data["eval"], "--epochs", epochs,
-              "--batch-size", 8, "--num-workers", 0, "--seed", 0, "--no-progress", "--json"]
+    common = [
+        "finetune",
+        "--train-annotations",
+        data["train"],
+        "--eval-annotations",
+        data["eval"],
+        "--epochs",
+        epochs,
+        "--batch-size",
+        8,
+        "--num-workers",
+        0,
+        "--seed",
+        0,
+        "--no-progress",
+        "--json",
+    ]
     runs = {
         "fine-tuned: lora": ["--method", "lora"],
         "fine-tuned: lora + llm-prompts": ["--method", "lora", "llm-prompts", "--language-model", lm],
         "fine-tuned: llm-prompts": ["--method", "llm-prompts", "--language-model", lm],
         "fine-tuned: lora + llm-prompts, --llm-init-text 'a video of'": [
-            "--method", "lora", "llm-prompts", "--language-model", lm, "--llm-init-text", "a video of"
+            "--method",
+            "lora",
+            "llm-prompts",
+            "--language-model",
+            lm,
+            "--llm-init-text",
+            "a video of",
         ],
     }
     for name, extra in runs.items():
@@ -157,8 +214,10 @@ def main() -> None:
         report = hf_xclip(*evaluate, "--adapter", out)
         rows[name] = {**maps(report), "seconds": summary.get("seconds"), "final_loss": summary.get("final_loss")}
 
-    print(f"\nSynthetic multi-label set: {train_clips} training clips (base objects), {eval_clips} evaluation clips "
-          f"(base + novel objects); embedded default model; {epochs} epochs")
+    print(
+        f"\nSynthetic multi-label set: {train_clips} training clips (base objects), {eval_clips} evaluation clips "
+        f"(base + novel objects); embedded default model; {epochs} epochs"
+    )
     print(f"load average {load_start} -> {os.getloadavg()}; {time.perf_counter() - start:.0f} s; workdir {root}\n")
     print("| labels / training | mAP | base mAP | novel mAP |")
     print("| --- | --- | --- | --- |")

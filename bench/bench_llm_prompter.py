@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
+import transformers  # noqa: E402
 from common import (  # noqa: E402
     REFERENCE_DIR,
     RESULTS_DIR,
@@ -54,9 +56,6 @@ from common import (  # noqa: E402
     run_child,
     time_interleaved,
 )
-
-import torch  # noqa: E402
-import transformers  # noqa: E402
 
 # Llama-3.2-1B's shape (its config: 16 layers, hidden 2048, FFN 8192, 32 heads, 8 KV heads, vocab 128256, tied
 # input/output embeddings, 1.24 B parameters).
@@ -81,8 +80,12 @@ def clip_tokenizer():
 def save_llama(out: Path, tokenizer, **sizes) -> Path:
     if not (out / "config.json").is_file():
         config = transformers.LlamaConfig(
-            vocab_size=len(tokenizer), max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sizes,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=128,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **sizes,
         )
         torch.manual_seed(0)
         transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out)
@@ -164,9 +167,9 @@ def time_labels(xclip: Path, lm_dir: Path, labels: list[str], rounds: int, workd
 
     fns = {
         "plain": lambda: LabelEncoder(plain_model, tokenizer).encode_labels(labels),
-        "plain, 'a video of a {}' (as many tokens as prompted)": lambda: LabelEncoder(plain_model, tokenizer).encode_labels(
-            labels, "a video of a {}"
-        ),
+        "plain, 'a video of a {}' (as many tokens as prompted)": lambda: LabelEncoder(
+            plain_model, tokenizer
+        ).encode_labels(labels, "a video of a {}"),
         "prompter": lambda: LabelEncoder(prompted_model, tokenizer).encode_labels(labels),
         "prompter: language model only": lm_only,
         "prompter: prompting transformer only": mapper_only,
@@ -197,8 +200,13 @@ def cost_model(labels: list[str], workdir: Path, layer_counts: list[int]) -> dic
         lm = transformers.AutoModelForCausalLM.from_pretrained(lm_dir).eval().requires_grad_(False)
         config = LLMPrompterConfig(language_model=str(lm_dir))
         prompter = XClipLLMPrompter(
-            config, num_prompt_tokens=4, text_hidden_size=512, lm_hidden_size=ONE_B["hidden_size"],
-            lm_signature=language_model_signature(lm.config), language_model=lm, lm_tokenizer=tokenizer,
+            config,
+            num_prompt_tokens=4,
+            text_hidden_size=512,
+            lm_hidden_size=ONE_B["hidden_size"],
+            lm_signature=language_model_signature(lm.config),
+            language_model=lm,
+            lm_tokenizer=tokenizer,
         ).eval()
         batch = config.lm_batch_size
 
@@ -217,8 +225,10 @@ def cost_model(labels: list[str], workdir: Path, layer_counts: list[int]) -> dic
 def print_report(report: dict) -> None:
     times = report["times"]
     plain = median(times["plain"])
-    print(f"\nEncoding {report['labels']} Kinetics labels (X-CLIP B/32 text tower, random weights; tiny Llama "
-          f"{report['lm_parameters'] / 1e6:.1f} M parameters; prompter {report['prompter_parameters'] / 1e6:.2f} M)")
+    print(
+        f"\nEncoding {report['labels']} Kinetics labels (X-CLIP B/32 text tower, random weights; tiny Llama "
+        f"{report['lm_parameters'] / 1e6:.1f} M parameters; prompter {report['prompter_parameters'] / 1e6:.2f} M)"
+    )
     print(f"load average at start {report['machine'].get('loadavg_start')}, torch threads {report['threads']}\n")
     plain_cpu = median(times["_cpu plain"])
     print("| row | wall s (median) | per label | / plain | CPU s (median) | / plain (CPU) |")
@@ -227,8 +237,10 @@ def print_report(report: dict) -> None:
         if name.startswith("_"):
             continue
         seconds, cpu = median(values), median(times[f"_cpu {name}"])
-        print(f"| {name} | {seconds:.3f} | {seconds / report['labels'] * 1e3:.2f} ms | {seconds / plain:.2f}x | "
-              f"{cpu:.3f} | {cpu / plain_cpu:.2f}x |")
+        print(
+            f"| {name} | {seconds:.3f} | {seconds / report['labels'] * 1e3:.2f} ms | {seconds / plain:.2f}x | "
+            f"{cpu:.3f} | {cpu / plain_cpu:.2f}x |"
+        )
     print(f"\nbank rows equal on-the-fly encoding: {bool(times['_bank_equals_on_the_fly'][0])}")
     memory = report["memory"]
     print("\n| peak memory while encoding | loaded (MiB) | extra while encoding (MiB) | seconds |")
@@ -248,21 +260,33 @@ def print_report(report: dict) -> None:
     total_seconds = per_layer * ONE_B_LAYERS
     total_flops = flops_per_layer * ONE_B_LAYERS
     peak = report["matmul_gflops"]
-    print(f"\nCost model, Llama-3.2-1B shape ({ONE_B_LAYERS} layers x hidden {ONE_B['hidden_size']}), "
-          f"{report['labels']} labels, {cost['tokens_per_label']:.1f} tokens per label (label + 4 prompt tokens):")
+    print(
+        f"\nCost model, Llama-3.2-1B shape ({ONE_B_LAYERS} layers x hidden {ONE_B['hidden_size']}), "
+        f"{report['labels']} labels, {cost['tokens_per_label']:.1f} tokens per label (label + 4 prompt tokens):"
+    )
     for count in layers:
         row = slices[count] if count in slices else slices[str(count)]
-        print(f"  measured, {count} layer(s): {row['seconds']:.2f} s wall, {row['cpu_seconds']:.2f} CPU s, "
-              f"{row['flops'] / 1e12:.3f} TFLOP")
-    print(f"  per layer: {per_layer:.2f} CPU s, {flops_per_layer / 1e9:.1f} GFLOP -> 16 layers: {total_seconds:.1f} CPU s "
-          f"(one core), {total_flops / 1e12:.2f} TFLOP ({total_flops / report['labels'] / 1e9:.1f} GFLOP per label)")
-    print(f"  this machine's fp32 matmul rate: {peak['per_cpu_second']:.0f} GFLOP per CPU second -> FLOP-bound "
-          f"estimate {total_flops / (peak['per_cpu_second'] * 1e9):.1f} CPU s")
-    print(f"  weights: {ONE_B_PARAMS * 4 / 2**30:.1f} GiB fp32, {ONE_B_PARAMS * 2 / 2**30:.1f} GiB bf16, "
-          f"{ONE_B_PARAMS / 2**30:.1f} GiB int8 (+ activations of one batch of {64} labels: "
-          f"{64 * cost['tokens_per_label'] * ONE_B['hidden_size'] * 4 * 12 / 2**20:.0f} MiB order)")
-    print(f"  an H200 at ~790 TFLOP/s bf16 would need {total_flops / 790e12 * 1e3:.1f} ms of matmul time: the "
-          "language model runs once per label, then the bank holds the result")
+        print(
+            f"  measured, {count} layer(s): {row['seconds']:.2f} s wall, {row['cpu_seconds']:.2f} CPU s, "
+            f"{row['flops'] / 1e12:.3f} TFLOP"
+        )
+    print(
+        f"  per layer: {per_layer:.2f} CPU s, {flops_per_layer / 1e9:.1f} GFLOP -> 16 layers: {total_seconds:.1f} CPU s "
+        f"(one core), {total_flops / 1e12:.2f} TFLOP ({total_flops / report['labels'] / 1e9:.1f} GFLOP per label)"
+    )
+    print(
+        f"  this machine's fp32 matmul rate: {peak['per_cpu_second']:.0f} GFLOP per CPU second -> FLOP-bound "
+        f"estimate {total_flops / (peak['per_cpu_second'] * 1e9):.1f} CPU s"
+    )
+    print(
+        f"  weights: {ONE_B_PARAMS * 4 / 2**30:.1f} GiB fp32, {ONE_B_PARAMS * 2 / 2**30:.1f} GiB bf16, "
+        f"{ONE_B_PARAMS / 2**30:.1f} GiB int8 (+ activations of one batch of {64} labels: "
+        f"{64 * cost['tokens_per_label'] * ONE_B['hidden_size'] * 4 * 12 / 2**20:.0f} MiB order)"
+    )
+    print(
+        f"  an H200 at ~790 TFLOP/s bf16 would need {total_flops / 790e12 * 1e3:.1f} ms of matmul time: the "
+        "language model runs once per label, then the bank holds the result"
+    )
 
 
 def main() -> None:
@@ -289,7 +313,10 @@ def main() -> None:
     start = time.perf_counter()
     times = time_labels(xclip, lm_dir, labels, rounds, workdir)
     payload = {"xclip": str(xclip), "lm": str(lm_dir), "labels": count, "threads": args.threads}
-    memory = {name: run_child(Path(__file__), {**payload, "prompter": on}) for name, on in (("plain", False), ("prompter", True))}
+    memory = {
+        name: run_child(Path(__file__), {**payload, "prompter": on})
+        for name, on in (("plain", False), ("prompter", True))
+    }
     cost = cost_model(labels, workdir, [1] if args.quick else [1, 2])
     report = {
         "labels": count,

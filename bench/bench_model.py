@@ -40,6 +40,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from common import (  # noqa: E402
     DTYPES,
     REFERENCE_DIR,
@@ -65,9 +67,6 @@ from common import (  # noqa: E402
     time_once_cpu,
     write_json,
 )
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 SECTIONS = ("peak", "video", "text", "zeroshot", "memory", "train", "compile")
 DEFAULT_SECTIONS = ("peak", "video", "text", "zeroshot", "memory", "train")
@@ -140,8 +139,11 @@ class Bench:
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
-        print(f"  {row.section:9s} {row.case:55s} ours {row.ours:9.3f}{row.unit}  transformers "
-              f"{row.transformers:9.3f}{row.unit}  ratio {row.ratio:5.2f}x", flush=True)
+        print(
+            f"  {row.section:9s} {row.case:55s} ours {row.ours:9.3f}{row.unit}  transformers "
+            f"{row.transformers:9.3f}{row.unit}  ratio {row.ratio:5.2f}x",
+            flush=True,
+        )
 
     def sync(self) -> None:
         synchronize(self.device)
@@ -151,8 +153,11 @@ class Bench:
 def section_peak(bench: Bench) -> None:
     bench.peak_gflops = matmul_peak(bench.device, bench.dtype)
     per_cpu = bench.peak_gflops.get("per_cpu_second")
-    print(f"  matmul peak: {bench.peak_gflops['wall']:.1f} GFLOP/s wall ({bench.args.dtype})"
-          + (f", {per_cpu:.1f} GFLOP per CPU-second" if per_cpu else ""), flush=True)
+    print(
+        f"  matmul peak: {bench.peak_gflops['wall']:.1f} GFLOP/s wall ({bench.args.dtype})"
+        + (f", {per_cpu:.1f} GFLOP per CPU-second" if per_cpu else ""),
+        flush=True,
+    )
 
 
 def section_video(bench: Bench) -> None:
@@ -167,14 +172,14 @@ def section_video(bench: Bench) -> None:
             repeats = args.repeats
             with torch.inference_mode():
                 # The first call of each model is its warm-up: ours counts FLOPs, then the outputs are compared.
-                flops, ours_out = count_flops(lambda: ours.get_video_features(pixels))
+                flops, ours_out = count_flops(lambda: ours.get_video_features(pixels))  # noqa: F821 (deleted after use)
                 theirs_out = theirs.get_video_features(pixel_values=pixels)
                 check_close(ours_out.pooler_output, _features(theirs_out), bench.dtype)
                 cpu: dict[str, list[float]] = {}
                 times = time_interleaved(
                     {
-                        "ours": lambda: ours.get_video_features(pixels),
-                        "transformers": lambda: theirs.get_video_features(pixel_values=pixels),
+                        "ours": lambda: ours.get_video_features(pixels),  # noqa: F821 (deleted after use)
+                        "transformers": lambda: theirs.get_video_features(pixel_values=pixels),  # noqa: F821
                     },
                     repeats=repeats,
                     warmup=max(0, args.warmup - 1),
@@ -194,12 +199,18 @@ def section_video(bench: Bench) -> None:
                 per_cpu = flops / median(cpu["ours"]) / 1e9
                 extra["ours GFLOP per CPU-s"] = round(per_cpu, 1)
                 if bench.peak_gflops.get("per_cpu_second"):
-                    extra["ours % of matmul peak (CPU time)"] = round(100 * per_cpu / bench.peak_gflops["per_cpu_second"], 1)
+                    extra["ours % of matmul peak (CPU time)"] = round(
+                        100 * per_cpu / bench.peak_gflops["per_cpu_second"], 1
+                    )
             case = f"{spec.name}, {frames} frames, {args.video_batch} video(s)"
             bench.add(Row("video", case, ours_s, theirs_s, runs=repeats, extra=extra))
             points.append(
-                {"spec": spec.name, "frames": frames, "ours_videos_per_s": args.video_batch / ours_s,
-                 "transformers_videos_per_s": args.video_batch / theirs_s}
+                {
+                    "spec": spec.name,
+                    "frames": frames,
+                    "ours_videos_per_s": args.video_batch / ours_s,
+                    "transformers_videos_per_s": args.video_batch / theirs_s,
+                }
             )
             del models, ours, theirs
             gc.collect()
@@ -219,15 +230,26 @@ def section_text(bench: Bench) -> None:
         )
         cpu: dict[str, list[float]] = {}
         times = time_interleaved(
-            {"ours": lambda: ours.get_text_features(**inputs), "transformers": lambda: theirs.get_text_features(**inputs)},
+            {
+                "ours": lambda: ours.get_text_features(**inputs),
+                "transformers": lambda: theirs.get_text_features(**inputs),
+            },
             repeats=args.repeats,
             warmup=args.warmup,
             device=bench.device,
             cpu_times=cpu,
         )
     case = f"{args.text_labels} labels, padded to {inputs['input_ids'].shape[1]} tokens"
-    bench.add(Row("text", case, median(times["ours"]), median(times["transformers"]), runs=args.repeats,
-                  extra=timing_notes(times, cpu, bench.device)))
+    bench.add(
+        Row(
+            "text",
+            case,
+            median(times["ours"]),
+            median(times["transformers"]),
+            runs=args.repeats,
+            extra=timing_notes(times, cpu, bench.device),
+        )
+    )
 
 
 def cpu_time_notes(cpu: dict[str, list[float]], device: str) -> dict[str, Any]:
@@ -305,8 +327,12 @@ def section_zeroshot(bench: Bench) -> None:
                 extra["cpu_times"] = {**cpu, "ours_text": text_cpu}
             bench.add(Row("zero-shot", case, ours_s, theirs_s, runs=args.videos, extra=extra))
             points.append(
-                {"labels": num_labels, "videos": args.videos, "ours_videos_per_s": args.videos / ours_s,
-                 "transformers_videos_per_s": args.videos / theirs_s}
+                {
+                    "labels": num_labels,
+                    "videos": args.videos,
+                    "ours_videos_per_s": args.videos / ours_s,
+                    "transformers_videos_per_s": args.videos / theirs_s,
+                }
             )
         if args.zeroshot_batched:
             num_labels = max(args.labels)
@@ -325,8 +351,16 @@ def section_zeroshot(bench: Bench) -> None:
                 cpu_times=cpu,
             )
             case = f"{spec.name} {frames}f, {num_labels} labels x {args.videos} videos, one batched call"
-            bench.add(Row("zero-shot", case, median(times["ours"]), median(times["transformers"]),
-                          runs=args.batched_repeats, extra=timing_notes(times, cpu, bench.device)))
+            bench.add(
+                Row(
+                    "zero-shot",
+                    case,
+                    median(times["ours"]),
+                    median(times["transformers"]),
+                    runs=args.batched_repeats,
+                    extra=timing_notes(times, cpu, bench.device),
+                )
+            )
     bench.series["zeroshot_throughput_vs_labels"] = points
 
 
@@ -347,9 +381,18 @@ def section_memory(bench: Bench) -> None:
         results = {}
         for impl in ("ours", "transformers"):
             payload = {
-                "task": "memory", "kind": kind, "impl": impl, "path": str(path), "spec": spec_name, "frames": frames,
-                "device": bench.device, "dtype": args.dtype, "threads": torch.get_num_threads(),
-                "train_batch": args.train_batch, "train_labels": args.train_labels, **options,
+                "task": "memory",
+                "kind": kind,
+                "impl": impl,
+                "path": str(path),
+                "spec": spec_name,
+                "frames": frames,
+                "device": bench.device,
+                "dtype": args.dtype,
+                "threads": torch.get_num_threads(),
+                "train_batch": args.train_batch,
+                "train_labels": args.train_labels,
+                **options,
             }
             results[impl] = run_child(script, payload)
         label = {
@@ -365,8 +408,16 @@ def section_memory(bench: Bench) -> None:
             "ours": results["ours"],
             "transformers": results["transformers"],
         }
-        bench.add(Row("memory", f"{spec_name} {frames}f, {label}", results["ours"]["peak_mib"],
-                      results["transformers"]["peak_mib"], unit="MiB", extra=extra))
+        bench.add(
+            Row(
+                "memory",
+                f"{spec_name} {frames}f, {label}",
+                results["ours"]["peak_mib"],
+                results["transformers"]["peak_mib"],
+                unit="MiB",
+                extra=extra,
+            )
+        )
 
 
 def train_step_fn(model, impl: str, inputs: dict[str, torch.Tensor], labels: torch.Tensor, optimizer=None):
@@ -415,7 +466,9 @@ def section_train(bench: Bench) -> None:
     for checkpointing in (False, True):
         models = bench.models(spec, frames)
         vocab = models["ours"].config.text_config.vocab_size
-        inputs, labels = training_inputs(spec, frames, args.train_batch, args.train_labels, bench.device, bench.dtype, vocab)
+        inputs, labels = training_inputs(
+            spec, frames, args.train_batch, args.train_labels, bench.device, bench.dtype, vocab
+        )
         steps = {}
         for impl, model in models.items():
             optimizer = prepare_training(model, checkpointing)
@@ -425,8 +478,16 @@ def section_train(bench: Bench) -> None:
         case = f"{spec.name} {frames}f, batch {args.train_batch}, {args.train_labels} labels" + (
             ", gradient checkpointing" if checkpointing else ""
         )
-        bench.add(Row("train", case, median(times["ours"]), median(times["transformers"]), runs=args.train_repeats,
-                      extra=timing_notes(times, cpu, bench.device)))
+        bench.add(
+            Row(
+                "train",
+                case,
+                median(times["ours"]),
+                median(times["transformers"]),
+                runs=args.train_repeats,
+                extra=timing_notes(times, cpu, bench.device),
+            )
+        )
         del models, steps
         gc.collect()
 
@@ -465,16 +526,17 @@ def section_compile(bench: Bench) -> None:
             "transformers": torch.compile(theirs.get_video_features, options=options),
         }
         with torch.no_grad():
-            compile_s = {key: time_once(lambda fn=fn: fn(pixel_values=pixels), bench.device)
-                         for key, fn in compiled.items()}
+            compile_s = {
+                key: time_once(lambda fn=fn: fn(pixel_values=pixels), bench.device) for key, fn in compiled.items()
+            }
             reference = ours.get_video_features(pixels).pooler_output
             check_close(compiled["ours"](pixel_values=pixels).pooler_output, reference, bench.dtype)
             check_close(_features(compiled["transformers"](pixel_values=pixels)), reference, bench.dtype)
             cpu: dict[str, list[float]] = {}
             times = time_interleaved(
                 {
-                    "ours": lambda: compiled["ours"](pixel_values=pixels),
-                    "transformers": lambda: compiled["transformers"](pixel_values=pixels),
+                    "ours": lambda: compiled["ours"](pixel_values=pixels),  # noqa: F821 (deleted after use)
+                    "transformers": lambda: compiled["transformers"](pixel_values=pixels),  # noqa: F821
                     "eager": lambda: ours.get_video_features(pixels),
                 },
                 repeats=repeats,
@@ -492,8 +554,7 @@ def section_compile(bench: Bench) -> None:
             extra["ours compiled vs ours eager (CPU time)"] = f"{median(cpu['eager']) / median(cpu['ours']):.2f}x"
         extra.update(timing_notes(times, cpu, bench.device))
         extra["cpu_times"] = cpu
-        bench.add(Row("compile", case, median(times["ours"]), median(times["transformers"]), runs=repeats,
-                      extra=extra))
+        bench.add(Row("compile", case, median(times["ours"]), median(times["transformers"]), runs=repeats, extra=extra))
         del compiled
     torch._dynamo.reset()
 
@@ -547,8 +608,12 @@ def child_memory(payload: dict[str, Any]) -> dict[str, Any]:
         run()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
-        return {"peak_mib": peak - base, "base_mib": base, "total_peak_mib": peak,
-                "measure": "cuda max_memory_allocated above the loaded model"}
+        return {
+            "peak_mib": peak - base,
+            "base_mib": base,
+            "total_peak_mib": peak,
+            "measure": "cuda max_memory_allocated above the loaded model",
+        }
     base, _ = rss_mib()
     exact = reset_peak_rss()
     run()
@@ -582,9 +647,17 @@ def write_plots(series: dict[str, Any], folder: Path, device: str, dtype: str) -
         ax.plot(xs, [p["ours_videos_per_s"] for p in labels], "o-", label="hf_xclip (labels encoded once)")
         ax.plot(xs, [p["transformers_videos_per_s"] for p in labels], "s--", label="transformers (forward per video)")
         log_axis(ax, xs)
-        written.append(_finish_plot(plt, fig, ax, "number of labels", "videos / s",
-                                    f"Zero-shot throughput, {labels[0]['videos']} videos ({device}, {dtype})",
-                                    folder / "benchmarks_labels.png"))
+        written.append(
+            _finish_plot(
+                plt,
+                fig,
+                ax,
+                "number of labels",
+                "videos / s",
+                f"Zero-shot throughput, {labels[0]['videos']} videos ({device}, {dtype})",
+                folder / "benchmarks_labels.png",
+            )
+        )
     frames = series.get("video_throughput_vs_frames")
     if frames:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -594,9 +667,17 @@ def write_plots(series: dict[str, Any], folder: Path, device: str, dtype: str) -
             ax.plot(xs, [p["ours_videos_per_s"] for p in pts], "o-", label=f"hf_xclip {spec_name}")
             ax.plot(xs, [p["transformers_videos_per_s"] for p in pts], "s--", label=f"transformers {spec_name}")
         log_axis(ax, sorted({p["frames"] for p in frames}), base=2)
-        written.append(_finish_plot(plt, fig, ax, "frames per video", "videos / s (video forward)",
-                                    f"Video forward throughput, 1 video per call ({device}, {dtype})",
-                                    folder / "benchmarks_frames.png"))
+        written.append(
+            _finish_plot(
+                plt,
+                fig,
+                ax,
+                "frames per video",
+                "videos / s (video forward)",
+                f"Video forward throughput, 1 video per call ({device}, {dtype})",
+                folder / "benchmarks_frames.png",
+            )
+        )
     return written
 
 
@@ -634,9 +715,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=None, help="Folder for the random checkpoints (kept; temp by default).")
     parser.add_argument("--json", default=None, help="Output JSON (default bench/results/bench_model[_quick].json).")
     parser.add_argument("--plot", default=None, help="Folder to write benchmarks_labels.png / benchmarks_frames.png.")
-    parser.add_argument("--replot", default=None, help="Only redraw the plots (into --plot, default docs/) from a JSON.")
-    parser.add_argument("--train-repeats", type=int, default=None,
-                        help="Timed runs per training case (default 3; 2 with --quick / --smoke).")
+    parser.add_argument(
+        "--replot", default=None, help="Only redraw the plots (into --plot, default docs/) from a JSON."
+    )
+    parser.add_argument(
+        "--train-repeats",
+        type=int,
+        default=None,
+        help="Timed runs per training case (default 3; 2 with --quick / --smoke).",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child or args.replot:
@@ -650,16 +737,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     if args.smoke:
         args.specs, args.frames = ["tiny"], {"tiny": [4, 8]}
-        defaults = dict(repeats=3, videos=2, labels="8,32", text_labels=32, train_batch=2, train_labels=4,
-                        train_repeats=2, video_batch=1, zeroshot_batched=True, batched_repeats=2)
+        defaults = dict(
+            repeats=3,
+            videos=2,
+            labels="8,32",
+            text_labels=32,
+            train_batch=2,
+            train_labels=4,
+            train_repeats=2,
+            video_batch=1,
+            zeroshot_batched=True,
+            batched_repeats=2,
+        )
     elif args.quick:
         args.specs, args.frames = ["B/32"], {"B/32": [8, 16]}
-        defaults = dict(repeats=3, videos=2, labels="16,100", text_labels=64, train_batch=1, train_labels=8,
-                        train_repeats=2, video_batch=1, zeroshot_batched=False, batched_repeats=2)
+        defaults = dict(
+            repeats=3,
+            videos=2,
+            labels="16,100",
+            text_labels=64,
+            train_batch=1,
+            train_labels=8,
+            train_repeats=2,
+            video_batch=1,
+            zeroshot_batched=False,
+            batched_repeats=2,
+        )
     else:
         args.specs, args.frames = ["B/32", "B/16"], {"B/32": [8, 4, 16], "B/16": [8, 16]}
-        defaults = dict(repeats=3, videos=3, labels="8,32,100,400", text_labels=100, train_batch=2, train_labels=8,
-                        train_repeats=3, video_batch=1, zeroshot_batched=True, batched_repeats=3)
+        defaults = dict(
+            repeats=3,
+            videos=3,
+            labels="8,32,100,400",
+            text_labels=100,
+            train_batch=2,
+            train_labels=8,
+            train_repeats=3,
+            video_batch=1,
+            zeroshot_batched=True,
+            batched_repeats=3,
+        )
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -686,8 +803,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     bench = Bench(args)
     info = machine_info(args.device)
-    print(f"# bench_model on {info['cpu_model']} ({info['cpu_count']} CPUs, {info['torch_threads']} torch threads), "
-          f"torch {info['torch']}, transformers {info['transformers']}, {args.device} {args.dtype}", flush=True)
+    print(
+        f"# bench_model on {info['cpu_model']} ({info['cpu_count']} CPUs, {info['torch_threads']} torch threads), "
+        f"torch {info['torch']}, transformers {info['transformers']}, {args.device} {args.dtype}",
+        flush=True,
+    )
     started = time.perf_counter()
     for section in SECTIONS:
         if section in args.sections:

@@ -36,7 +36,6 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from hf_xclip.cli import main as cli  # noqa: E402
-from hf_xclip.embedded_model.location import default_model_path  # noqa: E402
 from hf_xclip.data.synthetic import (  # noqa: E402
     all_specs,
     heldout_specs,
@@ -45,6 +44,7 @@ from hf_xclip.data.synthetic import (  # noqa: E402
     train_specs,
     write_scene_videos,
 )
+from hf_xclip.embedded_model.location import default_model_path  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "multilabel.json"
 REGULARIZATIONS = ("none", "wise", "distill", "l2sp")
@@ -85,9 +85,23 @@ def make_data(workdir: Path, args: argparse.Namespace) -> dict[str, Path]:
 
 
 def evaluate(model: str, data: dict[str, Path], method: str = "auto", adapter: Path | None = None) -> dict:
-    argv = ["evaluate", "--model", model, "--annotations", data["test"], "--labels-file", data["labels"],
-            "--novel-labels", data["novel"], "--multi-label-method", method, "--num-workers", 0, "--no-progress",
-            "--json"]
+    argv = [
+        "evaluate",
+        "--model",
+        model,
+        "--annotations",
+        data["test"],
+        "--labels-file",
+        data["labels"],
+        "--novel-labels",
+        data["novel"],
+        "--multi-label-method",
+        method,
+        "--num-workers",
+        0,
+        "--no-progress",
+        "--json",
+    ]
     if adapter is not None:
         argv += ["--adapter", adapter]
     code, payload, err = run_cli(argv)
@@ -118,13 +132,32 @@ def zero_shot_rows(model: str, data: dict[str, Path], workdir: Path) -> list[dic
 
         shutil.rmtree(calibrated)
     start = time.perf_counter()
-    code, fit, err = run_cli(["calibrate", "--model", model, "--annotations", data["calibration"], "--labels-file",
-                              data["labels"], "--output-dir", calibrated, "--no-progress", "--json"])
+    code, fit, err = run_cli(
+        [
+            "calibrate",
+            "--model",
+            model,
+            "--annotations",
+            data["calibration"],
+            "--labels-file",
+            data["labels"],
+            "--output-dir",
+            calibrated,
+            "--no-progress",
+            "--json",
+        ]
+    )
     if code != 0:
         raise RuntimeError(f"calibrate failed ({code}): {err[-2000:]}")
     payload = evaluate(str(calibrated), data, "sigmoid")
-    rows.append(row(f"calibrate on {fit['num_videos']} clips", payload, time.perf_counter() - start,
-                    head={"scale": fit["scale"], "bias": fit["bias"]}))
+    rows.append(
+        row(
+            f"calibrate on {fit['num_videos']} clips",
+            payload,
+            time.perf_counter() - start,
+            head={"scale": fit["scale"], "bias": fit["bias"]},
+        )
+    )
     return rows
 
 
@@ -134,10 +167,36 @@ def finetune_rows(model: str, data: dict[str, Path], workdir: Path, args: argpar
     for run in args.runs:
         method, regularization, loss = (run.split(":") + ["bce"])[:3]
         output = workdir / f"finetuned-{method}-{regularization}-{loss}"
-        argv = ["finetune", "--model", model, "--train-annotations", data["train"], "--eval-fraction", 0,
-                "--method", method, "--epochs", args.epochs, "--lr", args.full_lr if method == "full" else args.lr,
-                "--batch-size", 16, "--num-workers", 0, "--seed", 0, "--regularization", regularization,
-                "--loss", loss, "--output-dir", output, "--no-progress", "--json", *args.finetune_args]
+        argv = [
+            "finetune",
+            "--model",
+            model,
+            "--train-annotations",
+            data["train"],
+            "--eval-fraction",
+            0,
+            "--method",
+            method,
+            "--epochs",
+            args.epochs,
+            "--lr",
+            args.full_lr if method == "full" else args.lr,
+            "--batch-size",
+            16,
+            "--num-workers",
+            0,
+            "--seed",
+            0,
+            "--regularization",
+            regularization,
+            "--loss",
+            loss,
+            "--output-dir",
+            output,
+            "--no-progress",
+            "--json",
+            *args.finetune_args,
+        ]
         if method == "lora":
             argv += ["--lora-targets", args.lora_targets]
         start = time.perf_counter()
@@ -145,9 +204,19 @@ def finetune_rows(model: str, data: dict[str, Path], workdir: Path, args: argpar
         if code != 0 or summary is None:
             raise RuntimeError(f"finetune failed ({code}): {err[-2000:]}")
         payload = evaluate(model, data, "auto", adapter=output)
-        name = f"{'LoRA' if method == 'lora' else method} fine-tuned, {regularization}" + (f", {loss}" if loss != "bce" else "")
-        rows.append(row(name, payload, time.perf_counter() - start, head=summary["sigmoid_head"],
-                        final_loss=summary["final_loss"], run=run))
+        name = f"{'LoRA' if method == 'lora' else method} fine-tuned, {regularization}" + (
+            f", {loss}" if loss != "bce" else ""
+        )
+        rows.append(
+            row(
+                name,
+                payload,
+                time.perf_counter() - start,
+                head=summary["sigmoid_head"],
+                final_loss=summary["final_loss"],
+                run=run,
+            )
+        )
     return rows
 
 
@@ -172,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", default="1e-3")
     parser.add_argument("--lora-targets", default="vision,cross-frame")
-    parser.add_argument("--runs", default=",".join(f"lora:{r}" for r in REGULARIZATIONS),
-                        help="fine-tuning runs METHOD:REGULARIZATION[:LOSS], comma-separated")
+    parser.add_argument(
+        "--runs",
+        default=",".join(f"lora:{r}" for r in REGULARIZATIONS),
+        help="fine-tuning runs METHOD:REGULARIZATION[:LOSS], comma-separated",
+    )
     parser.add_argument("--full-lr", default="1e-4", help="learning rate of --method full runs")
     parser.add_argument("--sections", default="zero-shot,finetune")
     parser.add_argument("--finetune-args", default="", help="more finetune options, space-separated")
@@ -195,8 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows)
     print(table)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    payload = {"rows": rows, "settings": settings, "model": str(model), "load_before": load_before,
-               "load_after": os.getloadavg(), "torch_threads": torch.get_num_threads()}
+    payload = {
+        "rows": rows,
+        "settings": settings,
+        "model": str(model),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "torch_threads": torch.get_num_threads(),
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"load average before / after: {load_before} / {os.getloadavg()}; written to {args.output}")

@@ -33,19 +33,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from common import (  # noqa: E402
     RESULTS_DIR,
     SPECS,
     machine_info,
-    original_init_checkpoint_dir,
     median,
+    original_init_checkpoint_dir,
     quiet_transformers,
     time_interleaved,
     write_json,
 )
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 VARIANTS = ("torch eager", "ORT float32", "ORT int8")
 
@@ -54,9 +53,9 @@ VARIANTS = ("torch eager", "ORT float32", "ORT int8")
 def exported(model, directory: Path, name: str) -> dict[str, Any]:
     """Export `model` with int8 graphs (reused from an earlier run in the same --workdir when the manifest names
     the same weights); the torch model and both ORT models, with export and load times."""
+    from hf_xclip.export.onnx_export import export_onnx
     from hf_xclip.fingerprint import model_fingerprint
     from hf_xclip.modeling_ort import XClipOrtModel, is_onnx_model_dir, read_manifest
-    from hf_xclip.export.onnx_export import export_onnx
 
     target = directory / name
     export_s, check = None, None
@@ -115,8 +114,11 @@ def section_parity(args, rows: list[dict], models: dict[str, dict]) -> None:
             ids, pixels = random_inputs(torch_model, args.parity_videos, frames, args.parity_labels, seed=frames)
             reference = torch_model(input_ids=ids, pixel_values=pixels).logits_per_video
             exact = float64(input_ids=ids, pixel_values=pixels.double()).logits_per_video
-            row = {"model": name, "case": f"{args.parity_videos} videos x {frames} frames, {args.parity_labels} labels",
-                   "torch float32 vs float64": float(f"{(reference.double() - exact).abs().max().item():.3g}")}
+            row = {
+                "model": name,
+                "case": f"{args.parity_videos} videos x {frames} frames, {args.parity_labels} labels",
+                "torch float32 vs float64": float(f"{(reference.double() - exact).abs().max().item():.3g}"),
+            }
             for variant in ("ORT float32", "ORT int8"):
                 logits = bundle[variant](input_ids=ids, pixel_values=pixels).logits_per_video
                 probs = (logits.softmax(-1) - reference.softmax(-1)).abs().max().item()
@@ -126,9 +128,12 @@ def section_parity(args, rows: list[dict], models: dict[str, dict]) -> None:
                     "top-1 agreement": float((logits.argmax(-1) == reference.argmax(-1)).float().mean()),
                 }
             rows.append(row)
-            print(f"  parity {name:10s} {row['case']:40s} float32 {row['ORT float32']['max abs logit diff']:.1e}  "
-                  f"int8 {row['ORT int8']['max abs logit diff']:.1e}  (torch fp32 vs fp64 "
-                  f"{row['torch float32 vs float64']:.1e})", flush=True)
+            print(
+                f"  parity {name:10s} {row['case']:40s} float32 {row['ORT float32']['max abs logit diff']:.1e}  "
+                f"int8 {row['ORT int8']['max abs logit diff']:.1e}  (torch fp32 vs fp64 "
+                f"{row['torch float32 vs float64']:.1e})",
+                flush=True,
+            )
         del float64
 
 
@@ -151,21 +156,27 @@ def section_speed(args, rows: list[dict], bundle: dict, spec_name: str) -> None:
         row = {"case": case, "runs": args.repeats, "times": times, "cpu_times": cpu}
         base, base_cpu = median(times["torch eager"]), median(cpu["torch eager"])
         for variant in VARIANTS:
-            row[variant] = {"median_s": median(times[variant]), "median_cpu_s": median(cpu[variant]),
-                            "speed-up (wall)": base / median(times[variant]),
-                            "speed-up (CPU time)": base_cpu / median(cpu[variant])}
+            row[variant] = {
+                "median_s": median(times[variant]),
+                "median_cpu_s": median(cpu[variant]),
+                "speed-up (wall)": base / median(times[variant]),
+                "speed-up (CPU time)": base_cpu / median(cpu[variant]),
+            }
         row["int8 vs ORT float32 (wall)"] = median(times["ORT float32"]) / median(times["ORT int8"])
         rows.append(row)
-        print(f"  speed  {case:50s} " + "  ".join(
-            f"{v} {row[v]['median_s'] * 1e3:7.0f} ms ({row[v]['speed-up (wall)']:.2f}x)" for v in VARIANTS), flush=True)
+        print(
+            f"  speed  {case:50s} "
+            + "  ".join(f"{v} {row[v]['median_s'] * 1e3:7.0f} ms ({row[v]['speed-up (wall)']:.2f}x)" for v in VARIANTS),
+            flush=True,
+        )
 
 
 @torch.inference_mode()
 def section_agreement(args, rows: list[dict], bundle: dict) -> None:
     """The clips of `evaluate_zero_shot` (every combination, `clips_per_class` each, seed 12345 as the model card)."""
     from hf_xclip import XClipProcessor, default_model_path
-    from hf_xclip.embedded_model.training import candidate_specs, frames_to_pixel_values
     from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
+    from hf_xclip.embedded_model.training import candidate_specs, frames_to_pixel_values
 
     processor = XClipProcessor.from_pretrained(default_model_path())
     specs = all_specs()
@@ -173,8 +184,11 @@ def section_agreement(args, rows: list[dict], bundle: dict) -> None:
     same_shape = {spec.shape: torch.tensor([other.shape == spec.shape for other in specs]) for spec in specs}
     for split, split_specs in (("seen", train_specs()), ("held-out", heldout_specs())):
         data = SyntheticVideoDataset(
-            specs=split_specs, num_videos=args.clips_per_class * len(split_specs), seed=12345,
-            num_frames=processor.video_processor.num_frames, size=processor.video_processor.crop_size["height"],
+            specs=split_specs,
+            num_videos=args.clips_per_class * len(split_specs),
+            seed=12345,
+            num_frames=processor.video_processor.num_frames,
+            size=processor.video_processor.crop_size["height"],
         )
         truth = [split_specs[int(data.labels[i])] for i in range(len(data))]
         models = {variant: bundle[variant] for variant in VARIANTS}
@@ -199,17 +213,24 @@ def section_agreement(args, rows: list[dict], bundle: dict) -> None:
             }
             if variant != "torch eager":
                 ref_restricted = reference.masked_fill(~masks, float("-inf"))
-                row[variant]["top-1 agreement (all 204)"] = float((values.argmax(-1) == reference.argmax(-1)).float().mean())
+                row[variant]["top-1 agreement (all 204)"] = float(
+                    (values.argmax(-1) == reference.argmax(-1)).float().mean()
+                )
                 row[variant]["top-1 agreement (its shape)"] = float(
-                    (restricted.argmax(-1) == ref_restricted.argmax(-1)).float().mean())
+                    (restricted.argmax(-1) == ref_restricted.argmax(-1)).float().mean()
+                )
                 row[variant]["max prob diff"] = float(
-                    f"{(values.softmax(-1) - reference.softmax(-1)).abs().max().item():.3g}")
+                    f"{(values.softmax(-1) - reference.softmax(-1)).abs().max().item():.3g}"
+                )
         chance = float(np.mean([1 / len(candidate_specs(s)) for s in split_specs]))
         row["chance (its shape)"] = round(chance, 4)
         rows.append(row)
-        print(f"  agreement {split:8s} {len(data)} clips: int8 top-1 agreement "
-              f"{row['ORT int8']['top-1 agreement (all 204)']:.1%}, max prob diff {row['ORT int8']['max prob diff']:.3f}"
-              f" (every linear layer in int8: {row[ALL_LINEAR]['top-1 agreement (all 204)']:.1%})", flush=True)
+        print(
+            f"  agreement {split:8s} {len(data)} clips: int8 top-1 agreement "
+            f"{row['ORT int8']['top-1 agreement (all 204)']:.1%}, max prob diff {row['ORT int8']['max prob diff']:.3f}"
+            f" (every linear layer in int8: {row[ALL_LINEAR]['top-1 agreement (all 204)']:.1%})",
+            flush=True,
+        )
 
 
 ALL_LINEAR = "ORT int8, every linear layer"
@@ -227,7 +248,9 @@ def every_linear_layer_int8(bundle: dict):
     sessions = {}
     for graph in GRAPHS:
         quantize_graph(source / f"{graph}.onnx", target / f"{graph}.onnx", scope=None)
-        sessions[graph] = ort.InferenceSession(str(target / f"{graph}.onnx"), options, providers=["CPUExecutionProvider"])
+        sessions[graph] = ort.InferenceSession(
+            str(target / f"{graph}.onnx"), options, providers=["CPUExecutionProvider"]
+        )
     reference = bundle["ORT float32"]
     return XClipOrtModel(sessions, reference.config, reference.manifest, str(target), quantization="int8")
 
@@ -240,38 +263,54 @@ def _accuracy(logits: torch.Tensor, truth: list, specs: list) -> float:
 def tables(results: dict[str, Any]) -> str:
     lines = []
     if results["parity"]:
-        lines += ["| model | case | ORT float32 vs torch: max abs logit diff | torch float32 vs float64 | ORT int8 vs "
-                  "torch: max abs logit diff | int8: max prob diff | int8: top-1 agreement |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "| model | case | ORT float32 vs torch: max abs logit diff | torch float32 vs float64 | ORT int8 vs "
+            "torch: max abs logit diff | int8: max prob diff | int8: top-1 agreement |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for row in results["parity"]:
             f32, i8 = row["ORT float32"], row["ORT int8"]
-            lines.append(f"| {row['model']} | {row['case']} | {f32['max abs logit diff']:.1e} | "
-                         f"{row['torch float32 vs float64']:.1e} | {i8['max abs logit diff']:.2g} | "
-                         f"{i8['max prob diff']:.3g} | {i8['top-1 agreement']:.0%} |")
+            lines.append(
+                f"| {row['model']} | {row['case']} | {f32['max abs logit diff']:.1e} | "
+                f"{row['torch float32 vs float64']:.1e} | {i8['max abs logit diff']:.2g} | "
+                f"{i8['max prob diff']:.3g} | {i8['top-1 agreement']:.0%} |"
+            )
     if results["speed"]:
-        lines += ["", "| case | torch eager | ORT float32 | ORT int8 | ORT float32 vs torch (wall / CPU time) | ORT int8 "
-                  "vs torch (wall / CPU time) | int8 vs ORT float32 (wall) | runs |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "| case | torch eager | ORT float32 | ORT int8 | ORT float32 vs torch (wall / CPU time) | ORT int8 "
+            "vs torch (wall / CPU time) | int8 vs ORT float32 (wall) | runs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for row in results["speed"]:
             cells = [f"{row[v]['median_s'] * 1e3:.0f} ms" for v in VARIANTS]
-            ratios = [f"**{row[v]['speed-up (wall)']:.2f}x** / {row[v]['speed-up (CPU time)']:.2f}x"
-                      for v in ("ORT float32", "ORT int8")]
-            lines.append(f"| {row['case']} | {' | '.join(cells)} | {' | '.join(ratios)} | "
-                         f"{row['int8 vs ORT float32 (wall)']:.2f}x | {row['runs']} |")
+            ratios = [
+                f"**{row[v]['speed-up (wall)']:.2f}x** / {row[v]['speed-up (CPU time)']:.2f}x"
+                for v in ("ORT float32", "ORT int8")
+            ]
+            lines.append(
+                f"| {row['case']} | {' | '.join(cells)} | {' | '.join(ratios)} | "
+                f"{row['int8 vs ORT float32 (wall)']:.2f}x | {row['runs']} |"
+            )
     if results["agreement"]:
-        lines += ["", "| split | clips | accuracy torch / ORT float32 / ORT int8 (its shape) | accuracy (all 204) | "
-                  "int8 top-1 agreement (all 204 / its shape) | int8 max prob diff | float32 top-1 agreement | every "
-                  "linear layer int8: top-1 agreement (all 204 / its shape) |",
-                  "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "| split | clips | accuracy torch / ORT float32 / ORT int8 (its shape) | accuracy (all 204) | "
+            "int8 top-1 agreement (all 204 / its shape) | int8 max prob diff | float32 top-1 agreement | every "
+            "linear layer int8: top-1 agreement (all 204 / its shape) |",
+            "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+        ]
         for row in results["agreement"]:
             shape = " / ".join(f"{row[v]['accuracy (its shape)']:.1%}" for v in VARIANTS)
             every = " / ".join(f"{row[v]['accuracy (among all 204)']:.1%}" for v in VARIANTS)
             i8 = row["ORT int8"]
-            lines.append(f"| {row['split']} | {row['clips']} | {shape} | {every} | "
-                         f"{i8['top-1 agreement (all 204)']:.1%} / {i8['top-1 agreement (its shape)']:.1%} | "
-                         f"{i8['max prob diff']:.3f} | {row['ORT float32']['top-1 agreement (all 204)']:.1%} | "
-                         f"{row[ALL_LINEAR]['top-1 agreement (all 204)']:.1%} / "
-                         f"{row[ALL_LINEAR]['top-1 agreement (its shape)']:.1%} |")
+            lines.append(
+                f"| {row['split']} | {row['clips']} | {shape} | {every} | "
+                f"{i8['top-1 agreement (all 204)']:.1%} / {i8['top-1 agreement (its shape)']:.1%} | "
+                f"{i8['max prob diff']:.3f} | {row['ORT float32']['top-1 agreement (all 204)']:.1%} | "
+                f"{row[ALL_LINEAR]['top-1 agreement (all 204)']:.1%} / "
+                f"{row[ALL_LINEAR]['top-1 agreement (its shape)']:.1%} |"
+            )
     return "\n".join(lines)
 
 
@@ -283,8 +322,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sections", default="parity,speed,agreement", help="comma-separated subset")
     parser.add_argument("--threads", type=int, default=None, help="threads of torch and onnxruntime (default: torch's)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per speed case")
-    parser.add_argument("--workdir", default=None,
-                        help="folder for checkpoints and exports (temporary by default); exports there are reused")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="folder for checkpoints and exports (temporary by default); exports there are reused",
+    )
     parser.add_argument("--json", default=None, help="output JSON (default bench/results/bench_onnx[_quick].json)")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -292,14 +334,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     if args.smoke:
-        defaults = dict(repeats=2, warmup=1, parity_frames=[4], parity_videos=2, parity_labels=8,
-                        speed_cases=[(4, 1)], text_labels=8, clips_per_class=1)
+        defaults = dict(
+            repeats=2,
+            warmup=1,
+            parity_frames=[4],
+            parity_videos=2,
+            parity_labels=8,
+            speed_cases=[(4, 1)],
+            text_labels=8,
+            clips_per_class=1,
+        )
     elif args.quick:
-        defaults = dict(repeats=5, warmup=1, parity_frames=[8], parity_videos=2, parity_labels=100,
-                        speed_cases=[(8, 1)], text_labels=100, clips_per_class=1)
+        defaults = dict(
+            repeats=5,
+            warmup=1,
+            parity_frames=[8],
+            parity_videos=2,
+            parity_labels=100,
+            speed_cases=[(8, 1)],
+            text_labels=100,
+            clips_per_class=1,
+        )
     else:
-        defaults = dict(repeats=7, warmup=1, parity_frames=[8, 16], parity_videos=2, parity_labels=100,
-                        speed_cases=[(8, 1), (16, 1), (8, 4)], text_labels=100, clips_per_class=4)
+        defaults = dict(
+            repeats=7,
+            warmup=1,
+            parity_frames=[8, 16],
+            parity_videos=2,
+            parity_labels=100,
+            speed_cases=[(8, 1), (16, 1), (8, 4)],
+            text_labels=100,
+            clips_per_class=4,
+        )
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -314,18 +380,26 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="xclip-bench-onnx-"))
     info = machine_info("cpu")
-    print(f"# bench_onnx on {info['cpu_model']} ({info['cpu_count']} CPUs, {info['torch_threads']} threads for torch "
-          f"and onnxruntime), torch {info['torch']}, load average {info.get('loadavg_start')}", flush=True)
+    print(
+        f"# bench_onnx on {info['cpu_model']} ({info['cpu_count']} CPUs, {info['torch_threads']} threads for torch "
+        f"and onnxruntime), torch {info['torch']}, load average {info.get('loadavg_start')}",
+        flush=True,
+    )
     started = time.perf_counter()
     from hf_xclip import XClipModel, default_model_path
 
     spec, big = b32(8, workdir, args.smoke)
-    bundles = {"embedded": exported(XClipModel.from_pretrained(default_model_path()).eval(), workdir, "embedded-onnx"),
-               spec.name: exported(big, workdir, f"{spec.name.replace('/', '')}-onnx")}
+    bundles = {
+        "embedded": exported(XClipModel.from_pretrained(default_model_path()).eval(), workdir, "embedded-onnx"),
+        spec.name: exported(big, workdir, f"{spec.name.replace('/', '')}-onnx"),
+    }
     for name, bundle in bundles.items():
         took = "reused from --workdir" if bundle["export_s"] == "reused" else f"{bundle['export_s']} s"
-        print(f"  exported {name}: {took} (float32 + int8), graphs {bundle['sizes_mib']} MiB, "
-              f"export check {bundle['export_check']}", flush=True)
+        print(
+            f"  exported {name}: {took} (float32 + int8), graphs {bundle['sizes_mib']} MiB, "
+            f"export check {bundle['export_check']}",
+            flush=True,
+        )
     results: dict[str, Any] = {"parity": [], "speed": [], "agreement": []}
     if "parity" in args.sections:
         section_parity(args, results["parity"], bundles)
@@ -340,9 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     name = "bench_onnx_smoke" if args.smoke else "bench_onnx_quick" if args.quick else "bench_onnx"
     path = Path(args.json) if args.json else RESULTS_DIR / f"{name}.json"
-    exports = {k: {key: b[key] for key in ("export_s", "load_s", "sizes_mib", "export_check")} for k, b in bundles.items()}
+    exports = {
+        k: {key: b[key] for key in ("export_s", "load_s", "sizes_mib", "export_check")} for k, b in bundles.items()
+    }
     command = "python bench/bench_onnx.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_json(path, {"command": command.strip(), "machine": info, "exports": exports, **results, "table_markdown": table})
+    write_json(
+        path, {"command": command.strip(), "machine": info, "exports": exports, **results, "table_markdown": table}
+    )
     print(f"\nwrote {path} ({info['total_s']} s, load average at the end {info['loadavg_end']})")
     return 0
 

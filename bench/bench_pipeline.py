@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
+import transformers  # noqa: E402
 from common import (  # noqa: E402
-    save_clip_tokenizer,
     REFERENCE_DIR,
     RESULTS_DIR,
     SPECS,
@@ -45,11 +46,9 @@ from common import (  # noqa: E402
     markdown_table,
     median,
     quiet_transformers,
+    save_clip_tokenizer,
     write_json,
 )
-
-import torch  # noqa: E402
-import transformers  # noqa: E402
 
 TARGETS = {"first call": 2.0, "labels reused": 4.0}
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -88,9 +87,16 @@ def save_processor_files(model_dir: Path, image_size: int) -> str:
     """Tokenizer (CLIP BPE from the reference folder when present) and a 2022-style VideoMAE preprocessor config."""
     _, source = save_clip_tokenizer(model_dir)
     config = {
-        "do_center_crop": True, "do_normalize": True, "do_resize": True, "feature_extractor_type":
-        "VideoMAEFeatureExtractor", "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "processor_class":
-        "XCLIPProcessor", "resample": 2, "size": image_size, "crop_size": image_size,
+        "do_center_crop": True,
+        "do_normalize": True,
+        "do_resize": True,
+        "feature_extractor_type": "VideoMAEFeatureExtractor",
+        "image_mean": IMAGENET_MEAN,
+        "image_std": IMAGENET_STD,
+        "processor_class": "XCLIPProcessor",
+        "resample": 2,
+        "size": image_size,
+        "crop_size": image_size,
     }
     (model_dir / "preprocessor_config.json").write_text(json.dumps(config, indent=2))
     return source
@@ -165,8 +171,9 @@ def transformers_recipe(processor, model, videos: list[Path], labels: list[str],
 def main(argv=None) -> dict:
     args = parse_args(argv)
     quiet_transformers()
-    import hf_xclip  # noqa: F401  (registers the pipeline)
     from transformers import pipeline
+
+    import hf_xclip  # noqa: F401  (registers the pipeline)
 
     num_videos = args.videos or (3 if args.quick else 4)
     rounds = 1 if args.quick else 2
@@ -242,10 +249,22 @@ def main(argv=None) -> dict:
     consistent = all(a == b for a, b in zip(first, reused))
 
     rows = [
-        Row("zero-shot pipeline", "first call", ours_first, tf_per_video, runs=rounds,
-            extra={"videos": num_videos, "labels": len(labels), "target": f">={TARGETS['first call']}x"}),
-        Row("zero-shot pipeline", "labels reused", ours_reused, tf_per_video, runs=rounds,
-            extra={"videos": num_videos, "labels": len(labels), "target": f">={TARGETS['labels reused']}x"}),
+        Row(
+            "zero-shot pipeline",
+            "first call",
+            ours_first,
+            tf_per_video,
+            runs=rounds,
+            extra={"videos": num_videos, "labels": len(labels), "target": f">={TARGETS['first call']}x"},
+        ),
+        Row(
+            "zero-shot pipeline",
+            "labels reused",
+            ours_reused,
+            tf_per_video,
+            runs=rounds,
+            extra={"videos": num_videos, "labels": len(labels), "target": f">={TARGETS['labels reused']}x"},
+        ),
     ]
     print(markdown_table(rows))
     print(

@@ -19,7 +19,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [
-    "convert", "classify", "timeline", "demo", "finetune", "evaluate", "calibrate", "export", "labels", "index",
+    "convert",
+    "classify",
+    "timeline",
+    "demo",
+    "finetune",
+    "evaluate",
+    "calibrate",
+    "export",
+    "labels",
+    "index",
     "search",
 ]
 

@@ -66,13 +66,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=8.0, help="scaling: window seconds (default 8)")
     parser.add_argument("--stride", type=float, default=4.0, help="scaling: stride seconds (default 4)")
     parser.add_argument("--batch-size", type=int, default=4, help="scaling: windows per forward pass (default 4)")
-    parser.add_argument("--threads", type=int, default=1, help="scaling: torch threads (default 1; decoding runs "
-                        "in another thread)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="scaling: torch threads (default 1; decoding runs in another thread)"
+    )
     parser.add_argument("--labels", type=int, default=20, help="scaling: number of (Kinetics) labels (default 20)")
     parser.add_argument("--spec", default="B/32", choices=sorted(SPECS), help="scaling: model size (default B/32)")
     parser.add_argument("--videos", type=int, help="accuracy: generated videos (default 5, quick 2)")
-    parser.add_argument("--workdir", type=Path, default=RESULTS_DIR / "timeline",
-                        help="checkpoint and long videos, kept between runs")
+    parser.add_argument(
+        "--workdir", type=Path, default=RESULTS_DIR / "timeline", help="checkpoint and long videos, kept between runs"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "bench_timeline.json")
     parser.add_argument("--report-only", action="store_true", help="print the tables of --output again, no run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -106,9 +108,9 @@ def whole_segment_predictions(classifier, path: Path, labels: list[str], truth, 
 
 
 def run_accuracy(args) -> dict[str, Any]:
-    import hf_xclip
     from transformers import pipeline
 
+    import hf_xclip
     from hf_xclip.timeline import evaluate_segments, video_timeline
     from hf_xclip.video_io import write_video
 
@@ -126,54 +128,75 @@ def run_accuracy(args) -> dict[str, Any]:
         for window, stride in SETTINGS:
             timeline = video_timeline(classifier, path, labels, window=window, stride=stride)
             rows.setdefault(f"window {window:g} s, stride {stride:g} s", []).append(
-                {**evaluate_segments(timeline.segments, truth), "windows": len(timeline.spans)})
+                {**evaluate_segments(timeline.segments, truth), "windows": len(timeline.spans)}
+            )
             if (window, stride) == RESIZE_SETTING:  # decode-time scaling against decoding full frames
                 exact = video_timeline(classifier, path, labels, window=window, stride=stride, decode_resize=False)
                 difference = np.abs(timeline.scores - exact.scores)
-                resize.append({
-                    "mean_abs_difference": float(difference.mean()), "max_abs_difference": float(difference.max()),
-                    "same_best_label": float((timeline.scores.argmax(1) == exact.scores.argmax(1)).mean()),
-                    "time_accuracy": evaluate_segments(timeline.segments, truth)["time_accuracy"],
-                    "time_accuracy_exact": evaluate_segments(exact.segments, truth)["time_accuracy"],
-                })
+                resize.append(
+                    {
+                        "mean_abs_difference": float(difference.mean()),
+                        "max_abs_difference": float(difference.max()),
+                        "same_best_label": float((timeline.scores.argmax(1) == exact.scores.argmax(1)).mean()),
+                        "time_accuracy": evaluate_segments(timeline.segments, truth)["time_accuracy"],
+                        "time_accuracy_exact": evaluate_segments(exact.segments, truth)["time_accuracy"],
+                    }
+                )
         guess = whole_segment_predictions(classifier, path, labels, truth, short_side)
         rows.setdefault("reference: each true segment as one clip", []).append(
-            {**evaluate_segments(guess, truth), "windows": len(truth)})
+            {**evaluate_segments(guess, truth), "windows": len(truth)}
+        )
     table = {}
     for name, results in rows.items():
         right = sum(r["segment_accuracy"] * r["num_truth"] for r in results)
         total = sum(r["num_truth"] for r in results)
         errors = [e for r in results for e in r["boundary_errors"]]
         table[name] = {
-            "videos": len(results), "segments": total, "windows": sum(r["windows"] for r in results),
+            "videos": len(results),
+            "segments": total,
+            "windows": sum(r["windows"] for r in results),
             "segment_accuracy": right / total,
             "time_accuracy": statistics.mean(r["time_accuracy"] for r in results),
-            "mean_boundary_error_s": statistics.mean(errors), "median_boundary_error_s": statistics.median(errors),
-            "max_boundary_error_s": max(errors), "predicted_segments": sum(r["num_predicted"] for r in results),
+            "mean_boundary_error_s": statistics.mean(errors),
+            "median_boundary_error_s": statistics.median(errors),
+            "max_boundary_error_s": max(errors),
+            "predicted_segments": sum(r["num_predicted"] for r in results),
         }
     return {"videos": count, "rows": table, "decode_resize": resize}
 
 
 def print_accuracy(report: dict[str, Any]) -> None:
-    print(f"\naccuracy: {report['videos']} generated videos x 6 actions (4-8 s each, 16 fps), embedded default model, "
-          "labels = the 6 captions of each video; default segmentation (no smoothing, gaps up to one stride merged)\n")
-    print("| setting | windows | segment accuracy | time accuracy | boundary error mean / median / max (s) "
-          "| predicted / true segments |")
+    print(
+        f"\naccuracy: {report['videos']} generated videos x 6 actions (4-8 s each, 16 fps), embedded default model, "
+        "labels = the 6 captions of each video; default segmentation (no smoothing, gaps up to one stride merged)\n"
+    )
+    print(
+        "| setting | windows | segment accuracy | time accuracy | boundary error mean / median / max (s) "
+        "| predicted / true segments |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, row in report["rows"].items():
-        errors = (f"{row['mean_boundary_error_s']:.2f} / {row['median_boundary_error_s']:.2f} / "
-                  f"{row['max_boundary_error_s']:.2f}")
-        print(f"| {name} | {row['windows']} | {row['segment_accuracy']:.1%} | {row['time_accuracy']:.1%} | {errors} "
-              f"| {row['predicted_segments']} / {row['segments']} |")
+        errors = (
+            f"{row['mean_boundary_error_s']:.2f} / {row['median_boundary_error_s']:.2f} / "
+            f"{row['max_boundary_error_s']:.2f}"
+        )
+        print(
+            f"| {name} | {row['windows']} | {row['segment_accuracy']:.1%} | {row['time_accuracy']:.1%} | {errors} "
+            f"| {row['predicted_segments']} / {row['segments']} |"
+        )
     resize = report.get("decode_resize") or []
     if resize:
-        print(f"\ndecode-time scaling (default) against full frames resized by the processor (decode_resize=False), "
-              f"window {RESIZE_SETTING[0]:g} s, stride {RESIZE_SETTING[1]:g} s, per video:\n")
+        print(
+            f"\ndecode-time scaling (default) against full frames resized by the processor (decode_resize=False), "
+            f"window {RESIZE_SETTING[0]:g} s, stride {RESIZE_SETTING[1]:g} s, per video:\n"
+        )
         print("| video | mean / max abs score difference | same best label | time accuracy: scaled / exact |")
         print("| ---: | ---: | ---: | ---: |")
         for seed, row in enumerate(resize):
-            print(f"| {seed} | {row['mean_abs_difference']:.4f} / {row['max_abs_difference']:.3f} "
-                  f"| {row['same_best_label']:.1%} | {row['time_accuracy']:.1%} / {row['time_accuracy_exact']:.1%} |")
+            print(
+                f"| {seed} | {row['mean_abs_difference']:.4f} / {row['max_abs_difference']:.3f} "
+                f"| {row['same_best_label']:.1%} | {row['time_accuracy']:.1%} / {row['time_accuracy_exact']:.1%} |"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------- scaling
@@ -211,9 +234,9 @@ def scaling_child(payload: dict[str, Any]) -> dict[str, Any]:
 
     quiet_transformers()
     torch.set_num_threads(payload["threads"])
-    import hf_xclip  # noqa: F401
     from transformers import pipeline
 
+    import hf_xclip  # noqa: F401
     from hf_xclip.timeline import video_timeline
     from hf_xclip.video_io import iter_windows
 
@@ -255,18 +278,30 @@ def scaling_child(payload: dict[str, Any]) -> dict[str, Any]:
     per_window_cpu = statistics.median(c for _, c in forward) / batch
     windows = len(timeline.spans)
     return {
-        "minutes": payload["minutes"], "windows": windows, "wall_s": wall, "cpu_s": wall_cpu,
-        "per_window_forward_s": per_window, "per_window_forward_cpu_s": per_window_cpu,
-        "forward_reference_s": windows * per_window, "ratio": wall / (windows * per_window),
+        "minutes": payload["minutes"],
+        "windows": windows,
+        "wall_s": wall,
+        "cpu_s": wall_cpu,
+        "per_window_forward_s": per_window,
+        "per_window_forward_cpu_s": per_window_cpu,
+        "forward_reference_s": windows * per_window,
+        "ratio": wall / (windows * per_window),
         "ratio_cpu": wall_cpu / (windows * per_window_cpu),
         "forward_in_timeline_s": timeline.stats["forward_seconds"],
-        "ratio_in_run": wall / timeline.stats["forward_seconds"], "decode_only_s": decode_s,
-        "decode_only_cpu_s": decode_cpu, "label_encoding_s": label_s, "rss_before_mb": rss_before,
+        "ratio_in_run": wall / timeline.stats["forward_seconds"],
+        "decode_only_s": decode_s,
+        "decode_only_cpu_s": decode_cpu,
+        "label_encoding_s": label_s,
+        "rss_before_mb": rss_before,
         "peak_rss_timeline_mb": peak if reset else None,
         "peak_rss_process_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "frames_needed": timeline.stats["frames_needed"], "frames_converted": timeline.stats["frames_converted"],
-        "frames_decoded": timeline.stats["frames_decoded"], "frames_in_video": timeline.stats["frames_in_video"],
-        "duration_s": timeline.duration, "segments": len(timeline.segments), "forward_repeats": forward,
+        "frames_needed": timeline.stats["frames_needed"],
+        "frames_converted": timeline.stats["frames_converted"],
+        "frames_decoded": timeline.stats["frames_decoded"],
+        "frames_in_video": timeline.stats["frames_in_video"],
+        "duration_s": timeline.duration,
+        "segments": len(timeline.segments),
+        "forward_repeats": forward,
     }
 
 
@@ -283,15 +318,26 @@ def run_scaling(args) -> dict[str, Any]:
         tick = time.perf_counter()
         video = long_video(args.workdir / "videos" / f"long_{length:g}min_640x360.mp4", 60 * length)
         made = time.perf_counter() - tick
-        payload = dict(model=str(model_dir), video=str(video), labels=labels, window=args.window,
-                       stride=args.stride, batch_size=args.batch_size, threads=args.threads, minutes=length,
-                       repeats=3)
+        payload = dict(
+            model=str(model_dir),
+            video=str(video),
+            labels=labels,
+            window=args.window,
+            stride=args.stride,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            minutes=length,
+            repeats=3,
+        )
         row = run_child(Path(__file__), payload, timeout=3600)
         row["load_average"] = os.getloadavg()
         row["video_written_s"] = made
         rows.append(row)
-        print(f"  {length:g} min: {row['windows']} windows, ratio {row['ratio_in_run']:.3f} "
-              f"(load {row['load_average'][0]:.1f})", flush=True)
+        print(
+            f"  {length:g} min: {row['windows']} windows, ratio {row['ratio_in_run']:.3f} "
+            f"(load {row['load_average'][0]:.1f})",
+            flush=True,
+        )
     peaks = [row["peak_rss_timeline_mb"] for row in rows if row["peak_rss_timeline_mb"] is not None]
     summary = {
         "max_ratio_in_run": max(row["ratio_in_run"] for row in rows),
@@ -300,38 +346,61 @@ def run_scaling(args) -> dict[str, Any]:
         "peak_rss_spread_mb": (max(peaks) - min(peaks)) if peaks else None,
         "frames_converted_equal_needed": all(row["frames_converted"] == row["frames_needed"] for row in rows),
     }
-    return {"rows": rows, "summary": summary, "model": spec.name, "layers": [spec.vision_layers, spec.text_layers],
-            "image_size": spec.image_size, "labels": len(labels), "label_source": label_source,
-            "tokenizer": tokenizer, "window": args.window, "stride": args.stride, "batch_size": args.batch_size,
-            "threads": args.threads}
+    return {
+        "rows": rows,
+        "summary": summary,
+        "model": spec.name,
+        "layers": [spec.vision_layers, spec.text_layers],
+        "image_size": spec.image_size,
+        "labels": len(labels),
+        "label_source": label_source,
+        "tokenizer": tokenizer,
+        "window": args.window,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+    }
 
 
 def print_scaling(report: dict[str, Any]) -> None:
-    print(f"\nscaling: random X-CLIP {report['model']} ({report['layers'][0]}+{report['layers'][1]} layers, "
-          f"{report['image_size']} px, 8 frames), {report['labels']} labels ({report['label_source']}), tokenizer "
-          f"{report['tokenizer']}; 640x360 25 fps H.264; windows of {report['window']:g} s every "
-          f"{report['stride']:g} s, batches of {report['batch_size']}, {report['threads']} torch thread(s) + a "
-          "decoding thread; each length in a fresh process\n")
-    print("| video | windows | wall | model time in the run | **ratio** | forward / window, separate | ratio, separate "
-          "| CPU ratio, separate | decoding alone | peak RSS MB: before / timeline / process "
-          "| frames needed / converted / decoded / in file | load |")
+    print(
+        f"\nscaling: random X-CLIP {report['model']} ({report['layers'][0]}+{report['layers'][1]} layers, "
+        f"{report['image_size']} px, 8 frames), {report['labels']} labels ({report['label_source']}), tokenizer "
+        f"{report['tokenizer']}; 640x360 25 fps H.264; windows of {report['window']:g} s every "
+        f"{report['stride']:g} s, batches of {report['batch_size']}, {report['threads']} torch thread(s) + a "
+        "decoding thread; each length in a fresh process\n"
+    )
+    print(
+        "| video | windows | wall | model time in the run | **ratio** | forward / window, separate | ratio, separate "
+        "| CPU ratio, separate | decoding alone | peak RSS MB: before / timeline / process "
+        "| frames needed / converted / decoded / in file | load |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in report["rows"]:
-        peak = (f"{row['rss_before_mb']:.0f} / {row['peak_rss_timeline_mb'] or float('nan'):.0f} / "
-                f"{row['peak_rss_process_mb']:.0f}")
-        frames = (f"{row['frames_needed']} / {row['frames_converted']} / {row['frames_decoded']} / "
-                  f"{row['frames_in_video']}")
-        print(f"| {row['minutes']:g} min | {row['windows']} | {row['wall_s']:.1f} s "
-              f"| {row['forward_in_timeline_s']:.1f} s | **{row['ratio_in_run']:.3f}** "
-              f"| {row['per_window_forward_s']:.3f} s | {row['ratio']:.3f} | {row['ratio_cpu']:.3f} "
-              f"| {row['decode_only_s']:.1f} s | {peak} | {frames} | {row['load_average'][0]:.1f} |")
+        peak = (
+            f"{row['rss_before_mb']:.0f} / {row['peak_rss_timeline_mb'] or float('nan'):.0f} / "
+            f"{row['peak_rss_process_mb']:.0f}"
+        )
+        frames = (
+            f"{row['frames_needed']} / {row['frames_converted']} / {row['frames_decoded']} / {row['frames_in_video']}"
+        )
+        print(
+            f"| {row['minutes']:g} min | {row['windows']} | {row['wall_s']:.1f} s "
+            f"| {row['forward_in_timeline_s']:.1f} s | **{row['ratio_in_run']:.3f}** "
+            f"| {row['per_window_forward_s']:.3f} s | {row['ratio']:.3f} | {row['ratio_cpu']:.3f} "
+            f"| {row['decode_only_s']:.1f} s | {peak} | {frames} | {row['load_average'][0]:.1f} |"
+        )
     summary = report["summary"]
-    print("\nratio = wall / the model's forward time inside the same timeline run (windows x per-window forward); "
-          "separate: the per-window forward measured in the same process before and after the timeline on random "
-          "clips (load drifts move it); CPU ratio: the same in process CPU time (includes the decoding thread)")
-    print(f"max ratio {summary['max_ratio_in_run']:.3f} (target <= 1.1), separate {summary['max_ratio_separate']:.3f}, "
-          f"CPU {summary['max_ratio_cpu']:.3f}; peak RSS spread across lengths {summary['peak_rss_spread_mb']:.0f} MB "
-          f"(target <= 100); frames converted == needed: {summary['frames_converted_equal_needed']}")
+    print(
+        "\nratio = wall / the model's forward time inside the same timeline run (windows x per-window forward); "
+        "separate: the per-window forward measured in the same process before and after the timeline on random "
+        "clips (load drifts move it); CPU ratio: the same in process CPU time (includes the decoding thread)"
+    )
+    print(
+        f"max ratio {summary['max_ratio_in_run']:.3f} (target <= 1.1), separate {summary['max_ratio_separate']:.3f}, "
+        f"CPU {summary['max_ratio_cpu']:.3f}; peak RSS spread across lengths {summary['peak_rss_spread_mb']:.0f} MB "
+        f"(target <= 100); frames converted == needed: {summary['frames_converted_equal_needed']}"
+    )
 
 
 def main(argv=None) -> int:

@@ -81,8 +81,13 @@ def measure(methods: dict, repeats: int) -> dict[str, dict]:
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        rows[label] = {"wall_s": statistics.median(walls[label]), "cpu_s": statistics.median(cpus[label]),
-                       "frames_converted": converted, "peak_traced_mb": peak / 2**20, "frames": fn(keep=True)[0]}
+        rows[label] = {
+            "wall_s": statistics.median(walls[label]),
+            "cpu_s": statistics.median(cpus[label]),
+            "frames_converted": converted,
+            "peak_traced_mb": peak / 2**20,
+            "frames": fn(keep=True)[0],
+        }
     return rows
 
 
@@ -103,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
     path = args.video or make_video(
         RESULTS / "videos" / f"windows_{args.width}x{args.height}_{args.seconds:g}s_gop{args.gop}.mp4",
-        args.seconds, args.fps, args.height, args.width, args.gop,
+        args.seconds,
+        args.fps,
+        args.height,
+        args.width,
+        args.gop,
     )
     info = probe_video(path)
     methods = {
@@ -134,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "video": {"file": path.name, "frames": info.num_frames, "width": info.width, "height": info.height,
-                  "codec": info.codec, "gop": args.gop},
+        "video": {
+            "file": path.name,
+            "frames": info.num_frames,
+            "width": info.width,
+            "height": info.height,
+            "codec": info.codec,
+            "gop": args.gop,
+        },
         "windows": {"count": windows, "window_s": args.window, "stride_s": args.stride, "num_frames": args.num_frames},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "pyav": getattr(video_io._import_av(), "__version__", None),

@@ -154,7 +154,11 @@ def _few_shot(clips: Path) -> dict[str, Any]:
     model, processor = XClipModel.from_pretrained(path), XClipProcessor.from_pretrained(path)
     args = FewShotTrainingArguments(epochs=2, batch_size=4, seed=0, num_workers=0, show_progress=False)
     result = train_few_shot(
-        model, processor, scan_video_folder(clips), adapter_config=XClipAdapterConfig.for_method("lora"), args=args,
+        model,
+        processor,
+        scan_video_folder(clips),
+        adapter_config=XClipAdapterConfig.for_method("lora"),
+        args=args,
         evaluate_before=False,
     )
     return {"step_losses": result.step_losses, "epoch_losses": result.epoch_losses}
@@ -163,8 +167,14 @@ def _few_shot(clips: Path) -> dict[str, Any]:
 def _few_shot_multi_label(root: Path, videos: list[Path], labels: list[str]) -> dict[str, Any]:
     """A multi-label LoRA run with WiSE-FT (head fitted before training, refitted after the interpolation): each clip
     is labelled with its caption and the next class's."""
-    from hf_xclip import FewShotTrainingArguments, XClipAdapterConfig, XClipModel, XClipProcessor, default_model_path
-    from hf_xclip import train_few_shot
+    from hf_xclip import (
+        FewShotTrainingArguments,
+        XClipAdapterConfig,
+        XClipModel,
+        XClipProcessor,
+        default_model_path,
+        train_few_shot,
+    )
 
     try:
         from hf_xclip.data.folders import read_annotations
@@ -178,12 +188,18 @@ def _few_shot_multi_label(root: Path, videos: list[Path], labels: list[str]) -> 
     annotations.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path = default_model_path()
     model, processor = XClipModel.from_pretrained(path), XClipProcessor.from_pretrained(path)
-    args = FewShotTrainingArguments(epochs=2, batch_size=4, seed=0, num_workers=0, show_progress=False,
-                                    regularization="wise")
-    result = train_few_shot(model, processor, read_annotations(annotations),
-                            adapter_config=XClipAdapterConfig.for_method("lora"), args=args, evaluate_before=False)
-    return {"step_losses": result.step_losses, "epoch_losses": result.epoch_losses,
-            "sigmoid_head": result.sigmoid_head}
+    args = FewShotTrainingArguments(
+        epochs=2, batch_size=4, seed=0, num_workers=0, show_progress=False, regularization="wise"
+    )
+    result = train_few_shot(
+        model,
+        processor,
+        read_annotations(annotations),
+        adapter_config=XClipAdapterConfig.for_method("lora"),
+        args=args,
+        evaluate_before=False,
+    )
+    return {"step_losses": result.step_losses, "epoch_losses": result.epoch_losses, "sigmoid_head": result.sigmoid_head}
 
 
 def record(folder: Path) -> dict[str, Any]:
@@ -199,23 +215,29 @@ def record(folder: Path) -> dict[str, Any]:
         folder = folder.resolve()
         clips, videos, labels, long_video = _videos(folder)
         classifier = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())
-        results: dict[str, Any] = {"videos": {str(v.relative_to(folder)): _sha(v.read_bytes())
-                                              for v in [*videos, long_video]}}
+        results: dict[str, Any] = {
+            "videos": {str(v.relative_to(folder)): _sha(v.read_bytes()) for v in [*videos, long_video]}
+        }
         results.update(_pipeline_outputs(classifier, videos, labels))
         results["timeline"] = _timeline(classifier, long_video, labels)
         results["index"] = _index(root, videos, labels)
         results["evaluate"] = _evaluate(clips)
         results["few_shot_lora"] = _few_shot(clips)
         results["few_shot_multi_label_wise"] = _few_shot_multi_label(root, videos, labels)
-        paths = {str(root): "<run>", str(folder): "<videos>", hf_xclip.default_model_path(): "<default model>",
-                 str(REPO): "<repo>"}
+        paths = {
+            str(root): "<run>",
+            str(folder): "<videos>",
+            hf_xclip.default_model_path(): "<default model>",
+            str(REPO): "<repo>",
+        }
         return _strip(json.loads(json.dumps(results, default=float)), paths)
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -247,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--record", type=Path, help="write this tree's outputs to the file")
     group.add_argument("--compare", type=Path, help="compute this tree's outputs and compare with the file")
     parser.add_argument("--save-after", type=Path, help="with --compare: also write this tree's outputs there")
-    parser.add_argument("--videos", type=Path, default=REPO / "bench" / "bit_identity" / "videos",
-                        help="folder of the input videos (written when it does not exist)")
+    parser.add_argument(
+        "--videos",
+        type=Path,
+        default=REPO / "bench" / "bit_identity" / "videos",
+        help="folder of the input videos (written when it does not exist)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     outputs = record(args.videos)

@@ -44,20 +44,30 @@ def main(argv: list[str] | None = None) -> int:
     for i in sorted({0, 1, 2, steps // 2, steps - 1}):
         print(f"{i:5d}  {recorded[i]:10.6f}  {rerun[i]:10.6f}  {diffs[i]:9.2e}")
     ok = max(diffs) <= args.tolerance
-    print(f"{steps} steps in {seconds:.0f} s; bit-identical losses: {exact}/{steps}; max |diff| {max(diffs):.2e} "
-          f"(tolerance {args.tolerance:g}); recorded with torch {record['environment']['torch']}, now {torch.__version__}")
+    print(
+        f"{steps} steps in {seconds:.0f} s; bit-identical losses: {exact}/{steps}; max |diff| {max(diffs):.2e} "
+        f"(tolerance {args.tolerance:g}); recorded with torch {record['environment']['torch']}, now {torch.__version__}"
+    )
     result = {
-        "steps": steps, "seconds": seconds, "max_abs_diff": max(diffs), "bit_identical_steps": exact,
-        "tolerance": args.tolerance, "ok": ok, "torch_recorded": record["environment"]["torch"],
+        "steps": steps,
+        "seconds": seconds,
+        "max_abs_diff": max(diffs),
+        "bit_identical_steps": exact,
+        "tolerance": args.tolerance,
+        "ok": ok,
+        "torch_recorded": record["environment"]["torch"],
         "torch_now": torch.__version__,
     }
     if steps == config.steps:
-        metrics = evaluate_zero_shot(model, tokenizer, processor, seed=config.eval_seed,
-                                     clips_per_class=config.eval_clips_per_class)
+        metrics = evaluate_zero_shot(
+            model, tokenizer, processor, seed=config.eval_seed, clips_per_class=config.eval_clips_per_class
+        )
         result["metrics"], result["metrics_recorded"] = metrics, record["metrics"]
         for split in ("seen", "heldout"):
-            print(f"{split}: same-shape accuracy {metrics[split]['accuracy_same_shape']:.3f} "
-                  f"(recorded {record['metrics'][split]['accuracy_same_shape']:.3f})")
+            print(
+                f"{split}: same-shape accuracy {metrics[split]['accuracy_same_shape']:.3f} "
+                f"(recorded {record['metrics'][split]['accuracy_same_shape']:.3f})"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print("OK: the retrained loss curve matches the recorded one" if ok else "MISMATCH with the recorded loss curve")

@@ -80,7 +80,13 @@ SPECS = {
     "B/32": ModelSpec("B/32", patch_size=32),
     "B/16": ModelSpec("B/16", patch_size=16),
     "tiny": ModelSpec(
-        "tiny", patch_size=16, image_size=64, vision_width=64, vision_layers=2, text_width=64, text_layers=2,
+        "tiny",
+        patch_size=16,
+        image_size=64,
+        vision_width=64,
+        vision_layers=2,
+        text_width=64,
+        text_layers=2,
         projection_dim=64,
     ),
 }
@@ -343,9 +349,7 @@ def paired_ratio(times: dict[str, list[float]], ours: str = "ours", theirs: str 
 
 def _notes(row: Row) -> str:
     skip = {"CPU-time ratio", "paired ratio"}
-    return ", ".join(
-        f"{k}={v}" for k, v in row.extra.items() if k not in skip and not isinstance(v, (list, dict))
-    )
+    return ", ".join(f"{k}={v}" for k, v in row.extra.items() if k not in skip and not isinstance(v, (list, dict)))
 
 
 def markdown_table(rows: list[Row]) -> str:

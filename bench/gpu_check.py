@@ -57,8 +57,15 @@ from common import (  # noqa: E402
 SECTIONS = ("environment", "parity", "autocast", "attention", "lora", "ray", "bench_model")
 PARITY_TOLERANCE = 1e-4
 # The least time (s) a section needs on the GPU; it is skipped when less of the budget is left.
-MIN_SECONDS = {"environment": 0, "parity": 20, "autocast": 20, "attention": 20, "lora": 40, "ray": 60,
-               "bench_model": 60}
+MIN_SECONDS = {
+    "environment": 0,
+    "parity": 20,
+    "autocast": 20,
+    "attention": 20,
+    "lora": 40,
+    "ray": 60,
+    "bench_model": 60,
+}
 
 
 @dataclass
@@ -146,22 +153,36 @@ def synthetic_clips(count: int):
     specs = all_specs()
     tokens = processor.tokenizer([spec.caption for spec in specs], padding=True, return_tensors="pt")
     video_processor = processor.video_processor
-    data = SyntheticVideoDataset(specs=specs, num_videos=count, seed=12345, num_frames=video_processor.num_frames,
-                                 size=video_processor.crop_size["height"])
+    data = SyntheticVideoDataset(
+        specs=specs,
+        num_videos=count,
+        seed=12345,
+        num_frames=video_processor.num_frames,
+        size=video_processor.crop_size["height"],
+    )
     pixels = frames_to_pixel_values(np.stack([data.frames(i) for i in range(len(data))]), video_processor)
     return tokens, pixels, torch.as_tensor(data.labels)
 
 
 # ---------------------------------------------------------------------------------------------------------- sections
 def section_environment(run: Run) -> None:
-    run.add("environment", "torch / CUDA", f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
-            f"cuDNN {torch.backends.cudnn.version()}", "info")
+    run.add(
+        "environment",
+        "torch / CUDA",
+        f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}",
+        "info",
+    )
     if run.device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda but torch.cuda.is_available() is False (a CPU build of torch?)")
         props = torch.cuda.get_device_properties(run.device)
-        run.add("environment", "GPU", f"{props.name}, {props.total_memory / 2**30:.0f} GiB, capability "
-                f"{props.major}.{props.minor}, bf16 {torch.cuda.is_bf16_supported()}", "info")
+        run.add(
+            "environment",
+            "GPU",
+            f"{props.name}, {props.total_memory / 2**30:.0f} GiB, capability "
+            f"{props.major}.{props.minor}, bf16 {torch.cuda.is_bf16_supported()}",
+            "info",
+        )
     else:
         run.add("environment", "device", f"{run.device} (smoke run: tiny models)", "info")
 
@@ -183,9 +204,14 @@ def section_parity(run: Run) -> None:
         diff = (actual.logits_per_video.cpu() - expected.logits_per_video).abs().max().item()
         video = (actual.video_embeds.cpu() - expected.video_embeds).abs().max().item()
         status = "ok" if diff <= PARITY_TOLERANCE else "FAIL"
-        run.add("parity", f"{name}: fp32 {run.device} vs CPU, 4 videos x {frames} frames, 16 labels",
-                f"max abs logit diff {diff:.1e} (video embeds {video:.1e}; limit {PARITY_TOLERANCE:.0e})", status,
-                logit_diff=diff, video_embed_diff=video)
+        run.add(
+            "parity",
+            f"{name}: fp32 {run.device} vs CPU, 4 videos x {frames} frames, 16 labels",
+            f"max abs logit diff {diff:.1e} (video embeds {video:.1e}; limit {PARITY_TOLERANCE:.0e})",
+            status,
+            logit_diff=diff,
+            video_embed_diff=video,
+        )
         cpu_model.to("cpu")
 
 
@@ -200,8 +226,14 @@ def section_autocast(run: Run) -> None:
     big = run.big_model().to(run.device)
     ids, big_pixels = texts(big, 100).to(run.device), videos(big, 8, run.frames).to(run.device)
     cases = {
-        f"embedded, {len(truth)} synthetic clips x 204 captions": (embedded, dict(**tokens, pixel_values=pixels.to(run.device))),
-        f"{run.spec.name} random, 8 videos x {run.frames} frames x 100 labels": (big, dict(input_ids=ids, pixel_values=big_pixels)),
+        f"embedded, {len(truth)} synthetic clips x 204 captions": (
+            embedded,
+            dict(**tokens, pixel_values=pixels.to(run.device)),
+        ),
+        f"{run.spec.name} random, 8 videos x {run.frames} frames x 100 labels": (
+            big,
+            dict(input_ids=ids, pixel_values=big_pixels),
+        ),
     }
     for case, (model, inputs) in cases.items():
         reference = model(**inputs).logits_per_video.float()
@@ -217,9 +249,15 @@ def section_autocast(run: Run) -> None:
                 accuracy = (logits.argmax(-1).cpu() == truth).float().mean().item()
                 base = (reference.argmax(-1).cpu() == truth).float().mean().item()
                 extra = f"; accuracy {accuracy:.1%} (fp32 {base:.1%})"
-            run.add("autocast", f"{name} autocast vs fp32: {case}",
-                    f"top-1 agreement {top1:.1%}, max prob diff {probs:.3g}{extra}", status,
-                    top1_agreement=top1, max_prob_diff=probs, finite=finite)
+            run.add(
+                "autocast",
+                f"{name} autocast vs fp32: {case}",
+                f"top-1 agreement {top1:.1%}, max prob diff {probs:.3g}{extra}",
+                status,
+                top1_agreement=top1,
+                max_prob_diff=probs,
+                finite=finite,
+            )
     del embedded, big
 
 
@@ -233,14 +271,21 @@ def section_attention(run: Run) -> None:
         pixels = videos(models["sdpa"], batch, run.frames).to(device=run.device, dtype=dtype)
         logits = {attn: m(input_ids=ids, pixel_values=pixels).logits_per_video.float() for attn, m in models.items()}
         diff = (logits["sdpa"] - logits["eager"]).abs().max().item()
-        seconds = {attn: timed(lambda m=m: m.get_video_features(pixels), run.device, 3 if run.smoke else 10)
-                   for attn, m in models.items()}
+        seconds = {
+            attn: timed(lambda m=m: m.get_video_features(pixels), run.device, 3 if run.smoke else 10)
+            for attn, m in models.items()
+        }
         limit = PARITY_TOLERANCE if dtype == torch.float32 else 0.5
         name = "fp32" if dtype == torch.float32 else "bf16"
-        run.add("attention", f"sdpa vs eager, {name}, {run.spec.name} {batch} x {run.frames} frames",
-                f"max abs logit diff {diff:.1e}; video forward sdpa {seconds['sdpa'] * 1e3:.1f} ms, eager "
-                f"{seconds['eager'] * 1e3:.1f} ms ({seconds['eager'] / seconds['sdpa']:.2f}x)",
-                "ok" if diff <= limit else "FAIL", logit_diff=diff, seconds=seconds)
+        run.add(
+            "attention",
+            f"sdpa vs eager, {name}, {run.spec.name} {batch} x {run.frames} frames",
+            f"max abs logit diff {diff:.1e}; video forward sdpa {seconds['sdpa'] * 1e3:.1f} ms, eager "
+            f"{seconds['eager'] * 1e3:.1f} ms ({seconds['eager'] / seconds['sdpa']:.2f}x)",
+            "ok" if diff <= limit else "FAIL",
+            logit_diff=diff,
+            seconds=seconds,
+        )
         del models
 
 
@@ -262,14 +307,20 @@ def section_lora(run: Run) -> None:
     folder = scan_video_folder(root)
     before = {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
     args = FewShotTrainingArguments(
-        epochs=1, batch_size=2 if run.smoke else 4, mixed_precision="bf16", gradient_checkpointing=True,
-        show_progress=False, learning_rate=1e-3, warmup_ratio=0.0,
+        epochs=1,
+        batch_size=2 if run.smoke else 4,
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+        show_progress=False,
+        learning_rate=1e-3,
+        warmup_ratio=0.0,
     )
     if run.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    result = train_few_shot(model, processor, folder, adapter_config=XClipAdapterConfig.for_method("lora"), args=args,
-                            evaluate_before=False)
+    result = train_few_shot(
+        model, processor, folder, adapter_config=XClipAdapterConfig.for_method("lora"), args=args, evaluate_before=False
+    )
     seconds = time.perf_counter() - start
     trained = result.model
     # Inert by construction: at layer 0 every frame's CLS token is the same (class + position embedding), so the
@@ -283,10 +334,16 @@ def section_lora(run: Run) -> None:
     finite = all(np.isfinite(result.step_losses))
     memory = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if run.device.startswith("cuda") else ""
     status = "ok" if finite and moved == len(lora_b) and lora_b and base_same else "FAIL"
-    run.add("lora", f"LoRA bf16 + checkpointing + accelerate, {run.spec.name}, {len(folder)} clips x {run.frames} frames",
-            f"{len(result.step_losses)} steps in {seconds:.1f} s, losses {[round(x, 3) for x in result.step_losses]}, "
-            f"{moved}/{len(lora_b)} LoRA B trained (layer 0 message q/k aside), {len(frozen)} base weights unchanged {base_same}, precision {result.mixed_precision}{memory}",
-            status, losses=result.step_losses, seconds=seconds, trainable=result.trainable_parameters)
+    run.add(
+        "lora",
+        f"LoRA bf16 + checkpointing + accelerate, {run.spec.name}, {len(folder)} clips x {run.frames} frames",
+        f"{len(result.step_losses)} steps in {seconds:.1f} s, losses {[round(x, 3) for x in result.step_losses]}, "
+        f"{moved}/{len(lora_b)} LoRA B trained (layer 0 message q/k aside), {len(frozen)} base weights unchanged {base_same}, precision {result.mixed_precision}{memory}",
+        status,
+        losses=result.step_losses,
+        seconds=seconds,
+        trainable=result.trainable_parameters,
+    )
 
 
 def _plain_name(name: str) -> str:
@@ -323,21 +380,37 @@ def section_ray(run: Run) -> None:
         ray.init(num_cpus=2, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
     try:
         start = time.perf_counter()
-        result = run_job(clips, run.workdir / "ray-results.parquet",
-                         {"mode": "classify", "labels": labels, "device": run.device, "batch_size": 8},
-                         EngineOptions(engine="ray", num_workers=1, num_gpus_per_worker=gpus, videos_per_call=8))
+        result = run_job(
+            clips,
+            run.workdir / "ray-results.parquet",
+            {"mode": "classify", "labels": labels, "device": run.device, "batch_size": 8},
+            EngineOptions(engine="ray", num_workers=1, num_gpus_per_worker=gpus, videos_per_call=8),
+        )
         ray_s = time.perf_counter() - start
     finally:
         ray.shutdown()
     rows = {row["path"]: row for row in read_predictions(run.workdir / "ray-results.parquet").to_pylist()}
-    worst = max(abs(dict(zip(rows[c]["labels"], rows[c]["scores"]))[r["label"]] - r["score"])
-                for c, out in zip(clips, reference) for r in out)
+    worst = max(
+        abs(dict(zip(rows[c]["labels"], rows[c]["scores"]))[r["label"]] - r["score"])
+        for c, out in zip(clips, reference)
+        for r in out
+    )
     status = "ok" if worst <= 1e-4 and not result.failed and len(rows) == len(clips) else "FAIL"
-    run.add("ray", f"1 {'GPU' if gpus else 'CPU'} worker, {len(clips)} clips: scores vs the pipeline",
-            f"max |diff| {worst:.1e} (<= 1e-4)", status, max_abs_diff=worst)
-    run.add("ray", "throughput (worker start-up and model load included)",
-            f"ray {len(clips) / ray_s:.1f} clips/s ({ray_s:.1f} s), pipeline {len(clips) / local_s:.1f} clips/s",
-            "info", ray_s=ray_s, pipeline_s=local_s)
+    run.add(
+        "ray",
+        f"1 {'GPU' if gpus else 'CPU'} worker, {len(clips)} clips: scores vs the pipeline",
+        f"max |diff| {worst:.1e} (<= 1e-4)",
+        status,
+        max_abs_diff=worst,
+    )
+    run.add(
+        "ray",
+        "throughput (worker start-up and model load included)",
+        f"ray {len(clips) / ray_s:.1f} clips/s ({ray_s:.1f} s), pipeline {len(clips) / local_s:.1f} clips/s",
+        "info",
+        ray_s=ray_s,
+        pipeline_s=local_s,
+    )
 
 
 def section_bench_model(run: Run) -> None:
@@ -346,8 +419,15 @@ def section_bench_model(run: Run) -> None:
         options = ["--smoke", "--device", "cpu", "--dtype", "fp32", "--sections", "video", "--repeats", "2"]
     else:
         options = ["--quick", "--device", run.device, "--dtype", "bf16", "--sections", "peak,video,zeroshot,memory"]
-    command = [sys.executable, str(REPO / "bench" / "bench_model.py"), *options, "--json", str(out),
-               "--workdir", str(run.workdir / "bench-model")]
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "bench_model.py"),
+        *options,
+        "--json",
+        str(out),
+        "--workdir",
+        str(run.workdir / "bench-model"),
+    ]
     timeout = max(30.0, run.remaining() - 5)
     proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     if proc.returncode != 0:
@@ -355,8 +435,10 @@ def section_bench_model(run: Run) -> None:
     rows = json.loads(out.read_text())["rows"]
     for row in rows:
         if row["section"] == "video":  # one video per call
-            result = (f"hf_xclip {1 / row['ours']:.1f} clips/s, transformers {1 / row['transformers']:.1f} clips/s "
-                      f"({row['ratio']:.2f}x)")
+            result = (
+                f"hf_xclip {1 / row['ours']:.1f} clips/s, transformers {1 / row['transformers']:.1f} clips/s "
+                f"({row['ratio']:.2f}x)"
+            )
         elif row["unit"] == "s":
             result = f"hf_xclip {row['ours']:.3f} s, transformers {row['transformers']:.3f} s ({row['ratio']:.2f}x)"
         else:
@@ -375,8 +457,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda (the check) or cpu (smoke run with tiny models)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
-    parser.add_argument("--budget-s", type=float, default=None,
-                        help="time budget; sections that would start past it are skipped (default 330 s, 600 on CPU)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="time budget; sections that would start past it are skipped (default 330 s, 600 on CPU)",
+    )
     parser.add_argument("--workdir", default=None, help="folder for checkpoints and clips (temporary by default)")
     parser.add_argument("--json", default=None, help="output JSON (default bench/results/gpu_check[_cpu].json)")
     args = parser.parse_args(argv)
@@ -394,22 +480,37 @@ def main(argv: list[str] | None = None) -> int:
     quiet_transformers()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run = Run(args)
-    print(f"# gpu_check on {args.device}, budget {args.budget_s:.0f} s, sections {', '.join(args.sections)}", flush=True)
+    print(
+        f"# gpu_check on {args.device}, budget {args.budget_s:.0f} s, sections {', '.join(args.sections)}", flush=True
+    )
     for section in SECTIONS:
         if section not in args.sections:
             continue
         needed = 0 if run.smoke else MIN_SECONDS[section]
         if run.remaining() <= 0 or run.remaining() < needed:
-            run.rows.append(Check(section, "(section)", f"skipped: {run.remaining():.0f} s of the budget left, "
-                                  f"needs about {needed} s", "skipped"))
+            run.rows.append(
+                Check(
+                    section,
+                    "(section)",
+                    f"skipped: {run.remaining():.0f} s of the budget left, needs about {needed} s",
+                    "skipped",
+                )
+            )
             print(f"  [skipped] {section}", flush=True)
             continue
         start = time.perf_counter()
         try:
             globals()[f"section_{section}"](run)
         except Exception as err:  # one failing section must not hide the others
-            run.rows.append(Check(section, "(section)", f"{type(err).__name__}: {str(err)[:300]}", "error",
-                                  data={"traceback": traceback.format_exc()}))
+            run.rows.append(
+                Check(
+                    section,
+                    "(section)",
+                    f"{type(err).__name__}: {str(err)[:300]}",
+                    "error",
+                    data={"traceback": traceback.format_exc()},
+                )
+            )
             print(traceback.format_exc(), file=sys.stderr, flush=True)
         finally:
             if run.device.startswith("cuda") and torch.cuda.is_available():
@@ -426,9 +527,17 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in run.rows if r.status in ("FAIL", "error")]
     print(f"\ntotal {total:.0f} s of a {args.budget_s:.0f} s budget; {len(failed)} failed check(s) or section error(s)")
     path = Path(args.json) if args.json else RESULTS_DIR / ("gpu_check_cpu.json" if run.smoke else "gpu_check.json")
-    write_json(path, {"command": "python bench/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                      "device": args.device, "total_s": round(total, 1), "budget_s": args.budget_s,
-                      "rows": [r.__dict__ for r in run.rows], "table_markdown": markdown})
+    write_json(
+        path,
+        {
+            "command": "python bench/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "device": args.device,
+            "total_s": round(total, 1),
+            "budget_s": args.budget_s,
+            "rows": [r.__dict__ for r in run.rows],
+            "table_markdown": markdown,
+        },
+    )
     print(f"wrote {path}")
     return 1 if failed else 0
 

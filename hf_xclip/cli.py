@@ -23,8 +23,18 @@ from typing import Any
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS: list[str] = [
-    "convert", "classify", "timeline", "demo", "finetune", "evaluate", "calibrate", "export", "labels", "index",
-    "search", "app",
+    "convert",
+    "classify",
+    "timeline",
+    "demo",
+    "finetune",
+    "evaluate",
+    "calibrate",
+    "export",
+    "labels",
+    "index",
+    "search",
+    "app",
 ]
 
 # Exit status of every command: success, some items failed (the others were still done), bad input.
@@ -55,8 +65,11 @@ def _static_definition(module: str, name: str) -> ast.stmt:
             return node
         if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
             package = module if is_package else module.rpartition(".")[0]
-            origin = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+            origin = (
+                importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                if node.level
                 else node.module or ""
+            )
             original = next(a.name for a in node.names if (a.asname or a.name) == name)
             return _static_definition(origin, original)
     raise LookupError(f"{module} defines no {name}")
@@ -122,8 +135,17 @@ def static_dataclass(module: str, name: str) -> type:
             return {value(k): value(v) for k, v in zip(expr.keys, expr.values) if k is not None}
         return ast.literal_eval(expr)
 
-    namespace = {"Literal": typing.Literal, "int": int, "float": float, "str": str, "bool": bool, "tuple": tuple,
-                 "list": list, "dict": dict, "None": None}
+    namespace = {
+        "Literal": typing.Literal,
+        "int": int,
+        "float": float,
+        "str": str,
+        "bool": bool,
+        "tuple": tuple,
+        "list": list,
+        "dict": dict,
+        "None": None,
+    }
     fields = []
     for item in node.body:
         if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
@@ -189,8 +211,10 @@ def add_label_side_arguments(parser: argparse.ArgumentParser, *, bank: bool = Tr
 def _naming(path: Path | None, err: Exception) -> str:
     """The error's message, led by the file's name when it does not say it (e.g. a file that is not UTF-8)."""
     if isinstance(err, UnicodeDecodeError):
-        return (f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); re-save the file "
-                "as UTF-8")
+        return (
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); re-save the file "
+            "as UTF-8"
+        )
     text = str(err)
     return text if path is None or str(path) in text else f"{path}: {text}"
 
@@ -329,8 +353,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
     parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU if any)")
     parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
-    parser.add_argument("--quantize", choices=("int8", "none"),
-                        help="ONNX exports (hf-xclip export): int8 or float32 graphs (default: the export's own)")
+    parser.add_argument(
+        "--quantize",
+        choices=("int8", "none"),
+        help="ONNX exports (hf-xclip export): int8 or float32 graphs (default: the export's own)",
+    )
 
 
 def read_label_arguments(args: argparse.Namespace) -> tuple[list[str] | None, Any, dict[str, list[str]] | None]:
@@ -382,8 +409,11 @@ def unknown_labels(tokenizer: Any, labels: list[str]) -> list[tuple[str, int, in
 def warn_unknown_labels(tokenizer: Any, labels: list[str], command: str) -> None:
     """Warn on stderr, naming each label that is mostly unknown tokens (see `unknown_labels`)."""
     for label, count, total in unknown_labels(tokenizer, labels):
-        print(f"hf-xclip {command}: warning: label {label!r} is mostly unknown to the model's tokenizer ({count} of "
-              f"{total} tokens): its score says little; use words the model was trained on", file=sys.stderr)
+        print(
+            f"hf-xclip {command}: warning: label {label!r} is mostly unknown to the model's tokenizer ({count} of "
+            f"{total} tokens): its score says little; use words the model was trained on",
+            file=sys.stderr,
+        )
 
 
 def require_matplotlib(option: str = "--plot") -> None:
@@ -448,16 +478,26 @@ def _cannot_load(model: str, adapter: str | None) -> Iterator[None]:
 # --- the one place where failures become one line naming the file or field and the fix --------------------------
 
 # model_type values this package's own classes load (a config.json with one of these runs no code it ships).
-OWN_MODEL_TYPES = ("hf_xclip", "hf_xclip_text_model", "hf_xclip_vision_model", "xclip", "xclip_text_model",
-                   "xclip_vision_model")
+OWN_MODEL_TYPES = (
+    "hf_xclip",
+    "hf_xclip_text_model",
+    "hf_xclip_vision_model",
+    "xclip",
+    "xclip_text_model",
+    "xclip_vision_model",
+)
 HUB_PROBE_SECONDS = 3.0
 
 
 def _looks_like_path(name: str) -> bool:
     """A name that can only be a local path (a Hub id is `name` or `owner/name`)."""
     return (
-        name.startswith((".", "~", os.sep)) or (os.altsep is not None and os.altsep in name)
-        or name.count("/") > 1 or name.endswith("/") or os.path.isabs(name) or "\\" in name
+        name.startswith((".", "~", os.sep))
+        or (os.altsep is not None and os.altsep in name)
+        or name.count("/") > 1
+        or name.endswith("/")
+        or os.path.isabs(name)
+        or "\\" in name
     )
 
 
@@ -514,8 +554,9 @@ def check_model_source(name: str | os.PathLike, what: str = "model", trust_remot
         config_file = path / "config.json"
         if not config_file.is_file():
             if what == "model":
-                raise UsageError(f"model folder {text!r} has no config.json: give a model folder (hf-xclip convert "
-                                 "writes one)")
+                raise UsageError(
+                    f"model folder {text!r} has no config.json: give a model folder (hf-xclip convert writes one)"
+                )
             return
         try:
             config = json.loads(config_file.read_text(encoding="utf-8"))
@@ -535,11 +576,15 @@ def check_model_source(name: str | os.PathLike, what: str = "model", trust_remot
     if _in_hub_cache(text):
         return
     if _hub_offline():
-        raise UsageError(f"{what} {text!r} is neither a local folder nor in the Hub cache, and HF_HUB_OFFLINE is set: "
-                         "give a local folder or unset HF_HUB_OFFLINE")
+        raise UsageError(
+            f"{what} {text!r} is neither a local folder nor in the Hub cache, and HF_HUB_OFFLINE is set: "
+            "give a local folder or unset HF_HUB_OFFLINE"
+        )
     if not _hub_reachable():
-        raise UsageError(f"{what} {text!r} is not a local folder and the Hugging Face Hub cannot be reached (no "
-                         "network?): give a local folder, or download it first where the Hub is reachable")
+        raise UsageError(
+            f"{what} {text!r} is not a local folder and the Hugging Face Hub cannot be reached (no "
+            "network?): give a local folder, or download it first where the Hub is reachable"
+        )
 
 
 def _weights_files(folder: Path) -> list[Path]:
@@ -582,23 +627,31 @@ def explain_load_error(err: BaseException, name: str, log: str = "") -> str | No
         found = re.search(r"Unsupported global: (GLOBAL \S+)", text)
         files = [p.name for p in folder.glob("*.bin")] if local else []
         shown = f"{folder / files[0]}" if files else where
-        return (f"{shown}: the pickle holds code objects ({found.group(1) if found else 'not only tensors'}), refused: "
-                "load only weights you trust, saved as safetensors")
+        return (
+            f"{shown}: the pickle holds code objects ({found.group(1) if found else 'not only tensors'}), refused: "
+            "load only weights you trust, saved as safetensors"
+        )
     if "ignore_mismatched_sizes" in text or "size mismatch" in text:
         for line in log.splitlines():
             match = _MISMATCH.search(line)
             if match:
                 key, ckpt, model = match.groups()
-                return (f"{where}: tensor {key!r} has shape {ckpt} in the weights but config.json needs {model}: "
-                        "the weights and config.json do not belong together (re-save or re-convert the model)")
+                return (
+                    f"{where}: tensor {key!r} has shape {ckpt} in the weights but config.json needs {model}: "
+                    "the weights and config.json do not belong together (re-save or re-convert the model)"
+                )
         return f"{where}: a tensor's shape does not match config.json: re-save or re-convert the model"
     if kind == "SafetensorError" or "HeaderTooLarge" in text or "incomplete metadata" in text:
         broken = _broken_safetensors(folder) if local else None
-        return (f"{broken or where}: truncated or not a safetensors file ({text.splitlines()[0]}); re-download or "
-                "re-save it")
+        return (
+            f"{broken or where}: truncated or not a safetensors file ({text.splitlines()[0]}); re-download or "
+            "re-save it"
+        )
     if "no file named" in text and local:
-        return (f"{where}: no weights file (model.safetensors or pytorch_model.bin) next to config.json: copy the "
-                "weights there, or write the folder with hf-xclip convert")
+        return (
+            f"{where}: no weights file (model.safetensors or pytorch_model.bin) next to config.json: copy the "
+            "weights there, or write the folder with hf-xclip convert"
+        )
     if "onnx" in text.lower() or kind in ("Fail", "InvalidProtobuf", "NoSuchFile", "InvalidGraph", "InvalidArgument"):
         graphs = re.findall(r"[\w./-]+\.onnx", text)
         shown = graphs[0] if graphs else where
@@ -626,8 +679,9 @@ class _CaptureLog(logging.Handler):
 
 
 @contextlib.contextmanager
-def loading(model: str | os.PathLike, adapter: str | os.PathLike | None = None, trust_remote_code: bool = False
-            ) -> Iterator[None]:
+def loading(
+    model: str | os.PathLike, adapter: str | os.PathLike | None = None, trust_remote_code: bool = False
+) -> Iterator[None]:
     """Wrap every load of a model (and adapter): fast checks of the names first (`check_model_source`), then any
     known loading failure becomes a `UsageError` of one line (`explain_load_error`); transformers' LOAD REPORT is
     held back while loading and printed only when the model did load.
@@ -808,8 +862,11 @@ def main(argv: list[str] | None = None) -> int:
     json_only = getattr(args, "json", None) is True  # `--json` as a flag: the JSON summary alone on stdout
     try:
         check_output_arguments(args)
-        with progress_bars(not getattr(args, "no_progress", False)), _json_alone_on_stdout(json_only), \
-                warnings.catch_warnings():
+        with (
+            progress_bars(not getattr(args, "no_progress", False)),
+            _json_alone_on_stdout(json_only),
+            warnings.catch_warnings(),
+        ):
             for message in IGNORED_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
             return int(args._run(args) or 0)

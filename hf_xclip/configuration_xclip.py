@@ -201,9 +201,7 @@ class XClipVisionConfig(PreTrainedConfig):
             self.mit_hidden_size, self.mit_num_attention_heads, "mit_hidden_size", "mit_num_attention_heads"
         )
         if self.image_size % self.patch_size != 0:
-            raise ValueError(
-                f"`image_size` ({self.image_size}) must be divisible by `patch_size` ({self.patch_size})."
-            )
+            raise ValueError(f"`image_size` ({self.image_size}) must be divisible by `patch_size` ({self.patch_size}).")
         _check_prompts(self)
 
 
@@ -288,7 +286,9 @@ class XClipConfig(PreTrainedConfig):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}.")
         if self.multi_label_scale is not None and not self.multi_label_scale > 0:
-            raise ValueError(f"`multi_label_scale` must be positive (or None: no sigmoid head), got {self.multi_label_scale}.")
+            raise ValueError(
+                f"`multi_label_scale` must be positive (or None: no sigmoid head), got {self.multi_label_scale}."
+            )
         thresholds = [self.multi_label_threshold, *(self.multi_label_thresholds or {}).values()]
         if any(value is not None and not 0.0 <= value <= 1.0 for value in thresholds):
             raise ValueError(f"`multi_label_threshold(s)` must be probabilities in [0, 1], got {thresholds}.")

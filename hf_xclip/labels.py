@@ -78,7 +78,9 @@ def normalize_labels(candidate_labels: Any, name: str = "candidate_labels") -> l
     if isinstance(candidate_labels, str):
         candidate_labels = [label.strip() for label in candidate_labels.split(",")]
     elif isinstance(candidate_labels, (bytes, dict)) or not isinstance(candidate_labels, Iterable):
-        raise ValueError(f"`{name}` must be a list of strings, got {type(candidate_labels).__name__}: {candidate_labels!r}")
+        raise ValueError(
+            f"`{name}` must be a list of strings, got {type(candidate_labels).__name__}: {candidate_labels!r}"
+        )
     labels = list(candidate_labels)
     if not labels:
         raise ValueError(f"`{name}` is empty: give at least one label.")
@@ -102,7 +104,9 @@ def normalize_templates(templates: Any, name: str = "hypothesis_template") -> tu
     if isinstance(templates, str):
         templates = [templates]
     elif not isinstance(templates, Sequence) or not templates:
-        raise ValueError(f"`{name}` must be a string with '{{}}' or a non-empty list of such strings, got {templates!r}.")
+        raise ValueError(
+            f"`{name}` must be a string with '{{}}' or a non-empty list of such strings, got {templates!r}."
+        )
     checked = tuple(validate_template(template, name) for template in templates)
     if len(set(checked)) != len(checked):
         raise ValueError(f"`{name}` has duplicate templates: {list(checked)!r}.")
@@ -129,7 +133,10 @@ def model_template(processor: Any = None, source: str | os.PathLike | None = Non
 
 
 def resolve_templates(
-    templates: Any = None, processor: Any = None, source: str | os.PathLike | None = None, name: str = "hypothesis_template"
+    templates: Any = None,
+    processor: Any = None,
+    source: str | os.PathLike | None = None,
+    name: str = "hypothesis_template",
 ) -> tuple[str, ...]:
     """The templates to use: the caller's (validated by [`normalize_templates`]), or the model's own
     ([`model_template`]) when the caller gives none. The one place where that default is decided (pipeline,
@@ -210,7 +217,9 @@ def normalize_descriptions(descriptions: Any, name: str = "label_descriptions") 
             )
         for index, sentence in enumerate(sentences):
             if not isinstance(sentence, str) or not sentence.strip():
-                raise ValueError(f"`{name}`: description {index} of label {label!r} is empty or not a string: {sentence!r}.")
+                raise ValueError(
+                    f"`{name}`: description {index} of label {label!r} is empty or not a string: {sentence!r}."
+                )
         if len(set(sentences)) != len(sentences):
             raise ValueError(f"`{name}`: label {label!r} has the same description twice.")
         checked[label] = tuple(sentences)
@@ -233,7 +242,9 @@ def read_label_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err}).") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object mapping labels to lists of sentences, got {type(data).__name__}.")
+        raise ValueError(
+            f"{path}: expected a JSON object mapping labels to lists of sentences, got {type(data).__name__}."
+        )
     try:
         checked = normalize_descriptions(data, name=str(path))
     except ValueError as err:
@@ -482,7 +493,9 @@ class LabelEncoder:
             missing = set(self.cache.lookup(keys))
             if missing:
                 todo = [pair for key, pair in dict(zip(keys, pairs)).items() if key in missing]
-                self.cache.add([self._key(pair, prompted) for pair in todo], self._encode(todo, chunked=True, cached=True))
+                self.cache.add(
+                    [self._key(pair, prompted) for pair in todo], self._encode(todo, chunked=True, cached=True)
+                )
             return self.cache.stack(keys)
 
     def _soft_tokens(self, prompter: nn.Module, labels: list[str], cached: bool) -> dict[str, torch.Tensor]:
@@ -503,14 +516,19 @@ class LabelEncoder:
         lengths = [len(ids) for ids in tokenized]
         chunks = length_chunks(lengths, self.batch_size) if chunked else [list(range(len(pairs)))]
         prompter = self.prompter
-        soft = self._soft_tokens(prompter, list(dict.fromkeys(label for label, _ in pairs)), cached) if prompter else None
+        soft = (
+            self._soft_tokens(prompter, list(dict.fromkeys(label for label, _ in pairs)), cached) if prompter else None
+        )
         text_config = self._config().text_config
         out: list[torch.Tensor | None] = [None] * len(pairs)
         device = self.model.device
         for chunk in chunks:
             width = pad_to or max(lengths[i] for i in chunk)  # SigLIP pools the last position: fixed length
             batch = self.tokenizer.pad(
-                {"input_ids": [tokenized[i] for i in chunk]}, padding="max_length", max_length=width, return_tensors="pt"
+                {"input_ids": [tokenized[i] for i in chunk]},
+                padding="max_length",
+                max_length=width,
+                return_tensors="pt",
             )
             input_ids, attention_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -518,7 +536,12 @@ class LabelEncoder:
                 embeds = self.model.get_input_embeddings()(input_ids)
                 context = torch.stack([soft[pairs[i][0]] for i in chunk]).to(device=device, dtype=embeds.dtype)
                 ids, embeds, mask = insert_after_start(
-                    context, input_ids, embeds, attention_mask, text_config.eos_token_id, text_config.max_position_embeddings
+                    context,
+                    input_ids,
+                    embeds,
+                    attention_mask,
+                    text_config.eos_token_id,
+                    text_config.max_position_embeddings,
                 )
                 inputs = {"input_ids": ids, "inputs_embeds": embeds, "attention_mask": mask}
             # The text tower is causal and pools at the EOT token, so padding after it changes nothing.
@@ -561,8 +584,10 @@ class LabelEncoder:
         pairs = [
             pair
             for index, label in enumerate(labels)
-            for pair in [*pairs[index * len(templates) : (index + 1) * len(templates)],
-                         *((label, sentence) for sentence in described.get(label, ()))]
+            for pair in [
+                *pairs[index * len(templates) : (index + 1) * len(templates)],
+                *((label, sentence) for sentence in described.get(label, ())),
+            ]
         ]
         embeds = self._encode_pairs(pairs, cached)
         rows = [ensemble_text_embeddings(group[None].float())[0] for group in embeds.split(counts)]
@@ -850,7 +875,9 @@ class LabelBank:
         if self.descriptions:
             header["descriptions"] = json.dumps({k: list(v) for k, v in self.descriptions.items()}, ensure_ascii=False)
         with atomic_path(path) as partial:
-            save_file({"embeddings": self.embeddings.detach().float().contiguous().cpu()}, str(partial), metadata=header)
+            save_file(
+                {"embeddings": self.embeddings.detach().float().contiguous().cpu()}, str(partial), metadata=header
+            )
         return path
 
     @classmethod

@@ -174,8 +174,10 @@ def resolve_components(
 
         processor = XClipProcessor.from_pretrained(os.fspath(processor))
     if processor is not None:
-        video_processor = video_processor or getattr(processor, "video_processor", None) or getattr(
-            processor, "image_processor", None
+        video_processor = (
+            video_processor
+            or getattr(processor, "video_processor", None)
+            or getattr(processor, "image_processor", None)
         )
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
     family = None if model is None or is_xclip_family(model) else model_family(model)
@@ -217,8 +219,10 @@ def _family_components(family: str, model: Any, source, processor, video_process
     elif not isinstance(video_processor, FrameVideoProcessor):
         kind = getattr(spec, "kind", "video")
         video_processor = FrameVideoProcessor(
-            video_processor, frames="video" if kind == "video" and hasattr(video_processor, "sample_frames") else "image",
-            patches=family == "siglip2", num_frames=base.num_frames,
+            video_processor,
+            frames="video" if kind == "video" and hasattr(video_processor, "sample_frames") else "image",
+            patches=family == "siglip2",
+            num_frames=base.num_frames,
         )
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         where = os.fspath(tokenizer) if tokenizer is not None else source

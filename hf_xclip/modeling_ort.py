@@ -44,8 +44,20 @@ GRAPHS: tuple[str, ...] = ("text_encoder", "video_encoder", "scorer")
 QUANTIZATIONS: tuple[str, ...] = ("int8",)
 INSTALL_HINT = "pip install 'hf_xclip[onnx]'"
 _HUB_KWARGS = frozenset(
-    {"revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder",
-     "trust_remote_code", "_from_pipeline", "_from_auto", "device_map", "attn_implementation"}
+    {
+        "revision",
+        "token",
+        "cache_dir",
+        "local_files_only",
+        "force_download",
+        "proxies",
+        "subfolder",
+        "trust_remote_code",
+        "_from_pipeline",
+        "_from_auto",
+        "device_map",
+        "attn_implementation",
+    }
 )
 
 
@@ -80,7 +92,7 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path} is not an hf_xclip ONNX manifest (expected \"format\": \"{MANIFEST_FORMAT}\").")
+        raise ValueError(f'{path} is not an hf_xclip ONNX manifest (expected "format": "{MANIFEST_FORMAT}").')
     if manifest.get("manifest_version", 0) > MANIFEST_VERSION:
         raise ValueError(
             f"{path} has manifest_version {manifest['manifest_version']}, newer than this hf_xclip understands "
@@ -88,7 +100,7 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
         )
     graphs = manifest.get("graphs")
     if not isinstance(graphs, dict) or set(graphs) != set(GRAPHS):
-        raise ValueError(f"{path}: \"graphs\" must describe exactly {GRAPHS}, got {sorted(graphs or {})}.")
+        raise ValueError(f'{path}: "graphs" must describe exactly {GRAPHS}, got {sorted(graphs or {})}.')
     return manifest
 
 
@@ -102,7 +114,11 @@ INT8_SCOPE = re.compile(r"(^|\.)vision_model\.encoder\.layers\.\d+\.(self_attn\.
 
 
 def quantize_graph(
-    source: str | os.PathLike, target: str | os.PathLike, *, per_channel: bool = True, scope: re.Pattern | None = INT8_SCOPE
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    per_channel: bool = True,
+    scope: re.Pattern | None = INT8_SCOPE,
 ) -> dict[str, Any]:
     """Dynamic int8 quantization of linear layers of one graph with onnxruntime.
 
@@ -354,8 +370,10 @@ class XClipOrtModel(VideoTextModelMixin):
     ) -> BaseModelOutputWithPooling:
         """Projected text embeddings: `pooler_output` (num_texts, projection_dim), as `XClipModel.get_text_features`."""
         if inputs_embeds is not None or position_ids is not None:
-            raise ValueError("The exported text encoder takes `input_ids` (and `attention_mask`) only, not "
-                             "`inputs_embeds` or `position_ids`.")
+            raise ValueError(
+                "The exported text encoder takes `input_ids` (and `attention_mask`) only, not "
+                "`inputs_embeds` or `position_ids`."
+            )
         if input_ids is None:
             raise ValueError("get_text_features needs `input_ids` of shape (num_texts, sequence_length).")
         ids = _as_numpy(input_ids, np.int64)
@@ -368,7 +386,9 @@ class XClipOrtModel(VideoTextModelMixin):
                 f"{text_config.max_position_embeddings}; tokenize with truncation=True."
             )
         if ids.min() < 0 or ids.max() >= text_config.vocab_size:
-            raise ValueError(f"input_ids hold ids outside [0, {text_config.vocab_size}): min {ids.min()}, max {ids.max()}.")
+            raise ValueError(
+                f"input_ids hold ids outside [0, {text_config.vocab_size}): min {ids.min()}, max {ids.max()}."
+            )
         mask = np.ones_like(ids) if attention_mask is None else _as_numpy(attention_mask, np.int64)
         if mask.shape != ids.shape:
             raise ValueError(f"attention_mask has shape {mask.shape}, input_ids {ids.shape}: they must match.")
@@ -457,8 +477,9 @@ class XClipOrtModel(VideoTextModelMixin):
         video = self.get_video_features(pixel_values, output_prompt_features=True)
         logits, prompted = self.get_logits(video.pooler_output, text_embeds, video.prompt_features)
         video_embeds = video.pooler_output / video.pooler_output.norm(p=2, dim=-1, keepdim=True)
-        return XClipOutput(logits_per_video=logits, logits_per_text=logits.T, text_embeds=prompted,
-                           video_embeds=video_embeds)
+        return XClipOutput(
+            logits_per_video=logits, logits_per_text=logits.T, text_embeds=prompted, video_embeds=video_embeds
+        )
 
     __call__ = forward
 

@@ -292,7 +292,10 @@ class _WrappedVideoTextModel(VideoTextModelMixin, nn.Module):
         return int(getattr(self.config, "video_text_num_frames", None) or DEFAULT_FRAMES)
 
     def get_text_features(
-        self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, return_dict: Any = None,
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: Any = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPooling:
         kwargs.pop("output_hidden_states", None)
@@ -320,16 +323,18 @@ class _WrappedVideoTextModel(VideoTextModelMixin, nn.Module):
         cosine = self.cosines(logits_per_video)
         return scale * cosine + float(getattr(self.config, "multi_label_bias", 0.0) or 0.0)
 
-    def forward(self, input_ids=None, pixel_values=None, attention_mask=None, text_embeds=None, return_dict=None,
-                **kwargs):
+    def forward(
+        self, input_ids=None, pixel_values=None, attention_mask=None, text_embeds=None, return_dict=None, **kwargs
+    ):
         """``logits_per_video`` (B, K) and ``logits_per_text`` of videos against texts (`input_ids`, or encoded
         `text_embeds` (K, D) as `XClipModel.forward` takes them)."""
         video = self.encode_videos(pixel_values)
         if text_embeds is None:
             text_embeds = self.encode_texts(input_ids, attention_mask)
         logits = self.score(video, text_embeds)
-        return ModelOutput(logits_per_video=logits, logits_per_text=logits.T, video_embeds=video.pooler_output,
-                           text_embeds=text_embeds)
+        return ModelOutput(
+            logits_per_video=logits, logits_per_text=logits.T, video_embeds=video.pooler_output, text_embeds=text_embeds
+        )
 
 
 class ImageTextVideoModel(_WrappedVideoTextModel):
@@ -347,7 +352,9 @@ class ImageTextVideoModel(_WrappedVideoTextModel):
         num_frames: frames per clip; default ``config.video_text_num_frames`` or 8. Recorded in the config.
     """
 
-    def __init__(self, model: nn.Module, family: ModelFamily, pooling: str | None = None, num_frames: int | None = None):
+    def __init__(
+        self, model: nn.Module, family: ModelFamily, pooling: str | None = None, num_frames: int | None = None
+    ):
         super().__init__(model, family)
         pooling = pooling or getattr(model.config, "video_text_pooling", None) or DEFAULT_POOLING
         if pooling not in POOLINGS:
@@ -508,8 +515,11 @@ def load_transformers_video_text_model(
     import transformers
 
     options = {}
-    for key, option in (("video_text_pooling", "pooling"), ("video_text_num_frames", "num_frames"),
-                        ("video_text_temperature", "temperature")):
+    for key, option in (
+        ("video_text_pooling", "pooling"),
+        ("video_text_num_frames", "num_frames"),
+        ("video_text_temperature", "temperature"),
+    ):
         if key in kwargs:
             options[option] = kwargs.pop(key)
     for key in ("_from_pipeline", "_from_auto", "trust_remote_code"):

@@ -32,7 +32,6 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
-from .modeling_video_text import VideoTextCapabilities, VideoTextModelMixin
 from .modeling_prompts import (
     PromptContextAdapterMixin,
     XClipDeepPrompts,
@@ -40,6 +39,7 @@ from .modeling_prompts import (
     XClipVisionPrompts,
     find_eos_positions,
 )
+from .modeling_video_text import VideoTextCapabilities, VideoTextModelMixin
 
 
 def _to_nested_tuple(output: ModelOutput) -> tuple[Any, ...]:
@@ -249,7 +249,9 @@ class XClipEncoderLayer(GradientCheckpointingLayer):
         self.mlp = XClipMLP(hidden_size, intermediate_size, hidden_act)
         self.layer_norm2 = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
         attn_output, _ = self.self_attn(self.layer_norm1(hidden_states), attention_mask=attention_mask, **kwargs)
         hidden_states = hidden_states + attn_output
         del attn_output  # not needed by the MLP: free it before the MLP's peak
@@ -608,7 +610,9 @@ class XClipTextModel(XClipPreTrainedModel):
                 f"inputs_embeds must have shape (num_texts, sequence_length, hidden_size), got {tuple(inputs_embeds.shape)}."
             )
         if input_ids is None and attention_mask is None:
-            raise ValueError("With `inputs_embeds` only, pass `attention_mask` (or `input_ids`) to locate the EOS token.")
+            raise ValueError(
+                "With `inputs_embeds` only, pass `attention_mask` (or `input_ids`) to locate the EOS token."
+            )
         self.deep_prompts.check_matches(self.prompt_context.num_context, "prompt context")
         input_ids, prompted_embeds, attention_mask = self.prompt_context(
             input_ids, inputs_embeds, attention_mask, self.embeddings.token_embedding, self.config.eos_token_id
@@ -661,7 +665,9 @@ class XClipVisionModel(XClipPreTrainedModel):
         super().__init__(config)
         self.embeddings = XClipVisionEmbeddings(config)
         self.prompt_tokens = XClipVisionPrompts(config.hidden_size, config.num_prompt_tokens)
-        self.deep_prompts = XClipDeepPrompts(config.hidden_size, "vision", config.num_prompt_tokens, config.prompt_depth)
+        self.deep_prompts = XClipDeepPrompts(
+            config.hidden_size, "vision", config.num_prompt_tokens, config.prompt_depth
+        )
         self.pre_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.encoder = XClipVisionEncoder(config)
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -711,7 +717,9 @@ def _flatten_frames(
     if pixel_values.ndim == 5:
         batch_size, frames, channels, height, width = pixel_values.shape
         if num_frames is not None and num_frames != frames:
-            raise ValueError(f"num_frames={num_frames} does not match pixel_values of shape {tuple(pixel_values.shape)}.")
+            raise ValueError(
+                f"num_frames={num_frames} does not match pixel_values of shape {tuple(pixel_values.shape)}."
+            )
         num_frames = frames
         pixel_values = pixel_values.reshape(batch_size * frames, channels, height, width)
     elif pixel_values.ndim == 4:

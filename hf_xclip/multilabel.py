@@ -69,8 +69,12 @@ def resolve_method(method: str, model: nn.Module) -> str:
     return method
 
 
-def reference_texts(method: str, labels: Sequence[str], negative_template: str = "not {}",
-                    background_prompts: Sequence[str] = DEFAULT_BACKGROUND_PROMPTS) -> list[str] | None:
+def reference_texts(
+    method: str,
+    labels: Sequence[str],
+    negative_template: str = "not {}",
+    background_prompts: Sequence[str] = DEFAULT_BACKGROUND_PROMPTS,
+) -> list[str] | None:
     """The texts a method scores labels against: the negated labels, the background prompts, or None."""
     if method == "negative":
         return [negative_template.format(label) for label in labels]
@@ -250,7 +254,9 @@ def _best_f1_cut(probs: torch.Tensor, targets: torch.Tensor) -> tuple[float, flo
 
 
 def fit_decision_threshold(
-    probs: torch.Tensor, targets: torch.Tensor, labels: Sequence[str],
+    probs: torch.Tensor,
+    targets: torch.Tensor,
+    labels: Sequence[str],
     min_positives: int = MIN_POSITIVES_PER_LABEL_THRESHOLD,
 ) -> tuple[float, dict[str, float]]:
     """The probability threshold with the best micro F1 over (N, K) `probs` of a calibrated head, and a threshold
@@ -267,7 +273,9 @@ def fit_decision_threshold(
     return threshold, per_label
 
 
-def set_decision_threshold(model: nn.Module, threshold: float | None, per_label: dict[str, float] | None = None) -> None:
+def set_decision_threshold(
+    model: nn.Module, threshold: float | None, per_label: dict[str, float] | None = None
+) -> None:
     """Write the sigmoid head's decision threshold (and per-label ones) into the model's config (``None``: remove)."""
     model.config.multi_label_threshold = None if threshold is None else float(threshold)
     model.config.multi_label_thresholds = {k: float(v) for k, v in per_label.items()} if per_label else None

@@ -174,10 +174,16 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         model = as_video_text_model(model)
         source = model.name_or_path or None
         processor, video_processor, tokenizer = resolve_components(
-            source, processor, video_processor or image_processor or feature_extractor, tokenizer,
-            config=None if isinstance(model, XClipModel) else model.config, model=model,
+            source,
+            processor,
+            video_processor or image_processor or feature_extractor,
+            tokenizer,
+            config=None if isinstance(model, XClipModel) else model.config,
+            model=model,
         )
-        super().__init__(model=model, tokenizer=tokenizer, video_processor=video_processor, processor=processor, **kwargs)
+        super().__init__(
+            model=model, tokenizer=tokenizer, video_processor=video_processor, processor=processor, **kwargs
+        )
         self.model.eval()
         # the model's text template (its processor's), the default of every call
         self.hypothesis_template = (
@@ -491,8 +497,13 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
     ) -> dict[str, Any]:
         candidate_labels = _labels_to_score(candidate_labels, label_bank)
         labels = self.prepare_labels(
-            candidate_labels, hypothesis_template, multi_label, multi_label_method, negative_template,
-            label_descriptions, label_bank,
+            candidate_labels,
+            hypothesis_template,
+            multi_label,
+            multi_label_method,
+            negative_template,
+            label_descriptions,
+            label_bank,
         )
         views = model_inputs["pixel_values"]  # list of (V_i, T, 3, S, S)
         counts = [v.shape[0] for v in views]
@@ -570,8 +581,11 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
             batch = {"pixel_values": [g["pixel_values"] for g in good], "video_name": [g["video_name"] for g in good]}
             outputs = self.forward(batch, **forward_params)
             for g, scores in zip(good, outputs["scores"]):
-                one = {"scores": [scores], "candidate_labels": outputs["candidate_labels"],
-                       "decision_thresholds": outputs.get("decision_thresholds")}
+                one = {
+                    "scores": [scores],
+                    "candidate_labels": outputs["candidate_labels"],
+                    "decision_thresholds": outputs.get("decision_thresholds"),
+                }
                 results[id(g)] = self.postprocess(one, **postprocess_params)
         for item in items:
             if isinstance(item, Exception):

@@ -49,7 +49,9 @@ class FrameVideoProcessor(XClipVideoProcessor):
             resizing, cropping and normalisation are the family processor's.
     """
 
-    def __init__(self, image_processor: Any = None, frames: str = "image", patches: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, image_processor: Any = None, frames: str = "image", patches: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if frames not in ("image", "video"):
             raise ValueError(f"frames must be 'image' or 'video', got {frames!r}.")
@@ -116,7 +118,9 @@ def pack_siglip2_patches(pixel_values: torch.Tensor, spatial_shapes: torch.Tenso
     return torch.cat([pixel_values, extra], dim=1)
 
 
-def load_family_video_processor(source: str | os.PathLike, family: Any, num_frames: int | None = None) -> FrameVideoProcessor:
+def load_family_video_processor(
+    source: str | os.PathLike, family: Any, num_frames: int | None = None
+) -> FrameVideoProcessor:
     """The video processor of a family's checkpoint at `source` (see the module docstring).
 
     Raises:
@@ -124,8 +128,11 @@ def load_family_video_processor(source: str | os.PathLike, family: Any, num_fram
     """
     options = {"num_frames": num_frames} if num_frames else {}
     if family.kind == "video":
-        return FrameVideoProcessor(_video_processor(source), frames="video", **options) if has_torchvision() else \
-            FrameVideoProcessor(_video_options_as_image_processor(source), **options)
+        return (
+            FrameVideoProcessor(_video_processor(source), frames="video", **options)
+            if has_torchvision()
+            else FrameVideoProcessor(_video_options_as_image_processor(source), **options)
+        )
     from transformers import AutoImageProcessor
 
     try:
@@ -163,5 +170,11 @@ def _video_options_as_image_processor(source: str | os.PathLike) -> Any:
     return SiglipImageProcessorPil(**{key: config[key] for key in keys if config.get(key) is not None})
 
 
-__all__ = ["FrameVideoProcessor", "VideoTextProcessor", "VIDEO_PROCESSOR_HINT", "has_torchvision", "load_family_video_processor",
-           "pack_siglip2_patches"]
+__all__ = [
+    "FrameVideoProcessor",
+    "VideoTextProcessor",
+    "VIDEO_PROCESSOR_HINT",
+    "has_torchvision",
+    "load_family_video_processor",
+    "pack_siglip2_patches",
+]

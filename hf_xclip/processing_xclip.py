@@ -207,7 +207,9 @@ class XClipProcessor(ProcessorMixin):
             kwargs.pop(key, None)
         path = os.fspath(pretrained_model_name_or_path)
         processor_dict = read_processor_config(path, hub)
-        video_options = {k: kwargs.pop(k) for k in list(kwargs) if k in XClipVideoProcessor.valid_kwargs.__annotations__}
+        video_options = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in XClipVideoProcessor.valid_kwargs.__annotations__
+        }
         video_processor = kwargs.pop("video_processor", None)
         if video_processor is None:
             video_processor = XClipVideoProcessor.from_pretrained(path, **hub, **video_options)

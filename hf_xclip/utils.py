@@ -213,11 +213,13 @@ def prefetch(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def prefetch_map(func: Callable[[T], Y], items: Iterable[T], *, workers: int = 1, ahead: int = 1,
-                 name: str = "xclip-prefetch") -> Iterator[Y]:
+def prefetch_map(
+    func: Callable[[T], Y], items: Iterable[T], *, workers: int = 1, ahead: int = 1, name: str = "xclip-prefetch"
+) -> Iterator[Y]:
     """``func(item)`` for each item, in order, computed by `workers` threads up to `ahead` items ahead."""
-    with contextlib.closing(prefetch(items, lambda item: (func(item),), workers=workers, ahead=ahead,
-                                     name=name)) as streams:
+    with contextlib.closing(
+        prefetch(items, lambda item: (func(item),), workers=workers, ahead=ahead, name=name)
+    ) as streams:
         for _, stream in streams:
             yield from stream
 

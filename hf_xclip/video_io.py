@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Union
 
 import numpy as np
-
 from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
@@ -78,7 +77,7 @@ SamplingMode = Literal["middle", "random", "uniform"]
 Backend = Literal["auto", "torchcodec", "pyav", "decord"]
 TailMode = Literal["shift", "partial"]
 BrokenTailMode = Literal["error", "keep"]
-VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]  # noqa: UP007 (a runtime alias)
 
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 
@@ -815,7 +814,9 @@ def _open_torchcodec(src: _Source, info: VideoInfo, size: tuple[int, int] | None
 
             transforms = [Resize(size=size)]
     except ImportError as err:
-        raise DecodeBackendUnavailableError(f"torchcodec cannot be imported here ({err}); it needs {TORCHCODEC_INSTALL}")
+        raise DecodeBackendUnavailableError(
+            f"torchcodec cannot be imported here ({err}); it needs {TORCHCODEC_INSTALL}"
+        )
     try:
         decoder = VideoDecoder(
             src.path if src.path is not None else src.data,
@@ -859,7 +860,6 @@ def _torchcodec_frames(decoder, src: _Source, info: VideoInfo, indices: np.ndarr
 
 def _read_with_torchcodec(src: _Source, info: VideoInfo, indices: np.ndarray, size, threads: int) -> np.ndarray:
     return _torchcodec_frames(_open_torchcodec(src, info, size, threads), src, info, indices)
-
 
 
 def _read_decord(src: _Source, info: VideoInfo, indices: np.ndarray, size: tuple[int, int] | None, threads: int):
@@ -1496,7 +1496,9 @@ def fetch_video(video: Any, timeout: float | None = None) -> Any:
     if isinstance(video, str) and video.startswith(URL_PREFIXES):
         return _download(video, timeout)
     if getattr(video, "ndim", None) == 5:
-        raise ValueError(f"video frames {video_name(video)} look like a batch of videos; pass a list of (T, H, W, 3) arrays.")
+        raise ValueError(
+            f"video frames {video_name(video)} look like a batch of videos; pass a list of (T, H, W, 3) arrays."
+        )
     if isinstance(video, (list, dict, set)) or video is None:
         raise ValueError(
             f"Cannot read a video from {video_name(video)}: pass a path, URL, bytes, a binary file object or frames "

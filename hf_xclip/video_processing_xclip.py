@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from contextlib import contextmanager
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import Unpack, VideosKwargs
@@ -311,13 +310,24 @@ class XClipVideoProcessor(VideoProcessorMixin):
         )
         if is_video_source(item):
             video = read_video(
-                item, sampling=how.pop("mode"), **how, backend=options["decode_backend"],
-                short_side=options["decode_short_side"], num_threads=options["decode_threads"],
+                item,
+                sampling=how.pop("mode"),
+                **how,
+                backend=options["decode_backend"],
+                short_side=options["decode_short_side"],
+                num_threads=options["decode_threads"],
             )
             return torch.from_numpy(video.frames.reshape(-1, *video.frames.shape[2:])), video.metadata
         frames = _frames_tensor(item, position, options["do_convert_rgb"])
-        info = VideoInfo(f"<array {position}>", frames.shape[0], frames.shape[1], frames.shape[2],
-                         fps=_given_fps(given, position), codec="", container="")
+        info = VideoInfo(
+            f"<array {position}>",
+            frames.shape[0],
+            frames.shape[1],
+            frames.shape[2],
+            fps=_given_fps(given, position),
+            codec="",
+            container="",
+        )
         _given_frame_times(info, given, position)
         if info.fps is None and any(how[key] is not None for key in ("fps", "start_time", "end_time")):
             raise ValueError(
@@ -463,8 +473,18 @@ def _translate_foreign_config(config: dict[str, Any]) -> dict[str, Any]:
     """Read a VideoMAE / CLIP image-processor dict as X-CLIP's protocol at that config's input size."""
     crop = config.get("crop_size") if config.get("crop_size") is not None else config.get("size")
     crop = _normalise_option("crop_size", crop) if crop is not None else None
-    kept = ("do_resize", "do_center_crop", "do_rescale", "rescale_factor", "do_normalize", "image_mean",
-            "image_std", "resample", "do_convert_rgb", "num_frames")
+    kept = (
+        "do_resize",
+        "do_center_crop",
+        "do_rescale",
+        "rescale_factor",
+        "do_normalize",
+        "image_mean",
+        "image_std",
+        "resample",
+        "do_convert_rgb",
+        "num_frames",
+    )
     translated = {key: config[key] for key in kept if config.get(key) is not None}
     if crop is not None:
         translated["crop_size"] = crop
@@ -638,8 +658,10 @@ def _per_video(metadata: Any, count: int) -> list[Any]:
 def _given_frame_times(info: VideoInfo, metadata: Any, position: int) -> None:
     """Frames already sampled from a video (`load_video`'s ``frames_indices``, one per given frame): their times are
     ``index / fps``, so sampling by time and the returned timestamps refer to the original video."""
-    indices = None if metadata is None else (
-        metadata.get("frames_indices") if hasattr(metadata, "get") else getattr(metadata, "frames_indices", None)
+    indices = (
+        None
+        if metadata is None
+        else (metadata.get("frames_indices") if hasattr(metadata, "get") else getattr(metadata, "frames_indices", None))
     )
     if indices is None or info.fps is None:
         return
@@ -692,9 +714,7 @@ def _crop_boxes(size: tuple[int, int], options: dict[str, Any]) -> list[tuple[in
     if options["num_crops"] == 3:
         side = options["crop_size"]["height"]
         if min(height, width) != side:
-            raise ValueError(
-                f"Three crops need the short side ({min(height, width)}) equal to the crop size ({side})."
-            )
+            raise ValueError(f"Three crops need the short side ({min(height, width)}) equal to the crop size ({side}).")
         step = (max(height, width) - side) // 2
         if width >= height:
             return [(0, x, side, side) for x in (0, 2 * step, step)]
@@ -815,7 +835,9 @@ def as_xclip_video_processor(processor: Any) -> XClipVideoProcessor:
             "the same crop size and statistics) so that pixel_values keep the (B, T, 3, S, S) layout."
         )
         return XClipVideoProcessor(**config)
-    raise TypeError(f"`video_processor` must be a video processor (XClipVideoProcessor), got {type(processor).__name__}.")
+    raise TypeError(
+        f"`video_processor` must be a video processor (XClipVideoProcessor), got {type(processor).__name__}."
+    )
 
 
 __all__ = ["RESIZE_RATIO", "XClipVideoProcessor", "XClipVideoProcessorKwargs", "as_xclip_video_processor"]

@@ -74,14 +74,16 @@ def test_json_output_that_is_a_folder(capfd, model_dir, videos, tmp_path):
 def test_descriptions_not_utf8_names_the_file(capfd, model_dir, videos, tmp_path):
     descriptions = tmp_path / "descriptions.json"
     descriptions.write_bytes('{"a": ["caf\xe9"]}'.encode("latin-1"))
-    code, _, err = run_cli(capfd, ["classify", videos[0], "--model", model_dir, "--labels", "a,b",
-                                   "--label-descriptions", descriptions])
+    code, _, err = run_cli(
+        capfd, ["classify", videos[0], "--model", model_dir, "--labels", "a,b", "--label-descriptions", descriptions]
+    )
     assert code == EXIT_USAGE and str(descriptions) in one_line(err)
 
 
 def test_adapter_path_that_does_not_exist(capfd, model_dir, videos):
-    code, _, err = run_cli(capfd, ["classify", videos[0], "--model", model_dir, "--labels", "a,b",
-                                   "--adapter", "./no/such/adapter"])
+    code, _, err = run_cli(
+        capfd, ["classify", videos[0], "--model", model_dir, "--labels", "a,b", "--adapter", "./no/such/adapter"]
+    )
     assert code == EXIT_USAGE and "no such folder" in one_line(err) and "adapter" in one_line(err)
 
 
@@ -112,8 +114,9 @@ def test_finetune_refuses_a_non_empty_output_dir(capfd, model_dir, tmp_path):
 
 
 def test_labels_the_tokenizer_does_not_know_are_named():
-    from hf_xclip.embedded_model.location import default_model_path
     from transformers import AutoTokenizer
+
+    from hf_xclip.embedded_model.location import default_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     found = unknown_labels(tokenizer, ["surfing", "a red square moving left", "juggling balls"])
@@ -129,28 +132,72 @@ def test_classify_warns_on_unknown_labels(capfd, videos):
 
 def test_threshold_that_keeps_nothing_says_so_with_the_top_score(capfd, model_dir, videos, tmp_path):
     out = tmp_path / "out.json"
-    code, stdout, err = run_cli(capfd, ["classify", videos[0], "--model", model_dir, "--labels", "a,b",
-                                        "--multi-label", "--threshold", "0.999", "--no-progress"])
+    code, stdout, err = run_cli(
+        capfd,
+        [
+            "classify",
+            videos[0],
+            "--model",
+            model_dir,
+            "--labels",
+            "a,b",
+            "--multi-label",
+            "--threshold",
+            "0.999",
+            "--no-progress",
+        ],
+    )
     assert code == EXIT_OK
     assert "no label reached the threshold" in stdout
     message = next(line for line in err.splitlines() if "no label reached" in line)
     assert "--threshold 0.999" in message and "top:" in message
     # the kept labels are the scores at or above the threshold: 0 keeps every label
-    code, _, _ = run_cli(capfd, ["classify", videos[0], "--model", model_dir, "--labels", "a,b", "--multi-label",
-                                 "--threshold", "0", "--json", out, "--no-progress"])
+    code, _, _ = run_cli(
+        capfd,
+        [
+            "classify",
+            videos[0],
+            "--model",
+            model_dir,
+            "--labels",
+            "a,b",
+            "--multi-label",
+            "--threshold",
+            "0",
+            "--json",
+            out,
+            "--no-progress",
+        ],
+    )
     assert code == EXIT_OK and len(json.loads(out.read_text())[0]["predictions"]) == 2
 
 
 def test_timeline_threshold_that_keeps_nothing(capfd, model_dir, videos):
-    code, stdout, err = run_cli(capfd, ["timeline", videos[0], "--model", model_dir, "--labels", "a,b",
-                                        "--multi-label", "--threshold", "0.999", "--window", "0.4", "--no-progress"])
+    code, stdout, err = run_cli(
+        capfd,
+        [
+            "timeline",
+            videos[0],
+            "--model",
+            model_dir,
+            "--labels",
+            "a,b",
+            "--multi-label",
+            "--threshold",
+            "0.999",
+            "--window",
+            "0.4",
+            "--no-progress",
+        ],
+    )
     assert code == EXIT_OK and "(no segments)" in stdout
     assert "no label reached --threshold 0.999" in err and "top:" in err
 
 
 def test_json_flag_keeps_stdout_to_the_json(capfd, model_dir, videos, tmp_path):
-    code, stdout, err = run_cli(capfd, ["index", *videos, "--model", model_dir, "--output", tmp_path / "index",
-                                        "--json", "--no-progress"])
+    code, stdout, err = run_cli(
+        capfd, ["index", *videos, "--model", model_dir, "--output", tmp_path / "index", "--json", "--no-progress"]
+    )
     assert code == EXIT_OK
     summary = json.loads(stdout)  # the whole of stdout is one JSON document
     assert summary["indexed"] == 2
@@ -162,8 +209,9 @@ def test_json_flag_keeps_stdout_to_the_json(capfd, model_dir, videos, tmp_path):
 def test_an_unreadable_video_is_reported_once(capfd, model_dir, videos, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    code, _, err = run_cli(capfd, ["index", broken, videos[0], "--model", model_dir, "--output", tmp_path / "index",
-                                   "--no-progress"])
+    code, _, err = run_cli(
+        capfd, ["index", broken, videos[0], "--model", model_dir, "--output", tmp_path / "index", "--no-progress"]
+    )
     assert code == EXIT_FAILURES
     assert len([line for line in err.splitlines() if str(broken) in line]) == 1, err
 
@@ -172,13 +220,15 @@ def test_no_progress_and_no_peft_warning_with_an_adapter(capfd, model_dir, video
     from hf_xclip import XClipAdapterConfig, XClipModel, get_xclip_peft_model
 
     adapter = tmp_path / "adapter"
-    get_xclip_peft_model(XClipModel.from_pretrained(model_dir), XClipAdapterConfig.for_method(["lora"])).save_pretrained(
-        adapter
-    )
+    get_xclip_peft_model(
+        XClipModel.from_pretrained(model_dir), XClipAdapterConfig.for_method(["lora"])
+    ).save_pretrained(adapter)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        code, stdout, err = run_cli(capfd, ["classify", videos[0], "--model", model_dir, "--adapter", adapter,
-                                            "--labels", "a,b", "--no-progress"])
+        code, stdout, err = run_cli(
+            capfd,
+            ["classify", videos[0], "--model", model_dir, "--adapter", adapter, "--labels", "a,b", "--no-progress"],
+        )
     assert code == EXIT_OK and stdout
     assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
     assert "Loading weights" not in err and "%|" not in err, err

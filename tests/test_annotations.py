@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hf_xclip import XClipVideoProcessor
+from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 from hf_xclip.data.folders import (
     AnnotationError,
     VideoItem,
@@ -18,9 +19,7 @@ from hf_xclip.data.folders import (
     select_shots,
     split_heldout,
 )
-from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 from hf_xclip.video_io import clip_frame_range, write_video
-
 
 
 def _frames(value: int, count: int = 8) -> np.ndarray:
@@ -50,12 +49,15 @@ def _jsonl(path: Path, records: list) -> Path:
 
 
 def test_jsonl_multi_label_relative_paths_and_sorted_classes(root):
-    path = _jsonl(root / "train.jsonl", [
-        {"video": "videos/a.mp4", "labels": ["dog", "cat"]},
-        "",
-        {"video": str(root / "videos" / "b.mp4"), "labels": ["bird"]},
-        {"video": "videos/c.mp4", "labels": [" cat "], "start": 0.5, "end": 1},
-    ])
+    path = _jsonl(
+        root / "train.jsonl",
+        [
+            {"video": "videos/a.mp4", "labels": ["dog", "cat"]},
+            "",
+            {"video": str(root / "videos" / "b.mp4"), "labels": ["bird"]},
+            {"video": "videos/c.mp4", "labels": [" cat "], "start": 0.5, "end": 1},
+        ],
+    )
     folder = read_annotations(path)
     assert folder.multi_label and folder.root == path
     assert folder.class_names == ["bird", "cat", "dog"]
@@ -85,8 +87,11 @@ def test_csv_multi_label_and_single_label(root):
 @pytest.mark.parametrize(
     "lines, line, message",
     [
-        ([{"video": "videos/a.mp4", "labels": ["x"]}, {"video": "videos/missing.mp4", "labels": ["x"]}], 2,
-         "missing.mp4 not found"),
+        (
+            [{"video": "videos/a.mp4", "labels": ["x"]}, {"video": "videos/missing.mp4", "labels": ["x"]}],
+            2,
+            "missing.mp4 not found",
+        ),
         ([{"video": "videos/a.mp4", "labels": []}], 1, "empty label list"),
         ([{"video": "videos/a.mp4", "labels": ["x", ""]}], 1, "empty label"),
         ([{"video": "videos/a.mp4", "labels": ["x", "x"]}], 1, "duplicate"),
@@ -94,7 +99,13 @@ def test_csv_multi_label_and_single_label(root):
         ([{"video": "videos/a.mp4", "labels": "x"}], 1, "must be a list"),
         ([{"video": "videos/a.mp4"}], 1, "exactly one of 'labels'"),
         ([{"labels": ["x"]}], 1, "'video' must be a non-empty path"),
-        (['{"video": "videos/a.mp4", "labels": ["x"]', ], 1, "not valid JSON"),
+        (
+            [
+                '{"video": "videos/a.mp4", "labels": ["x"]',
+            ],
+            1,
+            "not valid JSON",
+        ),
         (["[1, 2]"], 1, "expected a JSON object"),
         ([{"video": "videos/a.mp4", "labels": ["x"], "start": 2, "end": 1}], 1, "must be after 'start'"),
         ([{"video": "videos/a.mp4", "labels": ["x"], "start": -1}], 1, "non-negative"),
@@ -158,11 +169,14 @@ def test_clip_frame_range():
 
 
 def test_dataset_reads_only_the_clip_and_gives_multi_hot_targets(root):
-    path = _jsonl(root / "clips.jsonl", [
-        {"video": "long.mp4", "labels": ["first"], "end": 1},
-        {"video": "long.mp4", "labels": ["second", "middle"], "start": 1, "end": 2},
-        {"video": "long.mp4", "labels": ["third"], "start": 2},
-    ])
+    path = _jsonl(
+        root / "clips.jsonl",
+        [
+            {"video": "long.mp4", "labels": ["first"], "end": 1},
+            {"video": "long.mp4", "labels": ["second", "middle"], "start": 1, "end": 2},
+            {"video": "long.mp4", "labels": ["third"], "start": 2},
+        ],
+    )
     folder = read_annotations(path)
     processor = XClipVideoProcessor(crop_size=32, num_frames=4, size={"shortest_edge": 32}, do_normalize=False)
     for training in (False, True):
@@ -208,10 +222,15 @@ def test_video_item_keeps_single_label_construction():
 
 
 def test_a_failed_multi_label_item_is_replaced_with_its_own_labels(root):
-    folder = read_annotations(_jsonl(root / "swap.jsonl", [
-        {"video": "videos/a.mp4", "labels": ["x"]},
-        {"video": "videos/b.mp4", "labels": ["y", "z"]},
-    ]))
+    folder = read_annotations(
+        _jsonl(
+            root / "swap.jsonl",
+            [
+                {"video": "videos/a.mp4", "labels": ["x"]},
+                {"video": "videos/b.mp4", "labels": ["y", "z"]},
+            ],
+        )
+    )
     processor = XClipVideoProcessor(crop_size=32, num_frames=4)
     dataset = VideoClassificationDataset(folder, processor, training=True)
     load = dataset.load

@@ -53,8 +53,9 @@ def test_command_defaults_are_local_and_without_share():
 # ------------------------------------------------------------------------------------------------ Classify
 
 
-def _classify(client, video=None, clip=None, labels="", label_file=None, multi=False, threshold=0.0, top_k=0,
-              bank=False):
+def _classify(
+    client, video=None, clip=None, labels="", label_file=None, multi=False, threshold=0.0, top_k=0, bank=False
+):
     upload = handle_file(str(video)) if video else None
     label_upload = handle_file(str(label_file)) if label_file else None
     return client.predict(upload, clip, labels, label_upload, bank, multi, threshold, top_k, api_name="/classify")
@@ -66,8 +67,7 @@ def test_classify_gives_the_pipelines_scores(served, multi_label):
     from transformers import pipeline
 
     clip = served["state"].clips[0]
-    bars, exact = _classify(served["client"], video=clip.path, labels=", ".join(clip.choices),
-                                    multi=multi_label)
+    bars, exact = _classify(served["client"], video=clip.path, labels=", ".join(clip.choices), multi=multi_label)
     reference = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())
     expected = reference(str(clip.path), candidate_labels=list(clip.choices), multi_label=multi_label)
     assert [item["label"] for item in exact] == [item["label"] for item in expected]
@@ -79,11 +79,13 @@ def test_classify_gives_the_pipelines_scores(served, multi_label):
 def test_classify_a_generated_clip_with_threshold_and_top_k(served):
     state = served["state"]
     clip = state.clips[0]
-    _, exact = _classify(served["client"], clip=clip.name, labels=", ".join(clip.choices), multi=True,
-                            threshold=0.0, top_k=2)
+    _, exact = _classify(
+        served["client"], clip=clip.name, labels=", ".join(clip.choices), multi=True, threshold=0.0, top_k=2
+    )
     expected = state.classifier(str(clip.path), candidate_labels=list(clip.choices), multi_label=True, top_k=2)
     assert [(item["label"], round(item["score"], 6)) for item in exact] == [
-        (item["label"], round(item["score"], 6)) for item in expected]
+        (item["label"], round(item["score"], 6)) for item in expected
+    ]
 
 
 def test_classify_with_a_label_file(served, tmp_path):
@@ -104,7 +106,8 @@ def test_classify_against_the_label_bank(served):
     _, exact = _classify(served["client"], clip=clip.name, bank=True, top_k=5)
     expected = state.classifier(str(clip.path), label_bank=bank, top_k=5)
     assert [(item["label"], round(item["score"], 6)) for item in exact] == [
-        (item["label"], round(item["score"], 6)) for item in expected]
+        (item["label"], round(item["score"], 6)) for item in expected
+    ]
     assert len(bank.labels) > 5 and exact[0]["label"] == clip.labels[0]
 
 
@@ -181,14 +184,32 @@ def test_timeline_segments_equal_the_commands(served, tmp_path):
     sequence = state.clips[-1]
     labels = ", ".join(sequence.choices)
     _, strip, table, files = served["client"].predict(
-        handle_file(str(sequence.path)), None, labels, None, False, WINDOW, STRIDE, False, 0, api_name="/timeline")
+        handle_file(str(sequence.path)), None, labels, None, False, WINDOW, STRIDE, False, 0, api_name="/timeline"
+    )
     downloaded = {Path(path).suffix: Path(path) for path in files}
     ours = json.loads(downloaded[".json"].read_text())
     out = tmp_path / "cli.json"
-    assert main(["timeline", str(sequence.path), "--labels", labels, "--window", str(WINDOW), "--stride",
-                 str(STRIDE), "--json", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "timeline",
+                str(sequence.path),
+                "--labels",
+                labels,
+                "--window",
+                str(WINDOW),
+                "--stride",
+                str(STRIDE),
+                "--json",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     theirs = json.loads(out.read_text())
     assert ours["segments"] == theirs["segments"] and len(ours["segments"]) >= 4
+
     def scores(document):
         return [w["scores"][label] for w in document["windows"] for label in document["labels"]]
 
@@ -217,8 +238,9 @@ def test_search_gives_the_commands_results(served, capsys):
     capsys.readouterr()
     assert main(["search", str(served["index"]), query, "--top-k", "3", "--json"]) == 0
     expected = json.loads(capsys.readouterr().out)
-    assert [(r["video"], r["start"], r["end"]) for r in results] == [(r["video"], r["start"], r["end"])
-                                                                     for r in expected]
+    assert [(r["video"], r["start"], r["end"]) for r in results] == [
+        (r["video"], r["start"], r["end"]) for r in expected
+    ]
     assert [r["score"] for r in results] == pytest.approx([r["score"] for r in expected], abs=1e-4)
     assert Path(expected[0]["video"]).name == served["state"].clips[2].path.name  # the caption finds its clip
     assert len(gallery) == 3 and gallery[0]["caption"].startswith("1. ")

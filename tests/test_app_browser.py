@@ -27,8 +27,16 @@ from hf_xclip.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 WAIT = 90  # seconds: a loaded 2-core runner
 
 
@@ -45,8 +53,10 @@ def browser():
     chromium = _find("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
     driver = _find("/usr/bin/chromedriver", "chromedriver")
     if chromium is None or driver is None:
-        pytest.skip(f"no headless browser: chromium {chromium or 'not found'}, chromedriver {driver or 'not found'} "
-                    "(apt-get install chromium chromium-driver)")
+        pytest.skip(
+            f"no headless browser: chromium {chromium or 'not found'}, chromedriver {driver or 'not found'} "
+            "(apt-get install chromium chromium-driver)"
+        )
     options = webdriver.ChromeOptions()
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
@@ -109,8 +119,11 @@ def _open_tab(browser, name: str, ready: str) -> None:
 
 
 def _video_shows(browser, element_id: str) -> bool:
-    return bool(browser.execute_script(
-        f"const v = document.querySelector('#{element_id} video'); return v !== null && v.videoWidth > 0;"))
+    return bool(
+        browser.execute_script(
+            f"const v = document.querySelector('#{element_id} video'); return v !== null && v.videoWidth > 0;"
+        )
+    )
 
 
 def test_classify_in_the_browser(page):
@@ -119,8 +132,9 @@ def test_classify_in_the_browser(page):
     expected = state.classifier(str(clip.path), candidate_labels=list(clip.choices))
     browser.find_element(By.ID, "classify-run").click()
     best = expected[0]["label"]
-    scores = _wait(browser, lambda b: best in (text := b.find_element(By.ID, "classify-scores").text) and text,
-                   "the scores")
+    scores = _wait(
+        browser, lambda b: best in (text := b.find_element(By.ID, "classify-scores").text) and text, "the scores"
+    )
     lines = [line.strip() for line in scores.splitlines() if line.strip()]
     assert expected[0]["label"] in lines[:3]  # the heading names the best label
     for item in expected:
@@ -136,15 +150,36 @@ def test_timeline_in_the_browser_and_a_click_seeks(page, tmp_path):
     _open_tab(browser, "Timeline", "timeline-run")
     sequence = state.clips[-1]
     out = tmp_path / "cli.json"
-    assert main(["timeline", str(sequence.path), "--labels", ", ".join(sequence.choices), "--window", "2",
-                 "--stride", "0.5", "--json", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "timeline",
+                str(sequence.path),
+                "--labels",
+                ", ".join(sequence.choices),
+                "--window",
+                "2",
+                "--stride",
+                "0.5",
+                "--json",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     segments = json.loads(out.read_text())["segments"]
     browser.find_element(By.ID, "timeline-run").click()
     first = '#timeline-segments [data-testid="cell-0-0"]'
-    _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, first) and b.find_element(By.CSS_SELECTOR, first).text,
-          "the segments")
-    shown = [browser.find_element(By.CSS_SELECTOR, f'#timeline-segments [data-testid="cell-{row}-0"]').text
-             for row in range(len(segments))]
+    _wait(
+        browser,
+        lambda b: b.find_elements(By.CSS_SELECTOR, first) and b.find_element(By.CSS_SELECTOR, first).text,
+        "the segments",
+    )
+    shown = [
+        browser.find_element(By.CSS_SELECTOR, f'#timeline-segments [data-testid="cell-{row}-0"]').text
+        for row in range(len(segments))
+    ]
     assert shown == [segment["label"] for segment in segments]
     _wait(browser, lambda b: _video_shows(b, "timeline-video"), "the video")
     target = segments[2]
@@ -164,10 +199,14 @@ def test_search_in_the_browser(page):
     box.clear()
     box.send_keys(query)
     browser.find_element(By.ID, "search-run").click()
-    _wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#search-gallery img")) >= len(expected),
-          "the thumbnails")
-    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#search-gallery .caption-label")] or \
-        browser.find_element(By.ID, "search-gallery").text.splitlines()
+    _wait(
+        browser,
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#search-gallery img")) >= len(expected),
+        "the thumbnails",
+    )
+    captions = [
+        c.text for c in browser.find_elements(By.CSS_SELECTOR, "#search-gallery .caption-label")
+    ] or browser.find_element(By.ID, "search-gallery").text.splitlines()
     assert captions[0].startswith("1.") and Path(expected[0]["video"]).stem in captions[0]
     assert f"{expected[0]['score']:.1f}" in captions[0]
     _wait(browser, lambda b: _video_shows(b, "search-video"), "the best window to play")
@@ -185,11 +224,24 @@ def test_a_bad_upload_shows_a_message(page, tmp_path):
     bad = tmp_path / "holiday.mp4"
     bad.write_text("this is not a video")
     browser.find_element(By.CSS_SELECTOR, "#classify-upload input[type=file]").send_keys(str(bad))
-    _wait(browser, lambda b: "holiday" in b.find_element(By.ID, "classify-upload").text
-          or b.find_elements(By.CSS_SELECTOR, "#classify-upload video"), "the upload")
+    _wait(
+        browser,
+        lambda b: (
+            "holiday" in b.find_element(By.ID, "classify-upload").text
+            or b.find_elements(By.CSS_SELECTOR, "#classify-upload video")
+        ),
+        "the upload",
+    )
     browser.find_element(By.ID, "classify-run").click()
-    toast = _wait(browser, lambda b: [t for t in b.find_elements(By.CSS_SELECTOR, ".toast-body, [data-testid='toast-body']")
-                                      if "holiday.mp4" in t.text], "the error message")
+    toast = _wait(
+        browser,
+        lambda b: [
+            t
+            for t in b.find_elements(By.CSS_SELECTOR, ".toast-body, [data-testid='toast-body']")
+            if "holiday.mp4" in t.text
+        ],
+        "the error message",
+    )
     text = toast[0].text
     assert "Cannot decode video" in text and "Traceback" not in text
     _screenshot(browser, page["shots"] / "app_error.png")

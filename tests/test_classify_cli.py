@@ -13,8 +13,8 @@ import pytest
 from testing_utils import save_tiny_transformers_xclip, write_synthetic_videos
 from transformers import pipeline
 
-from hf_xclip.cli import COMMANDS, main
 import hf_xclip.embedded_model.location
+from hf_xclip.cli import COMMANDS, main
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,11 @@ def video_tree(workdir) -> Path:
 
 
 def expected_videos(root: Path) -> list[str]:
-    return [str(root / "a" / "video_0.mp4"), str(root / "a" / "video_1.mp4"), str(root / "b" / "nested" / "video_0.MP4")]
+    return [
+        str(root / "a" / "video_0.mp4"),
+        str(root / "a" / "video_1.mp4"),
+        str(root / "b" / "nested" / "video_0.MP4"),
+    ]
 
 
 def test_every_command_is_registered_with_help():
@@ -64,8 +68,21 @@ def test_table_output_walks_folders(model_dir, video_tree, capsys):
 def test_json_matches_pipeline(model_dir, video_tree, workdir):
     out = workdir / "results.json"
     code = main(
-        ["classify", str(video_tree), "--model", str(model_dir), "--labels", ",".join(LABELS), "--top-k", "0",
-         "--json", str(out), "--no-progress", "--batch-size", "2"]
+        [
+            "classify",
+            str(video_tree),
+            "--model",
+            str(model_dir),
+            "--labels",
+            ",".join(LABELS),
+            "--top-k",
+            "0",
+            "--json",
+            str(out),
+            "--no-progress",
+            "--batch-size",
+            "2",
+        ]
     )
     assert code == 0
     payload = json.loads(out.read_text())
@@ -85,8 +102,19 @@ def test_csv_and_labels_files(model_dir, video_tree, workdir, capsys):
     outputs = []
     for labels_file in (labels_csv, labels_txt):
         code = main(
-            ["classify", str(video_tree / "a"), "--model", str(model_dir), "--labels-file", str(labels_file),
-             "--top-k", "3", "--csv", "-", "--no-progress"]
+            [
+                "classify",
+                str(video_tree / "a"),
+                "--model",
+                str(model_dir),
+                "--labels-file",
+                str(labels_file),
+                "--top-k",
+                "3",
+                "--csv",
+                "-",
+                "--no-progress",
+            ]
         )
         assert code == 0
         rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -106,8 +134,18 @@ def test_unreadable_files_are_skipped(model_dir, video_tree, workdir, capsys):
     (broken / "empty.avi").write_bytes(b"")
     out = workdir / "partial.json"
     code = main(
-        ["classify", str(video_tree / "a"), str(broken), str(workdir / "missing.mp4"), "--model", str(model_dir),
-         "--labels", ",".join(LABELS), "--json", str(out)]
+        [
+            "classify",
+            str(video_tree / "a"),
+            str(broken),
+            str(workdir / "missing.mp4"),
+            "--model",
+            str(model_dir),
+            "--labels",
+            ",".join(LABELS),
+            "--json",
+            str(out),
+        ]
     )
     err = capsys.readouterr().err
     assert code == 1
@@ -147,25 +185,54 @@ def test_model_defaults_to_default_model_path(model_dir, video_tree, monkeypatch
 def test_plot(model_dir, video_tree, workdir):
     single = workdir / "plots" / "one.png"
     code = main(
-        ["classify", str(video_tree / "a" / "video_0.mp4"), "--model", str(model_dir), "--labels", ",".join(LABELS),
-         "--plot", str(single), "--no-progress"]
+        [
+            "classify",
+            str(video_tree / "a" / "video_0.mp4"),
+            "--model",
+            str(model_dir),
+            "--labels",
+            ",".join(LABELS),
+            "--plot",
+            str(single),
+            "--no-progress",
+        ]
     )
     assert code == 0 and single.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code = main(
-        ["classify", str(video_tree / "a"), "--model", str(model_dir), "--labels", ",".join(LABELS),
-         "--plot", str(workdir / "plots" / "many.png"), "--top-k", "2", "--no-progress"]
+        [
+            "classify",
+            str(video_tree / "a"),
+            "--model",
+            str(model_dir),
+            "--labels",
+            ",".join(LABELS),
+            "--plot",
+            str(workdir / "plots" / "many.png"),
+            "--top-k",
+            "2",
+            "--no-progress",
+        ]
     )
     assert code == 0
     assert sorted(p.name for p in (workdir / "plots").glob("many-*.png")) == [
-        "many-000-video_0.png", "many-001-video_1.png"
+        "many-000-video_0.png",
+        "many-001-video_1.png",
     ]
 
 
 def test_plot_without_matplotlib(model_dir, video_tree, workdir, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code = main(
-        ["classify", str(video_tree / "a"), "--model", str(model_dir), "--labels", "a,b",
-         "--plot", str(workdir / "never.png")]
+        [
+            "classify",
+            str(video_tree / "a"),
+            "--model",
+            str(model_dir),
+            "--labels",
+            "a,b",
+            "--plot",
+            str(workdir / "never.png"),
+        ]
     )
     assert code == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
@@ -175,9 +242,24 @@ def test_plot_without_matplotlib(model_dir, video_tree, workdir, monkeypatch, ca
 def test_transformers_format_model_and_entry_point(workdir, video_tree):
     directory, _ = save_tiny_transformers_xclip(workdir / "transformers-model")
     result = subprocess.run(
-        [sys.executable, "-m", "hf_xclip.cli", "classify", str(video_tree / "a" / "video_1.mp4"),
-         "--model", str(directory), "--labels", ",".join(LABELS), "--json", "-", "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "hf_xclip.cli",
+            "classify",
+            str(video_tree / "a" / "video_1.mp4"),
+            "--model",
+            str(directory),
+            "--labels",
+            ",".join(LABELS),
+            "--json",
+            "-",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -187,8 +269,20 @@ def test_transformers_format_model_and_entry_point(workdir, video_tree):
 
 def test_multi_label_threshold_and_method(model_dir, video_tree, capsys):
     video = str(video_tree / "a" / "video_0.mp4")
-    common = ["classify", video, "--model", str(model_dir), "--labels", ",".join(LABELS), "--multi-label", "--top-k", "0",
-              "--json", "-", "--no-progress"]
+    common = [
+        "classify",
+        video,
+        "--model",
+        str(model_dir),
+        "--labels",
+        ",".join(LABELS),
+        "--multi-label",
+        "--top-k",
+        "0",
+        "--json",
+        "-",
+        "--no-progress",
+    ]
     assert main(common) == 0
     every = json.loads(capsys.readouterr().out)[0]["predictions"]
     assert len(every) == len(LABELS) and all(0 <= p["score"] <= 1 for p in every)

@@ -66,8 +66,10 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 def classify(capfd, model: Path | str, video: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
     out = tmp_path / "out.json"
-    code, err = run_cli(capfd, ["classify", str(video), "--model", str(model), "--labels", "a,b", "--json", str(out),
-                                "--no-progress", *extra])
+    code, err = run_cli(
+        capfd,
+        ["classify", str(video), "--model", str(model), "--labels", "a,b", "--json", str(out), "--no-progress", *extra],
+    )
     assert not out.exists()
     return code, err
 
@@ -122,8 +124,10 @@ def _fake_export(model_dir: Path, name: str) -> Path:
     """An export folder (onnx_config.json + graphs) whose graphs are not valid ONNX: loading must stop at them."""
     folder = broken_copy(model_dir, name)
     (folder / "model.safetensors").unlink()
-    graphs = {graph: {"file": f"{graph}.onnx", "inputs": {}, "outputs": {}}
-              for graph in ("text_encoder", "video_encoder", "scorer")}
+    graphs = {
+        graph: {"file": f"{graph}.onnx", "inputs": {}, "outputs": {}}
+        for graph in ("text_encoder", "video_encoder", "scorer")
+    }
     manifest = {"format": "hf_xclip-onnx", "manifest_version": 1, "opset": 18, "graphs": graphs}
     (folder / "onnx_config.json").write_text(json.dumps(manifest))
     for graph in graphs:
@@ -168,8 +172,9 @@ def test_labels_file_not_utf8_names_the_file(capfd, model_dir, video, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_bytes("caf\xe9\njuggling\n".encode("latin-1"))
     out = tmp_path / "out.json"
-    code, err = run_cli(capfd, ["classify", str(video), "--model", str(model_dir), "--labels-file", str(labels),
-                                "--json", str(out)])
+    code, err = run_cli(
+        capfd, ["classify", str(video), "--model", str(model_dir), "--labels-file", str(labels), "--json", str(out)]
+    )
     assert_one_line_error(code, err, str(labels), "UTF-8")
     assert not out.exists()
 

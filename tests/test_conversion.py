@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import reference_file
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from conftest import reference_file
 from hf_xclip import XClipConfig, XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
 from hf_xclip.configuration_xclip import heads_for_width
-from hf_xclip.hub.model_cards import converted_model_card
 from hf_xclip.conversion import (
     RELEASED_CHECKPOINTS,
     ConversionError,
@@ -32,10 +31,11 @@ from hf_xclip.conversion import (
     original_to_hf,
     read_original_checkpoint,
 )
-from hf_xclip.hub import push as hf_hub_module
 from hf_xclip.conversion import export as export_module
 from hf_xclip.conversion.checkpoint import OriginalCheckpoint
 from hf_xclip.conversion.vificlip import prompted_template, round_prompts_like_original, vificlip_to_clip_naming
+from hf_xclip.hub import push as hf_hub_module
+from hf_xclip.hub.model_cards import converted_model_card
 
 TINY = ("xclip-original-tiny", "checkpoint.pth")
 EXPECTED = ("xclip-original-tiny", "expected.pt")
@@ -79,8 +79,14 @@ def write_original(tmp_path: Path, weights: dict[str, torch.Tensor], name: str, 
     """Save original-naming weights as the original training does, bare, or with a DDP prefix."""
     original = hf_to_original(weights)
     if layout == "training":
-        payload = {"model": original, "optimizer": {}, "lr_scheduler": {}, "max_accuracy": 0.0, "epoch": 3,
-                   "config": {"DATA": {"NUM_FRAMES": 0, "DATASET": "synthetic"}}}
+        payload = {
+            "model": original,
+            "optimizer": {},
+            "lr_scheduler": {},
+            "max_accuracy": 0.0,
+            "epoch": 3,
+            "config": {"DATA": {"NUM_FRAMES": 0, "DATASET": "synthetic"}},
+        }
     elif layout == "module":
         payload = {f"module.{key}": value for key, value in original.items()}
     else:
@@ -92,10 +98,29 @@ def write_original(tmp_path: Path, weights: dict[str, torch.Tensor], name: str, 
 
 def unusual_config(**overrides) -> XClipConfig:
     """Odd widths (heads = width // 64 = 1), patch 8, 24 px, 6 frames, 2 MIT layers, 1 prompt layer, short text."""
-    text = dict(vocab_size=300, hidden_size=80, intermediate_size=160, num_hidden_layers=1, num_attention_heads=1,
-                max_position_embeddings=20, bos_token_id=298, eos_token_id=299, pad_token_id=0)
-    vision = dict(hidden_size=96, intermediate_size=200, num_hidden_layers=2, num_attention_heads=1, image_size=24,
-                  patch_size=8, num_frames=6, mit_hidden_size=72, mit_intermediate_size=288, mit_num_hidden_layers=2)
+    text = dict(
+        vocab_size=300,
+        hidden_size=80,
+        intermediate_size=160,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        max_position_embeddings=20,
+        bos_token_id=298,
+        eos_token_id=299,
+        pad_token_id=0,
+    )
+    vision = dict(
+        hidden_size=96,
+        intermediate_size=200,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        image_size=24,
+        patch_size=8,
+        num_frames=6,
+        mit_hidden_size=72,
+        mit_intermediate_size=288,
+        mit_num_hidden_layers=2,
+    )
     kwargs = dict(projection_dim=72, prompt_layers=1)
     text.update(overrides.pop("text", {}))
     vision.update(overrides.pop("vision", {}))
@@ -202,10 +227,16 @@ def test_model_card(tiny_converted):
 @pytest.mark.parametrize("file", sorted(RELEASED_CHECKPOINTS))
 def test_model_card_reports_paper_accuracy_for_released_files(file):
     release = RELEASED_CHECKPOINTS[file]
-    config = XClipConfig(vision_config={"num_frames": release.num_frames, "image_size": release.image_size,
-                                        "patch_size": release.patch_size})
-    card = converted_model_card(title="t", summary="s", source_file=file, source_sha256="0" * 64, config=config,
-                            release=release)
+    config = XClipConfig(
+        vision_config={
+            "num_frames": release.num_frames,
+            "image_size": release.image_size,
+            "patch_size": release.patch_size,
+        }
+    )
+    card = converted_model_card(
+        title="t", summary="s", source_file=file, source_sha256="0" * 64, config=config, release=release
+    )
     assert "Reported accuracy" in card.text
     for top1 in release.top1.values():
         assert f"| {top1} |" in card.text
@@ -235,8 +266,10 @@ def test_key_mapping_round_trips_exactly():
     assert "vision_model.encoder.layers.0.message_attn.q_proj.weight" in converted
     assert "prompts_visual_projection" in converted and converted["prompts_visual_projection"].shape == (128, 128)
     torch.testing.assert_close(converted["visual_projection.weight"], original["visual.proj"].t())
-    torch.testing.assert_close(converted["text_model.encoder.layers.1.self_attn.k_proj.bias"],
-                               original["transformer.resblocks.1.attn.in_proj_bias"][64:128])
+    torch.testing.assert_close(
+        converted["text_model.encoder.layers.1.self_attn.k_proj.bias"],
+        original["transformer.resblocks.1.attn.in_proj_bias"][64:128],
+    )
     back = hf_to_original(converted)
     assert set(back) == set(original)
     for key, value in original.items():
@@ -247,11 +280,23 @@ def test_key_mapping_round_trips_exactly():
     "overrides",
     [
         {},  # odd widths: 96 / 80 / 72, 1 head each, patch 8, 6 frames, 2 MIT layers, 1 prompt layer
-        {"projection_dim": 256, "prompt_layers": 0,
-         "vision": dict(hidden_size=192, intermediate_size=768, num_attention_heads=3, num_hidden_layers=1,
-                        image_size=48, patch_size=16, num_frames=3, mit_hidden_size=256, mit_intermediate_size=1024,
-                        mit_num_hidden_layers=1),
-         "text": dict(hidden_size=128, intermediate_size=512, num_attention_heads=2, num_hidden_layers=3)},
+        {
+            "projection_dim": 256,
+            "prompt_layers": 0,
+            "vision": dict(
+                hidden_size=192,
+                intermediate_size=768,
+                num_attention_heads=3,
+                num_hidden_layers=1,
+                image_size=48,
+                patch_size=16,
+                num_frames=3,
+                mit_hidden_size=256,
+                mit_intermediate_size=1024,
+                mit_num_hidden_layers=1,
+            ),
+            "text": dict(hidden_size=128, intermediate_size=512, num_attention_heads=2, num_hidden_layers=3),
+        },
     ],
     ids=["odd-widths-patch8-6frames", "three-heads-no-prompt-layers"],
 )
@@ -263,9 +308,21 @@ def test_hyperparameters_inferred_from_unusual_shapes(tmp_path, overrides):
     inferred = result.config
     for section in ("text_config", "vision_config"):
         source, got = getattr(config, section).to_dict(), getattr(inferred, section).to_dict()
-        for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
-                    "patch_size", "num_frames", "mit_intermediate_size", "mit_num_hidden_layers",
-                    "mit_num_attention_heads", "vocab_size", "max_position_embeddings", "eos_token_id"):
+        for key in (
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "image_size",
+            "patch_size",
+            "num_frames",
+            "mit_intermediate_size",
+            "mit_num_hidden_layers",
+            "mit_num_attention_heads",
+            "vocab_size",
+            "max_position_embeddings",
+            "eos_token_id",
+        ):
             if key in source:
                 assert got[key] == source[key], (section, key)
     assert (inferred.projection_dim, inferred.prompt_layers) == (config.projection_dim, config.prompt_layers)
@@ -274,12 +331,15 @@ def test_hyperparameters_inferred_from_unusual_shapes(tmp_path, overrides):
     source = XClipModel(config).eval()
     source.load_state_dict(_module_state_dict(source, weights))
     converted = XClipModel.from_pretrained(tmp_path / "out").eval()
-    pixel_values = torch.randn(2, config.vision_config.num_frames, 3, config.vision_config.image_size,
-                               config.vision_config.image_size)
+    pixel_values = torch.randn(
+        2, config.vision_config.num_frames, 3, config.vision_config.image_size, config.vision_config.image_size
+    )
     input_ids = torch.tensor([[298, 5, 17, 299] + [0] * 16, [298, 40, 299] + [0] * 17])
     with torch.no_grad():
-        torch.testing.assert_close(converted(input_ids=input_ids, pixel_values=pixel_values).logits_per_video,
-                                   source(input_ids=input_ids, pixel_values=pixel_values).logits_per_video)
+        torch.testing.assert_close(
+            converted(input_ids=input_ids, pixel_values=pixel_values).logits_per_video,
+            source(input_ids=input_ids, pixel_values=pixel_values).logits_per_video,
+        )
     assert max(result.max_abs_errors.values()) < 1e-4
 
 
@@ -357,8 +417,9 @@ def test_tensor_file_is_not_a_state_dict(tmp_path):
 
 
 def test_clip_checkpoint_points_to_clip_init(tmp_path):
-    config = unusual_config(video_pooling="mean", use_prompt_generator=False,
-                            vision=dict(use_cross_frame_attention=False))
+    config = unusual_config(
+        video_pooling="mean", use_prompt_generator=False, vision=dict(use_cross_frame_attention=False)
+    )
     path = write_original(tmp_path, random_hf_weights(config, tmp_path), "clip.pth", "bare")
     _assert_fails_cleanly(tmp_path, path, "plain CLIP state dict.*--from clip")
 
@@ -449,9 +510,15 @@ class FakeHfApi:
 def test_push_to_hub_uploads_one_commit_with_code_and_card(tmp_path, monkeypatch):
     FakeHfApi.calls = []
     monkeypatch.setattr(hf_hub_module, "HfApi", FakeHfApi)
-    result = convert_xclip_checkpoint(reference_file(*TINY), tmp_path / "out", verify=False,
-                                      bpe_vocab=tiny_bpe(tmp_path, 1000),
-                                      push_to_hub="someone/xclip-tiny", token="hf_x", private=True)
+    result = convert_xclip_checkpoint(
+        reference_file(*TINY),
+        tmp_path / "out",
+        verify=False,
+        bpe_vocab=tiny_bpe(tmp_path, 1000),
+        push_to_hub="someone/xclip-tiny",
+        token="hf_x",
+        private=True,
+    )
     assert result.hub_url == "https://hub.example/commit/1"
     kinds = [kind for kind, _ in FakeHfApi.calls]
     assert kinds == ["init", "create_repo", "upload_folder"]
@@ -460,8 +527,13 @@ def test_push_to_hub_uploads_one_commit_with_code_and_card(tmp_path, monkeypatch
     assert (create["repo_id"], create["exist_ok"], create["private"]) == ("someone/xclip-tiny", True, True)
     upload = FakeHfApi.calls[2][1]
     assert upload["repo_id"] == "someone/xclip-tiny"
-    assert {"README.md", "config.json", "model.safetensors", "modeling_xclip.py",
-            "pipeline_zero_shot_video_classification.py"} <= set(upload["files"])
+    assert {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "modeling_xclip.py",
+        "pipeline_zero_shot_video_classification.py",
+    } <= set(upload["files"])
     assert "someone/xclip-tiny" in upload["readme"] and "trust_remote_code=True" in upload["readme"]
     # The converted directory itself is left as written.
     assert "someone/xclip-tiny" in (tmp_path / "out" / "README.md").read_text()
@@ -490,8 +562,17 @@ def test_failed_conversion_pushes_nothing(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- CLI
 def test_cli_convert(tmp_path, capsys):
-    code = cli_main(["convert", "--checkpoint", str(reference_file(*TINY)), "--output-dir", str(tmp_path / "out"),
-                     "--bpe-vocab", str(tiny_bpe(tmp_path, 1000))])
+    code = cli_main(
+        [
+            "convert",
+            "--checkpoint",
+            str(reference_file(*TINY)),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--bpe-vocab",
+            str(tiny_bpe(tmp_path, 1000)),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "frames 4, image 32 px, patch 16" in out and "max |converted - original forward|" in out
@@ -510,8 +591,11 @@ def test_conversion_scripts_are_thin_entry_points():
     from hf_xclip.commands.convert import script_main
 
     root = Path(__file__).resolve().parents[1] / "conversion"
-    for name, family in (("convert_xclip_original.py", "xclip"), ("convert_vificlip.py", "vificlip"),
-                         ("convert_clip_to_xclip.py", "clip")):
+    for name, family in (
+        ("convert_xclip_original.py", "xclip"),
+        ("convert_vificlip.py", "vificlip"),
+        ("convert_clip_to_xclip.py", "clip"),
+    ):
         text = (root / name).read_text()
         assert f'script_main("{family}")' in text and len(text.splitlines()) < 30
     with pytest.raises(SystemExit):
@@ -520,8 +604,12 @@ def test_conversion_scripts_are_thin_entry_points():
 
 # ----------------------------------------------------------------------------------------------- ViFi-CLIP and CLIP
 def clip_like_config(**overrides) -> XClipConfig:
-    return unusual_config(video_pooling="mean", use_prompt_generator=False,
-                          vision=dict(use_cross_frame_attention=False, num_frames=4), **overrides)
+    return unusual_config(
+        video_pooling="mean",
+        use_prompt_generator=False,
+        vision=dict(use_cross_frame_attention=False, num_frames=4),
+        **overrides,
+    )
 
 
 def write_vificlip(tmp_path: Path, original: dict[str, torch.Tensor], *, extra: dict | None = None) -> Path:
@@ -531,7 +619,7 @@ def write_vificlip(tmp_path: Path, original: dict[str, torch.Tensor], *, extra: 
         if key == "token_embedding.weight":
             continue
         if key.startswith("visual."):
-            key = "image_encoder." + key[len("visual."):]
+            key = "image_encoder." + key[len("visual.") :]
         elif key != "logit_scale":
             key = "text_encoder." + key
         model["module." + key] = value
@@ -562,12 +650,28 @@ def test_vificlip_conversion_matches_clip_frame_mean(tmp_path, clip_weights):
     # ViFi-CLIP by hand with transformers' CLIP on the same weights: CLIP image features averaged over frames
     from transformers import CLIPConfig, CLIPModel
 
-    clip = CLIPModel(CLIPConfig(
-        text_config=dict(vocab_size=300, hidden_size=80, intermediate_size=160, num_hidden_layers=1,
-                         num_attention_heads=1, max_position_embeddings=20, eos_token_id=299),
-        vision_config=dict(hidden_size=96, intermediate_size=200, num_hidden_layers=2, num_attention_heads=1,
-                           image_size=24, patch_size=8),
-        projection_dim=72)).eval()
+    clip = CLIPModel(
+        CLIPConfig(
+            text_config=dict(
+                vocab_size=300,
+                hidden_size=80,
+                intermediate_size=160,
+                num_hidden_layers=1,
+                num_attention_heads=1,
+                max_position_embeddings=20,
+                eos_token_id=299,
+            ),
+            vision_config=dict(
+                hidden_size=96,
+                intermediate_size=200,
+                num_hidden_layers=2,
+                num_attention_heads=1,
+                image_size=24,
+                patch_size=8,
+            ),
+            projection_dim=72,
+        )
+    ).eval()
     hf = original_to_hf(clip_weights)
     hf = {key.replace("pre_layernorm", "pre_layrnorm"): value for key, value in hf.items()}
     missing, unexpected = clip.load_state_dict(hf, strict=False)
@@ -597,8 +701,9 @@ def test_converted_vificlip_pipeline_uses_the_models_template(tmp_path):
     clip_weights = hf_to_original(random_hf_weights(config, tmp_path, seed=4))
     path = write_vificlip(tmp_path, clip_weights)
     torch.save(clip_weights, tmp_path / "clip.pth")
-    convert_vificlip_checkpoint(path, tmp_path / "out", clip=tmp_path / "clip.pth",
-                                bpe_vocab=synthetic_bpe(tmp_path, 1000))
+    convert_vificlip_checkpoint(
+        path, tmp_path / "out", clip=tmp_path / "clip.pth", bpe_vocab=synthetic_bpe(tmp_path, 1000)
+    )
     assert XClipProcessor.from_pretrained(tmp_path / "out").hypothesis_template == "a photo of a {}."
     assert model_template(source=tmp_path / "out") == "a photo of a {}."
     frames = (torch.rand(8, 24, 24, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
@@ -628,8 +733,12 @@ PROMPTED_DATA = Path(__file__).resolve().parent / "data" / "vificlip-prompted-ti
 def test_vificlip_original_fixture_converts_to_the_original_logits(tmp_path):
     """The fine-tuned ViFi-CLIP written by the original code (shared reference) keeps converting exactly."""
     expected = torch.load(reference_file(VIFI_TINY, "expected.pt"), weights_only=True)
-    result = convert_vificlip_checkpoint(reference_file(VIFI_TINY, "checkpoint.pth"), tmp_path / "out",
-                                         clip=reference_file(VIFI_TINY, "clip.pth"), bpe_vocab=reference_file(*BPE))
+    result = convert_vificlip_checkpoint(
+        reference_file(VIFI_TINY, "checkpoint.pth"),
+        tmp_path / "out",
+        clip=reference_file(VIFI_TINY, "clip.pth"),
+        bpe_vocab=reference_file(*BPE),
+    )
     assert result.config.text_config.num_prompt_tokens == 0 and result.config.vision_config.num_prompt_tokens == 0
     processor = XClipProcessor.from_pretrained(tmp_path / "out")
     assert processor.hypothesis_template == "a photo of a {}."
@@ -660,8 +769,9 @@ def write_prompted_fixture(tmp_path: Path, variant: str) -> tuple[Path, dict, di
 def test_prompted_vificlip_converts_to_the_original_logits(tmp_path, variant):
     path, info, expected = write_prompted_fixture(tmp_path, variant)
     trainer = info["trainer"]
-    result = convert_vificlip_checkpoint(path, tmp_path / "out", clip=reference_file(VIFI_TINY, "clip.pth"),
-                                         bpe_vocab=reference_file(*BPE))
+    result = convert_vificlip_checkpoint(
+        path, tmp_path / "out", clip=reference_file(VIFI_TINY, "clip.pth"), bpe_vocab=reference_file(*BPE)
+    )
     text, vision = result.config.text_config, result.config.vision_config
     assert (text.num_prompt_tokens, text.prompt_depth) == (trainer["N_CTX_TEXT"], trainer["PROMPT_DEPTH_TEXT"])
     assert (vision.num_prompt_tokens, vision.prompt_depth) == (trainer["N_CTX_VISION"], trainer["PROMPT_DEPTH_VISION"])
@@ -683,8 +793,9 @@ def test_prompted_vificlip_converts_to_the_original_logits(tmp_path, variant):
     torch.testing.assert_close(text_features, expected["text_features"], rtol=0, atol=1e-5)
     # the independent functional forward used to verify conversions agrees with the original too
     weights = round_prompts_like_original(vificlip_to_clip_naming(read_original_checkpoint(path).state_dict)[0])
-    weights["token_embedding.weight"] = torch.load(reference_file(VIFI_TINY, "clip.pth"),
-                                                   weights_only=True)["token_embedding.weight"].float()
+    weights["token_embedding.weight"] = torch.load(reference_file(VIFI_TINY, "clip.pth"), weights_only=True)[
+        "token_embedding.weight"
+    ].float()
     reference = original_forward(weights, expected["pixel_values"], input_ids)
     torch.testing.assert_close(reference["logits_per_video"], expected["logits_per_video"], rtol=0, atol=1e-4)
 
@@ -712,11 +823,12 @@ def test_prompted_vificlip_needs_the_original_fp16_rounding(tmp_path):
 def without_placeholders(original_ids: torch.Tensor, num_context: int) -> torch.Tensor:
     """The ids hf_xclip takes for the original's "X..X name." prompts: the placeholders removed, zero padded."""
     padding = original_ids.new_zeros(original_ids.shape[0], num_context)
-    return torch.cat([original_ids[:, :1], original_ids[:, 1 + num_context:], padding], dim=1)
+    return torch.cat([original_ids[:, :1], original_ids[:, 1 + num_context :], padding], dim=1)
 
 
-def prompted_vificlip_weights(clip_weights: dict[str, torch.Tensor], vision_tokens: int, text_tokens: int,
-                              depth: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def prompted_vificlip_weights(
+    clip_weights: dict[str, torch.Tensor], vision_tokens: int, text_tokens: int, depth: int, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """ViFi-CLIP keys of a prompted model (`module.` prefix): context, VPT and per-layer VPT_shallow."""
     generator = torch.Generator().manual_seed(seed)
     vision_width = clip_weights["visual.conv1.weight"].shape[0]
@@ -727,18 +839,23 @@ def prompted_vificlip_weights(clip_weights: dict[str, torch.Tensor], vision_toke
     }
     for layer in range(1, depth):
         extra[f"module.image_encoder.transformer.resblocks.{layer}.VPT_shallow"] = torch.randn(
-            vision_tokens, vision_width, generator=generator)
-        extra[f"module.text_encoder.transformer.resblocks.{layer}.VPT_shallow"] = torch.randn(
-            text_tokens, text_width, generator=generator) * 0.1
+            vision_tokens, vision_width, generator=generator
+        )
+        extra[f"module.text_encoder.transformer.resblocks.{layer}.VPT_shallow"] = (
+            torch.randn(text_tokens, text_width, generator=generator) * 0.1
+        )
     return extra
 
 
 @pytest.mark.parametrize("tokens, depth", [(10, 12), (16, 9)])
 def test_prompted_vificlip_published_sizes(tmp_path, tokens, depth):
     """The released prompting configs: 10 tokens at depth 12 (few-shot), 16 at depth 9 (base-to-novel), 12 layers."""
-    config = unusual_config(video_pooling="mean", use_prompt_generator=False,
-                            text=dict(num_hidden_layers=12, max_position_embeddings=40),
-                            vision=dict(use_cross_frame_attention=False, num_frames=4, num_hidden_layers=12))
+    config = unusual_config(
+        video_pooling="mean",
+        use_prompt_generator=False,
+        text=dict(num_hidden_layers=12, max_position_embeddings=40),
+        vision=dict(use_cross_frame_attention=False, num_frames=4, num_hidden_layers=12),
+    )
     clip = hf_to_original(random_hf_weights(config, tmp_path, seed=5))
     path = write_vificlip(tmp_path, clip, extra=prompted_vificlip_weights(clip, tokens, tokens, depth))
     torch.save(clip, tmp_path / "clip.pth")
@@ -750,10 +867,14 @@ def test_prompted_vificlip_published_sizes(tmp_path, tokens, depth):
     assert weights["vision_model.deep_prompts.tokens"].shape == (depth - 1, tokens, 96)
     assert weights["text_model.deep_prompts.tokens"].shape == (depth - 1, tokens, 80)
     last_layer = torch.load(path, weights_only=True)["model"][
-        f"module.image_encoder.transformer.resblocks.{depth - 1}.VPT_shallow"]
+        f"module.image_encoder.transformer.resblocks.{depth - 1}.VPT_shallow"
+    ]
     assert torch.equal(weights["vision_model.deep_prompts.tokens"][depth - 2], last_layer.half().float())
-    back = hf_to_original(original_to_hf(round_prompts_like_original(
-        vificlip_to_clip_naming(read_original_checkpoint(path).state_dict)[0])))
+    back = hf_to_original(
+        original_to_hf(
+            round_prompts_like_original(vificlip_to_clip_naming(read_original_checkpoint(path).state_dict)[0])
+        )
+    )
     assert f"visual.transformer.resblocks.{depth - 1}.VPT_shallow" in back and "prompt_learner.ctx" in back
 
 
@@ -761,11 +882,21 @@ def test_prompted_vificlip_published_sizes(tmp_path, tokens, depth):
     "extra, message",
     [
         ({"module.image_encoder.transformer.resblocks.1.VPT_shallow": torch.zeros(2, 96)}, "without the first layer"),
-        ({"module.image_encoder.VPT": torch.zeros(2, 96),
-          "module.image_encoder.transformer.resblocks.0.VPT_shallow": torch.zeros(2, 96)}, r"layers \[0\]"),
+        (
+            {
+                "module.image_encoder.VPT": torch.zeros(2, 96),
+                "module.image_encoder.transformer.resblocks.0.VPT_shallow": torch.zeros(2, 96),
+            },
+            r"layers \[0\]",
+        ),
         ({"module.image_encoder.VPT": torch.zeros(2, 90)}, "visual.VPT"),
-        ({"module.image_encoder.VPT": torch.zeros(2, 96),
-          "module.image_encoder.transformer.resblocks.1.VPT_shallow": torch.zeros(3, 96)}, r"resblocks.1.VPT_shallow"),
+        (
+            {
+                "module.image_encoder.VPT": torch.zeros(2, 96),
+                "module.image_encoder.transformer.resblocks.1.VPT_shallow": torch.zeros(3, 96),
+            },
+            r"resblocks.1.VPT_shallow",
+        ),
         ({"module.prompt_learner.ctx": torch.zeros(19, 80)}, "no room"),
         ({"module.prompt_learner.something": torch.zeros(3)}, "not part of a ViFi-CLIP model"),
     ],
@@ -798,11 +929,27 @@ def test_prompted_template_refuses_a_context_longer_than_its_init_phrase():
 def test_vificlip_cli(tmp_path, clip_weights, capsys):
     path = write_vificlip(tmp_path, clip_weights)
     torch.save(clip_weights, tmp_path / "clip.pth")
-    assert cli_main(["convert", "--from", "vificlip", "--checkpoint", str(path), "--output-dir",
-                     str(tmp_path / "out")]) == 1
+    assert (
+        cli_main(["convert", "--from", "vificlip", "--checkpoint", str(path), "--output-dir", str(tmp_path / "out")])
+        == 1
+    )
     assert "--clip" in capsys.readouterr().err
-    assert cli_main(["convert", "--from", "vificlip", "--checkpoint", str(path), "--clip", str(tmp_path / "clip.pth"),
-                     "--output-dir", str(tmp_path / "out")]) == 0
+    assert (
+        cli_main(
+            [
+                "convert",
+                "--from",
+                "vificlip",
+                "--checkpoint",
+                str(path),
+                "--clip",
+                str(tmp_path / "clip.pth"),
+                "--output-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.fixture()
@@ -810,13 +957,30 @@ def transformers_clip_dir(tmp_path) -> Path:
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(0)
-    model = CLIPModel(CLIPConfig(
-        text_config=dict(vocab_size=1000, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=1, max_position_embeddings=77, bos_token_id=998, eos_token_id=999,
-                         pad_token_id=0),
-        vision_config=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=16),
-        projection_dim=96))
+    model = CLIPModel(
+        CLIPConfig(
+            text_config=dict(
+                vocab_size=1000,
+                hidden_size=64,
+                intermediate_size=256,
+                num_hidden_layers=2,
+                num_attention_heads=1,
+                max_position_embeddings=77,
+                bos_token_id=998,
+                eos_token_id=999,
+                pad_token_id=0,
+            ),
+            vision_config=dict(
+                hidden_size=128,
+                intermediate_size=512,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=32,
+                patch_size=16,
+            ),
+            projection_dim=96,
+        )
+    )
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "norm" in name or name.endswith("bias"):

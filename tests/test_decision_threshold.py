@@ -87,10 +87,26 @@ def test_the_pipeline_uses_the_fitted_thresholds_unless_one_is_given(calibrated)
 def test_classify_multi_label_uses_them_and_says_when_nothing_reaches_them(calibrated, tmp_path, capsys):
     folder, video = calibrated
     out = tmp_path / "out.json"
-    assert main(["classify", str(video), "--model", str(folder), "--labels", "a,b", "--multi-label",
-                 "--json", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(video),
+                "--model",
+                str(folder),
+                "--labels",
+                "a,b",
+                "--multi-label",
+                "--json",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert [p["label"] for p in json.loads(out.read_text())[0]["predictions"]] == ["a"]
-    assert main(["classify", str(video), "--model", str(folder), "--labels", "b", "--multi-label",
-                 "--no-progress"]) == 0
+    assert (
+        main(["classify", str(video), "--model", str(folder), "--labels", "b", "--multi-label", "--no-progress"]) == 0
+    )
     err = capsys.readouterr().err
     assert "no label reached the calibrated threshold" in err and "'b'" in err

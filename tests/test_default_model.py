@@ -13,6 +13,7 @@ from transformers import pipeline
 
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
+from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
 from hf_xclip.embedded_model.training import (
     LOG_FILE,
     DefaultModelTrainingConfig,
@@ -22,7 +23,6 @@ from hf_xclip.embedded_model.training import (
     motion_loss,
     train,
 )
-from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs, heldout_specs, train_specs
 
 # Fresh clips: a seed used neither in training (0) nor in the model card's evaluation (12345).
 TEST_SEED = 2024
@@ -37,6 +37,7 @@ MULTI_LABEL_FLOOR = 0.08
 
 MODEL_DIR = "default"  # the conftest `model_dir` fixture
 
+
 @pytest.fixture(scope="module")
 def classifier(model_dir):
     return pipeline("zero-shot-video-classification", model=str(model_dir))
@@ -44,7 +45,14 @@ def classifier(model_dir):
 
 def test_files_are_small_and_complete(model_dir):
     names = {path.name for path in model_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "README.md", LOG_FILE} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "tokenizer.json",
+        "README.md",
+        LOG_FILE,
+    } <= names
     assert not any(name.endswith(".py") for name in names)
     total = sum(path.stat().st_size for path in model_dir.iterdir() if path.is_file())
     assert total < 10 * 2**20, f"default model files take {total / 2**20:.1f} MiB"
@@ -59,7 +67,11 @@ def test_loads_with_from_pretrained(model_dir):
         logits = model(**inputs).logits_per_video
     assert logits.shape == (1, 2) and torch.isfinite(logits).all()
     assert processor.tokenizer.convert_ids_to_tokens(processor.tokenizer("a red circle")["input_ids"]) == [
-        "<|startoftext|>", "a", "red", "circle", "<|endoftext|>"
+        "<|startoftext|>",
+        "a",
+        "red",
+        "circle",
+        "<|endoftext|>",
     ]
 
 
@@ -70,8 +82,11 @@ def _pipeline_accuracy(classifier, specs, seed: int) -> float:
     """Accuracy of the pipeline on fresh clips of every combination, among the captions of the clip's shape."""
     processor = classifier.video_processor
     data = SyntheticVideoDataset(
-        specs=specs, num_videos=CLIPS_PER_CLASS * len(specs), seed=seed,
-        num_frames=processor.num_frames, size=processor.crop_size["height"],
+        specs=specs,
+        num_videos=CLIPS_PER_CLASS * len(specs),
+        seed=seed,
+        num_frames=processor.num_frames,
+        size=processor.crop_size["height"],
     )
     right = 0
     for shape in sorted({spec.shape for spec in specs}):
@@ -94,14 +109,19 @@ def test_accuracy_on_fresh_clips_seen_and_heldout(accuracies):
     chance = np.mean([1 / len(candidate_specs(spec)) for spec in all_specs()])
     print(f"seen {accuracies['seen']:.3f}  held-out {accuracies['heldout']:.3f}  chance {chance:.3f}")
     assert accuracies["seen"] >= SEEN_FLOOR, f"seen-combination accuracy {accuracies['seen']:.3f} (chance {chance:.3f})"
-    assert accuracies["heldout"] >= HELDOUT_FLOOR, f"held-out accuracy {accuracies['heldout']:.3f} (chance {chance:.3f})"
+    assert accuracies["heldout"] >= HELDOUT_FLOOR, (
+        f"held-out accuracy {accuracies['heldout']:.3f} (chance {chance:.3f})"
+    )
 
 
 def test_pipeline_agrees_with_training_evaluation(classifier, accuracies, model_dir):
     """The card's numbers come from `evaluate_zero_shot` (no file decoding, no pipeline); on the same clips it must
     give the pipeline's accuracies."""
     metrics = evaluate_zero_shot(
-        classifier.model, classifier.tokenizer, classifier.video_processor, seed=TEST_SEED,
+        classifier.model,
+        classifier.tokenizer,
+        classifier.video_processor,
+        seed=TEST_SEED,
         clips_per_class=CLIPS_PER_CLASS,
     )
     assert metrics["seen"]["accuracy_same_shape"] == pytest.approx(accuracies["seen"])
@@ -114,7 +134,9 @@ def test_pipeline_agrees_with_training_evaluation(classifier, accuracies, model_
 def test_training_log_matches_the_recipe(model_dir):
     record = json.loads((model_dir / LOG_FILE).read_text(encoding="utf-8"))
     config = DefaultModelTrainingConfig(**record["settings"])
-    assert record["settings"] == DefaultModelTrainingConfig().__dict__, "shipped model was not trained with the defaults"
+    assert record["settings"] == DefaultModelTrainingConfig().__dict__, (
+        "shipped model was not trained with the defaults"
+    )
     assert len(record["losses"]) == config.steps
     assert np.mean(record["losses"][-20:]) < np.mean(record["losses"][:20])
 
@@ -132,7 +154,9 @@ def test_retraining_reproduces_recorded_losses(model_dir):
 
 
 def test_demo_runs_and_prints_a_table(tmp_path, capsys):
-    assert cli_main(["demo", "--num-clips", "4", "--num-scenes", "2", "--seed", "3", "--keep-videos", str(tmp_path)]) == 0
+    assert (
+        cli_main(["demo", "--num-clips", "4", "--num-scenes", "2", "--seed", "3", "--keep-videos", str(tmp_path)]) == 0
+    )
     out = capsys.readouterr().out
     assert "true caption" in out and "held-out" in out and "seen:" in out
     assert "timeline of timeline_sequence.mp4" in out and "segments right:" in out  # truth and found segments

@@ -125,15 +125,23 @@ def test_a_killed_job_resumes_without_lost_or_duplicated_rows(videos, bad_file, 
         " part_rows=2)"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), TEST_EXIT_AFTER_ENV: "1", "OMP_NUM_THREADS": "1"}
-    killed = subprocess.run([sys.executable, "-c", script, json.dumps([*videos, bad_file]), str(output),
-                             json.dumps(predictor)], env=env, capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, json.dumps([*videos, bad_file]), str(output), json.dumps(predictor)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == 137, killed.stderr[-2000:]
     kept = read_predictions(output).num_rows
     assert len(part_paths(output)) == 1 and 2 <= kept < 7  # the part committed before the kill survived it
     (output / ".part-stale.parquet.partial").write_bytes(b"half a part")  # as a kill during a write leaves it
     result = run_job([*videos, bad_file], output, predictor, EngineOptions(videos_per_call=2), part_rows=2)
-    assert (result.skipped, result.written, [Path(p).name for p, _ in result.failed]) == (kept, 7 - kept,
-                                                                                           ["broken.mp4"])
+    assert (result.skipped, result.written, [Path(p).name for p, _ in result.failed]) == (
+        kept,
+        7 - kept,
+        ["broken.mp4"],
+    )
     table = read_predictions(output)
     assert sorted(table.column("path").to_pylist()) == sorted([*videos, bad_file])  # each once
     assert not list(output.glob(".*.partial"))
@@ -197,8 +205,9 @@ def assert_same_index(got: Path, expected: Path) -> None:
         assert (np.abs(a[video]["prompts"] - b[video]["prompts"]) <= step * 1.01 + 1e-6).all()
     one, two = VideoIndex.open(got), VideoIndex.open(expected)
     for query in LABELS:
-        assert [(r["video"], r["start"]) for r in one.search(query, top_k=5)] == \
-            [(r["video"], r["start"]) for r in two.search(query, top_k=5)]
+        assert [(r["video"], r["start"]) for r in one.search(query, top_k=5)] == [
+            (r["video"], r["start"]) for r in two.search(query, top_k=5)
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +217,7 @@ def reference_index(videos, tmp_path_factory) -> Path:
     return out
 
 
-def test_index_rows_from_workers_are_build_index_rows_and_either_appends(videos, bad_file, reference_index,
-                                                                       tmp_path):
+def test_index_rows_from_workers_are_build_index_rows_and_either_appends(videos, bad_file, reference_index, tmp_path):
     out = tmp_path / "index"
     result = run_index_job([*videos[:3], bad_file], out, EngineOptions(videos_per_call=2), window=1.0, shard_size=4)
     assert (result.indexed, [Path(p).name for p, _ in result.failed]) == (3, ["broken.mp4"])
@@ -229,8 +237,9 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_job_equals_local_resumes_and_keeps_bad_files_as_rows(local_ray, videos, bad_file, tmp_path,
-                                                                   pipeline_scores):
+def test_ray_job_equals_local_resumes_and_keeps_bad_files_as_rows(
+    local_ray, videos, bad_file, tmp_path, pipeline_scores
+):
     output = tmp_path / "results.parquet"
     predictor = {"mode": "classify", "labels": LABELS, "multi_label": True}
     ray_options = EngineOptions(engine="ray", num_workers=2, videos_per_call=2)

@@ -47,7 +47,7 @@ def python_blocks(path: Path) -> list[Block]:
         previous = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         runs = "no-run" not in words[1:] and not NO_RUN_COMMENT.search(previous)
         indent = len(match.group("indent"))
-        code = "\n".join(l[indent:] for l in match.group("body").splitlines())
+        code = "\n".join(line[indent:] for line in match.group("body").splitlines())
         blocks.append(Block(path, line, code, runs))
     return blocks
 
@@ -99,8 +99,9 @@ def test_docs_python_blocks_run(page, tmp_path, monkeypatch, offline):
 
 def _run_doctest_block(block: Block, namespace: dict) -> None:
     """A ``>>>`` block is checked with its printed outputs, sharing the page's namespace."""
-    test = doctest.DocTestParser().get_doctest(block.code, namespace, f"{block.path.name}:{block.line}",
-                                               str(block.path), block.line)
+    test = doctest.DocTestParser().get_doctest(
+        block.code, namespace, f"{block.path.name}:{block.line}", str(block.path), block.line
+    )
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report: list[str] = []
     runner.run(test, out=report.append, clear_globs=False)

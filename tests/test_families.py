@@ -61,8 +61,10 @@ def test_pipeline_scores_equal_the_transformers_recipe(family, family_dirs, vide
 def test_siglip_multi_label_auto_is_the_models_own_sigmoid(family, family_dirs, videos):
     clf = pipeline(TASK, model=str(family_dirs[family]))
     single = {r["label"]: r["score"] for r in clf(videos[0], candidate_labels=LABELS, hypothesis_template="{}")}
-    multi = {r["label"]: r["score"] for r in clf(videos[0], candidate_labels=LABELS, hypothesis_template="{}",
-                                                 multi_label=True)}
+    multi = {
+        r["label"]: r["score"]
+        for r in clf(videos[0], candidate_labels=LABELS, hypothesis_template="{}", multi_label=True)
+    }
     alone = clf(videos[0], candidate_labels=LABELS[:1], hypothesis_template="{}", multi_label=True)[0]
     for label in LABELS:
         assert multi[label] == pytest.approx(single[label], abs=1e-6)
@@ -116,9 +118,19 @@ def test_classify_command_runs_every_family(family_dirs, tmp_path):
     video = write_video(tmp_path / "clip.mp4", synthetic_frames(0, num_frames=12), fps=8, crf=18)
     for family in ("siglip2", "videoprism"):
         result = subprocess.run(
-            [sys.executable, "-m", "hf_xclip.cli", "classify", "--model", str(family_dirs[family]), "--labels",
-             ",".join(LABELS), str(video)],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "hf_xclip.cli",
+                "classify",
+                "--model",
+                str(family_dirs[family]),
+                "--labels",
+                ",".join(LABELS),
+                str(video),
+            ],
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert all(label in result.stdout for label in LABELS)
@@ -145,20 +157,35 @@ def run_cli(*argv: str) -> int:
     return main([str(arg) for arg in argv])
 
 
-@pytest.mark.parametrize(
-    "family", [pytest.param(f, marks=() if f == "siglip" else pytest.mark.slow) for f in FAMILIES]
-)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=() if f == "siglip" else pytest.mark.slow) for f in FAMILIES])
 def test_every_tool_runs_every_family(family, family_dirs, video_files, tmp_path, capsys):
     model, videos = family_dirs[family], video_files / "videos"
-    assert run_cli("timeline", "--model", model, "--labels", "a dog,surfing", "--window", "1", "--stride", "1",
-                   "--json", tmp_path / "timeline.json", videos / "video_0.mp4") == 0
+    assert (
+        run_cli(
+            "timeline",
+            "--model",
+            model,
+            "--labels",
+            "a dog,surfing",
+            "--window",
+            "1",
+            "--stride",
+            "1",
+            "--json",
+            tmp_path / "timeline.json",
+            videos / "video_0.mp4",
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "timeline.json").read_text())
     assert run_cli("index", "--model", model, "--output", tmp_path / "index", videos, "--no-progress") == 0
     assert run_cli("search", tmp_path / "index", "a dog", "--json") == 0
     hits = json.loads(_last_json(capsys, tmp_path))
     assert len(hits) == 2
     assert run_cli("evaluate", "--model", model, "--data-dir", video_files / "folder", "--no-progress", "--json") == 0
-    assert run_cli("labels", "encode", "--model", model, "--labels", "a dog,surfing", "--output", tmp_path / "bank") == 0
+    assert (
+        run_cli("labels", "encode", "--model", model, "--labels", "a dog,surfing", "--output", tmp_path / "bank") == 0
+    )
     assert run_cli("classify", "--model", model, "--label-bank", tmp_path / "bank", videos / "video_0.mp4") == 0
     other = family_dirs["clip" if family != "clip" else "siglip"]
     capsys.readouterr()
@@ -176,8 +203,17 @@ def _last_json(capsys, tmp_path) -> str:
 def test_unsupported_tools_refuse_other_families_by_name(command, family_dirs, video_files, tmp_path, capsys):
     model = family_dirs["siglip"]
     argv = {
-        "finetune": ["finetune", "--model", model, "--train-dir", video_files / "folder", "--output-dir", tmp_path / "out",
-                     "--method", "coop"],
+        "finetune": [
+            "finetune",
+            "--model",
+            model,
+            "--train-dir",
+            video_files / "folder",
+            "--output-dir",
+            tmp_path / "out",
+            "--method",
+            "coop",
+        ],
         "export": ["export", "--model", model, "--output", tmp_path / "out"],
     }[command]
     assert run_cli(*argv) == 2
@@ -231,7 +267,9 @@ def test_siglip_lora_few_shot_goes_from_chance_to_090(family_dirs, tmp_path):
     before = accuracy(model)
     result = train_frame_pooling(model, processor.tokenizer, train_x, train_y, names, FramePoolingTrainingArguments())
     after = accuracy(model)
-    print(f"held-out top-1 {before:.3f} -> {after:.3f}; losses {result.epoch_losses[0]:.3f} -> {result.epoch_losses[-1]:.3f}")
+    print(
+        f"held-out top-1 {before:.3f} -> {after:.3f}; losses {result.epoch_losses[0]:.3f} -> {result.epoch_losses[-1]:.3f}"
+    )
     assert before < 0.6 and after >= 0.9
     save_frame_pooling_model(model, processor, tmp_path / "tuned")  # no new layers: a plain SigLIP checkpoint
     assert isinstance(load_model(tmp_path / "tuned").model, transformers.SiglipModel)
@@ -250,11 +288,29 @@ def test_finetune_command_trains_a_siglip_with_lora(family_dirs, tmp_path, capsy
     from hf_xclip.data.synthetic import write_video_folder
 
     for split, seed in (("train", 1), ("eval", 2)):
-        write_video_folder(tmp_path / split, 4, specs=few_shot_specs(), seed=seed, num_frames=8, size=32,
-                           background="plain")
-    code = run_cli("finetune", "--model", family_dirs["siglip"], "--train-dir", tmp_path / "train", "--eval-dir",
-                   tmp_path / "eval", "--output-dir", tmp_path / "tuned", "--method", "lora", "--epochs", "40",
-                   "--lr", "5e-3", "--batch-size", "4", "--json")
+        write_video_folder(
+            tmp_path / split, 4, specs=few_shot_specs(), seed=seed, num_frames=8, size=32, background="plain"
+        )
+    code = run_cli(
+        "finetune",
+        "--model",
+        family_dirs["siglip"],
+        "--train-dir",
+        tmp_path / "train",
+        "--eval-dir",
+        tmp_path / "eval",
+        "--output-dir",
+        tmp_path / "tuned",
+        "--method",
+        "lora",
+        "--epochs",
+        "40",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "4",
+        "--json",
+    )
     assert code == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["family"] == "siglip" and summary["final_loss"] < summary["first_loss"]
@@ -276,15 +332,26 @@ def test_convert_from_clip_takes_metaclip_2(tmp_path):
     size = len(tokenizer)
     layer = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 1}
     config = transformers.MetaClip2Config(
-        text_config={**layer, "vocab_size": size, "max_position_embeddings": 77, "eos_token_id": size - 1,
-                     "bos_token_id": size - 2, "pad_token_id": size - 1},
-        vision_config={**layer, "image_size": 32, "patch_size": 16}, projection_dim=64,
+        text_config={
+            **layer,
+            "vocab_size": size,
+            "max_position_embeddings": 77,
+            "eos_token_id": size - 1,
+            "bos_token_id": size - 2,
+            "pad_token_id": size - 1,
+        },
+        vision_config={**layer, "image_size": 32, "patch_size": 16},
+        projection_dim=64,
     )
     torch.manual_seed(0)
     metaclip = transformers.MetaClip2Model(config).eval()
     metaclip.save_pretrained(source)
-    assert run_cli("convert", "--from", "clip", "--checkpoint", source, "--output-dir", tmp_path / "xclip",
-                   "--num-frames", "4") == 0
+    assert (
+        run_cli(
+            "convert", "--from", "clip", "--checkpoint", source, "--output-dir", tmp_path / "xclip", "--num-frames", "4"
+        )
+        == 0
+    )
     xclip = XClipModel.from_pretrained(tmp_path / "xclip").eval()
     tokens = tokenizer(["a dog", "surfing on a wave"], padding=True, return_tensors="pt")
     with torch.no_grad():

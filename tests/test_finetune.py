@@ -14,15 +14,15 @@ import shutil
 
 import pytest
 import torch
+from testing_utils import few_shot_specs
 
 from hf_xclip import XClipModel, XClipProcessor
 from hf_xclip.cli import main as cli_main
-from testing_utils import few_shot_specs
-from hf_xclip.finetuning.peft_config import XClipAdapterConfig
-from hf_xclip.data.synthetic import write_video_folder
-from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
-from hf_xclip.data.folders import scan_video_folder, select_shots, split_heldout
 from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos, random_resized_crop
+from hf_xclip.data.folders import scan_video_folder, select_shots, split_heldout
+from hf_xclip.data.synthetic import write_video_folder
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 
 SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
@@ -62,10 +62,29 @@ def _last_json(out: str) -> dict:
 def test_cli_lora_four_shots_reaches_high_heldout_accuracy(model_dir, data_dir, tmp_path, capsys):
     out_dir = tmp_path / "adapter"
     argv = [
-        "finetune", "--model", str(model_dir), "--train-dir", str(data_dir / "train"), "--eval-dir",
-        str(data_dir / "eval"), "--method", "lora", "--shots", "4", "--epochs", "30",
-        "--lr", "1e-2", "--batch-size", "4", "--num-workers", "0", "--output-dir", str(out_dir),
-        "--no-progress", "--json",
+        "finetune",
+        "--model",
+        str(model_dir),
+        "--train-dir",
+        str(data_dir / "train"),
+        "--eval-dir",
+        str(data_dir / "eval"),
+        "--method",
+        "lora",
+        "--shots",
+        "4",
+        "--epochs",
+        "30",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--output-dir",
+        str(out_dir),
+        "--no-progress",
+        "--json",
     ]
     code, out, err = _run_cli(argv, capsys)
     assert code == 0, err
@@ -87,8 +106,19 @@ def test_cli_lora_four_shots_reaches_high_heldout_accuracy(model_dir, data_dir, 
 
     # hf-xclip evaluate on the same videos measures the same accuracy, with and without the adapter
     code, out, err = _run_cli(
-        ["evaluate", "--model", str(model_dir), "--adapter", str(out_dir), "--data-dir", str(data_dir / "eval"),
-         "--num-workers", "0", "--no-progress", "--json"],
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--adapter",
+            str(out_dir),
+            "--data-dir",
+            str(data_dir / "eval"),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -97,8 +127,17 @@ def test_cli_lora_four_shots_reaches_high_heldout_accuracy(model_dir, data_dir, 
     assert sum(c["total"] for c in report["per_class"].values()) == report["num_videos"] == 18
     assert "top-1:" in err and "a red circle growing" in err  # with --json, stdout is the JSON alone
     code, out, _ = _run_cli(
-        ["evaluate", "--model", str(model_dir), "--data-dir", str(data_dir / "eval"), "--num-workers", "0",
-         "--no-progress", "--json"],
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--data-dir",
+            str(data_dir / "eval"),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0 and _last_json(out)["top1"] == pytest.approx(summary["top1_before"])
@@ -107,10 +146,35 @@ def test_cli_lora_four_shots_reaches_high_heldout_accuracy(model_dir, data_dir, 
 def test_cli_vl_prompts_learn_the_task_and_reload_identically(model_dir, data_dir, tmp_path, capsys):
     out_dir = tmp_path / "prompts"
     argv = [
-        "finetune", "--model", str(model_dir), "--train-dir", str(data_dir / "train"), "--eval-dir",
-        str(data_dir / "eval"), "--method", "vl-prompts", "--vision-prompts", "4", "--text-prompts", "4",
-        "--prompt-depth", "2", "--shots", "4", "--epochs", "60", "--lr", "3e-2", "--batch-size", "4",
-        "--num-workers", "0", "--output-dir", str(out_dir), "--no-progress", "--json",
+        "finetune",
+        "--model",
+        str(model_dir),
+        "--train-dir",
+        str(data_dir / "train"),
+        "--eval-dir",
+        str(data_dir / "eval"),
+        "--method",
+        "vl-prompts",
+        "--vision-prompts",
+        "4",
+        "--text-prompts",
+        "4",
+        "--prompt-depth",
+        "2",
+        "--shots",
+        "4",
+        "--epochs",
+        "60",
+        "--lr",
+        "3e-2",
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--output-dir",
+        str(out_dir),
+        "--no-progress",
+        "--json",
     ]
     code, out, err = _run_cli(argv, capsys)
     assert code == 0, err
@@ -122,7 +186,11 @@ def test_cli_vl_prompts_learn_the_task_and_reload_identically(model_dir, data_di
     assert summary["final_loss"] < 0.9 * summary["first_loss"]
     metadata = json.loads((out_dir / "xclip_adapter.json").read_text())
     assert metadata["adapter_config"]["vl_prompts"] == {
-        "vision_tokens": 4, "text_tokens": 4, "depth": 2, "init_text": "a photo of a", "init_std": 0.02
+        "vision_tokens": 4,
+        "text_tokens": 4,
+        "depth": 2,
+        "init_text": "a photo of a",
+        "init_std": 0.02,
     }
     assert "vision-language prompts (IVLP): 4 text context vectors" in (out_dir / "README.md").read_text()
 
@@ -138,8 +206,19 @@ def test_cli_vl_prompts_learn_the_task_and_reload_identically(model_dir, data_di
         plain.load_adapter(str(out_dir))
         assert torch.equal(plain(pixel_values=pixel_values, **text).logits_per_video, reloaded)
     code, out, err = _run_cli(
-        ["evaluate", "--model", str(model_dir), "--adapter", str(out_dir), "--data-dir", str(data_dir / "eval"),
-         "--num-workers", "0", "--no-progress", "--json"],
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--adapter",
+            str(out_dir),
+            "--data-dir",
+            str(data_dir / "eval"),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -153,8 +232,9 @@ def test_vl_prompts_with_lora_train_and_reload_identically(model_dir, data_dir, 
 
     model, processor = _load(model_dir)
     train, heldout = select_shots(scan_video_folder(data_dir / "train"), 4, seed=0)
-    args = FewShotTrainingArguments(epochs=20, batch_size=4, learning_rate=1e-2, show_progress=False,
-                                    mixed_precision="no")
+    args = FewShotTrainingArguments(
+        epochs=20, batch_size=4, learning_rate=1e-2, show_progress=False, mixed_precision="no"
+    )
     config = XClipAdapterConfig.for_method(["vl-prompts", "lora"])
     result = train_few_shot(model, processor, train, adapter_config=config, args=args, eval_folder=heldout)
     assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
@@ -196,8 +276,13 @@ def test_bf16_accelerator_on_cpu_with_gradient_accumulation(model_dir, data_dir)
     model, processor = _load(model_dir)
     train, _ = select_shots(scan_video_folder(data_dir / "train"), 4, seed=0)
     args = FewShotTrainingArguments(
-        epochs=1, batch_size=2, gradient_accumulation_steps=2, learning_rate=1e-3, mixed_precision="bf16",
-        gradient_checkpointing=True, show_progress=False,
+        epochs=1,
+        batch_size=2,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-3,
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+        show_progress=False,
     )
     result = train_few_shot(model, processor, train, adapter_config=XClipAdapterConfig.for_method("lora"), args=args)
     assert result.mixed_precision == "bf16"
@@ -258,8 +343,16 @@ def test_class_folder_without_videos(data_dir, model_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match="a purple star rotating.*contain no videos"):
         scan_video_folder(root)
     code, _, err = _run_cli(
-        ["finetune", "--model", str(model_dir), "--train-dir", str(root), "--output-dir", str(tmp_path / "out"),
-         "--no-progress"],
+        [
+            "finetune",
+            "--model",
+            str(model_dir),
+            "--train-dir",
+            str(root),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ],
         capsys,
     )
     assert code == 2 and "a purple star rotating" in err and "contain no videos" in err
@@ -270,8 +363,18 @@ def test_more_shots_than_videos(data_dir, model_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match="8-shot training needs 8 videos per class.*'a red circle growing': 6"):
         select_shots(scan_video_folder(data_dir / "train"), 8)
     code, _, err = _run_cli(
-        ["finetune", "--model", str(model_dir), "--train-dir", str(data_dir / "train"), "--shots", "8",
-         "--output-dir", str(tmp_path / "out"), "--no-progress"],
+        [
+            "finetune",
+            "--model",
+            str(model_dir),
+            "--train-dir",
+            str(data_dir / "train"),
+            "--shots",
+            "8",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ],
         capsys,
     )
     assert code == 2 and "fewer" in err and "--shots" in err
@@ -284,8 +387,17 @@ def test_missing_folder_and_bad_options(tmp_path, model_dir, capsys):
     with pytest.raises(ValueError, match="no class folders"):
         scan_video_folder(tmp_path / "empty")
     code, _, err = _run_cli(
-        ["finetune", "--model", str(model_dir), "--train-dir", str(tmp_path / "nope"), "--output-dir",
-         str(tmp_path / "out"), "--epochs", "0"],
+        [
+            "finetune",
+            "--model",
+            str(model_dir),
+            "--train-dir",
+            str(tmp_path / "nope"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--epochs",
+            "0",
+        ],
         capsys,
     )
     assert code == 2 and "--epochs" in err
@@ -296,8 +408,17 @@ def test_evaluate_skips_and_counts_unreadable_videos(model_dir, data_dir, tmp_pa
     shutil.copytree(data_dir / "eval", root)
     (root / CLASSES[2] / "zz-broken.mp4").write_bytes(b"garbage")
     code, out, _ = _run_cli(
-        ["evaluate", "--model", str(model_dir), "--data-dir", str(root), "--num-workers", "0", "--no-progress",
-         "--json"],
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--data-dir",
+            str(root),
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     report = _last_json(out)

@@ -17,15 +17,15 @@ import torch
 from testing_utils import save_tiny_causal_lm
 
 from hf_xclip import XClipModel, XClipProcessor
-from hf_xclip.finetuning.adapters import load_model_with_adapter
 from hf_xclip.cli import main as cli_main
-from hf_xclip.evaluation.evaluate import evaluate_multi_label
-from hf_xclip.multilabel import sigmoid_head_of
-from hf_xclip.finetuning.peft_config import XClipAdapterConfig
-from hf_xclip.data.synthetic import SyntheticScene, SyntheticVideoSpec, write_scene_videos
-from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
-from hf_xclip.data.folders import read_annotations, select_shots
 from hf_xclip.data.clip_dataset import VideoClassificationDataset
+from hf_xclip.data.folders import read_annotations, select_shots
+from hf_xclip.data.synthetic import SyntheticScene, SyntheticVideoSpec, write_scene_videos
+from hf_xclip.evaluation.evaluate import evaluate_multi_label
+from hf_xclip.finetuning.adapters import load_model_with_adapter
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
+from hf_xclip.multilabel import sigmoid_head_of
 
 OBJECTS = [
     SyntheticVideoSpec("circle", "red", "growing"),
@@ -65,9 +65,31 @@ def _last_json(out: str) -> dict:
 def test_cli_four_shot_multi_label_lora_reaches_high_heldout_map(model_dir, data, tmp_path, capsys):
     out_dir = tmp_path / "adapter"
     code, out, err = _run(
-        ["finetune", "--model", model_dir, "--train-annotations", data["train"], "--eval-annotations", data["test"],
-         "--shots", 4, "--epochs", 40, "--lr", "1e-2", "--lora-targets", "vision,cross-frame,projections",
-         "--batch-size", 4, "--num-workers", 0, "--output-dir", out_dir, "--no-progress", "--json"],
+        [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-annotations",
+            data["train"],
+            "--eval-annotations",
+            data["test"],
+            "--shots",
+            4,
+            "--epochs",
+            40,
+            "--lr",
+            "1e-2",
+            "--lora-targets",
+            "vision,cross-frame,projections",
+            "--batch-size",
+            4,
+            "--num-workers",
+            0,
+            "--output-dir",
+            out_dir,
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -85,8 +107,19 @@ def test_cli_four_shot_multi_label_lora_reaches_high_heldout_map(model_dir, data
 
     # hf-xclip evaluate measures the same mAP from the saved adapter (its head comes back from the metadata)
     code, out, err = _run(
-        ["evaluate", "--model", model_dir, "--adapter", out_dir, "--annotations", data["test"], "--num-workers", 0,
-         "--no-progress", "--json"],
+        [
+            "evaluate",
+            "--model",
+            model_dir,
+            "--adapter",
+            out_dir,
+            "--annotations",
+            data["test"],
+            "--num-workers",
+            0,
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -98,8 +131,21 @@ def test_cli_four_shot_multi_label_lora_reaches_high_heldout_map(model_dir, data
     novel_file = tmp_path / "novel.txt"
     novel_file.write_text(NOVEL.caption + "\n")
     code, out, err = _run(
-        ["evaluate", "--model", model_dir, "--adapter", out_dir, "--annotations", data["novel"], "--novel-labels",
-         novel_file, "--num-workers", 0, "--no-progress", "--json"],
+        [
+            "evaluate",
+            "--model",
+            model_dir,
+            "--adapter",
+            out_dir,
+            "--annotations",
+            data["novel"],
+            "--novel-labels",
+            novel_file,
+            "--num-workers",
+            0,
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     report = _last_json(out)
@@ -108,8 +154,17 @@ def test_cli_four_shot_multi_label_lora_reaches_high_heldout_map(model_dir, data
     assert "base mAP" in err and "novel" in err  # with --json, stdout is the JSON alone
     # without the adapter: the training-free scores of the base model
     code, out, _ = _run(
-        ["evaluate", "--model", model_dir, "--annotations", data["test"], "--num-workers", 0, "--no-progress",
-         "--json"],
+        [
+            "evaluate",
+            "--model",
+            model_dir,
+            "--annotations",
+            data["test"],
+            "--num-workers",
+            0,
+            "--no-progress",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0 and _last_json(out)["method"] == "background"
@@ -123,8 +178,9 @@ def _train(model_dir, data, method, **overrides):
         epochs=2, batch_size=4, learning_rate=5e-3, show_progress=False, mixed_precision="no", **overrides
     )
     config = XClipAdapterConfig.for_method(method)
-    return train_few_shot(model, processor, train, adapter_config=config, args=args,
-                          eval_folder=read_annotations(data["novel"]))
+    return train_few_shot(
+        model, processor, train, adapter_config=config, args=args, eval_folder=read_annotations(data["novel"])
+    )
 
 
 @pytest.mark.parametrize(
@@ -193,11 +249,24 @@ def test_llm_prompts_train_multi_label_and_reload_identically(model_dir, data, t
     lm_before = {k: v.clone() for k, v in language_model.state_dict().items()}
     prompter_before = {k: v.clone() for k, v in prompter.state_dict().items()}
     train, _ = select_shots(read_annotations(data["train"]), 2, seed=0)
-    args = FewShotTrainingArguments(epochs=2, batch_size=4, learning_rate=5e-3, show_progress=False,
-                                    mixed_precision="no", regularization=regularization)
+    args = FewShotTrainingArguments(
+        epochs=2,
+        batch_size=4,
+        learning_rate=5e-3,
+        show_progress=False,
+        mixed_precision="no",
+        regularization=regularization,
+    )
     config = XClipAdapterConfig.for_method(["lora", "llm-prompts"], llm_prompter=prompter.config)
-    result = train_few_shot(model, processor, train, adapter_config=config, args=args,
-                            eval_folder=read_annotations(data["novel"]), label_prompter=prompter)
+    result = train_few_shot(
+        model,
+        processor,
+        train,
+        adapter_config=config,
+        args=args,
+        eval_folder=read_annotations(data["novel"]),
+        label_prompter=prompter,
+    )
     assert result.multi_label and all(torch.isfinite(torch.tensor(result.step_losses)))
     assert result.eval_after.metrics["novel_mAP"] is not None
     assert find_label_prompter(result.model) is prompter
@@ -206,8 +275,9 @@ def test_llm_prompts_train_multi_label_and_reload_identically(model_dir, data, t
     save_adapter(result, tmp_path / "adapter", base_model=str(model_dir), processor=processor)
     dataset = VideoClassificationDataset(read_annotations(data["novel"]), processor)
     trained = evaluate_multi_label(result.model, dataset, processor.tokenizer)
-    reloaded_model, _, _ = load_model_with_adapter(model_dir, tmp_path / "adapter", language_model=language_model,
-                                                   lm_tokenizer=prompter.language_model()[1])
+    reloaded_model, _, _ = load_model_with_adapter(
+        model_dir, tmp_path / "adapter", language_model=language_model, lm_tokenizer=prompter.language_model()[1]
+    )
     reloaded = evaluate_multi_label(reloaded_model, dataset, processor.tokenizer)
     assert reloaded.method == trained.method == "sigmoid"
     assert torch.equal(reloaded.scores, trained.scores)
@@ -219,8 +289,17 @@ def test_evaluate_annotations_with_a_bank_equals_encoding_on_the_fly(model_dir, 
     bank = tmp_path / "labels.bank"
     code, _, err = _run(["labels", "encode", "--model", model_dir, "--labels-file", labels, "--output", bank], capsys)
     assert code == 0, err
-    common = ["evaluate", "--model", model_dir, "--annotations", data["novel"], "--num-workers", 0, "--no-progress",
-              "--json"]
+    common = [
+        "evaluate",
+        "--model",
+        model_dir,
+        "--annotations",
+        data["novel"],
+        "--num-workers",
+        0,
+        "--no-progress",
+        "--json",
+    ]
     code, fly, err = _run(common, capsys)
     assert code == 0, err
     code, banked, err = _run([*common, "--label-bank", bank], capsys)
@@ -235,12 +314,28 @@ def test_bad_annotation_files_name_file_and_line_and_write_nothing(model_dir, da
     bad = data["root"] / "bad.jsonl"
     broken = json.loads(lines[2])
     broken["video"] = "train/videos/missing.mp4"
-    bad.write_text("\n".join([lines[0].replace("videos/", "train/videos/"), json.dumps(broken),
-                              json.dumps({"video": "train/videos/0001.mp4", "labels": []})]) + "\n")
+    bad.write_text(
+        "\n".join(
+            [
+                lines[0].replace("videos/", "train/videos/"),
+                json.dumps(broken),
+                json.dumps({"video": "train/videos/0001.mp4", "labels": []}),
+            ]
+        )
+        + "\n"
+    )
     out_dir = tmp_path / "out"
     argv = {
-        "finetune": ["finetune", "--model", model_dir, "--train-annotations", bad, "--output-dir", out_dir,
-                     "--no-progress"],
+        "finetune": [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-annotations",
+            bad,
+            "--output-dir",
+            out_dir,
+            "--no-progress",
+        ],
         "evaluate": ["evaluate", "--model", model_dir, "--annotations", bad, "--no-progress", "--json"],
         "calibrate": ["calibrate", "--model", model_dir, "--annotations", bad, "--output-dir", out_dir],
     }[command]
@@ -253,20 +348,49 @@ def test_bad_annotation_files_name_file_and_line_and_write_nothing(model_dir, da
 
 def test_finetune_rejects_class_specific_contexts_and_mixed_sources(model_dir, data, tmp_path, capsys):
     code, _, err = _run(
-        ["finetune", "--model", model_dir, "--train-annotations", data["train"], "--method", "coop",
-         "--class-specific", "--output-dir", tmp_path / "out"],
+        [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-annotations",
+            data["train"],
+            "--method",
+            "coop",
+            "--class-specific",
+            "--output-dir",
+            tmp_path / "out",
+        ],
         capsys,
     )
     assert code == 2 and "class-specific" in err and not (tmp_path / "out").exists()
     code, _, err = _run(
-        ["finetune", "--model", model_dir, "--train-annotations", data["train"], "--eval-dir", data["root"],
-         "--output-dir", tmp_path / "out"],
+        [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-annotations",
+            data["train"],
+            "--eval-dir",
+            data["root"],
+            "--output-dir",
+            tmp_path / "out",
+        ],
         capsys,
     )
     assert code == 2 and "--eval-annotations" in err
     code, _, err = _run(
-        ["finetune", "--model", model_dir, "--train-annotations", data["train"], "--method", "full", "lora",
-         "--output-dir", tmp_path / "out"],
+        [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-annotations",
+            data["train"],
+            "--method",
+            "full",
+            "lora",
+            "--output-dir",
+            tmp_path / "out",
+        ],
         capsys,
     )
     assert code == 2 and "full" in err
@@ -275,9 +399,9 @@ def test_finetune_rejects_class_specific_contexts_and_mixed_sources(model_dir, d
 def test_calibrate_writes_a_model_whose_pipeline_uses_the_head(data, tmp_path, capsys):
     """The embedded default model has no head; calibrating it on a few multi-object clips gives one that the
     pipeline's multi_label=True then uses."""
-    import hf_xclip
     from transformers import pipeline
 
+    import hf_xclip
     from hf_xclip.data.synthetic import sample_scenes, write_scene_videos
 
     few = write_scene_videos(tmp_path / "few", sample_scenes(12, seed=5), num_frames=8, size=64)
@@ -313,8 +437,18 @@ def test_calibrate_an_adapter_copies_it_with_the_head(model_dir, data, tmp_path,
 
     save_adapter(result, tmp_path / "adapter", base_model=str(model_dir))
     code, out, err = _run(
-        ["calibrate", "--model", model_dir, "--adapter", tmp_path / "adapter", "--annotations", data["train"],
-         "--output-dir", tmp_path / "calibrated", "--json"],
+        [
+            "calibrate",
+            "--model",
+            model_dir,
+            "--adapter",
+            tmp_path / "adapter",
+            "--annotations",
+            data["train"],
+            "--output-dir",
+            tmp_path / "calibrated",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err

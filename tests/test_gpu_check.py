@@ -22,8 +22,22 @@ def _run(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess, di
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "cpu", "--workdir", str(tmp_path / "work"), "--json", str(out), *options],
-        capture_output=True, text=True, timeout=900, cwd=REPO, env=env,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--device",
+            "cpu",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+        env=env,
     )
     return proc, json.loads(out.read_text()) if out.exists() else {}
 

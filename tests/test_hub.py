@@ -11,11 +11,6 @@ import pytest
 import torch
 import transformers
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
-
-from hf_xclip import XClipModel, XClipProcessor, XClipTextModel
-from hf_xclip.hub.push import add_remote_code, push_model
-from hf_xclip.hub.model_cards import check_model_card, converted_model_card, finetuned_model_card
-from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from test_remote_code import (
     SHIPPED_MODEL_FILES,
     SHIPPED_PROCESSOR_FILES,
@@ -23,6 +18,11 @@ from test_remote_code import (
     save_tiny_model,
     write_expectations,
 )
+
+from hf_xclip import XClipModel, XClipProcessor, XClipTextModel
+from hf_xclip.hub.model_cards import check_model_card, converted_model_card, finetuned_model_card
+from hf_xclip.hub.push import add_remote_code, push_model
+from hf_xclip.pipeline_zero_shot_video_classification import TASK
 
 PIPELINE_FILE = "pipeline_zero_shot_video_classification.py"
 AUTO_MAP = {"AutoConfig": "configuration_xclip.XClipConfig", "AutoModel": "modeling_xclip.XClipModel"}
@@ -64,8 +64,12 @@ class FakeHub:
                 shutil.copy(op.path_or_fileobj, target / op.path_in_repo)
             return _commit_info(repo_id)
 
-        for name, fn in (("create_repo", create_repo), ("create_branch", create_branch),
-                         ("upload_folder", upload_folder), ("create_commit", create_commit)):
+        for name, fn in (
+            ("create_repo", create_repo),
+            ("create_branch", create_branch),
+            ("upload_folder", upload_folder),
+            ("create_commit", create_commit),
+        ):
             monkeypatch.setattr(HfApi, name, fn)
 
     def names(self) -> list[str]:
@@ -186,8 +190,12 @@ def test_push_model_object_with_processor_and_finetuned_card(model_dir, fake_hub
         "me/tiny-finetuned",
         processor=processor,
         revision="v1",
-        card_kwargs={"base_model": "microsoft/xclip-base-patch32", "datasets": "hmdb51",
-                     "results": {"accuracy": 0.625}, "dataset_name": "HMDB-51 (split 1, 8 shots)"},
+        card_kwargs={
+            "base_model": "microsoft/xclip-base-patch32",
+            "datasets": "hmdb51",
+            "results": {"accuracy": 0.625},
+            "dataset_name": "HMDB-51 (split 1, 8 shots)",
+        },
     )
     assert fake_hub.names() == ["create_repo", "create_branch", "upload_folder"]
     assert fake_hub.calls[1][1]["branch"] == "v1" and fake_hub.calls[2][1]["revision"] == "v1"
@@ -205,8 +213,14 @@ def test_push_model_keeps_a_conversion_card_and_adds_remote_code_usage(model_dir
     source = tmp_path / "converted"
     shutil.copytree(model_dir, source)
     config = XClipModel.config_class.from_pretrained(source)
-    converted_model_card(title="Tiny X-CLIP", summary="A test.", source_file="tiny.pth", source_sha256="ab" * 32,
-                     config=config, repo_id="me/converted").save(source / "README.md")
+    converted_model_card(
+        title="Tiny X-CLIP",
+        summary="A test.",
+        source_file="tiny.pth",
+        source_sha256="ab" * 32,
+        config=config,
+        repo_id="me/converted",
+    ).save(source / "README.md")
     push_model(source, "me/converted", pipeline=False)
     text = (fake_hub.repo("me/converted") / "README.md").read_text()
     assert "# Tiny X-CLIP" in text and "tiny.pth" in text  # the conversion's card, kept
@@ -242,8 +256,11 @@ def test_push_model_refuses_peft_models(model_dir, fake_hub):
 
 def test_transformers_push_to_hub_ships_the_code_too(model_dir, fake_hub, monkeypatch):
     """`model.push_to_hub` (transformers' own) uploads config, weights and the model code."""
-    monkeypatch.setattr(transformers.utils.hub, "create_and_tag_model_card",
-                        lambda repo_id, tags=None, token=None: finetuned_model_card(model.config, repo_id=repo_id))
+    monkeypatch.setattr(
+        transformers.utils.hub,
+        "create_and_tag_model_card",
+        lambda repo_id, tags=None, token=None: finetuned_model_card(model.config, repo_id=repo_id),
+    )
     model = XClipModel.from_pretrained(model_dir)
     model.push_to_hub("me/native")
     assert fake_hub.names() == ["create_repo", "create_commit"]
@@ -259,8 +276,13 @@ def test_transformers_push_to_hub_ships_the_code_too(model_dir, fake_hub, monkey
 
 def test_finetuned_card_metadata(model_dir):
     config = XClipModel.config_class.from_pretrained(model_dir)
-    card = finetuned_model_card(config, repo_id="me/m", base_model="microsoft/xclip-base-patch16-zero-shot",
-                                results={"accuracy": 0.5, "top5_accuracy": 0.9}, dataset_name="UCF-101")
+    card = finetuned_model_card(
+        config,
+        repo_id="me/m",
+        base_model="microsoft/xclip-base-patch16-zero-shot",
+        results={"accuracy": 0.5, "top5_accuracy": 0.9},
+        dataset_name="UCF-101",
+    )
     data = check_model_card(card)
     assert (data.license, data.library_name, data.model_name) == ("mit", "transformers", "me/m")
     assert {r.metric_type: r.metric_value for r in data.eval_results} == {"accuracy": 0.5, "top5_accuracy": 0.9}
@@ -274,7 +296,9 @@ def test_finetuned_card_metadata(model_dir):
 
 def test_conversion_cards_pass_the_check(model_dir):
     config = XClipModel.config_class.from_pretrained(model_dir)
-    card = converted_model_card(title="T", summary="S", source_file="k400_32_8.pth", source_sha256="0" * 64, config=config)
+    card = converted_model_card(
+        title="T", summary="S", source_file="k400_32_8.pth", source_sha256="0" * 64, config=config
+    )
     assert check_model_card(card).pipeline_tag == "video-classification"
 
 
@@ -284,8 +308,10 @@ def test_conversion_cards_pass_the_check(model_dir):
         ("# no metadata\n", "no YAML metadata"),
         ("---\nlicense: mit\nlibrary_name: transformers\n---\n\n# Card\n", "pipeline_tag"),
         ("---\nlicense: mit\nlibrary_name: transformers\npipeline_tag: video-classification\n---\n\n", "no text"),
-        ("---\nlicense: mit\nlibrary_name: transformers\npipeline_tag: video-classification\ntags: [1, 2]\n---\n\n# C\n",
-         "tags"),
+        (
+            "---\nlicense: mit\nlibrary_name: transformers\npipeline_tag: video-classification\ntags: [1, 2]\n---\n\n# C\n",
+            "tags",
+        ),
         ("---\nlicense: [mit\n---\n\n# C\n", "cannot be parsed"),
     ],
 )

@@ -13,6 +13,8 @@ from transformers import AutoTokenizer, pipeline
 
 from hf_xclip import XClipModel
 from hf_xclip.cli import main as cli_main
+from hf_xclip.data.folders import find_videos, scan_video_folder
+from hf_xclip.finetuning.training import FewShotTrainingArguments
 from hf_xclip.fingerprint import model_fingerprint
 from hf_xclip.labels import (
     LabelBank,
@@ -26,12 +28,9 @@ from hf_xclip.labels import (
 )
 from hf_xclip.modeling_prompts import XClipPromptContext
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from hf_xclip.finetuning.training import FewShotTrainingArguments
-from hf_xclip.data.folders import find_videos, scan_video_folder
 from hf_xclip.video_io import write_video
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]
-
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +59,18 @@ def test_one_template_rule_everywhere(model_dir, template, tmp_path, capsys):
         data = tmp_path / "data" / "surfing"
         data.mkdir(parents=True)
         write_video(data / "v.mp4", np.zeros((4, 32, 32, 3), np.uint8), fps=4)
-        code = cli_main(["evaluate", "--model", str(model_dir), "--data-dir", str(tmp_path / "data"),
-                         "--template", template, "--no-progress"])
+        code = cli_main(
+            [
+                "evaluate",
+                "--model",
+                str(model_dir),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--template",
+                template,
+                "--no-progress",
+            ]
+        )
         assert code == 2 and "template" in capsys.readouterr().err
 
 
@@ -143,12 +152,18 @@ def test_bank_round_trip_gives_bit_identical_scores(model, tokenizer, tmp_path):
     bank = encoder.bank(LABELS, templates, model="tiny")
     path = bank.save(tmp_path / "labels.safetensors")
     loaded = LabelBank.load(path)
-    assert loaded.labels == LABELS and loaded.templates == templates and loaded.metadata == {"model_family": "xclip", "model": "tiny"}
+    assert (
+        loaded.labels == LABELS
+        and loaded.templates == templates
+        and loaded.metadata == {"model_family": "xclip", "model": "tiny"}
+    )
     loaded.check_model(model)
     pixel_values = XClipModelTester.pipeline(model.config.text_config.vocab_size).pixel_values(batch_size=2)
     with torch.no_grad():
         video = model.get_video_features(pixel_values, output_prompt_features=True)
-        fresh, _ = model.get_logits(video.pooler_output, encoder.encode_labels(LABELS, templates), video.prompt_features)
+        fresh, _ = model.get_logits(
+            video.pooler_output, encoder.encode_labels(LABELS, templates), video.prompt_features
+        )
         banked, _ = model.get_logits(video.pooler_output, loaded.embeddings_for(LABELS), video.prompt_features)
     assert torch.equal(fresh, banked)
     subset = ["juggling", "surfing"]
@@ -287,15 +302,30 @@ def test_pipeline_scores_with_a_bank_exactly_as_on_the_fly(model_dir, tmp_path):
     other = XClipModel.from_pretrained(model_dir)
     randomise_(other, seed=9, style="spread")
     with pytest.raises(LabelBankMismatchError):
-        pipeline(TASK, model=other, tokenizer=classifier.tokenizer, video_processor=classifier.video_processor,
-                 label_bank=str(path))
+        pipeline(
+            TASK,
+            model=other,
+            tokenizer=classifier.tokenizer,
+            video_processor=classifier.video_processor,
+            label_bank=str(path),
+        )
 
 
 def test_adding_labels_leaves_the_other_labels_scores_unchanged(model_dir, tmp_path, capsys):
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(LABELS[:3]) + "\n", encoding="utf-8")
     bank = tmp_path / "bank.safetensors"
-    argv = ["labels", "encode", "--model", str(model_dir), "--labels-file", str(labels), "--output", str(bank), "--json"]
+    argv = [
+        "labels",
+        "encode",
+        "--model",
+        str(model_dir),
+        "--labels-file",
+        str(labels),
+        "--output",
+        str(bank),
+        "--json",
+    ]
     assert cli_main(argv) == 0
     before = LabelBank.load(bank)
     labels.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
@@ -325,29 +355,86 @@ def test_classify_and_evaluate_accept_banks_and_descriptions(model_dir, tmp_path
     descriptions.write_text(json.dumps(DESCRIPTIONS), encoding="utf-8")
     labels = ",".join(LABELS[:3])
     bank = tmp_path / "bank.safetensors"
-    assert cli_main(["labels", "encode", "--model", str(model_dir), "--labels", labels, "--output", str(bank),
-                     "--label-descriptions", str(descriptions)]) == 0
+    assert (
+        cli_main(
+            [
+                "labels",
+                "encode",
+                "--model",
+                str(model_dir),
+                "--labels",
+                labels,
+                "--output",
+                str(bank),
+                "--label-descriptions",
+                str(descriptions),
+            ]
+        )
+        == 0
+    )
     runs = {}
-    for name, extra in (("fly", ["--labels", labels, "--label-descriptions", str(descriptions)]),
-                        ("bank", ["--label-bank", str(bank)])):
+    for name, extra in (
+        ("fly", ["--labels", labels, "--label-descriptions", str(descriptions)]),
+        ("bank", ["--label-bank", str(bank)]),
+    ):
         out = tmp_path / f"{name}.json"
-        code = cli_main(["classify", str(tmp_path / "data"), "--model", str(model_dir), "--top-k", "0",
-                         "--no-progress", "--json", str(out), *extra])
+        code = cli_main(
+            [
+                "classify",
+                str(tmp_path / "data"),
+                "--model",
+                str(model_dir),
+                "--top-k",
+                "0",
+                "--no-progress",
+                "--json",
+                str(out),
+                *extra,
+            ]
+        )
         assert code == 0, capsys.readouterr().err
         runs[name] = json.loads(out.read_text())
     assert runs["fly"] == runs["bank"]
     reports = {}
-    for name, extra in (("fly", ["--label-descriptions", str(descriptions)]), ("bank", ["--label-bank", str(bank)]),
-                        ("plain", [])):
-        code = cli_main(["evaluate", "--model", str(model_dir), "--data-dir", str(tmp_path / "data"), "--num-workers",
-                         "0", "--no-progress", "--json", *extra])
+    for name, extra in (
+        ("fly", ["--label-descriptions", str(descriptions)]),
+        ("bank", ["--label-bank", str(bank)]),
+        ("plain", []),
+    ):
+        code = cli_main(
+            [
+                "evaluate",
+                "--model",
+                str(model_dir),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--num-workers",
+                "0",
+                "--no-progress",
+                "--json",
+                *extra,
+            ]
+        )
         assert code == 0
         reports[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert reports["fly"]["per_class"] == reports["bank"]["per_class"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"surfing": [1]}', encoding="utf-8")
-    assert cli_main(["classify", str(tmp_path / "data"), "--model", str(model_dir), "--labels", labels,
-                     "--label-descriptions", str(bad)]) == 2
+    assert (
+        cli_main(
+            [
+                "classify",
+                str(tmp_path / "data"),
+                "--model",
+                str(model_dir),
+                "--labels",
+                labels,
+                "--label-descriptions",
+                str(bad),
+            ]
+        )
+        == 2
+    )
     assert "bad.json" in capsys.readouterr().err
     assert cli_main(["classify", str(tmp_path / "data"), "--model", str(model_dir)]) == 2
     assert "--label-bank" in capsys.readouterr().err

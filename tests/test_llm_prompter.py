@@ -17,8 +17,14 @@ import torch
 from testing_utils import few_shot_specs, save_tiny_causal_lm
 
 from hf_xclip import XClipModel, XClipProcessor
-from hf_xclip.finetuning.adapters import load_model_with_adapter, save_adapter
 from hf_xclip.cli import main as cli_main
+from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
+from hf_xclip.data.folders import scan_video_folder
+from hf_xclip.data.synthetic import write_video_folder
+from hf_xclip.finetuning.adapters import load_model_with_adapter, save_adapter
+from hf_xclip.finetuning.peft_config import XClipAdapterConfig
+from hf_xclip.finetuning.peft_model import get_xclip_peft_model, parameter_groups
+from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
 from hf_xclip.fingerprint import model_fingerprint
 from hf_xclip.labels import LabelBank, LabelEncoder, find_label_prompter
 from hf_xclip.language.causal_lm import first_sentence, language_model_signature, load_language_model
@@ -30,12 +36,6 @@ from hf_xclip.language.prompter import (
     attach_label_prompter,
     detach_label_prompter,
 )
-from hf_xclip.finetuning.peft_config import XClipAdapterConfig
-from hf_xclip.finetuning.peft_model import get_xclip_peft_model, parameter_groups
-from hf_xclip.data.synthetic import write_video_folder
-from hf_xclip.finetuning.training import FewShotTrainingArguments, train_few_shot
-from hf_xclip.data.folders import scan_video_folder
-from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 
 SPECS = few_shot_specs()
 CLASSES = sorted(spec.caption for spec in SPECS)
@@ -158,7 +158,9 @@ def test_fingerprint_covers_the_prompter_and_its_settings(model_dir, tokenizer, 
     assert with_prompter != plain and model_fingerprint(model, "video") == video
     other = XClipLLMPrompter(
         LLMPrompterConfig(language_model=str(lm_dir), lm_template="a video of {}"),
-        num_prompt_tokens=prompter.num_prompt_tokens, text_hidden_size=32, lm_hidden_size=prompter.lm_hidden_size,
+        num_prompt_tokens=prompter.num_prompt_tokens,
+        text_hidden_size=32,
+        lm_hidden_size=prompter.lm_hidden_size,
         lm_signature=prompter.lm_signature,
     )
     other.load_state_dict(prompter.state_dict())
@@ -194,7 +196,9 @@ def test_gradients_reach_only_the_prompter_and_the_chosen_adapters(model_dir, to
     attach_label_prompter(peft_model, prompter)
     prompter.requires_grad_(True)
     language_model = prompter.language_model()[0]
-    dataset = VideoClassificationDataset(scan_video_folder(data_dir / "train"), XClipProcessor.from_pretrained(model_dir))
+    dataset = VideoClassificationDataset(
+        scan_video_folder(data_dir / "train"), XClipProcessor.from_pretrained(model_dir)
+    )
     batch = collate_videos([dataset[0], dataset[5]])
     text = LabelEncoder(peft_model, tokenizer).label_features(CLASSES)
     logits = peft_model(pixel_values=batch["pixel_values"], text_embeds=text).logits_per_video
@@ -226,8 +230,13 @@ def trained(model_dir, tokenizer, lm_dir, data_dir, tmp_path_factory):
     )
     config = XClipAdapterConfig.for_method("llm-prompts", llm_prompter=prompter.config)
     result = train_few_shot(
-        model, processor, scan_video_folder(data_dir / "train"), adapter_config=config, args=args,
-        eval_folder=scan_video_folder(data_dir / "eval"), label_prompter=prompter,
+        model,
+        processor,
+        scan_video_folder(data_dir / "train"),
+        adapter_config=config,
+        args=args,
+        eval_folder=scan_video_folder(data_dir / "eval"),
+        label_prompter=prompter,
     )
     out = tmp_path_factory.mktemp("adapter") / "llm-prompts"
     save_adapter(result, out, base_model=str(model_dir))
@@ -263,19 +272,45 @@ def test_adapter_reloads_to_identical_scores(trained, model_dir, tokenizer, data
     assert torch.equal(trained_embeds, reloaded_embeds)
     assert model_fingerprint(reloaded, "text") == model_fingerprint(result.model, "text")
     code, stdout, err = _cli(
-        ["evaluate", "--model", model_dir, "--adapter", out, "--data-dir", data_dir / "eval", "--num-workers", "0",
-         "--no-progress", "--json"], capsys,
+        [
+            "evaluate",
+            "--model",
+            model_dir,
+            "--adapter",
+            out,
+            "--data-dir",
+            data_dir / "eval",
+            "--num-workers",
+            "0",
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
     )
     assert code == 0, err
     assert _last_json(stdout)["top1"] == pytest.approx(result.eval_after.top1)
 
 
-def test_bank_from_the_adapter_scores_identically_without_the_language_model(trained, model_dir, data_dir, tmp_path, capsys):
+def test_bank_from_the_adapter_scores_identically_without_the_language_model(
+    trained, model_dir, data_dir, tmp_path, capsys
+):
     _, out, *_ = trained
     bank_path = tmp_path / "classes.bank"
     code, stdout, err = _cli(
-        ["labels", "encode", "--model", model_dir, "--adapter", out, "--labels-file", data_dir / "labels.txt",
-         "--output", bank_path, "--json"], capsys,
+        [
+            "labels",
+            "encode",
+            "--model",
+            model_dir,
+            "--adapter",
+            out,
+            "--labels-file",
+            data_dir / "labels.txt",
+            "--output",
+            bank_path,
+            "--json",
+        ],
+        capsys,
     )
     assert code == 0, err
     assert _last_json(stdout)["labels"] == 3 and LabelBank.load(bank_path).metadata["language_model"]
@@ -284,12 +319,22 @@ def test_bank_from_the_adapter_scores_identically_without_the_language_model(tra
     assert code == 0, err
     # with the bank, the language model is never loaded: a wrong path for it does not matter
     code, _, err = _cli(
-        [*common, "--label-bank", bank_path, "--language-model", tmp_path / "nowhere", "--json", tmp_path / "bank.json"],
+        [
+            *common,
+            "--label-bank",
+            bank_path,
+            "--language-model",
+            tmp_path / "nowhere",
+            "--json",
+            tmp_path / "bank.json",
+        ],
         capsys,
     )
     assert code == 0, err
     assert json.loads((tmp_path / "fly.json").read_text()) == json.loads((tmp_path / "bank.json").read_text())
-    code, _, err = _cli([*common, "--labels-file", data_dir / "labels.txt", "--language-model", tmp_path / "nowhere"], capsys)
+    code, _, err = _cli(
+        [*common, "--labels-file", data_dir / "labels.txt", "--language-model", tmp_path / "nowhere"], capsys
+    )
     assert code == 2 and "language model" in err
     # the same bank with the base model alone (another text side) is refused
     code, _, err = _cli(["classify", data_dir / "eval", "--model", model_dir, "--label-bank", bank_path], capsys)
@@ -304,10 +349,35 @@ def test_bank_from_the_adapter_scores_identically_without_the_language_model(tra
 def test_cli_llm_prompts_with_lora(model_dir, lm_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "adapter"
     code, stdout, err = _cli(
-        ["finetune", "--model", model_dir, "--train-dir", data_dir / "train", "--eval-dir", data_dir / "eval",
-         "--method", "llm-prompts", "lora", "--language-model", lm_dir, "--llm-prompt-tokens", "6",
-         "--llm-hidden-size", "64", "--epochs", "2", "--batch-size", "4", "--num-workers", "0", "--output-dir", out,
-         "--no-progress", "--json"], capsys,
+        [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-dir",
+            data_dir / "train",
+            "--eval-dir",
+            data_dir / "eval",
+            "--method",
+            "llm-prompts",
+            "lora",
+            "--language-model",
+            lm_dir,
+            "--llm-prompt-tokens",
+            "6",
+            "--llm-hidden-size",
+            "64",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--num-workers",
+            "0",
+            "--output-dir",
+            out,
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
     )
     assert code == 0, err
     summary = _last_json(stdout)
@@ -323,8 +393,20 @@ def test_cli_llm_prompts_with_lora(model_dir, lm_dir, data_dir, tmp_path, capsys
 )
 def test_cli_llm_prompts_bad_language_model(model_dir, data_dir, tmp_path, capsys, extra, message):
     code, _, err = _cli(
-        ["finetune", "--model", model_dir, "--train-dir", data_dir / "train", "--method", "llm-prompts",
-         "--output-dir", tmp_path / "out", "--no-progress", *extra], capsys,
+        [
+            "finetune",
+            "--model",
+            model_dir,
+            "--train-dir",
+            data_dir / "train",
+            "--method",
+            "llm-prompts",
+            "--output-dir",
+            tmp_path / "out",
+            "--no-progress",
+            *extra,
+        ],
+        capsys,
     )
     assert code == 2 and message in err
     assert not (tmp_path / "out").exists()
@@ -342,8 +424,22 @@ def test_describe_is_deterministic_resumes_and_feeds_the_label_core(lm_dir, tmp_
     labels = tmp_path / "labels.txt"
     labels.write_text("playing guitar\nsurfing\njuggling\n", encoding="utf-8")
     out = tmp_path / "descriptions.json"
-    argv = ["labels", "describe", "--generator", lm_dir, "--labels-file", labels, "--output", out,
-            "--max-new-tokens", "8", "--prompt", "Describe {}:", "--prompt", "A video of {} shows"]
+    argv = [
+        "labels",
+        "describe",
+        "--generator",
+        lm_dir,
+        "--labels-file",
+        labels,
+        "--output",
+        out,
+        "--max-new-tokens",
+        "8",
+        "--prompt",
+        "Describe {}:",
+        "--prompt",
+        "A video of {} shows",
+    ]
     code, stdout, err = _cli(argv, capsys)
     assert code == 0, err
     first = json.loads(out.read_text())
@@ -362,11 +458,26 @@ def test_describe_is_deterministic_resumes_and_feeds_the_label_core(lm_dir, tmp_
 
 
 def test_describe_bad_input(lm_dir, tmp_path, capsys):
-    code, _, err = _cli(["labels", "describe", "--generator", tmp_path / "nothing", "--labels", "a,b", "--output",
-                         tmp_path / "d.json"], capsys)
+    code, _, err = _cli(
+        ["labels", "describe", "--generator", tmp_path / "nothing", "--labels", "a,b", "--output", tmp_path / "d.json"],
+        capsys,
+    )
     assert code == 2 and "generator" in err
-    code, _, err = _cli(["labels", "describe", "--generator", lm_dir, "--labels", "a,b", "--output",
-                         tmp_path / "d.json", "--prompt", "no placeholder"], capsys)
+    code, _, err = _cli(
+        [
+            "labels",
+            "describe",
+            "--generator",
+            lm_dir,
+            "--labels",
+            "a,b",
+            "--output",
+            tmp_path / "d.json",
+            "--prompt",
+            "no placeholder",
+        ],
+        capsys,
+    )
     assert code == 2 and "prompts" in err
     code, _, err = _cli(["labels"], capsys)
     assert code == 2 and "encode or describe" in err

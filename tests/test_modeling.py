@@ -7,9 +7,9 @@ import pytest
 import torch
 import transformers
 from safetensors.torch import load_file
+from testing_utils import XClipModelTester, randomise_
 
 from hf_xclip import XClipConfig, XClipModel, XClipTextConfig, XClipTextModel, XClipVisionConfig, XClipVisionModel
-from testing_utils import XClipModelTester, randomise_
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,9 @@ def test_each_video_scores_as_it_does_alone(tester, num_frames):
     pixel_values = tester.pixel_values(batch_size=3, num_frames=num_frames)
     with torch.no_grad():
         batched = model(input_ids=input_ids, pixel_values=pixel_values).logits_per_video
-        alone = torch.cat([model(input_ids=input_ids, pixel_values=pixel_values[i : i + 1]).logits_per_video for i in range(3)])
+        alone = torch.cat(
+            [model(input_ids=input_ids, pixel_values=pixel_values[i : i + 1]).logits_per_video for i in range(3)]
+        )
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
 
 
@@ -225,7 +227,9 @@ def test_contrastive_loss_pairs_videos_with_texts(tester):
     out = model(input_ids=tester.input_ids(num_texts=2), pixel_values=tester.pixel_values(), return_loss=True)
     targets = torch.arange(2)
     logits = out.logits_per_video
-    expected = (torch.nn.functional.cross_entropy(logits, targets) + torch.nn.functional.cross_entropy(logits.T, targets)) / 2
+    expected = (
+        torch.nn.functional.cross_entropy(logits, targets) + torch.nn.functional.cross_entropy(logits.T, targets)
+    ) / 2
     torch.testing.assert_close(out.loss, expected)
     with pytest.raises(ValueError, match="as many texts as videos"):
         model(input_ids=tester.input_ids(num_texts=3), pixel_values=tester.pixel_values(), return_loss=True)
@@ -360,7 +364,10 @@ def test_vificlip_style_model_without_mit_and_prompts(tester):
         (dict(text_config={"hidden_size": 30, "num_attention_heads": 4}), "num_attention_heads"),
         (dict(vision_config={"hidden_size": 50, "num_attention_heads": 3}), "num_attention_heads"),
         (dict(projection_dim=64, vision_config={"mit_hidden_size": 32}), "mit_hidden_size"),
-        (dict(projection_dim=96, prompt_num_attention_heads=5, vision_config={"mit_hidden_size": 96}), "prompt_num_attention_heads"),
+        (
+            dict(projection_dim=96, prompt_num_attention_heads=5, vision_config={"mit_hidden_size": 96}),
+            "prompt_num_attention_heads",
+        ),
         (dict(vision_config={"image_size": 30, "patch_size": 7}), "patch_size"),
         (dict(label_smoothing=1.5), "label_smoothing"),
     ],
@@ -421,4 +428,6 @@ def test_initialisation_follows_the_original(tester):
     assert 0.015 < mit_q.std() < 0.025  # timm-style trunc_normal_(std=0.02) truncates at +-2 (absolute)
     expected_std = width**-0.5
     assert 0.7 * expected_std < model.visual_projection.weight.std() < 1.3 * expected_std
-    assert torch.equal(model.prompts_generator.alpha, torch.full_like(model.prompts_generator.alpha, config.prompt_alpha))
+    assert torch.equal(
+        model.prompts_generator.alpha, torch.full_like(model.prompts_generator.alpha, config.prompt_alpha)
+    )

@@ -12,6 +12,7 @@ from testing_utils import XClipModelTester
 
 from hf_xclip import XClipConfig, XClipModel
 from hf_xclip.evaluation.evaluate import average_precision, multi_label_metrics
+from hf_xclip.finetuning.training import wise_interpolate
 from hf_xclip.multilabel import (
     SigmoidHead,
     asymmetric_loss,
@@ -22,9 +23,6 @@ from hf_xclip.multilabel import (
     sigmoid_head_of,
     video_label_scores,
 )
-from hf_xclip.finetuning.training import wise_interpolate
-
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Metrics
@@ -147,17 +145,16 @@ def test_scores_of_each_method_depend_only_on_their_label(tester):
             full = video_label_scores(model, video.pooler_output, video.prompt_features, labels, method, reference)
             for k in range(4):
                 own = None if reference is None else (reference if method == "background" else reference[k : k + 1])
-                alone = video_label_scores(model, video.pooler_output, video.prompt_features, labels[k : k + 1],
-                                           method, own)
+                alone = video_label_scores(
+                    model, video.pooler_output, video.prompt_features, labels[k : k + 1], method, own
+                )
                 torch.testing.assert_close(alone[:, 0], full[:, k], atol=1e-5, rtol=1e-5)
     logits = torch.tensor([[2.0, 0.0]])
     torch.testing.assert_close(
         scores_from_logits(model, logits, "negative", torch.tensor([[1.0, 1.0]])), torch.tensor([[1.0, -1.0]])
     )
     background = torch.tensor([[0.0, math.log(3.0)]])  # log(mean(exp)) = log(2)
-    torch.testing.assert_close(
-        scores_from_logits(model, logits, "background", background), logits - math.log(2.0)
-    )
+    torch.testing.assert_close(scores_from_logits(model, logits, "background", background), logits - math.log(2.0))
 
 
 def test_resolve_method(tester):

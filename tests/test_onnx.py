@@ -16,14 +16,14 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnx")
 
+from testing_utils import save_tiny_transformers_xclip  # noqa: E402
+
 import hf_xclip  # noqa: E402
 from hf_xclip import XClipModel, XClipProcessor  # noqa: E402
 from hf_xclip.cli import main as cli_main  # noqa: E402
+from hf_xclip.export.onnx_export import export_onnx, quantize_onnx_dir  # noqa: E402
 from hf_xclip.fingerprint import model_fingerprint  # noqa: E402
 from hf_xclip.modeling_ort import MANIFEST_NAME, XClipOrtModel, read_manifest  # noqa: E402
-from hf_xclip.export.onnx_export import export_onnx, quantize_onnx_dir  # noqa: E402
-
-from testing_utils import save_tiny_transformers_xclip  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,9 @@ def _videos(model: XClipModel, batch: int, frames: int, seed: int = 0) -> torch.
 
 
 # ------------------------------------------------------------------------------------------------- float32 parity
-@pytest.mark.parametrize("batch,frames,labels,length", [(1, 4, 1, 5), (3, 4, 7, 16), (2, 8, 3, 9), (2, 1, 5, 2), (1, 13, 2, 4)])
+@pytest.mark.parametrize(
+    "batch,frames,labels,length", [(1, 4, 1, 5), (3, 4, 7, 16), (2, 8, 3, 9), (2, 1, 5, 2), (1, 13, 2, 4)]
+)
 @torch.no_grad()
 def test_fp32_matches_torch_for_any_batch_frames_labels_length(torch_model, ort_fp32, batch, frames, labels, length):
     ids, mask = _texts(torch_model, labels, length, seed=batch + frames)
@@ -90,7 +92,9 @@ def test_fp32_feature_methods_match_torch(torch_model, ort_fp32):
     pixels = _videos(torch_model, 2, 4)
     torch.testing.assert_close(
         ort_fp32.get_text_features(input_ids=ids, attention_mask=mask).pooler_output,
-        torch_model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output, atol=1e-5, rtol=0,
+        torch_model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output,
+        atol=1e-5,
+        rtol=0,
     )
     ours = ort_fp32.get_video_features(pixels, output_prompt_features=True)
     ref = torch_model.get_video_features(pixels, output_prompt_features=True)
@@ -116,8 +120,8 @@ def test_model_protocol(ort_fp32, torch_model):
 # --------------------------------------------------------------------------------------------------------- int8
 @torch.no_grad()
 def test_int8_is_the_default_and_agrees_with_fp32_on_synthetic_clips(torch_model, ort_int8, exported):
-    from hf_xclip.embedded_model.training import frames_to_pixel_values
     from hf_xclip.data.synthetic import SyntheticVideoDataset, all_specs
+    from hf_xclip.embedded_model.training import frames_to_pixel_values
 
     assert ort_int8.quantization == "int8"
     assert read_manifest(exported)["default_quantization"] == "int8"
@@ -149,16 +153,28 @@ def test_load_time_quantization_equals_export_time_quantization(tmp_path, export
     (fp32_only / MANIFEST_NAME).write_text(json.dumps(manifest))
     assert XClipOrtModel.from_pretrained(fp32_only).quantization is None
     at_load = XClipOrtModel.from_pretrained(fp32_only, quantize="int8")
-    assert sorted(p.name for p in fp32_only.glob("*.onnx")) == ["scorer.onnx", "text_encoder.onnx", "video_encoder.onnx"]
+    assert sorted(p.name for p in fp32_only.glob("*.onnx")) == [
+        "scorer.onnx",
+        "text_encoder.onnx",
+        "video_encoder.onnx",
+    ]
     pixels = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     ids = torch.tensor([[28, 3, 4, 29], [28, 5, 29, 29]])
-    torch.testing.assert_close(at_load(input_ids=ids, pixel_values=pixels).logits_per_video,
-                               ort_int8(input_ids=ids, pixel_values=pixels).logits_per_video, atol=0, rtol=0)
+    torch.testing.assert_close(
+        at_load(input_ids=ids, pixel_values=pixels).logits_per_video,
+        ort_int8(input_ids=ids, pixel_values=pixels).logits_per_video,
+        atol=0,
+        rtol=0,
+    )
     quantize_onnx_dir(fp32_only)  # stored afterwards, the same graphs again
     stored = XClipOrtModel.from_pretrained(fp32_only)
     assert stored.quantization == "int8" and (fp32_only / "video_encoder.int8.onnx").is_file()
-    torch.testing.assert_close(stored(input_ids=ids, pixel_values=pixels).logits_per_video,
-                               ort_int8(input_ids=ids, pixel_values=pixels).logits_per_video, atol=0, rtol=0)
+    torch.testing.assert_close(
+        stored(input_ids=ids, pixel_values=pixels).logits_per_video,
+        ort_int8(input_ids=ids, pixel_values=pixels).logits_per_video,
+        atol=0,
+        rtol=0,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the directory
@@ -187,8 +203,12 @@ def test_transformers_layout_checkpoint_exports_with_its_processor(tmp_path):
     assert result.max_abs_diff["float32"]["logits_per_video"] < LOGIT_TOLERANCE
     ort_model = XClipOrtModel.from_pretrained(tmp_path / "onnx")
     processor = XClipProcessor.from_pretrained(tmp_path / "onnx")
-    inputs = processor(text=["a cat", "playing guitar", "x"], videos=np.zeros((4, 40, 48, 3), np.uint8), padding=True,
-                       return_tensors="pt")
+    inputs = processor(
+        text=["a cat", "playing guitar", "x"],
+        videos=np.zeros((4, 40, 48, 3), np.uint8),
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         expected = reference(**inputs).logits_per_video
     torch.testing.assert_close(ort_model(**inputs).logits_per_video, expected, atol=LOGIT_TOLERANCE, rtol=0)
@@ -209,7 +229,9 @@ def test_bad_inputs_fail_clearly(ort_fp32):
     with pytest.raises(ValueError, match="prompt_features"):
         ort_fp32.get_logits(torch.zeros(1, 64), torch.zeros(2, 64))
     with pytest.raises(ValueError, match="inference"):
-        ort_fp32(input_ids=torch.tensor([[28, 29]]), pixel_values=torch.zeros(1, 4, 3, 32, 32), labels=torch.tensor([0]))
+        ort_fp32(
+            input_ids=torch.tensor([[28, 29]]), pixel_values=torch.zeros(1, 4, 3, 32, 32), labels=torch.tensor([0])
+        )
 
 
 def test_loading_errors(tmp_path, exported):
@@ -295,12 +317,15 @@ def test_classify_cli_on_the_export_matches_torch_to_four_decimals(tmp_path, exp
     runs = {}
     for name, options in {"torch": [], "onnx": ["--model", str(exported), "--quantize", "none"]}.items():
         out = tmp_path / f"{name}.json"
-        code = cli_main(["classify", str(folder), "--labels", labels, "--top-k", "0", "--json", str(out), "--no-progress",
-                         *options])
+        code = cli_main(
+            ["classify", str(folder), "--labels", labels, "--top-k", "0", "--json", str(out), "--no-progress", *options]
+        )
         assert code == 0, capsys.readouterr().err
         runs[name] = json.loads(out.read_text())
-    rounded = {name: [[(p["label"], round(p["score"], 4)) for p in item["predictions"]] for item in run]
-               for name, run in runs.items()}
+    rounded = {
+        name: [[(p["label"], round(p["score"], 4)) for p in item["predictions"]] for item in run]
+        for name, run in runs.items()
+    }
     assert len(rounded["onnx"]) == len(clip_frames)
     assert rounded["onnx"] == rounded["torch"]
     assert cli_main(["classify", str(folder), "--labels", labels, "--quantize", "int8", "--no-progress"]) == 2

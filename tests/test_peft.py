@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel, get_peft_model
+from testing_utils import XClipModelTester
 
 from hf_xclip import XClipConfig, XClipModel
 from hf_xclip.finetuning.peft_config import (
@@ -24,12 +25,9 @@ from hf_xclip.finetuning.peft_model import (
     parameter_groups,
     text_is_trainable,
 )
-from testing_utils import XClipModelTester
 
 MAX_POSITIONS = 16
 CLASSES = ["a red circle growing", "a green square moving left", "a blue triangle moving up"]
-
-
 
 
 def tiny_config(tokenizer, **overrides) -> XClipConfig:
@@ -79,13 +77,29 @@ def test_lora_target_modules_select_each_part(tokenizer):
     vision = _targeted(model, lora_target_modules(vision=True, cross_frame=False))
     assert vision and all(n.startswith("vision_model.") and ".self_attn." in n for n in vision)
     cross = _targeted(model, lora_target_modules(vision=False, cross_frame=True))
-    assert cross == {f"vision_model.encoder.layers.{i}.{m}" for i in range(2) for m in
-                     ("message_fc", "message_attn.q_proj", "message_attn.k_proj", "message_attn.v_proj",
-                      "message_attn.out_proj")}
+    assert cross == {
+        f"vision_model.encoder.layers.{i}.{m}"
+        for i in range(2)
+        for m in (
+            "message_fc",
+            "message_attn.q_proj",
+            "message_attn.k_proj",
+            "message_attn.v_proj",
+            "message_attn.out_proj",
+        )
+    }
     mit = _targeted(model, lora_target_modules(vision=False, cross_frame=False, mit=True, mlp=True))
-    assert mit == {f"mit.encoder.layers.0.{m}" for m in
-                   ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
-                    "mlp.fc2")}
+    assert mit == {
+        f"mit.encoder.layers.0.{m}"
+        for m in (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.out_proj",
+            "mlp.fc1",
+            "mlp.fc2",
+        )
+    }
     prompts = _targeted(model, lora_target_modules(vision=False, cross_frame=False, prompt_generator=True))
     assert prompts and all(n.startswith("prompts_generator.decoder.") for n in prompts) and len(prompts) == 2 * 6
     everything = lora_target_modules(
@@ -108,7 +122,11 @@ def test_adapter_config_checks():
     combo = XClipAdapterConfig.for_method(["lora", "coop", "prompt-generator"])
     assert combo.methods == ["lora", "coop", "prompt-generator", "mit"]
     assert combo.modules_to_save() == [
-        "prompt_context", "prompts_generator", "prompts_visual_layernorm", "prompts_visual_proj", "mit"
+        "prompt_context",
+        "prompts_generator",
+        "prompts_visual_layernorm",
+        "prompts_visual_proj",
+        "mit",
     ]
     assert to_peft_config(combo).task_type is None
 
@@ -167,12 +185,14 @@ def test_context_truncates_class_tokens_to_keep_eot(tokenizer):
     long_text = "a red circle moving left a blue square moving up a green star growing and more"  # 17 words
     short_text = "a red circle"
     context = init_prompt_context(model, CoOpConfig(num_context=4, init_text=None))
-    text = tokenizer([long_text, short_text], padding="max_length", truncation=True, max_length=MAX_POSITIONS,
-                     return_tensors="pt")
+    text = tokenizer(
+        [long_text, short_text], padding="max_length", truncation=True, max_length=MAX_POSITIONS, return_tensors="pt"
+    )
     assert (text["input_ids"][0] == tokenizer.eos_token_id).nonzero()[0].item() == MAX_POSITIONS - 1
     module = model.text_model.prompt_context
-    ids, embeds, mask = module(text["input_ids"], None, text["attention_mask"], model.get_input_embeddings(),
-                               tokenizer.eos_token_id)
+    ids, embeds, mask = module(
+        text["input_ids"], None, text["attention_mask"], model.get_input_embeddings(), tokenizer.eos_token_id
+    )
     assert ids.shape == (2, MAX_POSITIONS) and embeds.shape == (2, MAX_POSITIONS, 32)
     # long text: EOT moved to the last position, class tokens cut; short text: EOT shifted by n_ctx
     assert ids[0, -1] == tokenizer.eos_token_id and (ids[0, :-1] != tokenizer.eos_token_id).all()
@@ -201,8 +221,9 @@ def test_context_errors(tokenizer):
     with pytest.raises(ValueError, match="cannot spell"):
         init_prompt_context(tiny_model(tokenizer), CoOpConfig(init_text="a zebra"), tokenizer=tokenizer)
     with pytest.raises(ValueError, match="more than num_context"):
-        init_prompt_context(tiny_model(tokenizer), CoOpConfig(init_text="a photo of a", num_context=2),
-                            tokenizer=tokenizer)
+        init_prompt_context(
+            tiny_model(tokenizer), CoOpConfig(init_text="a photo of a", num_context=2), tokenizer=tokenizer
+        )
 
 
 def test_context_initialised_from_phrase(tokenizer):
@@ -232,8 +253,9 @@ METHOD_CASES = {
     "dora": XClipAdapterConfig.for_method("lora", lora_type="dora"),
     "loha": XClipAdapterConfig.for_method("lora", lora_type="loha", lora_mit=True),
     "coop": XClipAdapterConfig.for_method("coop"),
-    "coop-class-specific": XClipAdapterConfig.for_method("coop", coop=CoOpConfig(num_context=4, init_text=None,
-                                                                                 class_specific=True)),
+    "coop-class-specific": XClipAdapterConfig.for_method(
+        "coop", coop=CoOpConfig(num_context=4, init_text=None, class_specific=True)
+    ),
     "prompt-generator": XClipAdapterConfig.for_method("prompt-generator"),
     "all": XClipAdapterConfig.for_method(["lora", "coop", "prompt-generator"]),
     "vl-prompts": XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(3, 2, init_text=None)),
@@ -283,8 +305,12 @@ def test_adapter_saves_only_itself_and_reloads_identically(tokenizer, inputs, tm
     plain.load_adapter(str(adapter_dir))  # transformers' integration
     with torch.no_grad():
         assert (plain(**inputs).logits_per_video - logits).abs().max() == 0
-    for module in (plain.text_model.prompt_context, plain.text_model.deep_prompts, plain.vision_model.prompt_tokens,
-                   plain.vision_model.deep_prompts):
+    for module in (
+        plain.text_model.prompt_context,
+        plain.text_model.deep_prompts,
+        plain.vision_model.prompt_tokens,
+        plain.vision_model.deep_prompts,
+    ):
         assert getattr(module, "original_module", module).is_empty  # the base model itself stays prompt-free
 
 
@@ -302,15 +328,19 @@ def test_vl_prompts_sizes_and_what_they_train(tokenizer):
 
     # a context of at most as many tokens as the init phrase starts from its token embeddings (the original's rule)
     model = tiny_model(tokenizer)
-    get_xclip_peft_model(model, XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(2, 3)),
-                         tokenizer=tokenizer)
+    get_xclip_peft_model(
+        model, XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(2, 3)), tokenizer=tokenizer
+    )
     ids = tokenizer("a photo of a", add_special_tokens=False)["input_ids"][:3]
     context = model.text_model.prompt_context.modules_to_save["default"].context
     torch.testing.assert_close(context[0], model.get_input_embeddings().weight[ids])
 
     with pytest.raises(ValueError, match="exceeds the model's layers"):
-        get_xclip_peft_model(tiny_model(tokenizer), XClipAdapterConfig.for_method(
-            "vl-prompts", vl_prompts=VLPromptsConfig(depth=3)), tokenizer=tokenizer)
+        get_xclip_peft_model(
+            tiny_model(tokenizer),
+            XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(depth=3)),
+            tokenizer=tokenizer,
+        )
     with pytest.raises(ValueError, match="drop coop"):
         XClipAdapterConfig.for_method(["vl-prompts", "coop"])
     with pytest.raises(ValueError, match="text_tokens"):
@@ -342,8 +372,10 @@ def test_vl_prompts_train_a_models_own_prompts(tokenizer, inputs, tmp_path):
     with torch.no_grad():
         assert torch.equal(restored(**inputs).logits_per_video, logits)
     with pytest.raises(ValueError, match="already carries learned prompts"):
-        get_xclip_peft_model(XClipModel.from_pretrained(tmp_path / "base"),
-                             XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(text_tokens=5)))
+        get_xclip_peft_model(
+            XClipModel.from_pretrained(tmp_path / "base"),
+            XClipAdapterConfig.for_method("vl-prompts", vl_prompts=VLPromptsConfig(text_tokens=5)),
+        )
 
 
 def test_real_size_adapters_are_a_small_fraction():
@@ -503,7 +535,6 @@ def test_reentrant_checkpointing_needs_input_grads(tokenizer, inputs):
 
 
 def test_peft_files_have_no_pickles(tokenizer, tmp_path):
-    peft_model = get_xclip_peft_model(tiny_model(tokenizer), XClipAdapterConfig.for_method("coop"),
-                                      tokenizer=tokenizer)
+    peft_model = get_xclip_peft_model(tiny_model(tokenizer), XClipAdapterConfig.for_method("coop"), tokenizer=tokenizer)
     peft_model.save_pretrained(tmp_path)
     assert sorted(p.name for p in Path(tmp_path).iterdir() if p.suffix in (".bin", ".pt", ".pth")) == []

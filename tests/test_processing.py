@@ -253,23 +253,45 @@ def _layout_hub_2022(folder: Path, tokenizer) -> None:
     source = Path(tokenizer.name_or_path)
     for name in ("vocab.json", "merges.txt"):
         (folder / name).write_bytes((source / name).read_bytes())
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "feature_extractor_type": "VideoMAEFeatureExtractor", "processor_class": "XCLIPProcessor",
-        "do_center_crop": True, "do_normalize": True, "do_resize": True, "resample": 2, "size": 32,
-        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
-    }))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "feature_extractor_type": "VideoMAEFeatureExtractor",
+                "processor_class": "XCLIPProcessor",
+                "do_center_crop": True,
+                "do_normalize": True,
+                "do_resize": True,
+                "resample": 2,
+                "size": 32,
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+            }
+        )
+    )
 
 
 def _layout_transformers_4(folder: Path, tokenizer) -> None:
     """transformers 4.x `XCLIPProcessor.save_pretrained`: the image processor's own preprocessor_config.json
     (``image_processor_type``), the tokenizer files, no processor_config.json."""
     tokenizer.save_pretrained(str(folder))
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "VideoMAEImageProcessor", "processor_class": "XCLIPProcessor",
-        "do_center_crop": True, "crop_size": {"height": 32, "width": 32}, "size": {"shortest_edge": 32},
-        "do_normalize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_resize": True, "resample": 2,
-        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
-    }))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "VideoMAEImageProcessor",
+                "processor_class": "XCLIPProcessor",
+                "do_center_crop": True,
+                "crop_size": {"height": 32, "width": 32},
+                "size": {"shortest_edge": 32},
+                "do_normalize": True,
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_resize": True,
+                "resample": 2,
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+            }
+        )
+    )
 
 
 def _layout_transformers_5(folder: Path, tokenizer) -> None:
@@ -360,8 +382,14 @@ def test_transformers_harness_module_skips_cleanly_without_the_harness(tmp_path)
 
     module = Path(__file__).with_name("test_transformers_harness.py")
     env = {**os.environ, "HF_XCLIP_TRANSFORMERS_TESTS": str(tmp_path / "nowhere"), "COLUMNS": "400"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(module)],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(module)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode in (0, 5), out.stdout + out.stderr  # 5: nothing left to run after the module skip
     assert "1 skipped" in out.stdout and "transformers' test harness not found" in out.stdout
     assert "HF_XCLIP_TRANSFORMERS_TESTS" in out.stdout

@@ -6,10 +6,9 @@ The CoOp context insertion itself is specified in test_peft.py; the original's n
 
 import pytest
 import torch
-
-from hf_xclip import XClipConfig, XClipModel
 from testing_utils import XClipModelTester, randomise_
 
+from hf_xclip import XClipConfig, XClipModel
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +36,11 @@ def test_a_model_without_prompts_has_no_prompt_keys_and_empty_modules(tester):
     hidden = torch.randn(2, 5, 32)
     vision = model.vision_model
     assert vision.prompt_tokens(hidden) is hidden
-    assert all(module(index, hidden) is hidden for module in (vision.deep_prompts, model.text_model.deep_prompts)
-               for index in range(3))
+    assert all(
+        module(index, hidden) is hidden
+        for module in (vision.deep_prompts, model.text_model.deep_prompts)
+        for index in range(3)
+    )
 
 
 def test_vision_prompts_are_appended_and_replaced_layer_by_layer(tester):
@@ -69,7 +71,9 @@ def test_deep_text_prompts_replace_the_context_positions(tester):
     input_ids = tester.input_ids()
     with torch.no_grad():
         out = text(input_ids=input_ids)
-        ids, embeds, _ = text.prompt_context(input_ids, None, None, text.embeddings.token_embedding, tester.vocab_size - 1)
+        ids, embeds, _ = text.prompt_context(
+            input_ids, None, None, text.embeddings.token_embedding, tester.vocab_size - 1
+        )
         x = text.embeddings(input_ids=ids, inputs_embeds=embeds)
         length = x.shape[1]
         mask = torch.full((length, length), float("-inf")).triu(1)[None, None]
@@ -87,8 +91,11 @@ def test_prompts_act_on_the_logits_and_get_gradients(tester):
     inputs = dict(input_ids=tester.input_ids(), pixel_values=tester.pixel_values())
     out = model(**inputs, labels=torch.tensor([0, 2]))
     out.loss.backward()
-    prompts = {name: p for name, p in model.named_parameters() if "prompt_tokens" in name or "deep_prompts" in name
-               or "prompt_context" in name}
+    prompts = {
+        name: p
+        for name, p in model.named_parameters()
+        if "prompt_tokens" in name or "deep_prompts" in name or "prompt_context" in name
+    }
     assert len(prompts) == 4 and all(p.grad is not None and p.grad.abs().sum() > 0 for p in prompts.values())
     with torch.no_grad():
         model.vision_model.deep_prompts.tokens.add_(torch.randn_like(model.vision_model.deep_prompts.tokens))
@@ -111,8 +118,12 @@ def test_prompted_model_saves_and_reloads_with_its_config(tester, tmp_path):
     model = prompted_model(tester)
     model.save_pretrained(tmp_path)
     keys = set(model.state_dict())
-    assert {"text_model.prompt_context.context", "text_model.deep_prompts.tokens", "vision_model.prompt_tokens.tokens",
-            "vision_model.deep_prompts.tokens"} <= keys
+    assert {
+        "text_model.prompt_context.context",
+        "text_model.deep_prompts.tokens",
+        "vision_model.prompt_tokens.tokens",
+        "vision_model.deep_prompts.tokens",
+    } <= keys
     from transformers import AutoModel
 
     reloaded = AutoModel.from_pretrained(tmp_path).eval()
@@ -126,8 +137,12 @@ def test_fresh_prompts_start_like_the_originals(tester):
     """A config with prompts creates them with the original's N(0, 0.02) initialisation."""
     torch.manual_seed(0)
     model = XClipModel(prompted_config(tester, text=(8, 3), vision=(8, 3)))
-    for tensor in (model.vision_model.prompt_tokens.tokens, model.vision_model.deep_prompts.tokens,
-                   model.text_model.prompt_context.context, model.text_model.deep_prompts.tokens):
+    for tensor in (
+        model.vision_model.prompt_tokens.tokens,
+        model.vision_model.deep_prompts.tokens,
+        model.text_model.prompt_context.context,
+        model.text_model.deep_prompts.tokens,
+    ):
         assert 0.01 < tensor.std().item() < 0.03 and tensor.abs().max() > 0
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from testing_utils import XClipModelTester, randomise_, save_tokenizer, synthetic_frames
 from transformers import pipeline
 from transformers.dynamic_module_utils import get_imports
 
 from hf_xclip import XClipModel, XClipProcessor, XClipTextModel, XClipVideoProcessor
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from testing_utils import XClipModelTester, randomise_, save_tokenizer, synthetic_frames
 
 TEXTS = ["a red square moves right", "a green square", "cooking"]
 LABELS = ["red square", "green square", "blue square"]
@@ -156,11 +156,15 @@ def run_without_hf_xclip(job: dict, workdir: Path, timeout: float = 300) -> dict
     )
     proc = subprocess.run(
         [sys.executable, "-I", str(script), json.dumps(job)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("REPORT")]
     assert proc.returncode == 0 and lines, f"child failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-5000:]}"
-    return json.loads(lines[-1][len("REPORT"):])
+    return json.loads(lines[-1][len("REPORT") :])
 
 
 def write_expectations(model_dir: Path, out_file: Path, pipeline_dir: Path | None = None) -> dict:
@@ -172,15 +176,23 @@ def write_expectations(model_dir: Path, out_file: Path, pipeline_dir: Path | Non
     vision = model.config.vision_config
     frames = torch.from_numpy(synthetic_frames(0, num_frames=9, size=(40, 48)))
     inputs = processor(text=TEXTS, videos=frames.numpy())
-    expected = {"frames": frames, **{f"processed_{k}": inputs[k] for k in ("input_ids", "attention_mask", "pixel_values")}}
+    expected = {
+        "frames": frames,
+        **{f"processed_{k}": inputs[k] for k in ("input_ids", "attention_mask", "pixel_values")},
+    }
     generator = torch.Generator().manual_seed(1)
     size = vision.image_size
     expected["pixel_values"] = torch.randn(2, vision.num_frames, 3, size, size, generator=generator)
     expected["input_ids"], expected["attention_mask"] = inputs["input_ids"], inputs["attention_mask"]
     with torch.no_grad():
-        out = model(input_ids=expected["input_ids"], attention_mask=expected["attention_mask"],
-                    pixel_values=expected["pixel_values"])
-        expected.update(logits_per_video=out.logits_per_video, text_embeds=out.text_embeds, video_embeds=out.video_embeds)
+        out = model(
+            input_ids=expected["input_ids"],
+            attention_mask=expected["attention_mask"],
+            pixel_values=expected["pixel_values"],
+        )
+        expected.update(
+            logits_per_video=out.logits_per_video, text_embeds=out.text_embeds, video_embeds=out.video_embeds
+        )
         expected["processed_logits"] = model(**inputs).logits_per_video
 
     classifier = pipeline(TASK, model=str(model_dir))
@@ -228,9 +240,11 @@ def saved(tmp_path_factory):
     job = write_expectations(model_dir, root / "expected.pt", pipeline_dir)
     expected = torch.load(root / "expected.pt", weights_only=True)
     with torch.no_grad():
-        expected["text_pooler_output"] = XClipTextModel.from_pretrained(text_dir).eval()(
-            input_ids=expected["input_ids"], attention_mask=expected["attention_mask"]
-        ).pooler_output
+        expected["text_pooler_output"] = (
+            XClipTextModel.from_pretrained(text_dir)
+            .eval()(input_ids=expected["input_ids"], attention_mask=expected["attention_mask"])
+            .pooler_output
+        )
     torch.save(expected, root / "expected.pt")
     job.update(text_model_dir=str(text_dir), checks=["model", "text_model", *job["checks"][1:]])
     return {"root": root, "model_dir": model_dir, "pipeline_dir": pipeline_dir, "text_dir": text_dir, "job": job}
@@ -314,6 +328,7 @@ def test_isolation_blocks_hf_xclip(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(f"{prelude}\nsys.path.insert(0, {str(repo)!r})\nimport hf_xclip\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run([sys.executable, "-I", str(probe)], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-I", str(probe)], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode != 0 and "hf_xclip is blocked" in proc.stderr, proc.stderr[-2000:]

@@ -66,8 +66,14 @@ def synthetic_index(tmp_path_factory):
     model = XClipModel.from_pretrained(default_model_path()).eval()
     dim, patches = model.config.projection_dim, 16
     folder = tmp_path_factory.mktemp("scale") / "index"
-    info = IndexInfo(None, None, **index_fingerprints(model), projection_dim=dim, num_patches=patches,
-                     settings=IndexSettings(num_frames=8))
+    info = IndexInfo(
+        None,
+        None,
+        **index_fingerprints(model),
+        projection_dim=dim,
+        num_patches=patches,
+        settings=IndexSettings(num_frames=8),
+    )
     create_index(folder, info)
     embeddings = clustered(3000, dim, 40, seed=1)
     rng = np.random.default_rng(2)
@@ -75,8 +81,12 @@ def synthetic_index(tmp_path_factory):
         videos = [f"clip{i:05d}.mp4" for i in part]
         values = rng.integers(-127, 128, (len(part), patches, dim), dtype=np.int8)
         scales = rng.uniform(0.002, 0.004, (len(part), patches)).astype(np.float32)
-        write_shard(folder, info, RowBatch(videos, np.zeros(len(part)), np.ones(len(part)), embeddings[part],
-                                           values, scales), [(v, 1) for v in videos])
+        write_shard(
+            folder,
+            info,
+            RowBatch(videos, np.zeros(len(part)), np.ones(len(part)), embeddings[part], values, scales),
+            [(v, 1) for v in videos],
+        )
     return folder, model
 
 

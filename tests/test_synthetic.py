@@ -328,8 +328,9 @@ def test_base_and_novel_labels_split_the_captions():
 def test_render_scene_draws_every_object_where_its_single_clip_would_move():
     from hf_xclip.data.synthetic import SyntheticScene, render_scene
 
-    scene = SyntheticScene((SyntheticVideoSpec("square", "red", "moving right"),
-                            SyntheticVideoSpec("circle", "blue", "moving down")))
+    scene = SyntheticScene(
+        (SyntheticVideoSpec("square", "red", "moving right"), SyntheticVideoSpec("circle", "blue", "moving down"))
+    )
     frames = render_scene(scene, num_frames=FRAMES, size=SIZE, seed=5, background="plain")
     assert frames.shape == (FRAMES, SIZE, SIZE, 3) and frames.dtype == np.uint8
     assert np.array_equal(frames, render_scene(scene, num_frames=FRAMES, size=SIZE, seed=5, background="plain"))
@@ -345,8 +346,8 @@ def test_render_scene_draws_every_object_where_its_single_clip_would_move():
 def test_scene_dataset_targets_and_writer(tmp_path):
     import json
 
-    from hf_xclip.data.synthetic import SyntheticSceneDataset, sample_scenes, write_scene_videos
     from hf_xclip.data.folders import read_annotations
+    from hf_xclip.data.synthetic import SyntheticSceneDataset, sample_scenes, write_scene_videos
 
     scenes = sample_scenes(4, seed=1)
     data = SyntheticSceneDataset(scenes, seed=2, num_frames=4, size=32)

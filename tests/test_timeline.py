@@ -19,8 +19,8 @@ from transformers import pipeline
 import hf_xclip
 from hf_xclip import video_io
 from hf_xclip.cli import main
-from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from hf_xclip.data.synthetic import SyntheticVideoSpec, render_sequence
+from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from hf_xclip.timeline import (
     Segment,
     Timeline,
@@ -33,7 +33,6 @@ from hf_xclip.timeline import (
     window_cells,
 )
 from hf_xclip.video_io import VideoDecodeError, VideoNotFoundError, iter_windows, write_video
-
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog"]
 FPS = 25
@@ -85,8 +84,11 @@ def pipeline_scores(clf, video, start, end, short_side=None, **call) -> np.ndarr
 
 @pytest.mark.parametrize(
     "call, method",
-    [({}, None), ({"multi_label": True}, "background"), ({"multi_label": True, "multi_label_method": "negative"},
-                                                           "negative")],
+    [
+        ({}, None),
+        ({"multi_label": True}, "background"),
+        ({"multi_label": True, "multi_label_method": "negative"}, "negative"),
+    ],
 )
 def test_window_scores_equal_the_pipeline_scores_of_the_same_clip(clf, videos, call, method):
     timeline = video_timeline(clf, videos["mp4"], LABELS, window=1.2, stride=0.7, batch_size=3, **call)
@@ -143,8 +145,9 @@ def test_frames_scaled_while_decoding_are_only_cropped_by_the_processor(clf, vid
 
     resized = []
     resize = video_processing_xclip._resize
-    monkeypatch.setattr(video_processing_xclip, "_resize", lambda images, *a: resized.append(images.shape) or
-                        resize(images, *a))
+    monkeypatch.setattr(
+        video_processing_xclip, "_resize", lambda images, *a: resized.append(images.shape) or resize(images, *a)
+    )
     video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1)
     assert resized == []
     video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1, decode_resize=False)
@@ -160,8 +163,9 @@ def test_each_needed_frame_is_decoded_once_and_labels_encoded_once(clf, videos, 
     text_calls, video_batches = [], []
     get_text, get_video = clf.model.get_text_features, clf.model.get_video_features
     monkeypatch.setattr(clf.model, "get_text_features", lambda *a, **k: text_calls.append(1) or get_text(*a, **k))
-    monkeypatch.setattr(clf.model, "get_video_features",
-                        lambda pixels, **k: video_batches.append(len(pixels)) or get_video(pixels, **k))
+    monkeypatch.setattr(
+        clf.model, "get_video_features", lambda pixels, **k: video_batches.append(len(pixels)) or get_video(pixels, **k)
+    )
     timeline = video_timeline(clf, videos["mp4"], LABELS, window=0.8, stride=0.2, batch_size=4)
     plan = iter_windows(videos["mp4"], window=0.8, stride=0.2, num_frames=4)
     assert np.array_equal(timeline.spans, plan.spans) and len(plan) == 17
@@ -315,25 +319,37 @@ def test_short_interruptions_are_merged_and_short_segments_dropped():
     labels = ["a", "b", "c"]
     scores = one_hot([0, 0, 1, 0, 0, 2, 2, 2])
     assert triples(find_segments(spans_every(8), scores, labels, min_gap=0)) == [
-        ("a", 0, 2.5), ("b", 2.5, 3.5), ("a", 3.5, 5.5), ("c", 5.5, 9)]
+        ("a", 0, 2.5),
+        ("b", 2.5, 3.5),
+        ("a", 3.5, 5.5),
+        ("c", 5.5, 9),
+    ]
     merged = find_segments(spans_every(8), scores, labels, min_gap=1.0)
     assert triples(merged) == [("a", 0, 5.5), ("c", 5.5, 9)]
     assert merged[0].score == pytest.approx((4 * 0.9 + 0.05) / 5)  # the label's mean over the merged windows
     assert triples(find_segments(spans_every(8), scores, labels, min_gap=0, min_duration=2.5)) == [
-        ("a", 0, 2.5), ("c", 5.5, 9)]
+        ("a", 0, 2.5),
+        ("c", 5.5, 9),
+    ]
 
 
 def test_single_label_threshold_and_smoothing():
     labels = ["a", "b"]
     scores = np.array([[0.9, 0.1], [0.55, 0.45], [0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]], np.float32)
     assert triples(find_segments(spans_every(6), scores, labels, threshold=0.7, min_gap=0)) == [
-        ("a", 0, 1.5), ("a", 2.5, 3.5), ("b", 3.5, 4.5), ("b", 5.5, 7)]
+        ("a", 0, 1.5),
+        ("a", 2.5, 3.5),
+        ("b", 3.5, 4.5),
+        ("b", 5.5, 7),
+    ]
     smoothed = smooth_scores(scores, 3)
     np.testing.assert_allclose(smoothed[0], scores[:2].mean(0))  # the windows that exist at the ends
     np.testing.assert_allclose(smoothed[4], scores[3:6].mean(0))
     # smoothed "a": 0.725, 0.783, 0.55, 0.567, 0.3, 0.35: the lone "b" of window 3 disappears
     assert triples(find_segments(spans_every(6), scores, labels, smoothing=3, min_gap=0)) == [
-        ("a", 0, 4.5), ("b", 4.5, 7)]
+        ("a", 0, 4.5),
+        ("b", 4.5, 7),
+    ]
 
 
 def test_multi_label_segments_per_label_with_gap_merging():
@@ -377,7 +393,12 @@ def test_json_document_and_round_trip(timeline, workdir):
     data = json.loads(path.read_text())
     assert {"video", "duration", "fps", "window", "stride", "windows", "segments"} <= set(data)
     assert (data["video"], data["duration"], data["fps"], data["window"], data["stride"]) == (
-        str(timeline.video), 4.0, 25.0, 1.0, 0.5)
+        str(timeline.video),
+        4.0,
+        25.0,
+        1.0,
+        0.5,
+    )
     assert len(data["windows"]) == len(timeline.spans) == 7
     assert set(data["windows"][0]) == {"start", "end", "scores"} and list(data["windows"][0]["scores"]) == LABELS
     assert all(set(s) == {"label", "start", "end", "score"} for s in data["segments"])
@@ -401,7 +422,8 @@ def test_csv_has_one_row_per_window(timeline, workdir):
     assert len(rows) == 1 + len(timeline.spans)
     best = int(np.argmax(timeline.scores[2]))
     assert rows[3][:3] == ["1", "2", LABELS[best]] and float(rows[3][4 + best]) == pytest.approx(
-        timeline.scores[2, best], abs=1e-6)
+        timeline.scores[2, best], abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("num_labels", [5, 200])
@@ -411,8 +433,9 @@ def test_plot_is_readable_for_few_and_many_labels(workdir, num_labels):
     labels = [f"label {k}" for k in range(num_labels)]
     spans = spans_every(120, window=4, stride=2)
     scores = rng.dirichlet(np.full(num_labels, 0.1), size=120).astype(np.float32)
-    timeline = Timeline("long.mp4", 242.0, 25.0, 4.0, 2.0, labels, spans, scores,
-                        find_segments(spans, scores, labels, min_gap=2))
+    timeline = Timeline(
+        "long.mp4", 242.0, 25.0, 4.0, 2.0, labels, spans, scores, find_segments(spans, scores, labels, min_gap=2)
+    )
     shown = timeline.top_labels(20)
     assert len(shown) == min(20, num_labels) and len(set(shown)) == len(shown)
     path = timeline.plot(workdir / f"plot_{num_labels}.png")
@@ -425,8 +448,17 @@ def test_plot_is_readable_for_few_and_many_labels(workdir, num_labels):
 def test_top_labels_prefer_labels_with_segments():
     labels = ["a", "b", "c", "d"]
     scores = np.array([[0.5, 0.1, 0.0, 0.4], [0.1, 0.5, 0.0, 0.4], [0.1, 0.5, 0.0, 0.4]], np.float32)
-    timeline = Timeline("v.mp4", 4.0, 25.0, 2.0, 1.0, labels, spans_every(3), scores,
-                        find_segments(spans_every(3), scores, labels, min_gap=0))
+    timeline = Timeline(
+        "v.mp4",
+        4.0,
+        25.0,
+        2.0,
+        1.0,
+        labels,
+        spans_every(3),
+        scores,
+        find_segments(spans_every(3), scores, labels, min_gap=0),
+    )
     assert triples(timeline.segments) == [("a", 0, 1.5), ("b", 1.5, 4)]
     assert timeline.top_labels(3) == ["a", "b", "d"]  # segments by first appearance, then the best of the others
     assert timeline.top_labels(1) == ["b"]  # the most segment time
@@ -437,8 +469,9 @@ def test_html_page_holds_the_video_strip_and_seeking_segments(timeline, videos, 
     page = path.read_text()
     source = re.search(r'<video id="video"[^>]* src="data:video/mp4;base64,([^"]+)"', page)
     assert source and base64.b64decode(source.group(1)) == videos["mp4"].read_bytes()
-    data = json.loads(re.search(r'<script type="application/json" id="timeline-data">(.*?)</script>', page,
-                                re.S).group(1))
+    data = json.loads(
+        re.search(r'<script type="application/json" id="timeline-data">(.*?)</script>', page, re.S).group(1)
+    )
     assert data["labels"] == timeline.top_labels(30) and len(data["scores"]) == len(timeline.spans)
     assert len(re.findall(r'<tr data-start="', page)) == len(timeline.segments)
     linked = timeline.to_html(workdir / "out" / "linked.html", embed_video=False).read_text()
@@ -455,8 +488,11 @@ def test_html_page_holds_the_video_strip_and_seeking_segments(timeline, videos, 
 
 
 def test_default_model_finds_known_actions(tmp_path):
-    specs = [SyntheticVideoSpec("circle", "red", "moving left"), SyntheticVideoSpec("square", "blue", "growing"),
-             SyntheticVideoSpec("star", "yellow", "moving up")]
+    specs = [
+        SyntheticVideoSpec("circle", "red", "moving left"),
+        SyntheticVideoSpec("square", "blue", "growing"),
+        SyntheticVideoSpec("star", "yellow", "moving up"),
+    ]
     frames, truth = render_sequence(specs, [3, 4, 3], fps=8, size=64, seed=1)
     assert [t[1:] for t in truth] == [(0, 3), (3, 7), (7, 10)]
     video = write_video(tmp_path / "three.mp4", frames, fps=8, crf=12)
@@ -478,13 +514,33 @@ def test_render_sequence_rejects_mismatched_durations():
 def test_cli_writes_every_output(model_dir, videos, workdir, capsys):
     pytest.importorskip("matplotlib")
     out = workdir / "cli"
-    code = main(["timeline", str(videos["mp4"]), "--model", str(model_dir), "--labels", ",".join(LABELS),
-                 "--window", "1", "--stride", "0.5", "--json", str(out / "t.json"), "--csv", str(out / "t.csv"),
-                 "--plot", str(out / "t.png"), "--html", str(out / "t.html"), "--no-progress"])
+    code = main(
+        [
+            "timeline",
+            str(videos["mp4"]),
+            "--model",
+            str(model_dir),
+            "--labels",
+            ",".join(LABELS),
+            "--window",
+            "1",
+            "--stride",
+            "0.5",
+            "--json",
+            str(out / "t.json"),
+            "--csv",
+            str(out / "t.csv"),
+            "--plot",
+            str(out / "t.png"),
+            "--html",
+            str(out / "t.html"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     data = json.loads((out / "t.json").read_text())
-    assert f"7 windows of 1 s every 0.5 s" in printed
+    assert "7 windows of 1 s every 0.5 s" in printed
     assert all(s["label"] in printed for s in data["segments"])
     assert all((out / name).stat().st_size > 0 for name in ("t.csv", "t.png", "t.html"))
     clf = pipeline(TASK, model=str(model_dir))
@@ -493,8 +549,22 @@ def test_cli_writes_every_output(model_dir, videos, workdir, capsys):
 
 
 def test_cli_json_to_stdout_and_multi_label(model_dir, videos, capsys):
-    code = main(["timeline", str(videos["mp4"]), "--model", str(model_dir), "--labels", "surfing,juggling",
-                 "--multi-label", "--threshold", "0.4", "--json", "-", "--no-progress"])
+    code = main(
+        [
+            "timeline",
+            str(videos["mp4"]),
+            "--model",
+            str(model_dir),
+            "--labels",
+            "surfing,juggling",
+            "--multi-label",
+            "--threshold",
+            "0.4",
+            "--json",
+            "-",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["multi_label"] is True and data["threshold"] == 0.4
@@ -519,8 +589,23 @@ def test_cli_label_bank(model_dir, videos, workdir, capsys):
     clf = pipeline(TASK, model=str(model_dir))
     path = clf.label_encoder.bank(LABELS, clf.hypothesis_template).save(workdir / "cli.bank")
     out = workdir / "cli" / "bank.json"
-    code = main(["timeline", str(videos["mp4"]), "--model", str(model_dir), "--label-bank", str(path),
-                 "--window", "1", "--stride", "0.5", "--json", str(out), "--no-progress"])
+    code = main(
+        [
+            "timeline",
+            str(videos["mp4"]),
+            "--model",
+            str(model_dir),
+            "--label-bank",
+            str(path),
+            "--window",
+            "1",
+            "--stride",
+            "0.5",
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert json.loads(out.read_text())["labels"] == LABELS
     assert main(["timeline", str(videos["mp4"]), "--model", str(model_dir), "--no-progress"]) == 2
@@ -531,8 +616,21 @@ def test_cli_unreadable_and_broken_videos(model_dir, videos, workdir, capsys):
     assert main(["timeline", str(workdir / "nope.mp4"), "--model", str(model_dir), "--labels", "a"]) == 1
     assert "nope.mp4: not found" in capsys.readouterr().err
     out = workdir / "cli" / "broken.json"
-    code = main(["timeline", str(videos["truncated"]), "--model", str(model_dir), "--labels", "a,b",
-                 "--window", "1", "--json", str(out), "--no-progress"])
+    code = main(
+        [
+            "timeline",
+            str(videos["truncated"]),
+            "--model",
+            str(model_dir),
+            "--labels",
+            "a,b",
+            "--window",
+            "1",
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 1  # the windows before the break are written
     assert "broken tail" in capsys.readouterr().err
     assert json.loads(out.read_text())["truncated"]

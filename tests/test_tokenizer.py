@@ -7,8 +7,8 @@ import gzip
 import json
 
 import pytest
-
 from conftest import REFERENCE_DIR, reference_file
+
 from hf_xclip.conversion import ConversionError, build_clip_tokenizer, clean_text
 from hf_xclip.conversion.tokenizer import (
     MAX_MERGES,
@@ -75,9 +75,10 @@ def test_saved_tokenizer_reloads_identically(bpe_tokenizer, tmp_path):
     bpe_tokenizer.save_pretrained(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     labels = read_labels("hmdb_51_labels.csv")
-    assert reloaded(labels, padding="max_length", max_length=77)["input_ids"] == bpe_tokenizer(
-        labels, padding="max_length", max_length=77
-    )["input_ids"]
+    assert (
+        reloaded(labels, padding="max_length", max_length=77)["input_ids"]
+        == bpe_tokenizer(labels, padding="max_length", max_length=77)["input_ids"]
+    )
 
 
 def test_clean_text_matches_the_original_cleaning(bpe_tokenizer):

@@ -19,7 +19,6 @@ from hf_xclip import XClipModel, XClipOutput, XClipVisionConfig, XClipVisionMode
 from hf_xclip.modeling_xclip import TRANSFORMERS_PARAMETER_RENAMES, XClipVideoOutput
 
 
-
 @pytest.fixture(scope="module")
 def tester() -> XClipModelTester:
     return XClipModelTester()
@@ -74,10 +73,13 @@ def test_config_return_dict_false_gives_tuples(pair, tester):
     ours.config.return_dict = reference.config.return_dict = False
     input_ids, pixel_values = tester.input_ids(), tester.pixel_values()
     with torch.no_grad():
-        assert_same_leaves(ours(input_ids=input_ids, pixel_values=pixel_values),
-                           reference(input_ids=input_ids, pixel_values=pixel_values))
-        assert_same_leaves(ours.get_text_features(input_ids=input_ids),
-                           reference.get_text_features(input_ids=input_ids))
+        assert_same_leaves(
+            ours(input_ids=input_ids, pixel_values=pixel_values),
+            reference(input_ids=input_ids, pixel_values=pixel_values),
+        )
+        assert_same_leaves(
+            ours.get_text_features(input_ids=input_ids), reference.get_text_features(input_ids=input_ids)
+        )
         video = ours.get_video_features(pixel_values)
         theirs = reference.get_video_features(pixel_values=pixel_values)
         # transformers' video output is the vision tower's (last_hidden_state, pooler_output): ours starts the same
@@ -91,8 +93,13 @@ def test_tuple_outputs_with_hidden_states_and_attentions(pair, tester):
     ours, reference = copy.deepcopy(ours), copy.deepcopy(reference)
     for model in (ours, reference):
         model.set_attn_implementation("eager")
-    inputs = dict(input_ids=tester.input_ids(), pixel_values=tester.pixel_values(), output_hidden_states=True,
-                  output_attentions=True, return_dict=False)
+    inputs = dict(
+        input_ids=tester.input_ids(),
+        pixel_values=tester.pixel_values(),
+        output_hidden_states=True,
+        output_attentions=True,
+        return_dict=False,
+    )
     with torch.no_grad():
         assert_same_leaves(ours(**inputs), reference(**inputs))
         video = ours.get_video_features(tester.pixel_values(), output_hidden_states=True)

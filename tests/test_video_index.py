@@ -29,10 +29,10 @@ from testing_utils import (  # noqa: E402
     save_tokenizer,
 )
 
+import hf_xclip.search.build as video_index  # noqa: E402
 from hf_xclip import XClipModel  # noqa: E402
 from hf_xclip.cli import main  # noqa: E402
 from hf_xclip.data.synthetic import all_specs, write_video_folder  # noqa: E402
-import hf_xclip.search.build as video_index  # noqa: E402
 from hf_xclip.search import (  # noqa: E402
     IndexModelMismatchError,
     build_index,
@@ -164,7 +164,7 @@ def test_unreadable_files_are_listed_and_skipped(videos, tmp_path, monkeypatch):
         shutil.copy(video, folder / f"clip{number}.mp4")
     (folder / "broken.mp4").write_bytes(b"not a video at all")
     (folder / "empty.mp4").write_bytes(b"")
-    truncated = (folder / "truncated.mp4")
+    truncated = folder / "truncated.mp4"
     truncated.write_bytes(videos[3].read_bytes()[:300])
     result = build_index([folder, tmp_path / "missing.mp4"], tmp_path / "index")
     failed = dict(result.failed)
@@ -243,10 +243,25 @@ def test_kill_9_and_resume(videos, tmp_path, reference):
     """`hf-xclip index` killed with SIGKILL while a shard is being written (one video per shard, a pause before
     each commit), then started again: every video once, rows equal to an uninterrupted run."""
     out = tmp_path / "index"
-    command = [sys.executable, "-m", "hf_xclip.cli", "index", *map(str, videos), "--output", str(out),
-               "--shard-size", "1", "--batch-size", "1", "--workers", "1", "--no-progress"]
-    process = subprocess.Popen(command, env=_environment(**{TEST_PAUSE_ENV: "1.5"}), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "hf_xclip.cli",
+        "index",
+        *map(str, videos),
+        "--output",
+        str(out),
+        "--shard-size",
+        "1",
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, env=_environment(**{TEST_PAUSE_ENV: "1.5"}), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     shards = out / "shards"
     deadline = time.monotonic() + 240
     try:
@@ -265,8 +280,9 @@ def test_kill_9_and_resume(videos, tmp_path, reference):
     assert process.returncode == -signal.SIGKILL
     interrupted = read_manifest(out)
     assert 2 <= len(interrupted.files) < len(videos) and list(shards.glob(".*.partial"))
-    resumed = subprocess.run([*command[:3], *command[3:]], env=_environment(), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        [*command[:3], *command[3:]], env=_environment(), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{len(interrupted.files)} already indexed" in resumed.stdout
     manifest = read_manifest(out)
@@ -280,11 +296,34 @@ def test_two_processes_give_the_rows_of_one(videos, tmp_path, reference):
     """`accelerate launch --multi_gpu --num_processes 2` (torchrun underneath; on a machine without GPUs the
     processes run on the CPU, gloo): each process indexes its half into its own shards; same rows as one process."""
     out = tmp_path / "index"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()),
-               "-m", "hf_xclip.cli", "index", *map(str, videos), "--output", str(out), "--shard-size", "2",
-               "--batch-size", "2", "--no-progress", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "hf_xclip.cli",
+        "index",
+        *map(str, videos),
+        "--output",
+        str(out),
+        "--shard-size",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--json",
+    ]
     if torch.cuda.is_available():
         pytest.skip("this test runs the processes on the CPU")
     run = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
@@ -341,8 +380,15 @@ def test_indexes_merge_by_copying_shards(videos, tmp_path, reference):
 
 def test_index_command(videos, tmp_path, capsys):
     (tmp_path / "bad.mp4").write_bytes(b"nope")
-    argv = ["index", *map(str, videos[:3]), str(tmp_path / "bad.mp4"), "--output", str(tmp_path / "index"),
-            "--no-progress", "--json"]
+    argv = [
+        "index",
+        *map(str, videos[:3]),
+        str(tmp_path / "bad.mp4"),
+        "--output",
+        str(tmp_path / "index"),
+        "--no-progress",
+        "--json",
+    ]
     assert main(argv) == 1  # some videos failed
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "bad.mp4" in captured.err

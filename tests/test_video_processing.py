@@ -157,7 +157,11 @@ def test_views_layout_video_major_crop_major_clip_minor():
 def test_any_number_of_frames(num_frames):
     video = np.zeros((5, 40, 40, 3), np.uint8)
     assert XClipVideoProcessor(crop_size=32)(video, num_frames=num_frames)["pixel_values"].shape == (
-        1, num_frames, 3, 32, 32,
+        1,
+        num_frames,
+        3,
+        32,
+        32,
     )
 
 

@@ -20,9 +20,8 @@ from hf_xclip import XClipModel  # noqa: E402
 from hf_xclip.cli import main  # noqa: E402
 from hf_xclip.data.synthetic import SyntheticVideoSpec, all_specs, render_video, write_video_folder  # noqa: E402
 from hf_xclip.search import build_faiss, build_index, read_manifest  # noqa: E402
-from hf_xclip.video_io import iter_windows, write_video  # noqa: E402
 from hf_xclip.search.index import VideoIndex, exact_scores  # noqa: E402
-
+from hf_xclip.video_io import iter_windows, write_video  # noqa: E402
 
 NUM_CAPTIONS, PER_CAPTION = 60, 2
 
@@ -91,9 +90,12 @@ def test_two_stage_ranking_matches_brute_force(collection):
     exact = index.exact_scores(queries)  # (204, 120) by XClipModel.get_logits
     assert exact.shape == (len(captions), len(index))
     ranked = index.rank(queries, 10, num_candidates=30)
-    recall = np.mean([
-        len(set(exact[q].topk(10).indices.tolist()) & {row for row, _ in ranked[q]}) / 10 for q in range(len(captions))
-    ])
+    recall = np.mean(
+        [
+            len(set(exact[q].topk(10).indices.tolist()) & {row for row, _ in ranked[q]}) / 10
+            for q in range(len(captions))
+        ]
+    )
     assert recall >= 0.99, recall
     # With every row a candidate the two stages are the brute force: same rows, same scores.
     full = index.rank(queries[:20], 10, num_candidates=len(index))
@@ -159,8 +161,9 @@ def test_dataset_view(collection):
     assert dataset.num_rows == len(index)
     assert dataset.column_names == ["video", "start", "end", "embedding", "prompt_features", "prompt_scale"]
     files = sorted(str(p) for p in (collection["root"] / "index" / "shards").glob("*.arrow"))
-    loaded = datasets.load_dataset("arrow", data_files=files, split="train",
-                                   cache_dir=str(collection["root"] / "hf_cache"))
+    loaded = datasets.load_dataset(
+        "arrow", data_files=files, split="train", cache_dir=str(collection["root"] / "hf_cache")
+    )
     assert sorted(loaded["video"]) == sorted(dataset["video"])
     first = np.asarray(dataset[0]["embedding"], np.float32)
     np.testing.assert_array_equal(first, index.features([0])[0][0].numpy())
@@ -172,8 +175,11 @@ def test_dataset_view(collection):
 def test_windows_of_a_long_video(tmp_path):
     """Three 2 s clips in one file, windows of 2 s every 1 s: rows are `iter_windows`' windows, each embedded as
     the model sees those frames, and a caption's best window is where its clip is."""
-    specs = [SyntheticVideoSpec("circle", "red", "moving left"), SyntheticVideoSpec("square", "blue", "growing"),
-             SyntheticVideoSpec("star", "yellow", "rotating")]
+    specs = [
+        SyntheticVideoSpec("circle", "red", "moving left"),
+        SyntheticVideoSpec("square", "blue", "growing"),
+        SyntheticVideoSpec("star", "yellow", "rotating"),
+    ]
     clips = [render_video(spec, num_frames=16, size=64, seed=k) for k, spec in enumerate(specs)]
     path = write_video(tmp_path / "long.mp4", np.concatenate(clips), fps=8, crf=10)
     result = build_index([path], tmp_path / "index", window=2, stride=1)
@@ -259,6 +265,7 @@ def test_search_command_json_and_table(collection, capsys):
     assert main(["search", index_dir, caption, "--top-k", "3", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     expected = collection["index"].search(caption, top_k=3)
+
     def spans(items):
         return [(r["video"], r["start"], r["end"]) for r in items]
 
@@ -283,8 +290,11 @@ def test_search_command_json_and_table(collection, capsys):
     ],
 )
 def test_search_command_usage_errors(collection, capsys, argv, message):
-    paths = {"index": collection["root"] / "index", "missing": collection["root"] / "nope",
-             "videos": collection["root"] / "videos"}
+    paths = {
+        "index": collection["root"] / "index",
+        "missing": collection["root"] / "nope",
+        "videos": collection["root"] / "videos",
+    }
     assert main(["search", *(a.format(**paths) for a in argv)]) == 2
     assert message in capsys.readouterr().err
 

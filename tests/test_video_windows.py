@@ -147,8 +147,11 @@ def test_sampling_by_time_rejects_bad_arguments(kwargs, message):
         ((4, 4, 1), {}, [[0, 4]]),
         ((10, 4, 2), {"start_time": 3, "end_time": 9}, [[3, 7], [5, 9]]),
         ((10, 4, 2), {"start_time": 8}, [[8, 10]]),
-        ((1.0, 0.3, 0.1), {}, [[0, 0.3], [0.1, 0.4], [0.2, 0.5], [0.3, 0.6], [0.4, 0.7], [0.5, 0.8], [0.6, 0.9],
-                               [0.7, 1.0]]),
+        (
+            (1.0, 0.3, 0.1),
+            {},
+            [[0, 0.3], [0.1, 0.4], [0.2, 0.5], [0.3, 0.6], [0.4, 0.7], [0.5, 0.8], [0.6, 0.9], [0.7, 1.0]],
+        ),
     ],
 )
 def test_window_spans(args, kwargs, expected):
@@ -257,8 +260,9 @@ def test_windows_hold_the_sampled_frames(videos, name, window, stride):
     assert len(got) == len(windows) == len(windows.spans) and windows.backend == "pyav"
     for k, item in enumerate(got):
         assert item.index == k and (item.start, item.end) == tuple(windows.spans[k])
-        expected = sample_frame_indices_by_time(info.timestamps, info.duration, 5, start_time=item.start,
-                                                end_time=item.end)[0]
+        expected = sample_frame_indices_by_time(
+            info.timestamps, info.duration, 5, start_time=item.start, end_time=item.end
+        )[0]
         assert item.indices.tolist() == expected.tolist()
         np.testing.assert_allclose(item.timestamps, info.timestamps[expected])
         assert item.frames.shape == (5, 48, 64, 3) and item.frames.dtype == np.uint8

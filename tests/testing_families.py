@@ -26,7 +26,7 @@ _CORPUS = (
 ).split(" ")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def train_sentencepiece(vocab_size: int = 120) -> bytes:
     """A tiny unigram sentencepiece model trained on a few sentences (offline)."""
     import sentencepiece as spm
@@ -34,8 +34,17 @@ def train_sentencepiece(vocab_size: int = 120) -> bytes:
     sentences = [" ".join(_CORPUS[i : i + 7]) for i in range(0, len(_CORPUS), 3)] * 4
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-        character_coverage=1.0, minloglevel=2, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        minloglevel=2,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        hard_vocab_limit=False,
     )
     return model.getvalue()
 
@@ -71,7 +80,8 @@ def family_config(family: str, vocab_size: int, patch_size: int = 16):
         tokenizer_ids = dict(eos_token_id=vocab_size - 1, bos_token_id=vocab_size - 2, pad_token_id=vocab_size - 1)
         return cls(
             text_config=dict(TEXT, vocab_size=vocab_size, max_position_embeddings=77, **tokenizer_ids),
-            vision_config=dict(VISION, image_size=IMAGE_SIZE, patch_size=16), projection_dim=24,
+            vision_config=dict(VISION, image_size=IMAGE_SIZE, patch_size=16),
+            projection_dim=24,
         )
     special = dict(pad_token_id=0, eos_token_id=1, bos_token_id=None)
     if family == "siglip":
@@ -87,8 +97,15 @@ def family_config(family: str, vocab_size: int, patch_size: int = 16):
     if family == "videoprism":
         return transformers.VideoPrismConfig(
             text_config=dict(TEXT, vocab_size=vocab_size, max_position_embeddings=16, **special),
-            vision_config=dict(VISION, image_size=IMAGE_SIZE, tubelet_size=[1, 16, 16], num_frames=NUM_FRAMES,
-                               num_spatial_layers=1, num_temporal_layers=1, num_auxiliary_layers=1),
+            vision_config=dict(
+                VISION,
+                image_size=IMAGE_SIZE,
+                tubelet_size=[1, 16, 16],
+                num_frames=NUM_FRAMES,
+                num_spatial_layers=1,
+                num_temporal_layers=1,
+                num_auxiliary_layers=1,
+            ),
         )
     raise ValueError(family)
 
@@ -104,9 +121,16 @@ def _save_processor(out_dir: Path, family: str) -> None:
     elif family == "siglip2":
         processor = transformers.Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16, **mean_std)
     else:  # VideoPrism's video processor (LlavaOnevisionVideoProcessor needs torchvision: its options, as JSON)
-        config = {"video_processor_type": "LlavaOnevisionVideoProcessor", "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-                  "resample": 3, "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": False,
-                  "do_sample_frames": False}
+        config = {
+            "video_processor_type": "LlavaOnevisionVideoProcessor",
+            "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+            "resample": 3,
+            "do_resize": True,
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": False,
+            "do_sample_frames": False,
+        }
         (out_dir / "video_preprocessor_config.json").write_text(json.dumps(config), encoding="utf-8")
         return
     processor.save_pretrained(str(out_dir))
@@ -124,8 +148,13 @@ def save_tiny_family_model(out_dir: Path, family: str, seed: int = 0, patch_size
         tokenizer = _sentencepiece_tokenizer(out_dir, family)
     config = family_config(family, len(tokenizer), patch_size)
     torch.manual_seed(seed)
-    model_class = {"clip": "CLIPModel", "metaclip_2": "MetaClip2Model", "siglip": "SiglipModel",
-                   "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}[family]
+    model_class = {
+        "clip": "CLIPModel",
+        "metaclip_2": "MetaClip2Model",
+        "siglip": "SiglipModel",
+        "siglip2": "Siglip2Model",
+        "videoprism": "VideoPrismClipModel",
+    }[family]
     model = getattr(transformers, model_class)(config).eval()
     with torch.no_grad():  # a spread of logits (random init gives near-constant cosines)
         for name, param in model.named_parameters():
@@ -150,13 +179,20 @@ def by_hand_scores(model_dir: Path, pixel_values: torch.Tensor, texts: list[str]
     config = json.loads((Path(model_dir) / "config.json").read_text())
     family = config["model_type"]
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
-    model_class = {"clip": "CLIPModel", "metaclip_2": "MetaClip2Model", "siglip": "SiglipModel",
-                   "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}[family]
+    model_class = {
+        "clip": "CLIPModel",
+        "metaclip_2": "MetaClip2Model",
+        "siglip": "SiglipModel",
+        "siglip2": "Siglip2Model",
+        "videoprism": "VideoPrismClipModel",
+    }[family]
     model = getattr(transformers, model_class).from_pretrained(str(model_dir)).eval()
     padding = {"padding": "max_length", "max_length": 16} if family in ("siglip", "siglip2") else {"padding": True}
     tokens = tokenizer(texts, return_tensors="pt", truncation=True, **padding)
     with torch.no_grad():
-        text = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).pooler_output
+        text = model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        ).pooler_output
         if family == "videoprism":
             video = model.get_video_features(pixel_values_videos=pixel_values).pooler_output
             return (video.reshape(batch_size(video), -1) @ text.T).softmax(dim=-1)

@@ -106,10 +106,12 @@ class XClipModelTester:
             mit_num_hidden_layers=mit_layers,
             mit_num_attention_heads=mit_heads,
         )
-        self.top = dict(projection_dim=projection_dim, prompt_layers=prompt_layers, prompt_num_attention_heads=prompt_heads)
+        self.top = dict(
+            projection_dim=projection_dim, prompt_layers=prompt_layers, prompt_num_attention_heads=prompt_heads
+        )
 
     @classmethod
-    def for_tokenizer(cls, tokenizer, **kwargs) -> "XClipModelTester":
+    def for_tokenizer(cls, tokenizer, **kwargs) -> XClipModelTester:
         """Sizes for a real tokenizer: its vocabulary and special ids."""
         kwargs.setdefault("vocab_size", len(tokenizer))
         return cls(
@@ -120,17 +122,25 @@ class XClipModelTester:
         )
 
     @classmethod
-    def synthetic(cls, tokenizer, *, patch_size: int = 8, seq_length: int = 16) -> "XClipModelTester":
+    def synthetic(cls, tokenizer, *, patch_size: int = 8, seq_length: int = 16) -> XClipModelTester:
         """The fine-tuning / PEFT preset: the synthetic word-level tokenizer, 2 heads, 32 px, 4 frames."""
         return cls.for_tokenizer(
-            tokenizer, text_heads=2, vision_heads=2, intermediate_size=64, mit_intermediate_size=128,
-            image_size=32, patch_size=patch_size, seq_length=seq_length,
+            tokenizer,
+            text_heads=2,
+            vision_heads=2,
+            intermediate_size=64,
+            mit_intermediate_size=128,
+            image_size=32,
+            patch_size=patch_size,
+            seq_length=seq_length,
         )
 
     @classmethod
-    def pipeline(cls, vocab_size: int) -> "XClipModelTester":
+    def pipeline(cls, vocab_size: int) -> XClipModelTester:
         """The pipeline / CLI / remote-code preset: CLIP tokenizer ids (EOT last), 77 positions, 32 px, patch 8."""
-        return cls(vocab_size=vocab_size, seq_length=77, image_size=IMAGE_SIZE, patch_size=8, pad_token_id=vocab_size - 1)
+        return cls(
+            vocab_size=vocab_size, seq_length=77, image_size=IMAGE_SIZE, patch_size=8, pad_token_id=vocab_size - 1
+        )
 
     def config(self, **overrides) -> XClipConfig:
         return XClipConfig(text_config=dict(self.text), vision_config=dict(self.vision), **{**self.top, **overrides})
@@ -283,7 +293,9 @@ def write_synthetic_videos(out_dir: Path, count: int = 3, **kwargs) -> list[Path
     return [write_video(out_dir / f"video_{i}.mp4", synthetic_frames(i, **kwargs), fps=8, crf=18) for i in range(count)]
 
 
-def save_tiny_causal_lm(out_dir: Path, *, kind: str = "llama", hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
+def save_tiny_causal_lm(
+    out_dir: Path, *, kind: str = "llama", hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+):
     """A tiny random causal language model (no download) with the CLIP tokenizer of `save_tokenizer` in `out_dir`:
     `kind` "llama" (LlamaForCausalLM) or "gpt2" (GPT2LMHeadModel). Returns `(out_dir, model, tokenizer)`."""
     out_dir = Path(out_dir)
@@ -293,8 +305,13 @@ def save_tiny_causal_lm(out_dir: Path, *, kind: str = "llama", hidden_size: int 
     )
     if kind == "llama":
         config = transformers.LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
             **special,
         )
     elif kind == "gpt2":

@@ -24,8 +24,12 @@ LINE = re.compile(r"^(?P<path>[^:]+):\d+(?::\d+)?: error: (?P<message>.*)$")
 
 def run_mypy() -> list[str]:
     """mypy's errors (per mypy.ini), as ``path: error: message [code]`` lines without line numbers, sorted."""
-    result = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(REPO / "mypy.ini"), "--no-pretty",
-                             "--no-error-summary"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(REPO / "mypy.ini"), "--no-pretty", "--no-error-summary"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode not in (0, 1):
         raise SystemExit(f"mypy failed to run:\n{result.stderr or result.stdout}")
     errors = [f"{m['path']}: error: {m['message']}" for line in result.stdout.splitlines() if (m := LINE.match(line))]
@@ -47,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     fixed = collections.Counter(baseline) - current
     for error, count in sorted(new.items()):
         print(f"new: {error}" + (f" (x{count})" if count > 1 else ""))
-    print(f"mypy: {sum(current.values())} errors, baseline {sum(baseline.values())}; {sum(new.values())} new, "
-          f"{sum(fixed.values())} fixed" + ("; run `python tools/check_types.py --update` to shrink the baseline"
-                                            if fixed else ""))
+    print(
+        f"mypy: {sum(current.values())} errors, baseline {sum(baseline.values())}; {sum(new.values())} new, "
+        f"{sum(fixed.values())} fixed"
+        + ("; run `python tools/check_types.py --update` to shrink the baseline" if fixed else "")
+    )
     return 1 if new else 0
 
 

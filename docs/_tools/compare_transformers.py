@@ -32,13 +32,31 @@ from hf_xclip import XClipConfig, XClipModel, XClipProcessor, XClipVideoProcesso
 
 REFERENCE = REPO.parent / "shared" / "reference"
 B32_TEXT = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8)
-B32_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                  image_size=224, patch_size=32, num_frames=8, mit_hidden_size=512, mit_intermediate_size=2048)
+B32_VISION = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    image_size=224,
+    patch_size=32,
+    num_frames=8,
+    mit_hidden_size=512,
+    mit_intermediate_size=2048,
+)
 # For the structural checks: small widths, 64 px, CLIP's vocabulary.
 SMALL_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2)
-SMALL_VISION = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, image_size=64,
-                    patch_size=16, num_frames=8, mit_hidden_size=128, mit_intermediate_size=256,
-                    mit_num_attention_heads=2)  # width // 64 in both libraries (see wide_heads for the default)
+SMALL_VISION = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=64,
+    patch_size=16,
+    num_frames=8,
+    mit_hidden_size=128,
+    mit_intermediate_size=256,
+    mit_num_attention_heads=2,
+)  # width // 64 in both libraries (see wide_heads for the default)
 SMALL_SIZE = 64
 
 
@@ -55,8 +73,12 @@ def _randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def pair(text: dict, vision: dict, projection_dim: int, tmp: Path, seed: int = 0):
     """A random transformers XCLIPModel and hf_xclip's XClipModel loaded from its saved directory."""
-    config = transformers.XCLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim,
-                                      prompt_num_attention_heads=projection_dim // 64)
+    config = transformers.XCLIPConfig(
+        text_config=text,
+        vision_config=vision,
+        projection_dim=projection_dim,
+        prompt_num_attention_heads=projection_dim // 64,
+    )
     torch.manual_seed(seed)
     reference = _randomise_(transformers.XCLIPModel(config), seed)
     reference.save_pretrained(tmp)
@@ -163,8 +185,11 @@ def dropin(reference, ours, report: dict) -> None:
     rows["load_state_dict_of_transformers_model"] = {"missing": keys.missing_keys, "unexpected": keys.unexpected_keys}
     flat = pixels.flatten(0, 1)
     rows["flat_frames_vision_pooler_max_abs_diff"] = (
-        ours.vision_model(flat).pooler_output - reference.vision_model(pixel_values=flat).pooler_output
-    ).abs().max().item()
+        (ours.vision_model(flat).pooler_output - reference.vision_model(pixel_values=flat).pooler_output)
+        .abs()
+        .max()
+        .item()
+    )
     odd = torch.randn(6, 3, SMALL_SIZE, SMALL_SIZE)
     rows["flat_frames_6_on_8_frame_model"] = {
         "transformers": _error(lambda: reference.vision_model(pixel_values=odd)),
@@ -268,8 +293,10 @@ def peft_reach(reference, ours, report: dict) -> None:
         peft_model(input_ids=ids, pixel_values=pixels)
         return f"works ({sum(p.numel() for p in peft_model.parameters() if p.requires_grad):,} trainable)"
 
-    for name, model, module in (("transformers", reference, "prompts_visual_projection"),
-                                ("ours", ours, "prompts_visual_proj")):
+    for name, model, module in (
+        ("transformers", reference, "prompts_visual_projection"),
+        ("ours", ours, "prompts_visual_proj"),
+    ):
         rows[name] = {
             "LoRA task_type=None": _error_or(lambda: lora(model, None)),
             "LoRA task_type=FEATURE_EXTRACTION": _error_or(lambda: lora(model, "FEATURE_EXTRACTION")),
@@ -284,8 +311,13 @@ def peft_reach(reference, ours, report: dict) -> None:
 def _prompt_tuning(model, config_class, get_peft_model, ids, pixels) -> str:
     import copy
 
-    config = config_class(task_type="FEATURE_EXTRACTION", num_virtual_tokens=8,
-                          token_dim=model.config.text_config.hidden_size, num_layers=1, num_attention_heads=1)
+    config = config_class(
+        task_type="FEATURE_EXTRACTION",
+        num_virtual_tokens=8,
+        token_dim=model.config.text_config.hidden_size,
+        num_layers=1,
+        num_attention_heads=1,
+    )
     peft_model = get_peft_model(copy.deepcopy(model), config)
     peft_model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels)
     return "works"
@@ -303,9 +335,17 @@ def wide_heads(report: dict) -> None:
     """L/14-width MIT and prompt generator (D = 768): transformers' default 8 heads against the original's 12."""
     tconfig = transformers.XCLIPConfig(
         text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
-                           image_size=56, patch_size=14, num_frames=8, mit_hidden_size=768,
-                           mit_intermediate_size=3072),
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=1,
+            num_attention_heads=1,
+            image_size=56,
+            patch_size=14,
+            num_frames=8,
+            mit_hidden_size=768,
+            mit_intermediate_size=3072,
+        ),
         projection_dim=768,
     )
     ours_config = XClipConfig.from_dict(tconfig.to_dict())
@@ -402,15 +442,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     report: dict = {
-        "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                    "transformers": transformers.__version__, "threads": torch.get_num_threads(),
-                    "hf_xclip": hf_xclip.__version__, "load_average_1min_at_start": os.getloadavg()[0]},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(),
+            "hf_xclip": hf_xclip.__version__,
+            "load_average_1min_at_start": os.getloadavg()[0],
+        },
     }
     with tempfile.TemporaryDirectory() as tmp:
         b32 = pair(B32_TEXT, B32_VISION, 512, Path(tmp) / "b32")
         small = pair(SMALL_TEXT, SMALL_VISION, 128, Path(tmp) / "small")
-    for step, models in ((parity, b32), (label_reuse, b32), (frame_counts, small), (dropin, small), (losses, small),
-                         (peft_reach, small), (eos_pooling, small)):
+    for step, models in (
+        (parity, b32),
+        (label_reuse, b32),
+        (frame_counts, small),
+        (dropin, small),
+        (losses, small),
+        (peft_reach, small),
+        (eos_pooling, small),
+    ):
         start = time.perf_counter()
         step(*models, report)
         print(f"{step.__name__}: {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -59,22 +59,31 @@ def write_demo_clips(out_dir: str | Path, num_clips: int = 4, seed: int = 0, sec
     captions = tuple(spec.caption for spec in specs)
     clips = []
     for index, spec in enumerate(specs):
-        frames = render_video(spec, num_frames=frames_per_clip, size=CLIP_SIZE,
-                              seed=np.random.SeedSequence(seed, spawn_key=(302, index)))
+        frames = render_video(
+            spec, num_frames=frames_per_clip, size=CLIP_SIZE, seed=np.random.SeedSequence(seed, spawn_key=(302, index))
+        )
         name = f"{index:02d} {spec.caption}{' (held-out)' if spec.is_heldout else ''}"
         path = write_video(out_dir / f"clip_{index:02d}.mp4", frames, fps=CLIP_FPS, crf=18)
         clips.append(DemoClip(name, path, (spec.caption,), captions))
     scene = sample_scenes(1, seed=seed)[0]
-    frames = render_scene(scene, num_frames=frames_per_clip, size=CLIP_SIZE,
-                          seed=np.random.SeedSequence(seed, spawn_key=(303,)))
+    frames = render_scene(
+        scene, num_frames=frames_per_clip, size=CLIP_SIZE, seed=np.random.SeedSequence(seed, spawn_key=(303,))
+    )
     path = write_video(out_dir / "scene.mp4", frames, fps=CLIP_FPS, crf=18)
-    clips.append(DemoClip(f"{len(clips):02d} objects: " + ", ".join(scene.captions), path, tuple(scene.captions),
-                          tuple(sorted({*scene.captions, *captions}))))
+    clips.append(
+        DemoClip(
+            f"{len(clips):02d} objects: " + ", ".join(scene.captions),
+            path,
+            tuple(scene.captions),
+            tuple(sorted({*scene.captions, *captions})),
+        )
+    )
     actions = distinct_colour_specs(4, np.random.SeedSequence(seed, spawn_key=(304,)))
     durations = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(305,))).integers(3, 6, len(actions))
     frames, _ = render_sequence(actions, durations.tolist(), fps=CLIP_FPS, size=CLIP_SIZE, seed=seed)
     path = write_video(out_dir / "sequence.mp4", frames, fps=CLIP_FPS, crf=18)
     sequence = tuple(spec.caption for spec in actions)
-    clips.append(DemoClip(f"{len(clips):02d} sequence of 4 actions ({int(durations.sum())} s)", path, sequence,
-                          sequence))
+    clips.append(
+        DemoClip(f"{len(clips):02d} sequence of 4 actions ({int(durations.sum())} s)", path, sequence, sequence)
+    )
     return clips

@@ -120,8 +120,7 @@ class AppState:
                 from ..cli import UsageError, load_pipeline
 
                 try:
-                    self._classifier = load_pipeline(self.model_name, self.config.device,
-                                                     adapter=self.config.adapter)
+                    self._classifier = load_pipeline(self.model_name, self.config.device, adapter=self.config.adapter)
                 except (UsageError, AppError) as err:
                     self._load_error = str(err)
             if self._load_error is not None:
@@ -178,8 +177,9 @@ class AppState:
                 raise FileNotFoundError(f"video index {path} not found")
             try:
                 classifier = self.classifier
-                return VideoIndex.open(path, classifier.model, processor=classifier.video_processor,
-                                       tokenizer=classifier.tokenizer)
+                return VideoIndex.open(
+                    path, classifier.model, processor=classifier.video_processor, tokenizer=classifier.tokenizer
+                )
             except (IndexModelMismatchError, AppError):
                 return VideoIndex.open(path)  # the model the index records
         except (IndexModelMismatchError, ValueError, FileNotFoundError, ImportError, OSError) as err:
@@ -195,8 +195,10 @@ class AppState:
                 raise AppError(f"the uploaded video {path.name} is missing on the server; upload it again")
             size = path.stat().st_size
             if size > self.config.max_upload_bytes:
-                raise AppError(f"the video {path.name} is {size / 2**20:.1f} MiB, over the limit of "
-                               f"{self.config.max_upload_mb:g} MiB (hf-xclip app --max-upload-mb)")
+                raise AppError(
+                    f"the video {path.name} is {size / 2**20:.1f} MiB, over the limit of "
+                    f"{self.config.max_upload_mb:g} MiB (hf-xclip app --max-upload-mb)"
+                )
             if size == 0:
                 raise AppError(f"the video {path.name} is empty")
             return str(path)
@@ -249,8 +251,14 @@ def classify(
     classifier = state.classifier
     with state.lock:
         try:
-            predictions = classifier(path, candidate_labels=candidates, label_bank=bank, multi_label=multi_label,
-                                     threshold=threshold, top_k=top_k or None)
+            predictions = classifier(
+                path,
+                candidate_labels=candidates,
+                label_bank=bank,
+                multi_label=multi_label,
+                threshold=threshold,
+                top_k=top_k or None,
+            )
         except (ValueError, OSError) as err:
             raise AppError(_video_message(path, video, err)) from None
     return path, predictions
@@ -297,8 +305,12 @@ def timeline(
     path = state.video_path(video, clip)
     candidates, bank = state.labels(labels, label_file, use_bank)
     try:
-        config = TimelineConfig(window=float(window), stride=float(stride) if stride else None,
-                                multi_label=multi_label, threshold=_threshold(threshold, multi_label))
+        config = TimelineConfig(
+            window=float(window),
+            stride=float(stride) if stride else None,
+            multi_label=multi_label,
+            threshold=_threshold(threshold, multi_label),
+        )
     except ValueError as err:
         raise AppError(str(err).replace("`", "")) from None
     classifier = state.classifier
@@ -333,8 +345,11 @@ def timeline_files(state: AppState, result: Any, top_labels: int = 20) -> dict[s
     directory; their paths."""
     out = Path(tempfile.mkdtemp(prefix="timeline-", dir=state.workdir))
     stem = Path(result.video).stem or "timeline"
-    files = {"json": out / f"{stem}.timeline.json", "csv": out / f"{stem}.timeline.csv",
-             "plot": out / f"{stem}.timeline.png"}
+    files = {
+        "json": out / f"{stem}.timeline.json",
+        "csv": out / f"{stem}.timeline.csv",
+        "plot": out / f"{stem}.timeline.png",
+    }
     result.to_json(files["json"])
     result.to_csv(files["csv"])
     try:
@@ -425,6 +440,14 @@ def _media_key(item: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "AppConfig", "AppError", "AppState", "classify", "search", "search_thumbnails", "segment_rows", "timeline",
-    "timeline_files", "window_clip",
+    "AppConfig",
+    "AppError",
+    "AppState",
+    "classify",
+    "search",
+    "search_thumbnails",
+    "segment_rows",
+    "timeline",
+    "timeline_files",
+    "window_clip",
 ]

@@ -83,9 +83,12 @@ def build_app(state: AppState):
     sequence = clips[-1] if clips else None
     bank_note = f" · label bank {Path(config.label_bank).name}" if config.label_bank else ""
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"## hf-xclip: zero-shot video classification, timelines and search\n"
-                    f"model `{_display_model(state)}`{' + adapter `' + config.adapter + '`' if config.adapter else ''}"
-                    f"{bank_note}", elem_id="header")
+        gr.Markdown(
+            f"## hf-xclip: zero-shot video classification, timelines and search\n"
+            f"model `{_display_model(state)}`{' + adapter `' + config.adapter + '`' if config.adapter else ''}"
+            f"{bank_note}",
+            elem_id="header",
+        )
         with gr.Tab("Classify", id="classify"):
             _classify_tab(state, names, singles[0] if singles else None)
         with gr.Tab("Timeline", id="timeline"):
@@ -94,8 +97,7 @@ def build_app(state: AppState):
             _search_tab(state)
         # Called once by `launch` (Gradio's first event pays ~1 s of start-up; users should not).
         ready = gr.Textbox(visible=False)
-        gr.Button(visible=False).click(lambda: "ready", None, ready, api_name="warm_up",
-                                       api_visibility="undocumented")
+        gr.Button(visible=False).click(lambda: "ready", None, ready, api_name="warm_up", api_visibility="undocumented")
     return app
 
 
@@ -113,13 +115,21 @@ def _display_model(state: AppState) -> str:
 
 
 def _label_inputs(state: AppState, default: str, prefix: str):
-    labels = gr.Textbox(label="labels (comma-separated or one per line)", value=default, lines=3,
-                        elem_id=f"{prefix}-labels")
+    labels = gr.Textbox(
+        label="labels (comma-separated or one per line)", value=default, lines=3, elem_id=f"{prefix}-labels"
+    )
     with gr.Accordion("label file or bank", open=False):
-        label_file = gr.File(label="label file (one label per line, or a CSV with a 'name' column)",
-                             file_types=[".txt", ".csv", ".tsv"], type="filepath", elem_id=f"{prefix}-label-file")
-        use_bank = gr.Checkbox(label="score the labels of the label bank (leave the labels empty for all of them)",
-                               value=False, visible=state.config.label_bank is not None)
+        label_file = gr.File(
+            label="label file (one label per line, or a CSV with a 'name' column)",
+            file_types=[".txt", ".csv", ".tsv"],
+            type="filepath",
+            elem_id=f"{prefix}-label-file",
+        )
+        use_bank = gr.Checkbox(
+            label="score the labels of the label bank (leave the labels empty for all of them)",
+            value=False,
+            visible=state.config.label_bank is not None,
+        )
     return labels, label_file, use_bank
 
 
@@ -127,8 +137,9 @@ def _classify_tab(state: AppState, names: list[str], first) -> None:
     with gr.Row():
         with gr.Column():
             upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id="classify-upload")
-            clip = gr.Dropdown(names, value=first.name if first else None, label="or a generated clip",
-                               elem_id="classify-clip")
+            clip = gr.Dropdown(
+                names, value=first.name if first else None, label="or a generated clip", elem_id="classify-clip"
+            )
             labels, label_file, use_bank = _label_inputs(state, ", ".join(first.choices) if first else "", "classify")
             with gr.Row():
                 multi_label = gr.Checkbox(label="multi-label (a probability per label)", value=False)
@@ -138,20 +149,40 @@ def _classify_tab(state: AppState, names: list[str], first) -> None:
         with gr.Column():
             # The clip plays here from the moment it is picked or uploaded: a classification does not send it
             # again (a video output costs an ffprobe per request).
-            player = gr.Video(str(first.path) if first else None, label="clip", interactive=False, autoplay=True,
-                              loop=True, height=320, elem_id="classify-video")
+            player = gr.Video(
+                str(first.path) if first else None,
+                label="clip",
+                interactive=False,
+                autoplay=True,
+                loop=True,
+                height=320,
+                elem_id="classify-video",
+            )
             bars = gr.Label(label="scores", elem_id="classify-scores")
             exact = gr.JSON(label="scores (exact)", elem_id="classify-json")
 
     @_shown_errors
     def on_classify(video, clip_name, text, file, bank, multi, threshold_value, k):
-        _, predictions = classify(state, video, text, clip=clip_name, label_file=file, use_bank=bank,
-                                  multi_label=multi, threshold=threshold_value, top_k=int(k or 0))
+        _, predictions = classify(
+            state,
+            video,
+            text,
+            clip=clip_name,
+            label_file=file,
+            use_bank=bank,
+            multi_label=multi,
+            threshold=threshold_value,
+            top_k=int(k or 0),
+        )
         chart = {item["label"]: float(item["score"]) for item in predictions}
         return gr.Label(chart, num_top_classes=len(chart) or None), predictions
 
-    run.click(on_classify, [upload, clip, labels, label_file, use_bank, multi_label, threshold, top_k],
-              [bars, exact], api_name="classify")
+    run.click(
+        on_classify,
+        [upload, clip, labels, label_file, use_bank, multi_label, threshold, top_k],
+        [bars, exact],
+        api_name="classify",
+    )
     clip.change(_clip_labels(state), clip, labels, api_name=False)
     shown = _shown_video(state)
     clip.change(shown, [upload, clip], player, api_name=False)
@@ -182,10 +213,12 @@ def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
     with gr.Row():
         with gr.Column():
             upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id="timeline-upload")
-            clip = gr.Dropdown(names, value=sequence.name if sequence else None, label="or a generated clip",
-                               elem_id="timeline-clip")
+            clip = gr.Dropdown(
+                names, value=sequence.name if sequence else None, label="or a generated clip", elem_id="timeline-clip"
+            )
             labels, label_file, use_bank = _label_inputs(
-                state, ", ".join(sequence.choices) if sequence else "", "timeline")
+                state, ", ".join(sequence.choices) if sequence else "", "timeline"
+            )
             with gr.Row():
                 window = gr.Number(value=2.0, label="window (s)")
                 stride = gr.Number(value=0.5, label="stride (s, 0: window / 2)")
@@ -196,27 +229,51 @@ def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
         with gr.Column():
             player = gr.Video(label="video", interactive=False, height=320, elem_id="timeline-video")
             strip = gr.Image(label="labels x time", type="filepath", interactive=False, elem_id="timeline-strip")
-            segments = gr.Dataframe(headers=["label", "start", "end", "score"], label="segments (click to seek)",
-                                    interactive=False, elem_id="timeline-segments")
-            downloads = gr.File(label="download JSON / CSV", file_count="multiple", interactive=False,
-                                elem_id="timeline-files")
+            segments = gr.Dataframe(
+                headers=["label", "start", "end", "score"],
+                label="segments (click to seek)",
+                interactive=False,
+                elem_id="timeline-segments",
+            )
+            downloads = gr.File(
+                label="download JSON / CSV", file_count="multiple", interactive=False, elem_id="timeline-files"
+            )
             seek = gr.Number(value=-1, visible=False, elem_id="timeline-seek")
 
     @_shown_errors
-    def on_timeline(video, clip_name, text, file, bank, window_s, stride_s, multi, threshold_value,
-                    progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+    def on_timeline(
+        video, clip_name, text, file, bank, window_s, stride_s, multi, threshold_value, progress=gr.Progress()
+    ):  # noqa: B008 (Gradio's idiom)
         progress(0, desc="reading the video")
         threshold_value = threshold_value or (None if not multi else 0.5)
-        result = timeline(state, video, text, clip=clip_name, label_file=file, use_bank=bank, window=window_s,
-                          stride=stride_s or None, multi_label=multi, threshold=threshold_value,
-                          progress=lambda done, what: progress(done, desc=what))
+        result = timeline(
+            state,
+            video,
+            text,
+            clip=clip_name,
+            label_file=file,
+            use_bank=bank,
+            window=window_s,
+            stride=stride_s or None,
+            multi_label=multi,
+            threshold=threshold_value,
+            progress=lambda done, what: progress(done, desc=what),
+        )
         files = timeline_files(state, result)
         rows = segment_rows(result)
-        return (result.video, files.get("plot"), rows or [["(no segments)", None, None, None]],
-                [str(files["json"]), str(files["csv"])])
+        return (
+            result.video,
+            files.get("plot"),
+            rows or [["(no segments)", None, None, None]],
+            [str(files["json"]), str(files["csv"])],
+        )
 
-    run.click(on_timeline, [upload, clip, labels, label_file, use_bank, window, stride, multi_label, threshold],
-              [player, strip, segments, downloads], api_name="timeline")
+    run.click(
+        on_timeline,
+        [upload, clip, labels, label_file, use_bank, window, stride, multi_label, threshold],
+        [player, strip, segments, downloads],
+        api_name="timeline",
+    )
     clip.change(_clip_labels(state), clip, labels, api_name=False)
 
     def on_select(table, evt: gr.SelectData):
@@ -235,18 +292,27 @@ def _search_tab(state: AppState) -> None:
     config = state.config
     with gr.Row():
         with gr.Column(scale=1):
-            index = gr.Textbox(label="video index folder (hf-xclip index)", value=config.index or "",
-                               interactive=config.index is None, elem_id="search-index",
-                               placeholder="/path/to/videos.index")
-            query = gr.Textbox(label="what to look for", placeholder="a red circle moving left",
-                               elem_id="search-query")
+            index = gr.Textbox(
+                label="video index folder (hf-xclip index)",
+                value=config.index or "",
+                interactive=config.index is None,
+                elem_id="search-index",
+                placeholder="/path/to/videos.index",
+            )
+            query = gr.Textbox(label="what to look for", placeholder="a red circle moving left", elem_id="search-query")
             top_k = gr.Slider(1, 50, value=8, step=1, label="results")
             run = gr.Button("Search", variant="primary", elem_id="search-run")
-            player = gr.Video(label="window", interactive=False, autoplay=True, loop=True, height=280,
-                              elem_id="search-video")
+            player = gr.Video(
+                label="window", interactive=False, autoplay=True, loop=True, height=280, elem_id="search-video"
+            )
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="best windows (start frame; click to play)", columns=4, height="auto",
-                                 allow_preview=False, elem_id="search-gallery")
+            gallery = gr.Gallery(
+                label="best windows (start frame; click to play)",
+                columns=4,
+                height="auto",
+                allow_preview=False,
+                elem_id="search-gallery",
+            )
             results = gr.JSON(label="results", max_height=320, elem_id="search-json")
 
     shown = gr.State([])  # the results the gallery shows, in its order (a result without a thumbnail is left out)
@@ -256,8 +322,11 @@ def _search_tab(state: AppState) -> None:
         progress(0, desc="opening the index")
         found = search(state, text, index_path, int(k))
         progress(0.8, desc="thumbnails")
-        items = [(item, image, caption) for item, (image, caption) in zip(found, search_thumbnails(state, found))
-                 if image is not None]
+        items = [
+            (item, image, caption)
+            for item, (image, caption) in zip(found, search_thumbnails(state, found))
+            if image is not None
+        ]
         best = window_clip(state, found[0]) if found else None
         return [(image, caption) for _, image, caption in items], found, best, [item for item, _, _ in items]
 
@@ -281,9 +350,11 @@ def host_warning(host: str) -> str | None:
     """The warning printed when the app listens beyond this machine."""
     if host in LOCAL_HOSTS:
         return None
-    return (f"hf-xclip app: warning: listening on {host}: anyone who can reach this machine can use the app, read "
-            "the videos of the index and upload files; there is no login. Use 127.0.0.1 (the default) unless you "
-            "mean it.")
+    return (
+        f"hf-xclip app: warning: listening on {host}: anyone who can reach this machine can use the app, read "
+        "the videos of the index and upload files; there is no login. Use 127.0.0.1 (the default) unless you "
+        "mean it."
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -301,9 +372,16 @@ def launch(config: AppConfig, *, state: AppState | None = None, block: bool = Tr
     app = build_app(state)
     app.queue(default_concurrency_limit=1)
     _, url, _ = app.launch(
-        server_name=config.host, server_port=config.port or free_port(config.host), share=config.share,
-        max_file_size=config.max_upload_bytes, prevent_thread_lock=True, quiet=quiet, show_error=True,
-        footer_links=["api"], css=CSS, allowed_paths=[str(state.workdir)],
+        server_name=config.host,
+        server_port=config.port or free_port(config.host),
+        share=config.share,
+        max_file_size=config.max_upload_bytes,
+        prevent_thread_lock=True,
+        quiet=quiet,
+        show_error=True,
+        footer_links=["api"],
+        css=CSS,
+        allowed_paths=[str(state.workdir)],
     )
     _first_event(url)
     if block:

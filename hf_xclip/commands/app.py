@@ -30,24 +30,44 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     defaults = AppConfig()
     parser = subparsers.add_parser(
-        "app", help="web app (Gradio): classify, timeline, search", description=DESCRIPTION,
+        "app",
+        help="web app (Gradio): classify, timeline, search",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
-    parser.add_argument("--label-bank", type=Path, metavar="BANK",
-                        help="label embeddings from `hf-xclip labels encode` (same model), offered as labels")
+    parser.add_argument(
+        "--label-bank",
+        type=Path,
+        metavar="BANK",
+        help="label embeddings from `hf-xclip labels encode` (same model), offered as labels",
+    )
     parser.add_argument("--index", metavar="INDEX", help="video index folder (hf-xclip index) for the Search tab")
-    parser.add_argument("--host", default=defaults.host,
-                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the app "
-                             "to the network, without any login)")
+    parser.add_argument(
+        "--host",
+        default=defaults.host,
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the app "
+        "to the network, without any login)",
+    )
     parser.add_argument("--port", type=int, default=defaults.port, help=f"port (default {defaults.port}; 0: any)")
-    parser.add_argument("--share", choices=("on", "off"), default="off",
-                        help="open a public gradio.live link (default off)")
-    parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, metavar="N",
-                        help=f"refuse uploads larger than N MiB (default {defaults.max_upload_mb:g})")
-    parser.add_argument("--demo-clips", type=int, default=defaults.demo_clips, metavar="N",
-                        help=f"generated clips offered next to uploads (default {defaults.demo_clips}; 0: none)")
+    parser.add_argument(
+        "--share", choices=("on", "off"), default="off", help="open a public gradio.live link (default off)"
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=defaults.max_upload_mb,
+        metavar="N",
+        help=f"refuse uploads larger than N MiB (default {defaults.max_upload_mb:g})",
+    )
+    parser.add_argument(
+        "--demo-clips",
+        type=int,
+        default=defaults.demo_clips,
+        metavar="N",
+        help=f"generated clips offered next to uploads (default {defaults.demo_clips}; 0: none)",
+    )
     parser.add_argument("--device", help="torch device, e.g. cpu, cuda (default: first GPU if any)")
     return parser
 
@@ -64,14 +84,21 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             config = AppConfig(
-                model=args.model, adapter=args.adapter,
-                label_bank=str(args.label_bank) if args.label_bank else None, index=args.index, host=args.host,
-                port=args.port, share=args.share == "on", max_upload_mb=args.max_upload_mb,
-                device=args.device, demo_clips=args.demo_clips,
+                model=args.model,
+                adapter=args.adapter,
+                label_bank=str(args.label_bank) if args.label_bank else None,
+                index=args.index,
+                host=args.host,
+                port=args.port,
+                share=args.share == "on",
+                max_upload_mb=args.max_upload_mb,
+                device=args.device,
+                demo_clips=args.demo_clips,
             )
         except ValueError as err:
-            raise UsageError(str(err).replace("max_upload_mb", "--max-upload-mb").replace("demo_clips",
-                                                                                        "--demo-clips")) from None
+            raise UsageError(
+                str(err).replace("max_upload_mb", "--max-upload-mb").replace("demo_clips", "--demo-clips")
+            ) from None
         state = AppState(config)
         try:
             state.warm_up()  # the model loaded once, now: a model that cannot load stops here with one line

@@ -45,11 +45,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
+    parser.add_argument(
+        "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
+    )
     parser.add_argument("--adapter", help="PEFT adapter folder (from hf-xclip finetune); its copy gets the head")
     parser.add_argument("--annotations", required=True, type=Path, help="labelled clips (JSONL / CSV)")
     parser.add_argument("--labels-file", type=Path, help="more labels, absent from every clip (more negatives)")
-    parser.add_argument("--output-dir", required=True, type=Path, help="new folder: the model (or adapter) with the head")
+    parser.add_argument(
+        "--output-dir", required=True, type=Path, help="new folder: the model (or adapter) with the head"
+    )
     parser.add_argument("--template", help="prompt template with '{}' (default: the adapter's, else '{}')")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default 8)")
@@ -67,11 +71,11 @@ def _check_output(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..finetuning.adapters import ADAPTER_METADATA_FILE, load_model_with_adapter
-    from ..evaluation.evaluate import calibrate_sigmoid_head
-    from ..labels import read_label_file, validate_template
-    from ..data.folders import read_annotations
     from ..data.clip_dataset import VideoClassificationDataset
+    from ..data.folders import read_annotations
+    from ..evaluation.evaluate import calibrate_sigmoid_head
+    from ..finetuning.adapters import ADAPTER_METADATA_FILE, load_model_with_adapter
+    from ..labels import read_label_file, validate_template
 
     try:
         _check_output(args.output_dir)
@@ -97,8 +101,15 @@ def run(args: argparse.Namespace) -> int:
     dataset = VideoClassificationDataset(folder, processor, num_frames=args.num_frames or metadata.get("num_frames"))
     try:
         calibration = calibrate_sigmoid_head(
-            model, dataset, processor.tokenizer, labels=labels, threshold=args.threshold, templates=template,
-            batch_size=args.batch_size, num_workers=args.num_workers, show_progress=not args.no_progress,
+            model,
+            dataset,
+            processor.tokenizer,
+            labels=labels,
+            threshold=args.threshold,
+            templates=template,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            show_progress=not args.no_progress,
         )
     except ValueError as err:  # e.g. every clip unreadable, or the model ranks present labels no higher
         print(f"hf-xclip calibrate: error: {err}", file=sys.stderr)
@@ -114,10 +125,18 @@ def _write(args, model, processor, calibration, metadata_file: str) -> None:
     from ..multilabel import set_decision_threshold, set_sigmoid_head
     from ..utils import atomic_directory
 
-    head = {"scale": calibration.scale, "bias": calibration.bias, "threshold": calibration.decision_threshold,
-            "thresholds": calibration.label_thresholds}
-    record = {**head, "annotations": str(args.annotations), "num_videos": calibration.num_videos,
-              "num_labels": len(calibration.labels)}
+    head = {
+        "scale": calibration.scale,
+        "bias": calibration.bias,
+        "threshold": calibration.decision_threshold,
+        "thresholds": calibration.label_thresholds,
+    }
+    record = {
+        **head,
+        "annotations": str(args.annotations),
+        "num_videos": calibration.num_videos,
+        "num_labels": len(calibration.labels),
+    }
     with atomic_directory(args.output_dir) as staging:  # the output is empty (checked before)
         if hasattr(model, "peft_config"):  # a peft adapter folder: copy it, the head goes into its metadata
             shutil.copytree(args.adapter, staging, dirs_exist_ok=True)
@@ -135,16 +154,22 @@ def _write(args, model, processor, calibration, metadata_file: str) -> None:
 
 def _report(args, calibration) -> None:
     before, after = calibration.before, calibration.after
-    print(f"fitted on {calibration.num_videos} clips x {len(calibration.labels)} labels "
-          f"({len(calibration.failed)} unreadable skipped)")
+    print(
+        f"fitted on {calibration.num_videos} clips x {len(calibration.labels)} labels "
+        f"({len(calibration.failed)} unreadable skipped)"
+    )
     print(f"sigmoid head: sigmoid({calibration.scale:.4g} * cosine {calibration.bias:+.4g})")
-    print(f"on these clips, at threshold {args.threshold:g}: F1 {before['f1']:.4f} ({calibration.before_method}) -> "
-          f"{after['f1']:.4f} (head); micro AP {before['micro_AP']:.4f} -> {after['micro_AP']:.4f}")
+    print(
+        f"on these clips, at threshold {args.threshold:g}: F1 {before['f1']:.4f} ({calibration.before_method}) -> "
+        f"{after['f1']:.4f} (head); micro AP {before['micro_AP']:.4f} -> {after['micro_AP']:.4f}"
+    )
     fitted = calibration.at_decision_threshold
     own = f", {len(calibration.label_thresholds)} label(s) with their own" if calibration.label_thresholds else ""
-    print(f"decision threshold fitted on these clips: {calibration.decision_threshold:.4g}{own}: F1 {fitted['f1']:.4f} "
-          f"(precision {fitted['precision']:.4f}, recall {fitted['recall']:.4f}) vs {after['f1']:.4f} at "
-          f"{args.threshold:g}; used when no --threshold is given")
+    print(
+        f"decision threshold fitted on these clips: {calibration.decision_threshold:.4g}{own}: F1 {fitted['f1']:.4f} "
+        f"(precision {fitted['precision']:.4f}, recall {fitted['recall']:.4f}) vs {after['f1']:.4f} at "
+        f"{args.threshold:g}; used when no --threshold is given"
+    )
     print(f"written to {args.output_dir}")
     for message in calibration.failed:
         print(f"hf-xclip calibrate: skipped unreadable clip {message}", file=sys.stderr)

@@ -68,11 +68,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=5, help="labels to report per video (default 5; 0 = all)")
     add_label_side_arguments(parser)
     parser.add_argument(
-        "--multi-label", action="store_true",
+        "--multi-label",
+        action="store_true",
         help="an independent probability per label (the model's sigmoid head, else background prompts)",
     )
     parser.add_argument(
-        "--multi-label-method", choices=MULTI_LABEL_METHODS, default="auto",
+        "--multi-label-method",
+        choices=MULTI_LABEL_METHODS,
+        default="auto",
         help="auto (default): sigmoid head if the model has one, else background; negative: label vs 'not label'",
     )
     parser.add_argument("--threshold", type=float, help="report only labels scoring at or above it (0 to 1)")
@@ -83,8 +86,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     output.add_argument("--json", metavar="OUT", help="write results as JSON ('-' for stdout)")
     output.add_argument("--csv", metavar="OUT", help="write results as CSV: video,rank,label,score ('-' for stdout)")
     parser.add_argument("--plot", metavar="OUT.png", help="draw sampled frames and top-k scores (needs matplotlib)")
-    output.add_argument("--output", "-o", metavar="FOLDER", help="write every label's scores and the video embeddings "
-                        "as Parquet parts into FOLDER (e.g. results.parquet), resumable; required by --engine ray")
+    output.add_argument(
+        "--output",
+        "-o",
+        metavar="FOLDER",
+        help="write every label's scores and the video embeddings "
+        "as Parquet parts into FOLDER (e.g. results.parquet), resumable; required by --engine ray",
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     add_model_arguments(parser)
@@ -109,9 +117,7 @@ def run(args: argparse.Namespace) -> int:
         videos, missing = find_videos(args.paths)
         if not videos and not missing:
             raise UsageError(f"no video files found in {', '.join(args.paths)}")
-        classifier = load_pipeline(
-            model, args.device, args.dtype, args.quantize, args.adapter, args.language_model
-        )
+        classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
         apply_decode_backend(classifier.video_processor, args.decode_backend)
     except UsageError as err:
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
@@ -164,18 +170,30 @@ def run_job(args: argparse.Namespace) -> int:
         if not args.output:
             raise UsageError("--engine ray writes Parquet: give --output FOLDER (e.g. results.parquet)")
         if args.decode_backend not in (None, "auto"):
-            raise UsageError("--decode-backend goes without --output: jobs decode with the model processor's own "
-                             "backend")
+            raise UsageError(
+                "--decode-backend goes without --output: jobs decode with the model processor's own backend"
+            )
         if args.plot:
             raise UsageError("--plot does not combine with --output; plot from a local run")
         options = engine_options(args, videos_per_call=max(args.batch_size, 4))
         predictor = dict(
-            mode="classify", model=model_or_default(args.model), adapter=args.adapter, device=args.device,
-            dtype=args.dtype, quantize=args.quantize, language_model=args.language_model, labels=labels,
-            templates=args.templates, label_descriptions=descriptions,
+            mode="classify",
+            model=model_or_default(args.model),
+            adapter=args.adapter,
+            device=args.device,
+            dtype=args.dtype,
+            quantize=args.quantize,
+            language_model=args.language_model,
+            labels=labels,
+            templates=args.templates,
+            label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
-            multi_label=args.multi_label, multi_label_method=args.multi_label_method, num_frames=args.num_frames,
-            num_clips=args.num_clips, num_crops=args.num_crops, batch_size=args.batch_size,
+            multi_label=args.multi_label,
+            multi_label_method=args.multi_label_method,
+            num_frames=args.num_frames,
+            num_clips=args.num_clips,
+            num_crops=args.num_crops,
+            batch_size=args.batch_size,
             decode_threads=max(1, args.workers),
         )
     except (UsageError, ValueError) as err:
@@ -273,10 +291,15 @@ def _keep(video: str, predictions: list[dict], cuts: dict[str, float], args: arg
     kept = [item for item in predictions if item["score"] >= cuts.get(item["label"], 0.0)][: args.top_k or None]
     if not kept and predictions:
         top = max(predictions, key=lambda item: item["score"])
-        which = f"--threshold {args.threshold:g}" if args.threshold is not None else (
-            f"the calibrated threshold ({cuts.get(top['label'], 0.0):.4g} for it)")
-        print(f"hf-xclip classify: {video}: no label reached {which} (top: {top['label']!r} {top['score']:.4f})",
-              file=sys.stderr)
+        which = (
+            f"--threshold {args.threshold:g}"
+            if args.threshold is not None
+            else (f"the calibrated threshold ({cuts.get(top['label'], 0.0):.4g} for it)")
+        )
+        print(
+            f"hf-xclip classify: {video}: no label reached {which} (top: {top['label']!r} {top['score']:.4f})",
+            file=sys.stderr,
+        )
     return kept
 
 

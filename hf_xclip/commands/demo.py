@@ -49,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def pick_clips(num_clips: int, seed: int) -> list[tuple["SyntheticVideoSpec", bool]]:
+def pick_clips(num_clips: int, seed: int) -> list[tuple[SyntheticVideoSpec, bool]]:
     """``num_clips`` distinct combinations, alternating seen / held-out, chosen with ``seed``."""
     from ..data.synthetic import heldout_specs, train_specs
 
@@ -105,8 +105,8 @@ def write_scenes(scenes, out_dir: Path, size: int, num_frames: int, seed: int) -
 def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: int) -> None:
     """Label multi-object clips among every caption, each label scored on its own, and print what was found: each
     object's probability and rank among all captions, and the best-scoring captions."""
-    from ..multilabel import describe, resolve_method
     from ..data.synthetic import all_specs, heldout_specs
+    from ..multilabel import describe, resolve_method
 
     scenes = pick_scenes(args.num_scenes, args.seed)
     paths = write_scenes(scenes, out_dir, size, classifier.video_processor.num_frames, args.seed)
@@ -114,8 +114,10 @@ def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: i
     held = {spec.caption for spec in heldout_specs()}
     method = resolve_method("auto", classifier.model)
     print()
-    print(f"multi-label: each clip shows 2-3 objects; all {len(labels)} captions are scored on their own "
-          f"({describe(method, classifier.model)})")
+    print(
+        f"multi-label: each clip shows 2-3 objects; all {len(labels)} captions are scored on their own "
+        f"({describe(method, classifier.model)})"
+    )
     found = top5 = total = wrong = 0
     for i, (scene, path) in enumerate(zip(scenes, paths)):
         results = classifier(str(path), candidate_labels=labels, multi_label=True)
@@ -133,8 +135,10 @@ def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: i
         wrong += sum(r["score"] >= args.threshold and r["label"] not in truth for r in results)
         top5 += sum(rank[caption] <= 5 for caption in truth)
         total += len(truth)
-    print(f"multi-label: {top5}/{total} objects among the 5 best of {len(labels)} captions; at p >= {args.threshold:g}: "
-          f"{found}/{total} objects found, {wrong} wrong labels")
+    print(
+        f"multi-label: {top5}/{total} objects among the 5 best of {len(labels)} captions; at p >= {args.threshold:g}: "
+        f"{found}/{total} objects found, {wrong} wrong labels"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,8 +184,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_timeline:
             print()
             demo_timeline(classifier, out_dir, 2 * size, args.seed)
-    print(f"model: {model}   {len(rows) + args.num_scenes} clips{'' if args.no_timeline else ' and a timeline'} in "
-          f"{time.perf_counter() - start:.1f} s")
+    print(
+        f"model: {model}   {len(rows) + args.num_scenes} clips{'' if args.no_timeline else ' and a timeline'} in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
     if args.keep_videos:
         print(f"videos kept in {args.keep_videos}")
     return EXIT_OK
@@ -214,26 +220,39 @@ def demo_timeline(classifier, out_dir: Path, size: int, seed: int) -> None:
     timeline = video_timeline(
         classifier, path, [spec.caption for spec in specs], window=TIMELINE_WINDOW, stride=TIMELINE_STRIDE
     )
-    print(f"timeline of {path.name} ({timeline.duration:g} s, 4 actions): windows of {TIMELINE_WINDOW:g} s every "
-          f"{TIMELINE_STRIDE:g} s, {len(timeline.spans)} windows, labels = the 4 captions")
+    print(
+        f"timeline of {path.name} ({timeline.duration:g} s, 4 actions): windows of {TIMELINE_WINDOW:g} s every "
+        f"{TIMELINE_STRIDE:g} s, {len(timeline.spans)} windows, labels = the 4 captions"
+    )
     print("  truth:")
     for label, begin, end in truth:
         print(f"    {format_time(begin, 1):>7} - {format_time(end, 1):<7} {label}")
     print("  found:")
     for segment in timeline.segments:
-        print(f"    {format_time(segment.start, 1):>7} - {format_time(segment.end, 1):<7} {segment.label} "
-              f"({segment.score:.2f})")
+        print(
+            f"    {format_time(segment.start, 1):>7} - {format_time(segment.end, 1):<7} {segment.label} "
+            f"({segment.score:.2f})"
+        )
     result = evaluate_segments(timeline.segments, truth)
     errors = ", ".join(f"{error:.2f}" for error in result["boundary_errors"])
-    print(f"  segments right: {result['segment_accuracy']:.0%}, time labelled right: {result['time_accuracy']:.0%}, "
-          f"boundary errors: {errors} s")
+    print(
+        f"  segments right: {result['segment_accuracy']:.0%}, time labelled right: {result['time_accuracy']:.0%}, "
+        f"boundary errors: {errors} s"
+    )
 
 
 def print_table(rows) -> None:
     header = ("#", "true caption", "split", "prediction", "score", "", "rank of truth")
     lines = [
-        (str(i), caption, "held-out" if held else "seen", predicted, f"{score:.2f}",
-         "right" if predicted == caption else "WRONG", str(rank) if rank else "> 3")
+        (
+            str(i),
+            caption,
+            "held-out" if held else "seen",
+            predicted,
+            f"{score:.2f}",
+            "right" if predicted == caption else "WRONG",
+            str(rank) if rank else "> 3",
+        )
         for i, (_, caption, held, predicted, score, _, rank) in enumerate(rows)
     ]
     widths = [max(len(row[k]) for row in [header, *lines]) for k in range(len(header))]

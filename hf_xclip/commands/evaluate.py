@@ -59,13 +59,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
+    parser.add_argument(
+        "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
+    )
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--data-dir", type=Path, help="one sub-folder of videos per class")
     data.add_argument("--annotations", type=Path, help="JSONL / CSV annotation file (multi-label with label lists)")
     parser.add_argument(
-        "--template", help="prompt template with '{}' (default: the label bank's, else the adapter's, else the model's own)"
+        "--template",
+        help="prompt template with '{}' (default: the label bank's, else the adapter's, else the model's own)",
     )
     add_label_side_arguments(parser)
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
@@ -79,7 +82,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     multi.add_argument("--labels-file", type=Path, help="more candidate labels (one per line, or a CSV 'name' column)")
     multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of precision/recall/F1")
     multi.add_argument(
-        "--multi-label-method", choices=MULTI_LABEL_METHODS, default="auto",
+        "--multi-label-method",
+        choices=MULTI_LABEL_METHODS,
+        default="auto",
         help="auto: the model's sigmoid head, else background prompts; negative: label vs 'not label'",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -89,8 +94,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _read_data(args: argparse.Namespace, class_names):
-    from ..labels import read_label_file
     from ..data.folders import read_annotations, scan_video_folder
+    from ..labels import read_label_file
 
     if args.data_dir is not None:
         return scan_video_folder(args.data_dir, class_names=class_names, allow_empty_classes=True), [], []
@@ -105,10 +110,10 @@ def _read_data(args: argparse.Namespace, class_names):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.clip_dataset import VideoClassificationDataset
     from ..finetuning.accelerator import make_accelerator
     from ..finetuning.adapters import load_model_with_adapter
     from ..labels import resolve_templates
-    from ..data.clip_dataset import VideoClassificationDataset
 
     try:
         if args.batch_size < 1:
@@ -146,8 +151,12 @@ def run(args: argparse.Namespace) -> int:
     model.to(accelerator.device)
     dataset = VideoClassificationDataset(folder, processor, num_frames=num_frames)
     common = dict(
-        templates=template, batch_size=args.batch_size, num_workers=args.num_workers, accelerator=accelerator,
-        show_progress=not args.no_progress, label_bank=bank,
+        templates=template,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        accelerator=accelerator,
+        show_progress=not args.no_progress,
+        label_bank=bank,
         # with a bank, only descriptions given here are checked against it (the bank holds its own)
         descriptions=descriptions if bank is None or args.label_descriptions is not None else None,
     )
@@ -157,8 +166,14 @@ def run(args: argparse.Namespace) -> int:
 
             labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
             result = evaluate_multi_label(
-                model, dataset, processor.tokenizer, labels=labels, novel_labels=novel, threshold=args.threshold,
-                method=args.multi_label_method, **common,
+                model,
+                dataset,
+                processor.tokenizer,
+                labels=labels,
+                novel_labels=novel,
+                threshold=args.threshold,
+                method=args.multi_label_method,
+                **common,
             )
         else:
             from ..evaluation.evaluate import evaluate_videos

@@ -30,7 +30,9 @@ against the torch model with onnxruntime before anything is written (needs: pip 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "export", help="export a model to ONNX for onnxruntime (optionally int8)", description=DESCRIPTION,
+        "export",
+        help="export a model to ONNX for onnxruntime (optionally int8)",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", help="hf_xclip / transformers X-CLIP directory or Hub id (default: embedded model)")
@@ -39,8 +41,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--quantize", choices=("int8",), help="also write int8 graphs and make them the default")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    parser.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="skip the onnxruntime-vs-torch check (not recommended)")
+    parser.add_argument(
+        "--no-verify", dest="verify", action="store_false", help="skip the onnxruntime-vs-torch check (not recommended)"
+    )
     return parser
 
 
@@ -60,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace):
-    from ..modeling_ort import is_onnx_model_dir
     from ..export.onnx_export import DEFAULT_OPSET, export_onnx
+    from ..modeling_ort import is_onnx_model_dir
 
     name = model_or_default(args.model)
     if is_onnx_model_dir(name):

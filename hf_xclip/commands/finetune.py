@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -72,7 +71,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)")
+    parser.add_argument(
+        "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--train-dir", type=Path, help="folder with one sub-folder of videos per class")
     source.add_argument(
@@ -81,14 +82,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", required=True, type=Path, help="where the adapter and model card are written")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output-dir")
     parser.add_argument(
-        "--method", nargs="+", choices=METHODS, default=["lora"],
+        "--method",
+        nargs="+",
+        choices=METHODS,
+        default=["lora"],
         help="what to train; several combine (default lora); 'full' trains every weight, alone",
     )
     parser.add_argument("--shots", type=int, help="videos per class to train on (K-shot); default: all")
     evaluation = parser.add_mutually_exclusive_group()
     evaluation.add_argument("--eval-dir", type=Path, help="held-out videos (same class folders) to measure accuracy on")
     evaluation.add_argument(
-        "--eval-annotations", type=Path,
+        "--eval-annotations",
+        type=Path,
         help="held-out annotation file; multi-label: its labels not in training are the novel labels (novel mAP)",
     )
     parser.add_argument(
@@ -107,7 +112,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     lora.add_argument("--lora-alpha", type=int, default=16, help="alpha (default 16)")
     lora.add_argument("--lora-dropout", type=float, default=0.0, help="dropout (default 0)")
     lora.add_argument(
-        "--lora-targets", default="vision,cross-frame",
+        "--lora-targets",
+        default="vision,cross-frame",
         help=f"comma-separated parts among {','.join([*LORA_PARTS, 'mlp'])} (default vision,cross-frame; 'mlp' adds "
         "MLPs)",
     )
@@ -126,16 +132,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     vl.add_argument("--prompt-depth", type=int, help="layers with their own prompts (default: the model's, or all)")
     llm = parser.add_argument_group("LLM prompts (--method llm-prompts)")
     llm.add_argument("--language-model", metavar="NAME_OR_PATH", help="frozen causal language model (required)")
-    llm.add_argument("--llm-prompt-tokens", type=int, help="learnable prompt tokens n (default: tokens of "
-                     "--llm-init-text, or 8)")
-    llm.add_argument("--llm-init-text", default="a video of a", help="CLIP phrase the soft tokens start from; '' = random")
-    llm.add_argument("--llm-template", default="{}", help="what the language model reads, '{}' = the label (default '{}')")
+    llm.add_argument(
+        "--llm-prompt-tokens", type=int, help="learnable prompt tokens n (default: tokens of --llm-init-text, or 8)"
+    )
+    llm.add_argument(
+        "--llm-init-text", default="a video of a", help="CLIP phrase the soft tokens start from; '' = random"
+    )
+    llm.add_argument(
+        "--llm-template", default="{}", help="what the language model reads, '{}' = the label (default '{}')"
+    )
     llm.add_argument("--llm-no-class-tokens", action="store_true", help="leave the class name out of the CLIP text")
     llm.add_argument("--llm-hidden-size", type=int, default=256, help="prompting transformer width (default 256)")
     llm.add_argument("--llm-layers", type=int, default=1, help="prompting transformer layers (default 1)")
     llm.add_argument("--llm-heads", type=int, default=4, help="prompting transformer heads (default 4)")
-    llm.add_argument("--llm-dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                     help="language-model dtype (auto: bf16/fp16 on GPU, fp32 on CPU)")
+    llm.add_argument(
+        "--llm-dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="language-model dtype (auto: bf16/fp16 on GPU, fp32 on CPU)",
+    )
     llm.add_argument("--llm-8bit", action="store_true", help="8-bit language model (CUDA GPU + bitsandbytes)")
     llm.add_argument("--llm-batch-size", type=int, default=64, help="labels per language-model pass (default 64)")
     llm.add_argument("--trust-remote-code", action="store_true", help="allow a language model with its own code")
@@ -147,8 +162,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def adapter_config_from_args(args: argparse.Namespace):
     """The `XClipAdapterConfig` the command-line options describe."""
-    from ..language.prompter import LLMPrompterConfig
     from ..finetuning.peft_config import LORA_PARTS, CoOpConfig, VLPromptsConfig, XClipAdapterConfig
+    from ..language.prompter import LLMPrompterConfig
 
     overrides = {}
     if "lora" in args.method:
@@ -157,8 +172,13 @@ def adapter_config_from_args(args: argparse.Namespace):
         unknown = sorted(set(parts) - set(known))
         if unknown:
             raise ValueError(f"--lora-targets: unknown part(s) {unknown}; choose from {known}.")
-        overrides.update(lora_type=args.lora_type, r=args.lora_r, lora_alpha=args.lora_alpha,
-                         lora_dropout=args.lora_dropout, lora_mlp="mlp" in parts)
+        overrides.update(
+            lora_type=args.lora_type,
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            lora_mlp="mlp" in parts,
+        )
         overrides.update({f"lora_{keyword}": part in parts for part, keyword in LORA_PARTS.items()})
     if "coop" in args.method:
         overrides["coop"] = CoOpConfig(
@@ -220,7 +240,9 @@ def _split_data(args: argparse.Namespace):
         source = f"`{args.eval_dir}`"
     elif args.eval_annotations is not None:
         # multi-label: any labels (those not trained on are novel); single-label: the training classes
-        heldout = read_annotations(args.eval_annotations, class_names=None if folder.multi_label else folder.class_names)
+        heldout = read_annotations(
+            args.eval_annotations, class_names=None if folder.multi_label else folder.class_names
+        )
         source = f"`{args.eval_annotations}`"
     else:
         heldout = rest
@@ -248,13 +270,24 @@ def _check(args: argparse.Namespace) -> None:
     if args.num_frames is not None and args.num_frames < 1:
         raise ValueError("--num-frames must be at least 1.")
     if args.output_dir.is_dir() and any(args.output_dir.iterdir()) and not args.overwrite:
-        raise UsageError(f"--output-dir {args.output_dir} exists and is not empty: choose another folder, or pass "
-                         "--overwrite to replace its files")
+        raise UsageError(
+            f"--output-dir {args.output_dir} exists and is not empty: choose another folder, or pass "
+            "--overwrite to replace its files"
+        )
 
 
 # Words that a horizontal flip turns into each other: a label naming one is not flip-invariant.
-DIRECTION_WORDS = ("left", "right", "leftward", "rightward", "leftwards", "rightwards", "clockwise",
-                   "counterclockwise", "anticlockwise")
+DIRECTION_WORDS = (
+    "left",
+    "right",
+    "leftward",
+    "rightward",
+    "leftwards",
+    "rightwards",
+    "clockwise",
+    "counterclockwise",
+    "anticlockwise",
+)
 HFLIP_PROB_DEFAULT = 0.5
 
 
@@ -269,15 +302,21 @@ def _direction_aware_flip(training_args, class_names: list[str], given: bool):
     if not directional or not training_args.augment:
         return training_args
     more = f" (and {len(directional) - 1} more)" if len(directional) > 1 else ""
-    print(f"hf-xclip finetune: note: label {directional[0]!r}{more} names a direction a horizontal flip would "
-          f"reverse: random flips are off (--hflip-prob {HFLIP_PROB_DEFAULT} turns them on)", file=sys.stderr)
+    print(
+        f"hf-xclip finetune: note: label {directional[0]!r}{more} names a direction a horizontal flip would "
+        f"reverse: random flips are off (--hflip-prob {HFLIP_PROB_DEFAULT} turns them on)",
+        file=sys.stderr,
+    )
     return replace(training_args, hflip_prob=0.0)
 
 
 def _warn_single_class(train) -> None:
     if len(train.class_names) == 1:
-        print(f"hf-xclip finetune: warning: the training data has a single class ({train.class_names[0]!r}): "
-              "there is nothing to tell apart, the loss goes to 0 without learning anything useful", file=sys.stderr)
+        print(
+            f"hf-xclip finetune: warning: the training data has a single class ({train.class_names[0]!r}): "
+            "there is nothing to tell apart, the loss goes to 0 without learning anything useful",
+            file=sys.stderr,
+        )
 
 
 def _family(model_name: str) -> str:
@@ -300,15 +339,22 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
         )
     learning_rate = getattr(args, "learning_rate", None) or getattr(args, "lr", None)
     settings = FramePoolingTrainingArguments(
-        method=methods[0], epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lora_rank=args.lora_r,
-        template=getattr(args, "template", None) or "{}", **({"learning_rate": learning_rate} if learning_rate else {}),
+        method=methods[0],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        lora_rank=args.lora_r,
+        template=getattr(args, "template", None) or "{}",
+        **({"learning_rate": learning_rate} if learning_rate else {}),
     )
     summary = finetune_folder(model_name, train, heldout, args.output_dir, settings)
     for message in summary["skipped_videos"]:
         print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
     summary["skipped_videos"] = len(summary["skipped_videos"])
-    print(f"fine-tuned {family} ({methods[0]}): loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}, "
-          f"held-out top-1 {summary['top1_before']} -> {summary['top1']}; wrote {args.output_dir}")
+    print(
+        f"fine-tuned {family} ({methods[0]}): loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}, "
+        f"held-out top-1 {summary['top1_before']} -> {summary['top1']}; wrote {args.output_dir}"
+    )
     if args.json:
         print(json.dumps(summary))
     return EXIT_OK
@@ -317,9 +363,9 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
 def run(args: argparse.Namespace) -> int:
     from ..finetuning.accelerator import make_accelerator
     from ..finetuning.adapters import save_adapter
+    from ..finetuning.training import train_few_shot
     from ..modeling_xclip import XClipModel
     from ..processing_xclip import XClipProcessor
-    from ..finetuning.training import train_few_shot
 
     try:
         _check(args)
@@ -395,8 +441,9 @@ def run(args: argparse.Namespace) -> int:
 def _multi_label_config(adapter_config):
     """Class-specific CoOp contexts exist only for the training labels: a multi-label model must score any label."""
     if adapter_config.coop is not None and adapter_config.coop.class_specific:
-        raise UsageError("--class-specific CoOp contexts cannot score labels outside training; leave it out for "
-                         "multi-label training")
+        raise UsageError(
+            "--class-specific CoOp contexts cannot score labels outside training; leave it out for multi-label training"
+        )
     return adapter_config
 
 
@@ -418,15 +465,20 @@ def _summary(result, output_dir: Path) -> dict:
     }
     if not result.multi_label:
         summary.update(
-            top1_before=before.top1 if before else None, top1=after.top1 if after else None,
+            top1_before=before.top1 if before else None,
+            top1=after.top1 if after else None,
             top5=after.top5 if after else None,
         )
         return summary
     for key in ("mAP", "base_mAP", "novel_mAP", "f1"):
         summary[f"{key}_before"] = before.metrics.get(key) if before else None
         summary[key] = after.metrics.get(key) if after else None
-    summary.update(regularization=result.args.regularization, loss=result.args.loss, sigmoid_head=result.sigmoid_head,
-                   novel_labels=len(result.novel_labels))
+    summary.update(
+        regularization=result.args.regularization,
+        loss=result.args.loss,
+        sigmoid_head=result.sigmoid_head,
+        novel_labels=len(result.novel_labels),
+    )
     if summary["mAP"] is not None and summary["mAP_before"] is not None:
         summary["worse_than_training_free"] = summary["mAP"] < summary["mAP_before"]
     return summary
@@ -442,16 +494,22 @@ def _print_summary(summary: dict) -> None:
         print(f"sigmoid head: sigmoid({head['scale']:.4g} * cosine {head['bias']:+.4g})")
         number = lambda value: "-" if value is None else f"{value:.4f}"  # noqa: E731
         if summary["mAP"] is not None:
-            print(f"held-out mAP: {number(summary['mAP_before'])} -> {number(summary['mAP'])} on "
-                  f"{summary['eval_videos']} videos")
+            print(
+                f"held-out mAP: {number(summary['mAP_before'])} -> {number(summary['mAP'])} on "
+                f"{summary['eval_videos']} videos"
+            )
             if summary["mAP_before"] is not None and summary["mAP"] < summary["mAP_before"]:
-                print(f"hf-xclip finetune: warning: training made the held-out mAP worse than the training-free model "
-                      f"({summary['mAP_before']:.4f} -> {summary['mAP']:.4f}); the model card says so too",
-                      file=sys.stderr)
+                print(
+                    f"hf-xclip finetune: warning: training made the held-out mAP worse than the training-free model "
+                    f"({summary['mAP_before']:.4f} -> {summary['mAP']:.4f}); the model card says so too",
+                    file=sys.stderr,
+                )
         if summary.get("novel_mAP") is not None:
-            print(f"base mAP: {number(summary['base_mAP_before'])} -> {number(summary['base_mAP'])}   novel mAP "
-                  f"({summary['novel_labels']} labels): {number(summary['novel_mAP_before'])} -> "
-                  f"{number(summary['novel_mAP'])}")
+            print(
+                f"base mAP: {number(summary['base_mAP_before'])} -> {number(summary['base_mAP'])}   novel mAP "
+                f"({summary['novel_labels']} labels): {number(summary['novel_mAP_before'])} -> "
+                f"{number(summary['novel_mAP'])}"
+            )
         return
     if summary["top1"] is not None:
         before = "-" if summary["top1_before"] is None else f"{summary['top1_before']:.4f}"

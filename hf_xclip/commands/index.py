@@ -50,17 +50,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--window", type=float, metavar="S", help="index windows of S seconds instead of whole videos")
     parser.add_argument("--stride", type=float, metavar="S", help="seconds between window starts (default: --window)")
     parser.add_argument("--num-frames", type=int, help="frames per row (default: the model's)")
-    parser.add_argument("--tail", choices=("shift", "partial"), help="last window: ends at the video's end (shift, "
-                        "default) or keeps the grid (partial)")
-    parser.add_argument("--precision", choices=("int8", "float16", "float32"),
-                        help="storage of prompt features (default int8 with a scale per patch)")
+    parser.add_argument(
+        "--tail",
+        choices=("shift", "partial"),
+        help="last window: ends at the video's end (shift, default) or keeps the grid (partial)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("int8", "float16", "float32"),
+        help="storage of prompt features (default int8 with a scale per patch)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (default 8)")
     parser.add_argument("--shard-size", type=int, default=256, help="rows per committed shard (default 256)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
     parser.add_argument("--retry-failed", action="store_true", help="redo videos an earlier run could not read")
-    parser.add_argument("--faiss", choices=("auto", "flat", "ivf", "ivfpq"), default="auto",
-                        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF-PQ above (auto, default; "
-                        "see docs/search.md)")
+    parser.add_argument(
+        "--faiss",
+        choices=("auto", "flat", "ivf", "ivfpq"),
+        default="auto",
+        help="FAISS index: exact (flat) up to 2^26 embedding values, IVF-PQ above (auto, default; see docs/search.md)",
+    )
     parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
@@ -108,13 +117,26 @@ def run(args: argparse.Namespace) -> int:
                 from ..distributed.jobs import run_index_job
 
                 if args.decode_backend not in (None, "auto"):
-                    raise UsageError("--decode-backend goes with --engine local: Ray workers decode with the "
-                                     "model processor's own backend")
+                    raise UsageError(
+                        "--decode-backend goes with --engine local: Ray workers decode with the "
+                        "model processor's own backend"
+                    )
                 result = run_index_job(
-                    args.paths, args.output, options, model=args.model, adapter=args.adapter, window=args.window,
-                    stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
-                    batch_size=args.batch_size, shard_size=args.shard_size, retry_failed=args.retry_failed,
-                    faiss_kind=args.faiss, device=args.device,
+                    args.paths,
+                    args.output,
+                    options,
+                    model=args.model,
+                    adapter=args.adapter,
+                    window=args.window,
+                    stride=args.stride,
+                    num_frames=args.num_frames,
+                    tail=args.tail,
+                    precision=args.precision,
+                    batch_size=args.batch_size,
+                    shard_size=args.shard_size,
+                    retry_failed=args.retry_failed,
+                    faiss_kind=args.faiss,
+                    device=args.device,
                 )
             else:
                 # each failure is reported below, once: the library's own warnings of them are held back
@@ -122,11 +144,23 @@ def run(args: argparse.Namespace) -> int:
                 if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
                     logger.addFilter(_NoSkipWarnings())
                 result = build_index(
-                    args.paths, args.output, model=args.model, adapter=args.adapter, window=args.window,
-                    stride=args.stride, num_frames=args.num_frames, tail=args.tail, precision=args.precision,
-                    batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers,
-                    retry_failed=args.retry_failed, faiss_kind=args.faiss, device=args.device,
-                    progress=not args.no_progress, decode_backend=args.decode_backend,
+                    args.paths,
+                    args.output,
+                    model=args.model,
+                    adapter=args.adapter,
+                    window=args.window,
+                    stride=args.stride,
+                    num_frames=args.num_frames,
+                    tail=args.tail,
+                    precision=args.precision,
+                    batch_size=args.batch_size,
+                    shard_size=args.shard_size,
+                    num_workers=args.workers,
+                    retry_failed=args.retry_failed,
+                    faiss_kind=args.faiss,
+                    device=args.device,
+                    progress=not args.no_progress,
+                    decode_backend=args.decode_backend,
                 )
         except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
             raise UsageError(str(err)) from None
@@ -138,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
         for path, reason in failures:
             print(f"hf-xclip index: skipped {path}: {reason}", file=sys.stderr)
         if result.previously_failed:
-            print(f"hf-xclip index: {len(result.previously_failed)} video(s) failed in an earlier run and were "
-                  "skipped (--retry-failed redoes them)", file=sys.stderr)
+            print(
+                f"hf-xclip index: {len(result.previously_failed)} video(s) failed in an earlier run and were "
+                "skipped (--retry-failed redoes them)",
+                file=sys.stderr,
+            )
         faiss = f"FAISS {result.faiss.kind}" if result.faiss else "no FAISS index"
         print(
             f"indexed {result.indexed} video(s) ({result.rows} rows); {result.skipped} already indexed; "
@@ -147,12 +184,21 @@ def run(args: argparse.Namespace) -> int:
             f"{faiss}"
         )
         if args.json:
-            print(json.dumps({
-                "output": str(result.output), "indexed": result.indexed, "rows": result.rows,
-                "skipped": result.skipped, "failed": [list(f) for f in failures],
-                "previously_failed": result.previously_failed, "total_rows": result.total_rows,
-                "total_videos": result.total_videos, "faiss": result.faiss.kind if result.faiss else None,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "output": str(result.output),
+                        "indexed": result.indexed,
+                        "rows": result.rows,
+                        "skipped": result.skipped,
+                        "failed": [list(f) for f in failures],
+                        "previously_failed": result.previously_failed,
+                        "total_rows": result.total_rows,
+                        "total_videos": result.total_videos,
+                        "faiss": result.faiss.kind if result.faiss else None,
+                    }
+                )
+            )
     return EXIT_FAILURES if failures else EXIT_OK
 
 

@@ -87,7 +87,9 @@ def _add_encode(verbs) -> None:
     parser.add_argument("--overwrite", action="store_true", help="write a new bank instead of appending")
     parser.add_argument("--device", help="torch device (default: first GPU if any, else CPU)")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    parser.add_argument("--lm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="LLM prompter's language model")
+    parser.add_argument(
+        "--lm-dtype", choices=("auto", "float32", "bfloat16", "float16"), help="LLM prompter's language model"
+    )
     parser.add_argument("--load-in-8bit", action="store_true", help="8-bit language model (CUDA + bitsandbytes)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     parser.set_defaults(_run=run_encode)
@@ -101,7 +103,8 @@ def _add_describe(verbs) -> None:
         help="write per-label descriptions with a local text-generation model",
         description="Ask a local transformers text-generation model what each label looks like in a video; write a "
         "JSON object label -> list of sentences for --label-descriptions. Greedy decoding (deterministic) unless "
-        "--sample (seeded). Prompts default to: " + " | ".join(p.replace("\n", " ") for p in DEFAULT_DESCRIPTION_PROMPTS),
+        "--sample (seeded). Prompts default to: "
+        + " | ".join(p.replace("\n", " ") for p in DEFAULT_DESCRIPTION_PROMPTS),
     )
     parser.add_argument("--generator", required=True, help="causal language model: Hub id or local folder")
     _add_label_inputs(parser)
@@ -115,7 +118,9 @@ def _add_describe(verbs) -> None:
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument(
-        "--chat-template", choices=("auto", "on", "off"), default="auto",
+        "--chat-template",
+        choices=("auto", "on", "off"),
+        default="auto",
         help="wrap prompts in the tokenizer's chat template (auto: when it has one)",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generation call (default 8)")
@@ -294,7 +299,11 @@ def _load_generator(args: argparse.Namespace):
     dtype = resolve_lm_dtype(args.dtype, device)
     try:
         generator = pipeline(
-            "text-generation", model=args.generator, device=device, dtype=dtype, trust_remote_code=args.trust_remote_code
+            "text-generation",
+            model=args.generator,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=args.trust_remote_code,
         )
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot load the generator {args.generator!r}: {err}") from None

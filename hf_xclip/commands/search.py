@@ -39,7 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", help="the model that built the index (default: the one it records)")
     parser.add_argument("--adapter", help="PEFT adapter loaded onto --model (default: the index's)")
     parser.add_argument(
-        "--template", action="append", dest="templates", metavar="TEMPLATE",
+        "--template",
+        action="append",
+        dest="templates",
+        metavar="TEMPLATE",
         help="text template with '{}' for the query (repeat to ensemble; default: the model's own)",
     )
     parser.add_argument("--candidates", type=int, help="rows re-ranked exactly (default max(50, 5 x top-k))")
@@ -63,13 +66,19 @@ def run(args: argparse.Namespace) -> int:
         if args.model is not None:
             check_model_source(args.model)
         try:
-            index = VideoIndex.open(args.index, args.model, adapter=args.adapter, templates=args.templates,
-                                    device=args.device)
+            index = VideoIndex.open(
+                args.index, args.model, adapter=args.adapter, templates=args.templates, device=args.device
+            )
             if args.video is not None:
                 results = index.search_video(args.video, args.top_k, num_candidates=args.candidates, nprobe=args.nprobe)
             else:
-                results = index.search(args.query, args.top_k, num_candidates=args.candidates, nprobe=args.nprobe,
-                                       exhaustive=args.exhaustive)
+                results = index.search(
+                    args.query,
+                    args.top_k,
+                    num_candidates=args.candidates,
+                    nprobe=args.nprobe,
+                    exhaustive=args.exhaustive,
+                )
         except (IndexModelMismatchError, ValueError, FileNotFoundError, ImportError) as err:
             raise UsageError(str(err)) from None
     except UsageError as err:

@@ -60,48 +60,88 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("video", nargs="+", metavar="VIDEO",
-                        help="video file (with --output: several files or folders)")
+    parser.add_argument(
+        "video", nargs="+", metavar="VIDEO", help="video file (with --output: several files or folders)"
+    )
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
     add_label_arguments(parser, required=False)  # or --label-bank
     add_label_side_arguments(parser)
     windows = parser.add_argument_group("windows")
-    windows.add_argument("--window", type=float, default=defaults.window, metavar="SECONDS",
-                         help=f"window length (default {defaults.window:g})")
+    windows.add_argument(
+        "--window",
+        type=float,
+        default=defaults.window,
+        metavar="SECONDS",
+        help=f"window length (default {defaults.window:g})",
+    )
     windows.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between windows (default window/2)")
     windows.add_argument("--start", type=float, metavar="SECONDS", help="cover the video from here")
     windows.add_argument("--end", type=float, metavar="SECONDS", help="cover the video up to here")
     windows.add_argument("--num-frames", type=int, help="frames per window (default: the model's)")
-    windows.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                         help=f"windows per forward pass (default {defaults.batch_size})")
+    windows.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"windows per forward pass (default {defaults.batch_size})",
+    )
     segments = parser.add_argument_group("segments")
-    segments.add_argument("--multi-label", action="store_true",
-                          help="independent per-label scores; segments where a label reaches --threshold")
-    segments.add_argument("--multi-label-method", choices=MULTI_LABEL_METHODS, default="auto",
-                          help="multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
-                          "'background', 'negative'; default 'auto': the head when the model has one, else "
-                          "'background'")
-    segments.add_argument("--threshold", type=float,
-                          help="score a label needs (multi-label default 0.5; single-label default: none)")
-    segments.add_argument("--smoothing", type=int, default=defaults.smoothing, metavar="WINDOWS",
-                          help="moving average of the scores over this many windows (default 1: none)")
-    segments.add_argument("--min-gap", type=float, metavar="SECONDS",
-                          help="merge a label's segments this close (default: one stride)")
-    segments.add_argument("--min-duration", type=float, default=defaults.min_duration, metavar="SECONDS",
-                          help="drop shorter segments (default 0)")
+    segments.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="independent per-label scores; segments where a label reaches --threshold",
+    )
+    segments.add_argument(
+        "--multi-label-method",
+        choices=MULTI_LABEL_METHODS,
+        default="auto",
+        help="multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
+        "'background', 'negative'; default 'auto': the head when the model has one, else "
+        "'background'",
+    )
+    segments.add_argument(
+        "--threshold", type=float, help="score a label needs (multi-label default 0.5; single-label default: none)"
+    )
+    segments.add_argument(
+        "--smoothing",
+        type=int,
+        default=defaults.smoothing,
+        metavar="WINDOWS",
+        help="moving average of the scores over this many windows (default 1: none)",
+    )
+    segments.add_argument(
+        "--min-gap", type=float, metavar="SECONDS", help="merge a label's segments this close (default: one stride)"
+    )
+    segments.add_argument(
+        "--min-duration",
+        type=float,
+        default=defaults.min_duration,
+        metavar="SECONDS",
+        help="drop shorter segments (default 0)",
+    )
     output = parser.add_argument_group("outputs")
     output.add_argument("--json", metavar="OUT", help="windows and segments as JSON ('-' for stdout)")
     output.add_argument("--csv", metavar="OUT", help="one row per window: start,end,top label,score per label ('-')")
     output.add_argument("--plot", metavar="OUT.png", help="labels x time heat strip with segments (needs matplotlib)")
     output.add_argument("--html", metavar="OUT.html", help="one page: the video, the strip, clickable segments")
     output.add_argument("--top-labels", type=int, default=20, help="labels drawn in --plot / --html (default 20)")
-    output.add_argument("--html-link-video", action="store_true",
-                        help="link the video from the page instead of embedding it (default: embed up to 64 MiB)")
-    parser.add_argument("--exact-resize", action="store_true",
-                        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
-                             "call's pixels) instead of downscaling while decoding")
-    output.add_argument("--output", "-o", metavar="DIR", help="window rows as Parquet parts in DIR and the segments "
-                        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray")
+    output.add_argument(
+        "--html-link-video",
+        action="store_true",
+        help="link the video from the page instead of embedding it (default: embed up to 64 MiB)",
+    )
+    parser.add_argument(
+        "--exact-resize",
+        action="store_true",
+        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
+        "call's pixels) instead of downscaling while decoding",
+    )
+    output.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="window rows as Parquet parts in DIR and the segments "
+        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray",
+    )
     add_model_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -127,11 +167,19 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
         try:
             config = TimelineConfig(
-                window=args.window, stride=args.stride, multi_label=args.multi_label,
-                multi_label_method=args.multi_label_method, threshold=args.threshold,
-                smoothing=args.smoothing, min_gap=args.min_gap, min_duration=args.min_duration,
-                hypothesis_template=tuple(args.templates) if args.templates else None, num_frames=args.num_frames,
-                batch_size=args.batch_size, start_time=args.start, end_time=args.end,
+                window=args.window,
+                stride=args.stride,
+                multi_label=args.multi_label,
+                multi_label_method=args.multi_label_method,
+                threshold=args.threshold,
+                smoothing=args.smoothing,
+                min_gap=args.min_gap,
+                min_duration=args.min_duration,
+                hypothesis_template=tuple(args.templates) if args.templates else None,
+                num_frames=args.num_frames,
+                batch_size=args.batch_size,
+                start_time=args.start,
+                end_time=args.end,
                 decode_resize=not args.exact_resize,
             )
         except ValueError as err:
@@ -146,8 +194,15 @@ def run(args: argparse.Namespace) -> int:
         warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         config = _calibrated_threshold(config, classifier.model)
         try:
-            timeline = video_timeline(classifier, args.video, labels, config, label_descriptions=descriptions,
-                                      label_bank=bank, progress=not args.no_progress)
+            timeline = video_timeline(
+                classifier,
+                args.video,
+                labels,
+                config,
+                label_descriptions=descriptions,
+                label_bank=bank,
+                progress=not args.no_progress,
+            )
         except VideoDecodeError as err:  # missing or unreadable video: names the file
             print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
             return EXIT_FAILURES
@@ -179,8 +234,10 @@ def _calibrated_threshold(config, model):
             return config
     except ValueError:
         return config  # reported when scoring
-    print(f"hf-xclip timeline: using the sigmoid head's calibrated threshold {fitted:.4g} (--threshold overrides)",
-          file=sys.stderr)
+    print(
+        f"hf-xclip timeline: using the sigmoid head's calibrated threshold {fitted:.4g} (--threshold overrides)",
+        file=sys.stderr,
+    )
     return replace(config, threshold=float(fitted))
 
 
@@ -190,9 +247,11 @@ def _say_when_nothing_reached_the_threshold(timeline) -> None:
         return
     window, label = divmod(int(timeline.scores.argmax()), timeline.scores.shape[1])
     start, end = timeline.spans[window]
-    print(f"hf-xclip timeline: no label reached --threshold {config.effective_threshold:g} in any window (top: "
-          f"{timeline.labels[label]!r} {float(timeline.scores[window, label]):.4f} at {start:.1f}-{end:.1f} s)",
-          file=sys.stderr)
+    print(
+        f"hf-xclip timeline: no label reached --threshold {config.effective_threshold:g} in any window (top: "
+        f"{timeline.labels[label]!r} {float(timeline.scores[window, label]):.4f} at {start:.1f}-{end:.1f} s)",
+        file=sys.stderr,
+    )
 
 
 def run_job(args: argparse.Namespace) -> int:
@@ -208,26 +267,42 @@ def run_job(args: argparse.Namespace) -> int:
         if not args.output:
             raise UsageError("--engine ray writes Parquet: give --output DIR")
         if args.decode_backend not in (None, "auto"):
-            raise UsageError("--decode-backend goes with one video and --engine local: jobs decode with the model "
-                             "processor's own backend")
+            raise UsageError(
+                "--decode-backend goes with one video and --engine local: jobs decode with the model "
+                "processor's own backend"
+            )
         given = [name for name in ("json", "csv", "plot", "html") if getattr(args, name)]
         if given:
             raise UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
         try:
             config = TimelineConfig(
-                window=args.window, stride=args.stride, multi_label=args.multi_label,
-                multi_label_method=args.multi_label_method, threshold=args.threshold, smoothing=args.smoothing,
-                min_gap=args.min_gap, min_duration=args.min_duration,
-                hypothesis_template=tuple(args.templates) if args.templates else None, num_frames=args.num_frames,
-                batch_size=args.batch_size, start_time=args.start, end_time=args.end,
+                window=args.window,
+                stride=args.stride,
+                multi_label=args.multi_label,
+                multi_label_method=args.multi_label_method,
+                threshold=args.threshold,
+                smoothing=args.smoothing,
+                min_gap=args.min_gap,
+                min_duration=args.min_duration,
+                hypothesis_template=tuple(args.templates) if args.templates else None,
+                num_frames=args.num_frames,
+                batch_size=args.batch_size,
+                start_time=args.start,
+                end_time=args.end,
                 decode_resize=not args.exact_resize,
             )
             options = engine_options(args, videos_per_call=1)
         except ValueError as err:
             raise UsageError(str(err).replace("`", "")) from None
         predictor = dict(
-            mode="timeline", model=model_or_default(args.model), adapter=args.adapter, device=args.device,
-            dtype=args.dtype, quantize=args.quantize, language_model=args.language_model, labels=labels,
+            mode="timeline",
+            model=model_or_default(args.model),
+            adapter=args.adapter,
+            device=args.device,
+            dtype=args.dtype,
+            quantize=args.quantize,
+            language_model=args.language_model,
+            labels=labels,
             label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
             timeline={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
@@ -260,8 +335,10 @@ def write_outputs(timeline, args: argparse.Namespace) -> None:
         timeline.to_html(args.html, top_labels=args.top_labels, embed_video=False if args.html_link_video else None)
     if "-" not in (args.json, args.csv):
         stats = timeline.stats
-        print(f"{timeline.video}: {timeline.duration:.1f} s, {stats['windows']} windows of {timeline.window:g} s every "
-              f"{timeline.stride:g} s, {stats['frames_needed']} frames read, {stats['seconds']:.1f} s")
+        print(
+            f"{timeline.video}: {timeline.duration:.1f} s, {stats['windows']} windows of {timeline.window:g} s every "
+            f"{timeline.stride:g} s, {stats['frames_needed']} frames read, {stats['seconds']:.1f} s"
+        )
         print(timeline.format_segments())
     for name, target in (("json", args.json), ("csv", args.csv), ("plot", args.plot), ("html", args.html)):
         if target and target != "-":

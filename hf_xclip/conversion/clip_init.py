@@ -11,11 +11,11 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig, heads_for_width
+from ..hub.model_cards import converted_model_card
 from .checkpoint import ConversionError, sha256_of
 from .clip_weights import load_clip_state_dict
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
-from ..hub.model_cards import converted_model_card
 from .output import check_output_dir
 from .xclip import detect_family
 
@@ -40,27 +40,33 @@ def _trunc_normal_linears(module: nn.Module) -> None:
 
 
 def _residual_block(width: int) -> nn.ModuleDict:
-    return nn.ModuleDict({
-        "attn": nn.MultiheadAttention(width, heads_for_width(width)),
-        "ln_1": nn.LayerNorm(width),
-        "mlp": nn.ModuleDict({"c_fc": nn.Linear(width, 4 * width), "c_proj": nn.Linear(4 * width, width)}),
-        "ln_2": nn.LayerNorm(width),
-    })
+    return nn.ModuleDict(
+        {
+            "attn": nn.MultiheadAttention(width, heads_for_width(width)),
+            "ln_1": nn.LayerNorm(width),
+            "mlp": nn.ModuleDict({"c_fc": nn.Linear(width, 4 * width), "c_proj": nn.Linear(4 * width, width)}),
+            "ln_2": nn.LayerNorm(width),
+        }
+    )
 
 
 def _prompt_layer(width: int) -> nn.ModuleDict:
     mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.Identity(), nn.Identity(), nn.Linear(4 * width, width))
-    return nn.ModuleDict({
-        "cross_attn": nn.ModuleDict({
-            "q_proj": nn.Linear(width, width, bias=False),
-            "k_proj": nn.Linear(width, width, bias=False),
-            "v_proj": nn.Linear(width, width, bias=False),
-            "proj": nn.Linear(width, width),
-        }),
-        "norm1": nn.LayerNorm(width),
-        "norm3": nn.LayerNorm(width),
-        "mlp": mlp,
-    })
+    return nn.ModuleDict(
+        {
+            "cross_attn": nn.ModuleDict(
+                {
+                    "q_proj": nn.Linear(width, width, bias=False),
+                    "k_proj": nn.Linear(width, width, bias=False),
+                    "v_proj": nn.Linear(width, width, bias=False),
+                    "proj": nn.Linear(width, width),
+                }
+            ),
+            "norm1": nn.LayerNorm(width),
+            "norm3": nn.LayerNorm(width),
+            "mlp": mlp,
+        }
+    )
 
 
 def init_xclip_modules(
@@ -103,10 +109,12 @@ def init_xclip_modules(
             _trunc_normal_linears(block)
             weights.update(_prefixed(block, f"mit.resblocks.{index}."))
 
-        generator = nn.ModuleDict({
-            "norm": nn.LayerNorm(projection_dim),
-            "decoder": nn.ModuleList([_prompt_layer(projection_dim) for _ in range(prompt_layers)]),
-        })
+        generator = nn.ModuleDict(
+            {
+                "norm": nn.LayerNorm(projection_dim),
+                "decoder": nn.ModuleList([_prompt_layer(projection_dim) for _ in range(prompt_layers)]),
+            }
+        )
         _trunc_normal_linears(generator)
         weights.update(_prefixed(generator, "prompts_generator."))
         weights["prompts_generator.alpha"] = torch.full((projection_dim,), float(prompt_alpha))
@@ -160,10 +168,18 @@ def convert_clip_to_xclip(
     if num_frames < 1:
         raise ConversionError(f"num_frames must be positive, got {num_frames}.")
     weights = dict(clip_weights)
-    weights.update(init_xclip_modules(
-        clip_sizes.vision_width, clip_sizes.vision_layers, clip_sizes.projection_dim, num_frames=num_frames,
-        mit_layers=mit_layers, prompt_layers=prompt_layers, prompt_alpha=prompt_alpha, seed=seed,
-    ))
+    weights.update(
+        init_xclip_modules(
+            clip_sizes.vision_width,
+            clip_sizes.vision_layers,
+            clip_sizes.projection_dim,
+            num_frames=num_frames,
+            mit_layers=mit_layers,
+            prompt_layers=prompt_layers,
+            prompt_alpha=prompt_alpha,
+            seed=seed,
+        )
+    )
     sizes = infer_sizes(weights)
     config = build_config(sizes, prompt_alpha=prompt_alpha, logit_scale_init_value=float(weights["logit_scale"]))
     if tokenizer is None and bpe_vocab is None:
@@ -185,10 +201,22 @@ def convert_clip_to_xclip(
             repo_id=push_to_hub,
             license="mit",
             family="x-clip",
-            notes=[f"new modules: {mit_layers} MIT layer(s), {prompt_layers} prompt layer(s), alpha {prompt_alpha}, "
-                   f"seed {seed}"],
+            notes=[
+                f"new modules: {mit_layers} MIT layer(s), {prompt_layers} prompt layer(s), alpha {prompt_alpha}, "
+                f"seed {seed}"
+            ],
         )
 
-    return export_model(weights, config, output_dir, source_sha256=sha256, make_card=make_card,
-                        tokenizer=shipped_tokenizer, verify=verify, overwrite=overwrite, push_to_hub=push_to_hub,
-                        token=token, private=private)
+    return export_model(
+        weights,
+        config,
+        output_dir,
+        source_sha256=sha256,
+        make_card=make_card,
+        tokenizer=shipped_tokenizer,
+        verify=verify,
+        overwrite=overwrite,
+        push_to_hub=push_to_hub,
+        token=token,
+        private=private,
+    )

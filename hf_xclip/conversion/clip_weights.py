@@ -44,8 +44,10 @@ def _check_transformers_heads(directory: Path, weights: dict[str, torch.Tensor])
     config = json.loads(config_path.read_text())
     if config.get("model_type") not in (None, "clip", "metaclip_2"):  # MetaCLIP 2: the same ViT and text layout
         raise ConversionError(f"{directory} holds a `{config.get('model_type')}` model; expected a CLIP model.")
-    for section, key in (("text_config", "text_model.final_layer_norm.weight"),
-                         ("vision_config", "vision_model.post_layernorm.weight")):
+    for section, key in (
+        ("text_config", "text_model.final_layer_norm.weight"),
+        ("vision_config", "vision_model.post_layernorm.weight"),
+    ):
         heads = (config.get(section) or {}).get("num_attention_heads")
         if heads is not None and key in weights and heads != heads_for_width(weights[key].shape[0]):
             raise ConversionError(

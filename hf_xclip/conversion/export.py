@@ -184,5 +184,12 @@ def push_converted(folder: str | Path, repo_id: str, *, token: str | None = None
     return str(getattr(info, "commit_url", info))
 
 
-__all__ = ["ConversionResult", "check_output_dir", "export_model", "load_strict", "push_converted",
-           "resolve_tokenizer", "verify_against_reference"]
+__all__ = [
+    "ConversionResult",
+    "check_output_dir",
+    "export_model",
+    "load_strict",
+    "push_converted",
+    "resolve_tokenizer",
+    "verify_against_reference",
+]

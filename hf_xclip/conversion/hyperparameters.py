@@ -134,8 +134,10 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
         )
     vision_width, channels, patch, patch_w = _shape(state_dict, "visual.conv1.weight", 4)
     if channels != 3 or patch != patch_w:
-        raise ConversionError(f"`visual.conv1.weight` has shape {(vision_width, channels, patch, patch_w)}; expected "
-                              "(width, 3, patch, patch).")
+        raise ConversionError(
+            f"`visual.conv1.weight` has shape {(vision_width, channels, patch, patch_w)}; expected "
+            "(width, 3, patch, patch)."
+        )
     positions = _shape(state_dict, "visual.positional_embedding", 2)[0]
     grid = math.isqrt(positions - 1)
     if grid * grid != positions - 1:

@@ -71,7 +71,7 @@ def _as_original_prompt(tokens: torch.Tensor, rows: int) -> torch.Tensor:
 
 def _replace(x: torch.Tensor, start: int, tokens: torch.Tensor) -> torch.Tensor:
     tokens = _as_original_prompt(tokens, x.shape[0])
-    return torch.cat([x[:, :start], tokens, x[:, start + tokens.shape[1]:]], dim=1)
+    return torch.cat([x[:, :start], tokens, x[:, start + tokens.shape[1] :]], dim=1)
 
 
 def encode_frames(weights: Weights, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +108,7 @@ def encode_text(weights: Weights, input_ids: torch.Tensor) -> torch.Tensor:
     length = input_ids.shape[1]
     x = weights["token_embedding.weight"][input_ids]
     if context is not None:
-        x = torch.cat([x[:, :1], context.expand(x.shape[0], -1, -1), x[:, 1 + context.shape[0]:]], dim=1)
+        x = torch.cat([x[:, :1], context.expand(x.shape[0], -1, -1), x[:, 1 + context.shape[0] :]], dim=1)
     x = x + weights["positional_embedding"][:length]
     mask = torch.full((length, length), float("-inf"), dtype=x.dtype).triu(1)
     for index in layer_indices(weights, "transformer.resblocks."):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, CLIPTokenizer, PreTrainedTokenizerBase
 
-from ..processing_xclip import clean_text
 from .checkpoint import ConversionError
 
 SOT_TOKEN = "<|startoftext|>"

@@ -16,11 +16,11 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
+from ..hub.model_cards import VIFICLIP_URL, converted_model_card
 from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
 from .clip_weights import load_clip_state_dict
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
-from ..hub.model_cards import VIFICLIP_URL, converted_model_card
 from .output import check_output_dir
 from .xclip import detect_family
 
@@ -33,7 +33,11 @@ PROMPTED_TEMPLATE = "{}."
 _DEFAULT_CTX_INIT = "a photo of a"
 _MAX_CTX_FOR_INIT_WORDS = 4
 # Renames from the ViFi-CLIP module tree to the original CLIP naming (the learned context keeps its name).
-_VIFICLIP_PREFIXES = (("image_encoder.", "visual."), ("text_encoder.", ""), ("prompt_learner.ctx", "prompt_learner.ctx"))
+_VIFICLIP_PREFIXES = (
+    ("image_encoder.", "visual."),
+    ("text_encoder.", ""),
+    ("prompt_learner.ctx", "prompt_learner.ctx"),
+)
 # Prompt learner buffers: token embeddings of the training prompts, only used to check the CLIP given.
 _PROMPT_LEARNER_BUFFERS = ("complete_text_embeddings", "token_prefix", "token_suffix")
 
@@ -52,7 +56,7 @@ def vificlip_to_clip_naming(
             continue
         for old, new in _VIFICLIP_PREFIXES:
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         else:
             if key != "logit_scale":
@@ -90,7 +94,9 @@ def prompted_template(checkpoint: OriginalCheckpoint, num_context: int) -> str:
     return " ".join([*words[num_context:], PROMPTED_TEMPLATE])
 
 
-def _check_token_embedding(token_embedding: torch.Tensor, prompt_learner: dict[str, torch.Tensor], clip_source: str) -> None:
+def _check_token_embedding(
+    token_embedding: torch.Tensor, prompt_learner: dict[str, torch.Tensor], clip_source: str
+) -> None:
     """The prompt learner stored token embeddings of its prompts (row 0 = <|startoftext|>); they must come from the
     same CLIP token embedding we take."""
     stored = prompt_learner.get("complete_text_embeddings", prompt_learner.get("token_prefix"))
@@ -141,8 +147,10 @@ def convert_vificlip_checkpoint(
     checkpoint = read_original_checkpoint(checkpoint_path)
     if not any(key.startswith("image_encoder.") for key in checkpoint.state_dict):
         family = detect_family(checkpoint.state_dict)
-        hint = {"xclip": " It is an original X-CLIP checkpoint: use --from xclip.",
-                "clip": " It is a plain CLIP state dict: use --from clip."}.get(family, "")
+        hint = {
+            "xclip": " It is an original X-CLIP checkpoint: use --from xclip.",
+            "clip": " It is a plain CLIP state dict: use --from clip.",
+        }.get(family, "")
         sample = ", ".join(sorted(checkpoint.state_dict)[:5])
         raise ConversionError(
             f"{checkpoint_path} is not a ViFi-CLIP checkpoint: expected `module.image_encoder.*` and "
@@ -167,13 +175,15 @@ def convert_vificlip_checkpoint(
         logger.warning("using %s frames; the checkpoint was trained with %s.", num_frames, config_frames)
     config = build_config(sizes, num_frames=frames, logit_scale_init_value=float(weights["logit_scale"]))
     prompted = sizes.text_prompt_tokens > 0 or sizes.vision_prompt_tokens > 0
-    template = prompted_template(checkpoint, sizes.text_prompt_tokens) if sizes.text_prompt_tokens else VIFICLIP_TEMPLATE
+    template = (
+        prompted_template(checkpoint, sizes.text_prompt_tokens) if sizes.text_prompt_tokens else VIFICLIP_TEMPLATE
+    )
     shipped_tokenizer = resolve_tokenizer(tokenizer, bpe_vocab, sizes.vocab_size)
     sha256 = sha256_of(checkpoint_path)
 
     prompts = (
         f" Learned prompts (vision-language prompting on top of the fine-tuned model, the paper's \"bridge and "
-        f"prompt\"): {sizes.text_prompt_tokens} text context vectors after the start token in {sizes.text_prompt_depth} "
+        f'prompt"): {sizes.text_prompt_tokens} text context vectors after the start token in {sizes.text_prompt_depth} '
         f"text layer(s), {sizes.vision_prompt_tokens} vision prompt tokens in {sizes.vision_prompt_depth} vision "
         "layer(s)."
         if prompted
@@ -185,7 +195,8 @@ def convert_vificlip_checkpoint(
             title=f"ViFi-CLIP{' (prompted)' if prompted else ''}, {frames} frames, {sizes.image_size} px "
             f"(converted from `{checkpoint_path.name}`)",
             summary="ViFi-CLIP (Rasheed et al., CVPR 2023): CLIP fine-tuned on video; every frame goes through the "
-            "CLIP image encoder and the video embedding is the mean of the projected frame embeddings." + prompts
+            "CLIP image encoder and the video embedding is the mean of the projected frame embeddings."
+            + prompts
             + f" Converted with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes "
             f"from `{Path(clip).name}`.",
             source_file=checkpoint_path.name,
@@ -198,6 +209,17 @@ def convert_vificlip_checkpoint(
             template=template,
         )
 
-    return export_model(weights, config, output_dir, source_sha256=sha256, make_card=make_card,
-                        tokenizer=shipped_tokenizer, hypothesis_template=template, verify=verify,
-                        overwrite=overwrite, push_to_hub=push_to_hub, token=token, private=private)
+    return export_model(
+        weights,
+        config,
+        output_dir,
+        source_sha256=sha256,
+        make_card=make_card,
+        tokenizer=shipped_tokenizer,
+        hypothesis_template=template,
+        verify=verify,
+        overwrite=overwrite,
+        push_to_hub=push_to_hub,
+        token=token,
+        private=private,
+    )

@@ -9,12 +9,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
+from ..hub.model_cards import converted_model_card
 from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
 from .export import ConversionResult, export_model, resolve_tokenizer
 from .hyperparameters import CLIP_REQUIRED, XCLIP_MARKERS, build_config, infer_sizes
-from ..hub.model_cards import converted_model_card
-from .releases import RELEASED_CHECKPOINTS
 from .output import check_output_dir
+from .releases import RELEASED_CHECKPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +67,24 @@ def _check_training_config(checkpoint: OriginalCheckpoint, config: XClipConfig) 
     frames = checkpoint.config_value("DATA", "NUM_FRAMES")
     size = checkpoint.config_value("DATA", "INPUT_SIZE")
     if frames is not None and int(frames) != vision.num_frames:
-        logger.warning("the checkpoint's config says %s frames, its MIT position embedding has %s; using the weights.",
-                       frames, vision.num_frames)
+        logger.warning(
+            "the checkpoint's config says %s frames, its MIT position embedding has %s; using the weights.",
+            frames,
+            vision.num_frames,
+        )
     if size is not None and int(size) != vision.image_size:
-        logger.warning("the checkpoint's config says input size %s, its position embedding implies %s; using the "
-                       "weights.", size, vision.image_size)
+        logger.warning(
+            "the checkpoint's config says input size %s, its position embedding implies %s; using the weights.",
+            size,
+            vision.image_size,
+        )
     dataset = checkpoint.config_value("DATA", "DATASET")
     if dataset:
         clips, crops = checkpoint.config_value("TEST", "NUM_CLIP"), checkpoint.config_value("TEST", "NUM_CROP")
-        notes.append(f"training config: dataset `{dataset}`, {frames} frames, {size} px, {clips} clips x {crops} "
-                     "crops at test time")
+        notes.append(
+            f"training config: dataset `{dataset}`, {frames} frames, {size} px, {clips} clips x {crops} "
+            "crops at test time"
+        )
     return notes
 
 
@@ -124,15 +132,21 @@ def convert_xclip_checkpoint(
     notes = _check_training_config(checkpoint, config)
     if shipped_tokenizer is None:
         logger.warning("no tokenizer given (--bpe-vocab or --tokenizer): the output has no tokenizer files.")
-        notes.append(f"no tokenizer was converted with this model; it needs one with {sizes.vocab_size} tokens "
-                     "(CLIP's BPE has 49,408)")
+        notes.append(
+            f"no tokenizer was converted with this model; it needs one with {sizes.vocab_size} tokens "
+            "(CLIP's BPE has 49,408)"
+        )
     sha256 = sha256_of(checkpoint_path)
     release = RELEASED_CHECKPOINTS.get(checkpoint_path.name)
     if release is not None and (release.patch_size, release.num_frames, release.image_size) != (
-        sizes.patch_size, sizes.num_frames, sizes.image_size
+        sizes.patch_size,
+        sizes.num_frames,
+        sizes.image_size,
     ):
-        logger.warning("%s is named like a released checkpoint but its shapes differ; not claiming its accuracy.",
-                       checkpoint_path.name)
+        logger.warning(
+            "%s is named like a released checkpoint but its shapes differ; not claiming its accuracy.",
+            checkpoint_path.name,
+        )
         release = None
     if release is not None and release.hub_name:
         notes.append(f"the same weights as transformers' port `{release.hub_name}`")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .folders import DECODE_ERRORS, VideoFolder, VideoItem
 from ..video_io import clip_frame_range, probe_video, read_frames, sample_frame_indices
+from .folders import DECODE_ERRORS, VideoFolder, VideoItem
 
 
 def random_resized_crop(

@@ -30,7 +30,20 @@ from ..video_io import URL_PREFIXES, VideoDecodeError, probe_video
 logger = logging.get_logger(__name__)
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts", ".gif",
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+    ".ts",
+    ".gif",
 )
 # What decoding can raise for a broken file; anything else is a bug and propagates.
 DECODE_ERRORS = (VideoDecodeError, OSError, RuntimeError, ValueError, EOFError)
@@ -294,8 +307,14 @@ def _jsonl_entries(text: str) -> tuple[list[_Entry], list[tuple[int, str]]]:
             continue
         multi = "labels" in record
         entries.append(
-            _Entry(number, record.get("video"), record["labels" if multi else "label"], multi, record.get("start"),
-                   record.get("end"))
+            _Entry(
+                number,
+                record.get("video"),
+                record["labels" if multi else "label"],
+                multi,
+                record.get("start"),
+                record.get("end"),
+            )
         )
     return entries, problems
 
@@ -388,7 +407,11 @@ def _entries_to_items(
             parsed.append((entry.line, video, labels, start, end))
         except ValueError as err:
             problems.append((entry.line, str(err)))
-    names = list(class_names) if class_names is not None else sorted({l for _, _, labels, _, _ in parsed for l in labels})
+    names = (
+        list(class_names)
+        if class_names is not None
+        else sorted({label for _, _, labels, _, _ in parsed for label in labels})
+    )
     index = {name: i for i, name in enumerate(names)}
     items = []
     for line, video, labels, start, end in parsed:

@@ -13,16 +13,30 @@ from .jobs import ENGINES, EngineOptions
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine (see docs/distributed.md)")
-    group.add_argument("--engine", choices=ENGINES, default="local",
-                       help="local (default): this process; ray: Ray Data workers (needs hf_xclip[ray] and --output)")
-    group.add_argument("--ray-address", metavar="ADDR",
-                       help="Ray cluster to run on (e.g. auto, ray://head:10001); default: start a local Ray")
-    group.add_argument("--num-workers", type=int, default=1, metavar="N",
-                       help="Ray workers, each holding one model (default 1)")
-    group.add_argument("--num-gpus-per-worker", type=float, default=0.0, metavar="G",
-                       help="GPUs per Ray worker (default 0: CPU workers)")
-    group.add_argument("--num-cpus-per-worker", type=float, default=1.0, metavar="C",
-                       help="CPUs reserved per Ray worker (default 1)")
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local (default): this process; ray: Ray Data workers (needs hf_xclip[ray] and --output)",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to run on (e.g. auto, ray://head:10001); default: start a local Ray",
+    )
+    group.add_argument(
+        "--num-workers", type=int, default=1, metavar="N", help="Ray workers, each holding one model (default 1)"
+    )
+    group.add_argument(
+        "--num-gpus-per-worker",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per Ray worker (default 0: CPU workers)",
+    )
+    group.add_argument(
+        "--num-cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs reserved per Ray worker (default 1)"
+    )
 
 
 def engine_options(args: argparse.Namespace, videos_per_call: int) -> EngineOptions:
@@ -44,8 +58,11 @@ def engine_options(args: argparse.Namespace, videos_per_call: int) -> EngineOpti
         if given:
             raise ValueError(f"{', '.join(given)} need --engine ray")
     return EngineOptions(
-        engine=args.engine, ray_address=args.ray_address, num_workers=args.num_workers,
-        num_gpus_per_worker=args.num_gpus_per_worker, num_cpus_per_worker=args.num_cpus_per_worker,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        num_workers=args.num_workers,
+        num_gpus_per_worker=args.num_gpus_per_worker,
+        num_cpus_per_worker=args.num_cpus_per_worker,
         videos_per_call=videos_per_call,
     )
 
@@ -62,14 +79,19 @@ def report_job(command: str, job: Callable[[], Any]) -> int:
         return EXIT_USAGE
     except Exception as err:  # a worker that could not start (model, labels), a lost cluster: parts stay committed
         last = (str(err).strip().splitlines() or [""])[-1]
-        print(f"hf-xclip {command}: error: the job stopped ({type(err).__name__}: {last}); the parts written so far "
-              "are kept and the same command resumes", file=sys.stderr)
+        print(
+            f"hf-xclip {command}: error: the job stopped ({type(err).__name__}: {last}); the parts written so far "
+            "are kept and the same command resumes",
+            file=sys.stderr,
+        )
         return EXIT_FAILURES
     failures = [*result.missing, *result.failed]
     for path, reason in failures:
         print(f"hf-xclip {command}: failed {path}: {reason}", file=sys.stderr)
-    print(f"{result.output}: {result.written} video(s) written ({len(result.failed)} as error rows), "
-          f"{result.skipped} already there, {result.total_videos} in all; {result.seconds:.1f} s")
+    print(
+        f"{result.output}: {result.written} video(s) written ({len(result.failed)} as error rows), "
+        f"{result.skipped} already there, {result.total_videos} in all; {result.seconds:.1f} s"
+    )
     return EXIT_FAILURES if failures else EXIT_OK
 
 

@@ -281,8 +281,15 @@ def run_job(
         lock.release()
 
 
-def _run_job(paths, output: Path, kwargs: dict[str, Any], options: EngineOptions, part_rows: int,
-             flush_seconds: float, started: float) -> JobResult:
+def _run_job(
+    paths,
+    output: Path,
+    kwargs: dict[str, Any],
+    options: EngineOptions,
+    part_rows: int,
+    flush_seconds: float,
+    started: float,
+) -> JobResult:
     from ..data.folders import find_videos
     from ..search.build import video_key
 
@@ -452,8 +459,14 @@ def run_index_job(
     if existing is not None:
         existing.check_model(info.video_fingerprint, info.text_fingerprint, f"the index {output}")
     del loaded
-    kwargs = predictor_kwargs(mode="index", model=info.model, adapter=info.adapter, device=device,
-                              index=asdict(info.settings), batch_size=batch_size)
+    kwargs = predictor_kwargs(
+        mode="index",
+        model=info.model,
+        adapter=info.adapter,
+        device=device,
+        index=asdict(info.settings),
+        batch_size=batch_size,
+    )
     lock = _IndexLock(output)
     try:
         if existing is None:
@@ -465,7 +478,8 @@ def run_index_job(
         before = read_manifest(output)
         pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]
         result = IndexingResult(
-            output, skipped=sum(v in before.files for v in videos),
+            output,
+            skipped=sum(v in before.files for v in videos),
             previously_failed=[v for v in videos if v in before.failed and not retry_failed],
             missing=[(str(p), r) for p, r in missing],
         )

@@ -116,8 +116,9 @@ class XClipPredictor:
 
         cfg = self.config
         try:
-            self.classifier = load_pipeline(model_or_default(cfg.model), cfg.device, cfg.dtype, cfg.quantize,
-                                            cfg.adapter, cfg.language_model)
+            self.classifier = load_pipeline(
+                model_or_default(cfg.model), cfg.device, cfg.dtype, cfg.quantize, cfg.adapter, cfg.language_model
+            )
         except UsageError as err:
             raise ValueError(str(err)) from None
         self.projection_dim = int(self.classifier.model.config.projection_dim)
@@ -138,14 +139,19 @@ class XClipPredictor:
             self.timeline_config = TimelineConfig(**timeline)
             # encoded once here (the text cache serves every video's call); also checks labels before any video
             self.prepared = self.classifier.prepare_labels(
-                cfg.labels, self.timeline_config.hypothesis_template, self.timeline_config.multi_label,
-                self.timeline_config.multi_label_method, self.timeline_config.negative_template, **label_side,
+                cfg.labels,
+                self.timeline_config.hypothesis_template,
+                self.timeline_config.multi_label,
+                self.timeline_config.multi_label_method,
+                self.timeline_config.negative_template,
+                **label_side,
             )
             return
         self.prepared = self.classifier.prepare_labels(cfg.labels, cfg.templates, False, **label_side)
         self.prepared_multi = (
             self.classifier.prepare_labels(cfg.labels, cfg.templates, True, cfg.multi_label_method, **label_side)
-            if cfg.multi_label else None
+            if cfg.multi_label
+            else None
         )
 
     def _load_index_model(self) -> None:
@@ -189,8 +195,9 @@ class XClipPredictor:
         cfg = self.config
         preprocess = dict(num_frames=cfg.num_frames, num_clips=cfg.num_clips, num_crops=cfg.num_crops)
         items = self._decoded(videos, lambda v: self.classifier.preprocess(v, **preprocess)["pixel_values"])
-        columns: dict[str, list] = {k: [] for k in ("path", "labels", "scores", "probabilities", "video_embeds",
-                                                    "error")}
+        columns: dict[str, list] = {
+            k: [] for k in ("path", "labels", "scores", "probabilities", "video_embeds", "error")
+        }
         labels = list(self.prepared.labels)
         good = [i for i, item in enumerate(items) if not isinstance(item, Exception)]
         results: dict[int, tuple] = {}
@@ -221,8 +228,11 @@ class XClipPredictor:
         counts = [v.shape[0] for v in views]
         video = self.classifier.encode_clips(torch.cat(views))
         single = self.classifier.score_video_features(video, self.prepared).split(counts)
-        multi = (self.classifier.score_video_features(video, self.prepared_multi).split(counts)
-                 if self.prepared_multi is not None else [None] * len(views))
+        multi = (
+            self.classifier.score_video_features(video, self.prepared_multi).split(counts)
+            if self.prepared_multi is not None
+            else [None] * len(views)
+        )
         embeds = video.pooler_output.float().split(counts)
         return [
             (_floats(s.mean(dim=0)), None if m is None else _floats(m.mean(dim=0)), _floats(e.mean(dim=0)))
@@ -235,9 +245,14 @@ class XClipPredictor:
         columns: dict[str, list] = {k: [] for k in ("path", "start", "end", "labels", "scores", "error")}
         for name, video in zip(names, videos):
             try:
-                timeline = video_timeline(self.classifier, video, self.config.labels, self.timeline_config,
-                                          label_descriptions=self.config.label_descriptions,
-                                          label_bank=self.config.label_bank)
+                timeline = video_timeline(
+                    self.classifier,
+                    video,
+                    self.config.labels,
+                    self.timeline_config,
+                    label_descriptions=self.config.label_descriptions,
+                    label_bank=self.config.label_bank,
+                )
             except Exception as err:  # an error row, never an exception out of the batch
                 for key, value in (("path", name), ("error", _reason(name, err))):
                     columns[key].append(value)
@@ -258,8 +273,9 @@ class XClipPredictor:
 
         processor, settings = self.loaded.video_processor, self.settings
         decoded = self._decoded(videos, lambda v: list(video_rows(v, processor, settings)))
-        columns: dict[str, list] = {k: [] for k in ("video", "start", "end", "embedding", "prompt_features",
-                                                    "prompt_scale", "error")}
+        columns: dict[str, list] = {
+            k: [] for k in ("video", "start", "end", "embedding", "prompt_features", "prompt_scale", "error")
+        }
         pending = [(i, row) for i, rows in enumerate(decoded) if not isinstance(rows, Exception) for row in rows]
         outputs: dict[int, list] = {i: [] for i, rows in enumerate(decoded) if not isinstance(rows, Exception)}
         failed: dict[int, Exception] = {i: rows for i, rows in enumerate(decoded) if isinstance(rows, Exception)}
@@ -301,16 +317,27 @@ def output_schema(mode: str, projection_dim: int, num_patches: int = 0, precisio
 
     scores = pa.list_(pa.float32())
     if mode == "classify":
-        return pa.schema([
-            pa.field("path", pa.string()), pa.field("labels", pa.list_(pa.string())), pa.field("scores", scores),
-            pa.field("probabilities", scores), pa.field("video_embeds", pa.list_(pa.float32(), projection_dim)),
-            pa.field(ERROR_COLUMN, pa.string()),
-        ])
+        return pa.schema(
+            [
+                pa.field("path", pa.string()),
+                pa.field("labels", pa.list_(pa.string())),
+                pa.field("scores", scores),
+                pa.field("probabilities", scores),
+                pa.field("video_embeds", pa.list_(pa.float32(), projection_dim)),
+                pa.field(ERROR_COLUMN, pa.string()),
+            ]
+        )
     if mode == "timeline":
-        return pa.schema([
-            pa.field("path", pa.string()), pa.field("start", pa.float64()), pa.field("end", pa.float64()),
-            pa.field("labels", pa.list_(pa.string())), pa.field("scores", scores), pa.field(ERROR_COLUMN, pa.string()),
-        ])
+        return pa.schema(
+            [
+                pa.field("path", pa.string()),
+                pa.field("start", pa.float64()),
+                pa.field("end", pa.float64()),
+                pa.field("labels", pa.list_(pa.string())),
+                pa.field("scores", scores),
+                pa.field(ERROR_COLUMN, pa.string()),
+            ]
+        )
     if mode == "index":
         from ..search import shard_schema
 

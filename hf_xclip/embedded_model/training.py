@@ -41,20 +41,15 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..configuration_xclip import XClipConfig
-from ..evaluation.evaluate import multi_label_metrics
-from ..hub.push import remove_remote_code
-from ..hub.model_cards import default_model_card
-from ..modeling_xclip import XClipModel
-from ..multilabel import SigmoidHead, cosines, fit_sigmoid_head, set_sigmoid_head, sigmoid_head_of
-from ..processing_xclip import XClipProcessor
 from ..data.synthetic import (
     PROMPT_TEMPLATES,
     SyntheticSceneDataset,
@@ -67,6 +62,12 @@ from ..data.synthetic import (
     sample_scenes,
     train_specs,
 )
+from ..evaluation.evaluate import multi_label_metrics
+from ..hub.model_cards import default_model_card
+from ..hub.push import remove_remote_code
+from ..modeling_xclip import XClipModel
+from ..multilabel import SigmoidHead, cosines, fit_sigmoid_head, set_sigmoid_head, sigmoid_head_of
+from ..processing_xclip import XClipProcessor
 from ..video_processing_xclip import XClipVideoProcessor
 
 LOG_FILE = "training_log.json"
@@ -80,7 +81,9 @@ class DefaultModelTrainingConfig:
     steps: int = field(default=3000, metadata={"help": "optimiser steps"})
     batch_size: int = field(default=32, metadata={"help": "clips per step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "peak AdamW learning rate"})
-    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (not on norms, biases, embeddings)"})
+    weight_decay: float = field(
+        default=0.05, metadata={"help": "AdamW weight decay (not on norms, biases, embeddings)"}
+    )
     warmup_steps: int = field(default=30, metadata={"help": "linear warm-up steps before the cosine decay"})
     num_frames: int = field(default=4, metadata={"help": "frames per clip"})
     image_size: int = field(default=32, metadata={"help": "model input size (clips are rendered at this size)"})
@@ -93,8 +96,10 @@ class DefaultModelTrainingConfig:
     template_augmentation: bool = field(default=True, metadata={"help": "draw a prompt template per step"})
     motion_loss_weight: float = field(
         default=1.0,
-        metadata={"help": "weight of an extra cross-entropy among the seen captions that differ from the clip's only in "
-                          "motion (hard negatives: colour is learnt first and would otherwise dominate)"},
+        metadata={
+            "help": "weight of an extra cross-entropy among the seen captions that differ from the clip's only in "
+            "motion (hard negatives: colour is learnt first and would otherwise dominate)"
+        },
     )
     scene_batch_size: int = field(
         default=0, metadata={"help": "multi-object clips per step, trained through the sigmoid head (0 = none)"}
@@ -110,14 +115,27 @@ class DefaultModelTrainingConfig:
     eval_scenes: int = field(default=600, metadata={"help": "multi-object clips of the final multi-label evaluation"})
     calibration_scenes: int = field(
         default=64,
-        metadata={"help": "fresh multi-object clips (seen combinations) the sigmoid head is fitted on after training "
-                          "(0: no head); ignored when scene_batch_size trains the head"},
+        metadata={
+            "help": "fresh multi-object clips (seen combinations) the sigmoid head is fitted on after training "
+            "(0: no head); ignored when scene_batch_size trains the head"
+        },
     )
     calibration_seed: int = field(default=777, metadata={"help": "seed of the calibration clips"})
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "num_frames", "image_size", "patch_size", "width", "projection_dim",
-                     "num_layers", "num_heads", "num_threads", "log_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "num_frames",
+            "image_size",
+            "patch_size",
+            "width",
+            "projection_dim",
+            "num_layers",
+            "num_heads",
+            "num_threads",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.image_size % self.patch_size:
@@ -223,7 +241,9 @@ def _lr_factor(step: int, config: DefaultModelTrainingConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _optimizer(model: XClipModel, config: DefaultModelTrainingConfig, head: SigmoidHead | None) -> torch.optim.Optimizer:
+def _optimizer(
+    model: XClipModel, config: DefaultModelTrainingConfig, head: SigmoidHead | None
+) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(param)
@@ -271,12 +291,18 @@ def _train(
     optimizer = _optimizer(model, config, head)
     specs = train_specs()
     data = SyntheticVideoDataset(
-        specs=specs, num_videos=config.steps * config.batch_size, seed=config.seed,
-        num_frames=config.num_frames, size=config.image_size,
+        specs=specs,
+        num_videos=config.steps * config.batch_size,
+        seed=config.seed,
+        num_frames=config.num_frames,
+        size=config.image_size,
     )
     scenes = SyntheticSceneDataset(
         sample_scenes(config.steps * config.scene_batch_size, seed=config.seed, specs=specs),
-        [spec.caption for spec in specs], seed=config.seed, num_frames=config.num_frames, size=config.image_size,
+        [spec.caption for spec in specs],
+        seed=config.seed,
+        num_frames=config.num_frames,
+        size=config.image_size,
     )
     template_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(7,)))
     text_cache: dict[str, dict[str, torch.Tensor]] = {}
@@ -293,11 +319,15 @@ def _train(
             text_cache[template] = dict(tokenizer(texts, padding=True, return_tensors="pt"))
         indices = range(step * config.batch_size, (step + 1) * config.batch_size)
         frames = np.stack([data.frames(i) for i in indices])
-        labels = torch.from_numpy(data.labels[step * config.batch_size:(step + 1) * config.batch_size].astype(np.int64))
+        labels = torch.from_numpy(
+            data.labels[step * config.batch_size : (step + 1) * config.batch_size].astype(np.int64)
+        )
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * _lr_factor(step, config)
         if head is None:
-            output = model(**text_cache[template], pixel_values=frames_to_pixel_values(frames, processor), labels=labels)
+            output = model(
+                **text_cache[template], pixel_values=frames_to_pixel_values(frames, processor), labels=labels
+            )
             loss, logits = output.loss, output.logits_per_video
         else:  # one forward for the single-object clips and the scenes
             scene_indices = range(step * config.scene_batch_size, (step + 1) * config.scene_batch_size)
@@ -306,7 +336,9 @@ def _train(
             logits, scene_logits = output.logits_per_video.split([len(indices), len(scene_indices)])
             targets = torch.stack([scenes[i]["target"] for i in scene_indices])
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-            loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(head(cosines(model, scene_logits)), targets)
+            loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                head(cosines(model, scene_logits)), targets
+            )
             if config.scene_rank_weight:
                 loss = loss + config.scene_rank_weight * rank_loss(scene_logits, targets)
         if config.motion_loss_weight:
@@ -317,7 +349,9 @@ def _train(
         optimizer.step()
         losses.append(float(loss.detach()))
         if verbose and (step % config.log_every == 0 or step == steps - 1):
-            print(f"step {step:4d}/{config.steps}  loss {losses[-1]:.4f}  {time.perf_counter() - start:6.1f}s", flush=True)
+            print(
+                f"step {step:4d}/{config.steps}  loss {losses[-1]:.4f}  {time.perf_counter() - start:6.1f}s", flush=True
+            )
     model.eval()
     if head is not None:
         set_sigmoid_head(model, *head.values())
@@ -327,8 +361,13 @@ def _train(
 
 @torch.no_grad()
 def caption_logits(
-    model: XClipModel, tokenizer, processor: XClipVideoProcessor, captions: Sequence[str], clips: Any,
-    template: str = "{}", batch_size: int = 64,
+    model: XClipModel,
+    tokenizer,
+    processor: XClipVideoProcessor,
+    captions: Sequence[str],
+    clips: Any,
+    template: str = "{}",
+    batch_size: int = 64,
 ) -> torch.Tensor:
     """``(len(clips), len(captions))`` X-CLIP logits of synthetic clips (``clips.frames(i)``, as
     `SyntheticVideoDataset` and `SyntheticSceneDataset` give them) against the captions filled into ``template``,
@@ -351,8 +390,11 @@ def calibrate_head(model: XClipModel, tokenizer, processor: XClipVideoProcessor,
     specs = train_specs()
     captions = [spec.caption for spec in specs]
     scenes = SyntheticSceneDataset(
-        sample_scenes(config.calibration_scenes, seed=config.calibration_seed, specs=specs), captions,
-        seed=config.calibration_seed, num_frames=processor.num_frames, size=processor.crop_size["height"],
+        sample_scenes(config.calibration_scenes, seed=config.calibration_seed, specs=specs),
+        captions,
+        seed=config.calibration_seed,
+        num_frames=processor.num_frames,
+        size=processor.crop_size["height"],
     )
     logits = caption_logits(model, tokenizer, processor, captions, scenes, batch_size=max(len(scenes), 1))
     scale, bias = fit_sigmoid_head(cosines(model, logits), scenes.targets())
@@ -387,8 +429,11 @@ def evaluate_zero_shot(
     results: dict[str, Any] = {}
     for split, split_specs in (("seen", train_specs()), ("heldout", heldout_specs())):
         data = SyntheticVideoDataset(
-            specs=split_specs, num_videos=clips_per_class * len(split_specs), seed=seed,
-            num_frames=processor.num_frames, size=processor.crop_size["height"],
+            specs=split_specs,
+            num_videos=clips_per_class * len(split_specs),
+            seed=seed,
+            num_frames=processor.num_frames,
+            size=processor.crop_size["height"],
         )
         counts = dict.fromkeys(("same_shape", "all", "colour", "shape", "motion"), 0)
         logits = caption_logits(model, tokenizer, processor, captions, data, template)
@@ -404,7 +449,10 @@ def evaluate_zero_shot(
         results[split] = {
             "clips": len(data),
             "combinations": len(split_specs),
-            **{f"accuracy_{k}" if k in ("same_shape", "all") else f"{k}_accuracy": v / len(data) for k, v in counts.items()},
+            **{
+                f"accuracy_{k}" if k in ("same_shape", "all") else f"{k}_accuracy": v / len(data)
+                for k, v in counts.items()
+            },
         }
     results["chance_same_shape"] = float(np.mean([1 / len(candidate_specs(s)) for s in specs]))
     results["chance_all"] = 1 / len(specs)
@@ -414,7 +462,12 @@ def evaluate_zero_shot(
 
 @torch.no_grad()
 def evaluate_multi_label(
-    model: XClipModel, tokenizer, processor: XClipVideoProcessor, *, seed: int, num_scenes: int = 600,
+    model: XClipModel,
+    tokenizer,
+    processor: XClipVideoProcessor,
+    *,
+    seed: int,
+    num_scenes: int = 600,
     template: str = "{}",
 ) -> dict[str, Any]:
     """mAP (base / novel), micro AP and F1 at 0.5 of the model's sigmoid head on fresh multi-object clips.
@@ -424,8 +477,11 @@ def evaluate_multi_label(
     """
     captions = [spec.caption for spec in all_specs()]
     scenes = SyntheticSceneDataset(
-        sample_scenes(num_scenes, seed=seed, require=[train_specs(), heldout_specs()]), captions, seed=seed,
-        num_frames=processor.num_frames, size=processor.crop_size["height"],
+        sample_scenes(num_scenes, seed=seed, require=[train_specs(), heldout_specs()]),
+        captions,
+        seed=seed,
+        num_frames=processor.num_frames,
+        size=processor.crop_size["height"],
     )
     scores = model.multi_label_logits(caption_logits(model, tokenizer, processor, captions, scenes, template))
     metrics = multi_label_metrics(scores, scenes.targets(), captions, novel_labels=novel_labels())
@@ -476,7 +532,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, D
         kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(value, bool) else type(value)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, help=spec.metadata.get("help"))
     args = parser.parse_args(argv)
-    config = DefaultModelTrainingConfig(**{name: getattr(args, name) for name in DefaultModelTrainingConfig.__dataclass_fields__})
+    config = DefaultModelTrainingConfig(
+        **{name: getattr(args, name) for name in DefaultModelTrainingConfig.__dataclass_fields__}
+    )
     return args, config
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.clip_dataset import VideoClassificationDataset, collate_videos
 from ..finetuning.accelerator import make_accelerator
 from ..labels import DEFAULT_HYPOTHESIS_TEMPLATE, LabelEncoder
 from ..multilabel import DEFAULT_BACKGROUND_PROMPTS, reference_texts, resolve_method, video_label_scores
-from ..data.clip_dataset import VideoClassificationDataset, collate_videos
 
 
 @dataclass
@@ -295,7 +295,9 @@ class MultiLabelResult:
         lines.append(f"{'label':<{width}}  videos  AP      {'split' if novel else ''}".rstrip())
         for k, label in enumerate(self.labels):
             split = ("novel" if label in novel else "base") if novel else ""
-            lines.append(f"{label:<{width}}  {int(positives[k]):>6}  {number(m['per_class_ap'][label]):<6}  {split}".rstrip())
+            lines.append(
+                f"{label:<{width}}  {int(positives[k]):>6}  {number(m['per_class_ap'][label]):<6}  {split}".rstrip()
+            )
         lines.extend(f"skipped: {message}" for message in self.failed)
         return "\n".join(lines)
 
@@ -379,7 +381,9 @@ def _label_embeddings(model, tokenizer, labels, templates, descriptions, label_b
     encoder = encoder or LabelEncoder(model, tokenizer)
     if label_bank is not None:
         return encoder.embeddings_with_bank(label_bank, labels, templates, descriptions)
-    return encoder.encode_labels(labels, templates if templates is not None else DEFAULT_HYPOTHESIS_TEMPLATE, descriptions)
+    return encoder.encode_labels(
+        labels, templates if templates is not None else DEFAULT_HYPOTHESIS_TEMPLATE, descriptions
+    )
 
 
 def _targets_for(batch: dict[str, Any], column: dict[int, int], num_classes: int, num_labels: int, device):
@@ -494,8 +498,19 @@ def calibrate_sigmoid_head(
     decision, per_label = fit_decision_threshold(probs, targets, labels)
     cuts = torch.tensor([per_label.get(label, decision) for label in labels], dtype=torch.float64)
     at_decision = _micro_prf(probs >= cuts, targets)
-    return Calibration(scale, bias, labels, int(cosine.shape[0]), before, after, before_method, failed,
-                       decision, per_label, at_decision)
+    return Calibration(
+        scale,
+        bias,
+        labels,
+        int(cosine.shape[0]),
+        before,
+        after,
+        before_method,
+        failed,
+        decision,
+        per_label,
+        at_decision,
+    )
 
 
 __all__ = [

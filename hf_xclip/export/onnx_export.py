@@ -29,21 +29,24 @@ import copy
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..fingerprint import model_fingerprint
+from ..labels import class_specific_rows
 from ..modeling_ort import (
     GRAPHS,
     INSTALL_HINT,
+    INT8_GRAPHS,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     MANIFEST_VERSION,
-    INT8_GRAPHS,
     XClipOrtModel,
     check_quantization,
     graph_file,
@@ -51,8 +54,6 @@ from ..modeling_ort import (
     quiet_loggers,
     require_onnxruntime,
 )
-from ..fingerprint import model_fingerprint
-from ..labels import class_specific_rows
 from ..modeling_xclip import XClipModel
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,9 @@ class XClipScorerGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, video_embeds: torch.Tensor, text_embeds: torch.Tensor, prompt_features: torch.Tensor | None = None):
+    def forward(
+        self, video_embeds: torch.Tensor, text_embeds: torch.Tensor, prompt_features: torch.Tensor | None = None
+    ):
         return self.model.get_logits(video_embeds, text_embeds, prompt_features)
 
 
@@ -131,8 +134,10 @@ def _graph_specs(model: XClipModel) -> dict[str, dict[str, Any]]:
     prompts = config.use_prompt_generator
     video_out = {"video_embeds": ["batch", dim]}
     scorer_in = {"video_embeds": ["batch", dim], "text_embeds": ["labels", dim]}
-    scorer_args = [torch.randn(_EXAMPLE_BATCH, dim, generator=generator),
-                   torch.randn(_EXAMPLE_LABELS, dim, generator=generator)]
+    scorer_args = [
+        torch.randn(_EXAMPLE_BATCH, dim, generator=generator),
+        torch.randn(_EXAMPLE_LABELS, dim, generator=generator),
+    ]
     if prompts:
         video_out["prompt_features"] = ["batch", patches, dim]
         scorer_in["prompt_features"] = ["batch", patches, dim]
@@ -146,7 +151,9 @@ def _graph_specs(model: XClipModel) -> dict[str, dict[str, Any]]:
         },
         "video_encoder": {
             "module": XClipVideoEncoderGraph(model),
-            "args": (torch.randn(_EXAMPLE_BATCH, _EXAMPLE_FRAMES, vision.num_channels, size, size, generator=generator),),
+            "args": (
+                torch.randn(_EXAMPLE_BATCH, _EXAMPLE_FRAMES, vision.num_channels, size, size, generator=generator),
+            ),
             "inputs": {"pixel_values": ["batch", "frames", vision.num_channels, size, size]},
             "outputs": video_out,
         },
@@ -395,8 +402,10 @@ def _verify(model: XClipModel, directory: Path, quantize: str | None) -> dict[st
     if text.eos_token_id is not None:
         ids[:, -1] = text.eos_token_id
     size = vision.image_size
-    videos = [torch.randn(2, frames, vision.num_channels, size, size, generator=generator)
-              for frames in dict.fromkeys((vision.num_frames, 3))]
+    videos = [
+        torch.randn(2, frames, vision.num_channels, size, size, generator=generator)
+        for frames in dict.fromkeys((vision.num_frames, 3))
+    ]
     expected = [model(input_ids=ids, pixel_values=pixels) for pixels in videos]
     diffs: dict[str, dict[str, float]] = {}
     for precision, quantization in [("float32", "none")] + ([(quantize, quantize)] if quantize else []):
@@ -426,8 +435,10 @@ def _require_export_dependencies() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise ImportError(f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-                          f"not installed: {INSTALL_HINT}")
+        raise ImportError(
+            f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: {INSTALL_HINT}"
+        )
 
 
 __all__ = ["DEFAULT_OPSET", "OnnxExportResult", "export_onnx", "quantize_onnx_dir"]

@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..hub.model_cards import adapter_model_card
 from ..labels import find_label_prompter
 from ..language.prompter import XClipLLMPrompter, attach_label_prompter, has_prompter
-from ..hub.model_cards import adapter_model_card
 
 ADAPTER_METADATA_FILE = "xclip_adapter.json"
 

@@ -29,9 +29,12 @@ class FewShotTrainingArguments:
     batch_size: int = field(default=8, metadata={"help": "Videos per step and device.", "group": OPTIMISATION})
     learning_rate: float | None = field(
         default=None,
-        metadata={"help": "One learning rate for every trained part; default: per method (lora 2e-4, coop 2e-3, "
-                          "prompt-generator 2e-5, vl-prompts 8e-3; see default_learning_rates).",
-                  "flag": "--lr", "group": OPTIMISATION},
+        metadata={
+            "help": "One learning rate for every trained part; default: per method (lora 2e-4, coop 2e-3, "
+            "prompt-generator 2e-5, vl-prompts 8e-3; see default_learning_rates).",
+            "flag": "--lr",
+            "group": OPTIMISATION,
+        },
     )
     weight_decay: float = field(
         default=0.001, metadata={"help": "AdamW weight decay (not on 1-D parameters).", "group": OPTIMISATION}
@@ -39,8 +42,10 @@ class FewShotTrainingArguments:
     adam_betas: tuple[float, float] = field(default=(0.9, 0.98), metadata={"help": "AdamW betas.", "cli": False})
     warmup_ratio: float = field(
         default=0.1,
-        metadata={"help": "Fraction of the optimiser steps with linear warm-up (original: 5 of 50 epochs).",
-                  "group": OPTIMISATION},
+        metadata={
+            "help": "Fraction of the optimiser steps with linear warm-up (original: 5 of 50 epochs).",
+            "group": OPTIMISATION,
+        },
     )
     label_smoothing: float = field(
         default=0.1, metadata={"help": "Label smoothing of the cross-entropy.", "group": OPTIMISATION}
@@ -59,22 +64,31 @@ class FewShotTrainingArguments:
         default=False, metadata={"help": "Recompute activations in backward (less memory).", "group": OPTIMISATION}
     )
     num_workers: int = field(
-        default=0, metadata={"help": "DataLoader worker processes decoding videos (0: in the training process).",
-                             "group": OPTIMISATION}
+        default=0,
+        metadata={
+            "help": "DataLoader worker processes decoding videos (0: in the training process).",
+            "group": OPTIMISATION,
+        },
     )
     seed: int = field(
         default=0, metadata={"help": "Seeds data order, sampling, augmentation, initialisation (and shot selection)."}
     )
     template: str | None = field(
         default=None,
-        metadata={"help": "Prompt template with '{}' for the class; default: the model's own (its processor's "
-                          "`hypothesis_template`; the original X-CLIP uses the class name, ViFi-CLIP 'a photo of a "
-                          "{}.').", "group": DATA},
+        metadata={
+            "help": "Prompt template with '{}' for the class; default: the model's own (its processor's "
+            "`hypothesis_template`; the original X-CLIP uses the class name, ViFi-CLIP 'a photo of a "
+            "{}.').",
+            "group": DATA,
+        },
     )
     augment: bool = field(
         default=True,
-        metadata={"help": "Random resized crop and horizontal flip; --no-augment: centre crop only.",
-                  "flag": "--no-augment", "group": DATA},
+        metadata={
+            "help": "Random resized crop and horizontal flip; --no-augment: centre crop only.",
+            "flag": "--no-augment",
+            "group": DATA,
+        },
     )
     crop_scale: tuple[float, float] = field(
         default=(0.4, 1.0), metadata={"help": "Area range of the random crop.", "cli": False}
@@ -86,13 +100,16 @@ class FewShotTrainingArguments:
         default=None, metadata={"help": "Frames per clip; default: the processor's.", "group": DATA}
     )
     show_progress: bool = field(
-        default=True, metadata={"help": "tqdm progress bar with the loss; --no-progress hides it.",
-                                "flag": "--no-progress"}
+        default=True,
+        metadata={"help": "tqdm progress bar with the loss; --no-progress hides it.", "flag": "--no-progress"},
     )
     loss: Literal["bce", "asl"] = field(
         default="bce",
-        metadata={"help": "Multi-label loss: 'bce' (sigmoid binary cross-entropy) or 'asl' (asymmetric loss, for the "
-                          "many negatives).", "group": MULTI_LABEL},
+        metadata={
+            "help": "Multi-label loss: 'bce' (sigmoid binary cross-entropy) or 'asl' (asymmetric loss, for the "
+            "many negatives).",
+            "group": MULTI_LABEL,
+        },
     )
     asl_gamma_neg: float = field(default=4.0, metadata={"help": "ASL focusing on negatives.", "group": MULTI_LABEL})
     asl_clip: float = field(
@@ -100,9 +117,12 @@ class FewShotTrainingArguments:
     )
     regularization: Literal["none", "wise", "distill", "l2sp"] = field(
         default="none",
-        metadata={"help": "Keep labels not trained on working: 'wise' (weight interpolation with the starting "
-                          "weights), 'distill' (feature distillation to the frozen starting model), 'l2sp' (L2 "
-                          "toward the starting weights).", "group": MULTI_LABEL},
+        metadata={
+            "help": "Keep labels not trained on working: 'wise' (weight interpolation with the starting "
+            "weights), 'distill' (feature distillation to the frozen starting model), 'l2sp' (L2 "
+            "toward the starting weights).",
+            "group": MULTI_LABEL,
+        },
     )
     wise_alpha: float = field(
         default=0.5,
@@ -116,13 +136,19 @@ class FewShotTrainingArguments:
     )
     head_learning_rate: float = field(
         default=1e-2,
-        metadata={"help": "Learning rate of the sigmoid head (multi-label).", "flag": "--head-lr",
-                  "group": MULTI_LABEL},
+        metadata={
+            "help": "Learning rate of the sigmoid head (multi-label).",
+            "flag": "--head-lr",
+            "group": MULTI_LABEL,
+        },
     )
     head_min_scale: float | None = field(
         default=None,
-        metadata={"help": "Smallest scale of the head fitted before training; default: the model's logit scale (a "
-                          "flatter head cannot express confident scores until it has grown).", "group": MULTI_LABEL},
+        metadata={
+            "help": "Smallest scale of the head fitted before training; default: the model's logit scale (a "
+            "flatter head cannot express confident scores until it has grown).",
+            "group": MULTI_LABEL,
+        },
     )
     threshold: float = field(
         default=0.5, metadata={"help": "Probability threshold of the F1 reported (multi-label).", "group": MULTI_LABEL}

@@ -44,8 +44,11 @@ class FramePoolingResult:
 
 def _lora_targets(model: nn.Module) -> list[str]:
     """The image tower's attention query / value projections (CLIP, MetaCLIP 2, SigLIP, SigLIP 2 name them alike)."""
-    names = [name for name, module in model.named_modules()
-             if isinstance(module, nn.Linear) and "vision_model" in name and name.endswith(("q_proj", "v_proj"))]
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and "vision_model" in name and name.endswith(("q_proj", "v_proj"))
+    ]
     if not names:
         raise ValueError(f"no image-tower q_proj / v_proj layers found in {type(model).__name__}.")
     return names
@@ -145,7 +148,9 @@ def folder_clips(processor: Any, folder: Any, num_frames: int) -> tuple[torch.Te
     for item in folder.items:
         options = {"start_time": item.start, "end_time": item.end} if item.start is not None else {}
         try:
-            pixels.append(processor.video_processor(str(item.path), num_frames=num_frames, **options)["pixel_values"][0])
+            pixels.append(
+                processor.video_processor(str(item.path), num_frames=num_frames, **options)["pixel_values"][0]
+            )
         except (OSError, ValueError) as err:
             skipped.append(f"{item.path}: {err}")
             continue
@@ -160,8 +165,14 @@ def folder_clips(processor: Any, folder: Any, num_frames: int) -> tuple[torch.Te
     return torch.stack(pixels), torch.stack(targets), skipped
 
 
-def top1(model: Any, tokenizer: Any, pixel_values: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str],
-         template: str = "{}") -> float:
+def top1(
+    model: Any,
+    tokenizer: Any,
+    pixel_values: torch.Tensor,
+    targets: torch.Tensor,
+    class_names: Sequence[str],
+    template: str = "{}",
+) -> float:
     """Top-1 accuracy of single-label clips against the class names."""
     with torch.no_grad():
         text = LabelEncoder(model, tokenizer).encode_labels(list(class_names), (template,))
@@ -169,8 +180,13 @@ def top1(model: Any, tokenizer: Any, pixel_values: torch.Tensor, targets: torch.
     return float((logits.argmax(-1) == targets).float().mean())
 
 
-def finetune_folder(model_name: str | os.PathLike, train: Any, heldout: Any, output_dir: str | os.PathLike,
-                    args: FramePoolingTrainingArguments) -> dict[str, Any]:
+def finetune_folder(
+    model_name: str | os.PathLike,
+    train: Any,
+    heldout: Any,
+    output_dir: str | os.PathLike,
+    args: FramePoolingTrainingArguments,
+) -> dict[str, Any]:
     """`hf-xclip finetune` for a frame-pooling family: train on a folder, measure held-out top-1 before and after
     (single-label), save the plain checkpoint. Returns the summary."""
     from ..loading import load_family_model
@@ -180,17 +196,39 @@ def finetune_folder(model_name: str | os.PathLike, train: Any, heldout: Any, out
     x, y, skipped = folder_clips(processor, train, num_frames)
     evaluation = folder_clips(processor, heldout, num_frames) if heldout is not None and len(heldout) else None
     names = list(train.class_names)
-    before = None if evaluation is None or train.multi_label else top1(model, processor.tokenizer, *evaluation[:2], names, args.template)
+    before = (
+        None
+        if evaluation is None or train.multi_label
+        else top1(model, processor.tokenizer, *evaluation[:2], names, args.template)
+    )
     result = train_frame_pooling(model, processor.tokenizer, x, y, names, args)
-    after = None if evaluation is None or train.multi_label else top1(model, processor.tokenizer, *evaluation[:2], names, args.template)
+    after = (
+        None
+        if evaluation is None or train.multi_label
+        else top1(model, processor.tokenizer, *evaluation[:2], names, args.template)
+    )
     save_frame_pooling_model(model, processor, output_dir)
-    return {"output_dir": str(output_dir), "methods": [args.method], "family": model.capabilities.family,
-            "multi_label": bool(train.multi_label), "train_videos": len(x), "skipped_videos": skipped,
-            "epochs": args.epochs, "first_loss": result.epoch_losses[0], "final_loss": result.epoch_losses[-1],
-            "top1_before": before, "top1": after}
+    return {
+        "output_dir": str(output_dir),
+        "methods": [args.method],
+        "family": model.capabilities.family,
+        "multi_label": bool(train.multi_label),
+        "train_videos": len(x),
+        "skipped_videos": skipped,
+        "epochs": args.epochs,
+        "first_loss": result.epoch_losses[0],
+        "final_loss": result.epoch_losses[-1],
+        "top1_before": before,
+        "top1": after,
+    }
 
 
 __all__ = [
     "finetune_folder",
     "folder_clips",
-    "top1","FramePoolingResult", "FramePoolingTrainingArguments", "save_frame_pooling_model", "train_frame_pooling"]
+    "top1",
+    "FramePoolingResult",
+    "FramePoolingTrainingArguments",
+    "save_frame_pooling_model",
+    "train_frame_pooling",
+]

@@ -195,8 +195,10 @@ class VLPromptsConfig:
     )
     init_text: str | None = field(
         default="a photo of a",
-        metadata={"help": "Phrase initialising the text context when it has at most as many tokens (the original's "
-                  "rule); otherwise, and for every other prompt, N(0, init_std)."},
+        metadata={
+            "help": "Phrase initialising the text context when it has at most as many tokens (the original's "
+            "rule); otherwise, and for every other prompt, N(0, init_std)."
+        },
     )
     init_std: float = field(default=0.02, metadata={"help": "Std of the random initialisation."})
 
@@ -254,8 +256,10 @@ class XClipAdapterConfig:
     )
     full_finetune: bool = field(
         default=False,
-        metadata={"help": "Train every weight of the model except the logit scale (no peft adapter; the result is "
-                          "a whole model). Excludes every other option."},
+        metadata={
+            "help": "Train every weight of the model except the logit scale (no peft adapter; the result is "
+            "a whole model). Excludes every other option."
+        },
     )
     llm_prompter: LLMPrompterConfig | None = field(
         default=None, metadata={"help": "A language-model label prompter trained with the adapters (None: none)."}

@@ -36,7 +36,6 @@ def _prompt_context(model: nn.Module) -> XClipPromptContext:
     return contexts[0]
 
 
-
 def init_prompt_context(
     model: nn.Module,
     coop: CoOpConfig,
@@ -80,7 +79,9 @@ def init_prompt_context(
     return module.context
 
 
-def _prompt_modules(model: nn.Module) -> tuple[XClipPromptContext, XClipDeepPrompts, XClipVisionPrompts, XClipDeepPrompts]:
+def _prompt_modules(
+    model: nn.Module,
+) -> tuple[XClipPromptContext, XClipDeepPrompts, XClipVisionPrompts, XClipDeepPrompts]:
     """The (text context, text deep, vision tokens, vision deep) modules of an XClipModel."""
     text, vision = model.text_model, model.vision_model
     return text.prompt_context, text.deep_prompts, vision.prompt_tokens, vision.deep_prompts
@@ -114,7 +115,11 @@ def resolve_vl_prompts(config: XClipAdapterConfig, model: nn.Module) -> XClipAda
     vision_layers = model.config.vision_config.num_hidden_layers
     layers = min(text_layers, vision_layers) if resolved["vision_tokens"] else text_layers
     resolved["depth"] = vl.depth or own_depth or layers
-    for name, mine in (("text_tokens", has["text_tokens"]), ("vision_tokens", has["vision_tokens"]), ("depth", own_depth)):
+    for name, mine in (
+        ("text_tokens", has["text_tokens"]),
+        ("vision_tokens", has["vision_tokens"]),
+        ("depth", own_depth),
+    ):
         if mine is not None and resolved[name] != mine:
             raise ValueError(
                 f"The model already carries learned prompts ({name.replace('_', ' ')} {mine}); vl-prompts trains them "
@@ -277,7 +282,12 @@ def default_learning_rates() -> dict[str, float]:
     and its prompt tokens).
     """
     return {
-        "lora": 2e-4, "coop": 2e-3, "prompt-generator": 2e-5, "vl-prompts": 8e-3, "llm-prompts": 1e-3, FULL_METHOD: 1e-5
+        "lora": 2e-4,
+        "coop": 2e-3,
+        "prompt-generator": 2e-5,
+        "vl-prompts": 8e-3,
+        "llm-prompts": 1e-3,
+        FULL_METHOD: 1e-5,
     }
 
 

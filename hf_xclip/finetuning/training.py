@@ -33,7 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .accelerator import make_accelerator
+from ..data.clip_dataset import VideoClassificationDataset, collate_videos
+from ..data.folders import VideoFolder, drop_unreadable
 from ..evaluation.evaluate import EvaluationResult, MultiLabelResult, evaluate_multi_label, evaluate_videos
 from ..labels import (
     LabelEncoder,
@@ -51,6 +52,8 @@ from ..multilabel import (
     set_sigmoid_head,
     sigmoid_head_of,
 )
+from ..utils import unwrap_model
+from .accelerator import make_accelerator
 from .arguments import MULTI_LABEL_LOSSES, REGULARIZATIONS, FewShotTrainingArguments
 from .peft_config import XClipAdapterConfig
 from .peft_model import (
@@ -61,9 +64,6 @@ from .peft_model import (
     resolve_vl_prompts,
     text_is_trainable,
 )
-from ..data.folders import VideoFolder, drop_unreadable
-from ..data.clip_dataset import VideoClassificationDataset, collate_videos
-from ..utils import unwrap_model
 
 
 @dataclass
@@ -251,8 +251,20 @@ def _combine(*parts: LossFunction | None) -> LossFunction:
 # Parameters whose scaling by alpha scales a low-rank family's weight update by alpha (the other factors keep their
 # trained values): LoRA / rsLoRA / DoRA B, LoHa w1_a, LoKr w1 (or w1_a when w1 is factored).
 _DELTA_FACTORS = ("lora_B.", "lora_embedding_B.", "hada_w1_a.", "lokr_w1.", "lokr_w1_a.")
-_OTHER_FACTORS = ("lora_A.", "lora_embedding_A.", "hada_w1_b.", "hada_w2_a.", "hada_w2_b.", "hada_t1.", "hada_t2.",
-                  "lokr_w1_b.", "lokr_w2.", "lokr_w2_a.", "lokr_w2_b.", "lokr_t2.")
+_OTHER_FACTORS = (
+    "lora_A.",
+    "lora_embedding_A.",
+    "hada_w1_b.",
+    "hada_w2_a.",
+    "hada_w2_b.",
+    "hada_t1.",
+    "hada_t2.",
+    "lokr_w1_b.",
+    "lokr_w2.",
+    "lokr_w2_a.",
+    "lokr_w2_b.",
+    "lokr_t2.",
+)
 
 
 @torch.no_grad()
@@ -345,7 +357,9 @@ def _text_inputs(unwrapped, tokenizer, class_names, args, device, descriptions=N
         return every_step
     if text_is_trainable(unwrapped):
         max_positions = unwrapped.config.text_config.max_position_embeddings
-        return {k: v.to(device) for k, v in tokenize_labels(tokenizer, class_names, args.template, max_positions).items()}
+        return {
+            k: v.to(device) for k, v in tokenize_labels(tokenizer, class_names, args.template, max_positions).items()
+        }
     # frozen text side: encode the class prompts once
     return {"text_embeds": labels.encode_labels(class_names, args.template, descriptions).detach()}
 
@@ -456,18 +470,31 @@ class _Run:
         return self.processor.tokenizer
 
     def text_inputs(self, model) -> TextInputs:
-        return _text_inputs(model, self.tokenizer, self.class_names, self.args, self.device, self.descriptions,
-                            self.accelerator)
+        return _text_inputs(
+            model, self.tokenizer, self.class_names, self.args, self.device, self.descriptions, self.accelerator
+        )
 
     def starting_text(self, model) -> dict[str, torch.Tensor]:
         return _starting_text(model, self.tokenizer, self.class_names, self.args, self.descriptions)
 
     def evaluate(self, model) -> EvaluationResult | MultiLabelResult | None:
-        kwargs = {"templates": self.args.template, "descriptions": self.descriptions,
-                  "batch_size": self.args.batch_size, "num_workers": self.args.num_workers,
-                  "accelerator": self.accelerator}
-        return _evaluate(model, self.eval_dataset, self.tokenizer, self.multi_label, self.class_names, self.novel,
-                         kwargs, self.args.threshold)
+        kwargs = {
+            "templates": self.args.template,
+            "descriptions": self.descriptions,
+            "batch_size": self.args.batch_size,
+            "num_workers": self.args.num_workers,
+            "accelerator": self.accelerator,
+        }
+        return _evaluate(
+            model,
+            self.eval_dataset,
+            self.tokenizer,
+            self.multi_label,
+            self.class_names,
+            self.novel,
+            kwargs,
+            self.args.threshold,
+        )
 
     def skipped_everywhere(self) -> list[str]:
         """The unreadable training videos of every process, sorted."""
@@ -479,8 +506,14 @@ class _Run:
         return skipped
 
 
-def _prepare_run(processor, train_folder: VideoFolder, eval_folder: VideoFolder | None,
-                 args: FewShotTrainingArguments | None, accelerator, label_descriptions) -> _Run:
+def _prepare_run(
+    processor,
+    train_folder: VideoFolder,
+    eval_folder: VideoFolder | None,
+    args: FewShotTrainingArguments | None,
+    accelerator,
+    label_descriptions,
+) -> _Run:
     """Settings (the template resolved), the accelerator, the seed, readable training videos, the held-out set."""
     from accelerate.utils import set_seed
 
@@ -499,13 +532,25 @@ def _prepare_run(processor, train_folder: VideoFolder, eval_folder: VideoFolder 
     eval_dataset, novel = None, []
     if eval_folder is not None and len(eval_folder):
         if eval_folder.multi_label != multi_label:
-            raise ValueError("The evaluation videos must be labelled like the training videos (single- or multi-label).")
+            raise ValueError(
+                "The evaluation videos must be labelled like the training videos (single- or multi-label)."
+            )
         if not multi_label and eval_folder.class_names != class_names:
             raise ValueError("The evaluation folder must have the training classes, in the same order.")
         novel = [label for label in eval_folder.class_names if label not in class_names]
         eval_dataset = VideoClassificationDataset(eval_folder, processor, num_frames=args.num_frames)
-    return _Run(args, processor, accelerator, class_names, multi_label, descriptions, train_folder, list(skipped),
-                eval_dataset, novel)
+    return _Run(
+        args,
+        processor,
+        accelerator,
+        class_names,
+        multi_label,
+        descriptions,
+        train_folder,
+        list(skipped),
+        eval_dataset,
+        novel,
+    )
 
 
 def _adapt(model, adapter_config: XClipAdapterConfig, run: _Run, label_prompter):
@@ -548,13 +593,28 @@ def _optimisation(peft_model, run: _Run, teacher_text) -> _Optimisation:
         initial = sigmoid_head_of(peft_model)
         # a model without a head starts from one fitted to the training clips, at least as sharp as the model's own
         # logit scale (a flat head fitted to a model that cannot rank the labels yet would pass no gradient)
-        scale, bias = (initial["scale"], initial["bias"]) if initial else _fit_head(
-            peft_model, run.train_folder, run.processor, args, text_kwargs, run.device,
-            _logit_scale(peft_model) if args.head_min_scale is None else args.head_min_scale,
+        scale, bias = (
+            (initial["scale"], initial["bias"])
+            if initial
+            else _fit_head(
+                peft_model,
+                run.train_folder,
+                run.processor,
+                args,
+                text_kwargs,
+                run.device,
+                _logit_scale(peft_model) if args.head_min_scale is None else args.head_min_scale,
+            )
         )
         head = SigmoidHead(scale, bias).to(run.device)
-        groups.append({"params": list(head.parameters()), "lr": args.head_learning_rate, "weight_decay": 0.0,
-                       "name": "sigmoid-head"})
+        groups.append(
+            {
+                "params": list(head.parameters()),
+                "lr": args.head_learning_rate,
+                "weight_decay": 0.0,
+                "name": "sigmoid-head",
+            }
+        )
         learning_rates["sigmoid-head"] = args.head_learning_rate
     optimizer = torch.optim.AdamW(groups, betas=args.adam_betas)
     start_weights = _trained_parameters(peft_model) if args.regularization in ("wise", "l2sp") else None
@@ -562,8 +622,9 @@ def _optimisation(peft_model, run: _Run, teacher_text) -> _Optimisation:
     if args.regularization == "l2sp":
         loss_fn = _combine(loss_fn, _l2sp_penalty(peft_model, start_weights, args.l2sp_weight))
     elif args.regularization == "distill":
-        loss_fn = _combine(loss_fn, _distillation(peft_model, _frozen_teacher(peft_model), teacher_text,
-                                                  args.distill_weight))
+        loss_fn = _combine(
+            loss_fn, _distillation(peft_model, _frozen_teacher(peft_model), teacher_text, args.distill_weight)
+        )
     return _Optimisation(optimizer, learning_rates, text_kwargs, head, loss_fn, start_weights)
 
 
@@ -578,8 +639,15 @@ def _train(peft_model, run: _Run, step: _Optimisation):
     # Stepped by hand once per optimiser update (not through accelerate, which would step it once per process).
     scheduler = get_cosine_schedule_with_warmup(step.optimizer, int(run.args.warmup_ratio * total_steps), total_steps)
     step_losses, epoch_losses, failed = _run_epochs(
-        peft_model, loader, step.optimizer, scheduler, run.accelerator, run.args, step.text_kwargs,
-        total_steps, step.loss_fn,
+        peft_model,
+        loader,
+        step.optimizer,
+        scheduler,
+        run.accelerator,
+        run.args,
+        step.text_kwargs,
+        total_steps,
+        step.loss_fn,
     )
     run.skipped.extend(failed)
     return peft_model, step_losses, epoch_losses
@@ -597,6 +665,7 @@ def _finish_weights(unwrapped, run: _Run, step: _Optimisation) -> dict[str, floa
         scale, bias = _fit_head(unwrapped, run.train_folder, run.processor, run.args, text_kwargs, run.device, None)
     set_sigmoid_head(unwrapped, scale, bias)
     return {"scale": scale, "bias": bias}
+
 
 __all__ = [
     "FewShotResult",

@@ -252,8 +252,13 @@ def _eval_results(results: Mapping[str, float] | None, dataset_name: str | None)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"result {metric!r} must be a number, got {value!r}.")
         eval_results.append(
-            EvalResult(task_type=PIPELINE_TAG, dataset_type=dataset_name, dataset_name=dataset_name,
-                       metric_type=metric, metric_value=float(value))
+            EvalResult(
+                task_type=PIPELINE_TAG,
+                dataset_type=dataset_name,
+                dataset_name=dataset_name,
+                metric_type=metric,
+                metric_value=float(value),
+            )
         )
     return eval_results
 
@@ -377,9 +382,12 @@ def _worse_than_training_free(result: Any) -> list[str]:
         return []
     if after.metrics["mAP"] >= before.metrics["mAP"]:
         return []
-    return ["", f"**Warning:** training made the held-out mAP worse than the training-free base model "
-                f"({before.metrics['mAP']:.4f} -> {after.metrics['mAP']:.4f}): use the base model, or train "
-                "differently (more clips, other --lr / --lora-targets)."]
+    return [
+        "",
+        f"**Warning:** training made the held-out mAP worse than the training-free base model "
+        f"({before.metrics['mAP']:.4f} -> {after.metrics['mAP']:.4f}): use the base model, or train "
+        "differently (more clips, other --lr / --lora-targets).",
+    ]
 
 
 def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict[str, Any] | None = None) -> ModelCard:
@@ -395,7 +403,8 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
     full = getattr(result.adapter_config, "full_finetune", False)
     hub_base = base_model if base_model and not Path(base_model).exists() else None
     metadata = card_data(
-        library_name="hf_xclip" if full else "peft", base_model=hub_base,
+        library_name="hf_xclip" if full else "peft",
+        base_model=hub_base,
         tags=["x-clip", "few-shot", *([] if full else ["peft"]), *methods],
     )
     shots, seed = data.get("shots"), data.get("seed")
@@ -404,15 +413,20 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
     lines = [
         f"# X-CLIP few-shot {'fine-tuned model (every weight)' if full else 'adapter (' + ' + '.join(methods) + ')'}",
         "",
-        (f"X-CLIP fine-tuned in full from `{base_model or 'unknown'}`" if full else
-         f"A PEFT adapter for the X-CLIP model `{base_model or 'unknown'}`")
+        (
+            f"X-CLIP fine-tuned in full from `{base_model or 'unknown'}`"
+            if full
+            else f"A PEFT adapter for the X-CLIP model `{base_model or 'unknown'}`"
+        )
         + ", trained with `hf-xclip finetune` (hf_xclip).",
         "",
         "## Data",
         "",
-        (f"- Training videos: `{data['train_annotations']}` (annotation file), {len(result.class_names)} labels, "
-         if data.get("train_annotations") else
-         f"- Training videos: `{data.get('train_dir', '?')}`, {len(result.class_names)} classes (folder name = class text), ")
+        (
+            f"- Training videos: `{data['train_annotations']}` (annotation file), {len(result.class_names)} labels, "
+            if data.get("train_annotations")
+            else f"- Training videos: `{data.get('train_dir', '?')}`, {len(result.class_names)} classes (folder name = class text), "
+        )
         + f"{f'{shots} shots per class' if shots else 'all videos'}"
         f"{f' (seed {seed})' if shots else ''}, "
         f"{result.num_train_videos} readable videos used.",
@@ -433,8 +447,11 @@ def adapter_model_card(result: Any, *, base_model: str | None = None, data: dict
         f"- epochs {args.epochs}, batch size {args.batch_size} x {args.gradient_accumulation_steps} accumulation, "
         f"learning rates {result.learning_rates}, AdamW betas {args.adam_betas}, weight decay {args.weight_decay}, "
         f"cosine schedule with {args.warmup_ratio:.0%} warm-up, "
-        + (_multi_label_loss_text(args) if getattr(result, "multi_label", False) else
-           f"label smoothing {args.label_smoothing}"),
+        + (
+            _multi_label_loss_text(args)
+            if getattr(result, "multi_label", False)
+            else f"label smoothing {args.label_smoothing}"
+        ),
         f"- frames per clip: {args.num_frames}, TSN random sampling, "
         f"{'random resized crop ' + str(args.crop_scale) + f' + flip p={args.hflip_prob}' if args.augment else 'centre crop'}",
         f"- mixed precision: {result.mixed_precision}, prompt template: `{args.template}`, seed {args.seed}",
@@ -470,8 +487,11 @@ def _adapter_usage(result: Any, base_model: str | None, full: bool) -> list[str]
         "```",
         "",
         "(or `peft.PeftModel.from_pretrained(XClipModel.from_pretrained(BASE), PATH)`"
-        + (", then `hf_xclip.finetuning.adapters.apply_adapter_head(model, metadata)` for the sigmoid head)"
-           if getattr(result, "multi_label", False) else ")"),
+        + (
+            ", then `hf_xclip.finetuning.adapters.apply_adapter_head(model, metadata)` for the sigmoid head)"
+            if getattr(result, "multi_label", False)
+            else ")"
+        ),
         f"or `hf-xclip evaluate --model {base} --adapter PATH_TO_THIS_ADAPTER {data_option}`. "
         "The class names, in training order, are in `xclip_adapter.json`"
         + (" (required order: the CoOp context is class-specific)." if _class_specific(result.adapter_config) else "."),
@@ -481,7 +501,8 @@ def _adapter_usage(result: Any, base_model: str | None, full: bool) -> list[str]
 
 def _multi_label_loss_text(args: Any) -> str:
     loss = (
-        f"asymmetric loss (gamma_neg {args.asl_gamma_neg}, clip {args.asl_clip})" if args.loss == "asl"
+        f"asymmetric loss (gamma_neg {args.asl_gamma_neg}, clip {args.asl_clip})"
+        if args.loss == "asl"
         else "sigmoid binary cross-entropy"
     )
     regularization = {
@@ -507,9 +528,7 @@ def _method_text(config: Any) -> str:
         coop = config.coop
         kind = "class-specific" if coop.class_specific else "unified"
         init = f'initialised from "{coop.init_text}"' if coop.init_text else "randomly initialised"
-        parts.append(
-            f"- CoOp: {coop.num_context} {kind} context vectors after the start token, {init}"
-        )
+        parts.append(f"- CoOp: {coop.num_context} {kind} context vectors after the start token, {init}")
     if config.vl_prompts is not None:
         vl = config.vl_prompts
         parts.append(
@@ -546,14 +565,14 @@ def _default_multi_label_section(record: dict[str, Any]) -> str:
     return f"""
 ### Multi-label
 
-{metrics['num_videos']} fresh clips (seed {metrics['seed']}) of 2-3 objects, each its own shape, colour and motion,
+{metrics["num_videos"]} fresh clips (seed {metrics["seed"]}) of 2-3 objects, each its own shape, colour and motion,
 at least one of a seen and one of a held-out combination; every clip is scored against all 204 captions, each on its
 own, by the model's sigmoid head {head_text} (stored in `config.json`, used by `pipeline(..., multi_label=True)`).
 Novel labels are the 64 held-out captions (never trained on, alone or in a scene).
 
-| mAP | base mAP (140 seen captions) | novel mAP (64 held-out captions) | micro AP | precision / recall / F1 at {metrics['threshold']:g} |
+| mAP | base mAP (140 seen captions) | novel mAP (64 held-out captions) | micro AP | precision / recall / F1 at {metrics["threshold"]:g} |
 |---|---|---|---|---|
-| {metrics['mAP']:.3f} | {metrics['base_mAP']:.3f} | {metrics['novel_mAP']:.3f} | {metrics['micro_AP']:.3f} | {metrics['precision']:.3f} / {metrics['recall']:.3f} / {metrics['f1']:.3f} |
+| {metrics["mAP"]:.3f} | {metrics["base_mAP"]:.3f} | {metrics["novel_mAP"]:.3f} | {metrics["micro_AP"]:.3f} | {metrics["precision"]:.3f} / {metrics["recall"]:.3f} / {metrics["f1"]:.3f} |
 """
 
 
@@ -581,30 +600,30 @@ clf("clip.mp4", candidate_labels=["a red circle moving left", "a blue star growi
 
 ## Evaluation
 
-Fresh clips (seed {m['seed']}, never seen in training), {m['clips_per_class']} per combination, classified among
-all combinations with the clip's shape (42 captions, 36 for circles; chance {m['chance_same_shape']:.1%}) and among
-all {round(1 / m['chance_all'])} captions (chance {m['chance_all']:.2%}). *Held-out* combinations (zero-shot) pair a
+Fresh clips (seed {m["seed"]}, never seen in training), {m["clips_per_class"]} per combination, classified among
+all combinations with the clip's shape (42 captions, 36 for circles; chance {m["chance_same_shape"]:.1%}) and among
+all {round(1 / m["chance_all"])} captions (chance {m["chance_all"]:.2%}). *Held-out* combinations (zero-shot) pair a
 colour with a motion or a shape never seen together in training (`hf_xclip.data.synthetic.heldout_specs`).
 
 | combinations | clips | accuracy, same-shape candidates | accuracy, all captions | colour | shape | motion |
 |---|---|---|---|---|---|---|
-| seen ({seen['combinations']}) | {seen['clips']} | {seen['accuracy_same_shape']:.1%} | {seen['accuracy_all']:.1%} | {seen['colour_accuracy']:.1%} | {seen['shape_accuracy']:.1%} | {seen['motion_accuracy']:.1%} |
-| held-out ({held['combinations']}) | {held['clips']} | {held['accuracy_same_shape']:.1%} | {held['accuracy_all']:.1%} | {held['colour_accuracy']:.1%} | {held['shape_accuracy']:.1%} | {held['motion_accuracy']:.1%} |
+| seen ({seen["combinations"]}) | {seen["clips"]} | {seen["accuracy_same_shape"]:.1%} | {seen["accuracy_all"]:.1%} | {seen["colour_accuracy"]:.1%} | {seen["shape_accuracy"]:.1%} | {seen["motion_accuracy"]:.1%} |
+| held-out ({held["combinations"]}) | {held["clips"]} | {held["accuracy_same_shape"]:.1%} | {held["accuracy_all"]:.1%} | {held["colour_accuracy"]:.1%} | {held["shape_accuracy"]:.1%} | {held["motion_accuracy"]:.1%} |
 
 (colour / shape / motion: how often that attribute of the best caption among all captions is right.)
 {_default_multi_label_section(record)}
 ## Training
 
 `python -m hf_xclip.embedded_model.training --output-dir hf_xclip/default_model` (settings below are its defaults).
-{s['steps']} AdamW steps of {s['batch_size']} fresh clips of the seen combinations ({s['num_frames']} frames,
-{s['image_size']} px), cross-entropy of each clip against all seen captions (one random prompt template per step)
-plus {s['motion_loss_weight']} x the cross-entropy among the seen captions with the clip's shape and colour (negatives
+{s["steps"]} AdamW steps of {s["batch_size"]} fresh clips of the seen combinations ({s["num_frames"]} frames,
+{s["image_size"]} px), cross-entropy of each clip against all seen captions (one random prompt template per step)
+plus {s["motion_loss_weight"]} x the cross-entropy among the seen captions with the clip's shape and colour (negatives
 that differ in motion only),{_default_multi_label_recipe(s)}
-learning rate {s['learning_rate']} with {s['warmup_steps']} warm-up steps and cosine decay, seed {s['seed']}, 
-{s['num_threads']} CPU thread(s), deterministic algorithms: {record['train_seconds']:.0f} s on the training machine
-(torch {record['environment']['torch']}). Architecture: widths {s['width']} (text and vision),
-{s['num_layers']} layers each, patch {s['patch_size']}, projection / MIT width {s['projection_dim']}, 1 MIT layer,
-{s['prompt_layers']} prompt generator layer(s), {s['num_heads']} heads. `training_log.json` holds every setting, the
+learning rate {s["learning_rate"]} with {s["warmup_steps"]} warm-up steps and cosine decay, seed {s["seed"]}, 
+{s["num_threads"]} CPU thread(s), deterministic algorithms: {record["train_seconds"]:.0f} s on the training machine
+(torch {record["environment"]["torch"]}). Architecture: widths {s["width"]} (text and vision),
+{s["num_layers"]} layers each, patch {s["patch_size"]}, projection / MIT width {s["projection_dim"]}, 1 MIT layer,
+{s["prompt_layers"]} prompt generator layer(s), {s["num_heads"]} heads. `training_log.json` holds every setting, the
 loss of every step and these metrics; `bench/check_default_model.py` retrains the first steps and compares.
 """
     return render_card(metadata, text.splitlines())

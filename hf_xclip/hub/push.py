@@ -36,8 +36,8 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard
 from transformers.dynamic_module_utils import custom_object_save
 
 from ..configuration_xclip import XClipConfig, XClipTextConfig, XClipVisionConfig
-from .model_cards import check_model_card, finetuned_model_card, remote_code_usage
 from ..modeling_xclip import XClipModel, XClipTextModel, XClipVisionModel
+from .model_cards import check_model_card, finetuned_model_card, remote_code_usage
 
 # architecture in config.json -> (model class, config class)
 _ARCHITECTURES = {

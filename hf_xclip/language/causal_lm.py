@@ -103,9 +103,22 @@ def language_model_signature(config: Any) -> dict[str, Any]:
     another folder, has the signature of its original)."""
     data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     skip = {
-        "name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config", "use_cache",
-        "architectures", "id2label", "label2id", "problem_type", "output_attentions", "output_hidden_states",
-        "return_dict", "torchscript", "chunk_size_feed_forward", "pruned_heads",
+        "name_or_path",
+        "transformers_version",
+        "torch_dtype",
+        "dtype",
+        "quantization_config",
+        "use_cache",
+        "architectures",
+        "id2label",
+        "label2id",
+        "problem_type",
+        "output_attentions",
+        "output_hidden_states",
+        "return_dict",
+        "torchscript",
+        "chunk_size_feed_forward",
+        "pruned_heads",
     }
     kept = {key: value for key, value in data.items() if key not in skip and not key.startswith("_")}
     return json.loads(json.dumps(kept, sort_keys=True, default=str))

@@ -41,9 +41,9 @@ from torch import nn
 
 from ..fingerprint import LABEL_PROMPTER_MODULE
 from ..labels import find_label_prompter, validate_template
-from .causal_lm import LM_DTYPES, language_model_signature, load_language_model
 from ..processing_xclip import clean_text
 from ..utils import atomic_path, unwrap_model
+from .causal_lm import LM_DTYPES, language_model_signature, load_language_model
 
 PROMPTER_CONFIG_FILE = "llm_prompter_config.json"
 PROMPTER_WEIGHTS_FILE = "llm_prompter.safetensors"
@@ -60,7 +60,9 @@ class LLMPrompterConfig:
     )
     num_prompt_tokens: int | None = field(
         default=None,
-        metadata={"help": "Learnable prompt tokens n (= soft tokens given to CLIP). Default: tokens of init_text, or 8."},
+        metadata={
+            "help": "Learnable prompt tokens n (= soft tokens given to CLIP). Default: tokens of init_text, or 8."
+        },
     )
     init_text: str | None = field(
         default="a video of a",
@@ -207,7 +209,9 @@ class XClipLLMPrompter(nn.Module):
                 raise ValueError(f"The CLIP tokenizer cannot spell the prompter init text {config.init_text!r}.")
             with torch.no_grad():
                 phrase = embedding.weight[torch.tensor(token_ids, device=embedding.weight.device)].float().cpu()
-        num_prompt_tokens = config.num_prompt_tokens or (phrase.shape[0] if phrase is not None else DEFAULT_NUM_PROMPT_TOKENS)
+        num_prompt_tokens = config.num_prompt_tokens or (
+            phrase.shape[0] if phrase is not None else DEFAULT_NUM_PROMPT_TOKENS
+        )
         if phrase is not None and phrase.shape[0] > num_prompt_tokens:
             raise ValueError(
                 f"The prompter init text {config.init_text!r} has {phrase.shape[0]} tokens, more than "
@@ -270,7 +274,9 @@ class XClipLLMPrompter(nn.Module):
         signature = language_model_signature(model.config)
         if signature != self.lm_signature:
             differences = sorted(
-                key for key in set(signature) | set(self.lm_signature) if signature.get(key) != self.lm_signature.get(key)
+                key
+                for key in set(signature) | set(self.lm_signature)
+                if signature.get(key) != self.lm_signature.get(key)
             )
             raise ValueError(
                 f"the language model {getattr(model, 'name_or_path', '')!r} is not the one this prompter was trained "
@@ -311,7 +317,9 @@ class XClipLLMPrompter(nn.Module):
         tokens; the prompting transformer maps its states at the prompt tokens. Labels go through the language model
         in batches of `config.lm_batch_size`."""
         batch = self.config.lm_batch_size
-        return torch.cat([self.map_states(self.language_model_states(labels[i : i + batch])) for i in range(0, len(labels), batch)])
+        return torch.cat(
+            [self.map_states(self.language_model_states(labels[i : i + batch])) for i in range(0, len(labels), batch)]
+        )
 
     def language_model_states(self, labels: list[str]) -> torch.Tensor:
         """(K, n, lm_hidden_size) last-layer states of the language model at the prompt tokens after each label."""
@@ -416,7 +424,9 @@ class XClipLLMPrompter(nn.Module):
             raise ValueError(f"{config_path}: malformed LLM prompter config ({err}).") from None
         allowed = {"lm_dtype", "load_in_8bit", "lm_batch_size", "trust_remote_code"}
         if set(overrides) - allowed:
-            raise ValueError(f"cannot override {sorted(set(overrides) - allowed)} of a saved prompter; allowed: {sorted(allowed)}.")
+            raise ValueError(
+                f"cannot override {sorted(set(overrides) - allowed)} of a saved prompter; allowed: {sorted(allowed)}."
+            )
         if isinstance(language_model, (str, os.PathLike)):
             overrides["language_model"] = os.fspath(language_model)
             language_model = None

@@ -77,7 +77,6 @@ from .format import (
 logger = logging.get_logger(__name__)
 
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # Building: videos -> rows -> shards
 
@@ -223,13 +222,23 @@ def build_index(
         state.wait_for_everyone()  # every process has read the same committed state before any writes
         pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]
         result = IndexingResult(
-            output, skipped=sum(v in before.files for v in videos),
+            output,
+            skipped=sum(v in before.files for v in videos),
             previously_failed=[v for v in videos if v in before.failed and not retry_failed],
             missing=[(str(p), r) for p, r in missing],
         )
         with state.split_between_processes(pending) as mine:
-            _index_videos(list(mine), output, info, loaded, batch_size, shard_size, num_workers, state.process_index,
-                          progress and state.is_main_process)
+            _index_videos(
+                list(mine),
+                output,
+                info,
+                loaded,
+                batch_size,
+                shard_size,
+                num_workers,
+                state.process_index,
+                progress and state.is_main_process,
+            )
         state.wait_for_everyone()
         after = read_manifest(output)
         if state.is_main_process:
@@ -429,15 +438,20 @@ def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str
     projection_dim = int(getattr(core, "embed_dim", None) or config.projection_dim)
     num_patches = 0
     capabilities = getattr(core, "capabilities", None)  # the video-text interface: no prompts outside X-CLIP
-    if getattr(config, "use_prompt_generator", True) and (capabilities is None or capabilities.video_conditioned_prompts):
+    if getattr(config, "use_prompt_generator", True) and (
+        capabilities is None or capabilities.video_conditioned_prompts
+    ):
         crop = loaded.video_processor.crop_size
         size = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop), int(crop))
         patch = config.vision_config.patch_size
         num_patches = (size[0] // patch) * (size[1] // patch)
     if existing is not None:
         recorded = asdict(existing.settings)
-        differ = {k: (v, recorded[k]) for k, v in given.items() if v is not None and v != recorded[k]
-                  and not (k == "stride" and given.get("window") is None)}
+        differ = {
+            k: (v, recorded[k])
+            for k, v in given.items()
+            if v is not None and v != recorded[k] and not (k == "stride" and given.get("window") is None)
+        }
         if given.get("window") is not None and given.get("stride") is None and recorded["stride"] != given["window"]:
             differ.setdefault("stride", (given["window"], recorded["stride"]))
         if differ:
@@ -451,8 +465,16 @@ def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str
                 f"the index holds rows of {existing.projection_dim} x {existing.num_patches} patches, the model makes "
                 f"{projection_dim} x {num_patches}."
             )
-        return IndexInfo(loaded.name, loaded.adapter, loaded.video_fingerprint, loaded.text_fingerprint,
-                         projection_dim, num_patches, existing.settings, existing.created)
+        return IndexInfo(
+            loaded.name,
+            loaded.adapter,
+            loaded.video_fingerprint,
+            loaded.text_fingerprint,
+            projection_dim,
+            num_patches,
+            existing.settings,
+            existing.created,
+        )
     settings = IndexSettings(
         window=given["window"],
         stride=given["stride"],
@@ -460,8 +482,15 @@ def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str
         tail=given["tail"] or "shift",
         precision=given["precision"] or "int8",
     )
-    return IndexInfo(loaded.name, loaded.adapter, loaded.video_fingerprint, loaded.text_fingerprint, projection_dim,
-                     num_patches, settings)
+    return IndexInfo(
+        loaded.name,
+        loaded.adapter,
+        loaded.video_fingerprint,
+        loaded.text_fingerprint,
+        projection_dim,
+        num_patches,
+        settings,
+    )
 
 
 # -- rows of one video --------------------------------------------------------------------------------------------
@@ -480,15 +509,19 @@ def video_rows(
         yield 0.0, float(duration) if duration is not None else float("nan"), out["pixel_values"]
         return
     windows = iter_windows(
-        source, window=settings.window, stride=settings.stride, num_frames=frames, tail=settings.tail,
-        short_side=video_processor.decode_short_side, backend=video_processor.decode_backend,
+        source,
+        window=settings.window,
+        stride=settings.stride,
+        num_frames=frames,
+        tail=settings.tail,
+        short_side=video_processor.decode_short_side,
+        backend=video_processor.decode_backend,
         num_threads=video_processor.decode_threads,
     )
     with windows:
         for window in windows:
             pixels = video_processor(window.frames, num_frames=frames, num_clips=1, num_crops=1)["pixel_values"]
             yield window.start, window.end, pixels
-
 
 
 @dataclass
@@ -502,14 +535,15 @@ class _Event:
 
 
 def prefetch_rows(
-    videos: Sequence[str], produce: Callable[[str], Iterator[tuple[float, float, torch.Tensor]]],
-    num_workers: int = 2, depth: int = 8,
+    videos: Sequence[str],
+    produce: Callable[[str], Iterator[tuple[float, float, torch.Tensor]]],
+    num_workers: int = 2,
+    depth: int = 8,
 ) -> Iterator[_Event]:
     """The rows of `videos` in order, produced by `num_workers` threads ahead of the caller: for each video its
     ``row`` events, then ``done`` (or ``failed`` with the reason; rows already yielded for it must be dropped).
     At most ``depth + num_workers`` videos are in flight and each holds at most ``depth`` rows."""
-    streams = prefetch(videos, produce, workers=num_workers, ahead=depth + num_workers, depth=depth,
-                       name="xclip-index")
+    streams = prefetch(videos, produce, workers=num_workers, ahead=depth + num_workers, depth=depth, name="xclip-index")
     with contextlib.closing(streams):  # also when the caller stops early: running videos stop at their next row
         for video, stream in streams:
             try:
@@ -535,8 +569,17 @@ class _OpenVideo:
         return self.failure is not None or (self.read and len(self.outputs) == len(self.spans))
 
 
-def _index_videos(videos: list[str], output: Path, info: IndexInfo, loaded: LoadedModel, batch_size: int,
-                  shard_size: int, num_workers: int, rank: int, progress: bool) -> None:
+def _index_videos(
+    videos: list[str],
+    output: Path,
+    info: IndexInfo,
+    loaded: LoadedModel,
+    batch_size: int,
+    shard_size: int,
+    num_workers: int,
+    rank: int,
+    progress: bool,
+) -> None:
     """Embed `videos` and commit them in shards of about `shard_size` rows (whole videos only). Decoding runs
     ahead in `num_workers` threads and each shard is written by a background thread while the model goes on (one
     write at a time, in order)."""

@@ -163,8 +163,9 @@ def choose_kind(count: int, dim: int, kind: FaissKind = "auto") -> str:
     return kind
 
 
-def build_faiss_from_tables(tables: Sequence[Any], dim: int, kind: FaissKind = "auto",
-                            calibration_candidates: int = 100, seed: int = 0):
+def build_faiss_from_tables(
+    tables: Sequence[Any], dim: int, kind: FaissKind = "auto", calibration_candidates: int = 100, seed: int = 0
+):
     """`build_faiss` over the ``embedding`` columns of shard tables (or (n, D) arrays), normalised chunk by chunk:
     an IVF-PQ index never holds the whole matrix (training on a sample, rows added table by table)."""
     faiss = require_extra("faiss")
@@ -173,8 +174,9 @@ def build_faiss_from_tables(tables: Sequence[Any], dim: int, kind: FaissKind = "
     kind = choose_kind(count, dim, kind)
     if kind != "ivfpq":
         parts = [_normalized(_embeddings(t)) for t in chunks]
-        return build_faiss(np.concatenate(parts) if parts else np.zeros((0, dim), np.float32), kind,
-                           calibration_candidates, seed)
+        return build_faiss(
+            np.concatenate(parts) if parts else np.zeros((0, dim), np.float32), kind, calibration_candidates, seed
+        )
     rng = np.random.default_rng(seed)
     nlist = max(2, min(int(math.sqrt(count)), count // 39))
     sample = np.sort(rng.choice(count, size=min(count, TRAIN_MAX, TRAIN_PER_CELL * nlist), replace=False))
@@ -200,8 +202,9 @@ def build_faiss_from_tables(tables: Sequence[Any], dim: int, kind: FaissKind = "
     # rows, 0.946 recall@10 on text-like queries at the calibrated nprobe 2); scanning cells of 64-byte codes costs
     # little next to the re-ranking, so the default probes NPROBE_MARGIN times the calibrated cells, at least 16.
     index.nprobe = min(nlist, max(NPROBE_MIN, NPROBE_MARGIN * nprobe))
-    return index, FaissInfo("ivfpq", count, "", nlist=nlist, nprobe=index.nprobe, calibration_recall=recall,
-                            refine=REFINE_FACTOR)
+    return index, FaissInfo(
+        "ivfpq", count, "", nlist=nlist, nprobe=index.nprobe, calibration_recall=recall, refine=REFINE_FACTOR
+    )
 
 
 def _embeddings(chunk: Any) -> np.ndarray:
@@ -242,8 +245,13 @@ def _exact_top(chunks: Sequence[Any], queries: np.ndarray, k: int) -> np.ndarray
     return best_ids
 
 
-def load_or_build_faiss(index_dir: str | os.PathLike, shards: Sequence[Shard], tables: Sequence[Any] | None = None,
-                        kind: FaissKind = "auto", write: bool = True):
+def load_or_build_faiss(
+    index_dir: str | os.PathLike,
+    shards: Sequence[Shard],
+    tables: Sequence[Any] | None = None,
+    kind: FaissKind = "auto",
+    write: bool = True,
+):
     """``(faiss index, FaissInfo)`` for the committed `shards`: read from ``faiss-<key>.index`` when it covers
     exactly these shards (and `kind` allows it), else built from their embeddings and, with `write`, saved
     atomically (older FAISS files are removed). `tables` are the shards' tables when already open."""

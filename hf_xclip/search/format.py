@@ -330,8 +330,13 @@ def write_shard(
     if sum(count for _, count in files) != len(rows):
         raise ValueError(f"a shard's files list {sum(c for _, c in files)} rows but it holds {len(rows)}.")
     schema = shard_schema(info.projection_dim, info.num_patches, info.settings.precision)
-    manifest = {"files": [list(f) for f in files], "failed": [list(f) for f in failed], "rank": rank,
-                "rows": len(rows), "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    manifest = {
+        "files": [list(f) for f in files],
+        "failed": [list(f) for f in failed],
+        "rank": rank,
+        "rows": len(rows),
+        "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     schema = schema.with_metadata({SHARD_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode("utf-8")})
     folder = Path(index_dir) / SHARDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -447,14 +452,20 @@ def read_manifest(index_dir: str | os.PathLike, repair: bool = False) -> Manifes
             data = _read_manifest(path)
         except ValueError as err:
             if not repair:
-                raise ValueError(f"{err} Re-run `hf-xclip index` into {index_dir} to set it aside and redo its "
-                                 "videos.") from None
+                raise ValueError(
+                    f"{err} Re-run `hf-xclip index` into {index_dir} to set it aside and redo its videos."
+                ) from None
             aside = path.with_name(f".{path.name}.broken")
             os.replace(path, aside)
             set_aside.append(str(aside))
             continue
-        shard = Shard(path, int(data["rows"]), [tuple(f) for f in data["files"]], [tuple(f) for f in data["failed"]],
-                      int(data.get("rank", 0)))
+        shard = Shard(
+            path,
+            int(data["rows"]),
+            [tuple(f) for f in data["files"]],
+            [tuple(f) for f in data["failed"]],
+            int(data.get("rank", 0)),
+        )
         shards.append(shard)
         for video, count in shard.files:
             if video in files:

@@ -166,8 +166,9 @@ class VideoIndex:
         templates: the text templates a query is put in (default: the model's own, ``"{}"`` for X-CLIP).
     """
 
-    def __init__(self, path: Path, info: IndexInfo, model: LoadedModel, templates: tuple[str, ...],
-                 faiss_kind: str = "auto") -> None:
+    def __init__(
+        self, path: Path, info: IndexInfo, model: LoadedModel, templates: tuple[str, ...], faiss_kind: str = "auto"
+    ) -> None:
         self.path = Path(path)
         self.info = info
         self.model = model
@@ -188,11 +189,13 @@ class VideoIndex:
         shards = [(shard.path, table, base) for shard, (table, base) in zip(manifest.shards, opened)]
         self._embeddings = [_ShardColumn.of(p, t, "embedding", b) if t.num_rows else None for p, t, b in shards]
         with_prompts = info.num_patches > 0
-        self._prompt_values = [_ShardColumn.of(p, t, "prompt_features", b) if t.num_rows and with_prompts else None
-                               for p, t, b in shards]
+        self._prompt_values = [
+            _ShardColumn.of(p, t, "prompt_features", b) if t.num_rows and with_prompts else None for p, t, b in shards
+        ]
         int8 = with_prompts and info.settings.precision == "int8"
-        self._prompt_scales = [_ShardColumn.of(p, t, "prompt_scale", b) if t.num_rows and int8 else None
-                               for p, t, b in shards]
+        self._prompt_scales = [
+            _ShardColumn.of(p, t, "prompt_scale", b) if t.num_rows and int8 else None for p, t, b in shards
+        ]
         self._faiss = None
         self.faiss_info = None
 
@@ -243,8 +246,10 @@ class VideoIndex:
         return int(self._offsets[-1])
 
     def __repr__(self) -> str:
-        return (f"VideoIndex({str(self.path)!r}, rows={len(self)}, videos={len(self.manifest.files)}, "
-                f"model={self.info.model!r})")
+        return (
+            f"VideoIndex({str(self.path)!r}, rows={len(self)}, videos={len(self.manifest.files)}, "
+            f"model={self.info.model!r})"
+        )
 
     @property
     def videos(self) -> list[str]:
@@ -457,8 +462,9 @@ class VideoIndex:
             query = self.features([int(video)])[0]
         else:
             settings = self.info.settings
-            pixels = self.model.video_processor(fetch_video(video), num_frames=settings.num_frames, num_clips=1,
-                                                num_crops=1)["pixel_values"]
+            pixels = self.model.video_processor(
+                fetch_video(video), num_frames=settings.num_frames, num_clips=1, num_crops=1
+            )["pixel_values"]
             query = torch.from_numpy(embed_videos(self.model.model, pixels)[0][0])[None]
         if not len(self):
             return []

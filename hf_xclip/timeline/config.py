@@ -28,19 +28,25 @@ class TimelineConfig:
     )
     multi_label: bool = field(
         default=False,
-        metadata={"help": "Independent per-label probabilities (the pipeline's multi-label scores) instead of a "
-                          "softmax over the labels."},
+        metadata={
+            "help": "Independent per-label probabilities (the pipeline's multi-label scores) instead of a "
+            "softmax over the labels."
+        },
     )
     multi_label_method: str = field(
         default="auto",
-        metadata={"help": "Multi-label scores (hf_xclip.multilabel): 'sigmoid' (the model's calibrated head), "
-                          "'background' (each label against generic prompts), 'negative' (against 'not {label}'); "
-                          "'auto': the head when the model has one, else 'background'."},
+        metadata={
+            "help": "Multi-label scores (hf_xclip.multilabel): 'sigmoid' (the model's calibrated head), "
+            "'background' (each label against generic prompts), 'negative' (against 'not {label}'); "
+            "'auto': the head when the model has one, else 'background'."
+        },
     )
     threshold: float | None = field(
         default=None,
-        metadata={"help": "Score a label needs in a window: multi-label default 0.5; single-label default none (the "
-                          "best label of every window counts)."},
+        metadata={
+            "help": "Score a label needs in a window: multi-label default 0.5; single-label default none (the "
+            "best label of every window counts)."
+        },
     )
     smoothing: int = field(
         default=1, metadata={"help": "Centred moving average of the scores over this many windows (1 = none)."}
@@ -65,13 +71,17 @@ class TimelineConfig:
     )
     decode_resize: bool = field(
         default=True,
-        metadata={"help": "Downscale while decoding to the processor's resize size (fast). False: decode full frames "
-                          "and let the processor resize them, exactly as a plain pipeline call does."},
+        metadata={
+            "help": "Downscale while decoding to the processor's resize size (fast). False: decode full frames "
+            "and let the processor resize them, exactly as a plain pipeline call does."
+        },
     )
     broken_tail: str = field(
         default="keep",
-        metadata={"help": "'keep': a file cut short or damaged near its end gives the windows before the break (see "
-                          "Timeline.truncated); 'error': raise."},
+        metadata={
+            "help": "'keep': a file cut short or damaged near its end gives the windows before the break (see "
+            "Timeline.truncated); 'error': raise."
+        },
     )
     prefetch: int = field(default=2, metadata={"help": "Batches decoded ahead in a background thread (0: no thread)."})
 
@@ -79,8 +89,13 @@ class TimelineConfig:
         for name in ("window", "stride", "min_gap", "min_duration", "threshold", "start_time", "end_time"):
             value = getattr(self, name)
             positive = name in ("window", "stride")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
-                                      or not math.isfinite(value) or value < 0 or (positive and value == 0)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not math.isfinite(value)
+                or value < 0
+                or (positive and value == 0)
+            ):
                 kind = "positive" if positive else "non-negative"
                 unit = "" if name == "threshold" else " of seconds"
                 raise ValueError(f"`{name}` must be a {kind} number{unit}, got {value!r}.")

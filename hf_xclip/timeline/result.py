@@ -21,8 +21,14 @@ from .segments import Segment, _seconds, _segment_options, find_segments, window
 
 # Videos up to this size are embedded in the HTML page (base64); larger ones are linked by a relative path.
 HTML_EMBED_LIMIT = 64 * 2**20
-_VIDEO_MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".ogv": "video/ogg",
-               ".mov": "video/quicktime", ".mkv": "video/x-matroska"}
+_VIDEO_MIME = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".webm": "video/webm",
+    ".ogv": "video/ogg",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -113,8 +119,11 @@ class Timeline:
             "multi_label_method": self.stats.get("multi_label_method"),
             "threshold": self.config.effective_threshold,
             "windows": [
-                {"start": _seconds(a), "end": _seconds(b),
-                 "scores": {label: round(float(s), 6) for label, s in zip(self.labels, row)}}
+                {
+                    "start": _seconds(a),
+                    "end": _seconds(b),
+                    "scores": {label: round(float(s), 6) for label, s in zip(self.labels, row)},
+                }
                 for (a, b), row in zip(self.spans.tolist(), self.scores)
             ],
             "segments": [segment.to_dict() for segment in self.segments],
@@ -144,12 +153,20 @@ class Timeline:
                 options["hypothesis_template"] = tuple(options["hypothesis_template"])
             config = TimelineConfig(**{"window": data["window"], "stride": data["stride"], **options})
             return cls(
-                video=data["video"], duration=float(data["duration"]), fps=data.get("fps"),
-                window=float(data["window"]), stride=float(data["stride"]), labels=labels,
-                spans=spans, scores=scores.reshape(len(spans), len(labels)),
-                segments=[Segment(s["label"], float(s["start"]), float(s["end"]), float(s["score"]))
-                          for s in data["segments"]],
-                config=config, truncated=data.get("truncated"), warnings=list(data.get("warnings") or []),
+                video=data["video"],
+                duration=float(data["duration"]),
+                fps=data.get("fps"),
+                window=float(data["window"]),
+                stride=float(data["stride"]),
+                labels=labels,
+                spans=spans,
+                scores=scores.reshape(len(spans), len(labels)),
+                segments=[
+                    Segment(s["label"], float(s["start"]), float(s["end"]), float(s["score"])) for s in data["segments"]
+                ],
+                config=config,
+                truncated=data.get("truncated"),
+                warnings=list(data.get("warnings") or []),
                 stats=dict(data.get("stats") or {}),
             )
         except (KeyError, TypeError, IndexError) as err:
@@ -172,8 +189,9 @@ class Timeline:
         rows: list[list[Any]] = [["start", "end", "top_label", "top_score", *self.labels]]
         for (start, end), row in zip(self.spans.tolist(), self.scores):
             best = int(np.argmax(row)) if len(row) else 0
-            rows.append([f"{start:.6g}", f"{end:.6g}", self.labels[best], f"{row[best]:.6f}",
-                         *(f"{s:.6f}" for s in row)])
+            rows.append(
+                [f"{start:.6g}", f"{end:.6g}", self.labels[best], f"{row[best]:.6f}", *(f"{s:.6f}" for s in row)]
+            )
         if isinstance(path, (str, os.PathLike)):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -266,13 +284,28 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, top_labels: in
     fig, ax = plt.subplots(figsize=(12, max(2.4, height)))
     vmax = 1.0 if timeline.multi_label else max(0.05, float(np.nanmax(grid)) if grid.size else 1.0)
     if grid.size:
-        mesh = ax.pcolormesh(edges, np.arange(len(shown) + 1) - 0.5, np.ma.masked_invalid(grid), cmap="viridis",
-                             vmin=0.0, vmax=vmax, shading="flat")
+        mesh = ax.pcolormesh(
+            edges,
+            np.arange(len(shown) + 1) - 0.5,
+            np.ma.masked_invalid(grid),
+            cmap="viridis",
+            vmin=0.0,
+            vmax=vmax,
+            shading="flat",
+        )
         fig.colorbar(mesh, ax=ax, pad=0.01, fraction=0.03).set_label("score", fontsize=8)
     for segment in timeline.segments:
         if segment.label in rows:
-            ax.add_patch(Rectangle((segment.start, rows[segment.label] - 0.45), segment.duration, 0.9,
-                                   fill=False, edgecolor="#ff3b30", linewidth=1.6))
+            ax.add_patch(
+                Rectangle(
+                    (segment.start, rows[segment.label] - 0.45),
+                    segment.duration,
+                    0.9,
+                    fill=False,
+                    edgecolor="#ff3b30",
+                    linewidth=1.6,
+                )
+            )
     ax.set_ylim(len(shown) - 0.5, -0.5)
     ax.set_xlim(edges[0] if len(edges) else 0.0, edges[-1] if len(edges) else timeline.duration)
     ax.set_yticks(range(len(shown)))
@@ -282,8 +315,10 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, top_labels: in
     ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: format_time(t)))
     ax.set_xlabel("time (m:ss)", fontsize=9)
     hidden = len(timeline.labels) - len(shown)
-    title = (f"{Path(timeline.video).name}: {format_time(timeline.duration)}, windows of {timeline.window:g} s every "
-             f"{timeline.stride:g} s, {'multi-label' if timeline.multi_label else 'single-label'}")
+    title = (
+        f"{Path(timeline.video).name}: {format_time(timeline.duration)}, windows of {timeline.window:g} s every "
+        f"{timeline.stride:g} s, {'multi-label' if timeline.multi_label else 'single-label'}"
+    )
     if hidden > 0:
         title += f"; top {len(shown)} of {len(timeline.labels)} labels"
     if timeline.truncated:
@@ -350,7 +385,9 @@ def timeline_html(
         summary=html.escape(
             f"{format_time(timeline.duration, 1)}, windows of {timeline.window:g} s every {timeline.stride:g} s, "
             f"{'multi-label' if timeline.multi_label else 'single-label'}; "
-        ) + note + f"{len(timeline.segments)} segments",
+        )
+        + note
+        + f"{len(timeline.segments)} segments",
         rows=rows or '<tr><td colspan="4">(no segments)</td></tr>',
         data=json.dumps(data, ensure_ascii=False).replace("</", "<\\/"),
     )

@@ -111,16 +111,29 @@ def video_timeline(
     classifier = _as_pipeline(classifier)
     started = time.perf_counter()
     labels = classifier.prepare_labels(
-        candidate_labels, config.hypothesis_template, config.multi_label, config.multi_label_method,
-        config.negative_template, label_descriptions, label_bank,
+        candidate_labels,
+        config.hypothesis_template,
+        config.multi_label,
+        config.multi_label_method,
+        config.negative_template,
+        label_descriptions,
+        label_bank,
     )
     processor = classifier.video_processor
     num_frames = config.num_frames or classifier.model.config.vision_config.num_frames
     short_side = processor.resize_short_side(num_crops=1) if config.decode_resize and processor.do_resize else None
     windows = iter_windows(
-        video, window=config.window, stride=config.effective_stride, num_frames=num_frames,
-        start_time=config.start_time, end_time=config.end_time, tail=config.tail, short_side=short_side,
-        broken_tail=config.broken_tail, backend=processor.decode_backend, num_threads=processor.decode_threads,
+        video,
+        window=config.window,
+        stride=config.effective_stride,
+        num_frames=num_frames,
+        start_time=config.start_time,
+        end_time=config.end_time,
+        tail=config.tail,
+        short_side=short_side,
+        broken_tail=config.broken_tail,
+        backend=processor.decode_backend,
+        num_threads=processor.decode_threads,
     )
     info = windows.info
     scores = np.zeros((len(windows), len(labels.labels)), dtype=np.float32)
@@ -261,5 +274,6 @@ def _pixels(batch: list, processor) -> tuple[int, torch.Tensor]:
     frames = [window.frames for window in batch]
     pixels = processor(frames, do_sample_frames=False, num_crops=1, return_tensors="pt")["pixel_values"]
     return batch[0].index, pixels
+
 
 __all__ = ["video_timeline"]

@@ -26,8 +26,12 @@ class Segment:
         return self.end - self.start
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "start": _seconds(self.start), "end": _seconds(self.end),
-                "score": round(float(self.score), 6)}
+        return {
+            "label": self.label,
+            "start": _seconds(self.start),
+            "end": _seconds(self.end),
+            "score": round(float(self.score), 6),
+        }
 
 
 def _seconds(value: float) -> float:
@@ -160,8 +164,13 @@ def _merge_across_gaps(runs: list[tuple[int, int, int]], cells: np.ndarray, min_
 
 
 def _segment_options(config: TimelineConfig) -> dict[str, Any]:
-    return dict(multi_label=config.multi_label, threshold=config.threshold, smoothing=config.smoothing,
-                min_gap=config.effective_min_gap, min_duration=config.min_duration)
+    return dict(
+        multi_label=config.multi_label,
+        threshold=config.threshold,
+        smoothing=config.smoothing,
+        min_gap=config.effective_min_gap,
+        min_duration=config.min_duration,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ annotation file)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -212,8 +212,11 @@ class SyntheticSceneDataset(torch.utils.data.Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} clips")
         return render_scene(
-            self.scenes[index], num_frames=self.num_frames, size=self.size,
-            seed=np.random.SeedSequence(self.seed, spawn_key=(4, index)), background=self.background,
+            self.scenes[index],
+            num_frames=self.num_frames,
+            size=self.size,
+            seed=np.random.SeedSequence(self.seed, spawn_key=(4, index)),
+            background=self.background,
         )
 
     def __getitem__(self, index: int) -> dict[str, object]:
@@ -252,7 +255,10 @@ def write_scene_videos(
     lines = []
     for i, scene in enumerate(scenes):
         frames = render_scene(
-            scene, num_frames=num_frames, size=size, seed=np.random.SeedSequence(seed, spawn_key=(5, i)),
+            scene,
+            num_frames=num_frames,
+            size=size,
+            seed=np.random.SeedSequence(seed, spawn_key=(5, i)),
             background=background,
         )
         name = f"videos/{i:04d}.mp4"

@@ -30,8 +30,9 @@ large (about 4x in radius), rotation turns a shape without rotational symmetry u
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -137,7 +138,7 @@ class SyntheticVideoSpec:
         ) in HELDOUT_COLOUR_SHAPES
 
     @classmethod
-    def from_caption(cls, caption: str) -> "SyntheticVideoSpec":
+    def from_caption(cls, caption: str) -> SyntheticVideoSpec:
         """Parse a caption written by :attr:`caption` (case and surrounding spaces are ignored)."""
         words = caption.strip().lower().split()
         if len(words) < 4 or words[0] != "a":
@@ -264,7 +265,9 @@ def _background(rng: np.random.Generator, height: int, width: int, plain: bool) 
     base = rng.uniform(15, 80) + rng.uniform(-12, 12, size=3)
     grid = int(rng.integers(3, 9))
     coarse = rng.standard_normal((grid, grid, 3), dtype=np.float32) * np.float32(rng.uniform(8, 30))
-    smooth = (_interp_matrix(height, grid) @ coarse.transpose(2, 0, 1) @ _interp_matrix(width, grid).T).transpose(1, 2, 0)
+    smooth = (_interp_matrix(height, grid) @ coarse.transpose(2, 0, 1) @ _interp_matrix(width, grid).T).transpose(
+        1, 2, 0
+    )
     grain = _noise(rng, (height, width, 3), rng.uniform(2, 10))
     return (base.astype(np.float32) + smooth + grain).astype(np.float32)
 
@@ -387,8 +390,9 @@ def distinct_colour_specs(count: int, seed: int | np.random.SeedSequence = 0) ->
     rng = np.random.default_rng(seed)
     specs = []
     for colour in rng.permutation(list(COLOURS))[:count]:
-        choices = [(shape, motion) for shape in SHAPES for motion in MOTIONS
-                   if (shape, motion) not in _INVALID_SHAPE_MOTIONS]
+        choices = [
+            (shape, motion) for shape in SHAPES for motion in MOTIONS if (shape, motion) not in _INVALID_SHAPE_MOTIONS
+        ]
         shape, motion = choices[rng.integers(len(choices))]
         specs.append(SyntheticVideoSpec(shape, str(colour), motion))
     return specs
@@ -506,8 +510,11 @@ def sample_scenes(
         count = max(int(rng.integers(low, high + 1)), len(require))
         chosen: list[SyntheticVideoSpec] = []
         for group in [*require, *([pool] * (count - len(require)))]:
-            free = [s for s in group if all(s.shape != c.shape and s.colour != c.colour and s.motion != c.motion
-                                            for c in chosen)]
+            free = [
+                s
+                for s in group
+                if all(s.shape != c.shape and s.colour != c.colour and s.motion != c.motion for c in chosen)
+            ]
             if not free:
                 raise ValueError("cannot draw objects that differ in shape, colour and motion from these combinations")
             chosen.append(free[int(rng.integers(len(free)))])

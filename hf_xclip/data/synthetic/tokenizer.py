@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .rendering import EOT_TOKEN, PROMPT_TEMPLATES, SOT_TOKEN, UNK_TOKEN, all_specs
 

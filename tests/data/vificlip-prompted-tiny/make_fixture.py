@@ -58,8 +58,14 @@ def _config(original: Path, base_checkpoint: Path, trainer: dict):
         opts += [f"TRAINER.ViFi_CLIP.{key}", str(value)]
     args = argparse.Namespace(
         config=str(original / "configs/few_shot/prompting_few_shot/hmdb51/16_32_prompting_2_shot.yaml"),
-        opts=opts, batch_size=None, pretrained=None, resume=str(base_checkpoint), accumulation_steps=None,
-        output="", only_test=False, local_rank=-1,
+        opts=opts,
+        batch_size=None,
+        pretrained=None,
+        resume=str(base_checkpoint),
+        accumulation_steps=None,
+        output="",
+        only_test=False,
+        local_rank=-1,
     )
     return get_config(args)
 
