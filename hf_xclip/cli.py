@@ -19,7 +19,7 @@ import typing
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 # Each entry is a module of hf_xclip.commands defining `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS: list[str] = [
@@ -104,7 +104,7 @@ def static_defaults(module: str, name: str) -> dict[str, Any]:
     for item in node.body:
         if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None):
             continue
-        value = item.value
+        value: ast.expr | None = item.value
         if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
             value = next((k.value for k in value.keywords if k.arg == "default"), None)
         try:
@@ -146,12 +146,13 @@ def static_dataclass(module: str, name: str) -> type:
         "dict": dict,
         "None": None,
     }
-    fields = []
+    fields: list[tuple[str, Any, Any]] = []
     for item in node.body:
         if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
             continue
         annotation = eval(ast.unparse(item.annotation), namespace)  # noqa: S307 (this package's own source)
-        default, metadata = dataclasses.MISSING, {}
+        default: Any = dataclasses.MISSING
+        metadata: dict[str, Any] = {}
         if isinstance(item.value, ast.Call) and getattr(item.value.func, "id", None) == "field":
             keywords = {k.arg: k.value for k in item.value.keywords}
             if "default" in keywords:
@@ -386,7 +387,7 @@ def read_labels(labels: str | None, labels_file: Path | None) -> list[str]:
     try:
         if labels is not None:
             return normalize_labels(labels, "--labels")
-        return read_label_file(labels_file)
+        return read_label_file(cast(Path, labels_file))  # not None: both missing was refused above
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(_naming(labels_file, err)) from None
 
@@ -770,9 +771,9 @@ def progress_bars(enabled: bool) -> Iterator[None]:
     tf_logging = sys.modules.get("transformers.utils.logging")
     hub_was_on = hub is not None and not hub.are_progress_bars_disabled()
     tf_was_on = tf_logging is not None and tf_logging.is_progress_bar_enabled()
-    if hub_was_on:
+    if hub_was_on and hub is not None:
         hub.disable_progress_bars()
-    if tf_was_on:
+    if tf_was_on and tf_logging is not None:
         tf_logging.disable_progress_bar()
     try:
         yield
@@ -781,9 +782,9 @@ def progress_bars(enabled: bool) -> Iterator[None]:
             os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
         else:
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = previous
-        if hub_was_on:
+        if hub_was_on and hub is not None:
             hub.enable_progress_bars()
-        if tf_was_on:
+        if tf_was_on and tf_logging is not None:
             tf_logging.enable_progress_bar()
 
 

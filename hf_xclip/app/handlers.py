@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -81,7 +81,9 @@ class AppState:
         self._tmp: tempfile.TemporaryDirectory | None = None
         if self.config.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="hf-xclip-app-")
-        self.workdir = Path(self.config.workdir or self._tmp.name)
+            self.workdir = Path(self._tmp.name)
+        else:
+            self.workdir = Path(self.config.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     def warm_up(self) -> None:
@@ -335,6 +337,8 @@ def _window_count(path: str, config: Any) -> int:
 
     try:
         info = probe_video(path, broken_tail="keep")
+        if info.duration is None:  # unknown length: one window, as for an unreadable probe
+            return 1
         return len(window_spans(info.duration, config.window, config.effective_stride))
     except (ValueError, TypeError):
         return 1
@@ -373,14 +377,16 @@ def search(state: AppState, query: str | None, index_path: str | None = None, to
     `hf-xclip search INDEX TEXT --top-k K --json` prints it."""
     if not (query or "").strip():
         raise AppError("type what to look for")
-    if isinstance(top_k, float) and top_k.is_integer():
-        top_k = int(top_k)
-    if not isinstance(top_k, int) or top_k < 1:
-        raise AppError(f"top-k must be a positive whole number, got {top_k!r}")
+    text = cast(str, query).strip()  # not None: an empty query was refused above
+    k: object = top_k  # Gradio's Number sends floats
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if not isinstance(k, int) or k < 1:
+        raise AppError(f"top-k must be a positive whole number, got {k!r}")
     index = state.index(index_path)
     with state.lock:
         try:
-            return index.search(query.strip(), int(top_k))
+            return index.search(text, k)
         except (ValueError, OSError) as err:
             raise AppError(str(err)) from None
 

@@ -12,11 +12,7 @@ import functools
 import logging
 import socket
 from pathlib import Path
-
-try:
-    import gradio as gr
-except ImportError:  # importable without Gradio (API listings, doctests); `build_app` / `launch` need it
-    gr = None
+from typing import Any
 
 from .handlers import (
     AppConfig,
@@ -30,6 +26,12 @@ from .handlers import (
     timeline_files,
     window_clip,
 )
+
+gr: Any
+try:
+    import gradio as gr
+except ImportError:  # importable without Gradio (API listings, doctests); `build_app` / `launch` need it
+    gr = None
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +185,10 @@ def _classify_tab(state: AppState, names: list[str], first) -> None:
         [bars, exact],
         api_name="classify",
     )
-    clip.change(_clip_labels(state), clip, labels, api_name=False)
+    clip.change(_clip_labels(state), clip, labels, api_visibility="private")
     shown = _shown_video(state)
-    clip.change(shown, [upload, clip], player, api_name=False)
-    upload.change(shown, [upload, clip], player, api_name=False)
+    clip.change(shown, [upload, clip], player, api_visibility="private")
+    upload.change(shown, [upload, clip], player, api_visibility="private")
 
 
 def _shown_video(state: AppState):
@@ -274,7 +276,7 @@ def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
         [player, strip, segments, downloads],
         api_name="timeline",
     )
-    clip.change(_clip_labels(state), clip, labels, api_name=False)
+    clip.change(_clip_labels(state), clip, labels, api_visibility="private")
 
     def on_select(table, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -284,8 +286,8 @@ def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
             return gr.update()
         return start
 
-    segments.select(on_select, segments, seek, api_name=False)
-    seek.change(None, seek, seek, js=SEEK_JS, api_name=False)
+    segments.select(on_select, segments, seek, api_visibility="private")
+    seek.change(None, seek, seek, js=SEEK_JS, api_visibility="private")
 
 
 def _search_tab(state: AppState) -> None:
@@ -331,7 +333,7 @@ def _search_tab(state: AppState) -> None:
         return [(image, caption) for _, image, caption in items], found, best, [item for item, _, _ in items]
 
     run.click(on_search, [index, query, top_k], [gallery, results, player, shown], api_name="search")
-    query.submit(on_search, [index, query, top_k], [gallery, results, player, shown], api_name=False)
+    query.submit(on_search, [index, query, top_k], [gallery, results, player, shown], api_visibility="private")
 
     @_shown_errors
     def on_pick(items, evt: gr.SelectData):
@@ -339,7 +341,7 @@ def _search_tab(state: AppState) -> None:
             return gr.update()
         return window_clip(state, items[evt.index])
 
-    gallery.select(on_pick, shown, player, api_name=False)
+    gallery.select(on_pick, shown, player, api_visibility="private")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -27,9 +27,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .predictor import ERROR_COLUMN, XClipPredictor, path_column, predictor_kwargs
+
+if TYPE_CHECKING:
+    from ..search.faiss_index import FaissKind
 
 JOB_FILE = "_job.json"
 JOB_FORMAT = "hf_xclip-predictions"
@@ -417,7 +420,7 @@ def run_index_job(
     batch_size: int = 8,
     shard_size: int = 256,
     retry_failed: bool = False,
-    faiss_kind: str = "auto",
+    faiss_kind: FaissKind = "auto",
     device: str | None = None,
 ):
     """`hf_xclip.search.build_index` with the rows made by `XClipPredictor` workers (Ray, or this process):

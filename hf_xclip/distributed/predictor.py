@@ -107,7 +107,7 @@ class XClipPredictor:
         return dict(self._kwargs)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)
+        type(self).__init__(self, **state)
 
     # -- loading ----------------------------------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class XClipPredictor:
         }
         labels = list(self.prepared.labels)
         good = [i for i, item in enumerate(items) if not isinstance(item, Exception)]
-        results: dict[int, tuple] = {}
+        results: dict[int, tuple | Exception] = {}
         for start in range(0, len(good), cfg.batch_size):
             chunk = good[start : start + cfg.batch_size]
             try:

@@ -151,7 +151,7 @@ def _calibrate_nprobe(index, vectors: np.ndarray, k: int, rng: np.random.Generat
         nprobe *= 2
 
 
-def choose_kind(count: int, dim: int, kind: FaissKind = "auto") -> str:
+def choose_kind(count: int, dim: int, kind: FaissKind = "auto") -> FaissKind:
     """The FAISS index for `count` rows of `dim` floats: `kind`, or for ``"auto"`` flat up to `FLAT_MAX_FLOATS`
     values, IVF-PQ above (flat when D is not a multiple of 8, the PQ code size)."""
     if kind not in FAISS_KINDS:

@@ -44,7 +44,7 @@ from ..labels import (
 from ..utils import check_positive_int
 from ..video_io import fetch_video
 from .build import LoadedModel, embed_videos, load_index_model, unwrap_model
-from .faiss_index import column_array, load_or_build_faiss
+from .faiss_index import FaissInfo, column_array, load_or_build_faiss
 from .format import (
     IndexInfo,
     dequantize_prompt_features,
@@ -197,7 +197,7 @@ class VideoIndex:
             _ShardColumn.of(p, t, "prompt_scale", b) if t.num_rows and int8 else None for p, t, b in shards
         ]
         self._faiss = None
-        self.faiss_info = None
+        self.faiss_info: FaissInfo | None = None
 
     @classmethod
     def open(
@@ -324,11 +324,14 @@ class VideoIndex:
         faiss = require_extra("faiss")
         vectors = F.normalize(queries.detach().float().cpu(), dim=-1).numpy()
         index = self.faiss_index
+        info = self.faiss_info
+        if info is None:  # set together with the index by `faiss_index`
+            raise RuntimeError(f"{self.path}: the FAISS index was loaded without its description")
         params = None
-        if nprobe is not None and self.faiss_info.kind in ("ivf", "ivfpq"):
+        if nprobe is not None and info.kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(nprobe=int(nprobe))
         count = min(count, len(self))
-        refine = self.faiss_info.refine if self.faiss_info.kind == "ivfpq" else 0
+        refine = info.refine if info.kind == "ivfpq" else 0
         _, ids = index.search(vectors, min(len(self), count * max(1, refine)), params=params)
         if not refine:
             return ids
@@ -526,6 +529,8 @@ class _ShardColumn:
         return np.asarray(self.array, dtype=dtype)
 
     def _read(self, start: int, count: int) -> np.ndarray:
+        if self.path is None:  # `take` reads in-memory columns directly
+            raise RuntimeError("an in-memory shard column has no file to read from")
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
         data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
