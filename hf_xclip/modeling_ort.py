@@ -27,13 +27,13 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from .configuration_xclip import XClipConfig
+from .configuration_xclip import XClipConfig, XClipVisionConfig
 from .modeling_video_text import VideoTextCapabilities, VideoTextModelMixin
 from .modeling_xclip import XClipOutput, XClipVideoOutput
 
@@ -240,7 +240,7 @@ class XClipOrtModel(VideoTextModelMixin):
 
     @property
     def num_frames(self) -> int:
-        return int(self.config.vision_config.num_frames)
+        return int(cast(XClipVisionConfig, self.config.vision_config).num_frames)  # a config after __post_init__
 
     def __init__(
         self,

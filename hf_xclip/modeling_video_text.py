@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -205,7 +206,16 @@ class VideoTextModelMixin:
     `get_logits`, `logit_scale_module`), which every implementation provides; `capabilities` and `num_frames` are
     each implementation's."""
 
-    capabilities: VideoTextCapabilities
+    if TYPE_CHECKING:  # each implementation's (a property); nothing is defined here at run time
+
+        @property
+        def capabilities(self) -> VideoTextCapabilities: ...
+
+    # Provided by the class the mixin is combined with (annotations only: nothing is defined here at run time).
+    get_text_features: Callable[..., Any]
+    get_video_features: Callable[..., Any]
+    get_logits: Callable[..., Any]
+    logit_scale_module: Any  # called for the scale: a method, or X-CLIP's `XClipLogitScale` module
 
     def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         """(N, D) text embeddings before any video-specific prompt (what label banks store)."""
@@ -250,6 +260,7 @@ class _WrappedVideoTextModel(VideoTextModelMixin, nn.Module):
 
     main_input_name = "pixel_values"
     input_modalities = ("video", "text")
+    capabilities: VideoTextCapabilities  # set by each wrapper's __init__
 
     def __init__(self, model: nn.Module, family: ModelFamily) -> None:
         super().__init__()
@@ -524,6 +535,8 @@ def load_transformers_video_text_model(
             options[option] = kwargs.pop(key)
     for key in ("_from_pipeline", "_from_auto", "trust_remote_code"):
         kwargs.pop(key, None)
+    if family.model_class is None:  # X-CLIP loads as XClipModel, never through here
+        raise ValueError(f"the {family.name} family names no transformers class to load {os.fspath(name_or_path)!r}")
     model_class = getattr(transformers, family.model_class)
     model = model_class.from_pretrained(name_or_path, **kwargs)
     model.eval()

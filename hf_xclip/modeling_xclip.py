@@ -12,7 +12,7 @@ and prompt generator inferred from widths as in the original.
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -1011,7 +1011,7 @@ class XClipModel(VideoTextModelMixin, XClipPreTrainedModel):
     @property
     def num_frames(self) -> int:
         """Frames per clip the model was trained with (the default of every tool)."""
-        return int(self.config.vision_config.num_frames)
+        return int(cast(XClipVisionConfig, self.config.vision_config).num_frames)  # a config after __post_init__
 
     # transformers' attribute names, kept for code written against XCLIPModel
     @property

@@ -126,7 +126,7 @@ def load_family_video_processor(
     Raises:
         ValueError: no processor config at `source`.
     """
-    options = {"num_frames": num_frames} if num_frames else {}
+    options: dict[str, Any] = {"num_frames": num_frames} if num_frames else {}
     if family.kind == "video":
         return (
             FrameVideoProcessor(_video_processor(source), frames="video", **options)

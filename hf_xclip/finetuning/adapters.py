@@ -75,7 +75,7 @@ def save_adapter(
     return output_dir
 
 
-def load_adapter_metadata(adapter_dir: str | Path) -> dict[str, Any] | None:
+def load_adapter_metadata(adapter_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The `xclip_adapter.json` of an adapter folder written by [`save_adapter`], or None."""
     path = Path(adapter_dir) / ADAPTER_METADATA_FILE
     if not path.is_file():
@@ -119,19 +119,20 @@ def load_model_with_adapter(
     from ..modeling_xclip import XClipModel
     from ..processing_xclip import XClipProcessor
 
-    full = adapter is not None and is_full_model_folder(adapter)
-    if check_model_family(adapter if full else model_name) != "xclip":  # CLIP, SigLIP, VideoPrism, ...
-        if adapter is not None and not full:
+    # The folder of a full fine-tuning (`--method full`): the model itself, not an adapter.
+    full = adapter if adapter is not None and is_full_model_folder(adapter) else None
+    if check_model_family(full if full is not None else model_name) != "xclip":  # CLIP, SigLIP, VideoPrism, ...
+        if adapter is not None and full is None:
             raise ValueError(
                 f"PEFT adapters are loaded onto X-CLIP models only; {os.fspath(model_name)!r} is a "
                 f"{check_model_family(model_name)} model (fine-tune it with --method full)."
             )
-        model, processor = load_family_model(adapter if full else model_name)
-        return model.eval(), processor, load_adapter_metadata(adapter) if full else None
-    if full:  # `--method full`: the folder is the model
-        model = XClipModel.from_pretrained(adapter)
-        source = adapter if (Path(adapter) / "processor_config.json").is_file() else model_name
-        return model.eval(), XClipProcessor.from_pretrained(source), load_adapter_metadata(adapter)
+        model, processor = load_family_model(full if full is not None else model_name)
+        return model.eval(), processor, load_adapter_metadata(full) if full is not None else None
+    if full is not None:  # `--method full`: the folder is the model
+        model = XClipModel.from_pretrained(full)
+        source = full if (Path(full) / "processor_config.json").is_file() else model_name
+        return model.eval(), XClipProcessor.from_pretrained(source), load_adapter_metadata(full)
     model = XClipModel.from_pretrained(model_name)
     processor = XClipProcessor.from_pretrained(model_name)
     metadata = None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -225,13 +225,17 @@ def _signed_distance(shape: str, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Approximate signed distance (unit-frame units, negative inside) of points ``(px, py)`` to ``shape``."""
     if shape == "circle":
         return np.sqrt(px * px + py * py) - np.float32(_CIRCLE_RADIUS)
-    union = None
+    union: np.ndarray | None = None
     for lines in _SHAPE_PIECES[shape]:
-        piece = None
+        piece: np.ndarray | None = None
         for nx, ny, offset in lines:
             dist = nx * px + ny * py - offset
             piece = dist if piece is None else np.maximum(piece, dist, out=piece)
+        if piece is None:  # every piece has at least one line
+            raise ValueError(f"shape {shape!r} has an empty piece")
         union = piece if union is None else np.minimum(union, piece, out=union)
+    if union is None:  # every non-circle shape has at least one piece
+        raise ValueError(f"shape {shape!r} has no pieces")
     return union
 
 
@@ -546,7 +550,7 @@ def render_scene(
     rng = np.random.default_rng(seed)
     times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.array([0.5])
     middle = len(times) // 2
-    placed = []
+    placed: list[tuple[np.ndarray, Any, tuple[Any, np.ndarray]]] = []
     for spec in scene.objects:
         for _ in range(8):
             trajectory = _trajectory(spec, rng, times, height, width)
