@@ -19,6 +19,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, CLIPTokenizer, PreTrainedTokenizerBase
 
+from ..processing_xclip import clean_text  # noqa: F401 (re-exported: hf_xclip.conversion.clean_text)
 from .checkpoint import ConversionError
 
 SOT_TOKEN = "<|startoftext|>"

@@ -585,7 +585,7 @@ class _Optimisation:
 
 def _optimisation(peft_model, run: _Run, teacher_text) -> _Optimisation:
     args = run.args
-    groups = parameter_groups(peft_model, args.learning_rates(), args.weight_decay)
+    groups = parameter_groups(peft_model, args.learning_rates(run.multi_label), args.weight_decay)
     learning_rates = {group["name"]: group["lr"] for group in groups}
     text_kwargs = run.text_inputs(peft_model)
     head = None
