@@ -10,7 +10,6 @@ Every hyperparameter is read from the weights, the output is checked against an 
 original weights, and nothing is written unless everything succeeded.
 """
 
-from ..processing_xclip import clean_text
 from .checkpoint import ConversionError, UnsafeCheckpointError, read_original_checkpoint
 from .clip_init import convert_clip_to_xclip, init_xclip_modules
 from .export import ConversionResult
@@ -18,7 +17,7 @@ from .hyperparameters import build_config, infer_sizes
 from .key_mapping import ORIGINAL_TO_HF, hf_to_original, original_to_hf
 from .reference import original_forward
 from .releases import RELEASED_CHECKPOINTS
-from .tokenizer import build_clip_tokenizer
+from .tokenizer import build_clip_tokenizer, clean_text
 from .vificlip import convert_vificlip_checkpoint
 from .xclip import convert_xclip_checkpoint
 
