@@ -653,7 +653,8 @@ def explain_load_error(err: BaseException, name: str, log: str = "") -> str | No
             f"{where}: no weights file (model.safetensors or pytorch_model.bin) next to config.json: copy the "
             "weights there, or write the folder with hf-xclip convert"
         )
-    if "onnx" in text.lower() or kind in ("Fail", "InvalidProtobuf", "NoSuchFile", "InvalidGraph", "InvalidArgument"):
+    onnx_runtime_error = kind in ("Fail", "InvalidProtobuf", "NoSuchFile", "InvalidGraph", "InvalidArgument")
+    if onnx_runtime_error or ("onnx" in text.lower() and local and (folder / "onnx_config.json").is_file()):
         graphs = re.findall(r"[\w./-]+\.onnx", text)
         shown = graphs[0] if graphs else where
         missing = graphs and not Path(graphs[0]).is_file() and not (folder / graphs[0]).is_file()

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .arguments import ENGINES
 from .predictor import ERROR_COLUMN, XClipPredictor, path_column, predictor_kwargs
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 JOB_FILE = "_job.json"
 JOB_FORMAT = "hf_xclip-predictions"
 PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
-ENGINES: tuple[str, ...] = ("local", "ray")
 # Options that do not change the rows (left out of the check that a re-run continues the same job).
 _RUN_OPTIONS = ("device", "batch_size", "decode_threads")
 # Test hook: exit the process (os._exit(137), as a kill) right after this many parts are committed.
