@@ -6,14 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .jobs import EngineOptions
-
-# Where a job runs (`--engine`): this process, or Ray Data workers. Defined here, not in `jobs` (which imports
-# torch), so that building the command parsers stays light.
-ENGINES: tuple[str, ...] = ("local", "ray")
+from .engine import ENGINES, EngineOptions
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +57,6 @@ def engine_options(args: argparse.Namespace, videos_per_call: int) -> EngineOpti
         given += ["--num-gpus-per-worker"] if args.num_gpus_per_worker else []
         if given:
             raise ValueError(f"{', '.join(given)} need --engine ray")
-    from .jobs import EngineOptions
-
     return EngineOptions(
         engine=args.engine,
         ray_address=args.ray_address,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import ENGINES
+from .engine import ENGINES, EngineOptions
 from .predictor import ERROR_COLUMN, XClipPredictor, path_column, predictor_kwargs
 
 if TYPE_CHECKING:
@@ -42,35 +42,6 @@ PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
 _RUN_OPTIONS = ("device", "batch_size", "decode_threads")
 # Test hook: exit the process (os._exit(137), as a kill) right after this many parts are committed.
 TEST_EXIT_AFTER_ENV = "HF_XCLIP_JOB_TEST_EXIT_AFTER_PARTS"
-
-
-@dataclass
-class EngineOptions:
-    """Where and how wide a job runs.
-
-    Attributes:
-        engine: ``"local"`` (this process) or ``"ray"`` (Ray Data ``map_batches``).
-        ray_address: a Ray cluster (``ray://host:10001`` or ``auto``); None starts a local Ray (``ray.init()``).
-        num_workers: Ray actors, each holding one model (``concurrency``).
-        num_gpus_per_worker: GPUs per actor (``num_gpus``; 0: CPU).
-        num_cpus_per_worker: CPUs reserved per actor (its torch threads).
-        videos_per_call: videos per ``__call__`` of a worker (Ray's ``batch_size``).
-    """
-
-    engine: str = "local"
-    ray_address: str | None = None
-    num_workers: int = 1
-    num_gpus_per_worker: float = 0.0
-    num_cpus_per_worker: float = 1.0
-    videos_per_call: int = 4
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}.")
-        if self.num_workers < 1 or self.videos_per_call < 1:
-            raise ValueError("num_workers and videos_per_call must be at least 1.")
-        if self.num_gpus_per_worker < 0 or self.num_cpus_per_worker <= 0:
-            raise ValueError("num_gpus_per_worker must be >= 0 and num_cpus_per_worker > 0.")
 
 
 @dataclass
