@@ -61,6 +61,7 @@ setup(
         # harness (tests/test_transformers_harness.py) imports it
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "matplotlib>=3.7",
             "scikit-learn>=1.3",
             "parameterized>=0.9",
