@@ -299,13 +299,26 @@ class XClipVisionEncoderLayer(GradientCheckpointingLayer):
         return hidden_states + self.drop_path(self.mlp(self.layer_norm2(hidden_states)))
 
 
-class XClipEncoder(nn.Module):
-    """Stack of [`XClipEncoderLayer`] (original: `Transformer`)."""
+class XClipLayerStack(nn.Module):
+    """A stack of encoder layers, each preceded by its own deep prompt tokens (IVLP) when the model has them."""
 
-    def __init__(self, layers: list[XClipEncoderLayer]) -> None:
+    def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.gradient_checkpointing = False
+
+    def _run_layers(
+        self, hidden_states: torch.Tensor, layer_args: tuple, deep_prompts: XClipDeepPrompts | None, kwargs: dict
+    ) -> BaseModelOutput:
+        for index, layer in enumerate(self.layers):
+            if deep_prompts is not None:  # this layer's own prompt tokens (IVLP), if it has any
+                hidden_states = deep_prompts(index, hidden_states)
+            hidden_states = layer(hidden_states, *layer_args, **kwargs)
+        return BaseModelOutput(last_hidden_state=hidden_states)
+
+
+class XClipEncoder(XClipLayerStack):
+    """Stack of [`XClipEncoderLayer`] (original: `Transformer`)."""
 
     def forward(
         self,
@@ -314,31 +327,19 @@ class XClipEncoder(nn.Module):
         deep_prompts: XClipDeepPrompts | None = None,
         **kwargs,
     ) -> BaseModelOutput:
-        hidden_states = inputs_embeds
-        for index, layer in enumerate(self.layers):
-            if deep_prompts is not None:  # this layer's own prompt tokens (IVLP), if it has any
-                hidden_states = deep_prompts(index, hidden_states)
-            hidden_states = layer(hidden_states, attention_mask, **kwargs)
-        return BaseModelOutput(last_hidden_state=hidden_states)
+        return self._run_layers(inputs_embeds, (attention_mask,), deep_prompts, kwargs)
 
 
-class XClipVisionEncoder(nn.Module):
+class XClipVisionEncoder(XClipLayerStack):
     """Stack of [`XClipVisionEncoderLayer`] (original: `CrossFrameCommunicationTransformer.transformer`)."""
 
     def __init__(self, config: XClipVisionConfig) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList([XClipVisionEncoderLayer(config) for _ in range(config.num_hidden_layers)])
-        self.gradient_checkpointing = False
+        super().__init__([XClipVisionEncoderLayer(config) for _ in range(config.num_hidden_layers)])
 
     def forward(
         self, inputs_embeds: torch.Tensor, num_frames: int, deep_prompts: XClipDeepPrompts | None = None, **kwargs
     ) -> BaseModelOutput:
-        hidden_states = inputs_embeds
-        for index, layer in enumerate(self.layers):
-            if deep_prompts is not None:  # this layer's own prompt tokens (IVLP), if it has any
-                hidden_states = deep_prompts(index, hidden_states)
-            hidden_states = layer(hidden_states, num_frames, **kwargs)
-        return BaseModelOutput(last_hidden_state=hidden_states)
+        return self._run_layers(inputs_embeds, (num_frames,), deep_prompts, kwargs)
 
 
 class XClipVisionEmbeddings(nn.Module):

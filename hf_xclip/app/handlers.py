@@ -10,11 +10,12 @@ sentence in the page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -251,19 +252,27 @@ def classify(
     candidates, bank = state.labels(labels, label_file, use_bank)
     threshold = _threshold(threshold, multi_label)
     classifier = state.classifier
+    with _scoring(state, path, video):
+        predictions = classifier(
+            path,
+            candidate_labels=candidates,
+            label_bank=bank,
+            multi_label=multi_label,
+            threshold=threshold,
+            top_k=top_k or None,
+        )
+    return path, predictions
+
+
+@contextlib.contextmanager
+def _scoring(state: AppState, path: str, upload: str | None) -> Iterator[None]:
+    """Holds the model's lock; what the library says about a video it cannot read becomes an `AppError` naming the
+    upload."""
     with state.lock:
         try:
-            predictions = classifier(
-                path,
-                candidate_labels=candidates,
-                label_bank=bank,
-                multi_label=multi_label,
-                threshold=threshold,
-                top_k=top_k or None,
-            )
+            yield
         except (ValueError, OSError) as err:
-            raise AppError(_video_message(path, video, err)) from None
-    return path, predictions
+            raise AppError(_video_message(path, upload, err)) from None
 
 
 def _threshold(threshold: float | None, multi_label: bool) -> float | None:
@@ -325,11 +334,8 @@ def timeline(
         if progress is not None:
             progress(min(1.0, done / max(1, total)), "scoring windows")
 
-    with state.lock:
-        try:
-            return video_timeline(classifier, path, candidates, config, label_bank=bank, progress=tick)
-        except (ValueError, OSError) as err:
-            raise AppError(_video_message(path, video, err)) from None
+    with _scoring(state, path, video):
+        return video_timeline(classifier, path, candidates, config, label_bank=bank, progress=tick)
 
 
 def _window_count(path: str, config: Any) -> int:

@@ -116,6 +116,15 @@ def _display_model(state: AppState) -> str:
         return name
 
 
+def _video_and_label_inputs(state: AppState, names: list[str], first, prefix: str):
+    """An upload box, the generated clips (`first` selected, its labels filled in) and the label inputs."""
+    upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id=f"{prefix}-upload")
+    clip = gr.Dropdown(
+        names, value=first.name if first else None, label="or a generated clip", elem_id=f"{prefix}-clip"
+    )
+    return (upload, clip, *_label_inputs(state, ", ".join(first.choices) if first else "", prefix))
+
+
 def _label_inputs(state: AppState, default: str, prefix: str):
     labels = gr.Textbox(
         label="labels (comma-separated or one per line)", value=default, lines=3, elem_id=f"{prefix}-labels"
@@ -138,11 +147,7 @@ def _label_inputs(state: AppState, default: str, prefix: str):
 def _classify_tab(state: AppState, names: list[str], first) -> None:
     with gr.Row():
         with gr.Column():
-            upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id="classify-upload")
-            clip = gr.Dropdown(
-                names, value=first.name if first else None, label="or a generated clip", elem_id="classify-clip"
-            )
-            labels, label_file, use_bank = _label_inputs(state, ", ".join(first.choices) if first else "", "classify")
+            upload, clip, labels, label_file, use_bank = _video_and_label_inputs(state, names, first, "classify")
             with gr.Row():
                 multi_label = gr.Checkbox(label="multi-label (a probability per label)", value=False)
                 threshold = gr.Slider(0, 1, value=0.0, step=0.01, label="threshold (0: none)")
@@ -214,13 +219,7 @@ def _clip_labels(state: AppState):
 def _timeline_tab(state: AppState, names: list[str], sequence) -> None:
     with gr.Row():
         with gr.Column():
-            upload = gr.Video(label="upload a video", sources=["upload"], height=200, elem_id="timeline-upload")
-            clip = gr.Dropdown(
-                names, value=sequence.name if sequence else None, label="or a generated clip", elem_id="timeline-clip"
-            )
-            labels, label_file, use_bank = _label_inputs(
-                state, ", ".join(sequence.choices) if sequence else "", "timeline"
-            )
+            upload, clip, labels, label_file, use_bank = _video_and_label_inputs(state, names, sequence, "timeline")
             with gr.Row():
                 window = gr.Number(value=2.0, label="window (s)")
                 stride = gr.Number(value=0.5, label="stride (s, 0: window / 2)")
