@@ -57,9 +57,9 @@ def make_inputs(workdir: Path, model_size: str) -> tuple[str, str, list[str]]:
     """(model, clip path, labels): a 4 s clip (32 frames at 8 fps, 128 px) and 8 captions, its own among them."""
     import numpy as np
 
+    from hf_xclip.data import write_video
     from hf_xclip.data.synthetic import all_specs, render_video
     from hf_xclip.embedded_model import default_model_path
-    from hf_xclip.video_io import write_video
 
     specs = all_specs()
     chosen = [specs[i] for i in np.random.default_rng(0).choice(len(specs), LABELS, replace=False)]

@@ -43,6 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hf_xclip.data import write_video  # noqa: E402
 from hf_xclip.video_io import (  # noqa: E402
     decord_available,
     iter_windows,
@@ -50,7 +51,6 @@ from hf_xclip.video_io import (  # noqa: E402
     read_video,
     sample_frame_indices,
     torchcodec_status,
-    write_video,
 )
 from hf_xclip.video_processing_xclip import XClipVideoProcessor  # noqa: E402
 

@@ -104,7 +104,7 @@ def save_processor_files(model_dir: Path, image_size: int) -> str:
 
 def write_videos(folder: Path, count: int, num_frames: int = 64, size: tuple[int, int] = (240, 320)) -> list[Path]:
     """Synthetic mp4s: moving shapes over gradients, 64 frames of 320x240 (a few seconds of typical footage)."""
-    from hf_xclip.video_io import write_video
+    from hf_xclip.data import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     height, width = size

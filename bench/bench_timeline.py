@@ -111,8 +111,8 @@ def run_accuracy(args) -> dict[str, Any]:
     from transformers import pipeline
 
     import hf_xclip
+    from hf_xclip.data import write_video
     from hf_xclip.timeline import evaluate_segments, video_timeline
-    from hf_xclip.video_io import write_video
 
     classifier = pipeline("zero-shot-video-classification", model=hf_xclip.default_model_path())
     short_side = classifier.video_processor.resize_short_side(num_crops=1)
@@ -202,7 +202,7 @@ def print_accuracy(report: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------------- scaling
 def long_video(path: Path, seconds: float, fps: int = 25, height: int = 360, width: int = 640) -> Path:
     """Moving texture and a moving box, streamed to the encoder (the video is never held in memory)."""
-    from hf_xclip.video_io import write_video
+    from hf_xclip.data import write_video
 
     if path.exists():
         return path

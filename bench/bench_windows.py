@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_decode import make_video  # noqa: E402
 
-from hf_xclip import video_io  # noqa: E402
+from hf_xclip import video_probe  # noqa: E402
 from hf_xclip.video_io import iter_windows, probe_video, read_frames  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "windows": {"count": windows, "window_s": args.window, "stride_s": args.stride, "num_frames": args.num_frames},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
-        "pyav": getattr(video_io._import_av(), "__version__", None),
+        "pyav": getattr(video_probe._import_av(), "__version__", None),
         "results": rows,
     }
     args.output.write_text(json.dumps(report, indent=2))

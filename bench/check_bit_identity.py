@@ -77,7 +77,7 @@ def _videos(folder: Path) -> tuple[Path, list[Path], list[str], Path]:
     synthetic = _synthetic()
     specs = synthetic.all_specs()[:LABELS_FROM]
     if not folder.exists():
-        from hf_xclip.video_io import write_video
+        from hf_xclip.data import write_video
 
         synthetic.write_video_folder(folder / "clips", 2, specs=specs, num_frames=16, size=64, seed=7)
         frames, _ = synthetic.render_sequence(specs[:2], [3, 3], fps=8)

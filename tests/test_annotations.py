@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hf_xclip import XClipVideoProcessor
+from hf_xclip.data import write_video
 from hf_xclip.data.clip_dataset import VideoClassificationDataset, collate_videos
 from hf_xclip.data.folders import (
     AnnotationError,
@@ -19,7 +20,7 @@ from hf_xclip.data.folders import (
     select_shots,
     split_heldout,
 )
-from hf_xclip.video_io import clip_frame_range, write_video
+from hf_xclip.video_io import clip_frame_range
 
 
 def _frames(value: int, count: int = 8) -> np.ndarray:

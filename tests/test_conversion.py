@@ -694,8 +694,8 @@ def test_converted_vificlip_pipeline_uses_the_models_template(tmp_path):
     core) uses it when no template is given."""
     from transformers import pipeline
 
+    from hf_xclip.data import write_video
     from hf_xclip.labels import model_template
-    from hf_xclip.video_io import write_video
 
     config = clip_like_config(text=dict(vocab_size=1000, bos_token_id=998, eos_token_id=999))
     clip_weights = hf_to_original(random_hf_weights(config, tmp_path, seed=4))

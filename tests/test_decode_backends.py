@@ -2,7 +2,7 @@
 silent fallback under ``auto`` when torchcodec does not load / cannot decode / cannot open a file, one clear message
 when it is asked for by name, and ``--decode-backend`` on the command line.
 
-``auto`` tries PyAV, then torchcodec, then decord (`hf_xclip.video_io.AUTO_ORDER`). The tests that decode with
+``auto`` tries PyAV, then torchcodec, then decord (`hf_xclip.video_decoding.AUTO_ORDER`). The tests that decode with
 torchcodec for real skip where it does not work (the PyPI wheels are CUDA builds that
 do not load next to the CPU build of torch; see docs/videos.md for a venv where they run)."""
 
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from testing_utils import coded_frames, numbers, write_vfr
 
-from hf_xclip import XClipVideoProcessor, video_io
+from hf_xclip import XClipVideoProcessor, video_decoding
+from hf_xclip.data import write_video
 from hf_xclip.video_io import (
     DecodeBackendUnavailableError,
     VideoDecodeError,
@@ -26,7 +27,6 @@ from hf_xclip.video_io import (
     require_backend,
     torchcodec_available,
     torchcodec_status,
-    write_video,
 )
 
 VFR_STEPS_MS = [40, 40, 80, 20, 100, 40, 60, 30] * 8  # 64 frames, 20 to 100 ms apart
@@ -122,7 +122,7 @@ def test_auto_falls_back_to_pyav_silently_and_by_name_is_one_clear_error(files, 
 def test_probe_result_is_cached_per_process(monkeypatch, torchcodec_broken):
     assert torchcodec_status() is not None
     calls = []
-    monkeypatch.setattr(video_io, "_probe_clip", lambda: calls.append(1) or b"")
+    monkeypatch.setattr(video_decoding, "_probe_clip", lambda: calls.append(1) or b"")
     for _ in range(3):
         torchcodec_available()
     assert calls == []  # the first answer is kept
@@ -131,7 +131,7 @@ def test_probe_result_is_cached_per_process(monkeypatch, torchcodec_broken):
 def test_auto_order_moves_on_only_when_a_backend_cannot_decode_the_file(files, monkeypatch, caplog):
     """``auto``: PyAV; torchcodec when PyAV has no decoder for the codec; decord when torchcodec cannot open the
     file either (a file torchcodec cannot open but another can). By name, no fallback: the error names the file."""
-    monkeypatch.setattr(video_io, "torchcodec_status", lambda: None)  # pretend torchcodec works here
+    monkeypatch.setattr(video_decoding, "torchcodec_status", lambda: None)  # pretend torchcodec works here
     opened = []
 
     def cannot_open(src, *args, **kwargs):
@@ -139,24 +139,24 @@ def test_auto_order_moves_on_only_when_a_backend_cannot_decode_the_file(files, m
         raise VideoDecodeError(src.name, "torchcodec cannot open it (unsupported stream)")
 
     def no_decoder(src, *args, **kwargs):
-        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
+        raise video_decoding._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
 
-    monkeypatch.setattr(video_io, "_open_torchcodec", cannot_open)
+    monkeypatch.setattr(video_decoding, "_open_torchcodec", cannot_open)
     frames, used = read_frames(files["cfr"], [9, 2, 9])
     assert used == "pyav" and numbers(frames) == [9, 2, 9] and opened == []  # PyAV first: torchcodec not tried
-    monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
-    monkeypatch.setattr(video_io, "_stream_pyav", no_decoder)
-    if video_io.decord_available():
+    monkeypatch.setattr(video_decoding, "_read_pyav", no_decoder)
+    monkeypatch.setattr(video_decoding, "_stream_pyav", no_decoder)
+    if video_decoding.decord_available():
         frames, used = read_frames(files["cfr"], [9, 2, 9])
         assert used == "decord" and numbers(frames) == [9, 2, 9] and len(opened) == 1
         windows = iter_windows(files["cfr"], window=1, stride=1, num_frames=4)
         assert [numbers(w.frames) for w in windows] == windows.indices.tolist() and windows.backend == "decord"
-    monkeypatch.setattr(video_io, "decord_available", lambda: False)
+    monkeypatch.setattr(video_decoding, "decord_available", lambda: False)
     with pytest.raises(VideoDecodeError, match="torchcodec cannot open it"):  # the last one's error
         read_frames(files["cfr"], [1])
     with pytest.raises(VideoDecodeError, match=r"cfr\.mp4.*torchcodec cannot open it"):
         read_frames(files["cfr"], [1], backend="torchcodec")
-    monkeypatch.setattr(video_io, "AUTO_ORDER", ("torchcodec", "pyav", "decord"))  # the order is one constant
+    monkeypatch.setattr(video_decoding, "AUTO_ORDER", ("torchcodec", "pyav", "decord"))  # the order is one constant
     with pytest.raises(VideoDecodeError, match="no decoder"):
         read_frames(files["cfr"], [1])
 
@@ -164,7 +164,7 @@ def test_auto_order_moves_on_only_when_a_backend_cannot_decode_the_file(files, m
 def test_unknown_backend_and_decord_by_name(monkeypatch):
     with pytest.raises(ValueError, match="torchcodec"):
         require_backend("ffmpeg")
-    monkeypatch.setattr(video_io, "decord_available", lambda: False)
+    monkeypatch.setattr(video_decoding, "decord_available", lambda: False)
     with pytest.raises(DecodeBackendUnavailableError, match="pip install decord"):
         require_backend("decord")
 
@@ -236,10 +236,10 @@ def test_windows_match_and_auto_uses_torchcodec_for_codecs_pyav_lacks(files, mon
     assert read_video(files["cfr"], 4).backend == "pyav"  # auto: PyAV first (less CPU, docs/videos.md)
 
     def no_decoder(src, *args, **kwargs):
-        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
+        raise video_decoding._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
 
-    monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
-    monkeypatch.setattr(video_io, "_stream_pyav", no_decoder)
+    monkeypatch.setattr(video_decoding, "_read_pyav", no_decoder)
+    monkeypatch.setattr(video_decoding, "_stream_pyav", no_decoder)
     video = read_video(files["vfr"], 6)
     assert video.backend == "torchcodec" and numbers(video.frames[0]) == video.indices[0].tolist()
     windows = iter_windows(files["vfr"], window=0.8, stride=0.5, num_frames=4)

@@ -113,7 +113,7 @@ def test_models_without_a_text_side_get_one_clear_error(tmp_path, model_type, ca
 
 @pytest.mark.slow
 def test_classify_command_runs_every_family(family_dirs, tmp_path):
-    from hf_xclip.video_io import write_video
+    from hf_xclip.data import write_video
 
     video = write_video(tmp_path / "clip.mp4", synthetic_frames(0, num_frames=12), fps=8, crf=18)
     for family in ("siglip2", "videoprism"):

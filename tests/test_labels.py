@@ -13,6 +13,7 @@ from transformers import AutoTokenizer, pipeline
 
 from hf_xclip import XClipModel
 from hf_xclip.cli import main as cli_main
+from hf_xclip.data import write_video
 from hf_xclip.data.folders import find_videos, scan_video_folder
 from hf_xclip.finetuning.training import FewShotTrainingArguments
 from hf_xclip.fingerprint import model_fingerprint
@@ -28,7 +29,6 @@ from hf_xclip.labels import (
 )
 from hf_xclip.modeling_prompts import XClipPromptContext
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
-from hf_xclip.video_io import write_video
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog", "juggling"]
 

@@ -307,7 +307,7 @@ def test_pipeline_loads_the_export(exported, clip_frames):
 
 
 def test_classify_cli_on_the_export_matches_torch_to_four_decimals(tmp_path, exported, clip_frames, capsys):
-    from hf_xclip.video_io import write_video
+    from hf_xclip.data import write_video
 
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -17,8 +17,9 @@ from testing_utils import coded_frames, save_tiny_xclip, write_vfr
 from transformers import pipeline
 
 import hf_xclip
-from hf_xclip import video_io
+from hf_xclip import video_decoding
 from hf_xclip.cli import main
+from hf_xclip.data import write_video
 from hf_xclip.data.synthetic import SyntheticVideoSpec, render_sequence
 from hf_xclip.pipeline_zero_shot_video_classification import TASK
 from hf_xclip.timeline import (
@@ -32,7 +33,7 @@ from hf_xclip.timeline import (
     video_timeline,
     window_cells,
 )
-from hf_xclip.video_io import VideoDecodeError, VideoNotFoundError, iter_windows, write_video
+from hf_xclip.video_io import VideoDecodeError, VideoNotFoundError, iter_windows
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog"]
 FPS = 25
@@ -243,7 +244,7 @@ def test_recording_cut_short_is_reported(clf, videos):
 
 def test_decode_error_mid_video_keeps_earlier_windows(clf, videos, monkeypatch):
     av = pytest.importorskip("av")
-    decode_forward = video_io._decode_forward
+    decode_forward = video_decoding._decode_forward
 
     def failing(*args):
         for frame in decode_forward(*args):
@@ -251,7 +252,7 @@ def test_decode_error_mid_video_keeps_earlier_windows(clf, videos, monkeypatch):
                 raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
             yield frame
 
-    monkeypatch.setattr(video_io, "_decode_forward", failing)
+    monkeypatch.setattr(video_decoding, "_decode_forward", failing)
     timeline = video_timeline(clf, videos["mp4"], LABELS, window=0.8, stride=0.4, batch_size=2)
     assert timeline.spans[-1, 1] <= 2.4 + 1e-9 and len(timeline.spans) >= 4
     assert re.search(r"decoding failed after frame 5\d", timeline.truncated)

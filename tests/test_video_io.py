@@ -1,4 +1,4 @@
-"""Decoding, frame sampling and the synthetic-video writer of `hf_xclip.video_io`."""
+"""Decoding and frame sampling of `hf_xclip.video_io`, and the synthetic-video writer `hf_xclip.data.write_video`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from hf_xclip import video_io
+from hf_xclip import video_decoding
+from hf_xclip.data import write_video
 from hf_xclip.video_io import (
     VideoDecodeError,
     VideoNotFoundError,
@@ -19,7 +20,6 @@ from hf_xclip.video_io import (
     read_video,
     sample_frame_indices,
     torchcodec_available,
-    write_video,
 )
 
 # every backend that runs here (torchcodec only where it loads and decodes: see tests/test_decode_backends.py)
@@ -343,10 +343,10 @@ def test_auto_falls_back_to_decord_when_pyav_lacks_the_codec(videos, monkeypatch
         pytest.skip("decord is not installed")
 
     def no_decoder(src, *args, **kwargs):
-        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
+        raise video_decoding._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
 
-    monkeypatch.setattr(video_io, "_read_pyav", no_decoder)
-    monkeypatch.setattr(video_io, "torchcodec_status", lambda: "not here")  # decord comes after torchcodec
+    monkeypatch.setattr(video_decoding, "_read_pyav", no_decoder)
+    monkeypatch.setattr(video_decoding, "torchcodec_status", lambda: "not here")  # decord comes after torchcodec
     frames, used = read_frames(videos["gop"], [7, 3], backend="auto")
     assert used == "decord" and [_decoded_index(f) for f in frames] == [7, 3]
     with pytest.raises(VideoDecodeError, match="no decoder"):

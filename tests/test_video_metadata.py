@@ -10,7 +10,8 @@ from testing_utils import coded_frames, numbers, save_tiny_xclip
 from transformers.video_utils import VideoMetadata, load_video
 
 from hf_xclip import XClipVideoProcessor
-from hf_xclip.video_io import probe_video, write_video
+from hf_xclip.data import write_video
+from hf_xclip.video_io import probe_video
 
 FPS, NUM = 25, 50
 

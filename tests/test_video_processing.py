@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from hf_xclip import VideoDecodeError, XClipVideoProcessor
-from hf_xclip.video_io import decord_available, read_frames, sample_frame_indices, write_video
+from hf_xclip.data import write_video
+from hf_xclip.video_io import decord_available, read_frames, sample_frame_indices
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])
 STD = torch.tensor([0.229, 0.224, 0.225])

@@ -18,10 +18,11 @@ from testing_utils import XClipModelTester, randomise_  # noqa: E402
 import hf_xclip  # noqa: E402
 from hf_xclip import XClipModel  # noqa: E402
 from hf_xclip.cli import main  # noqa: E402
+from hf_xclip.data import write_video  # noqa: E402
 from hf_xclip.data.synthetic import SyntheticVideoSpec, all_specs, render_video, write_video_folder  # noqa: E402
 from hf_xclip.search import build_faiss, build_index, read_manifest  # noqa: E402
 from hf_xclip.search.index import VideoIndex, exact_scores  # noqa: E402
-from hf_xclip.video_io import iter_windows, write_video  # noqa: E402
+from hf_xclip.video_io import iter_windows  # noqa: E402
 
 NUM_CAPTIONS, PER_CAPTION = 60, 2
 

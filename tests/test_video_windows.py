@@ -14,7 +14,8 @@ import pytest
 from testing_utils import coded_frames, numbers, write_vfr
 from transformers.video_utils import VideoMetadata
 
-from hf_xclip import video_io
+from hf_xclip import video_decoding
+from hf_xclip.data import write_video
 from hf_xclip.video_io import (
     VideoDecodeError,
     XClipVideoMetadata,
@@ -27,7 +28,6 @@ from hf_xclip.video_io import (
     sample_frame_indices,
     sample_frame_indices_by_time,
     window_spans,
-    write_video,
 )
 
 FPS = 25
@@ -286,7 +286,7 @@ def test_windows_equal_read_frames_bit_for_bit(videos):
 @pytest.mark.parametrize("name", ["mp4", "avi", "h264"])
 def test_each_needed_frame_is_decoded_once(videos, name, monkeypatch):
     converted, decoded = [], []
-    to_array, decode_forward = video_io._frame_to_array, video_io._decode_forward
+    to_array, decode_forward = video_decoding._frame_to_array, video_decoding._decode_forward
 
     def counting_to_array(frame, size):
         converted.append(frame.pts)
@@ -297,14 +297,14 @@ def test_each_needed_frame_is_decoded_once(videos, name, monkeypatch):
             decoded.append(frame.pts)
             yield frame
 
-    monkeypatch.setattr(video_io, "_frame_to_array", counting_to_array)
-    monkeypatch.setattr(video_io, "_decode_forward", counting_decode)
+    monkeypatch.setattr(video_decoding, "_frame_to_array", counting_to_array)
+    monkeypatch.setattr(video_decoding, "_decode_forward", counting_decode)
     windows = iter_windows(videos[name], window=0.8, stride=0.2, num_frames=8)  # each frame in up to 4 windows
     got = collect(windows)
     needed = np.unique(windows.indices)
     assert sum(len(w.indices) for w in got) >= 3 * len(needed)  # the windows share most frames
     assert len(converted) == windows.frames_converted == len(needed)
-    if video_io._pts_reliable(windows.info):  # decoded by timestamp: each frame of the file at most once
+    if video_decoding._pts_reliable(windows.info):  # decoded by timestamp: each frame of the file at most once
         assert len(decoded) == windows.frames_decoded and len(set(decoded)) == len(decoded)
         assert sorted(converted) == windows.info.frame_pts[needed].tolist()
         assert windows.frames_decoded < needed.max() + 1  # unneeded B-frames were skipped
@@ -405,7 +405,7 @@ def test_write_video_streams_an_iterator_of_frames(tmp_path):
 
 def test_decode_error_mid_file_names_the_file_and_time(videos, monkeypatch):
     av = pytest.importorskip("av")
-    decode_forward = video_io._decode_forward
+    decode_forward = video_decoding._decode_forward
 
     def failing(*args):
         for count, frame in enumerate(decode_forward(*args)):
@@ -413,7 +413,7 @@ def test_decode_error_mid_file_names_the_file_and_time(videos, monkeypatch):
                 raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
             yield frame
 
-    monkeypatch.setattr(video_io, "_decode_forward", failing)
+    monkeypatch.setattr(video_decoding, "_decode_forward", failing)
     windows = iter_windows(videos["mp4"], window=0.4, stride=0.4, num_frames=4)
     got = []
     with pytest.raises(VideoDecodeError, match=r"decoding failed after frame 3\d at 1\.\d+ s") as caught:
@@ -424,7 +424,7 @@ def test_decode_error_mid_file_names_the_file_and_time(videos, monkeypatch):
 
 
 def test_stream_ending_early_is_an_error_naming_the_time(videos, monkeypatch):
-    decode_forward = video_io._decode_forward
+    decode_forward = video_decoding._decode_forward
 
     def ends_at_frame_50(*args):
         for frame in decode_forward(*args):
@@ -432,7 +432,7 @@ def test_stream_ending_early_is_an_error_naming_the_time(videos, monkeypatch):
                 return
             yield frame
 
-    monkeypatch.setattr(video_io, "_decode_forward", ends_at_frame_50)
+    monkeypatch.setattr(video_decoding, "_decode_forward", ends_at_frame_50)
     windows = iter_windows(videos["mp4"], window=0.4, stride=0.4, num_frames=4)
     with pytest.raises(VideoDecodeError, match=r"frames from 2\.\d+ s on could not be decoded") as caught:
         collect(windows)
@@ -445,11 +445,11 @@ def test_decord_fallback_when_pyav_has_no_decoder(videos, monkeypatch):
     reference = collect(iter_windows(videos["mp4"], window=0.8, stride=0.3, num_frames=5))
 
     def no_decoder(src, *args, **kwargs):
-        raise video_io._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
+        raise video_decoding._NoDecoderError(src.name, "PyAV has no decoder for 'h264'")
         yield  # a generator, as the real one
 
-    monkeypatch.setattr(video_io, "_stream_pyav", no_decoder)
-    monkeypatch.setattr(video_io, "torchcodec_status", lambda: "not here")  # decord comes after torchcodec
+    monkeypatch.setattr(video_decoding, "_stream_pyav", no_decoder)
+    monkeypatch.setattr(video_decoding, "torchcodec_status", lambda: "not here")  # decord comes after torchcodec
     windows = iter_windows(videos["mp4"], window=0.8, stride=0.3, num_frames=5)
     fallback = collect(windows)
     assert windows.backend == "decord" and windows.frames_converted == len(np.unique(windows.indices))

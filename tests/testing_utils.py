@@ -285,8 +285,8 @@ def synthetic_frames(kind: int, num_frames: int = 12, size: tuple[int, int] = (4
 
 
 def write_synthetic_videos(out_dir: Path, count: int = 3, **kwargs) -> list[Path]:
-    """`count` small mp4 files (different content each) written with hf_xclip.video_io.write_video."""
-    from hf_xclip.video_io import write_video
+    """`count` small mp4 files (different content each) written with hf_xclip.data.write_video."""
+    from hf_xclip.data import write_video
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

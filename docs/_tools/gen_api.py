@@ -87,7 +87,6 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
             "window_spans",
             "VideoWindow",
             "VideoWindows",
-            "write_video",
             "fetch_video",
             "VideoInfo",
             "XClipVideoMetadata",
@@ -100,6 +99,7 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
             "is_loaded_video",
         ],
     ),
+    ("hf_xclip.data", "Writing test videos", ["write_video"]),
     (
         "hf_xclip.search",
         "Video index: building",

@@ -50,7 +50,7 @@ def write_demo_clips(out_dir: str | Path, num_clips: int = 4, seed: int = 0, sec
         render_video,
         sample_scenes,
     )
-    from ..video_io import write_video
+    from ..data.video_writer import write_video
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -428,7 +428,8 @@ def _start_frame(state: AppState, item: dict[str, Any]) -> str | None:
 
 def window_clip(state: AppState, item: dict[str, Any]) -> str:
     """An mp4 of the result's window alone (from its start to its end), to play in the page."""
-    from ..video_io import clip_frame_range, probe_video, read_frames, write_video
+    from ..data.video_writer import write_video
+    from ..video_io import clip_frame_range, probe_video, read_frames
 
     out = state.workdir / "windows" / f"{_media_key(item)}.mp4"
     if out.is_file():

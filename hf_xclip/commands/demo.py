@@ -68,7 +68,7 @@ def pick_clips(num_clips: int, seed: int) -> list[tuple[SyntheticVideoSpec, bool
 def write_clips(clips, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
     """Render each clip (16 frames; the processor samples ``num_frames``) and write ``out_dir/NN_<caption>.mp4``."""
     from ..data.synthetic import render_video
-    from ..video_io import write_video
+    from ..data.video_writer import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -90,7 +90,7 @@ def pick_scenes(num_scenes: int, seed: int):
 
 def write_scenes(scenes, out_dir: Path, size: int, num_frames: int, seed: int) -> list[Path]:
     from ..data.synthetic import render_scene
-    from ..video_io import write_video
+    from ..data.video_writer import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -210,8 +210,8 @@ TIMELINE_FPS, TIMELINE_WINDOW, TIMELINE_STRIDE = 8, 2.0, 0.5
 def demo_timeline(classifier, out_dir: Path, size: int, seed: int) -> None:
     """Four actions (different colours) of 3-5 s one after another; their timeline against the truth."""
     from ..data.synthetic import distinct_colour_specs, render_sequence
+    from ..data.video_writer import write_video
     from ..timeline import evaluate_segments, format_time, video_timeline
-    from ..video_io import write_video
 
     specs = distinct_colour_specs(4, np.random.SeedSequence(seed, spawn_key=(103,)))
     durations = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(104,))).integers(3, 6, len(specs))

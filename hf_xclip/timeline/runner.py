@@ -93,7 +93,7 @@ def video_timeline(
     >>> from transformers import pipeline
     >>> from hf_xclip.data.synthetic import SyntheticVideoSpec, render_sequence
     >>> from hf_xclip.timeline import video_timeline
-    >>> from hf_xclip.video_io import write_video
+    >>> from hf_xclip.data import write_video
     >>> specs = [SyntheticVideoSpec("circle", "red", "moving left"), SyntheticVideoSpec("square", "blue", "growing")]
     >>> frames, truth = render_sequence(specs, [3, 3], fps=8)
     >>> path = write_video("two_actions.mp4", frames, fps=8, crf=12)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...video_io import write_video
+from ..video_writer import write_video
 from .rendering import (
     Background,
     Split,
