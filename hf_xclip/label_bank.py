@@ -116,8 +116,9 @@ class LabelBank:
         return self.embeddings[[index[label] for label in labels]]
 
     def append(self, encoder: LabelEncoderLike, labels: Sequence[str], descriptions: Any = None) -> list[str]:
-        """Encode the labels the bank does not hold yet with `encoder` (in the bank's templates, with their
-        `descriptions`) and add them as new rows; existing rows are unchanged. Returns the labels added.
+        """Encode the labels the bank does not hold yet with `encoder` (a [`LabelEncoder`] of the bank's model; in
+        the bank's templates, with their `descriptions`) and add them as new rows; existing rows are unchanged.
+        Returns the labels added.
 
         Raises:
             LabelBankMismatchError: `encoder`'s model is not the one that made the bank.

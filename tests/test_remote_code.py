@@ -25,7 +25,14 @@ from hf_xclip.pipeline_zero_shot_video_classification import TASK
 TEXTS = ["a red square moves right", "a green square", "cooking"]
 LABELS = ["red square", "green square", "blue square"]
 SHIPPED_MODEL_FILES = {"configuration_xclip.py", "modeling_xclip.py"}
-SHIPPED_PROCESSOR_FILES = {"processing_xclip.py", "video_processing_xclip.py", "video_io.py"}
+SHIPPED_PROCESSOR_FILES = {
+    "processing_xclip.py",
+    "video_processing_xclip.py",
+    "video_processing_config.py",
+    "video_processing_inputs.py",
+    "video_processing_transforms.py",
+    "video_io.py",
+}
 # What check_imports may demand of a user's environment: hf_xclip's hard dependencies and the standard library.
 ALLOWED_IMPORTS = {"torch", "transformers", "huggingface_hub", "safetensors", "numpy"}
 
