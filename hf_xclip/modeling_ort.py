@@ -19,7 +19,6 @@ dependency (``pip install 'hf_xclip[onnx]'``); it is imported when a model is lo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from .configuration_xclip import XClipConfig, XClipVisionConfig
 from .modeling_video_text import VideoTextCapabilities, VideoTextModelMixin
 from .modeling_xclip import XClipOutput, XClipVideoOutput
+from .utils import read_json_file
 
 MANIFEST_NAME = "onnx_config.json"
 MANIFEST_FORMAT = "hf_xclip-onnx"
@@ -85,12 +85,11 @@ def is_onnx_model_dir(path: str | os.PathLike) -> bool:
 def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
     """The ``onnx_config.json`` of an exported directory, checked for the keys the loader relies on."""
     path = Path(model_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir} is not an exported X-CLIP ONNX model: {MANIFEST_NAME} is missing.")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    manifest = read_json_file(
+        path,
+        missing=f"{model_dir} is not an exported X-CLIP ONNX model: {MANIFEST_NAME} is missing.",
+        invalid=lambda err: f"{path} is not valid JSON: {err}",
+    )
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise ValueError(f'{path} is not an hf_xclip ONNX manifest (expected "format": "{MANIFEST_FORMAT}").')
     if manifest.get("manifest_version", 0) > MANIFEST_VERSION:

@@ -1,5 +1,5 @@
 """Small helpers every part of hf_xclip shares, one copy each: argument checks, the model behind a peft wrapper,
-atomic file writes and background prefetching.
+atomic file writes, reading a JSON file and background prefetching.
 
 Shipped with the model code (the label core and the pipeline use it), so it imports nothing from hf_xclip.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import math
 import os
 import queue
@@ -114,6 +115,23 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = False
     with atomic_path(path, fsync=fsync) as partial:
         partial.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def read_json_file(
+    path: Path, missing: str, invalid: Callable[[json.JSONDecodeError], str], encoding: str = "utf-8"
+) -> Any:
+    """The JSON value in the file `path`.
+
+    Raises:
+        FileNotFoundError: with the message `missing`, when `path` is not a file.
+        ValueError: with the message `invalid(error)`, when the file is not valid JSON.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        return json.loads(path.read_text(encoding=encoding))
+    except json.JSONDecodeError as err:
+        raise ValueError(invalid(err)) from None
 
 
 def _fsync(path: Path) -> None:

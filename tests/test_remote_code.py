@@ -33,6 +33,9 @@ SHIPPED_PROCESSOR_FILES = {
     "video_probe.py",
     "video_decoding.py",
     "video_windows.py",
+    "video_processing_config.py",
+    "video_processing_inputs.py",
+    "video_processing_transforms.py",
 }
 # What check_imports may demand of a user's environment: hf_xclip's hard dependencies and the standard library.
 ALLOWED_IMPORTS = {"torch", "transformers", "huggingface_hub", "safetensors", "numpy"}

@@ -142,12 +142,12 @@ def test_exact_resize_equals_a_plain_pipeline_call(clf, videos):
 
 
 def test_frames_scaled_while_decoding_are_only_cropped_by_the_processor(clf, videos, monkeypatch):
-    from hf_xclip import video_processing_xclip
+    from hf_xclip import video_processing_transforms
 
     resized = []
-    resize = video_processing_xclip._resize
+    resize = video_processing_transforms._resize
     monkeypatch.setattr(
-        video_processing_xclip, "_resize", lambda images, *a: resized.append(images.shape) or resize(images, *a)
+        video_processing_transforms, "_resize", lambda images, *a: resized.append(images.shape) or resize(images, *a)
     )
     video_timeline(clf, videos["mp4"], LABELS, window=2, stride=1)
     assert resized == []
