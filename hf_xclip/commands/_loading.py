@@ -5,6 +5,7 @@ Re-exported by `hf_xclip.cli`."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -31,6 +32,20 @@ def model_or_default(model: str | None) -> str:
         return default_model_path()
     except FileNotFoundError as err:
         raise UsageError(f"no --model given and {err}") from None
+
+
+# the options of `cli.add_model_arguments` and --language-model, named as `load_pipeline` and a predictor take them
+MODEL_OPTIONS = ("adapter", "device", "dtype", "quantize", "language_model")
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `load_pipeline` (and of a classify / timeline predictor): ``--model``, else the
+    embedded default model, and `MODEL_OPTIONS`.
+
+    Raises:
+        UsageError: no ``--model`` and the package was installed without its default model.
+    """
+    return {"model": model_or_default(args.model), **{name: getattr(args, name) for name in MODEL_OPTIONS}}
 
 
 def load_pipeline(

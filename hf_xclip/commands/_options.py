@@ -1,16 +1,49 @@
-"""The options several commands share, and reading them: the labels (`add_label_arguments`), the label side
-(`add_label_side_arguments`), the model (`add_model_arguments`), the video decoder (`add_decode_argument`); each
-reader turns bad input into a `UsageError` naming the option, file or label. Re-exported by `hf_xclip.cli`."""
+"""The options several commands share, and reading them: a command's parser (`add_command_parser`), the labels
+(`add_label_arguments`), the label side (`add_label_side_arguments`), the model (`add_model_arguments`), the
+multi-label method, the video decoder (`add_decode_argument`); each reader turns bad input into a `UsageError` naming
+the option, file or label. Re-exported by `hf_xclip.cli`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, cast
 
 from ._static import static_value
 from ._usage import UsageError
+
+
+def add_command_parser(subparsers: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``hf-xclip NAME``: `summary` in the list of commands, `description` atop its ``--help`` (kept
+    as written: line breaks and indented option lists)."""
+    return subparsers.add_parser(
+        name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def add_multi_label_method_argument(parser: Any, help_text: str) -> None:
+    """``--multi-label-method`` (default ``auto``) on a parser or argument group: the library's methods, read
+    without importing torch."""
+    parser.add_argument(
+        "--multi-label-method",
+        choices=static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS"),
+        default="auto",
+        help=help_text,
+    )
+
+
+def option_values(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """``{name: args.<name>}``: options passed on as the keyword arguments of the same names."""
+    return {name: getattr(args, name) for name in names}
+
+
+def print_summary(text: str, summary: dict[str, Any], as_json: bool) -> None:
+    """A command's summary: `text` on stdout, then with ``--json`` `summary` as one JSON line (the last line)."""
+    print(text)
+    if as_json:
+        print(json.dumps(summary))
 
 
 def add_label_side_arguments(parser: argparse.ArgumentParser, *, bank: bool = True, adapter: bool = True) -> None:

@@ -33,19 +33,24 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_command_parser,
     add_decode_argument,
     add_label_arguments,
     add_label_side_arguments,
     add_model_arguments,
+    add_multi_label_method_argument,
     apply_decode_backend,
     load_pipeline,
-    model_or_default,
+    model_options,
+    option_values,
     read_label_arguments,
     require_matplotlib,
-    static_value,
     warn_unknown_labels,
 )
 from ..distributed.arguments import add_engine_arguments, engine_options, report_job
+
+# the options a local run passes to the pipeline call and a job to its predictor, under the same names
+SCORING_OPTIONS = ("multi_label", "multi_label_method", "num_frames", "num_clips", "num_crops")
 
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
 
@@ -54,13 +59,8 @@ stderr and skipped; the exit status is 1 when some failed."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
-
-    parser = subparsers.add_parser(
-        "classify",
-        help="zero-shot classification of videos against free-text labels",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command_parser(
+        subparsers, "classify", "zero-shot classification of videos against free-text labels", DESCRIPTION
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id")
@@ -72,11 +72,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="an independent probability per label (the model's sigmoid head, else background prompts)",
     )
-    parser.add_argument(
-        "--multi-label-method",
-        choices=MULTI_LABEL_METHODS,
-        default="auto",
-        help="auto (default): sigmoid head if the model has one, else background; negative: label vs 'not label'",
+    add_multi_label_method_argument(
+        parser, "auto (default): sigmoid head if the model has one, else background; negative: label vs 'not label'"
     )
     parser.add_argument("--threshold", type=float, help="report only labels scoring at or above it (0 to 1)")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
@@ -113,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
         _check_numbers(args)
         if args.plot:
             require_matplotlib()
-        model = model_or_default(args.model)
+        model = model_options(args)
         videos, missing = find_videos(args.paths)
         if not videos and not missing:
             raise UsageError(f"no video files found in {', '.join(args.paths)}")
-        classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
+        classifier = load_pipeline(**model)
         apply_decode_backend(classifier.video_processor, args.decode_backend)
     except UsageError as err:
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
@@ -130,12 +127,8 @@ def run(args: argparse.Namespace) -> int:
         hypothesis_template=args.templates or None,  # None: the bank's, else the model's own (its processor's)
         label_descriptions=descriptions,
         label_bank=bank,
-        multi_label=args.multi_label,
-        multi_label_method=args.multi_label_method,
+        **option_values(args, *SCORING_OPTIONS),
         threshold=args.threshold,
-        num_frames=args.num_frames,
-        num_clips=args.num_clips,
-        num_crops=args.num_crops,
         top_k=args.top_k or None,
     )
     cuts = _label_cuts(classifier, labels or (bank.labels if bank is not None else []), args)
@@ -178,21 +171,12 @@ def run_job(args: argparse.Namespace) -> int:
         options = engine_options(args, videos_per_call=max(args.batch_size, 4))
         predictor = dict(
             mode="classify",
-            model=model_or_default(args.model),
-            adapter=args.adapter,
-            device=args.device,
-            dtype=args.dtype,
-            quantize=args.quantize,
-            language_model=args.language_model,
+            **model_options(args),
             labels=labels,
             templates=args.templates,
             label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
-            multi_label=args.multi_label,
-            multi_label_method=args.multi_label_method,
-            num_frames=args.num_frames,
-            num_clips=args.num_clips,
-            num_crops=args.num_crops,
+            **option_values(args, *SCORING_OPTIONS),
             batch_size=args.batch_size,
             decode_threads=max(1, args.workers),
         )

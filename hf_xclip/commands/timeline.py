@@ -30,20 +30,36 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_command_parser,
     add_decode_argument,
     add_label_arguments,
     add_label_side_arguments,
     add_model_arguments,
+    add_multi_label_method_argument,
     apply_decode_backend,
     load_pipeline,
-    model_or_default,
+    model_options,
+    option_values,
     read_label_arguments,
     require_matplotlib,
     static_defaults,
-    static_value,
     warn_unknown_labels,
 )
 from ..distributed.arguments import add_engine_arguments, engine_options, report_job
+
+# the options that are `TimelineConfig` fields of the same names
+CONFIG_OPTIONS = (
+    "window",
+    "stride",
+    "multi_label",
+    "multi_label_method",
+    "threshold",
+    "smoothing",
+    "min_gap",
+    "min_duration",
+    "num_frames",
+    "batch_size",
+)
 
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
 label happens. Windows of --window seconds every --stride seconds; the model's frame count is sampled inside each.
@@ -52,13 +68,9 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
-    defaults = argparse.Namespace(**static_defaults("hf_xclip.timeline", "TimelineConfig"))
-    parser = subparsers.add_parser(
-        "timeline",
-        help="per-label timeline of a long video: window scores, segments, plot",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    defaults = argparse.Namespace(**static_defaults("hf_xclip.timeline", "TimelineConfig"))  # without importing torch
+    parser = add_command_parser(
+        subparsers, "timeline", "per-label timeline of a long video: window scores, segments, plot", DESCRIPTION
     )
     parser.add_argument(
         "video", nargs="+", metavar="VIDEO", help="video file (with --output: several files or folders)"
@@ -66,6 +78,30 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
     add_label_arguments(parser, required=False)  # or --label-bank
     add_label_side_arguments(parser)
+    _add_window_arguments(parser, defaults)
+    _add_segment_arguments(parser, defaults)
+    output = _add_output_arguments(parser)
+    parser.add_argument(
+        "--exact-resize",
+        action="store_true",
+        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
+        "call's pixels) instead of downscaling while decoding",
+    )
+    output.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="window rows as Parquet parts in DIR and the segments "
+        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray",
+    )
+    add_model_arguments(parser)
+    add_engine_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_decode_argument(parser)
+    return parser
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser, defaults: argparse.Namespace) -> None:
     windows = parser.add_argument_group("windows")
     windows.add_argument(
         "--window",
@@ -84,17 +120,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=defaults.batch_size,
         help=f"windows per forward pass (default {defaults.batch_size})",
     )
+
+
+def _add_segment_arguments(parser: argparse.ArgumentParser, defaults: argparse.Namespace) -> None:
     segments = parser.add_argument_group("segments")
     segments.add_argument(
         "--multi-label",
         action="store_true",
         help="independent per-label scores; segments where a label reaches --threshold",
     )
-    segments.add_argument(
-        "--multi-label-method",
-        choices=MULTI_LABEL_METHODS,
-        default="auto",
-        help="multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
+    add_multi_label_method_argument(
+        segments,
+        "multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
         "'background', 'negative'; default 'auto': the head when the model has one, else "
         "'background'",
     )
@@ -118,6 +155,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="drop shorter segments (default 0)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser):
+    """The "outputs" group (its ``--output`` is added last, after ``--exact-resize``: the order of ``--help``)."""
     output = parser.add_argument_group("outputs")
     output.add_argument("--json", metavar="OUT", help="windows and segments as JSON ('-' for stdout)")
     output.add_argument("--csv", metavar="OUT", help="one row per window: start,end,top label,score per label ('-')")
@@ -129,28 +170,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="link the video from the page instead of embedding it (default: embed up to 64 MiB)",
     )
-    parser.add_argument(
-        "--exact-resize",
-        action="store_true",
-        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
-        "call's pixels) instead of downscaling while decoding",
-    )
-    output.add_argument(
-        "--output",
-        "-o",
-        metavar="DIR",
-        help="window rows as Parquet parts in DIR and the segments "
-        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray",
-    )
-    add_model_arguments(parser)
-    add_engine_arguments(parser)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_decode_argument(parser)
-    return parser
+    return output
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..timeline import TimelineConfig, video_timeline
+    from ..timeline import video_timeline
     from ..video_io import VideoDecodeError
 
     if args.output or args.engine != "local":
@@ -165,31 +189,13 @@ def run(args: argparse.Namespace) -> int:
             require_matplotlib()
         if args.top_labels < 1:
             raise UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
-        try:
-            config = TimelineConfig(
-                window=args.window,
-                stride=args.stride,
-                multi_label=args.multi_label,
-                multi_label_method=args.multi_label_method,
-                threshold=args.threshold,
-                smoothing=args.smoothing,
-                min_gap=args.min_gap,
-                min_duration=args.min_duration,
-                hypothesis_template=tuple(args.templates) if args.templates else None,
-                num_frames=args.num_frames,
-                batch_size=args.batch_size,
-                start_time=args.start,
-                end_time=args.end,
-                decode_resize=not args.exact_resize,
-            )
-        except ValueError as err:
-            raise UsageError(str(err).replace("`", "")) from None
-        model = model_or_default(args.model)
+        config = _timeline_config(args)
+        model = model_options(args)
         if not Path(args.video).is_file():  # before loading the model
             reason = "not found" if not Path(args.video).exists() else "not a file"
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
             return EXIT_FAILURES
-        classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
+        classifier = load_pipeline(**model)
         apply_decode_backend(classifier.video_processor, args.decode_backend)
         warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         config = _calibrated_threshold(config, classifier.model)
@@ -217,6 +223,26 @@ def run(args: argparse.Namespace) -> int:
     for warning in timeline.warnings:
         print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
     return EXIT_FAILURES if timeline.truncated else EXIT_OK
+
+
+def _timeline_config(args: argparse.Namespace):
+    """The `TimelineConfig` of the window and segment options.
+
+    Raises:
+        UsageError: naming the bad option.
+    """
+    from ..timeline import TimelineConfig
+
+    try:
+        return TimelineConfig(
+            **option_values(args, *CONFIG_OPTIONS),
+            hypothesis_template=tuple(args.templates) if args.templates else None,
+            start_time=args.start,
+            end_time=args.end,
+            decode_resize=not args.exact_resize,
+        )
+    except ValueError as err:
+        raise UsageError(str(err).replace("`", "")) from None
 
 
 def _calibrated_threshold(config, model):
@@ -260,7 +286,6 @@ def run_job(args: argparse.Namespace) -> int:
 
     from ..distributed.jobs import run_job as run_prediction_job
     from ..distributed.jobs import write_segments
-    from ..timeline import TimelineConfig
 
     try:
         labels, _, descriptions = read_label_arguments(args)  # a bank is loaded by each worker
@@ -274,34 +299,14 @@ def run_job(args: argparse.Namespace) -> int:
         given = [name for name in ("json", "csv", "plot", "html") if getattr(args, name)]
         if given:
             raise UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
+        config = _timeline_config(args)
         try:
-            config = TimelineConfig(
-                window=args.window,
-                stride=args.stride,
-                multi_label=args.multi_label,
-                multi_label_method=args.multi_label_method,
-                threshold=args.threshold,
-                smoothing=args.smoothing,
-                min_gap=args.min_gap,
-                min_duration=args.min_duration,
-                hypothesis_template=tuple(args.templates) if args.templates else None,
-                num_frames=args.num_frames,
-                batch_size=args.batch_size,
-                start_time=args.start,
-                end_time=args.end,
-                decode_resize=not args.exact_resize,
-            )
             options = engine_options(args, videos_per_call=1)
         except ValueError as err:
             raise UsageError(str(err).replace("`", "")) from None
         predictor = dict(
             mode="timeline",
-            model=model_or_default(args.model),
-            adapter=args.adapter,
-            device=args.device,
-            dtype=args.dtype,
-            quantize=args.quantize,
-            language_model=args.language_model,
+            **model_options(args),
             labels=labels,
             label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
