@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError
+from ..cli import EXIT_OK, EXIT_USAGE, UsageError, add_command_parser
 
 DESCRIPTION = """Serve a web page (Gradio) to look at what a model does: Classify (upload a video or pick a generated
 clip, type labels or use a label file / bank, single- or multi-label), Timeline (labels x time heat strip, segments
@@ -29,12 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..app.handlers import AppConfig
 
     defaults = AppConfig()
-    parser = subparsers.add_parser(
-        "app",
-        help="web app (Gradio): classify, timeline, search",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command_parser(subparsers, "app", "web app (Gradio): classify, timeline, search", DESCRIPTION)
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
     parser.add_argument(

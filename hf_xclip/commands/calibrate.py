@@ -27,6 +27,7 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_command_parser,
     add_decode_argument,
     apply_decode_backend,
     loading,
@@ -39,11 +40,8 @@ write a copy of the model, or of the adapter, that carries it. Training-free: th
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "calibrate",
-        help="fit the multi-label sigmoid head on a few labelled clips (training-free)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command_parser(
+        subparsers, "calibrate", "fit the multi-label sigmoid head on a few labelled clips (training-free)", DESCRIPTION
     )
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK
+from ..cli import EXIT_FAILURES, EXIT_OK, add_command_parser
 
 FAMILIES = ("xclip", "vificlip", "clip")
 
@@ -70,11 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser, family: str | None = None) ->
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert original X-CLIP / ViFi-CLIP / CLIP checkpoints",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command_parser(
+        subparsers, "convert", "convert original X-CLIP / ViFi-CLIP / CLIP checkpoints", DESCRIPTION
     )
     return add_arguments(parser)
 

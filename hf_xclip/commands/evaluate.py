@@ -34,6 +34,7 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_command_parser,
     add_decode_argument,
     add_label_side_arguments,
     apply_decode_backend,
@@ -53,11 +54,11 @@ or a CSV with columns video,labels)."""
 def add_parser(subparsers) -> argparse.ArgumentParser:
     MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
 
-    parser = subparsers.add_parser(
+    parser = add_command_parser(
+        subparsers,
         "evaluate",
-        help="accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)",
+        DESCRIPTION,
     )
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"

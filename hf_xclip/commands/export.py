@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, loading, model_or_default
+from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, add_command_parser, loading, model_or_default
 
 DESCRIPTION = """Export an X-CLIP model to ONNX: text encoder, video encoder (video embedding + prompt features) and
 scorer (prompt generator + logits), with dynamic batch, frame, label and sequence axes. The graphs are checked
@@ -29,11 +29,8 @@ against the torch model with onnxruntime before anything is written (needs: pip 
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "export",
-        help="export a model to ONNX for onnxruntime (optionally int8)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command_parser(
+        subparsers, "export", "export a model to ONNX for onnxruntime (optionally int8)", DESCRIPTION
     )
     parser.add_argument("--model", help="hf_xclip / transformers X-CLIP directory or Hub id (default: embedded model)")
     parser.add_argument("--output", required=True, type=Path, help="directory to write (must be empty or absent)")

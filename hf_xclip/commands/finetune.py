@@ -32,6 +32,7 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_command_parser,
     add_dataclass_arguments,
     add_decode_argument,
     add_label_side_arguments,
@@ -64,12 +65,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     FewShotTrainingArguments = static_dataclass("hf_xclip.finetuning.arguments", "FewShotTrainingArguments")
 
-    parser = subparsers.add_parser(
+    parser = add_command_parser(
+        subparsers,
         "finetune",
-        help="few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, LLM prompts, full) on folder-per-class "
+        "few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, LLM prompts, full) on folder-per-class "
         "videos or annotation files",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        DESCRIPTION,
     )
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"

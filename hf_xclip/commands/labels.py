@@ -29,6 +29,7 @@ from ..cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_command_parser,
     add_label_side_arguments,
     loading,
     model_or_default,
@@ -44,11 +45,8 @@ DESCRIPTION = """The label side of X-CLIP on its own.
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "labels",
-        help="label banks (encode labels once) and language-model label descriptions",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command_parser(
+        subparsers, "labels", "label banks (encode labels once) and language-model label descriptions", DESCRIPTION
     )
     verbs = parser.add_subparsers(dest="labels_command", metavar="VERB")
     _add_encode(verbs)

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError, check_model_source
+from ..cli import EXIT_OK, EXIT_USAGE, UsageError, add_command_parser, check_model_source
 
 DESCRIPTION = """Search INDEX (made by `hf-xclip index`) for TEXT: FAISS candidates, re-ranked by the exact X-CLIP
 score. Prints a table (rank, score, time span, video) or, with --json, a list of {"video", "start", "end", "score"}
@@ -25,11 +25,8 @@ best first. With --video, finds the rows most similar to a video (cosine similar
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "search",
-        help="search a video index by text (exact X-CLIP re-ranking) or by video",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command_parser(
+        subparsers, "search", "search a video index by text (exact X-CLIP re-ranking) or by video", DESCRIPTION
     )
     parser.add_argument("index", metavar="INDEX", help="index folder written by hf-xclip index")
     parser.add_argument("query", nargs="?", metavar="TEXT", help="what to look for")
