@@ -88,6 +88,22 @@ def load_pipeline(
         return pipeline(TASK, model=base, processor=processor, device=device)
 
 
+
+def load_with_adapter(model: str, adapter: str | None = None, **kwargs: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """`hf_xclip.finetuning.adapters.load_model_with_adapter` under `loading`: the model (a peft model when an
+    adapter is given), its processor, and the adapter's metadata (``{}`` without one). `kwargs` go to the loader
+    (``language_model``, ...).
+
+    Raises:
+        UsageError: the model or adapter cannot be loaded (see `loading`).
+    """
+    from ..finetuning.adapters import load_model_with_adapter
+
+    with loading(model, adapter):
+        loaded, processor, metadata = load_model_with_adapter(model, adapter, **kwargs)
+    return loaded, processor, metadata or {}
+
+
 @contextlib.contextmanager
 def _cannot_load(model: str, adapter: str | None) -> Iterator[None]:
     try:

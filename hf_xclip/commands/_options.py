@@ -39,6 +39,19 @@ def option_values(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
+def check_at_least_one(args: argparse.Namespace, *names: str, show_value: bool = False) -> None:
+    """Refuse the first of the options `names` that is given and below 1.
+
+    Raises:
+        UsageError: ``--name must be at least 1.`` (with `show_value`: ``--name must be at least 1, got 0``).
+    """
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            shown = f", got {value}" if show_value else "."
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1{shown}")
+
+
 def print_summary(text: str, summary: dict[str, Any], as_json: bool) -> None:
     """A command's summary: `text` on stdout, then with ``--json`` `summary` as one JSON line (the last line)."""
     print(text)

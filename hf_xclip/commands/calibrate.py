@@ -30,7 +30,8 @@ from ..cli import (
     add_command_parser,
     add_decode_argument,
     apply_decode_backend,
-    loading,
+    check_at_least_one,
+    load_with_adapter,
     model_or_default,
 )
 
@@ -72,24 +73,18 @@ def run(args: argparse.Namespace) -> int:
     from ..data.clip_dataset import VideoClassificationDataset
     from ..data.folders import read_annotations
     from ..evaluation.evaluate import calibrate_sigmoid_head
-    from ..finetuning.adapters import ADAPTER_METADATA_FILE, load_model_with_adapter
+    from ..finetuning.adapters import ADAPTER_METADATA_FILE
     from ..labels import read_label_file, validate_template
 
     try:
         _check_output(args.output_dir)
-        if args.batch_size < 1:
-            raise ValueError("--batch-size must be at least 1.")
-        if args.num_frames is not None and args.num_frames < 1:
-            raise ValueError("--num-frames must be at least 1.")
+        check_at_least_one(args, "batch_size", "num_frames")
         folder = read_annotations(args.annotations)
         extra = read_label_file(args.labels_file) if args.labels_file else []
         if args.adapter is not None and not Path(args.adapter).is_dir():
             raise UsageError(f"--adapter {args.adapter} is not a local folder (calibrate writes a copy of it)")
-        model_name = model_or_default(args.model)
-        with loading(model_name, args.adapter):
-            model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
+        model, processor, metadata = load_with_adapter(model_or_default(args.model), args.adapter)
         saved_backend = apply_decode_backend(processor, args.decode_backend)
-        metadata = metadata or {}
         template = validate_template(args.template or metadata.get("template") or "{}", "--template")
     except (UsageError, ValueError, OSError) as err:
         print(f"hf-xclip calibrate: error: {err}", file=sys.stderr)

@@ -37,9 +37,11 @@ from ..cli import (
     add_decode_argument,
     add_label_side_arguments,
     apply_decode_backend,
+    check_at_least_one,
     dataclass_from_args,
     loading,
     model_or_default,
+    print_summary,
     read_descriptions_argument,
     static_dataclass,
     static_value,
@@ -75,6 +77,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
     )
+    _add_data_arguments(parser, METHODS)
+    add_dataclass_arguments(parser, FewShotTrainingArguments)  # optimisation, data and multi-label options
+    # None = not given: labels naming a left/right direction then turn the flip off (see _direction_aware_flip)
+    parser.set_defaults(hflip_prob=None)
+    _add_lora_arguments(parser, LORA_PARTS, LORA_TYPES)
+    _add_prompt_arguments(parser)
+    _add_llm_arguments(parser)
+    add_label_side_arguments(parser, bank=False, adapter=False)
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    add_decode_argument(parser)
+    return parser
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, methods: tuple[str, ...]) -> None:
+    """The training data, the output folder, the methods and the held-out data."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--train-dir", type=Path, help="folder with one sub-folder of videos per class")
     source.add_argument(
@@ -85,7 +102,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--method",
         nargs="+",
-        choices=METHODS,
+        choices=methods,
         default=["lora"],
         help="what to train; several combine (default lora); 'full' trains every weight, alone",
     )
@@ -104,20 +121,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "with --shots the videos not drawn are held out",
     )
     parser.add_argument("--max-eval-per-class", type=int, help="cap the held-out videos per class")
-    add_dataclass_arguments(parser, FewShotTrainingArguments)  # optimisation, data and multi-label options
-    # None = not given: labels naming a left/right direction then turn the flip off (see _direction_aware_flip)
-    parser.set_defaults(hflip_prob=None)
+
+
+def _add_lora_arguments(
+    parser: argparse.ArgumentParser, lora_parts: dict[str, str], lora_types: tuple[str, ...]
+) -> None:
     lora = parser.add_argument_group("LoRA (--method lora)")
-    lora.add_argument("--lora-type", choices=LORA_TYPES, default="lora", help="low-rank adapter family")
+    lora.add_argument("--lora-type", choices=lora_types, default="lora", help="low-rank adapter family")
     lora.add_argument("--lora-r", type=int, default=8, help="rank (default 8)")
     lora.add_argument("--lora-alpha", type=int, default=16, help="alpha (default 16)")
     lora.add_argument("--lora-dropout", type=float, default=0.0, help="dropout (default 0)")
     lora.add_argument(
         "--lora-targets",
         default="vision,cross-frame",
-        help=f"comma-separated parts among {','.join([*LORA_PARTS, 'mlp'])} (default vision,cross-frame; 'mlp' adds "
+        help=f"comma-separated parts among {','.join([*lora_parts, 'mlp'])} (default vision,cross-frame; 'mlp' adds "
         "MLPs)",
     )
+
+
+def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    """The learned prompts: CoOp contexts, the prompt generator, vision-language prompts."""
     coop = parser.add_argument_group("CoOp (--method coop)")
     coop.add_argument("--n-ctx", type=int, help="context vectors (default: tokens of --ctx-init, or 16)")
     coop.add_argument("--ctx-init", default="a photo of a", help="phrase initialising the context; '' = random")
@@ -131,6 +154,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     vl.add_argument("--vision-prompts", type=int, help="vision prompt tokens (default: the model's, or 10; 0 = none)")
     vl.add_argument("--text-prompts", type=int, help="text context vectors (default: the model's, or 10)")
     vl.add_argument("--prompt-depth", type=int, help="layers with their own prompts (default: the model's, or all)")
+
+
+def _add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     llm = parser.add_argument_group("LLM prompts (--method llm-prompts)")
     llm.add_argument("--language-model", metavar="NAME_OR_PATH", help="frozen causal language model (required)")
     llm.add_argument(
@@ -155,10 +181,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     llm.add_argument("--llm-8bit", action="store_true", help="8-bit language model (CUDA GPU + bitsandbytes)")
     llm.add_argument("--llm-batch-size", type=int, default=64, help="labels per language-model pass (default 64)")
     llm.add_argument("--trust-remote-code", action="store_true", help="allow a language model with its own code")
-    add_label_side_arguments(parser, bank=False, adapter=False)
-    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    add_decode_argument(parser)
-    return parser
 
 
 def adapter_config_from_args(args: argparse.Namespace):
@@ -257,19 +279,14 @@ def _split_data(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
-    if args.shots is not None and args.shots < 1:
-        raise ValueError("--shots must be at least 1.")
+    check_at_least_one(args, "epochs", "batch_size", "gradient_accumulation_steps", "shots")
     if args.eval_fraction is not None and not 0.0 <= args.eval_fraction < 1.0:
         raise ValueError("--eval-fraction must be in [0, 1).")
     if args.eval_fraction is not None and (args.shots is not None or args.eval_dir or args.eval_annotations):
         raise ValueError("--eval-fraction only applies without --shots, --eval-dir and --eval-annotations.")
     if args.eval_dir is not None and args.train_dir is None:
         raise ValueError("--eval-dir goes with --train-dir; with --train-annotations use --eval-annotations.")
-    if args.num_frames is not None and args.num_frames < 1:
-        raise ValueError("--num-frames must be at least 1.")
+    check_at_least_one(args, "num_frames")
     if args.output_dir.is_dir() and any(args.output_dir.iterdir()) and not args.overwrite:
         raise UsageError(
             f"--output-dir {args.output_dir} exists and is not empty: choose another folder, or pass "
@@ -352,12 +369,11 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
     for message in summary["skipped_videos"]:
         print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
     summary["skipped_videos"] = len(summary["skipped_videos"])
-    print(
+    text = (
         f"fine-tuned {family} ({methods[0]}): loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}, "
         f"held-out top-1 {summary['top1_before']} -> {summary['top1']}; wrote {args.output_dir}"
     )
-    if args.json:
-        print(json.dumps(summary))
+    print_summary(text, summary, args.json)
     return EXIT_OK
 
 

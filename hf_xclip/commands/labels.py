@@ -31,8 +31,9 @@ from ..cli import (
     UsageError,
     add_command_parser,
     add_label_side_arguments,
-    loading,
+    load_with_adapter,
     model_or_default,
+    print_summary,
     read_descriptions_argument,
     read_labels,
     static_value,
@@ -151,10 +152,7 @@ def _device(name: str | None):
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..finetuning.adapters import load_model_with_adapter
-    from ..labels import LabelBank, LabelBankMismatchError, LabelEncoder, normalize_templates, resolve_templates
+    from ..labels import LabelBankMismatchError
 
     start = time.perf_counter()
     try:
@@ -163,31 +161,10 @@ def run_encode(args: argparse.Namespace) -> int:
         labels = _read_labels(args)
         descriptions = read_descriptions_argument(args.label_descriptions)
         model_name = model_or_default(args.model)
-        overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
-        if args.load_in_8bit:
-            overrides["load_in_8bit"] = True
-        with loading(model_name, args.adapter):
-            model, processor, metadata = load_model_with_adapter(
-                model_name, args.adapter, language_model=args.language_model, **overrides
-            )
-        metadata = metadata or {}
-        model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
-        encoder = LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size)
-        existing = args.output.is_file() and not args.overwrite
-        bank = LabelBank.load(args.output) if existing else None
-        if bank is not None:
-            templates = normalize_templates(args.templates or bank.templates, "--template")
-        else:  # the adapter's template, else the model's own
-            templates = resolve_templates(args.templates or metadata.get("template"), processor, name="--template")
+        encoder, processor, metadata = _load_encoder(args, model_name)
         if descriptions is None and metadata.get("label_descriptions"):
             descriptions = metadata["label_descriptions"]
-        if bank is not None:
-            encoder.check_bank(bank)
-            if templates != bank.templates:
-                raise UsageError(
-                    f"{args.output} was encoded with templates {list(bank.templates)}, not {list(templates)}: use "
-                    "--overwrite to write a new bank"
-                )
+        bank, templates = _open_bank(args, encoder, processor, metadata)
     except LabelBankMismatchError as err:
         print(f"hf-xclip labels encode: error: {args.output}: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -214,10 +191,56 @@ def run_encode(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if bank is None:  # nothing to add and no bank before: cannot happen (labels are non-empty)
         return EXIT_USAGE
+    _report_bank(args, bank, len(todo), held, start)
+    return EXIT_OK
+
+
+def _load_encoder(args: argparse.Namespace, model_name: str):
+    """A `LabelEncoder` of the model (and adapter) on ``--device`` in ``--dtype``, its processor and the adapter's
+    metadata."""
+    import torch
+
+    from ..labels import LabelEncoder
+
+    overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
+    if args.load_in_8bit:
+        overrides["load_in_8bit"] = True
+    model, processor, metadata = load_with_adapter(
+        model_name, args.adapter, language_model=args.language_model, **overrides
+    )
+    model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
+    return LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size), processor, metadata
+
+
+def _open_bank(args: argparse.Namespace, encoder, processor, metadata: dict):
+    """``(bank, templates)``: the bank of ``--output`` to append to (None for a new one: ``--overwrite`` or no file)
+    and the templates its labels are encoded with.
+
+    Raises:
+        LabelBankMismatchError: the bank was made by another model or adapter.
+        UsageError: ``--template`` differs from the bank's.
+    """
+    from ..labels import LabelBank, normalize_templates, resolve_templates
+
+    existing = args.output.is_file() and not args.overwrite
+    bank = LabelBank.load(args.output) if existing else None
+    if bank is None:  # the adapter's template, else the model's own
+        return None, resolve_templates(args.templates or metadata.get("template"), processor, name="--template")
+    templates = normalize_templates(args.templates or bank.templates, "--template")
+    encoder.check_bank(bank)
+    if templates != bank.templates:
+        raise UsageError(
+            f"{args.output} was encoded with templates {list(bank.templates)}, not {list(templates)}: use "
+            "--overwrite to write a new bank"
+        )
+    return bank, templates
+
+
+def _report_bank(args: argparse.Namespace, bank, added: int, held: int, start: float) -> None:
     summary = {
         "output": str(args.output),
         "labels": len(bank),
-        "added": len(todo),
+        "added": added,
         "already_there": held,
         "dim": int(bank.embeddings.shape[1]),
         "templates": list(bank.templates),
@@ -225,14 +248,12 @@ def run_encode(args: argparse.Namespace) -> int:
         "fingerprint": bank.fingerprint,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    print(
+    text = (
         f"label bank {summary['output']}: {summary['labels']} labels ({summary['added']} encoded now, "
         f"{len(bank) - summary['added']} kept), dim {summary['dim']}, templates {summary['templates']}, "
         f"{summary['described_labels']} with descriptions, fingerprint {bank.fingerprint[:12]}"
     )
-    if args.json:
-        print(json.dumps(summary))
-    return EXIT_OK
+    print_summary(text, summary, args.json)
 
 
 # ----------------------------------------------------------------------------------------------------------------
