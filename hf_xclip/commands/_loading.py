@@ -88,7 +88,6 @@ def load_pipeline(
         return pipeline(TASK, model=base, processor=processor, device=device)
 
 
-
 def load_with_adapter(model: str, adapter: str | None = None, **kwargs: Any) -> tuple[Any, Any, dict[str, Any]]:
     """`hf_xclip.finetuning.adapters.load_model_with_adapter` under `loading`: the model (a peft model when an
     adapter is given), its processor, and the adapter's metadata (``{}`` without one). `kwargs` go to the loader

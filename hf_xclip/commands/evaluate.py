@@ -30,24 +30,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_command_parser,
-    add_decode_argument,
-    add_label_side_arguments,
-    add_multi_label_method_argument,
-    apply_decode_backend,
-    check_at_least_one,
-    load_with_adapter,
-    model_or_default,
-    print_summary,
-    read_bank_argument,
-    read_descriptions_argument,
-)
+from .. import cli
 
+SUMMARY = "accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)"
 DESCRIPTION = """Measure an X-CLIP model, optionally with a PEFT adapter (from `hf-xclip finetune`): top-1 / top-5 and
 per-class accuracy on DATA_DIR (one folder of videos per class, the folder name being the class text), or mAP
 (base / novel), AP per label and F1 on a multi-label annotation file (JSONL {"video": PATH, "labels": [...]} lines,
@@ -55,12 +40,7 @@ or a CSV with columns video,labels)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = add_command_parser(
-        subparsers,
-        "evaluate",
-        "accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)",
-        DESCRIPTION,
-    )
+    parser = cli.add_command_parser(subparsers, "evaluate", SUMMARY, DESCRIPTION)
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
     )
@@ -72,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--template",
         help="prompt template with '{}' (default: the label bank's, else the adapter's, else the model's own)",
     )
-    add_label_side_arguments(parser)
+    cli.add_label_side_arguments(parser)
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default 8)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding videos (default 2)")
@@ -83,12 +63,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     multi.add_argument("--novel-labels", type=Path, help="label file: labels never trained on (base_mAP / novel_mAP)")
     multi.add_argument("--labels-file", type=Path, help="more candidate labels (one per line, or a CSV 'name' column)")
     multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of precision/recall/F1")
-    add_multi_label_method_argument(
+    cli.add_multi_label_method_argument(
         multi, "auto: the model's sigmoid head, else background prompts; negative: label vs 'not label'"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON object (top1 / mAP, per class, ...) last")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     return parser
 
 
@@ -104,7 +84,7 @@ def _read_data(args: argparse.Namespace, class_names):
     novel = read_label_file(args.novel_labels) if args.novel_labels else []
     extra = read_label_file(args.labels_file) if args.labels_file else []
     if (novel or extra) and not folder.multi_label:
-        raise UsageError("--novel-labels and --labels-file apply to multi-label annotations (label lists)")
+        raise cli.UsageError("--novel-labels and --labels-file apply to multi-label annotations (label lists)")
     return folder, novel, extra
 
 
@@ -130,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         inputs = _load_inputs(args)
-    except (UsageError, ValueError, OSError) as err:
+    except (cli.UsageError, ValueError, OSError) as err:
         print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     accelerator = make_accelerator(args.mixed_precision)
     inputs.model.to(accelerator.device)
@@ -141,10 +121,10 @@ def run(args: argparse.Namespace) -> int:
         result = _evaluate(args, inputs, dataset, accelerator)
     except (ValueError, OSError) as err:  # labels the model cannot encode, a bank of another model, ...
         print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     if accelerator.is_main_process:
         _report(args, inputs, result)
-    return EXIT_FAILURES if result.failed else EXIT_OK
+    return cli.EXIT_FAILURES if result.failed else cli.EXIT_OK
 
 
 def _load_inputs(args: argparse.Namespace) -> _Inputs:
@@ -155,14 +135,14 @@ def _load_inputs(args: argparse.Namespace) -> _Inputs:
     """
     from ..labels import resolve_templates
 
-    check_at_least_one(args, "batch_size", "num_frames")
+    cli.check_at_least_one(args, "batch_size", "num_frames")
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError("--threshold must be in [0, 1].")
-    model_name = model_or_default(args.model)
-    bank = read_bank_argument(args.label_bank)
-    descriptions = read_descriptions_argument(args.label_descriptions)
-    model, processor, metadata = load_with_adapter(model_name, args.adapter, language_model=args.language_model)
-    apply_decode_backend(processor, args.decode_backend)
+    model_name = cli.model_or_default(args.model)
+    bank = cli.read_bank_argument(args.label_bank)
+    descriptions = cli.read_descriptions_argument(args.label_descriptions)
+    model, processor, metadata = cli.load_with_adapter(model_name, args.adapter, language_model=args.language_model)
+    cli.apply_decode_backend(processor, args.decode_backend)
     if descriptions is None:
         descriptions = metadata.get("label_descriptions") or None
     folder, novel, extra = _read_data(args, metadata.get("class_names"))
@@ -218,4 +198,4 @@ def _report(args: argparse.Namespace, inputs: _Inputs, result) -> None:
     print(f"data: {source} ({len(inputs.folder.class_names)} {kind})")
     key = "data_dir" if args.data_dir else "annotations"
     payload = {"model": inputs.model_name, "adapter": args.adapter, key: str(source), **result.to_dict()}
-    print_summary(result.format(), payload, args.json)
+    cli.print_summary(result.format(), payload, args.json)

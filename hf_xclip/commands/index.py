@@ -21,19 +21,10 @@ import argparse
 import logging
 import sys
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_command_parser,
-    add_decode_argument,
-    check_model_source,
-    option_values,
-    print_summary,
-)
+from .. import cli
 from ..distributed.arguments import add_engine_arguments, engine_options
 
+SUMMARY = "embed videos into a searchable index (resumable; accelerate launch for several processes)"
 DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
 (video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
 it with `hf-xclip search`.
@@ -44,12 +35,7 @@ processes."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = add_command_parser(
-        subparsers,
-        "index",
-        "embed videos into a searchable index (resumable; accelerate launch for several processes)",
-        DESCRIPTION,
-    )
+    parser = cli.add_command_parser(subparsers, "index", SUMMARY, DESCRIPTION)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
     parser.add_argument("--output", "-o", required=True, metavar="INDEX", help="index folder (created or appended to)")
     parser.add_argument(
@@ -82,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     add_engine_arguments(parser)
     return parser
 
@@ -101,21 +87,21 @@ def _check_there_are_videos(paths: list[str]) -> None:
         return
     if missing:
         shown = "; ".join(f"{path}: {reason}" for path, reason in missing[:3])
-        raise UsageError(f"nothing to index ({shown}); nothing written")
-    raise UsageError(f"no video files found in {', '.join(map(str, paths))}: nothing to index, nothing written")
+        raise cli.UsageError(f"nothing to index ({shown}); nothing written")
+    raise cli.UsageError(f"no video files found in {', '.join(map(str, paths))}: nothing to index, nothing written")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         _check_arguments(args)
         result = _build(args)
-    except UsageError as err:
+    except cli.UsageError as err:
         print(f"hf-xclip index: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     failures = [*result.missing, *result.failed]
     if _is_main_process():
         _report(args, result, failures)
-    return EXIT_FAILURES if failures else EXIT_OK
+    return cli.EXIT_FAILURES if failures else cli.EXIT_OK
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -123,13 +109,13 @@ def _check_arguments(args: argparse.Namespace) -> None:
     for name in ("batch_size", "shard_size", "num_frames"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.workers < 0:
-        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+        raise cli.UsageError(f"--workers must be >= 0, got {args.workers}")
     if args.stride is not None and args.window is None:
-        raise UsageError("--stride needs --window")
+        raise cli.UsageError("--stride needs --window")
     if args.model is not None:
-        check_model_source(args.model)
+        cli.check_model_source(args.model)
     _check_there_are_videos(args.paths)
 
 
@@ -155,12 +141,12 @@ def _build(args: argparse.Namespace):
 
     try:
         options = engine_options(args, videos_per_call=max(1, args.batch_size // 2))
-        common = dict(option_values(args, *INDEX_OPTIONS), faiss_kind=args.faiss)
+        common = dict(cli.option_values(args, *INDEX_OPTIONS), faiss_kind=args.faiss)
         if options.engine == "ray":
             from ..distributed.jobs import run_index_job
 
             if args.decode_backend not in (None, "auto"):
-                raise UsageError(
+                raise cli.UsageError(
                     "--decode-backend goes with --engine local: Ray workers decode with the "
                     "model processor's own backend"
                 )
@@ -178,7 +164,7 @@ def _build(args: argparse.Namespace):
             decode_backend=args.decode_backend,
         )
     except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
-        raise UsageError(str(err)) from None
+        raise cli.UsageError(str(err)) from None
 
 
 def _report(args: argparse.Namespace, result, failures: list) -> None:
@@ -208,7 +194,7 @@ def _report(args: argparse.Namespace, result, failures: list) -> None:
         f"{len(failures)} failed\n{result.output}: {result.total_rows} rows from {result.total_videos} videos, "
         f"{faiss}"
     )
-    print_summary(text, summary, args.json)
+    cli.print_summary(text, summary, args.json)
 
 
 def _is_main_process() -> bool:

@@ -25,26 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_command_parser,
-    add_decode_argument,
-    add_label_arguments,
-    add_label_side_arguments,
-    add_model_arguments,
-    add_multi_label_method_argument,
-    apply_decode_backend,
-    load_pipeline,
-    model_options,
-    option_values,
-    read_label_arguments,
-    require_matplotlib,
-    static_defaults,
-    warn_unknown_labels,
-)
+from .. import cli
 from ..distributed.arguments import add_engine_arguments, engine_options, report_job
 
 # the options that are `TimelineConfig` fields of the same names
@@ -61,6 +42,7 @@ CONFIG_OPTIONS = (
     "batch_size",
 )
 
+SUMMARY = "per-label timeline of a long video: window scores, segments, plot"
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
 label happens. Windows of --window seconds every --stride seconds; the model's frame count is sampled inside each.
 Single-label: the best label of each window; --multi-label: every label reaching --threshold. Results: the segments
@@ -68,16 +50,16 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    defaults = argparse.Namespace(**static_defaults("hf_xclip.timeline", "TimelineConfig"))  # without importing torch
-    parser = add_command_parser(
-        subparsers, "timeline", "per-label timeline of a long video: window scores, segments, plot", DESCRIPTION
-    )
+    defaults = argparse.Namespace(
+        **cli.static_defaults("hf_xclip.timeline", "TimelineConfig")
+    )  # without importing torch
+    parser = cli.add_command_parser(subparsers, "timeline", SUMMARY, DESCRIPTION)
     parser.add_argument(
         "video", nargs="+", metavar="VIDEO", help="video file (with --output: several files or folders)"
     )
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
-    add_label_arguments(parser, required=False)  # or --label-bank
-    add_label_side_arguments(parser)
+    cli.add_label_arguments(parser, required=False)  # or --label-bank
+    cli.add_label_side_arguments(parser)
     _add_window_arguments(parser, defaults)
     _add_segment_arguments(parser, defaults)
     output = _add_output_arguments(parser)
@@ -94,10 +76,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="window rows as Parquet parts in DIR and the segments "
         "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray",
     )
-    add_model_arguments(parser)
+    cli.add_model_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     return parser
 
 
@@ -129,7 +111,7 @@ def _add_segment_arguments(parser: argparse.ArgumentParser, defaults: argparse.N
         action="store_true",
         help="independent per-label scores; segments where a label reaches --threshold",
     )
-    add_multi_label_method_argument(
+    cli.add_multi_label_method_argument(
         segments,
         "multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
         "'background', 'negative'; default 'auto': the head when the model has one, else "
@@ -181,23 +163,23 @@ def run(args: argparse.Namespace) -> int:
         return run_job(args)
     if len(args.video) != 1:
         print("hf-xclip timeline: error: one VIDEO at a time; for several give --output DIR", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     args.video = args.video[0]
     try:
-        labels, bank, descriptions = read_label_arguments(args)
+        labels, bank, descriptions = cli.read_label_arguments(args)
         if args.plot:
-            require_matplotlib()
+            cli.require_matplotlib()
         if args.top_labels < 1:
-            raise UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
+            raise cli.UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
         config = _timeline_config(args)
-        model = model_options(args)
+        model = cli.model_options(args)
         if not Path(args.video).is_file():  # before loading the model
             reason = "not found" if not Path(args.video).exists() else "not a file"
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
-            return EXIT_FAILURES
-        classifier = load_pipeline(**model)
-        apply_decode_backend(classifier.video_processor, args.decode_backend)
-        warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
+            return cli.EXIT_FAILURES
+        classifier = cli.load_pipeline(**model)
+        cli.apply_decode_backend(classifier.video_processor, args.decode_backend)
+        cli.warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         config = _calibrated_threshold(config, classifier.model)
         try:
             timeline = video_timeline(
@@ -211,18 +193,18 @@ def run(args: argparse.Namespace) -> int:
             )
         except VideoDecodeError as err:  # missing or unreadable video: names the file
             print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
-            return EXIT_FAILURES
+            return cli.EXIT_FAILURES
         except (ValueError, OSError) as err:  # labels, templates, the bank, options, the prompter's language model
-            raise UsageError(str(err)) from None
-    except UsageError as err:
+            raise cli.UsageError(str(err)) from None
+    except cli.UsageError as err:
         print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     write_outputs(timeline, args)
     _say_when_nothing_reached_the_threshold(timeline)
     for warning in timeline.warnings:
         print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
-    return EXIT_FAILURES if timeline.truncated else EXIT_OK
+    return cli.EXIT_FAILURES if timeline.truncated else cli.EXIT_OK
 
 
 def _timeline_config(args: argparse.Namespace):
@@ -235,14 +217,14 @@ def _timeline_config(args: argparse.Namespace):
 
     try:
         return TimelineConfig(
-            **option_values(args, *CONFIG_OPTIONS),
+            **cli.option_values(args, *CONFIG_OPTIONS),
             hypothesis_template=tuple(args.templates) if args.templates else None,
             start_time=args.start,
             end_time=args.end,
             decode_resize=not args.exact_resize,
         )
     except ValueError as err:
-        raise UsageError(str(err).replace("`", "")) from None
+        raise cli.UsageError(str(err).replace("`", "")) from None
 
 
 def _calibrated_threshold(config, model):
@@ -288,34 +270,34 @@ def run_job(args: argparse.Namespace) -> int:
     from ..distributed.jobs import write_segments
 
     try:
-        labels, _, descriptions = read_label_arguments(args)  # a bank is loaded by each worker
+        labels, _, descriptions = cli.read_label_arguments(args)  # a bank is loaded by each worker
         if not args.output:
-            raise UsageError("--engine ray writes Parquet: give --output DIR")
+            raise cli.UsageError("--engine ray writes Parquet: give --output DIR")
         if args.decode_backend not in (None, "auto"):
-            raise UsageError(
+            raise cli.UsageError(
                 "--decode-backend goes with one video and --engine local: jobs decode with the model "
                 "processor's own backend"
             )
         given = [name for name in ("json", "csv", "plot", "html") if getattr(args, name)]
         if given:
-            raise UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
+            raise cli.UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
         config = _timeline_config(args)
         try:
             options = engine_options(args, videos_per_call=1)
         except ValueError as err:
-            raise UsageError(str(err).replace("`", "")) from None
+            raise cli.UsageError(str(err).replace("`", "")) from None
         predictor = dict(
             mode="timeline",
-            **model_options(args),
+            **cli.model_options(args),
             labels=labels,
             label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
             timeline={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             batch_size=args.batch_size,
         )
-    except UsageError as err:
+    except cli.UsageError as err:
         print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     def job():
         result = run_prediction_job(args.video, args.output, predictor, options)
