@@ -1,9 +1,11 @@
 """`hf-xclip` command line: one sub-command per module in `hf_xclip.commands`, and what they share (exit codes,
-the usage error, the model argument). Commands import the library and this module, never each other.
+the usage error, the shared options, model loading). Commands import the library and this module
+(``from .. import cli``), never each other.
 
-What the commands share lives in the helper modules of `hf_xclip.commands` (`_usage`: exit codes and `UsageError`;
-`_static`: the library's declarations read without importing it; `_options`: the shared options and their readers;
-`_loading`: loading a model, its failures as one line) and is imported from here."""
+This module holds the command list and `main`; what the commands share lives in the helper modules of
+`hf_xclip.commands` and is re-exported here (`_usage`: exit codes and `UsageError`; `_static`: the library's
+declarations read without importing it; `_options`: the shared options and their readers; `_loading`: loading a
+model, its failures as one line)."""
 
 from __future__ import annotations
 

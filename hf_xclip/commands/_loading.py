@@ -1,7 +1,7 @@
-"""Loading the model of a command: `model_or_default`, fast checks of a model or adapter name before anything
-loads (`check_model_source`), the known loading failures as one line naming the file or field and the fix
-(`explain_load_error`, `loading`), and the zero-shot pipeline the scoring commands run (`load_pipeline`).
-Re-exported by `hf_xclip.cli`."""
+"""Loading the model of a command: `model_or_default` and `model_options` (``--model`` and the model options),
+fast checks of a model or adapter name before anything loads (`check_model_source`), the known loading failures as
+one line naming the file or field and the fix (`explain_load_error`, `loading`), the zero-shot pipeline the scoring
+commands run (`load_pipeline`) and a model with its adapter (`load_with_adapter`). Re-exported by `hf_xclip.cli`."""
 
 from __future__ import annotations
 
