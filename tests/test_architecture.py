@@ -91,12 +91,21 @@ def test_no_import_cycle_in_hf_xclip():
 
 
 def test_commands_import_the_library_not_each_other():
+    """A command imports the library and `hf_xclip.cli`, never another command. What commands share lives in the
+    helper modules `commands/_*.py` (not commands: no entry in `cli.COMMANDS`), which `cli` re-exports; they import
+    the library and each other, never a command or `cli`."""
+    from hf_xclip.cli import COMMANDS
+
     graph = import_graph()
+    helpers = {name for name in graph if name.startswith("hf_xclip.commands._")}
+    assert not {name.rpartition(".")[2] for name in helpers} & set(COMMANDS)
     for name, targets in graph.items():
         if name.startswith("hf_xclip.commands."):
-            others = sorted(t for t in targets if t.startswith("hf_xclip.commands"))
+            others = sorted(t for t in targets if t.startswith("hf_xclip.commands") and t not in helpers)
             assert not others, f"{name} imports {others}"
             assert "hf_xclip" not in targets, f"{name} imports the package root; import the module it needs"
+    for name in helpers:
+        assert "hf_xclip.cli" not in graph[name], f"{name} imports hf_xclip.cli, which re-exports it"
 
 
 @pytest.mark.parametrize(

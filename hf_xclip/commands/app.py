@@ -17,8 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError
+from .. import cli
 
+SUMMARY = "web app (Gradio): classify, timeline, search"
 DESCRIPTION = """Serve a web page (Gradio) to look at what a model does: Classify (upload a video or pick a generated
 clip, type labels or use a label file / bank, single- or multi-label), Timeline (labels x time heat strip, segments
 that seek the video, JSON/CSV downloads) and Search (a video index from `hf-xclip index`: thumbnails of the best
@@ -29,12 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..app.handlers import AppConfig
 
     defaults = AppConfig()
-    parser = subparsers.add_parser(
-        "app",
-        help="web app (Gradio): classify, timeline, search",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "app", SUMMARY, DESCRIPTION)
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
     parser.add_argument("--adapter", help="PEFT adapter folder or Hub id (from hf-xclip finetune)")
     parser.add_argument(
@@ -79,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             server.require_gradio()
         except ImportError as err:
-            raise UsageError(str(err)) from None
+            raise cli.UsageError(str(err)) from None
         from ..app.handlers import AppConfig, AppError, AppState
 
         try:
@@ -96,17 +92,17 @@ def run(args: argparse.Namespace) -> int:
                 demo_clips=args.demo_clips,
             )
         except ValueError as err:
-            raise UsageError(
+            raise cli.UsageError(
                 str(err).replace("max_upload_mb", "--max-upload-mb").replace("demo_clips", "--demo-clips")
             ) from None
         state = AppState(config)
         try:
             state.warm_up()  # the model loaded once, now: a model that cannot load stops here with one line
         except AppError as err:
-            raise UsageError(str(err)) from None
-    except UsageError as err:
+            raise cli.UsageError(str(err)) from None
+    except cli.UsageError as err:
         print(f"hf-xclip app: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     warning = server.host_warning(config.host)
     if warning:
         print(warning, file=sys.stderr)
@@ -116,5 +112,5 @@ def run(args: argparse.Namespace) -> int:
         pass
     except OSError as err:  # the port is taken, the address cannot be bound
         print(f"hf-xclip app: error: cannot serve on {config.host}:{config.port}: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+        return cli.EXIT_USAGE
+    return cli.EXIT_OK

@@ -22,29 +22,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_decode_argument,
-    apply_decode_backend,
-    loading,
-    model_or_default,
-)
+from .. import cli
 
+SUMMARY = "fit the multi-label sigmoid head on a few labelled clips (training-free)"
 DESCRIPTION = """Fit a model's multi-label sigmoid head (one scale and bias on the video-label cosine, for all labels)
 on a few labelled clips (ANNOTATIONS: JSONL {"video": PATH, "labels": [...]} lines, or a CSV video,labels) and
 write a copy of the model, or of the adapter, that carries it. Training-free: the weights do not change."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "calibrate",
-        help="fit the multi-label sigmoid head on a few labelled clips (training-free)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "calibrate", SUMMARY, DESCRIPTION)
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
     )
@@ -61,41 +48,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the F1 reported")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     return parser
 
 
 def _check_output(path: Path) -> None:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"--output-dir {path} exists and is not empty; choose a new folder")
+        raise cli.UsageError(f"--output-dir {path} exists and is not empty; choose a new folder")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.clip_dataset import VideoClassificationDataset
     from ..data.folders import read_annotations
     from ..evaluation.evaluate import calibrate_sigmoid_head
-    from ..finetuning.adapters import ADAPTER_METADATA_FILE, load_model_with_adapter
+    from ..finetuning.adapters import ADAPTER_METADATA_FILE
     from ..labels import read_label_file, validate_template
 
     try:
         _check_output(args.output_dir)
-        if args.batch_size < 1:
-            raise ValueError("--batch-size must be at least 1.")
-        if args.num_frames is not None and args.num_frames < 1:
-            raise ValueError("--num-frames must be at least 1.")
+        cli.check_at_least_one(args, "batch_size", "num_frames")
         folder = read_annotations(args.annotations)
         extra = read_label_file(args.labels_file) if args.labels_file else []
         if args.adapter is not None and not Path(args.adapter).is_dir():
-            raise UsageError(f"--adapter {args.adapter} is not a local folder (calibrate writes a copy of it)")
-        model_name = model_or_default(args.model)
-        with loading(model_name, args.adapter):
-            model, processor, metadata = load_model_with_adapter(model_name, args.adapter)
-        saved_backend = apply_decode_backend(processor, args.decode_backend)
-        metadata = metadata or {}
+            raise cli.UsageError(f"--adapter {args.adapter} is not a local folder (calibrate writes a copy of it)")
+        model, processor, metadata = cli.load_with_adapter(cli.model_or_default(args.model), args.adapter)
+        saved_backend = cli.apply_decode_backend(processor, args.decode_backend)
         template = validate_template(args.template or metadata.get("template") or "{}", "--template")
-    except (UsageError, ValueError, OSError) as err:
+    except (cli.UsageError, ValueError, OSError) as err:
         print(f"hf-xclip calibrate: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
     dataset = VideoClassificationDataset(folder, processor, num_frames=args.num_frames or metadata.get("num_frames"))
@@ -113,11 +94,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # e.g. every clip unreadable, or the model ranks present labels no higher
         print(f"hf-xclip calibrate: error: {err}", file=sys.stderr)
-        return EXIT_FAILURES
+        return cli.EXIT_FAILURES
     processor.video_processor.decode_backend = saved_backend  # the saved processor keeps its own
     _write(args, model, processor, calibration, ADAPTER_METADATA_FILE)
     _report(args, calibration)
-    return EXIT_FAILURES if calibration.failed else EXIT_OK
+    return cli.EXIT_FAILURES if calibration.failed else cli.EXIT_OK
 
 
 def _write(args, model, processor, calibration, metadata_file: str) -> None:

@@ -28,25 +28,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_decode_argument,
-    add_label_arguments,
-    add_label_side_arguments,
-    add_model_arguments,
-    apply_decode_backend,
-    load_pipeline,
-    model_or_default,
-    read_label_arguments,
-    require_matplotlib,
-    static_value,
-    warn_unknown_labels,
-)
+from .. import cli
 from ..distributed.arguments import add_engine_arguments, engine_options, report_job
 
+# the options a local run passes to the pipeline call and a job to its predictor, under the same names
+SCORING_OPTIONS = ("multi_label", "multi_label_method", "num_frames", "num_clips", "num_crops")
+
+SUMMARY = "zero-shot classification of videos against free-text labels"
 DESCRIPTION = """Score videos against free-text labels with an X-CLIP model (zero-shot).
 
 Results go to stdout as a table, or to --json / --csv files ("-" for stdout). Unreadable videos are reported on
@@ -54,29 +42,19 @@ stderr and skipped; the exit status is 1 when some failed."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
-
-    parser = subparsers.add_parser(
-        "classify",
-        help="zero-shot classification of videos against free-text labels",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "classify", SUMMARY, DESCRIPTION)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id")
-    add_label_arguments(parser, required=False)  # or --label-bank
+    cli.add_label_arguments(parser, required=False)  # or --label-bank
     parser.add_argument("--top-k", type=int, default=5, help="labels to report per video (default 5; 0 = all)")
-    add_label_side_arguments(parser)
+    cli.add_label_side_arguments(parser)
     parser.add_argument(
         "--multi-label",
         action="store_true",
         help="an independent probability per label (the model's sigmoid head, else background prompts)",
     )
-    parser.add_argument(
-        "--multi-label-method",
-        choices=MULTI_LABEL_METHODS,
-        default="auto",
-        help="auto (default): sigmoid head if the model has one, else background; negative: label vs 'not label'",
+    cli.add_multi_label_method_argument(
+        parser, "auto (default): sigmoid head if the model has one, else background; negative: label vs 'not label'"
     )
     parser.add_argument("--threshold", type=float, help="report only labels scoring at or above it (0 to 1)")
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
@@ -95,10 +73,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding ahead (default 2)")
-    add_model_arguments(parser)
+    cli.add_model_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     return parser
 
 
@@ -109,19 +87,19 @@ def run(args: argparse.Namespace) -> int:
         return run_job(args)
 
     try:
-        labels, bank, descriptions = read_label_arguments(args)
+        labels, bank, descriptions = cli.read_label_arguments(args)
         _check_numbers(args)
         if args.plot:
-            require_matplotlib()
-        model = model_or_default(args.model)
+            cli.require_matplotlib()
+        model = cli.model_options(args)
         videos, missing = find_videos(args.paths)
         if not videos and not missing:
-            raise UsageError(f"no video files found in {', '.join(args.paths)}")
-        classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
-        apply_decode_backend(classifier.video_processor, args.decode_backend)
-    except UsageError as err:
+            raise cli.UsageError(f"no video files found in {', '.join(args.paths)}")
+        classifier = cli.load_pipeline(**model)
+        cli.apply_decode_backend(classifier.video_processor, args.decode_backend)
+    except cli.UsageError as err:
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     for path, reason in missing:
         print(f"hf-xclip classify: skipping {path}: {reason}", file=sys.stderr)
 
@@ -130,23 +108,19 @@ def run(args: argparse.Namespace) -> int:
         hypothesis_template=args.templates or None,  # None: the bank's, else the model's own (its processor's)
         label_descriptions=descriptions,
         label_bank=bank,
-        multi_label=args.multi_label,
-        multi_label_method=args.multi_label_method,
+        **cli.option_values(args, *SCORING_OPTIONS),
         threshold=args.threshold,
-        num_frames=args.num_frames,
-        num_clips=args.num_clips,
-        num_crops=args.num_crops,
         top_k=args.top_k or None,
     )
     cuts = _label_cuts(classifier, labels or (bank.labels if bank is not None else []), args)
     if cuts is not None:  # every score comes back: the thresholds and top-k apply here (see _keep)
         call.update(threshold=0.0, top_k=None)
-    warn_unknown_labels(classifier.tokenizer, labels or [], "classify")
+    cli.warn_unknown_labels(classifier.tokenizer, labels or [], "classify")
     try:
         results, failures = classify_videos(classifier, videos, call, args)
     except (ValueError, OSError) as err:  # labels, templates, the bank or the label prompter's language model
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     if cuts is not None:
         results = [(video, _keep(video, predictions, cuts, args)) for video, predictions in results]
     failures = [*((str(p), reason) for p, reason in missing), *failures]
@@ -156,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
             plot_predictions(classifier, video, predictions, out, num_frames=args.num_frames)
     if failures:
         print(f"hf-xclip classify: {len(failures)} of {len(failures) + len(results)} video(s) failed.", file=sys.stderr)
-        return EXIT_FAILURES
-    return EXIT_OK
+        return cli.EXIT_FAILURES
+    return cli.EXIT_OK
 
 
 def run_job(args: argparse.Namespace) -> int:
@@ -165,40 +139,31 @@ def run_job(args: argparse.Namespace) -> int:
     from ..distributed.jobs import run_job as run_prediction_job
 
     try:
-        labels, _, descriptions = read_label_arguments(args)  # a bank is loaded by each worker
+        labels, _, descriptions = cli.read_label_arguments(args)  # a bank is loaded by each worker
         _check_numbers(args)
         if not args.output:
-            raise UsageError("--engine ray writes Parquet: give --output FOLDER (e.g. results.parquet)")
+            raise cli.UsageError("--engine ray writes Parquet: give --output FOLDER (e.g. results.parquet)")
         if args.decode_backend not in (None, "auto"):
-            raise UsageError(
+            raise cli.UsageError(
                 "--decode-backend goes without --output: jobs decode with the model processor's own backend"
             )
         if args.plot:
-            raise UsageError("--plot does not combine with --output; plot from a local run")
+            raise cli.UsageError("--plot does not combine with --output; plot from a local run")
         options = engine_options(args, videos_per_call=max(args.batch_size, 4))
         predictor = dict(
             mode="classify",
-            model=model_or_default(args.model),
-            adapter=args.adapter,
-            device=args.device,
-            dtype=args.dtype,
-            quantize=args.quantize,
-            language_model=args.language_model,
+            **cli.model_options(args),
             labels=labels,
             templates=args.templates,
             label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
-            multi_label=args.multi_label,
-            multi_label_method=args.multi_label_method,
-            num_frames=args.num_frames,
-            num_clips=args.num_clips,
-            num_crops=args.num_crops,
+            **cli.option_values(args, *SCORING_OPTIONS),
             batch_size=args.batch_size,
             decode_threads=max(1, args.workers),
         )
-    except (UsageError, ValueError) as err:
+    except (cli.UsageError, ValueError) as err:
         print(f"hf-xclip classify: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     return report_job("classify", lambda: run_prediction_job(args.paths, args.output, predictor, options))
 
 
@@ -211,11 +176,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         minimum = 0 if name in ("top_k", "workers") else 1
         if value is not None and value < minimum:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
+        raise cli.UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.multi_label_method != "auto" and not args.multi_label:
-        raise UsageError("--multi-label-method needs --multi-label")
+        raise cli.UsageError("--multi-label-method needs --multi-label")
 
 
 # ----------------------------------------------------------------------------------------------------------------

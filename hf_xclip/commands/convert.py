@@ -7,10 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK
+from .. import cli
 
 FAMILIES = ("xclip", "vificlip", "clip")
 
+SUMMARY = "convert original X-CLIP / ViFi-CLIP / CLIP checkpoints"
 DESCRIPTION = """Convert a checkpoint into an hf_xclip model directory (config, safetensors, processor, tokenizer,
 README.md model card). Every hyperparameter is read from the weights; the result is checked against an independent
 forward pass of the original weights, and nothing is written unless everything succeeded.
@@ -70,12 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser, family: str | None = None) ->
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert original X-CLIP / ViFi-CLIP / CLIP checkpoints",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "convert", SUMMARY, DESCRIPTION)
     return add_arguments(parser)
 
 
@@ -85,15 +81,8 @@ def _convert(args: argparse.Namespace):
     from ..conversion.vificlip import convert_vificlip_checkpoint
     from ..conversion.xclip import convert_xclip_checkpoint
 
-    common = dict(
-        bpe_vocab=args.bpe_vocab,
-        tokenizer=args.tokenizer,
-        verify=args.verify,
-        overwrite=args.overwrite,
-        push_to_hub=args.push_to_hub,
-        token=args.token,
-        private=args.private or None,
-    )
+    common = cli.option_values(args, "bpe_vocab", "tokenizer", "verify", "overwrite", "push_to_hub", "token")
+    common["private"] = args.private or None
     clip = getattr(args, "clip", None)
     if args.family == "xclip":
         if args.checkpoint is None:
@@ -132,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         result = _convert(args)
     except (ConversionError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILURES
+        return cli.EXIT_FAILURES
     config = result.config
     vision = config.vision_config
     print(f"wrote {result.output_dir}")
@@ -146,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  max |converted - original forward|: {errors}")
     if result.hub_url:
         print(f"  pushed: {result.hub_url}")
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 def script_main(family: str, argv: list[str] | None = None) -> int:

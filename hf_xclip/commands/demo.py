@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError, add_decode_argument, apply_decode_backend, model_or_default
+from .. import cli
 
 if TYPE_CHECKING:
     from ..data.synthetic import SyntheticVideoSpec
@@ -45,7 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=0.5, help="multi-label: report labels at or above it (0.5)")
     parser.add_argument("--keep-videos", type=Path, metavar="DIR", help="write the mp4 files here and keep them")
     parser.add_argument("--no-timeline", action="store_true", help="skip the timeline of a generated action sequence")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     return parser
 
 
@@ -144,15 +144,15 @@ def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: i
 def run(args: argparse.Namespace) -> int:
     try:
         if args.num_clips < 1:
-            raise UsageError(f"--num-clips must be at least 1, got {args.num_clips}")
+            raise cli.UsageError(f"--num-clips must be at least 1, got {args.num_clips}")
         if args.num_scenes < 0:
-            raise UsageError(f"--num-scenes must be >= 0, got {args.num_scenes}")
+            raise cli.UsageError(f"--num-scenes must be >= 0, got {args.num_scenes}")
         if not 0.0 <= args.threshold <= 1.0:
-            raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
-        model = model_or_default(args.model)
-    except UsageError as err:
+            raise cli.UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
+        model = cli.model_or_default(args.model)
+    except cli.UsageError as err:
         print(f"hf-xclip demo: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     start = time.perf_counter()
     from transformers import pipeline
 
@@ -160,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
 
     classifier = pipeline("zero-shot-video-classification", model=model)
     try:
-        apply_decode_backend(classifier.video_processor, args.decode_backend)
-    except UsageError as err:
+        cli.apply_decode_backend(classifier.video_processor, args.decode_backend)
+    except cli.UsageError as err:
         print(f"hf-xclip demo: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     video_processor = classifier.video_processor
     size = video_processor.crop_size["height"]
     clips = pick_clips(args.num_clips, args.seed)
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.keep_videos:
         print(f"videos kept in {args.keep_videos}")
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 def print_summary(rows) -> None:

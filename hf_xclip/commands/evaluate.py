@@ -25,25 +25,14 @@ Unreadable videos are skipped and counted. Exit status: 0, 1 when some videos we
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_decode_argument,
-    add_label_side_arguments,
-    apply_decode_backend,
-    loading,
-    model_or_default,
-    read_bank_argument,
-    read_descriptions_argument,
-    static_value,
-)
+from .. import cli
 
+SUMMARY = "accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)"
 DESCRIPTION = """Measure an X-CLIP model, optionally with a PEFT adapter (from `hf-xclip finetune`): top-1 / top-5 and
 per-class accuracy on DATA_DIR (one folder of videos per class, the folder name being the class text), or mAP
 (base / novel), AP per label and F1 on a multi-label annotation file (JSONL {"video": PATH, "labels": [...]} lines,
@@ -51,14 +40,7 @@ or a CSV with columns video,labels)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
-
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="accuracy on folder-per-class videos, or mAP on multi-label annotations (optionally with an adapter)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "evaluate", SUMMARY, DESCRIPTION)
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
     )
@@ -70,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--template",
         help="prompt template with '{}' (default: the label bank's, else the adapter's, else the model's own)",
     )
-    add_label_side_arguments(parser)
+    cli.add_label_side_arguments(parser)
     parser.add_argument("--num-frames", type=int, help="frames per clip (default: the adapter's, else the model's)")
     parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default 8)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding videos (default 2)")
@@ -81,15 +63,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     multi.add_argument("--novel-labels", type=Path, help="label file: labels never trained on (base_mAP / novel_mAP)")
     multi.add_argument("--labels-file", type=Path, help="more candidate labels (one per line, or a CSV 'name' column)")
     multi.add_argument("--threshold", type=float, default=0.5, help="probability threshold of precision/recall/F1")
-    multi.add_argument(
-        "--multi-label-method",
-        choices=MULTI_LABEL_METHODS,
-        default="auto",
-        help="auto: the model's sigmoid head, else background prompts; negative: label vs 'not label'",
+    cli.add_multi_label_method_argument(
+        multi, "auto: the model's sigmoid head, else background prompts; negative: label vs 'not label'"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON object (top1 / mAP, per class, ...) last")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     return parser
 
 
@@ -105,92 +84,118 @@ def _read_data(args: argparse.Namespace, class_names):
     novel = read_label_file(args.novel_labels) if args.novel_labels else []
     extra = read_label_file(args.labels_file) if args.labels_file else []
     if (novel or extra) and not folder.multi_label:
-        raise UsageError("--novel-labels and --labels-file apply to multi-label annotations (label lists)")
+        raise cli.UsageError("--novel-labels and --labels-file apply to multi-label annotations (label lists)")
     return folder, novel, extra
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """What `run` checked and loaded before evaluating: the model, its data and its label side."""
+
+    model_name: str
+    model: Any
+    processor: Any
+    folder: Any
+    novel: list[str]
+    extra: list[str]
+    template: Any
+    num_frames: int | None
+    bank: Any
+    descriptions: dict[str, list[str]] | None
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.clip_dataset import VideoClassificationDataset
     from ..finetuning.accelerator import make_accelerator
-    from ..finetuning.adapters import load_model_with_adapter
-    from ..labels import resolve_templates
 
     try:
-        if args.batch_size < 1:
-            raise ValueError("--batch-size must be at least 1.")
-        if args.num_frames is not None and args.num_frames < 1:
-            raise ValueError("--num-frames must be at least 1.")
-        if not 0.0 <= args.threshold <= 1.0:
-            raise ValueError("--threshold must be in [0, 1].")
-        model_name = model_or_default(args.model)
-        bank = read_bank_argument(args.label_bank)
-        descriptions = read_descriptions_argument(args.label_descriptions)
-        with loading(model_name, args.adapter):
-            model, processor, metadata = load_model_with_adapter(
-                model_name, args.adapter, language_model=args.language_model
-            )
-        apply_decode_backend(processor, args.decode_backend)
-        metadata = metadata or {}
-        if descriptions is None:
-            descriptions = metadata.get("label_descriptions") or None
-        folder, novel, extra = _read_data(args, metadata.get("class_names"))
-        if bank is not None and args.template is None:
-            template = None  # the bank's
-        else:
-            template = resolve_templates(args.template or metadata.get("template"), processor, name="--template")
-        num_frames = args.num_frames or metadata.get("num_frames")
-        if folder.multi_label:
-            from ..multilabel import resolve_method
-
-            resolve_method(args.multi_label_method, model)
-    except (UsageError, ValueError, OSError) as err:
+        inputs = _load_inputs(args)
+    except (cli.UsageError, ValueError, OSError) as err:
         print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     accelerator = make_accelerator(args.mixed_precision)
-    model.to(accelerator.device)
-    dataset = VideoClassificationDataset(folder, processor, num_frames=num_frames)
+    inputs.model.to(accelerator.device)
+    dataset = VideoClassificationDataset(inputs.folder, inputs.processor, num_frames=inputs.num_frames)
+    try:
+        result = _evaluate(args, inputs, dataset, accelerator)
+    except (ValueError, OSError) as err:  # labels the model cannot encode, a bank of another model, ...
+        print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    if accelerator.is_main_process:
+        _report(args, inputs, result)
+    return cli.EXIT_FAILURES if result.failed else cli.EXIT_OK
+
+
+def _load_inputs(args: argparse.Namespace) -> _Inputs:
+    """Check the options, load the model (and adapter), the label side and the data.
+
+    Raises:
+        UsageError, ValueError, OSError: bad input, naming it.
+    """
+    from ..labels import resolve_templates
+
+    cli.check_at_least_one(args, "batch_size", "num_frames")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ValueError("--threshold must be in [0, 1].")
+    model_name = cli.model_or_default(args.model)
+    bank = cli.read_bank_argument(args.label_bank)
+    descriptions = cli.read_descriptions_argument(args.label_descriptions)
+    model, processor, metadata = cli.load_with_adapter(model_name, args.adapter, language_model=args.language_model)
+    cli.apply_decode_backend(processor, args.decode_backend)
+    if descriptions is None:
+        descriptions = metadata.get("label_descriptions") or None
+    folder, novel, extra = _read_data(args, metadata.get("class_names"))
+    if bank is not None and args.template is None:
+        template = None  # the bank's
+    else:
+        template = resolve_templates(args.template or metadata.get("template"), processor, name="--template")
+    if folder.multi_label:
+        from ..multilabel import resolve_method
+
+        resolve_method(args.multi_label_method, model)
+    num_frames = args.num_frames or metadata.get("num_frames")
+    return _Inputs(model_name, model, processor, folder, novel, extra, template, num_frames, bank, descriptions)
+
+
+def _evaluate(args: argparse.Namespace, inputs: _Inputs, dataset, accelerator):
+    """Accuracy (single-label data) or mAP and F1 (multi-label data) of the model on the dataset."""
+    from ..evaluation.evaluate import evaluate_multi_label, evaluate_videos
+
+    bank = inputs.bank
     common = dict(
-        templates=template,
+        templates=inputs.template,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         accelerator=accelerator,
         show_progress=not args.no_progress,
         label_bank=bank,
         # with a bank, only descriptions given here are checked against it (the bank holds its own)
-        descriptions=descriptions if bank is None or args.label_descriptions is not None else None,
+        descriptions=inputs.descriptions if bank is None or args.label_descriptions is not None else None,
     )
-    try:
-        if folder.multi_label:
-            from ..evaluation.evaluate import evaluate_multi_label
+    folder, tokenizer = inputs.folder, inputs.processor.tokenizer
+    if not folder.multi_label:
+        return evaluate_videos(inputs.model, dataset, tokenizer, **common)
+    labels = list(folder.class_names) + [label for label in inputs.extra if label not in folder.class_names]
+    return evaluate_multi_label(
+        inputs.model,
+        dataset,
+        tokenizer,
+        labels=labels,
+        novel_labels=inputs.novel,
+        threshold=args.threshold,
+        method=args.multi_label_method,
+        **common,
+    )
 
-            labels = list(folder.class_names) + [label for label in extra if label not in folder.class_names]
-            result = evaluate_multi_label(
-                model,
-                dataset,
-                processor.tokenizer,
-                labels=labels,
-                novel_labels=novel,
-                threshold=args.threshold,
-                method=args.multi_label_method,
-                **common,
-            )
-        else:
-            from ..evaluation.evaluate import evaluate_videos
 
-            result = evaluate_videos(model, dataset, processor.tokenizer, **common)
-    except (ValueError, OSError) as err:  # labels the model cannot encode, a bank of another model, ...
-        print(f"hf-xclip evaluate: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    if accelerator.is_main_process:
-        source = args.data_dir or args.annotations
-        print(f"model: {model_name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
-        if bank is not None:
-            print(f"labels: from the bank {args.label_bank} ({len(bank)} labels)")
-        print(f"data: {source} ({len(folder.class_names)} {'labels' if folder.multi_label else 'classes'})")
-        print(result.format())
-        if args.json:
-            key = "data_dir" if args.data_dir else "annotations"
-            payload = {"model": model_name, "adapter": args.adapter, key: str(source), **result.to_dict()}
-            print(json.dumps(payload))
-    return EXIT_FAILURES if result.failed else EXIT_OK
+def _report(args: argparse.Namespace, inputs: _Inputs, result) -> None:
+    source = args.data_dir or args.annotations
+    print(f"model: {inputs.model_name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
+    if inputs.bank is not None:
+        print(f"labels: from the bank {args.label_bank} ({len(inputs.bank)} labels)")
+    kind = "labels" if inputs.folder.multi_label else "classes"
+    print(f"data: {source} ({len(inputs.folder.class_names)} {kind})")
+    key = "data_dir" if args.data_dir else "annotations"
+    payload = {"model": inputs.model_name, "adapter": args.adapter, key: str(source), **result.to_dict()}
+    cli.print_summary(result.format(), payload, args.json)

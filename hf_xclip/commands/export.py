@@ -18,8 +18,9 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, loading, model_or_default
+from .. import cli
 
+SUMMARY = "export a model to ONNX for onnxruntime (optionally int8)"
 DESCRIPTION = """Export an X-CLIP model to ONNX: text encoder, video encoder (video embedding + prompt features) and
 scorer (prompt generator + logits), with dynamic batch, frame, label and sequence axes. The graphs are checked
 against the torch model with onnxruntime before anything is written (needs: pip install 'hf_xclip[onnx]').
@@ -29,12 +30,7 @@ against the torch model with onnxruntime before anything is written (needs: pip 
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "export",
-        help="export a model to ONNX for onnxruntime (optionally int8)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "export", SUMMARY, DESCRIPTION)
     parser.add_argument("--model", help="hf_xclip / transformers X-CLIP directory or Hub id (default: embedded model)")
     parser.add_argument("--output", required=True, type=Path, help="directory to write (must be empty or absent)")
     parser.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
@@ -52,25 +48,25 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("hf_xclip").setLevel(logging.INFO)
     try:
         result = _export(args)
-    except UsageError as err:
+    except cli.UsageError as err:
         print(f"hf-xclip export: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     except RuntimeError as err:  # the exported graphs disagree with the model, or tracing failed
         print(f"hf-xclip export: failed: {err}", file=sys.stderr)
-        return EXIT_FAILURES
+        return cli.EXIT_FAILURES
     _print_summary(result)
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 def _export(args: argparse.Namespace):
     from ..export.onnx_export import DEFAULT_OPSET, export_onnx
     from ..modeling_ort import is_onnx_model_dir
 
-    name = model_or_default(args.model)
+    name = cli.model_or_default(args.model)
     if is_onnx_model_dir(name):
-        raise UsageError(f"{name} is already an ONNX export; pass the torch model it came from.")
+        raise cli.UsageError(f"{name} is already an ONNX export; pass the torch model it came from.")
     if args.opset is not None and args.opset < 17:
-        raise UsageError(f"--opset must be >= 17 (LayerNormalization), got {args.opset}")
+        raise cli.UsageError(f"--opset must be >= 17 (LayerNormalization), got {args.opset}")
     model = _load_model(name)
     try:
         return export_onnx(
@@ -83,17 +79,17 @@ def _export(args: argparse.Namespace):
             require_processor=True,
         )
     except (ImportError, ValueError, FileNotFoundError) as err:  # missing extras, output dir, no processor
-        raise UsageError(str(err)) from None
+        raise cli.UsageError(str(err)) from None
 
 
 def _load_model(name: str):
     from ..loading import check_model_family
     from ..modeling_xclip import XClipModel
 
-    with loading(name):
+    with cli.loading(name):
         family = check_model_family(name)
         if family != "xclip":
-            raise UsageError(
+            raise cli.UsageError(
                 f"{name} is a {family} model: hf-xclip export writes X-CLIP's three graphs and exports X-CLIP models "
                 "only for now (see docs/models.md, 'Not supported yet')."
             )

@@ -27,23 +27,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_dataclass_arguments,
-    add_decode_argument,
-    add_label_side_arguments,
-    apply_decode_backend,
-    dataclass_from_args,
-    loading,
-    model_or_default,
-    read_descriptions_argument,
-    static_dataclass,
-    static_value,
-)
+from .. import cli
 
+SUMMARY = (
+    "few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, LLM prompts, full) on folder-per-class "
+    "videos or annotation files"
+)
 DESCRIPTION = """Few-shot adaptation of an X-CLIP model with PEFT (LoRA, CoOp context, prompt generator, vision-language
 prompts) or in full, and a language-model label prompter (llm-prompts: soft attributes from a frozen causal
 language model).
@@ -60,20 +49,29 @@ the method tunes it. Runs on CPU, one GPU, or several GPUs with `accelerate laun
 def add_parser(subparsers) -> argparse.ArgumentParser:
     # the library's choices and training options, read from its source without importing torch
     LORA_PARTS, LORA_TYPES, METHODS = (
-        static_value("hf_xclip.finetuning.peft_config", name) for name in ("LORA_PARTS", "LORA_TYPES", "METHODS")
+        cli.static_value("hf_xclip.finetuning.peft_config", name) for name in ("LORA_PARTS", "LORA_TYPES", "METHODS")
     )
-    FewShotTrainingArguments = static_dataclass("hf_xclip.finetuning.arguments", "FewShotTrainingArguments")
+    FewShotTrainingArguments = cli.static_dataclass("hf_xclip.finetuning.arguments", "FewShotTrainingArguments")
 
-    parser = subparsers.add_parser(
-        "finetune",
-        help="few-shot adaptation (LoRA, CoOp, prompt generator, VL prompts, LLM prompts, full) on folder-per-class "
-        "videos or annotation files",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "finetune", SUMMARY, DESCRIPTION)
     parser.add_argument(
         "--model", help="base model: hf_xclip / transformers X-CLIP folder or Hub id (default: embedded)"
     )
+    _add_data_arguments(parser, METHODS)
+    cli.add_dataclass_arguments(parser, FewShotTrainingArguments)  # optimisation, data and multi-label options
+    # None = not given: labels naming a left/right direction then turn the flip off (see _direction_aware_flip)
+    parser.set_defaults(hflip_prob=None)
+    _add_lora_arguments(parser, LORA_PARTS, LORA_TYPES)
+    _add_prompt_arguments(parser)
+    _add_llm_arguments(parser)
+    cli.add_label_side_arguments(parser, bank=False, adapter=False)
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    cli.add_decode_argument(parser)
+    return parser
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, methods: tuple[str, ...]) -> None:
+    """The training data, the output folder, the methods and the held-out data."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--train-dir", type=Path, help="folder with one sub-folder of videos per class")
     source.add_argument(
@@ -84,7 +82,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--method",
         nargs="+",
-        choices=METHODS,
+        choices=methods,
         default=["lora"],
         help="what to train; several combine (default lora); 'full' trains every weight, alone",
     )
@@ -103,20 +101,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "with --shots the videos not drawn are held out",
     )
     parser.add_argument("--max-eval-per-class", type=int, help="cap the held-out videos per class")
-    add_dataclass_arguments(parser, FewShotTrainingArguments)  # optimisation, data and multi-label options
-    # None = not given: labels naming a left/right direction then turn the flip off (see _direction_aware_flip)
-    parser.set_defaults(hflip_prob=None)
+
+
+def _add_lora_arguments(
+    parser: argparse.ArgumentParser, lora_parts: dict[str, str], lora_types: tuple[str, ...]
+) -> None:
     lora = parser.add_argument_group("LoRA (--method lora)")
-    lora.add_argument("--lora-type", choices=LORA_TYPES, default="lora", help="low-rank adapter family")
+    lora.add_argument("--lora-type", choices=lora_types, default="lora", help="low-rank adapter family")
     lora.add_argument("--lora-r", type=int, default=8, help="rank (default 8)")
     lora.add_argument("--lora-alpha", type=int, default=16, help="alpha (default 16)")
     lora.add_argument("--lora-dropout", type=float, default=0.0, help="dropout (default 0)")
     lora.add_argument(
         "--lora-targets",
         default="vision,cross-frame",
-        help=f"comma-separated parts among {','.join([*LORA_PARTS, 'mlp'])} (default vision,cross-frame; 'mlp' adds "
+        help=f"comma-separated parts among {','.join([*lora_parts, 'mlp'])} (default vision,cross-frame; 'mlp' adds "
         "MLPs)",
     )
+
+
+def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    """The learned prompts: CoOp contexts, the prompt generator, vision-language prompts."""
     coop = parser.add_argument_group("CoOp (--method coop)")
     coop.add_argument("--n-ctx", type=int, help="context vectors (default: tokens of --ctx-init, or 16)")
     coop.add_argument("--ctx-init", default="a photo of a", help="phrase initialising the context; '' = random")
@@ -130,6 +134,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     vl.add_argument("--vision-prompts", type=int, help="vision prompt tokens (default: the model's, or 10; 0 = none)")
     vl.add_argument("--text-prompts", type=int, help="text context vectors (default: the model's, or 10)")
     vl.add_argument("--prompt-depth", type=int, help="layers with their own prompts (default: the model's, or all)")
+
+
+def _add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     llm = parser.add_argument_group("LLM prompts (--method llm-prompts)")
     llm.add_argument("--language-model", metavar="NAME_OR_PATH", help="frozen causal language model (required)")
     llm.add_argument(
@@ -154,10 +161,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     llm.add_argument("--llm-8bit", action="store_true", help="8-bit language model (CUDA GPU + bitsandbytes)")
     llm.add_argument("--llm-batch-size", type=int, default=64, help="labels per language-model pass (default 64)")
     llm.add_argument("--trust-remote-code", action="store_true", help="allow a language model with its own code")
-    add_label_side_arguments(parser, bank=False, adapter=False)
-    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    add_decode_argument(parser)
-    return parser
 
 
 def adapter_config_from_args(args: argparse.Namespace):
@@ -193,7 +196,7 @@ def adapter_config_from_args(args: argparse.Namespace):
         raise ValueError("--vision-prompts, --text-prompts and --prompt-depth need --method vl-prompts.")
     if "llm-prompts" in args.method:
         if not args.language_model:
-            raise UsageError("--method llm-prompts needs --language-model (a causal language model's name or path)")
+            raise cli.UsageError("--method llm-prompts needs --language-model (a causal language model's name or path)")
         overrides["llm_prompter"] = LLMPrompterConfig(
             language_model=args.language_model,
             num_prompt_tokens=args.llm_prompt_tokens,
@@ -209,7 +212,7 @@ def adapter_config_from_args(args: argparse.Namespace):
             trust_remote_code=args.trust_remote_code,
         )
     elif args.language_model:
-        raise UsageError("--language-model is for --method llm-prompts")
+        raise cli.UsageError("--language-model is for --method llm-prompts")
     return XClipAdapterConfig.for_method(args.method, **overrides)
 
 
@@ -217,7 +220,7 @@ def training_arguments_from_args(args: argparse.Namespace):
     """The `FewShotTrainingArguments` of the flags it declared (see `add_parser`)."""
     from ..finetuning.training import FewShotTrainingArguments
 
-    return dataclass_from_args(FewShotTrainingArguments, args)
+    return cli.dataclass_from_args(FewShotTrainingArguments, args)
 
 
 def _split_data(args: argparse.Namespace):
@@ -256,21 +259,16 @@ def _split_data(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
-    if args.shots is not None and args.shots < 1:
-        raise ValueError("--shots must be at least 1.")
+    cli.check_at_least_one(args, "epochs", "batch_size", "gradient_accumulation_steps", "shots")
     if args.eval_fraction is not None and not 0.0 <= args.eval_fraction < 1.0:
         raise ValueError("--eval-fraction must be in [0, 1).")
     if args.eval_fraction is not None and (args.shots is not None or args.eval_dir or args.eval_annotations):
         raise ValueError("--eval-fraction only applies without --shots, --eval-dir and --eval-annotations.")
     if args.eval_dir is not None and args.train_dir is None:
         raise ValueError("--eval-dir goes with --train-dir; with --train-annotations use --eval-annotations.")
-    if args.num_frames is not None and args.num_frames < 1:
-        raise ValueError("--num-frames must be at least 1.")
+    cli.check_at_least_one(args, "num_frames")
     if args.output_dir.is_dir() and any(args.output_dir.iterdir()) and not args.overwrite:
-        raise UsageError(
+        raise cli.UsageError(
             f"--output-dir {args.output_dir} exists and is not empty: choose another folder, or pass "
             "--overwrite to replace its files"
         )
@@ -333,7 +331,7 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
     family = _family(model_name)
     methods = list(args.method or ["lora"])
     if family == "videoprism" or len(methods) != 1 or methods[0] not in ("lora", "full"):
-        raise UsageError(
+        raise cli.UsageError(
             f"{model_name} is a {family} model: hf-xclip finetune trains it with --method lora or --method full "
             "(frame-pooling image-text families only; see docs/models.md, 'Not supported yet')."
         )
@@ -351,13 +349,12 @@ def _run_frame_pooling(args: argparse.Namespace, model_name: str, train, heldout
     for message in summary["skipped_videos"]:
         print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
     summary["skipped_videos"] = len(summary["skipped_videos"])
-    print(
+    text = (
         f"fine-tuned {family} ({methods[0]}): loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}, "
         f"held-out top-1 {summary['top1_before']} -> {summary['top1']}; wrote {args.output_dir}"
     )
-    if args.json:
-        print(json.dumps(summary))
-    return EXIT_OK
+    cli.print_summary(text, summary, args.json)
+    return cli.EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -374,19 +371,19 @@ def run(args: argparse.Namespace) -> int:
         if not flip_given:
             args.hflip_prob = HFLIP_PROB_DEFAULT
         training_args = training_arguments_from_args(args)
-        descriptions = read_descriptions_argument(args.label_descriptions)
+        descriptions = cli.read_descriptions_argument(args.label_descriptions)
         train, heldout, eval_source = _split_data(args)
         _warn_single_class(train)
         training_args = _direction_aware_flip(training_args, train.class_names, flip_given)
         if train.multi_label:
             adapter_config = _multi_label_config(adapter_config)
-        model_name = model_or_default(args.model)
-        with loading(model_name):
+        model_name = cli.model_or_default(args.model)
+        with cli.loading(model_name):
             if _family(model_name) != "xclip":
                 return _run_frame_pooling(args, model_name, train, heldout)
             model = XClipModel.from_pretrained(model_name)
             processor = XClipProcessor.from_pretrained(model_name)
-        saved_backend = apply_decode_backend(processor, args.decode_backend)
+        saved_backend = cli.apply_decode_backend(processor, args.decode_backend)
         prompter = None
         if adapter_config.llm_prompter is not None:  # load the language model now: a bad name is bad input
             from accelerate.utils import set_seed
@@ -395,9 +392,9 @@ def run(args: argparse.Namespace) -> int:
 
             set_seed(training_args.seed)
             prompter = XClipLLMPrompter.for_model(model, processor.tokenizer, adapter_config.llm_prompter)
-    except (UsageError, ValueError, OSError) as err:
+    except (cli.UsageError, ValueError, OSError) as err:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     accelerator = make_accelerator(training_args.mixed_precision, training_args.gradient_accumulation_steps)
     try:
@@ -414,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         print(f"hf-xclip finetune: error: {err}", file=sys.stderr)
-        return EXIT_FAILURES
+        return cli.EXIT_FAILURES
     for message in result.skipped_videos:
         print(f"hf-xclip finetune: skipped unreadable training video {message}", file=sys.stderr)
     for message in result.eval_after.failed if result.eval_after else []:
@@ -435,13 +432,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(summary))
     accelerator.wait_for_everyone()
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 def _multi_label_config(adapter_config):
     """Class-specific CoOp contexts exist only for the training labels: a multi-label model must score any label."""
     if adapter_config.coop is not None and adapter_config.coop.class_specific:
-        raise UsageError(
+        raise cli.UsageError(
             "--class-specific CoOp contexts cannot score labels outside training; leave it out for multi-label training"
         )
     return adapter_config

@@ -18,13 +18,13 @@ listed on stderr; the others are still indexed. Exit status: 0, 1 when some vide
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
-from ..cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, UsageError, add_decode_argument, check_model_source
+from .. import cli
 from ..distributed.arguments import add_engine_arguments, engine_options
 
+SUMMARY = "embed videos into a searchable index (resumable; accelerate launch for several processes)"
 DESCRIPTION = """Embed videos (or windows of long videos) with an X-CLIP model into INDEX, a folder holding the rows
 (video, start, end, video embedding, prompt features) as Arrow shards and a FAISS index over the embeddings; search
 it with `hf-xclip search`.
@@ -35,12 +35,7 @@ processes."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "index",
-        help="embed videos into a searchable index (resumable; accelerate launch for several processes)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "index", SUMMARY, DESCRIPTION)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (walked recursively) or URLs")
     parser.add_argument("--output", "-o", required=True, metavar="INDEX", help="index folder (created or appended to)")
     parser.add_argument(
@@ -73,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", help="torch device (default: accelerate's device for this process)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    add_decode_argument(parser)
+    cli.add_decode_argument(parser)
     add_engine_arguments(parser)
     return parser
 
@@ -92,114 +87,114 @@ def _check_there_are_videos(paths: list[str]) -> None:
         return
     if missing:
         shown = "; ".join(f"{path}: {reason}" for path, reason in missing[:3])
-        raise UsageError(f"nothing to index ({shown}); nothing written")
-    raise UsageError(f"no video files found in {', '.join(map(str, paths))}: nothing to index, nothing written")
+        raise cli.UsageError(f"nothing to index ({shown}); nothing written")
+    raise cli.UsageError(f"no video files found in {', '.join(map(str, paths))}: nothing to index, nothing written")
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        _check_arguments(args)
+        result = _build(args)
+    except cli.UsageError as err:
+        print(f"hf-xclip index: error: {err}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    failures = [*result.missing, *result.failed]
+    if _is_main_process():
+        _report(args, result, failures)
+    return cli.EXIT_FAILURES if failures else cli.EXIT_OK
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad numbers, ``--stride`` without ``--window``, a model that is not there and paths without videos."""
+    for name in ("batch_size", "shard_size", "num_frames"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.workers < 0:
+        raise cli.UsageError(f"--workers must be >= 0, got {args.workers}")
+    if args.stride is not None and args.window is None:
+        raise cli.UsageError("--stride needs --window")
+    if args.model is not None:
+        cli.check_model_source(args.model)
+    _check_there_are_videos(args.paths)
+
+
+# the options `build_index` and `run_index_job` take under the same names
+INDEX_OPTIONS = (
+    "model",
+    "adapter",
+    "window",
+    "stride",
+    "num_frames",
+    "tail",
+    "precision",
+    "batch_size",
+    "shard_size",
+    "retry_failed",
+    "device",
+)
+
+
+def _build(args: argparse.Namespace):
+    """Index the videos on the engine of ``--engine``: `run_index_job` (Ray) or `build_index` (this process)."""
     from ..search import IndexModelMismatchError, build_index
 
     try:
-        for name in ("batch_size", "shard_size", "num_frames"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if args.workers < 0:
-            raise UsageError(f"--workers must be >= 0, got {args.workers}")
-        if args.stride is not None and args.window is None:
-            raise UsageError("--stride needs --window")
-        if args.model is not None:
-            check_model_source(args.model)
-        _check_there_are_videos(args.paths)
-        try:
-            options = engine_options(args, videos_per_call=max(1, args.batch_size // 2))
-            if options.engine == "ray":
-                from ..distributed.jobs import run_index_job
+        options = engine_options(args, videos_per_call=max(1, args.batch_size // 2))
+        common = dict(cli.option_values(args, *INDEX_OPTIONS), faiss_kind=args.faiss)
+        if options.engine == "ray":
+            from ..distributed.jobs import run_index_job
 
-                if args.decode_backend not in (None, "auto"):
-                    raise UsageError(
-                        "--decode-backend goes with --engine local: Ray workers decode with the "
-                        "model processor's own backend"
-                    )
-                result = run_index_job(
-                    args.paths,
-                    args.output,
-                    options,
-                    model=args.model,
-                    adapter=args.adapter,
-                    window=args.window,
-                    stride=args.stride,
-                    num_frames=args.num_frames,
-                    tail=args.tail,
-                    precision=args.precision,
-                    batch_size=args.batch_size,
-                    shard_size=args.shard_size,
-                    retry_failed=args.retry_failed,
-                    faiss_kind=args.faiss,
-                    device=args.device,
+            if args.decode_backend not in (None, "auto"):
+                raise cli.UsageError(
+                    "--decode-backend goes with --engine local: Ray workers decode with the "
+                    "model processor's own backend"
                 )
-            else:
-                # each failure is reported below, once: the library's own warnings of them are held back
-                logger = logging.getLogger(build_index.__module__)
-                if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
-                    logger.addFilter(_NoSkipWarnings())
-                result = build_index(
-                    args.paths,
-                    args.output,
-                    model=args.model,
-                    adapter=args.adapter,
-                    window=args.window,
-                    stride=args.stride,
-                    num_frames=args.num_frames,
-                    tail=args.tail,
-                    precision=args.precision,
-                    batch_size=args.batch_size,
-                    shard_size=args.shard_size,
-                    num_workers=args.workers,
-                    retry_failed=args.retry_failed,
-                    faiss_kind=args.faiss,
-                    device=args.device,
-                    progress=not args.no_progress,
-                    decode_backend=args.decode_backend,
-                )
-        except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
-            raise UsageError(str(err)) from None
-    except UsageError as err:
-        print(f"hf-xclip index: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    failures = [*result.missing, *result.failed]
-    if _is_main_process():
-        for path, reason in failures:
-            print(f"hf-xclip index: skipped {path}: {reason}", file=sys.stderr)
-        if result.previously_failed:
-            print(
-                f"hf-xclip index: {len(result.previously_failed)} video(s) failed in an earlier run and were "
-                "skipped (--retry-failed redoes them)",
-                file=sys.stderr,
-            )
-        faiss = f"FAISS {result.faiss.kind}" if result.faiss else "no FAISS index"
-        print(
-            f"indexed {result.indexed} video(s) ({result.rows} rows); {result.skipped} already indexed; "
-            f"{len(failures)} failed\n{result.output}: {result.total_rows} rows from {result.total_videos} videos, "
-            f"{faiss}"
+            return run_index_job(args.paths, args.output, options, **common)
+        # each failure is reported below, once: the library's own warnings of them are held back
+        logger = logging.getLogger(build_index.__module__)
+        if not any(isinstance(f, _NoSkipWarnings) for f in logger.filters):
+            logger.addFilter(_NoSkipWarnings())
+        return build_index(
+            args.paths,
+            args.output,
+            **common,
+            num_workers=args.workers,
+            progress=not args.no_progress,
+            decode_backend=args.decode_backend,
         )
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "output": str(result.output),
-                        "indexed": result.indexed,
-                        "rows": result.rows,
-                        "skipped": result.skipped,
-                        "failed": [list(f) for f in failures],
-                        "previously_failed": result.previously_failed,
-                        "total_rows": result.total_rows,
-                        "total_videos": result.total_videos,
-                        "faiss": result.faiss.kind if result.faiss else None,
-                    }
-                )
-            )
-    return EXIT_FAILURES if failures else EXIT_OK
+    except (IndexModelMismatchError, ValueError, RuntimeError, ImportError) as err:
+        raise cli.UsageError(str(err)) from None
+
+
+def _report(args: argparse.Namespace, result, failures: list) -> None:
+    """The skipped videos on stderr; what was indexed on stdout (and with ``--json`` as a JSON line)."""
+    for path, reason in failures:
+        print(f"hf-xclip index: skipped {path}: {reason}", file=sys.stderr)
+    if result.previously_failed:
+        print(
+            f"hf-xclip index: {len(result.previously_failed)} video(s) failed in an earlier run and were "
+            "skipped (--retry-failed redoes them)",
+            file=sys.stderr,
+        )
+    faiss = f"FAISS {result.faiss.kind}" if result.faiss else "no FAISS index"
+    summary = {
+        "output": str(result.output),
+        "indexed": result.indexed,
+        "rows": result.rows,
+        "skipped": result.skipped,
+        "failed": [list(f) for f in failures],
+        "previously_failed": result.previously_failed,
+        "total_rows": result.total_rows,
+        "total_videos": result.total_videos,
+        "faiss": result.faiss.kind if result.faiss else None,
+    }
+    text = (
+        f"indexed {result.indexed} video(s) ({result.rows} rows); {result.skipped} already indexed; "
+        f"{len(failures)} failed\n{result.output}: {result.total_rows} rows from {result.total_videos} videos, "
+        f"{faiss}"
+    )
+    cli.print_summary(text, summary, args.json)
 
 
 def _is_main_process() -> bool:

@@ -24,19 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_label_side_arguments,
-    loading,
-    model_or_default,
-    read_descriptions_argument,
-    read_labels,
-    static_value,
-)
+from .. import cli
 
+SUMMARY = "label banks (encode labels once) and language-model label descriptions"
 DESCRIPTION = """The label side of X-CLIP on its own.
 
   encode    encode labels into a label bank (appends to an existing bank; resumes after an interruption)
@@ -44,12 +34,7 @@ DESCRIPTION = """The label side of X-CLIP on its own.
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "labels",
-        help="label banks (encode labels once) and language-model label descriptions",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "labels", SUMMARY, DESCRIPTION)
     verbs = parser.add_subparsers(dest="labels_command", metavar="VERB")
     _add_encode(verbs)
     _add_describe(verbs)
@@ -81,7 +66,7 @@ def _add_encode(verbs) -> None:
         help="template with '{}' (repeat to ensemble; default: an existing bank's, else the adapter's, else the model's "
         "own)",
     )
-    add_label_side_arguments(parser, bank=False)
+    cli.add_label_side_arguments(parser, bank=False)
     parser.add_argument("--batch-size", type=int, default=256, help="texts per text-encoder pass (default 256)")
     parser.add_argument("--save-every", type=int, default=256, help="labels encoded between saves (default 256)")
     parser.add_argument("--overwrite", action="store_true", help="write a new bank instead of appending")
@@ -96,7 +81,7 @@ def _add_encode(verbs) -> None:
 
 
 def _add_describe(verbs) -> None:
-    DEFAULT_DESCRIPTION_PROMPTS = static_value("hf_xclip.language.causal_lm", "DEFAULT_DESCRIPTION_PROMPTS")
+    DEFAULT_DESCRIPTION_PROMPTS = cli.static_value("hf_xclip.language.causal_lm", "DEFAULT_DESCRIPTION_PROMPTS")
 
     parser = verbs.add_parser(
         "describe",
@@ -133,11 +118,11 @@ def _add_describe(verbs) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print("hf-xclip labels: choose a verb: encode or describe (see hf-xclip labels --help)", file=sys.stderr)
-    return EXIT_USAGE
+    return cli.EXIT_USAGE
 
 
 def _read_labels(args: argparse.Namespace) -> list[str]:
-    return read_labels(args.labels, args.labels_file)  # naming the file (e.g. one that is not UTF-8)
+    return cli.read_labels(args.labels, args.labels_file)  # naming the file (e.g. one that is not UTF-8)
 
 
 def _device(name: str | None):
@@ -153,49 +138,25 @@ def _device(name: str | None):
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..finetuning.adapters import load_model_with_adapter
-    from ..labels import LabelBank, LabelBankMismatchError, LabelEncoder, normalize_templates, resolve_templates
+    from ..labels import LabelBankMismatchError
 
     start = time.perf_counter()
     try:
         if args.batch_size < 1 or args.save_every < 1:
-            raise UsageError("--batch-size and --save-every must be at least 1")
+            raise cli.UsageError("--batch-size and --save-every must be at least 1")
         labels = _read_labels(args)
-        descriptions = read_descriptions_argument(args.label_descriptions)
-        model_name = model_or_default(args.model)
-        overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
-        if args.load_in_8bit:
-            overrides["load_in_8bit"] = True
-        with loading(model_name, args.adapter):
-            model, processor, metadata = load_model_with_adapter(
-                model_name, args.adapter, language_model=args.language_model, **overrides
-            )
-        metadata = metadata or {}
-        model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
-        encoder = LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size)
-        existing = args.output.is_file() and not args.overwrite
-        bank = LabelBank.load(args.output) if existing else None
-        if bank is not None:
-            templates = normalize_templates(args.templates or bank.templates, "--template")
-        else:  # the adapter's template, else the model's own
-            templates = resolve_templates(args.templates or metadata.get("template"), processor, name="--template")
+        descriptions = cli.read_descriptions_argument(args.label_descriptions)
+        model_name = cli.model_or_default(args.model)
+        encoder, processor, metadata = _load_encoder(args, model_name)
         if descriptions is None and metadata.get("label_descriptions"):
             descriptions = metadata["label_descriptions"]
-        if bank is not None:
-            encoder.check_bank(bank)
-            if templates != bank.templates:
-                raise UsageError(
-                    f"{args.output} was encoded with templates {list(bank.templates)}, not {list(templates)}: use "
-                    "--overwrite to write a new bank"
-                )
+        bank, templates = _open_bank(args, encoder, processor, metadata)
     except LabelBankMismatchError as err:
         print(f"hf-xclip labels encode: error: {args.output}: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (UsageError, ValueError, OSError) as err:
+        return cli.EXIT_USAGE
+    except (cli.UsageError, ValueError, OSError) as err:
         print(f"hf-xclip labels encode: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     held = len(bank) if bank is not None else 0
     todo = [label for label in labels if bank is None or label not in bank]
@@ -213,13 +174,59 @@ def run_encode(args: argparse.Namespace) -> int:
             bank.save(args.output)
     except ValueError as err:  # descriptions of banked labels changed
         print(f"hf-xclip labels encode: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     if bank is None:  # nothing to add and no bank before: cannot happen (labels are non-empty)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
+    _report_bank(args, bank, len(todo), held, start)
+    return cli.EXIT_OK
+
+
+def _load_encoder(args: argparse.Namespace, model_name: str):
+    """A `LabelEncoder` of the model (and adapter) on ``--device`` in ``--dtype``, its processor and the adapter's
+    metadata."""
+    import torch
+
+    from ..labels import LabelEncoder
+
+    overrides = {"lm_dtype": args.lm_dtype} if args.lm_dtype else {}
+    if args.load_in_8bit:
+        overrides["load_in_8bit"] = True
+    model, processor, metadata = cli.load_with_adapter(
+        model_name, args.adapter, language_model=args.language_model, **overrides
+    )
+    model.to(device=_device(args.device), dtype=getattr(torch, args.dtype))
+    return LabelEncoder(model, processor.tokenizer, batch_size=args.batch_size), processor, metadata
+
+
+def _open_bank(args: argparse.Namespace, encoder, processor, metadata: dict):
+    """``(bank, templates)``: the bank of ``--output`` to append to (None for a new one: ``--overwrite`` or no file)
+    and the templates its labels are encoded with.
+
+    Raises:
+        LabelBankMismatchError: the bank was made by another model or adapter.
+        UsageError: ``--template`` differs from the bank's.
+    """
+    from ..labels import LabelBank, normalize_templates, resolve_templates
+
+    existing = args.output.is_file() and not args.overwrite
+    bank = LabelBank.load(args.output) if existing else None
+    if bank is None:  # the adapter's template, else the model's own
+        return None, resolve_templates(args.templates or metadata.get("template"), processor, name="--template")
+    templates = normalize_templates(args.templates or bank.templates, "--template")
+    encoder.check_bank(bank)
+    if templates != bank.templates:
+        raise cli.UsageError(
+            f"{args.output} was encoded with templates {list(bank.templates)}, not {list(templates)}: use "
+            "--overwrite to write a new bank"
+        )
+    return bank, templates
+
+
+def _report_bank(args: argparse.Namespace, bank, added: int, held: int, start: float) -> None:
     summary = {
         "output": str(args.output),
         "labels": len(bank),
-        "added": len(todo),
+        "added": added,
         "already_there": held,
         "dim": int(bank.embeddings.shape[1]),
         "templates": list(bank.templates),
@@ -227,14 +234,12 @@ def run_encode(args: argparse.Namespace) -> int:
         "fingerprint": bank.fingerprint,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    print(
+    text = (
         f"label bank {summary['output']}: {summary['labels']} labels ({summary['added']} encoded now, "
         f"{len(bank) - summary['added']} kept), dim {summary['dim']}, templates {summary['templates']}, "
         f"{summary['described_labels']} with descriptions, fingerprint {bank.fingerprint[:12]}"
     )
-    if args.json:
-        print(json.dumps(summary))
-    return EXIT_OK
+    cli.print_summary(text, summary, args.json)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -248,7 +253,7 @@ def run_describe(args: argparse.Namespace) -> int:
     try:
         labels = _read_labels(args)
         if args.batch_size < 1:
-            raise UsageError("--batch-size must be at least 1")
+            raise cli.UsageError("--batch-size must be at least 1")
         settings = DescriptionSettings(
             **({"prompts": tuple(args.prompts)} if args.prompts else {}),
             max_new_tokens=args.max_new_tokens,
@@ -262,9 +267,9 @@ def run_describe(args: argparse.Namespace) -> int:
         if args.output.is_file() and not args.overwrite:
             done = read_label_descriptions(args.output)
         generator = _load_generator(args)
-    except (UsageError, ValueError, OSError) as err:
+    except (cli.UsageError, ValueError, OSError) as err:
         print(f"hf-xclip labels describe: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     todo = [label for label in labels if label not in done]
     results = dict(done)
@@ -286,7 +291,7 @@ def run_describe(args: argparse.Namespace) -> int:
         f"descriptions written to {args.output}: {len(todo) - len(failures)} labels described now, "
         f"{len(done)} kept, {len(empty)} without any sentence, {len(failures)} failed"
     )
-    return EXIT_FAILURES if failures else EXIT_OK
+    return cli.EXIT_FAILURES if failures else cli.EXIT_OK
 
 
 def _load_generator(args: argparse.Namespace):
@@ -306,7 +311,7 @@ def _load_generator(args: argparse.Namespace):
             trust_remote_code=args.trust_remote_code,
         )
     except (OSError, ValueError) as err:
-        raise UsageError(f"cannot load the generator {args.generator!r}: {err}") from None
+        raise cli.UsageError(f"cannot load the generator {args.generator!r}: {err}") from None
     torch.manual_seed(args.seed)
     return generator
 

@@ -17,20 +17,16 @@ import argparse
 import json
 import sys
 
-from ..cli import EXIT_OK, EXIT_USAGE, UsageError, check_model_source
+from .. import cli
 
+SUMMARY = "search a video index by text (exact X-CLIP re-ranking) or by video"
 DESCRIPTION = """Search INDEX (made by `hf-xclip index`) for TEXT: FAISS candidates, re-ranked by the exact X-CLIP
 score. Prints a table (rank, score, time span, video) or, with --json, a list of {"video", "start", "end", "score"}
 best first. With --video, finds the rows most similar to a video (cosine similarity of video embeddings)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "search",
-        help="search a video index by text (exact X-CLIP re-ranking) or by video",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.add_command_parser(subparsers, "search", SUMMARY, DESCRIPTION)
     parser.add_argument("index", metavar="INDEX", help="index folder written by hf-xclip index")
     parser.add_argument("query", nargs="?", metavar="TEXT", help="what to look for")
     parser.add_argument("--video", metavar="PATH", help="find rows similar to this video instead of a text")
@@ -58,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if (args.query is None) == (args.video is None):
-            raise UsageError("give a TEXT to search for, or --video PATH (not both)")
+            raise cli.UsageError("give a TEXT to search for, or --video PATH (not both)")
         for name in ("top_k", "candidates", "nprobe"):
             value = getattr(args, name)
             if value is not None and value < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+                raise cli.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if args.model is not None:
-            check_model_source(args.model)
+            cli.check_model_source(args.model)
         try:
             index = VideoIndex.open(
                 args.index, args.model, adapter=args.adapter, templates=args.templates, device=args.device
@@ -80,15 +76,15 @@ def run(args: argparse.Namespace) -> int:
                     exhaustive=args.exhaustive,
                 )
         except (IndexModelMismatchError, ValueError, FileNotFoundError, ImportError) as err:
-            raise UsageError(str(err)) from None
-    except UsageError as err:
+            raise cli.UsageError(str(err)) from None
+    except cli.UsageError as err:
         print(f"hf-xclip search: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(format_results(results))
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 def format_results(results: list[dict]) -> str:

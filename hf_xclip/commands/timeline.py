@@ -25,26 +25,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    add_decode_argument,
-    add_label_arguments,
-    add_label_side_arguments,
-    add_model_arguments,
-    apply_decode_backend,
-    load_pipeline,
-    model_or_default,
-    read_label_arguments,
-    require_matplotlib,
-    static_defaults,
-    static_value,
-    warn_unknown_labels,
-)
+from .. import cli
 from ..distributed.arguments import add_engine_arguments, engine_options, report_job
 
+# the options that are `TimelineConfig` fields of the same names
+CONFIG_OPTIONS = (
+    "window",
+    "stride",
+    "multi_label",
+    "multi_label_method",
+    "threshold",
+    "smoothing",
+    "min_gap",
+    "min_duration",
+    "num_frames",
+    "batch_size",
+)
+
+SUMMARY = "per-label timeline of a long video: window scores, segments, plot"
 DESCRIPTION = """Score every window of a video against free-text labels (zero-shot) and find the segments where each
 label happens. Windows of --window seconds every --stride seconds; the model's frame count is sampled inside each.
 Single-label: the best label of each window; --multi-label: every label reaching --threshold. Results: the segments
@@ -52,20 +50,40 @@ on stdout (or --json), windows as --csv, a --plot heat strip, an --html page wit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    MULTI_LABEL_METHODS = static_value("hf_xclip.multilabel", "MULTI_LABEL_METHODS")  # without importing torch
-    defaults = argparse.Namespace(**static_defaults("hf_xclip.timeline", "TimelineConfig"))
-    parser = subparsers.add_parser(
-        "timeline",
-        help="per-label timeline of a long video: window scores, segments, plot",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    defaults = argparse.Namespace(
+        **cli.static_defaults("hf_xclip.timeline", "TimelineConfig")
+    )  # without importing torch
+    parser = cli.add_command_parser(subparsers, "timeline", SUMMARY, DESCRIPTION)
     parser.add_argument(
         "video", nargs="+", metavar="VIDEO", help="video file (with --output: several files or folders)"
     )
     parser.add_argument("--model", help="hf_xclip or transformers X-CLIP directory, or Hub id (default: embedded)")
-    add_label_arguments(parser, required=False)  # or --label-bank
-    add_label_side_arguments(parser)
+    cli.add_label_arguments(parser, required=False)  # or --label-bank
+    cli.add_label_side_arguments(parser)
+    _add_window_arguments(parser, defaults)
+    _add_segment_arguments(parser, defaults)
+    output = _add_output_arguments(parser)
+    parser.add_argument(
+        "--exact-resize",
+        action="store_true",
+        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
+        "call's pixels) instead of downscaling while decoding",
+    )
+    output.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="window rows as Parquet parts in DIR and the segments "
+        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray",
+    )
+    cli.add_model_arguments(parser)
+    add_engine_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cli.add_decode_argument(parser)
+    return parser
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser, defaults: argparse.Namespace) -> None:
     windows = parser.add_argument_group("windows")
     windows.add_argument(
         "--window",
@@ -84,17 +102,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=defaults.batch_size,
         help=f"windows per forward pass (default {defaults.batch_size})",
     )
+
+
+def _add_segment_arguments(parser: argparse.ArgumentParser, defaults: argparse.Namespace) -> None:
     segments = parser.add_argument_group("segments")
     segments.add_argument(
         "--multi-label",
         action="store_true",
         help="independent per-label scores; segments where a label reaches --threshold",
     )
-    segments.add_argument(
-        "--multi-label-method",
-        choices=MULTI_LABEL_METHODS,
-        default="auto",
-        help="multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
+    cli.add_multi_label_method_argument(
+        segments,
+        "multi-label scores: 'sigmoid' (the model's calibrated head, see hf-xclip calibrate), "
         "'background', 'negative'; default 'auto': the head when the model has one, else "
         "'background'",
     )
@@ -118,6 +137,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="drop shorter segments (default 0)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser):
+    """The "outputs" group (its ``--output`` is added last, after ``--exact-resize``: the order of ``--help``)."""
     output = parser.add_argument_group("outputs")
     output.add_argument("--json", metavar="OUT", help="windows and segments as JSON ('-' for stdout)")
     output.add_argument("--csv", metavar="OUT", help="one row per window: start,end,top label,score per label ('-')")
@@ -129,69 +152,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="link the video from the page instead of embedding it (default: embed up to 64 MiB)",
     )
-    parser.add_argument(
-        "--exact-resize",
-        action="store_true",
-        help="decode full frames and resize them in the processor (slower; exactly a pipeline "
-        "call's pixels) instead of downscaling while decoding",
-    )
-    output.add_argument(
-        "--output",
-        "-o",
-        metavar="DIR",
-        help="window rows as Parquet parts in DIR and the segments "
-        "in DIR/_segments.jsonl, resumable; for many videos, required by --engine ray",
-    )
-    add_model_arguments(parser)
-    add_engine_arguments(parser)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_decode_argument(parser)
-    return parser
+    return output
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..timeline import TimelineConfig, video_timeline
+    from ..timeline import video_timeline
     from ..video_io import VideoDecodeError
 
     if args.output or args.engine != "local":
         return run_job(args)
     if len(args.video) != 1:
         print("hf-xclip timeline: error: one VIDEO at a time; for several give --output DIR", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     args.video = args.video[0]
     try:
-        labels, bank, descriptions = read_label_arguments(args)
+        labels, bank, descriptions = cli.read_label_arguments(args)
         if args.plot:
-            require_matplotlib()
+            cli.require_matplotlib()
         if args.top_labels < 1:
-            raise UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
-        try:
-            config = TimelineConfig(
-                window=args.window,
-                stride=args.stride,
-                multi_label=args.multi_label,
-                multi_label_method=args.multi_label_method,
-                threshold=args.threshold,
-                smoothing=args.smoothing,
-                min_gap=args.min_gap,
-                min_duration=args.min_duration,
-                hypothesis_template=tuple(args.templates) if args.templates else None,
-                num_frames=args.num_frames,
-                batch_size=args.batch_size,
-                start_time=args.start,
-                end_time=args.end,
-                decode_resize=not args.exact_resize,
-            )
-        except ValueError as err:
-            raise UsageError(str(err).replace("`", "")) from None
-        model = model_or_default(args.model)
+            raise cli.UsageError(f"--top-labels must be >= 1, got {args.top_labels}")
+        config = _timeline_config(args)
+        model = cli.model_options(args)
         if not Path(args.video).is_file():  # before loading the model
             reason = "not found" if not Path(args.video).exists() else "not a file"
             print(f"hf-xclip timeline: error: video {args.video}: {reason}", file=sys.stderr)
-            return EXIT_FAILURES
-        classifier = load_pipeline(model, args.device, args.dtype, args.quantize, args.adapter, args.language_model)
-        apply_decode_backend(classifier.video_processor, args.decode_backend)
-        warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
+            return cli.EXIT_FAILURES
+        classifier = cli.load_pipeline(**model)
+        cli.apply_decode_backend(classifier.video_processor, args.decode_backend)
+        cli.warn_unknown_labels(classifier.tokenizer, labels or [], "timeline")
         config = _calibrated_threshold(config, classifier.model)
         try:
             timeline = video_timeline(
@@ -205,18 +193,38 @@ def run(args: argparse.Namespace) -> int:
             )
         except VideoDecodeError as err:  # missing or unreadable video: names the file
             print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
-            return EXIT_FAILURES
+            return cli.EXIT_FAILURES
         except (ValueError, OSError) as err:  # labels, templates, the bank, options, the prompter's language model
-            raise UsageError(str(err)) from None
-    except UsageError as err:
+            raise cli.UsageError(str(err)) from None
+    except cli.UsageError as err:
         print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     write_outputs(timeline, args)
     _say_when_nothing_reached_the_threshold(timeline)
     for warning in timeline.warnings:
         print(f"hf-xclip timeline: warning: {warning}", file=sys.stderr)
-    return EXIT_FAILURES if timeline.truncated else EXIT_OK
+    return cli.EXIT_FAILURES if timeline.truncated else cli.EXIT_OK
+
+
+def _timeline_config(args: argparse.Namespace):
+    """The `TimelineConfig` of the window and segment options.
+
+    Raises:
+        UsageError: naming the bad option.
+    """
+    from ..timeline import TimelineConfig
+
+    try:
+        return TimelineConfig(
+            **cli.option_values(args, *CONFIG_OPTIONS),
+            hypothesis_template=tuple(args.templates) if args.templates else None,
+            start_time=args.start,
+            end_time=args.end,
+            decode_resize=not args.exact_resize,
+        )
+    except ValueError as err:
+        raise cli.UsageError(str(err).replace("`", "")) from None
 
 
 def _calibrated_threshold(config, model):
@@ -260,57 +268,36 @@ def run_job(args: argparse.Namespace) -> int:
 
     from ..distributed.jobs import run_job as run_prediction_job
     from ..distributed.jobs import write_segments
-    from ..timeline import TimelineConfig
 
     try:
-        labels, _, descriptions = read_label_arguments(args)  # a bank is loaded by each worker
+        labels, _, descriptions = cli.read_label_arguments(args)  # a bank is loaded by each worker
         if not args.output:
-            raise UsageError("--engine ray writes Parquet: give --output DIR")
+            raise cli.UsageError("--engine ray writes Parquet: give --output DIR")
         if args.decode_backend not in (None, "auto"):
-            raise UsageError(
+            raise cli.UsageError(
                 "--decode-backend goes with one video and --engine local: jobs decode with the model "
                 "processor's own backend"
             )
         given = [name for name in ("json", "csv", "plot", "html") if getattr(args, name)]
         if given:
-            raise UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
+            raise cli.UsageError(f"--{given[0]} is for one video; with --output the windows go to DIR")
+        config = _timeline_config(args)
         try:
-            config = TimelineConfig(
-                window=args.window,
-                stride=args.stride,
-                multi_label=args.multi_label,
-                multi_label_method=args.multi_label_method,
-                threshold=args.threshold,
-                smoothing=args.smoothing,
-                min_gap=args.min_gap,
-                min_duration=args.min_duration,
-                hypothesis_template=tuple(args.templates) if args.templates else None,
-                num_frames=args.num_frames,
-                batch_size=args.batch_size,
-                start_time=args.start,
-                end_time=args.end,
-                decode_resize=not args.exact_resize,
-            )
             options = engine_options(args, videos_per_call=1)
         except ValueError as err:
-            raise UsageError(str(err).replace("`", "")) from None
+            raise cli.UsageError(str(err).replace("`", "")) from None
         predictor = dict(
             mode="timeline",
-            model=model_or_default(args.model),
-            adapter=args.adapter,
-            device=args.device,
-            dtype=args.dtype,
-            quantize=args.quantize,
-            language_model=args.language_model,
+            **cli.model_options(args),
             labels=labels,
             label_descriptions=descriptions,
             label_bank=None if args.label_bank is None else str(args.label_bank.resolve()),
             timeline={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             batch_size=args.batch_size,
         )
-    except UsageError as err:
+    except cli.UsageError as err:
         print(f"hf-xclip timeline: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
 
     def job():
         result = run_prediction_job(args.video, args.output, predictor, options)
