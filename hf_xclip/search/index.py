@@ -41,9 +41,8 @@ from ..labels import (
     fill_templates,
     resolve_templates,
 )
-from ..utils import check_positive_int
+from ..utils import check_positive_int, unwrap_model
 from ..video_io import fetch_video
-from .build import LoadedModel, embed_videos, load_index_model, unwrap_model
 from .faiss_index import FaissInfo, column_array, load_or_build_faiss
 from .format import (
     IndexInfo,
@@ -52,6 +51,7 @@ from .format import (
     read_manifest,
     require_extra,
 )
+from .model import LoadedModel, embed_videos, load_index_model
 
 # Candidates re-ranked per query: max(DEFAULT_CANDIDATES, CANDIDATES_PER_RESULT * top_k), at most the index size.
 DEFAULT_CANDIDATES = 50
