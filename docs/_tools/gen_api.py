@@ -123,7 +123,7 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
             "FaissInfo",
         ],
     ),
-    ("hf_xclip.search.index", "Video index: search", ["VideoIndex", "exact_scores"]),
+    ("hf_xclip.search.index", "Video index: search", ["VideoIndex", "RankOptions", "exact_scores"]),
     ("hf_xclip.distributed", "Batch inference on Ray Data", ["XClipPredictor", "PredictorConfig", "output_schema"]),
     (
         "hf_xclip.distributed.jobs",

@@ -13,7 +13,15 @@ from . import model as _model
 from .build import *  # noqa: F403
 from .faiss_index import *  # noqa: F403
 from .format import *  # noqa: F403
-from .index import VideoIndex, exact_scores
+from .index import RankOptions, VideoIndex, exact_scores
 from .model import *  # noqa: F403
 
-__all__ = [*_format.__all__, *_faiss_index.__all__, *_model.__all__, *_build.__all__, "VideoIndex", "exact_scores"]
+__all__ = [
+    *_format.__all__,
+    *_faiss_index.__all__,
+    *_model.__all__,
+    *_build.__all__,
+    "RankOptions",
+    "VideoIndex",
+    "exact_scores",
+]
