@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -71,6 +71,9 @@ from .format import (
     write_shard,
 )
 from .model import LoadedModel, _index_info, embed_videos, load_index_model
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 logger = logging.get_logger(__name__)
 
@@ -267,7 +270,7 @@ def finish_indexing(result: IndexingResult, pending: list[str], after: Manifest)
     return result
 
 
-def _warn_one_process(state) -> None:
+def _warn_one_process(state: PartialState) -> None:
     if state.num_processes == 1 and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
         logger.warning(
             "accelerate launch asked for several processes but started one: with --cpu it starts several only "
@@ -276,7 +279,9 @@ def _warn_one_process(state) -> None:
         )
 
 
-def _main_process_lock(state, output: Path, info: IndexInfo, existing: IndexInfo | None) -> _IndexLock | None:
+def _main_process_lock(
+    state: PartialState, output: Path, info: IndexInfo, existing: IndexInfo | None
+) -> _IndexLock | None:
     """The main process locks the index and prepares its folder (`prepare_index_folder`); a failure there is
     raised in every process. Returns the lock (None in the other processes)."""
     lock = None
@@ -295,7 +300,7 @@ def _main_process_lock(state, output: Path, info: IndexInfo, existing: IndexInfo
     return lock
 
 
-def _committed_before(state, output: Path) -> Manifest:
+def _committed_before(state: PartialState, output: Path) -> Manifest:
     """The committed state of the index, the same in every process: the main process first sets damaged shards
     aside (their videos are indexed again)."""
     if state.is_main_process:  # a damaged shard is set aside (its videos are redone) before anyone reads
@@ -307,7 +312,7 @@ def _committed_before(state, output: Path) -> Manifest:
     return before
 
 
-def _faiss_after_run(state, output: Path, faiss_kind: FaissKind) -> tuple[Manifest, FaissInfo | None]:
+def _faiss_after_run(state: PartialState, output: Path, faiss_kind: FaissKind) -> tuple[Manifest, FaissInfo | None]:
     """The committed state after every process wrote its shards, and the FAISS index over it (built by the main
     process)."""
     state.wait_for_everyone()
@@ -459,7 +464,7 @@ def _index_videos(
     batch_size: int,
     shard_size: int,
     num_workers: int,
-    state,
+    state: PartialState,
     progress: bool,
 ) -> None:
     """Embed `videos` and commit them in shards of about `shard_size` rows (whole videos only). Decoding runs

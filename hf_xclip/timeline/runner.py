@@ -40,7 +40,7 @@ import torch
 from transformers.utils import logging
 
 from ..utils import prefetch
-from ..video_io import VideoDecodeError, iter_windows, video_name
+from ..video_io import VideoDecodeError, VideoWindows, iter_windows, video_name
 from .config import TimelineConfig
 from .result import Timeline
 from .segments import _segment_options, find_segments
@@ -147,7 +147,9 @@ def _prepare_labels(classifier: Any, candidate_labels: Any, config: TimelineConf
     )
 
 
-def _open_windows(video: Any, config: TimelineConfig, processor: Any, num_frames: int) -> tuple[Any, int | None]:
+def _open_windows(
+    video: Any, config: TimelineConfig, processor: Any, num_frames: int
+) -> tuple[VideoWindows, int | None]:
     """The `VideoWindows` of `config` over `video`, decoded as `processor` decodes (backend, threads), downscaled
     while decoding to the short side the processor resizes to (with ``decode_resize``), and that short side."""
     short_side = processor.resize_short_side(num_crops=1) if config.decode_resize and processor.do_resize else None
@@ -168,7 +170,7 @@ def _open_windows(video: Any, config: TimelineConfig, processor: Any, num_frames
 
 
 def _score_windows(
-    classifier: Any, windows: Any, labels: Any, config: TimelineConfig, bar: Callable[[int | None], None]
+    classifier: Any, windows: VideoWindows, labels: Any, config: TimelineConfig, bar: Callable[[int | None], None]
 ) -> tuple[np.ndarray, float, str | None]:
     """``(scores (windows done, labels), seconds in the model, truncated)``: every window scored in batches; a video that breaks after its first scored window keeps the windows before it with ``broken_tail=
     "keep"`` (`truncated` then says why), else the decoding error is raised."""
@@ -195,7 +197,7 @@ def _score_windows(
 def _stats(
     classifier: Any,
     labels: Any,
-    windows: Any,
+    windows: VideoWindows,
     done: int,
     num_frames: int,
     short_side: int | None,
