@@ -4,9 +4,9 @@ returns the module object of its new home (`hf_xclip.search.index`), so imports,
 
 The old paths are aliases instead of re-export files so that the moves stay pure renames for git. ``hf_xclip.timeline``,
 ``hf_xclip.evaluation`` and ``hf_xclip.hub`` became packages that re-export the old modules' public names;
-``hf_xclip.video_index`` (split into `search.format`, `search.faiss_index` and `search.build`) is the `hf_xclip.search`
-package and ``hf_xclip.peft_utils`` (split into `finetuning.peft_config` and `finetuning.peft_model`) the
-`hf_xclip.finetuning` package, which export all of their public names."""
+``hf_xclip.video_index`` (split into `search.format`, `search.faiss_index`, `search.model` and `search.build`) is the
+`hf_xclip.search` package and ``hf_xclip.peft_utils`` (split into `finetuning.peft_config` and
+`finetuning.peft_model`) the `hf_xclip.finetuning` package, which export all of their public names."""
 
 from __future__ import annotations
 

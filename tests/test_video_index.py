@@ -33,6 +33,7 @@ import hf_xclip.search.build as video_index  # noqa: E402
 from hf_xclip import XClipModel  # noqa: E402
 from hf_xclip.cli import main  # noqa: E402
 from hf_xclip.data.synthetic import all_specs, write_video_folder  # noqa: E402
+from hf_xclip.fingerprint import model_fingerprint  # noqa: E402
 from hf_xclip.search import (  # noqa: E402
     IndexModelMismatchError,
     build_index,
@@ -110,7 +111,7 @@ def test_rows_are_the_videos_as_the_pipeline_samples_them(videos, tmp_path):
     info = read_info(tmp_path / "index")
     settings = info.settings
     assert (info.projection_dim, info.num_patches, settings.num_frames, settings.precision) == (64, 16, 4, "int8")
-    assert info.video_fingerprint == video_index.model_fingerprint(model, "video")
+    assert info.video_fingerprint == model_fingerprint(model, "video")
 
 
 def test_quantisation_error_is_half_a_step():

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import re
 import sys
+import typing
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +123,7 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
             "FaissInfo",
         ],
     ),
-    ("hf_xclip.search.index", "Video index: search", ["VideoIndex", "exact_scores"]),
+    ("hf_xclip.search.index", "Video index: search", ["VideoIndex", "RankOptions", "exact_scores"]),
     ("hf_xclip.distributed", "Batch inference on Ray Data", ["XClipPredictor", "PredictorConfig", "output_schema"]),
     (
         "hf_xclip.distributed.jobs",
@@ -212,6 +213,7 @@ SECTIONS: list[tuple[str, str, list[str] | None]] = [
             "build_clip_tokenizer",
             "clean_text",
             "ConversionResult",
+            "ExportOptions",
             "ConversionError",
         ],
     ),
@@ -382,7 +384,10 @@ def _own_public_methods(cls) -> list[tuple[str, object]]:
 
 def _render_object(module_name: str, name: str, obj) -> list[str]:
     lines = []
-    if inspect.isclass(obj):
+    if inspect.isclass(obj) and typing.is_typeddict(obj):  # keyword arguments: its keys are in its docstring
+        header = f"class {module_name}.{name}(TypedDict, total={obj.__total__})"
+        lines += [f"### `{name}`", "", f"```python\n{header}\n```", "", _doc(obj), ""]
+    elif inspect.isclass(obj):
         kind = "dataclass" if dataclasses.is_dataclass(obj) else "class"
         init = obj if dataclasses.is_dataclass(obj) else obj.__init__
         signature = _signature(init, _inherited_fields(obj) if dataclasses.is_dataclass(obj) else set())

@@ -12,7 +12,7 @@ original weights, and nothing is written unless everything succeeded.
 
 from .checkpoint import ConversionError, UnsafeCheckpointError, read_original_checkpoint
 from .clip_init import convert_clip_to_xclip, init_xclip_modules
-from .export import ConversionResult
+from .export import ConversionResult, ExportOptions
 from .hyperparameters import build_config, infer_sizes
 from .key_mapping import ORIGINAL_TO_HF, hf_to_original, original_to_hf
 from .reference import original_forward
@@ -26,6 +26,7 @@ __all__ = [
     "RELEASED_CHECKPOINTS",
     "ConversionError",
     "ConversionResult",
+    "ExportOptions",
     "UnsafeCheckpointError",
     "build_clip_tokenizer",
     "build_config",

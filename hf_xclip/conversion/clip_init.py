@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from ..configuration_xclip import XClipConfig, heads_for_width
-from ..hub.model_cards import converted_model_card
+from ..configuration_xclip import heads_for_width
 from .checkpoint import ConversionError, sha256_of
 from .clip_weights import load_clip_state_dict
-from .export import ConversionResult, export_model, resolve_tokenizer
+from .export import ConversionResult, ExportOptions, export_model, resolve_tokenizer
 from .hyperparameters import build_config, infer_sizes
 from .output import check_output_dir
 from .xclip import detect_family
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +132,26 @@ def _default_tokenizer_dir(source: Path) -> Path | None:
     return None
 
 
+def _load_plain_clip(clip_path: Path) -> dict[str, torch.Tensor]:
+    clip_weights = load_clip_state_dict(clip_path)
+    family = detect_family(clip_weights)
+    if family != "clip":
+        raise ConversionError(
+            f"{clip_path} is not a plain CLIP checkpoint (detected `{family}`); expected CLIP weights without "
+            "X-CLIP's message tokens, MIT or prompt generator."
+        )
+    return clip_weights
+
+
+def _source_file(clip_path: Path) -> tuple[str, str]:
+    """How the model card names the CLIP weights (a file, or ``model.safetensors`` in a directory) and their
+    sha256."""
+    weights_file = clip_path if clip_path.is_file() else clip_path / "model.safetensors"
+    sha256 = sha256_of(weights_file) if weights_file.is_file() else "(sharded directory)"
+    source_name = clip_path.name if clip_path.is_file() else f"{clip_path.name}/{weights_file.name}"
+    return source_name, sha256
+
+
 def convert_clip_to_xclip(
     clip: str | Path,
     output_dir: str | Path,
@@ -140,11 +163,7 @@ def convert_clip_to_xclip(
     seed: int = 0,
     bpe_vocab: str | Path | None = None,
     tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
-    verify: bool = True,
-    overwrite: bool = False,
-    push_to_hub: str | None = None,
-    token: str | None = None,
-    private: bool | None = None,
+    **options: Unpack[ExportOptions],
 ) -> ConversionResult:
     """Initialise an X-CLIP from CLIP weights (the starting point of X-CLIP training) and write it.
 
@@ -154,16 +173,11 @@ def convert_clip_to_xclip(
         mit_layers / prompt_layers / prompt_alpha: the new modules (defaults: the original main script's).
         seed: seed of the new modules' random initialisation.
         tokenizer: defaults to the tokenizer saved in a transformers CLIP directory.
+        bpe_vocab / options: as for `convert_xclip_checkpoint`.
     """
     clip_path = Path(clip)
-    check_output_dir(output_dir, overwrite)
-    clip_weights = load_clip_state_dict(clip_path)
-    family = detect_family(clip_weights)
-    if family != "clip":
-        raise ConversionError(
-            f"{clip_path} is not a plain CLIP checkpoint (detected `{family}`); expected CLIP weights without "
-            "X-CLIP's message tokens, MIT or prompt generator."
-        )
+    check_output_dir(output_dir, options.get("overwrite", False))
+    clip_weights = _load_plain_clip(clip_path)
     clip_sizes = infer_sizes(clip_weights)
     if num_frames < 1:
         raise ConversionError(f"num_frames must be positive, got {num_frames}.")
@@ -185,38 +199,25 @@ def convert_clip_to_xclip(
     if tokenizer is None and bpe_vocab is None:
         tokenizer = _default_tokenizer_dir(clip_path)
     shipped_tokenizer = resolve_tokenizer(tokenizer, bpe_vocab, sizes.vocab_size)
-    weights_file = clip_path if clip_path.is_file() else clip_path / "model.safetensors"
-    sha256 = sha256_of(weights_file) if weights_file.is_file() else "(sharded directory)"
-    source_name = clip_path.name if clip_path.is_file() else f"{clip_path.name}/{weights_file.name}"
-
-    def make_card(config: XClipConfig):
-        return converted_model_card(
-            title=f"X-CLIP initialised from CLIP `{source_name}` ({num_frames} frames, {sizes.image_size} px)",
-            summary="An untrained X-CLIP: CLIP's image and text encoders with X-CLIP's new modules (message tokens, "
-            "multi-frame integration transformer, video-specific prompt generator) initialised as the original "
-            "training code does. This is the starting point of X-CLIP training, not a video classifier yet.",
-            source_file=source_name,
-            source_sha256=sha256,
-            config=config,
-            repo_id=push_to_hub,
-            license="mit",
-            family="x-clip",
-            notes=[
-                f"new modules: {mit_layers} MIT layer(s), {prompt_layers} prompt layer(s), alpha {prompt_alpha}, "
-                f"seed {seed}"
-            ],
-        )
-
+    source_name, sha256 = _source_file(clip_path)
+    card = dict(
+        title=f"X-CLIP initialised from CLIP `{source_name}` ({num_frames} frames, {sizes.image_size} px)",
+        summary="An untrained X-CLIP: CLIP's image and text encoders with X-CLIP's new modules (message tokens, "
+        "multi-frame integration transformer, video-specific prompt generator) initialised as the original "
+        "training code does. This is the starting point of X-CLIP training, not a video classifier yet.",
+        license="mit",
+        family="x-clip",
+        notes=[
+            f"new modules: {mit_layers} MIT layer(s), {prompt_layers} prompt layer(s), alpha {prompt_alpha}, seed {seed}"
+        ],
+    )
     return export_model(
         weights,
         config,
         output_dir,
+        source_file=source_name,
         source_sha256=sha256,
-        make_card=make_card,
+        card=card,
         tokenizer=shipped_tokenizer,
-        verify=verify,
-        overwrite=overwrite,
-        push_to_hub=push_to_hub,
-        token=token,
-        private=private,
+        **options,
     )

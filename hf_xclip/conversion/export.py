@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import torch
-from huggingface_hub import ModelCard
 from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
+from ..hub.model_cards import converted_model_card
 from ..hub.push import has_pipeline_files, push_model
 from ..labels import DEFAULT_HYPOTHESIS_TEMPLATE
 from .checkpoint import ConversionError
@@ -26,6 +26,23 @@ from .tokenizer import check_tokenizer_matches, load_tokenizer
 logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
+
+
+class ExportOptions(TypedDict, total=False):
+    """Keyword arguments of every ``convert_*`` function: how the result is checked, written and shared.
+
+    Attributes:
+        verify: compare the converted model with the reference forward of the original weights (default True).
+        overwrite: replace a non-empty `output_dir` (default False).
+        push_to_hub: repo id to upload the directory to.
+        token / private: for the upload.
+    """
+
+    verify: bool
+    overwrite: bool
+    push_to_hub: str | None
+    token: str | None
+    private: bool | None
 
 
 @dataclass
@@ -126,8 +143,9 @@ def export_model(
     config: XClipConfig,
     output_dir: str | Path,
     *,
+    source_file: str,
     source_sha256: str,
-    make_card: Callable[[XClipConfig], ModelCard],
+    card: dict[str, Any],
     tokenizer: PreTrainedTokenizerBase | None = None,
     hypothesis_template: str = DEFAULT_HYPOTHESIS_TEMPLATE,
     verify: bool = True,
@@ -137,7 +155,9 @@ def export_model(
     private: bool | None = None,
 ) -> ConversionResult:
     """Write a complete model directory for `original_state_dict` (original naming) or change nothing; the
-    processor records `hypothesis_template`, the text template the model was trained with."""
+    processor records `hypothesis_template`, the text template the model was trained with, and the model card is
+    `converted_model_card` of `source_file` (its sha256, the written config, the repo pushed to) with the other
+    fields in `card` (title, summary, license, ...)."""
     from .processor import save_processor
 
     original_state_dict = {
@@ -160,7 +180,9 @@ def export_model(
         del model
         shutil.rmtree(unverified)
         save_processor(staging, config, tokenizer, hypothesis_template)
-        make_card(config).save(staging / "README.md")
+        converted_model_card(
+            source_file=source_file, source_sha256=source_sha256, config=config, repo_id=push_to_hub, **card
+        ).save(staging / "README.md")
     if push_to_hub:
         result.hub_url = push_converted(result.output_dir, push_to_hub, token=token, private=private)
     return result
@@ -186,6 +208,7 @@ def push_converted(folder: str | Path, repo_id: str, *, token: str | None = None
 
 __all__ = [
     "ConversionResult",
+    "ExportOptions",
     "check_output_dir",
     "export_model",
     "load_strict",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -132,6 +133,25 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
             f"not an X-CLIP / CLIP state dict: missing {', '.join(missing)} (found keys like {sample}). Expected the "
             "original X-CLIP naming (`visual.transformer.resblocks.N...`, `transformer.resblocks.N...`, `mit...`)."
         )
+    vision = _vision_sizes(state_dict)
+    text = _text_sizes(state_dict, vision["projection_dim"])
+    video = _video_sizes(state_dict, vision["vision_width"], vision["projection_dim"])
+    prompts = _learned_prompt_sizes(state_dict, vision, text)
+    return ArchitectureSizes(**vision, **text, **video, **prompts)
+
+
+def _encoder_blocks(state_dict: dict[str, torch.Tensor], prefix: str, width: int, what: str) -> tuple[list[int], int]:
+    """The block indices of an encoder under `prefix` (``what`` names it in the error when it has none) and the
+    width of their MLP, every block checked against `width`."""
+    layers = layer_indices(state_dict, prefix)
+    if not layers:
+        raise ConversionError(f"the state dict has no {what}`{prefix}N` blocks.")
+    return layers, _block_sizes(state_dict, prefix, width, layers)
+
+
+def _vision_sizes(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The image encoder's fields of `ArchitectureSizes` (and the projection width), its cross-frame
+    communication (message tokens) checked."""
     vision_width, channels, patch, patch_w = _shape(state_dict, "visual.conv1.weight", 4)
     if channels != 3 or patch != patch_w:
         raise ConversionError(
@@ -148,18 +168,27 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
     _expect(state_dict, "visual.class_embedding", (vision_width,))
     projection_dim = _shape(state_dict, "visual.proj", 2)[1]
     _expect(state_dict, "visual.proj", (vision_width, projection_dim))
-    vision_layers = layer_indices(state_dict, "visual.transformer.resblocks.")
-    if not vision_layers:
-        raise ConversionError("the state dict has no `visual.transformer.resblocks.N` blocks.")
-    vision_intermediate = _block_sizes(state_dict, "visual.transformer.resblocks.", vision_width, vision_layers)
+    layers, intermediate = _encoder_blocks(state_dict, "visual.transformer.resblocks.", vision_width, "")
     cross_frame = "visual.transformer.resblocks.0.message_fc.weight" in state_dict
     if cross_frame:
-        for index in vision_layers:
+        for index in layers:
             block = f"visual.transformer.resblocks.{index}."
             _expect(state_dict, block + "message_fc.weight", (vision_width, vision_width))
             _expect(state_dict, block + "message_ln.weight", (vision_width,))
             _expect(state_dict, block + "message_attn.in_proj_weight", (3 * vision_width, vision_width))
+    return {
+        "projection_dim": projection_dim,
+        "vision_width": vision_width,
+        "vision_layers": len(layers),
+        "vision_intermediate": intermediate,
+        "patch_size": patch,
+        "image_size": patch * grid,
+        "cross_frame_attention": cross_frame,
+    }
 
+
+def _text_sizes(state_dict: dict[str, torch.Tensor], projection_dim: int) -> dict[str, Any]:
+    """The text encoder's fields of `ArchitectureSizes` (``vocab_size`` 0 without a token embedding)."""
     text_width = _shape(state_dict, "ln_final.weight", 1)[0]
     context_length = _shape(state_dict, "positional_embedding", 2)[0]
     _expect(state_dict, "positional_embedding", (context_length, text_width))
@@ -168,11 +197,19 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
     if "token_embedding.weight" in state_dict:
         vocab_size = _shape(state_dict, "token_embedding.weight", 2)[0]
         _expect(state_dict, "token_embedding.weight", (vocab_size, text_width))
-    text_layers = layer_indices(state_dict, "transformer.resblocks.")
-    if not text_layers:
-        raise ConversionError("the state dict has no text `transformer.resblocks.N` blocks.")
-    text_intermediate = _block_sizes(state_dict, "transformer.resblocks.", text_width, text_layers)
+    layers, intermediate = _encoder_blocks(state_dict, "transformer.resblocks.", text_width, "text ")
+    return {
+        "text_width": text_width,
+        "text_layers": len(layers),
+        "text_intermediate": intermediate,
+        "context_length": context_length,
+        "vocab_size": vocab_size,
+    }
 
+
+def _video_sizes(state_dict: dict[str, torch.Tensor], vision_width: int, projection_dim: int) -> dict[str, Any]:
+    """The fields of `ArchitectureSizes` for what X-CLIP adds after the encoders: the MIT (frames, layers, MLP
+    width) and the video-specific prompt generator."""
     num_frames = mit_intermediate = 0
     mit_layers: list[int] = []
     if "mit.positional_embedding" in state_dict:
@@ -192,39 +229,34 @@ def infer_sizes(state_dict: dict[str, torch.Tensor]) -> ArchitectureSizes:
             # the prompt generator's MLP is 4x wide in the original and in hf_xclip (not configurable)
             _expect(state_dict, block + "mlp.0.weight", (4 * projection_dim, projection_dim))
             _expect(state_dict, block + "mlp.3.weight", (projection_dim, 4 * projection_dim))
+    return {
+        "num_frames": num_frames,
+        "mit_layers": len(mit_layers),
+        "mit_intermediate": mit_intermediate,
+        "prompt_generator": "prompts_visual_proj" in state_dict,
+        "prompt_layers": len(prompt_layers),
+    }
 
-    vision_prompt_tokens, vision_prompt_depth = _prompt_sizes(
-        state_dict, "visual.VPT", "visual.transformer.resblocks.", vision_width, len(vision_layers)
-    )
-    text_prompt_tokens, text_prompt_depth = _prompt_sizes(
-        state_dict, "prompt_learner.ctx", "transformer.resblocks.", text_width, len(text_layers)
-    )
-    if text_prompt_tokens >= context_length - 1:
-        raise ConversionError(f"{text_prompt_tokens} text context vectors leave no room in {context_length} positions.")
 
-    return ArchitectureSizes(
-        projection_dim=projection_dim,
-        vision_width=vision_width,
-        vision_layers=len(vision_layers),
-        vision_intermediate=vision_intermediate,
-        patch_size=patch,
-        image_size=patch * grid,
-        text_width=text_width,
-        text_layers=len(text_layers),
-        text_intermediate=text_intermediate,
-        context_length=context_length,
-        vocab_size=vocab_size,
-        cross_frame_attention=cross_frame,
-        num_frames=num_frames,
-        mit_layers=len(mit_layers),
-        mit_intermediate=mit_intermediate,
-        prompt_generator="prompts_visual_proj" in state_dict,
-        prompt_layers=len(prompt_layers),
-        vision_prompt_tokens=vision_prompt_tokens,
-        vision_prompt_depth=vision_prompt_depth,
-        text_prompt_tokens=text_prompt_tokens,
-        text_prompt_depth=text_prompt_depth,
+def _learned_prompt_sizes(
+    state_dict: dict[str, torch.Tensor], vision: dict[str, Any], text: dict[str, Any]
+) -> dict[str, Any]:
+    """The fields of `ArchitectureSizes` for ViFi-CLIP's learned vision and language prompts (0 without them)."""
+    vision_tokens, vision_depth = _prompt_sizes(
+        state_dict, "visual.VPT", "visual.transformer.resblocks.", vision["vision_width"], vision["vision_layers"]
     )
+    text_tokens, text_depth = _prompt_sizes(
+        state_dict, "prompt_learner.ctx", "transformer.resblocks.", text["text_width"], text["text_layers"]
+    )
+    context_length = text["context_length"]
+    if text_tokens >= context_length - 1:
+        raise ConversionError(f"{text_tokens} text context vectors leave no room in {context_length} positions.")
+    return {
+        "vision_prompt_tokens": vision_tokens,
+        "vision_prompt_depth": vision_depth,
+        "text_prompt_tokens": text_tokens,
+        "text_prompt_depth": text_depth,
+    }
 
 
 def build_config(sizes: ArchitectureSizes, *, num_frames: int | None = None, **overrides) -> XClipConfig:

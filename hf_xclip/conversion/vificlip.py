@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..configuration_xclip import XClipConfig
-from ..hub.model_cards import VIFICLIP_URL, converted_model_card
+from ..hub.model_cards import VIFICLIP_URL
 from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
 from .clip_weights import load_clip_state_dict
-from .export import ConversionResult, export_model, resolve_tokenizer
-from .hyperparameters import build_config, infer_sizes
+from .export import ConversionResult, ExportOptions, export_model, resolve_tokenizer
+from .hyperparameters import ArchitectureSizes, build_config, infer_sizes
 from .output import check_output_dir
 from .xclip import detect_family
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,56 @@ def _check_token_embedding(
         )
 
 
+def _check_vificlip_keys(checkpoint: OriginalCheckpoint, checkpoint_path: Path) -> None:
+    if not any(key.startswith("image_encoder.") for key in checkpoint.state_dict):
+        family = detect_family(checkpoint.state_dict)
+        hint = {
+            "xclip": " It is an original X-CLIP checkpoint: use --from xclip.",
+            "clip": " It is a plain CLIP state dict: use --from clip.",
+        }.get(family, "")
+        sample = ", ".join(sorted(checkpoint.state_dict)[:5])
+        raise ConversionError(
+            f"{checkpoint_path} is not a ViFi-CLIP checkpoint: expected `module.image_encoder.*` and "
+            f"`module.text_encoder.*` keys, found keys like {sample}.{hint}"
+        )
+
+
+def _add_token_embedding(
+    weights: dict[str, torch.Tensor], prompt_learner: dict[str, torch.Tensor], clip: str | Path
+) -> None:
+    """ViFi-CLIP does not save the token embedding: take it from the CLIP it was fine-tuned from (checked against
+    the prompt learner's stored embeddings)."""
+    clip_weights = load_clip_state_dict(clip)
+    if "token_embedding.weight" not in clip_weights:
+        raise ConversionError(f"{clip} has no token embedding (`token_embedding.weight`); expected full CLIP weights.")
+    token_embedding = clip_weights["token_embedding.weight"]
+    _check_token_embedding(token_embedding, prompt_learner, str(clip))
+    weights["token_embedding.weight"] = token_embedding
+
+
+def _frame_count(checkpoint: OriginalCheckpoint, num_frames: int | None, checkpoint_path: Path) -> int:
+    """`num_frames`, else the checkpoint's ``DATA.NUM_FRAMES``."""
+    config_frames = checkpoint.config_value("DATA", "NUM_FRAMES")
+    frames = num_frames or (int(config_frames) if config_frames else None)
+    if frames is None:
+        raise ConversionError(
+            f"{checkpoint_path} has no DATA.NUM_FRAMES in its config: pass num_frames (--num-frames)."
+        )
+    if num_frames and config_frames and int(config_frames) != num_frames:
+        logger.warning("using %s frames; the checkpoint was trained with %s.", num_frames, config_frames)
+    return frames
+
+
+def _prompts_summary(sizes: ArchitectureSizes) -> str:
+    """The model card's sentence on the learned prompts of a prompted ViFi-CLIP."""
+    return (
+        f" Learned prompts (vision-language prompting on top of the fine-tuned model, the paper's \"bridge and "
+        f'prompt"): {sizes.text_prompt_tokens} text context vectors after the start token in {sizes.text_prompt_depth} '
+        f"text layer(s), {sizes.vision_prompt_tokens} vision prompt tokens in {sizes.vision_prompt_depth} vision "
+        "layer(s)."
+    )
+
+
 def convert_vificlip_checkpoint(
     checkpoint_path: str | Path,
     output_dir: str | Path,
@@ -124,11 +177,7 @@ def convert_vificlip_checkpoint(
     bpe_vocab: str | Path | None = None,
     tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
     num_frames: int | None = None,
-    verify: bool = True,
-    overwrite: bool = False,
-    push_to_hub: str | None = None,
-    token: str | None = None,
-    private: bool | None = None,
+    **options: Unpack[ExportOptions],
 ) -> ConversionResult:
     """Convert a ViFi-CLIP checkpoint into an hf_xclip model without message tokens, MIT or prompt generator.
 
@@ -141,85 +190,44 @@ def convert_vificlip_checkpoint(
         clip: CLIP weights the checkpoint was fine-tuned from (transformers CLIP directory, OpenAI state dict or
             TorchScript file); ViFi-CLIP does not save the token embedding, it is taken from here.
         num_frames: frames per video; read from the checkpoint's config (``DATA.NUM_FRAMES``) when not given.
+        bpe_vocab / tokenizer / options: as for `convert_xclip_checkpoint`.
     """
     checkpoint_path = Path(checkpoint_path)
-    check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, options.get("overwrite", False))
     checkpoint = read_original_checkpoint(checkpoint_path)
-    if not any(key.startswith("image_encoder.") for key in checkpoint.state_dict):
-        family = detect_family(checkpoint.state_dict)
-        hint = {
-            "xclip": " It is an original X-CLIP checkpoint: use --from xclip.",
-            "clip": " It is a plain CLIP state dict: use --from clip.",
-        }.get(family, "")
-        sample = ", ".join(sorted(checkpoint.state_dict)[:5])
-        raise ConversionError(
-            f"{checkpoint_path} is not a ViFi-CLIP checkpoint: expected `module.image_encoder.*` and "
-            f"`module.text_encoder.*` keys, found keys like {sample}.{hint}"
-        )
+    _check_vificlip_keys(checkpoint, checkpoint_path)
     weights, prompt_learner = vificlip_to_clip_naming(checkpoint.state_dict)
     weights = round_prompts_like_original(weights)
-    clip_weights = load_clip_state_dict(clip)
-    if "token_embedding.weight" not in clip_weights:
-        raise ConversionError(f"{clip} has no token embedding (`token_embedding.weight`); expected full CLIP weights.")
-    token_embedding = clip_weights["token_embedding.weight"]
-    _check_token_embedding(token_embedding, prompt_learner, str(clip))
-    weights["token_embedding.weight"] = token_embedding
+    _add_token_embedding(weights, prompt_learner, clip)
     sizes = infer_sizes(weights)
-    config_frames = checkpoint.config_value("DATA", "NUM_FRAMES")
-    frames = num_frames or (int(config_frames) if config_frames else None)
-    if frames is None:
-        raise ConversionError(
-            f"{checkpoint_path} has no DATA.NUM_FRAMES in its config: pass num_frames (--num-frames)."
-        )
-    if num_frames and config_frames and int(config_frames) != num_frames:
-        logger.warning("using %s frames; the checkpoint was trained with %s.", num_frames, config_frames)
+    frames = _frame_count(checkpoint, num_frames, checkpoint_path)
     config = build_config(sizes, num_frames=frames, logit_scale_init_value=float(weights["logit_scale"]))
     prompted = sizes.text_prompt_tokens > 0 or sizes.vision_prompt_tokens > 0
     template = (
         prompted_template(checkpoint, sizes.text_prompt_tokens) if sizes.text_prompt_tokens else VIFICLIP_TEMPLATE
     )
     shipped_tokenizer = resolve_tokenizer(tokenizer, bpe_vocab, sizes.vocab_size)
-    sha256 = sha256_of(checkpoint_path)
-
-    prompts = (
-        f" Learned prompts (vision-language prompting on top of the fine-tuned model, the paper's \"bridge and "
-        f'prompt"): {sizes.text_prompt_tokens} text context vectors after the start token in {sizes.text_prompt_depth} '
-        f"text layer(s), {sizes.vision_prompt_tokens} vision prompt tokens in {sizes.vision_prompt_depth} vision "
-        "layer(s)."
-        if prompted
-        else ""
+    card = dict(
+        title=f"ViFi-CLIP{' (prompted)' if prompted else ''}, {frames} frames, {sizes.image_size} px "
+        f"(converted from `{checkpoint_path.name}`)",
+        summary="ViFi-CLIP (Rasheed et al., CVPR 2023): CLIP fine-tuned on video; every frame goes through the "
+        "CLIP image encoder and the video embedding is the mean of the projected frame embeddings."
+        + (_prompts_summary(sizes) if prompted else "")
+        + f" Converted with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes "
+        f"from `{Path(clip).name}`.",
+        license="other",
+        license_link=VIFICLIP_URL,
+        family="vifi-clip",
+        template=template,
     )
-
-    def make_card(config: XClipConfig):
-        return converted_model_card(
-            title=f"ViFi-CLIP{' (prompted)' if prompted else ''}, {frames} frames, {sizes.image_size} px "
-            f"(converted from `{checkpoint_path.name}`)",
-            summary="ViFi-CLIP (Rasheed et al., CVPR 2023): CLIP fine-tuned on video; every frame goes through the "
-            "CLIP image encoder and the video embedding is the mean of the projected frame embeddings."
-            + prompts
-            + f" Converted with hf_xclip from the original checkpoint ({VIFICLIP_URL}); the token embedding comes "
-            f"from `{Path(clip).name}`.",
-            source_file=checkpoint_path.name,
-            source_sha256=sha256,
-            config=config,
-            repo_id=push_to_hub,
-            license="other",
-            license_link=VIFICLIP_URL,
-            family="vifi-clip",
-            template=template,
-        )
-
     return export_model(
         weights,
         config,
         output_dir,
-        source_sha256=sha256,
-        make_card=make_card,
+        source_file=checkpoint_path.name,
+        source_sha256=sha256_of(checkpoint_path),
+        card=card,
         tokenizer=shipped_tokenizer,
         hypothesis_template=template,
-        verify=verify,
-        overwrite=overwrite,
-        push_to_hub=push_to_hub,
-        token=token,
-        private=private,
+        **options,
     )

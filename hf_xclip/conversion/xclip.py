@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..configuration_xclip import XClipConfig
-from ..hub.model_cards import converted_model_card
 from .checkpoint import ConversionError, OriginalCheckpoint, read_original_checkpoint, sha256_of
-from .export import ConversionResult, export_model, resolve_tokenizer
-from .hyperparameters import CLIP_REQUIRED, XCLIP_MARKERS, build_config, infer_sizes
+from .export import ConversionResult, ExportOptions, export_model, resolve_tokenizer
+from .hyperparameters import CLIP_REQUIRED, XCLIP_MARKERS, ArchitectureSizes, build_config, infer_sizes
 from .output import check_output_dir
-from .releases import RELEASED_CHECKPOINTS
+from .releases import RELEASED_CHECKPOINTS, ReleasedCheckpoint
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -88,55 +91,16 @@ def _check_training_config(checkpoint: OriginalCheckpoint, config: XClipConfig) 
     return notes
 
 
-def convert_xclip_checkpoint(
-    checkpoint_path: str | Path,
-    output_dir: str | Path,
-    *,
-    bpe_vocab: str | Path | None = None,
-    tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
-    num_frames: int | None = None,
-    verify: bool = True,
-    overwrite: bool = False,
-    push_to_hub: str | None = None,
-    token: str | None = None,
-    private: bool | None = None,
-) -> ConversionResult:
-    """Convert an original X-CLIP checkpoint into an hf_xclip model directory.
-
-    Args:
-        checkpoint_path: the ``.pth`` the original training writes (``{"model", "config", ...}``), or a bare state
-            dict, with or without a DDP ``module.`` prefix. Read without yacs and without unpickling code.
-        output_dir: created (or replaced with ``overwrite``) only when everything succeeded.
-        bpe_vocab: CLIP's ``bpe_simple_vocab_16e6.txt.gz`` to build the tokenizer from.
-        tokenizer: alternatively a tokenizer directory / Hub name / object.
-        num_frames: optional check: the frame count the MIT position embedding must have.
-        verify: compare the converted model with the reference forward of the original weights.
-        push_to_hub: repo id to upload the directory to.
-
-    Returns:
-        `ConversionResult`; every hyperparameter comes from the weights' shapes.
-    """
-    checkpoint_path = Path(checkpoint_path)
-    check_output_dir(output_dir, overwrite)
-    checkpoint = read_original_checkpoint(checkpoint_path)
-    state_dict = checkpoint.state_dict
-    check_xclip_state_dict(state_dict, str(checkpoint_path))
-    sizes = infer_sizes(state_dict)
+def _check_num_frames(num_frames: int | None, sizes: ArchitectureSizes) -> None:
     if num_frames is not None and num_frames != sizes.num_frames:
         raise ConversionError(
             f"--num-frames {num_frames} does not match the checkpoint: its MIT position embedding was trained for "
             f"{sizes.num_frames} frames (the converted model still accepts other frame counts at inference)."
         )
-    config = build_config(sizes, logit_scale_init_value=float(state_dict["logit_scale"]))
-    shipped_tokenizer = resolve_tokenizer(tokenizer, bpe_vocab, sizes.vocab_size)
-    notes = _check_training_config(checkpoint, config)
-    if shipped_tokenizer is None:
-        logger.warning("no tokenizer given (--bpe-vocab or --tokenizer): the output has no tokenizer files.")
-        notes.append(
-            f"no tokenizer was converted with this model; it needs one with {sizes.vocab_size} tokens "
-            "(CLIP's BPE has 49,408)"
-        )
-    sha256 = sha256_of(checkpoint_path)
+
+
+def _matching_release(checkpoint_path: Path, sizes: ArchitectureSizes) -> ReleasedCheckpoint | None:
+    """The released checkpoint of this file name, if its shapes are the release's (its accuracy is then claimed)."""
     release = RELEASED_CHECKPOINTS.get(checkpoint_path.name)
     if release is not None and (release.patch_size, release.num_frames, release.image_size) != (
         sizes.patch_size,
@@ -147,38 +111,73 @@ def convert_xclip_checkpoint(
             "%s is named like a released checkpoint but its shapes differ; not claiming its accuracy.",
             checkpoint_path.name,
         )
-        release = None
+        return None
+    return release
+
+
+def convert_xclip_checkpoint(
+    checkpoint_path: str | Path,
+    output_dir: str | Path,
+    *,
+    bpe_vocab: str | Path | None = None,
+    tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
+    num_frames: int | None = None,
+    **options: Unpack[ExportOptions],
+) -> ConversionResult:
+    """Convert an original X-CLIP checkpoint into an hf_xclip model directory.
+
+    Args:
+        checkpoint_path: the ``.pth`` the original training writes (``{"model", "config", ...}``), or a bare state
+            dict, with or without a DDP ``module.`` prefix. Read without yacs and without unpickling code.
+        output_dir: created (or replaced with ``overwrite``) only when everything succeeded.
+        bpe_vocab: CLIP's ``bpe_simple_vocab_16e6.txt.gz`` to build the tokenizer from.
+        tokenizer: alternatively a tokenizer directory / Hub name / object.
+        num_frames: optional check: the frame count the MIT position embedding must have.
+        options: `ExportOptions`: ``verify`` (against the reference forward of the original weights, default
+            True), ``overwrite``, ``push_to_hub`` (a repo id), ``token``, ``private``.
+
+    Returns:
+        `ConversionResult`; every hyperparameter comes from the weights' shapes.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    check_output_dir(output_dir, options.get("overwrite", False))
+    checkpoint = read_original_checkpoint(checkpoint_path)
+    state_dict = checkpoint.state_dict
+    check_xclip_state_dict(state_dict, str(checkpoint_path))
+    sizes = infer_sizes(state_dict)
+    _check_num_frames(num_frames, sizes)
+    config = build_config(sizes, logit_scale_init_value=float(state_dict["logit_scale"]))
+    shipped_tokenizer = resolve_tokenizer(tokenizer, bpe_vocab, sizes.vocab_size)
+    notes = _check_training_config(checkpoint, config)
+    if shipped_tokenizer is None:
+        logger.warning("no tokenizer given (--bpe-vocab or --tokenizer): the output has no tokenizer files.")
+        notes.append(
+            f"no tokenizer was converted with this model; it needs one with {sizes.vocab_size} tokens "
+            "(CLIP's BPE has 49,408)"
+        )
+    sha256 = sha256_of(checkpoint_path)
+    release = _matching_release(checkpoint_path, sizes)
     if release is not None and release.hub_name:
         notes.append(f"the same weights as transformers' port `{release.hub_name}`")
-
-    def make_card(config: XClipConfig):
-        arch = release.arch if release else f"{sizes.vision_width}w/{sizes.patch_size}"
-        return converted_model_card(
-            title=f"X-CLIP {arch}, {sizes.num_frames} frames, {sizes.image_size} px "
-            f"(converted from `{checkpoint_path.name}`)",
-            summary="X-CLIP (Ni et al., ECCV 2022): CLIP extended to video with cross-frame communication "
-            "(message tokens), a multi-frame integration transformer and video-specific prompts. Converted from "
-            "the original microsoft/VideoX checkpoint with hf_xclip; outputs match the original implementation.",
-            source_file=checkpoint_path.name,
-            source_sha256=sha256,
-            config=config,
-            repo_id=push_to_hub,
-            license="mit",
-            family="x-clip",
-            release=release,
-            notes=notes,
-        )
-
+    arch = release.arch if release else f"{sizes.vision_width}w/{sizes.patch_size}"
+    card = dict(
+        title=f"X-CLIP {arch}, {sizes.num_frames} frames, {sizes.image_size} px "
+        f"(converted from `{checkpoint_path.name}`)",
+        summary="X-CLIP (Ni et al., ECCV 2022): CLIP extended to video with cross-frame communication "
+        "(message tokens), a multi-frame integration transformer and video-specific prompts. Converted from "
+        "the original microsoft/VideoX checkpoint with hf_xclip; outputs match the original implementation.",
+        license="mit",
+        family="x-clip",
+        release=release,
+        notes=notes,
+    )
     return export_model(
         state_dict,
         config,
         output_dir,
+        source_file=checkpoint_path.name,
         source_sha256=sha256,
-        make_card=make_card,
+        card=card,
         tokenizer=shipped_tokenizer,
-        verify=verify,
-        overwrite=overwrite,
-        push_to_hub=push_to_hub,
-        token=token,
-        private=private,
+        **options,
     )

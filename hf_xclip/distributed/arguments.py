@@ -10,6 +10,9 @@ from typing import Any
 
 from .engine import ENGINES, EngineOptions
 
+# The `EngineOptions` fields the options below set, by their argparse names (``videos_per_call`` is the command's).
+_ENGINE_ARGUMENTS = ("engine", "ray_address", "num_workers", "num_gpus_per_worker", "num_cpus_per_worker")
+
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine (see docs/distributed.md)")
@@ -57,14 +60,7 @@ def engine_options(args: argparse.Namespace, videos_per_call: int) -> EngineOpti
         given += ["--num-gpus-per-worker"] if args.num_gpus_per_worker else []
         if given:
             raise ValueError(f"{', '.join(given)} need --engine ray")
-    return EngineOptions(
-        engine=args.engine,
-        ray_address=args.ray_address,
-        num_workers=args.num_workers,
-        num_gpus_per_worker=args.num_gpus_per_worker,
-        num_cpus_per_worker=args.num_cpus_per_worker,
-        videos_per_call=videos_per_call,
-    )
+    return EngineOptions(**{name: getattr(args, name) for name in _ENGINE_ARGUMENTS}, videos_per_call=videos_per_call)
 
 
 def report_job(command: str, job: Callable[[], Any]) -> int:

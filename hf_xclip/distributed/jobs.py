@@ -264,13 +264,11 @@ def _run_job(
     flush_seconds: float,
     started: float,
 ) -> JobResult:
-    from ..data.folders import find_videos
-    from ..search.build import video_key
+    from ..search.build import find_index_videos
 
     for stale in output.glob(".*.partial"):  # a part a killed run was writing
         stale.unlink(missing_ok=True)
-    videos, missing = find_videos(paths)
-    videos = list(dict.fromkeys(video_key(str(v)) for v in videos))
+    videos, missing = find_index_videos(paths)
     done = written_paths(output)
     pending = [v for v in videos if v not in done]
     result = JobResult(output, skipped=len(videos) - len(pending), missing=[(str(p), r) for p, r in missing])
@@ -405,33 +403,25 @@ def run_index_job(
     """
     from dataclasses import asdict
 
-    from ..data.folders import find_videos
-    from ..search import (
-        IndexingResult,
-        create_index,
-        load_index_model,
-        load_or_build_faiss,
-        read_info,
-        read_manifest,
-        require_extra,
+    from ..search import load_index_model, load_or_build_faiss, read_manifest
+    from ..search.build import (
+        _IndexLock,
+        checked_index_info,
+        existing_index,
+        find_index_videos,
+        finish_indexing,
+        plan_indexing,
+        prepare_index_folder,
+        require_index_extras,
     )
-    from ..search.build import _index_info, _IndexLock, video_key
-    from ..search.format import SHARDS_DIR
 
     options = options or EngineOptions()
-    require_extra("pyarrow")
-    require_extra("faiss")
+    require_index_extras()
     output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} exists and is not a folder.")
-    existing = read_info(output) if output.is_dir() else None
-    if existing is None and output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
-        raise ValueError(f"{output} is not empty and is not an hf_xclip video index (no index.json).")
+    existing = existing_index(output)
     loaded = load_index_model(model, adapter, None, existing, device="cpu")  # fingerprints; workers load their own
     given = {"window": window, "stride": stride, "num_frames": num_frames, "tail": tail, "precision": precision}
-    info = _index_info(loaded, existing, given)
-    if existing is not None:
-        existing.check_model(info.video_fingerprint, info.text_fingerprint, f"the index {output}")
+    info = checked_index_info(loaded, existing, output, given)
     del loaded
     kwargs = predictor_kwargs(
         mode="index",
@@ -443,20 +433,9 @@ def run_index_job(
     )
     lock = _IndexLock(output)
     try:
-        if existing is None:
-            create_index(output, info)
-        for stale in (output / SHARDS_DIR).glob(".*.partial") if (output / SHARDS_DIR).is_dir() else ():
-            stale.unlink(missing_ok=True)
-        videos, missing = find_videos(paths)
-        videos = list(dict.fromkeys(video_key(str(v)) for v in videos))
-        before = read_manifest(output)
-        pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]
-        result = IndexingResult(
-            output,
-            skipped=sum(v in before.files for v in videos),
-            previously_failed=[v for v in videos if v in before.failed and not retry_failed],
-            missing=[(str(p), r) for p, r in missing],
-        )
+        prepare_index_folder(output, info, existing)
+        videos, missing = find_index_videos(paths)
+        pending, result = plan_indexing(output, videos, missing, read_manifest(output), retry_failed)
         shards = _ShardWriter(output, info, shard_size)
         for table in whole_videos(predictions(pending, kwargs, options), path_column("index")):
             shards.add(table)
@@ -465,12 +444,7 @@ def run_index_job(
         _, result.faiss = load_or_build_faiss(output, after.shards, kind=faiss_kind)
     finally:
         lock.release()
-    mine = set(pending)
-    result.indexed = sum(v in after.files for v in mine)
-    result.rows = sum(after.files.get(v, 0) for v in mine)
-    result.failed = [(v, r) for v, r in after.failed.items() if v in mine]
-    result.total_rows, result.total_videos = after.rows, len(after.files)
-    return result
+    return finish_indexing(result, pending, after)
 
 
 class _ShardWriter:

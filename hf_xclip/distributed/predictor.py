@@ -155,7 +155,7 @@ class XClipPredictor:
         )
 
     def _load_index_model(self) -> None:
-        from ..search.build import _index_info, load_index_model
+        from ..search.model import _index_info, load_index_model
 
         cfg = self.config
         self.loaded = load_index_model(cfg.model, cfg.adapter, device=cfg.device or _default_device())

@@ -44,35 +44,36 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from transformers.utils import logging
 
-from ..fingerprint import model_fingerprint
-from ..utils import check_positive_int, prefetch, unwrap_model
+from ..utils import check_positive_int, prefetch
 from ..video_io import URL_PREFIXES, fetch_video, iter_windows, require_backend
 from .faiss_index import FaissInfo, FaissKind, faiss_key, load_or_build_faiss
 from .format import (
-    DEFAULT_MODEL_NAME,
     INDEX_FILE,
     LOCK_FILE,
     SHARDS_DIR,
     IndexInfo,
-    IndexModelMismatchError,
     IndexSettings,
+    Manifest,
     RowBatch,
     Shard,
     create_index,
-    quantize_prompt_features,
     read_info,
     read_manifest,
     require_extra,
     write_shard,
 )
+from .model import LoadedModel, _index_info, embed_videos, load_index_model
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 logger = logging.get_logger(__name__)
 
@@ -167,43 +168,128 @@ def build_index(
     """
     from accelerate import PartialState
 
-    from ..data.folders import find_videos
-
     check_positive_int(batch_size, "batch_size")
     check_positive_int(shard_size, "shard_size")
-    require_extra("pyarrow")
-    require_extra("faiss")
+    require_index_extras()
     output = Path(output)
     state = PartialState(cpu=_cpu_only(device))
+    _warn_one_process(state)
+    existing = existing_index(output)
+    loaded = load_index_model(model, adapter, processor, existing, device=device or state.device)
+    if decode_backend is not None:  # `hf-xclip index --decode-backend`
+        require_backend(decode_backend)
+        loaded.video_processor.decode_backend = decode_backend
+    given = {"window": window, "stride": stride, "num_frames": num_frames, "tail": tail, "precision": precision}
+    info = checked_index_info(loaded, existing, output, given)
+    lock = _main_process_lock(state, output, info, existing)
+    try:
+        videos, missing = find_index_videos(paths)
+        pending, result = plan_indexing(output, videos, missing, _committed_before(state, output), retry_failed)
+        with state.split_between_processes(pending) as mine:  # each process indexes its part into its own shards
+            _index_videos(list(mine), output, info, loaded, batch_size, shard_size, num_workers, state, progress)
+        after, result.faiss = _faiss_after_run(state, output, faiss_kind)
+    finally:
+        if lock is not None:
+            lock.release()
+    return finish_indexing(result, pending, after)
+
+
+# -- the steps of a run (`hf_xclip.distributed.run_index_job` shares them) ---------------------------------------
+
+
+def require_index_extras() -> None:
+    """Raise ImportError (saying how to install them) without the ``index`` extra's pyarrow and faiss."""
+    require_extra("pyarrow")
+    require_extra("faiss")
+
+
+def existing_index(output: Path) -> IndexInfo | None:
+    """The index in `output` a run appends to; None for a new index (no folder yet, or an empty one).
+
+    Raises:
+        ValueError: `output` is a file, or a folder holding something else.
+    """
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} exists and is not a folder.")
+    existing = read_info(output) if output.is_dir() else None
+    if existing is None and output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
+        raise ValueError(f"{output} is not empty and is not an hf_xclip video index (no {INDEX_FILE}).")
+    return existing
+
+
+def checked_index_info(
+    loaded: LoadedModel, existing: IndexInfo | None, output: Path, given: dict[str, Any]
+) -> IndexInfo:
+    """The `IndexInfo` of the rows this run writes, checked against the index it appends to (settings, row sizes,
+    model and adapter)."""
+    info = _index_info(loaded, existing, given)
+    if existing is not None:
+        existing.check_model(info.video_fingerprint, info.text_fingerprint, f"the index {output}")
+    return info
+
+
+def prepare_index_folder(output: Path, info: IndexInfo, existing: IndexInfo | None) -> None:
+    """Create a new index; delete the shards a run that was killed before committing them left behind."""
+    if existing is None:
+        create_index(output, info)
+    for stale in (output / SHARDS_DIR).glob(".*.partial") if (output / SHARDS_DIR).is_dir() else ():
+        stale.unlink(missing_ok=True)  # written by a run that was killed before committing it
+
+
+def find_index_videos(paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The videos of `paths` (`hf_xclip.data.folders.find_videos`) named as an index names them (`video_key`),
+    without repeats, and ``(path, reason)`` of the paths that do not exist."""
+    from ..data.folders import find_videos
+
+    videos, missing = find_videos(paths)
+    return list(dict.fromkeys(video_key(v) for v in videos)), missing
+
+
+def plan_indexing(
+    output: Path, videos: list[str], missing: list[tuple[str, str]], before: Manifest, retry_failed: bool
+) -> tuple[list[str], IndexingResult]:
+    """The videos this run indexes (those not in the index `before` it, nor recorded as failed unless
+    `retry_failed`), and its result so far (skipped, previously failed, missing)."""
+    pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]
+    result = IndexingResult(
+        output,
+        skipped=sum(v in before.files for v in videos),
+        previously_failed=[v for v in videos if v in before.failed and not retry_failed],
+        missing=[(str(p), r) for p, r in missing],
+    )
+    return pending, result
+
+
+def finish_indexing(result: IndexingResult, pending: list[str], after: Manifest) -> IndexingResult:
+    """`result` completed from the index `after` the run: what became of the `pending` videos, and the totals."""
+    mine = set(pending)
+    result.indexed = sum(v in after.files for v in mine)
+    result.rows = sum(after.files.get(v, 0) for v in mine)
+    result.failed = [(v, r) for v, r in after.failed.items() if v in mine]
+    result.total_rows, result.total_videos = after.rows, len(after.files)
+    return result
+
+
+def _warn_one_process(state: PartialState) -> None:
     if state.num_processes == 1 and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
         logger.warning(
             "accelerate launch asked for several processes but started one: with --cpu it starts several only "
             "through MPI (--mpirun_hostfile). On a machine without GPUs use `accelerate launch --multi_gpu "
             "--num_processes N` or `torchrun --nproc_per_node N` (the processes then run on the CPU)."
         )
-    existing = read_info(output) if output.is_dir() else None
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} exists and is not a folder.")
-    if existing is None and output.is_dir() and any(not p.name.startswith(".") for p in output.iterdir()):
-        raise ValueError(f"{output} is not empty and is not an hf_xclip video index (no {INDEX_FILE}).")
-    loaded = load_index_model(model, adapter, processor, existing, device=device or state.device)
-    if decode_backend is not None:  # `hf-xclip index --decode-backend`
-        require_backend(decode_backend)
-        loaded.video_processor.decode_backend = decode_backend
-    given = {"window": window, "stride": stride, "num_frames": num_frames, "tail": tail, "precision": precision}
-    info = _index_info(loaded, existing, given)
-    if existing is not None:
-        existing.check_model(info.video_fingerprint, info.text_fingerprint, f"the index {output}")
 
+
+def _main_process_lock(
+    state: PartialState, output: Path, info: IndexInfo, existing: IndexInfo | None
+) -> _IndexLock | None:
+    """The main process locks the index and prepares its folder (`prepare_index_folder`); a failure there is
+    raised in every process. Returns the lock (None in the other processes)."""
     lock = None
     error = None
     if state.is_main_process:
         try:
             lock = _IndexLock(output)
-            if existing is None:
-                create_index(output, info)
-            for stale in (output / SHARDS_DIR).glob(".*.partial") if (output / SHARDS_DIR).is_dir() else ():
-                stale.unlink(missing_ok=True)  # written by a run that was killed before committing it
+            prepare_index_folder(output, info, existing)
         except (OSError, RuntimeError) as err:
             error = f"{type(err).__name__}: {err}"
     error = _broadcast(state, error)
@@ -211,50 +297,33 @@ def build_index(
         if lock is not None:
             lock.release()
         raise RuntimeError(f"cannot write the index {output}: {error}")
-    try:
-        videos, missing = find_videos(paths)
-        videos = list(dict.fromkeys(video_key(v) for v in videos))
-        if state.is_main_process:  # a damaged shard is set aside (its videos are redone) before anyone reads
-            for path in read_manifest(output, repair=True).set_aside:
-                logger.warning(f"set aside the damaged shard {path}: its videos are indexed again")
-        state.wait_for_everyone()
-        before = read_manifest(output)
-        state.wait_for_everyone()  # every process has read the same committed state before any writes
-        pending = [v for v in videos if v not in before.files and (retry_failed or v not in before.failed)]
-        result = IndexingResult(
-            output,
-            skipped=sum(v in before.files for v in videos),
-            previously_failed=[v for v in videos if v in before.failed and not retry_failed],
-            missing=[(str(p), r) for p, r in missing],
-        )
-        with state.split_between_processes(pending) as mine:
-            _index_videos(
-                list(mine),
-                output,
-                info,
-                loaded,
-                batch_size,
-                shard_size,
-                num_workers,
-                state.process_index,
-                progress and state.is_main_process,
-            )
-        state.wait_for_everyone()
-        after = read_manifest(output)
-        if state.is_main_process:
-            _, result.faiss = load_or_build_faiss(output, after.shards, kind=faiss_kind)
-        state.wait_for_everyone()
-        if result.faiss is None:  # other processes read what the main process wrote
-            result.faiss = _faiss_info_on_disk(output, after.shards)
-    finally:
-        if lock is not None:
-            lock.release()
-    mine_now = set(pending)
-    result.indexed = sum(v in after.files for v in mine_now)
-    result.rows = sum(after.files.get(v, 0) for v in mine_now)
-    result.failed = [(v, r) for v, r in after.failed.items() if v in mine_now]
-    result.total_rows, result.total_videos = after.rows, len(after.files)
-    return result
+    return lock
+
+
+def _committed_before(state: PartialState, output: Path) -> Manifest:
+    """The committed state of the index, the same in every process: the main process first sets damaged shards
+    aside (their videos are indexed again)."""
+    if state.is_main_process:  # a damaged shard is set aside (its videos are redone) before anyone reads
+        for path in read_manifest(output, repair=True).set_aside:
+            logger.warning(f"set aside the damaged shard {path}: its videos are indexed again")
+    state.wait_for_everyone()
+    before = read_manifest(output)
+    state.wait_for_everyone()  # every process has read the same committed state before any writes
+    return before
+
+
+def _faiss_after_run(state: PartialState, output: Path, faiss_kind: FaissKind) -> tuple[Manifest, FaissInfo | None]:
+    """The committed state after every process wrote its shards, and the FAISS index over it (built by the main
+    process)."""
+    state.wait_for_everyone()
+    after = read_manifest(output)
+    faiss = None
+    if state.is_main_process:
+        _, faiss = load_or_build_faiss(output, after.shards, kind=faiss_kind)
+    state.wait_for_everyone()
+    if faiss is None:  # other processes read what the main process wrote
+        faiss = _faiss_info_on_disk(output, after.shards)
+    return after, faiss
 
 
 def _cpu_only(device: str | torch.device | None) -> bool:
@@ -309,188 +378,6 @@ class _IndexLock:
 
     def release(self) -> None:
         self.handle.close()
-
-
-# -- the model ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to embed videos and queries: the model (eval mode, on its device), its video processor and
-    tokenizer, where it came from, and its fingerprints."""
-
-    model: Any
-    video_processor: Any
-    tokenizer: Any
-    processor: Any
-    name: str | None
-    adapter: str | None
-    video_fingerprint: str
-    text_fingerprint: str
-
-    @property
-    def config(self):
-        return self.model.config
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-
-def load_index_model(
-    model: Any = None,
-    adapter: str | os.PathLike | None = None,
-    processor: Any = None,
-    info: IndexInfo | None = None,
-    *,
-    tokenizer: Any = None,
-    device: str | torch.device | None = None,
-) -> LoadedModel:
-    """The model of an index: `model` (a name, or an object with `processor` / `tokenizer`), else the one `info`
-    records (with its adapter), else the embedded default model; with its fingerprints.
-
-    Raises:
-        ValueError: the model or its processor cannot be loaded.
-    """
-    from ..loading import resolve_components
-
-    if model is None and info is not None:
-        if info.model is None:
-            raise ValueError("the index does not record a model it can load: pass the model that built it.")
-        model, adapter = info.model, adapter if adapter is not None else info.adapter
-    if model is None:
-        model = DEFAULT_MODEL_NAME
-    name = None
-    if isinstance(model, (str, os.PathLike)):
-        from ..finetuning.adapters import load_model_with_adapter
-
-        name = os.fspath(model)
-        try:
-            model, loaded_processor, _ = load_model_with_adapter(_model_source(name), adapter)
-        except (OSError, ValueError) as err:
-            with_adapter = f" with adapter {adapter}" if adapter else ""
-            raise ValueError(f"cannot load model {name!r}{with_adapter}: {err}") from None
-        processor = processor or loaded_processor
-        name = _model_name(name)
-        if adapter is not None:
-            adapter = os.path.abspath(adapter) if os.path.exists(adapter) else os.fspath(adapter)
-    else:
-        model.eval()
-        source = getattr(getattr(model, "config", None), "name_or_path", None) or getattr(model, "name_or_path", None)
-        name = _model_name(source) if source else None
-    if device is not None:
-        model.to(device)
-    from ..video_processing_xclip import XClipVideoProcessor
-
-    core = unwrap_model(model)
-    video_processor = None
-    if isinstance(processor, XClipVideoProcessor):  # a video processor alone: the tokenizer comes from the model
-        video_processor, processor = processor, None
-    _, video_processor, tokenizer = resolve_components(
-        getattr(core, "name_or_path", None) or None, processor, video_processor, tokenizer
-    )
-    return LoadedModel(
-        model=model,
-        video_processor=video_processor,
-        tokenizer=tokenizer,
-        processor=processor,
-        name=name,
-        adapter=None if adapter is None else os.fspath(adapter),
-        **index_fingerprints(model),
-    )
-
-
-def index_fingerprints(model: Any) -> dict[str, str]:
-    """Both sides' fingerprints, hashed in two threads (hashing and dtype conversion release the GIL)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        video, text = pool.map(lambda part: model_fingerprint(model, part), ("video", "text"))
-    return {"video_fingerprint": video, "text_fingerprint": text}
-
-
-def _model_source(name: str) -> str:
-    if name == DEFAULT_MODEL_NAME:
-        from ..embedded_model.location import default_model_path
-
-        return default_model_path()
-    return name
-
-
-def _model_name(source: str) -> str:
-    """How index.json names a model: the default model by `DEFAULT_MODEL_NAME`, a folder by its absolute path, a
-    Hub id as it is."""
-    from ..embedded_model.location import default_model_path
-
-    try:
-        if os.path.exists(source) and os.path.samefile(source, default_model_path()):
-            return DEFAULT_MODEL_NAME
-    except FileNotFoundError:
-        pass
-    return os.path.abspath(source) if os.path.exists(source) else source
-
-
-def _index_info(loaded: LoadedModel, existing: IndexInfo | None, given: dict[str, Any]) -> IndexInfo:
-    core = unwrap_model(loaded.model)
-    config = core.config
-    projection_dim = int(getattr(core, "embed_dim", None) or config.projection_dim)
-    num_patches = 0
-    capabilities = getattr(core, "capabilities", None)  # the video-text interface: no prompts outside X-CLIP
-    if getattr(config, "use_prompt_generator", True) and (
-        capabilities is None or capabilities.video_conditioned_prompts
-    ):
-        crop = loaded.video_processor.crop_size
-        size = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop), int(crop))
-        patch = config.vision_config.patch_size
-        num_patches = (size[0] // patch) * (size[1] // patch)
-    if existing is not None:
-        recorded = asdict(existing.settings)
-        differ = {
-            k: (v, recorded[k])
-            for k, v in given.items()
-            if v is not None and v != recorded[k] and not (k == "stride" and given.get("window") is None)
-        }
-        if given.get("window") is not None and given.get("stride") is None and recorded["stride"] != given["window"]:
-            differ.setdefault("stride", (given["window"], recorded["stride"]))
-        if differ:
-            raise ValueError(
-                "this index was made with other settings: "
-                + ", ".join(f"{k}={theirs!r} (given {mine!r})" for k, (mine, theirs) in differ.items())
-                + "; append with the index's settings (leave them out) or build a new index."
-            )
-        if (existing.projection_dim, existing.num_patches) != (projection_dim, num_patches):
-            raise IndexModelMismatchError(
-                f"the index holds rows of {existing.projection_dim} x {existing.num_patches} patches, the model makes "
-                f"{projection_dim} x {num_patches}."
-            )
-        return IndexInfo(
-            loaded.name,
-            loaded.adapter,
-            loaded.video_fingerprint,
-            loaded.text_fingerprint,
-            projection_dim,
-            num_patches,
-            existing.settings,
-            existing.created,
-        )
-    settings = IndexSettings(
-        window=given["window"],
-        stride=given["stride"],
-        num_frames=given["num_frames"] or int(config.vision_config.num_frames),
-        tail=given["tail"] or "shift",
-        precision=given["precision"] or "int8",
-    )
-    return IndexInfo(
-        loaded.name,
-        loaded.adapter,
-        loaded.video_fingerprint,
-        loaded.text_fingerprint,
-        projection_dim,
-        num_patches,
-        settings,
-    )
 
 
 # -- rows of one video --------------------------------------------------------------------------------------------
@@ -577,16 +464,17 @@ def _index_videos(
     batch_size: int,
     shard_size: int,
     num_workers: int,
-    rank: int,
+    state: PartialState,
     progress: bool,
 ) -> None:
     """Embed `videos` and commit them in shards of about `shard_size` rows (whole videos only). Decoding runs
     ahead in `num_workers` threads and each shard is written by a background thread while the model goes on (one
-    write at a time, in order)."""
+    write at a time, in order). Its shards are named by the process's rank; the main process shows `progress`."""
     from tqdm.auto import tqdm
 
     if not videos:
         return
+    progress = progress and state.is_main_process
     settings = info.settings
     opened: collections.deque[_OpenVideo] = collections.deque()
     batch: list[tuple[_OpenVideo, torch.Tensor]] = []
@@ -611,7 +499,7 @@ def _index_videos(
         if ready and (rows >= shard_size or final):
             if writing:
                 writing.pop().result()  # raises what the previous write raised
-            writing.append(writer.submit(_commit_shard, output, info, list(ready), rank))
+            writing.append(writer.submit(_commit_shard, output, info, list(ready), state.process_index))
             bar.update(len(ready))
             ready.clear()
 
@@ -657,20 +545,6 @@ def _check_row_shapes(outputs, info: IndexInfo) -> None:
         )
 
 
-@torch.inference_mode()
-def embed_videos(model: Any, pixel_values: torch.Tensor, precision: str = "int8"):
-    """``(embeddings (B, D) float32, prompt values, prompt scales)`` of a batch of videos as an index stores them
-    (prompt values / scales are per row lists of arrays, or None per row without a prompt generator)."""
-    param = next(model.parameters())
-    pixels = pixel_values.to(device=param.device, dtype=param.dtype)
-    out = model.get_video_features(pixels, output_prompt_features=True, return_dict=True)
-    embeddings = out.pooler_output.float().cpu().numpy()
-    if out.prompt_features is None:
-        return list(embeddings), [None] * len(embeddings), [None] * len(embeddings)
-    values, scales = quantize_prompt_features(out.prompt_features, precision)
-    return list(embeddings), list(values), [None] * len(values) if scales is None else list(scales)
-
-
 def _commit_shard(output: Path, info: IndexInfo, videos: list[_OpenVideo], rank: int) -> Shard:
     good = [v for v in videos if v.failure is None]
     failed = [(v.video, v.failure) for v in videos if v.failure is not None]
@@ -691,13 +565,4 @@ def _commit_shard(output: Path, info: IndexInfo, videos: list[_OpenVideo], rank:
     return write_shard(output, info, rows, [(v.video, len(v.outputs)) for v in good], failed, rank)
 
 
-__all__ = [
-    "build_index",
-    "embed_videos",
-    "index_fingerprints",
-    "load_index_model",
-    "unwrap_model",
-    "video_rows",
-    "IndexingResult",
-    "LoadedModel",
-]
+__all__ = ["build_index", "video_rows", "IndexingResult"]

@@ -28,7 +28,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -41,9 +41,8 @@ from ..labels import (
     fill_templates,
     resolve_templates,
 )
-from ..utils import check_positive_int
+from ..utils import check_positive_int, unwrap_model
 from ..video_io import fetch_video
-from .build import LoadedModel, embed_videos, load_index_model, unwrap_model
 from .faiss_index import FaissInfo, column_array, load_or_build_faiss
 from .format import (
     IndexInfo,
@@ -52,6 +51,10 @@ from .format import (
     read_manifest,
     require_extra,
 )
+from .model import LoadedModel, embed_videos, load_index_model
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 # Candidates re-ranked per query: max(DEFAULT_CANDIDATES, CANDIDATES_PER_RESULT * top_k), at most the index size.
 DEFAULT_CANDIDATES = 50
@@ -150,6 +153,21 @@ def _prompts(generator: nn.Module, text: torch.Tensor, visual: torch.Tensor) -> 
 
 # ----------------------------------------------------------------------------------------------------------------
 # The index
+
+
+class RankOptions(TypedDict, total=False):
+    """How [`VideoIndex.rank`] finds the best rows; `VideoIndex.search` and `VideoIndex.search_embeddings` take them
+    too.
+
+    Attributes:
+        num_candidates: rows re-ranked exactly (default ``max(50, 5 * top_k)``).
+        nprobe: IVF cells probed (default: the calibrated value recorded with the FAISS index).
+        exhaustive: score every row exactly instead (no FAISS).
+    """
+
+    num_candidates: int | None
+    nprobe: int | None
+    exhaustive: bool
 
 
 class VideoIndex:
@@ -357,22 +375,15 @@ class VideoIndex:
         return ensemble_text_embeddings(embeds.float())
 
     def search(
-        self,
-        query: str | Sequence[str],
-        top_k: int = 10,
-        *,
-        num_candidates: int | None = None,
-        nprobe: int | None = None,
-        exhaustive: bool = False,
+        self, query: str | Sequence[str], top_k: int = 10, **options: Unpack[RankOptions]
     ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         """The rows that best match a text, best first.
 
         Args:
             query: a text, or a list of texts (then a list of results per text).
             top_k: results per text.
-            num_candidates: rows re-ranked exactly (default ``max(50, 5 * top_k)``).
-            nprobe: IVF cells probed (default: the calibrated value recorded with the FAISS index).
-            exhaustive: score every row exactly instead (no FAISS).
+            options: `RankOptions`: ``num_candidates`` (rows re-ranked exactly), ``nprobe`` (IVF cells probed),
+                ``exhaustive`` (score every row exactly, no FAISS).
 
         Returns:
             ``[{"video": str, "start": float, "end": float, "score": float}, ...]``: ``score`` is the X-CLIP logit
@@ -381,23 +392,15 @@ class VideoIndex:
         """
         single = isinstance(query, str)
         queries = [query] if single else list(query)
-        results = self.search_embeddings(
-            self.encode_queries(queries), top_k, num_candidates=num_candidates, nprobe=nprobe, exhaustive=exhaustive
-        )
+        results = self.search_embeddings(self.encode_queries(queries), top_k, **options)
         return results[0] if single else results
 
     def search_embeddings(
-        self,
-        text_embeds: torch.Tensor,
-        top_k: int = 10,
-        *,
-        num_candidates: int | None = None,
-        nprobe: int | None = None,
-        exhaustive: bool = False,
+        self, text_embeds: torch.Tensor, top_k: int = 10, **options: Unpack[RankOptions]
     ) -> list[list[dict[str, Any]]]:
         """[`search`] for text embeddings ``(Q, D)`` already computed (e.g. rows of a `LabelBank` made with the
         index's model)."""
-        ranked = self.rank(text_embeds, top_k, num_candidates=num_candidates, nprobe=nprobe, exhaustive=exhaustive)
+        ranked = self.rank(text_embeds, top_k, **options)
         return [[{**self.row(row), "score": score} for row, score in hits] for hits in ranked]
 
     def rank(
@@ -562,4 +565,4 @@ def _best(rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[tuple[int, f
     return [(int(rows[i]), float(scores[i])) for i in order]
 
 
-__all__ = ["CANDIDATES_PER_RESULT", "DEFAULT_CANDIDATES", "VideoIndex", "exact_scores"]
+__all__ = ["CANDIDATES_PER_RESULT", "DEFAULT_CANDIDATES", "RankOptions", "VideoIndex", "exact_scores"]

@@ -40,7 +40,7 @@ import torch
 from transformers.utils import logging
 
 from ..utils import prefetch
-from ..video_io import VideoDecodeError, iter_windows, video_name
+from ..video_io import VideoDecodeError, VideoWindows, iter_windows, video_name
 from .config import TimelineConfig
 from .result import Timeline
 from .segments import _segment_options, find_segments
@@ -110,17 +110,48 @@ def video_timeline(
     config = replace(config or TimelineConfig(), **options) if options else (config or TimelineConfig())
     classifier = _as_pipeline(classifier)
     started = time.perf_counter()
-    labels = classifier.prepare_labels(
+    labels = _prepare_labels(classifier, candidate_labels, config, label_descriptions, label_bank)
+    num_frames = config.num_frames or classifier.model.config.vision_config.num_frames
+    windows, short_side = _open_windows(video, config, classifier.video_processor, num_frames)
+    bar = _progress_bar(progress, len(windows), video_name(video))
+    scores, forward_seconds, truncated = _score_windows(classifier, windows, labels, config, bar)
+    info, spans = windows.info, windows.spans[: len(scores)]
+    warnings = _warnings(info, truncated)
+    return Timeline(
+        video=info.name,
+        duration=float(info.duration),
+        fps=info.fps,
+        window=float(config.window),
+        stride=config.effective_stride,
+        labels=list(labels.labels),
+        spans=spans.copy(),
+        scores=scores,
+        segments=find_segments(spans, scores, labels.labels, **_segment_options(config)),
+        config=config,
+        truncated=truncated,
+        warnings=warnings,
+        stats=_stats(classifier, labels, windows, len(scores), num_frames, short_side, started, forward_seconds),
+    )
+
+
+def _prepare_labels(classifier: Any, candidate_labels: Any, config: TimelineConfig, descriptions: Any, bank: Any):
+    """The labels encoded once, with the config's templates and multi-label options."""
+    return classifier.prepare_labels(
         candidate_labels,
         config.hypothesis_template,
         config.multi_label,
         config.multi_label_method,
         config.negative_template,
-        label_descriptions,
-        label_bank,
+        descriptions,
+        bank,
     )
-    processor = classifier.video_processor
-    num_frames = config.num_frames or classifier.model.config.vision_config.num_frames
+
+
+def _open_windows(
+    video: Any, config: TimelineConfig, processor: Any, num_frames: int
+) -> tuple[VideoWindows, int | None]:
+    """The `VideoWindows` of `config` over `video`, decoded as `processor` decodes (backend, threads), downscaled
+    while decoding to the short side the processor resizes to (with ``decode_resize``), and that short side."""
     short_side = processor.resize_short_side(num_crops=1) if config.decode_resize and processor.do_resize else None
     windows = iter_windows(
         video,
@@ -135,12 +166,18 @@ def video_timeline(
         backend=processor.decode_backend,
         num_threads=processor.decode_threads,
     )
-    info = windows.info
+    return windows, short_side
+
+
+def _score_windows(
+    classifier: Any, windows: VideoWindows, labels: Any, config: TimelineConfig, bar: Callable[[int | None], None]
+) -> tuple[np.ndarray, float, str | None]:
+    """``(scores (windows done, labels), seconds in the model, truncated)``: every window scored in batches; a video that breaks after its first scored window keeps the windows before it with ``broken_tail=
+    "keep"`` (`truncated` then says why), else the decoding error is raised."""
     scores = np.zeros((len(windows), len(labels.labels)), dtype=np.float32)
-    done, forward_seconds, truncated = 0, 0.0, info.truncated
-    bar = _progress_bar(progress, len(windows), video_name(video))
+    done, forward_seconds, truncated = 0, 0.0, windows.info.truncated
     try:
-        with _window_batches(windows, processor, config.batch_size, config.prefetch) as batches:
+        with _window_batches(windows, classifier.video_processor, config.batch_size, config.prefetch) as batches:
             for first, pixel_values in batches:
                 tick = time.perf_counter()
                 scores[first : first + len(pixel_values)] = classifier.score_clips(pixel_values, labels).cpu().numpy()
@@ -154,36 +191,34 @@ def video_timeline(
         logger.warning(f"{err}; keeping the {done} windows before it.")
     finally:
         bar(None)
-    spans = windows.spans[:done]
-    warnings = _warnings(info, truncated)
-    return Timeline(
-        video=info.name,
-        duration=float(info.duration),
-        fps=info.fps,
-        window=float(config.window),
-        stride=config.effective_stride,
-        labels=list(labels.labels),
-        spans=spans.copy(),
-        scores=scores[:done],
-        segments=find_segments(spans, scores[:done], labels.labels, **_segment_options(config)),
-        config=config,
-        truncated=truncated,
-        warnings=warnings,
-        stats={
-            "model": getattr(classifier.model, "name_or_path", None) or None,
-            "multi_label_method": labels.method,
-            "windows": done,
-            "frames_per_window": num_frames,
-            "frames_needed": int(len(np.unique(windows.indices[:done]))),
-            "frames_converted": windows.frames_converted,
-            "frames_decoded": windows.frames_decoded,
-            "frames_in_video": info.num_frames,
-            "decode_short_side": short_side,
-            "backend": windows.backend,
-            "seconds": round(time.perf_counter() - started, 4),
-            "forward_seconds": round(forward_seconds, 4),
-        },
-    )
+    return scores[:done], forward_seconds, truncated
+
+
+def _stats(
+    classifier: Any,
+    labels: Any,
+    windows: VideoWindows,
+    done: int,
+    num_frames: int,
+    short_side: int | None,
+    started: float,
+    forward_seconds: float,
+) -> dict[str, Any]:
+    """`Timeline.stats`: the model, the windows scored, what decoding them took, the time spent."""
+    return {
+        "model": getattr(classifier.model, "name_or_path", None) or None,
+        "multi_label_method": labels.method,
+        "windows": done,
+        "frames_per_window": num_frames,
+        "frames_needed": int(len(np.unique(windows.indices[:done]))),
+        "frames_converted": windows.frames_converted,
+        "frames_decoded": windows.frames_decoded,
+        "frames_in_video": windows.info.num_frames,
+        "decode_short_side": short_side,
+        "backend": windows.backend,
+        "seconds": round(time.perf_counter() - started, 4),
+        "forward_seconds": round(forward_seconds, 4),
+    }
 
 
 def _as_pipeline(classifier: Any):
