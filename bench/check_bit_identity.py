@@ -1,7 +1,7 @@
 """Outputs of every tool on the embedded default model, recorded to JSON and compared bit for bit with a stored file.
 
     python bench/check_bit_identity.py --record before.json                           # on the 'before' tree
-    python bench/check_bit_identity.py --compare bench/bit_identity/before_45ec941.json  # on this tree
+    python bench/check_bit_identity.py --compare bench/bit_identity/before_0a043d2.json  # on this tree
 
 What is recorded (one CPU thread, fixed seeds) on the generated clips of ``bench/bit_identity/videos`` (committed:
 x264 does not encode the same frames to the same bytes every time, so the clips are made once, by ``--videos DIR``
