@@ -173,3 +173,14 @@ def _download(url: str, timeout: float | None) -> bytes:
     if not data:
         raise ValueError(f"Cannot download video {url!r}: empty response.")
     return data
+
+
+# Names that left the video core, and where they live now (not imported from here: the code save_pretrained ships
+# cannot import the library's packages).
+_MOVED = {"write_video": "hf_xclip.data (from hf_xclip.data import write_video)"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        raise ImportError(f"hf_xclip.video_io.{name} moved to {_MOVED[name]}.")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -351,3 +351,12 @@ def test_auto_falls_back_to_decord_when_pyav_lacks_the_codec(videos, monkeypatch
     assert used == "decord" and [_decoded_index(f) for f in frames] == [7, 3]
     with pytest.raises(VideoDecodeError, match="no decoder"):
         read_frames(videos["gop"], [7], backend="pyav")
+
+
+def test_the_writer_left_the_video_core_and_says_where_it_went():
+    """`write_video` is not shipped with models any more: the old import names its new home."""
+    with pytest.raises(ImportError, match=r"hf_xclip\.data"):
+        from hf_xclip.video_io import write_video as _  # noqa: F401
+    import hf_xclip.video_io
+
+    assert not hasattr(hf_xclip.video_io, "no_such_name")
