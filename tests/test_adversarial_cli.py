@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from testing_utils import save_tiny_xclip, write_synthetic_videos
+from testing_utils import write_synthetic_videos
 
 from hf_xclip.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main, unknown_labels
 
@@ -18,11 +18,6 @@ from hf_xclip.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main, unknown_label
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("adversarial_cli")
-
-
-@pytest.fixture(scope="module")
-def model_dir(workdir) -> Path:
-    return save_tiny_xclip(workdir / "model")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from testing_utils import save_tiny_xclip, write_synthetic_videos
+from testing_utils import write_synthetic_videos
 
 from hf_xclip.cli import EXIT_USAGE, main
 
@@ -20,11 +20,6 @@ from hf_xclip.cli import EXIT_USAGE, main
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cli_errors")
-
-
-@pytest.fixture(scope="module")
-def model_dir(workdir) -> Path:
-    return save_tiny_xclip(workdir / "model")
 
 
 @pytest.fixture(scope="module")

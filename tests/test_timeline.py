@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from testing_utils import coded_frames, save_tiny_xclip, write_vfr
+from testing_utils import coded_frames, write_vfr
 from transformers import pipeline
 
 import hf_xclip
@@ -37,11 +37,6 @@ from hf_xclip.video_io import VideoDecodeError, VideoNotFoundError, iter_windows
 
 LABELS = ["playing guitar", "surfing", "eating spaghetti", "walking the dog"]
 FPS = 25
-
-
-@pytest.fixture(scope="module")
-def model_dir(workdir):
-    return save_tiny_xclip(workdir / "tiny-xclip")
 
 
 @pytest.fixture(scope="module")
