@@ -24,7 +24,7 @@ normalise), and this one (`XClipVideoProcessor`, transformers' API).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.utils import logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
-from .video_io import sample_frame_indices
+from .video_decoding import Backend
+from .video_io import VideoWindows, iter_windows, sample_frame_indices
 from .video_processing_config import (
     auto_map_left_in_files,
     check_options,
@@ -208,6 +209,12 @@ class XClipVideoProcessor(VideoProcessorMixin):
         return sample_frame_indices(
             total_frames, options["num_frames"], options["frame_sampling"], options["num_clips"], sampling_rng(options)
         )
+
+    def iter_windows(self, video: Any, **options: Any) -> VideoWindows:
+        """`hf_xclip.video_io.iter_windows` over ``video``, decoding as this processor decodes (its
+        ``decode_backend`` and ``decode_threads``); ``options`` are `iter_windows`' window options."""
+        backend = cast(Backend, self.decode_backend)  # checked when the processor was made
+        return iter_windows(video, backend=backend, num_threads=self.decode_threads, **options)
 
     def resize_short_side(self, num_crops: int | None = None) -> int | None:
         """Short side after resizing (``None`` when ``size`` gives an exact height and width)."""

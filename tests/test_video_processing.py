@@ -457,3 +457,26 @@ def test_metadata_is_transformers_video_metadata(timed_video):
 def test_time_options_are_checked(timed_video, kwargs, message):
     with pytest.raises(ValueError, match=message):
         XClipVideoProcessor(crop_size=32)(timed_video, **kwargs)
+
+
+def test_windows_decode_as_the_processor_decodes(color_video, monkeypatch):
+    """`XClipVideoProcessor.iter_windows` is `iter_windows` with the processor's backend and threads (the timeline
+    and the index read long videos through it)."""
+    from hf_xclip import video_windows
+
+    seen = {}
+    real = video_windows.iter_windows
+
+    def spy(video, **kwargs):
+        seen.update(kwargs)
+        return real(video, **kwargs)
+
+    monkeypatch.setattr("hf_xclip.video_processing_xclip.iter_windows", spy)
+    processor = XClipVideoProcessor(decode_backend="pyav", decode_threads=1)
+    with processor.iter_windows(str(color_video), window=0.2, stride=0.2, num_frames=2) as windows:
+        got = [window.frames for window in windows]
+    assert seen["backend"] == "pyav" and seen["num_threads"] == 1
+    with real(str(color_video), window=0.2, stride=0.2, num_frames=2, backend="pyav", num_threads=1) as windows:
+        expected = [window.frames for window in windows]
+    assert len(got) == len(expected) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))

@@ -53,7 +53,7 @@ import torch
 from transformers.utils import logging
 
 from ..utils import check_positive_int, prefetch
-from ..video_io import URL_PREFIXES, fetch_video, iter_windows, require_backend
+from ..video_io import URL_PREFIXES, fetch_video, require_backend
 from .faiss_index import FaissInfo, FaissKind, faiss_key, load_or_build_faiss
 from .format import (
     INDEX_FILE,
@@ -395,15 +395,13 @@ def video_rows(
         duration = out["video_metadata"][0].duration
         yield 0.0, float(duration) if duration is not None else float("nan"), out["pixel_values"]
         return
-    windows = iter_windows(
+    windows = video_processor.iter_windows(
         source,
         window=settings.window,
         stride=settings.stride,
         num_frames=frames,
         tail=settings.tail,
         short_side=video_processor.decode_short_side,
-        backend=video_processor.decode_backend,
-        num_threads=video_processor.decode_threads,
     )
     with windows:
         for window in windows:

@@ -40,7 +40,7 @@ import torch
 from transformers.utils import logging
 
 from ..utils import prefetch
-from ..video_io import VideoDecodeError, VideoWindows, iter_windows, video_name
+from ..video_io import VideoDecodeError, VideoWindows, video_name
 from .config import TimelineConfig
 from .result import Timeline
 from .segments import _segment_options, find_segments
@@ -153,7 +153,7 @@ def _open_windows(
     """The `VideoWindows` of `config` over `video`, decoded as `processor` decodes (backend, threads), downscaled
     while decoding to the short side the processor resizes to (with ``decode_resize``), and that short side."""
     short_side = processor.resize_short_side(num_crops=1) if config.decode_resize and processor.do_resize else None
-    windows = iter_windows(
+    windows = processor.iter_windows(
         video,
         window=config.window,
         stride=config.effective_stride,
@@ -163,8 +163,6 @@ def _open_windows(
         tail=config.tail,
         short_side=short_side,
         broken_tail=config.broken_tail,
-        backend=processor.decode_backend,
-        num_threads=processor.decode_threads,
     )
     return windows, short_side
 
