@@ -110,6 +110,23 @@ def test_lora_target_modules_select_each_part(tokenizer):
         lora_target_modules(vision=False, cross_frame=False)
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: CoOpConfig(num_context=0), "CoOpConfig.num_context must be at least 1, got 0."),
+        (lambda: CoOpConfig(num_classes=0), "CoOpConfig.num_classes must be at least 1, got 0."),
+        (lambda: CoOpConfig(init_std=0), "CoOpConfig.init_std must be positive, got 0."),
+        (lambda: VLPromptsConfig(vision_tokens=-1), "VLPromptsConfig.vision_tokens must be >= 0, got -1."),
+        (lambda: VLPromptsConfig(depth=0), "VLPromptsConfig.depth must be at least 1, got 0."),
+        (lambda: VLPromptsConfig(init_std=-1.0), "VLPromptsConfig.init_std must be positive, got -1.0."),
+    ],
+)
+def test_prompt_config_sizes_are_checked_by_name(make, message):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert str(err.value) == message
+
+
 def test_adapter_config_checks():
     with pytest.raises(ValueError, match="lora_type"):
         XClipAdapterConfig(lora_type="ia3")

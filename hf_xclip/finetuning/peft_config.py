@@ -167,14 +167,11 @@ class CoOpConfig:
     init_std: float = field(default=0.02, metadata={"help": "Std of the random initialisation."})
 
     def __post_init__(self) -> None:
-        if self.num_context is not None and self.num_context < 1:
-            raise ValueError(f"CoOpConfig.num_context must be at least 1, got {self.num_context}.")
+        _check_at_least(self, "num_context", 1)
         if self.init_text is not None and not self.init_text.strip():
             raise ValueError("CoOpConfig.init_text is empty; use None for a random initialisation.")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"CoOpConfig.num_classes must be at least 1, got {self.num_classes}.")
-        if self.init_std <= 0:
-            raise ValueError(f"CoOpConfig.init_std must be positive, got {self.init_std}.")
+        _check_at_least(self, "num_classes", 1)
+        _check_init_std(self)
 
 
 @dataclass
@@ -203,16 +200,25 @@ class VLPromptsConfig:
     init_std: float = field(default=0.02, metadata={"help": "Std of the random initialisation."})
 
     def __post_init__(self) -> None:
-        for name in ("vision_tokens", "text_tokens"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"VLPromptsConfig.{name} must be >= 0, got {value}.")
+        _check_at_least(self, "vision_tokens", 0)
+        _check_at_least(self, "text_tokens", 0)
         if self.text_tokens == 0:
             raise ValueError("VLPromptsConfig.text_tokens must be at least 1 (the deep text prompts replace them).")
-        if self.depth is not None and self.depth < 1:
-            raise ValueError(f"VLPromptsConfig.depth must be at least 1, got {self.depth}.")
-        if self.init_std <= 0:
-            raise ValueError(f"VLPromptsConfig.init_std must be positive, got {self.init_std}.")
+        _check_at_least(self, "depth", 1)
+        _check_init_std(self)
+
+
+def _check_at_least(config: Any, name: str, minimum: int) -> None:
+    """A prompt config's size field: None (the default rule) or at least `minimum`."""
+    value = getattr(config, name)
+    if value is not None and value < minimum:
+        bound = ">= 0" if minimum == 0 else f"at least {minimum}"
+        raise ValueError(f"{type(config).__name__}.{name} must be {bound}, got {value}.")
+
+
+def _check_init_std(config: Any) -> None:
+    if config.init_std <= 0:
+        raise ValueError(f"{type(config).__name__}.init_std must be positive, got {config.init_std}.")
 
 
 @dataclass
