@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._options import option_values
 from ._usage import UsageError
 
 
@@ -45,7 +46,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         UsageError: no ``--model`` and the package was installed without its default model.
     """
-    return {"model": model_or_default(args.model), **{name: getattr(args, name) for name in MODEL_OPTIONS}}
+    return {"model": model_or_default(args.model), **option_values(args, *MODEL_OPTIONS)}
 
 
 def load_pipeline(

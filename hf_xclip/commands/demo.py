@@ -143,8 +143,7 @@ def run_multi_label(classifier, args: argparse.Namespace, out_dir: Path, size: i
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.num_clips < 1:
-            raise cli.UsageError(f"--num-clips must be at least 1, got {args.num_clips}")
+        cli.check_at_least_one(args, "num_clips", show_value=True)
         if args.num_scenes < 0:
             raise cli.UsageError(f"--num-scenes must be >= 0, got {args.num_scenes}")
         if not 0.0 <= args.threshold <= 1.0:

@@ -106,10 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse bad numbers, ``--stride`` without ``--window``, a model that is not there and paths without videos."""
-    for name in ("batch_size", "shard_size", "num_frames"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise cli.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    cli.check_at_least_one(args, "batch_size", "shard_size", "num_frames", show_value=True)
     if args.workers < 0:
         raise cli.UsageError(f"--workers must be >= 0, got {args.workers}")
     if args.stride is not None and args.window is None:

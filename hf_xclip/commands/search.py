@@ -55,10 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if (args.query is None) == (args.video is None):
             raise cli.UsageError("give a TEXT to search for, or --video PATH (not both)")
-        for name in ("top_k", "candidates", "nprobe"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise cli.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        cli.check_at_least_one(args, "top_k", "candidates", "nprobe", show_value=True)
         if args.model is not None:
             cli.check_model_source(args.model)
         try:
