@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from transformers.utils import logging
 
+from .utils import check_positive_int
 from .video_decoding import (
     BACKENDS,
     Backend,
@@ -240,8 +241,7 @@ def _check_window_arguments(backend: str, num_frames: int) -> None:
         raise ValueError(f"Unknown video backend {backend!r}; expected one of {BACKENDS}.")
     if backend != "auto":
         require_backend(backend)  # at the call, not on the first window
-    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 1:
-        raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
+    check_positive_int(num_frames, "num_frames")
 
 
 def _plan_windows(

@@ -170,8 +170,9 @@ def _open_windows(
 def _score_windows(
     classifier: Any, windows: VideoWindows, labels: Any, config: TimelineConfig, bar: Callable[[int | None], None]
 ) -> tuple[np.ndarray, float, str | None]:
-    """``(scores (windows done, labels), seconds in the model, truncated)``: every window scored in batches; a video that breaks after its first scored window keeps the windows before it with ``broken_tail=
-    "keep"`` (`truncated` then says why), else the decoding error is raised."""
+    """``(scores (windows done, labels), seconds in the model, truncated)``: every window scored in batches; a
+    video that breaks after its first scored window keeps the windows before it with ``broken_tail="keep"``
+    (`truncated` then says why), else the decoding error is raised."""
     scores = np.zeros((len(windows), len(labels.labels)), dtype=np.float32)
     done, forward_seconds, truncated = 0, 0.0, windows.info.truncated
     try:
